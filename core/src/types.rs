@@ -1,0 +1,153 @@
+//! Validated domain types, checked once at the edge by their parsers.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+
+/// Longest user name accepted, in bytes.
+pub const MAX_USER_NAME: usize = 32;
+
+/// A user name: 1 to 32 ASCII letters, digits, `_`, `-` or `.`; case-sensitive.
+///
+/// Restricting names keeps them safe in every place they travel: the `;`-separated data files,
+/// space-separated commands, and the `presenter_file` names of received uploads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserName(String);
+
+/// Why a string is not a user name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserNameError {
+    /// The empty string.
+    #[error("a user name cannot be empty")]
+    Empty,
+    /// More than [`MAX_USER_NAME`] bytes.
+    #[error("a user name has at most {MAX_USER_NAME} characters")]
+    TooLong,
+    /// A character outside `A-Z a-z 0-9 _ - .`.
+    #[error("a user name may only contain letters, digits, '_', '-' and '.'")]
+    BadCharacter,
+}
+
+impl UserName {
+    /// Validate `s` as a user name.
+    pub fn new(s: &str) -> Result<Self, UserNameError> {
+        if s.is_empty() {
+            return Err(UserNameError::Empty);
+        }
+        if s.len() > MAX_USER_NAME {
+            return Err(UserNameError::TooLong);
+        }
+        if !s.bytes().all(is_name_byte) {
+            return Err(UserNameError::BadCharacter);
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether `b` may appear in a user name.
+pub fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+impl fmt::Display for UserName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for UserName {
+    type Err = UserNameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl AsRef<str> for UserName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The number of a post on the board: 1..=n, renumbered after a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageNumber(NonZeroU32);
+
+impl MessageNumber {
+    /// Message number `n`, or `None` for zero.
+    pub fn new(n: u32) -> Option<Self> {
+        NonZeroU32::new(n).map(Self)
+    }
+
+    /// The number as an integer (at least 1).
+    pub fn get(self) -> u32 {
+        self.0.get()
+    }
+
+    /// The zero-based index of this message on the board.
+    pub fn index(self) -> usize {
+        (self.0.get() - 1) as usize
+    }
+
+    /// The number of the message at zero-based `index`.
+    pub fn from_index(index: usize) -> Self {
+        let n = u32::try_from(index).unwrap_or(u32::MAX - 1).saturating_add(1);
+        Self(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+    }
+}
+
+impl fmt::Display for MessageNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a text cannot be a message: empty, or holding a control character.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Nothing to say.
+    #[error("the message is empty")]
+    Empty,
+    /// A control character (a message is one line of printable text).
+    #[error("the message contains a control character (U+{0:04X})")]
+    ControlCharacter(u32),
+}
+
+/// Check that `text` can be a message: non-empty, printable, one line.
+///
+/// Tabs are allowed; every other control character would corrupt a line-based file or terminal.
+pub fn check_text(text: &str) -> Result<(), TextError> {
+    if text.is_empty() {
+        return Err(TextError::Empty);
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(TextError::ControlCharacter(c as u32));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_are_validated() {
+        assert!(UserName::new("yoda").is_ok());
+        assert!(UserName::new("Obi-Wan.K_1").is_ok());
+        assert_eq!(UserName::new(""), Err(UserNameError::Empty));
+        assert_eq!(UserName::new("a b"), Err(UserNameError::BadCharacter));
+        assert_eq!(UserName::new("x;y"), Err(UserNameError::BadCharacter));
+        assert_eq!(UserName::new(&"a".repeat(33)), Err(UserNameError::TooLong));
+    }
+
+    #[test]
+    fn message_text_is_one_printable_line() {
+        assert!(check_text("do; or #do \"not\" ✓").is_ok());
+        assert_eq!(check_text(""), Err(TextError::Empty));
+        assert!(check_text("a\u{7}b").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! huddle on smol and async-io (see issue 4).

@@ -1,0 +1,1 @@
+//! huddle on threads and `std::net`.
