@@ -1,0 +1,200 @@
+//! Events the server pushes without being asked: `* KIND fields…`.
+//!
+//! A reply line always starts with a digit, an event line always with `* `, so a client can
+//! tell them apart on every line, even in the middle of its own request.
+
+use std::fmt;
+
+use nom::{
+    IResult, Parser,
+    branch::alt,
+    bytes::complete::{tag, take_while1},
+    character::complete::{char, digit1},
+    combinator::{all_consuming, map, map_res, rest, value},
+};
+
+use super::timestamp::civil_time;
+use crate::time::CivilTime;
+use crate::types::{MessageNumber, UserName, is_name_byte};
+
+/// A pushed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A post on the board: live, or caught up at login.
+    Post {
+        /// Its number.
+        number: MessageNumber,
+        /// Its timestamp.
+        at: CivilTime,
+        /// Who wrote it.
+        author: UserName,
+        /// Whether it was edited.
+        edited: bool,
+        /// The text.
+        text: String,
+    },
+    /// A post was edited; its timestamp is now `at`.
+    Edited {
+        /// Its number.
+        number: MessageNumber,
+        /// The new timestamp.
+        at: CivilTime,
+        /// Who wrote it.
+        author: UserName,
+        /// The new text.
+        text: String,
+    },
+    /// A post was deleted; later posts moved down by one.
+    Deleted {
+        /// The number it had.
+        number: MessageNumber,
+        /// Who wrote (and deleted) it.
+        author: UserName,
+    },
+    /// A private message: live, or stored while the recipient was away.
+    Private {
+        /// When it was sent.
+        at: CivilTime,
+        /// Who sent it.
+        from: UserName,
+        /// The text.
+        text: String,
+    },
+    /// At login, `hidden` older posts since the last logout were not shown.
+    Backlog {
+        /// How many were left out.
+        hidden: u32,
+        /// The last logout, to use with `RDM`.
+        since: CivilTime,
+    },
+    /// A user logged in.
+    Online {
+        /// Who.
+        user: UserName,
+    },
+    /// A user logged out or lost the connection.
+    Offline {
+        /// Who.
+        user: UserName,
+    },
+    /// Anything else the server wants its users to know (shutdown, say).
+    Notice {
+        /// The text.
+        text: String,
+    },
+}
+
+impl fmt::Display for Event {
+    /// The wire form without the line ending.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Post { number, at, author, edited, text } => {
+                let e = if *edited { "yes" } else { "no" };
+                write!(f, "* POST {number} {at} {author} {e} {text}")
+            }
+            Event::Edited { number, at, author, text } => write!(f, "* EDIT {number} {at} {author} {text}"),
+            Event::Deleted { number, author } => write!(f, "* DELETE {number} {author}"),
+            Event::Private { at, from, text } => write!(f, "* PVT {at} {from} {text}"),
+            Event::Backlog { hidden, since } => write!(f, "* BACKLOG {hidden} {since}"),
+            Event::Online { user } => write!(f, "* ONLINE {user}"),
+            Event::Offline { user } => write!(f, "* OFFLINE {user}"),
+            Event::Notice { text } => write!(f, "* NOTICE {text}"),
+        }
+    }
+}
+
+impl Event {
+    /// The wire form with its line ending.
+    pub fn render(&self) -> String {
+        let mut s = self.to_string().replace(['\n', '\r'], " ");
+        s.push('\n');
+        s
+    }
+}
+
+fn user(i: &str) -> IResult<&str, UserName> {
+    map_res(take_while1(|c: char| c.is_ascii() && is_name_byte(c as u8)), UserName::new).parse(i)
+}
+
+fn number(i: &str) -> IResult<&str, MessageNumber> {
+    map_res(digit1, |d: &str| d.parse::<u32>().ok().and_then(MessageNumber::new).ok_or("bad number")).parse(i)
+}
+
+fn text(i: &str) -> IResult<&str, String> {
+    map(rest, str::to_owned).parse(i)
+}
+
+fn event(i: &str) -> IResult<&str, Event> {
+    let post = map(
+        (
+            tag("POST "),
+            number,
+            char(' '),
+            civil_time,
+            char(' '),
+            user,
+            char(' '),
+            alt((value(true, tag("yes")), value(false, tag("no")))),
+            char(' '),
+            text,
+        ),
+        |(_, number, _, at, _, author, _, edited, _, text)| Event::Post { number, at, author, edited, text },
+    );
+    let edited = map(
+        (tag("EDIT "), number, char(' '), civil_time, char(' '), user, char(' '), text),
+        |(_, number, _, at, _, author, _, text)| Event::Edited { number, at, author, text },
+    );
+    let deleted = map((tag("DELETE "), number, char(' '), user), |(_, number, _, author)| Event::Deleted {
+        number,
+        author,
+    });
+    let private = map(
+        (tag("PVT "), civil_time, char(' '), user, char(' '), text),
+        |(_, at, _, from, _, text)| Event::Private { at, from, text },
+    );
+    let backlog = map(
+        (tag("BACKLOG "), map_res(digit1, |d: &str| d.parse::<u32>()), char(' '), civil_time),
+        |(_, hidden, _, since)| Event::Backlog { hidden, since },
+    );
+    let online = map((tag("ONLINE "), user), |(_, user)| Event::Online { user });
+    let offline = map((tag("OFFLINE "), user), |(_, user)| Event::Offline { user });
+    let notice = map((tag("NOTICE "), text), |(_, text)| Event::Notice { text });
+    let (i, _) = tag("* ").parse(i)?;
+    all_consuming(alt((post, edited, deleted, private, backlog, online, offline, notice))).parse(i)
+}
+
+/// Whether a line is an event line (starts with `* `).
+pub fn is_event_line(line: &str) -> bool {
+    line.starts_with("* ")
+}
+
+/// Parse one framed line as an event.
+pub fn parse_event(line: &str) -> Option<Event> {
+    event(line).ok().map(|(_, e)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::timestamp::parse_civil_time;
+
+    #[test]
+    fn a_post_round_trips_with_semicolons_and_unicode() {
+        let e = Event::Post {
+            number: MessageNumber::new(3).unwrap(),
+            at: parse_civil_time("21 Nov 2026 22:30:01").unwrap(),
+            author: UserName::new("yoda").unwrap(),
+            edited: false,
+            text: "do; or do not ✓ #1".into(),
+        };
+        assert_eq!(e.render(), "* POST 3 21 Nov 2026 22:30:01 yoda no do; or do not ✓ #1\n");
+        assert_eq!(parse_event(e.to_string().as_str()), Some(e));
+    }
+
+    #[test]
+    fn junk_is_not_an_event() {
+        assert_eq!(parse_event("* POST x"), None);
+        assert_eq!(parse_event("250 ok"), None);
+        assert_eq!(parse_event("* DELETE 3 yoda extra"), None);
+    }
+}

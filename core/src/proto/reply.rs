@@ -1,0 +1,246 @@
+//! Replies: a three-digit code and one or more lines of human-readable text.
+//!
+//! A one-line reply is `NNN text`. A multi-line reply is any number of `NNN-text` lines followed
+//! by one `NNN text` line, all with the same code, as in SMTP and FTP. The first digit says how
+//! it went: 2 done, 3 the server wants more input (login dialogue), 4 refused for now (try
+//! again later), 5 refused (fix the request).
+
+use std::fmt;
+
+use nom::{
+    IResult, Parser,
+    bytes::complete::take_while_m_n,
+    character::complete::one_of,
+    combinator::{all_consuming, map_res, rest},
+};
+
+/// A reply code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Code(u16);
+
+impl Code {
+    /// Logged in; the text is the welcome and the list of commands.
+    pub const LOGGED_IN: Code = Code(230);
+    /// Logged out; the server closes the connection.
+    pub const BYE: Code = Code(221);
+    /// Help text.
+    pub const HELP: Code = Code(214);
+    /// The command was carried out.
+    pub const OK: Code = Code(250);
+    /// Upload approved: where to send and the transfer's id and secret (issue 3).
+    pub const UPLOAD_APPROVED: Code = Code(227);
+    /// Send your user name.
+    pub const ASK_USER: Code = Code(331);
+    /// Send your password.
+    pub const ASK_PASSWORD: Code = Code(332);
+    /// New user: send the password to create the account with.
+    pub const ASK_NEW_PASSWORD: Code = Code(333);
+    /// The server is closing the connection (locked out, shutting down, protocol abuse).
+    pub const CLOSING: Code = Code(421);
+    /// That user name cannot log in now; send another user name.
+    pub const USER_REFUSED: Code = Code(431);
+    /// Wrong password; send the password again.
+    pub const WRONG_PASSWORD: Code = Code(432);
+    /// That password cannot be used for a new account; send another.
+    pub const NEW_PASSWORD_REFUSED: Code = Code(433);
+    /// Unknown command.
+    pub const UNKNOWN_COMMAND: Code = Code(500);
+    /// Malformed arguments; the text shows the usage.
+    pub const BAD_ARGUMENTS: Code = Code(501);
+    /// The command exists but is not available in this build.
+    pub const NOT_AVAILABLE: Code = Code(502);
+    /// Line too long or not UTF-8.
+    pub const BAD_LINE: Code = Code(503);
+    /// No such message or user.
+    pub const NOT_FOUND: Code = Code(550);
+    /// The timestamp given is not the message's current one (it changed, or is wrong).
+    pub const CONFLICT: Code = Code(551);
+    /// Not allowed: someone else's message, a user who blocked you, yourself.
+    pub const NOT_PERMITTED: Code = Code(553);
+    /// The recipient is not online.
+    pub const OFFLINE: Code = Code(554);
+
+    /// A code from its number, if it has three digits with a first digit 1..=5.
+    pub fn new(n: u16) -> Option<Code> {
+        (100..600).contains(&n).then_some(Code(n))
+    }
+
+    /// The number.
+    pub fn get(self) -> u16 {
+        self.0
+    }
+
+    /// 2xx: success.
+    pub fn is_success(self) -> bool {
+        self.0 / 100 == 2
+    }
+
+    /// 4xx or 5xx: the request was refused.
+    pub fn is_error(self) -> bool {
+        self.0 >= 400
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:03}", self.0)
+    }
+}
+
+/// A whole reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// What happened.
+    pub code: Code,
+    /// The text, one entry a line; at least one line (possibly empty). Lines hold no `\n`.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// A one-line reply.
+    pub fn new(code: Code, text: impl Into<String>) -> Self {
+        Self { code, lines: vec![text.into()] }
+    }
+
+    /// A multi-line reply; an empty list becomes one empty line.
+    pub fn lines(code: Code, lines: Vec<String>) -> Self {
+        let lines = if lines.is_empty() { vec![String::new()] } else { lines };
+        Self { code, lines }
+    }
+
+    /// The wire form, every line ending in `\n`.
+    ///
+    /// Any `\r` or `\n` inside a line is replaced by a space, so a reply can never forge the
+    /// end of another.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let last = self.lines.len().saturating_sub(1);
+        for (i, line) in self.lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            out.push_str(&format!("{}{}", self.code, sep));
+            out.extend(line.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The text joined with newlines, as a person reads it.
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// One line of a reply, as parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyLine<'a> {
+    /// The code.
+    pub code: Code,
+    /// Whether this is the last line of its reply (`NNN ` rather than `NNN-`).
+    pub last: bool,
+    /// The text after the separator.
+    pub text: &'a str,
+}
+
+fn code(i: &str) -> IResult<&str, Code> {
+    map_res(take_while_m_n(3, 3, |c: char| c.is_ascii_digit()), |d: &str| {
+        d.parse::<u16>()
+            .ok()
+            .and_then(Code::new)
+            .ok_or("not a reply code")
+    })
+    .parse(i)
+}
+
+/// Parse one framed line as a reply line.
+pub fn parse_reply_line(line: &str) -> Option<ReplyLine<'_>> {
+    let parsed: IResult<&str, (Code, char, &str)> = all_consuming((code, one_of(" -"), rest)).parse(line);
+    let (_, (code, sep, text)) = parsed.ok()?;
+    Some(ReplyLine { code, last: sep == ' ', text })
+}
+
+/// Why a reply could not be assembled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The line is neither a reply line nor an event.
+    #[error("the server sent a line that is not a reply: {0:?}")]
+    NotAReply(String),
+    /// A continuation line changed code midway.
+    #[error("the server changed reply code in the middle of a reply ({0} then {1})")]
+    MixedCodes(Code, Code),
+}
+
+/// Collects `NNN-` lines until the `NNN ` line completes a [`Reply`].
+#[derive(Debug, Default)]
+pub struct ReplyAssembler {
+    pending: Option<Reply>,
+}
+
+impl ReplyAssembler {
+    /// An assembler with nothing pending.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed one reply line; returns the reply it completes, if any.
+    pub fn push(&mut self, line: &str) -> Result<Option<Reply>, ReplyError> {
+        let parsed = parse_reply_line(line).ok_or_else(|| ReplyError::NotAReply(line.chars().take(200).collect()))?;
+        let reply = match self.pending.take() {
+            Some(mut r) => {
+                if r.code != parsed.code {
+                    return Err(ReplyError::MixedCodes(r.code, parsed.code));
+                }
+                r.lines.push(parsed.text.to_owned());
+                r
+            }
+            None => Reply { code: parsed.code, lines: vec![parsed.text.to_owned()] },
+        };
+        if parsed.last {
+            Ok(Some(reply))
+        } else {
+            self.pending = Some(reply);
+            Ok(None)
+        }
+    }
+
+    /// Whether a multi-line reply is half received.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_single_and_multi_line_replies() {
+        assert_eq!(Reply::new(Code::OK, "done").render(), "250 done\n");
+        let r = Reply::lines(Code::OK, vec!["a".into(), "b".into(), "c".into()]);
+        assert_eq!(r.render(), "250-a\n250-b\n250 c\n");
+    }
+
+    #[test]
+    fn assembles_a_multi_line_reply() {
+        let mut a = ReplyAssembler::new();
+        assert_eq!(a.push("250-first").unwrap(), None);
+        assert!(a.is_pending());
+        let r = a.push("250 second").unwrap().unwrap();
+        assert_eq!(r.lines, vec!["first", "second"]);
+        assert!(!a.is_pending());
+    }
+
+    #[test]
+    fn newlines_inside_text_cannot_forge_lines() {
+        let r = Reply::new(Code::OK, "x\n221 bye");
+        assert_eq!(r.render(), "250 x 221 bye\n");
+    }
+
+    #[test]
+    fn rejects_non_replies_and_mixed_codes() {
+        let mut a = ReplyAssembler::new();
+        assert!(a.push("hello").is_err());
+        assert!(a.push("099 x").is_err());
+        a.push("250-a").unwrap();
+        assert!(matches!(a.push("550 b"), Err(ReplyError::MixedCodes(..))));
+    }
+}

@@ -1,0 +1,474 @@
+//! Commands a logged-in user sends: parsing, rendering, usage.
+
+use std::fmt;
+
+use nom::{
+    IResult, Parser,
+    bytes::complete::take_while1,
+    character::complete::{char, digit1},
+    combinator::{all_consuming, map_res, rest},
+};
+
+use super::timestamp::{civil_time, hash_number};
+use crate::time::CivilTime;
+use crate::types::{MessageNumber, TextError, UserName, check_text, is_name_byte};
+
+/// The verbs of the protocol, for usage messages and help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// Post to everyone.
+    Msg,
+    /// Private message.
+    Pvt,
+    /// Delete own post.
+    Dlt,
+    /// Edit own post.
+    Edt,
+    /// Read posts since a time.
+    Rdm,
+    /// Active users.
+    Atu,
+    /// Recently logged-in users.
+    Rcu,
+    /// Block a user.
+    Blk,
+    /// Unblock a user.
+    Unb,
+    /// Upload a video file over UDP.
+    Upd,
+    /// Log out.
+    Out,
+    /// List commands.
+    Help,
+}
+
+impl Command {
+    /// Every command, in the order help lists them.
+    pub const ALL: [Command; 12] = [
+        Command::Msg,
+        Command::Pvt,
+        Command::Dlt,
+        Command::Edt,
+        Command::Rdm,
+        Command::Atu,
+        Command::Rcu,
+        Command::Blk,
+        Command::Unb,
+        Command::Upd,
+        Command::Out,
+        Command::Help,
+    ];
+
+    /// The command word as users type it (any case is accepted).
+    pub fn word(self) -> &'static str {
+        match self {
+            Command::Msg => "MSG",
+            Command::Pvt => "PVT",
+            Command::Dlt => "DLT",
+            Command::Edt => "EDT",
+            Command::Rdm => "RDM",
+            Command::Atu => "ATU",
+            Command::Rcu => "RCU",
+            Command::Blk => "BLK",
+            Command::Unb => "UNB",
+            Command::Upd => "UPD",
+            Command::Out => "OUT",
+            Command::Help => "HELP",
+        }
+    }
+
+    /// How to call it, shown with every argument error.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Command::Msg => "MSG message",
+            Command::Pvt => "PVT user message",
+            Command::Dlt => "DLT n timestamp   (e.g. DLT 3 21 Nov 2026 22:30:01)",
+            Command::Edt => "EDT n timestamp message   (e.g. EDT 3 21 Nov 2026 22:30:01 new text)",
+            Command::Rdm => "RDM timestamp   (e.g. RDM 21 Nov 2026 22:30:01)",
+            Command::Atu => "ATU",
+            Command::Rcu => "RCU [minutes]",
+            Command::Blk => "BLK user",
+            Command::Unb => "UNB user",
+            Command::Upd => "UPD user file",
+            Command::Out => "OUT",
+            Command::Help => "HELP",
+        }
+    }
+
+    /// One line on what it does, for help.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Command::Msg => "post a message to everyone",
+            Command::Pvt => "send a private message to one user",
+            Command::Dlt => "delete your message n (timestamp as shown when posted)",
+            Command::Edt => "edit your message n (timestamp as shown when posted)",
+            Command::Rdm => "read every post made after the timestamp",
+            Command::Atu => "list the other active users",
+            Command::Rcu => "list users who logged in within the last minutes (default 60)",
+            Command::Blk => "block a user: you stop seeing them and they cannot reach you",
+            Command::Unb => "unblock a user",
+            Command::Upd => "upload a video file to a user over UDP",
+            Command::Out => "log out",
+            Command::Help => "show this list",
+        }
+    }
+
+    /// The command named by `word`, in any case.
+    pub fn from_word(word: &str) -> Option<Command> {
+        Command::ALL
+            .into_iter()
+            .find(|c| c.word().eq_ignore_ascii_case(word))
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// A command with validated arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `MSG message`
+    Msg {
+        /// The post, one printable line.
+        text: String,
+    },
+    /// `PVT user message`
+    Pvt {
+        /// Recipient.
+        to: UserName,
+        /// The message.
+        text: String,
+    },
+    /// `DLT n timestamp`
+    Dlt {
+        /// Which post.
+        number: MessageNumber,
+        /// The post's current timestamp, as its version.
+        at: CivilTime,
+    },
+    /// `EDT n timestamp message`
+    Edt {
+        /// Which post.
+        number: MessageNumber,
+        /// The post's current timestamp, as its version.
+        at: CivilTime,
+        /// The new text.
+        text: String,
+    },
+    /// `RDM timestamp`
+    Rdm {
+        /// Read posts strictly later than this.
+        since: CivilTime,
+    },
+    /// `ATU`
+    Atu,
+    /// `RCU [minutes]`
+    Rcu {
+        /// Window in minutes; `None` means the default (60).
+        minutes: Option<u32>,
+    },
+    /// `BLK user`
+    Blk {
+        /// Whom to block.
+        user: UserName,
+    },
+    /// `UNB user`
+    Unb {
+        /// Whom to unblock.
+        user: UserName,
+    },
+    /// `UPD user file`
+    Upd {
+        /// The audience.
+        to: UserName,
+        /// The file name (the client sends only the base name).
+        file: String,
+    },
+    /// `OUT`
+    Out,
+    /// `HELP`
+    Help,
+}
+
+/// Largest `RCU` window: ten years of minutes.
+pub const MAX_RCU_MINUTES: u32 = 10 * 366 * 24 * 60;
+
+/// Why a line is not a valid command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// An empty line.
+    #[error("empty command; type HELP for the list of commands")]
+    Empty,
+    /// The bytes are not UTF-8.
+    #[error("the line is not valid UTF-8 text")]
+    NotUtf8,
+    /// The first word names no command.
+    #[error("unknown command {0:?}; commands are MSG, PVT, DLT, EDT, RDM, ATU, RCU, BLK, UNB, UPD, OUT, HELP")]
+    UnknownCommand(String),
+    /// The arguments do not fit the command.
+    #[error("{reason}. Usage: {}", command.usage())]
+    BadArguments {
+        /// The command that was recognised.
+        command: Command,
+        /// What is wrong with its arguments.
+        reason: String,
+    },
+}
+
+impl RequestError {
+    fn args(command: Command, reason: impl Into<String>) -> Self {
+        RequestError::BadArguments { command, reason: reason.into() }
+    }
+}
+
+fn user_name(i: &str) -> IResult<&str, &str> {
+    take_while1(|c: char| c.is_ascii() && is_name_byte(c as u8)).parse(i)
+}
+
+fn parse_user(command: Command, s: &str) -> Result<UserName, RequestError> {
+    if s.is_empty() {
+        return Err(RequestError::args(command, "missing user name"));
+    }
+    UserName::new(s).map_err(|e| RequestError::args(command, format!("invalid user name {s:?}: {e}")))
+}
+
+fn parse_text(command: Command, s: &str) -> Result<String, RequestError> {
+    check_text(s).map_err(|e| match e {
+        TextError::Empty => RequestError::args(command, "missing message"),
+        other => RequestError::args(command, other.to_string()),
+    })?;
+    Ok(s.to_owned())
+}
+
+/// Split `args` at its first space: (first word, rest after the space).
+fn split_word(args: &str) -> (&str, Option<&str>) {
+    match args.split_once(' ') {
+        Some((w, rest)) => (w, Some(rest)),
+        None => (args, None),
+    }
+}
+
+fn number_and_time(command: Command, args: &str) -> Result<(MessageNumber, CivilTime, &str), RequestError> {
+    let parsed: IResult<&str, (u32, char, CivilTime)> =
+        (hash_number, char(' '), civil_time).parse(args);
+    let (rest, (n, _, at)) = parsed.map_err(|_| {
+        let (first, more) = split_word(args);
+        if first.is_empty() {
+            RequestError::args(command, "missing message number")
+        } else if hash_number(first).map(|(r, _)| r.is_empty()).unwrap_or(false) {
+            if more.is_none() {
+                RequestError::args(command, "missing timestamp")
+            } else {
+                RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)")
+            }
+        } else {
+            RequestError::args(command, format!("{first:?} is not a message number"))
+        }
+    })?;
+    let number = MessageNumber::new(n)
+        .ok_or_else(|| RequestError::args(command, "message numbers start at 1"))?;
+    Ok((number, at, rest))
+}
+
+fn no_args(command: Command, args: Option<&str>) -> Result<(), RequestError> {
+    match args {
+        None => Ok(()),
+        Some(a) if a.trim().is_empty() => Ok(()),
+        Some(a) => Err(RequestError::args(command, format!("unexpected argument {a:?}"))),
+    }
+}
+
+/// Parse one framed line as a command.
+pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
+    let line = std::str::from_utf8(line).map_err(|_| RequestError::NotUtf8)?;
+    parse_request_str(line)
+}
+
+/// Parse one line of text as a command.
+pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
+    if line.trim().is_empty() {
+        return Err(RequestError::Empty);
+    }
+    let (word, args) = split_word(line);
+    let command = Command::from_word(word)
+        .ok_or_else(|| RequestError::UnknownCommand(word.chars().take(40).collect()))?;
+    match command {
+        Command::Msg => Ok(Request::Msg { text: parse_text(command, args.unwrap_or(""))? }),
+        Command::Pvt => {
+            let (user, text) = split_word(args.unwrap_or(""));
+            let to = parse_user(command, user)?;
+            let text = parse_text(command, text.unwrap_or(""))?;
+            Ok(Request::Pvt { to, text })
+        }
+        Command::Dlt => {
+            let (number, at, rest) = number_and_time(command, args.unwrap_or(""))?;
+            if !rest.is_empty() {
+                return Err(RequestError::args(command, format!("unexpected text after the timestamp: {rest:?}")));
+            }
+            Ok(Request::Dlt { number, at })
+        }
+        Command::Edt => {
+            let (number, at, rest) = number_and_time(command, args.unwrap_or(""))?;
+            let text = match rest.strip_prefix(' ') {
+                Some(t) => parse_text(command, t)?,
+                None if rest.is_empty() => return Err(RequestError::args(command, "missing new message")),
+                None => return Err(RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)")),
+            };
+            Ok(Request::Edt { number, at, text })
+        }
+        Command::Rdm => {
+            let a = args.unwrap_or("");
+            if a.is_empty() {
+                return Err(RequestError::args(command, "missing timestamp"));
+            }
+            let since = all_consuming(civil_time)
+                .parse(a)
+                .map(|(_, t)| t)
+                .map_err(|_| RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)"))?;
+            Ok(Request::Rdm { since })
+        }
+        Command::Atu => no_args(command, args).map(|_| Request::Atu),
+        Command::Out => no_args(command, args).map(|_| Request::Out),
+        Command::Help => no_args(command, args).map(|_| Request::Help),
+        Command::Rcu => match args {
+            None => Ok(Request::Rcu { minutes: None }),
+            Some(a) => {
+                let parsed: IResult<&str, u32> =
+                    all_consuming(map_res(digit1, |d: &str| d.parse::<u32>())).parse(a);
+                match parsed {
+                    Ok((_, m)) if (1..=MAX_RCU_MINUTES).contains(&m) => Ok(Request::Rcu { minutes: Some(m) }),
+                    Ok(_) => Err(RequestError::args(command, format!("minutes must be between 1 and {MAX_RCU_MINUTES}"))),
+                    Err(_) => Err(RequestError::args(command, format!("{a:?} is not a number of minutes"))),
+                }
+            }
+        },
+        Command::Blk | Command::Unb => {
+            let a = args.unwrap_or("");
+            let parsed: IResult<&str, &str> = all_consuming(user_name).parse(a);
+            let user = match parsed {
+                Ok((_, u)) => parse_user(command, u)?,
+                Err(_) if a.is_empty() => return Err(RequestError::args(command, "missing user name")),
+                Err(_) => return Err(RequestError::args(command, format!("invalid user name {a:?}"))),
+            };
+            Ok(if command == Command::Blk { Request::Blk { user } } else { Request::Unb { user } })
+        }
+        Command::Upd => {
+            let (user, file) = split_word(args.unwrap_or(""));
+            let to = parse_user(command, user)?;
+            let file = rest::<&str, nom::error::Error<&str>>
+                .parse(file.unwrap_or(""))
+                .map(|(_, f)| f.to_owned())
+                .unwrap_or_default();
+            if file.is_empty() {
+                return Err(RequestError::args(command, "missing file name"));
+            }
+            if file.chars().any(char::is_control) {
+                return Err(RequestError::args(command, "the file name contains a control character"));
+            }
+            Ok(Request::Upd { to, file })
+        }
+    }
+}
+
+impl fmt::Display for Request {
+    /// The canonical line for this request (no line ending).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Msg { text } => write!(f, "MSG {text}"),
+            Request::Pvt { to, text } => write!(f, "PVT {to} {text}"),
+            Request::Dlt { number, at } => write!(f, "DLT {number} {at}"),
+            Request::Edt { number, at, text } => write!(f, "EDT {number} {at} {text}"),
+            Request::Rdm { since } => write!(f, "RDM {since}"),
+            Request::Atu => f.write_str("ATU"),
+            Request::Rcu { minutes: None } => f.write_str("RCU"),
+            Request::Rcu { minutes: Some(m) } => write!(f, "RCU {m}"),
+            Request::Blk { user } => write!(f, "BLK {user}"),
+            Request::Unb { user } => write!(f, "UNB {user}"),
+            Request::Upd { to, file } => write!(f, "UPD {to} {file}"),
+            Request::Out => f.write_str("OUT"),
+            Request::Help => f.write_str("HELP"),
+        }
+    }
+}
+
+impl Request {
+    /// The verb of this request.
+    pub fn command(&self) -> Command {
+        match self {
+            Request::Msg { .. } => Command::Msg,
+            Request::Pvt { .. } => Command::Pvt,
+            Request::Dlt { .. } => Command::Dlt,
+            Request::Edt { .. } => Command::Edt,
+            Request::Rdm { .. } => Command::Rdm,
+            Request::Atu => Command::Atu,
+            Request::Rcu { .. } => Command::Rcu,
+            Request::Blk { .. } => Command::Blk,
+            Request::Unb { .. } => Command::Unb,
+            Request::Upd { .. } => Command::Upd,
+            Request::Out => Command::Out,
+            Request::Help => Command::Help,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Request, RequestError> {
+        parse_request_str(s)
+    }
+
+    #[test]
+    fn commands_are_case_insensitive() {
+        assert_eq!(p("msg hi").unwrap(), Request::Msg { text: "hi".into() });
+        assert_eq!(p("Atu").unwrap(), Request::Atu);
+    }
+
+    #[test]
+    fn a_message_is_the_rest_of_the_line_verbatim() {
+        let r = p("MSG  two  spaces; #3 \"q\" ✓").unwrap();
+        assert_eq!(r, Request::Msg { text: " two  spaces; #3 \"q\" ✓".into() });
+    }
+
+    #[test]
+    fn dlt_and_edt_accept_a_hash_before_the_number() {
+        let a = p("DLT #3 21 Nov 2026 22:30:01").unwrap();
+        let b = p("DLT 3 21 Nov 2026 22:30:01").unwrap();
+        assert_eq!(a, b);
+        let e = p("EDT #2 1 Nov 2026 22:30:01 new words").unwrap();
+        assert!(matches!(e, Request::Edt { ref text, .. } if text == "new words"));
+    }
+
+    #[test]
+    fn errors_show_usage() {
+        let e = p("PVT bob").unwrap_err();
+        assert_eq!(e.to_string(), "missing message. Usage: PVT user message");
+        let e = p("DLT x 21 Nov 2026 22:30:01").unwrap_err();
+        assert!(e.to_string().contains("\"x\" is not a message number"), "{e}");
+        let e = p("RDM yesterday").unwrap_err();
+        assert!(e.to_string().contains("malformed timestamp"), "{e}");
+        assert!(matches!(p("FOO bar"), Err(RequestError::UnknownCommand(w)) if w == "FOO"));
+        assert!(matches!(p("ATU now"), Err(RequestError::BadArguments { .. })));
+        assert!(matches!(p("MSG"), Err(RequestError::BadArguments { .. })));
+        assert!(matches!(p("RCU 0"), Err(RequestError::BadArguments { .. })));
+        assert!(matches!(p("RCU ten"), Err(RequestError::BadArguments { .. })));
+        assert!(matches!(p("DLT 0 21 Nov 2026 22:30:01"), Err(RequestError::BadArguments { .. })));
+        assert_eq!(p(""), Err(RequestError::Empty));
+        assert_eq!(parse_request(b"MSG \xff"), Err(RequestError::NotUtf8));
+    }
+
+    #[test]
+    fn rcu_minutes_are_optional() {
+        assert_eq!(p("RCU").unwrap(), Request::Rcu { minutes: None });
+        assert_eq!(p("rcu 5").unwrap(), Request::Rcu { minutes: Some(5) });
+    }
+
+    #[test]
+    fn rendering_is_canonical() {
+        assert_eq!(p("dlt #3 1 nov 2026 22:30:01").unwrap().to_string(), "DLT 3 01 Nov 2026 22:30:01");
+    }
+}
