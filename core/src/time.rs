@@ -157,7 +157,8 @@ impl Zone {
         let month = Month::try_from(c.month).map_err(|_| TimeError::NoSuchTime(c))?;
         let date =
             Date::from_calendar_date(c.year, month, c.day).map_err(|_| TimeError::NoSuchTime(c))?;
-        let time = Time::from_hms(c.hour, c.minute, c.second).map_err(|_| TimeError::NoSuchTime(c))?;
+        let time =
+            Time::from_hms(c.hour, c.minute, c.second).map_err(|_| TimeError::NoSuchTime(c))?;
         let odt = PrimitiveDateTime::new(date, time).assume_offset(self.0);
         Ok(Timestamp(odt.unix_timestamp()))
     }
@@ -200,7 +201,14 @@ mod tests {
     fn renders_day_zero_padded_with_english_month() {
         let z = Zone::UTC;
         let ts = z
-            .timestamp_of(CivilTime { day: 1, month: 12, year: 2026, hour: 9, minute: 5, second: 1 })
+            .timestamp_of(CivilTime {
+                day: 1,
+                month: 12,
+                year: 2026,
+                hour: 9,
+                minute: 5,
+                second: 1,
+            })
             .unwrap();
         assert_eq!(z.render(ts), "01 Dec 2026 09:05:01");
     }
@@ -208,16 +216,33 @@ mod tests {
     #[test]
     fn offset_shifts_rendering_not_instant() {
         let ts = Timestamp::from_unix_secs(0);
-        assert_eq!(Zone::from_offset_seconds(3600).render(ts), "01 Jan 1970 01:00:00");
+        assert_eq!(
+            Zone::from_offset_seconds(3600).render(ts),
+            "01 Jan 1970 01:00:00"
+        );
         let back = Zone::from_offset_seconds(3600)
-            .timestamp_of(CivilTime { day: 1, month: 1, year: 1970, hour: 1, minute: 0, second: 0 })
+            .timestamp_of(CivilTime {
+                day: 1,
+                month: 1,
+                year: 1970,
+                hour: 1,
+                minute: 0,
+                second: 0,
+            })
             .unwrap();
         assert_eq!(back, ts);
     }
 
     #[test]
     fn rejects_impossible_dates() {
-        let bad = CivilTime { day: 30, month: 2, year: 2026, hour: 0, minute: 0, second: 0 };
+        let bad = CivilTime {
+            day: 30,
+            month: 2,
+            year: 2026,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
         assert!(Zone::UTC.timestamp_of(bad).is_err());
     }
 

@@ -95,7 +95,9 @@ impl MessageNumber {
 
     /// The number of the message at zero-based `index`.
     pub fn from_index(index: usize) -> Self {
-        let n = u32::try_from(index).unwrap_or(u32::MAX - 1).saturating_add(1);
+        let n = u32::try_from(index)
+            .unwrap_or(u32::MAX - 1)
+            .saturating_add(1);
         Self(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
     }
 }

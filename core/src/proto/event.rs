@@ -88,11 +88,22 @@ impl fmt::Display for Event {
     /// The wire form without the line ending.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Post { number, at, author, edited, text } => {
+            Event::Post {
+                number,
+                at,
+                author,
+                edited,
+                text,
+            } => {
                 let e = if *edited { "yes" } else { "no" };
                 write!(f, "* POST {number} {at} {author} {e} {text}")
             }
-            Event::Edited { number, at, author, text } => write!(f, "* EDIT {number} {at} {author} {text}"),
+            Event::Edited {
+                number,
+                at,
+                author,
+                text,
+            } => write!(f, "* EDIT {number} {at} {author} {text}"),
             Event::Deleted { number, author } => write!(f, "* DELETE {number} {author}"),
             Event::Private { at, from, text } => write!(f, "* PVT {at} {from} {text}"),
             Event::Backlog { hidden, since } => write!(f, "* BACKLOG {hidden} {since}"),
@@ -113,11 +124,21 @@ impl Event {
 }
 
 fn user(i: &str) -> IResult<&str, UserName> {
-    map_res(take_while1(|c: char| c.is_ascii() && is_name_byte(c as u8)), UserName::new).parse(i)
+    map_res(
+        take_while1(|c: char| c.is_ascii() && is_name_byte(c as u8)),
+        UserName::new,
+    )
+    .parse(i)
 }
 
 fn number(i: &str) -> IResult<&str, MessageNumber> {
-    map_res(digit1, |d: &str| d.parse::<u32>().ok().and_then(MessageNumber::new).ok_or("bad number")).parse(i)
+    map_res(digit1, |d: &str| {
+        d.parse::<u32>()
+            .ok()
+            .and_then(MessageNumber::new)
+            .ok_or("bad number")
+    })
+    .parse(i)
 }
 
 fn text(i: &str) -> IResult<&str, String> {
@@ -138,29 +159,57 @@ fn event(i: &str) -> IResult<&str, Event> {
             char(' '),
             text,
         ),
-        |(_, number, _, at, _, author, _, edited, _, text)| Event::Post { number, at, author, edited, text },
+        |(_, number, _, at, _, author, _, edited, _, text)| Event::Post {
+            number,
+            at,
+            author,
+            edited,
+            text,
+        },
     );
     let edited = map(
-        (tag("EDIT "), number, char(' '), civil_time, char(' '), user, char(' '), text),
-        |(_, number, _, at, _, author, _, text)| Event::Edited { number, at, author, text },
+        (
+            tag("EDIT "),
+            number,
+            char(' '),
+            civil_time,
+            char(' '),
+            user,
+            char(' '),
+            text,
+        ),
+        |(_, number, _, at, _, author, _, text)| Event::Edited {
+            number,
+            at,
+            author,
+            text,
+        },
     );
-    let deleted = map((tag("DELETE "), number, char(' '), user), |(_, number, _, author)| Event::Deleted {
-        number,
-        author,
-    });
+    let deleted = map(
+        (tag("DELETE "), number, char(' '), user),
+        |(_, number, _, author)| Event::Deleted { number, author },
+    );
     let private = map(
         (tag("PVT "), civil_time, char(' '), user, char(' '), text),
         |(_, at, _, from, _, text)| Event::Private { at, from, text },
     );
     let backlog = map(
-        (tag("BACKLOG "), map_res(digit1, |d: &str| d.parse::<u32>()), char(' '), civil_time),
+        (
+            tag("BACKLOG "),
+            map_res(digit1, |d: &str| d.parse::<u32>()),
+            char(' '),
+            civil_time,
+        ),
         |(_, hidden, _, since)| Event::Backlog { hidden, since },
     );
     let online = map((tag("ONLINE "), user), |(_, user)| Event::Online { user });
     let offline = map((tag("OFFLINE "), user), |(_, user)| Event::Offline { user });
     let notice = map((tag("NOTICE "), text), |(_, text)| Event::Notice { text });
     let (i, _) = tag("* ").parse(i)?;
-    all_consuming(alt((post, edited, deleted, private, backlog, online, offline, notice))).parse(i)
+    all_consuming(alt((
+        post, edited, deleted, private, backlog, online, offline, notice,
+    )))
+    .parse(i)
 }
 
 /// Whether a line is an event line (starts with `* `).
@@ -187,7 +236,10 @@ mod tests {
             edited: false,
             text: "do; or do not ✓ #1".into(),
         };
-        assert_eq!(e.render(), "* POST 3 21 Nov 2026 22:30:01 yoda no do; or do not ✓ #1\n");
+        assert_eq!(
+            e.render(),
+            "* POST 3 21 Nov 2026 22:30:01 yoda no do; or do not ✓ #1\n"
+        );
         assert_eq!(parse_event(e.to_string().as_str()), Some(e));
     }
 

@@ -92,7 +92,10 @@ mod tests {
         let out = frames(&[b"MSG he", b"llo\r\nOU", b"T\n"]);
         assert_eq!(
             out,
-            vec![Frame::Line(b"MSG hello".to_vec()), Frame::Line(b"OUT".to_vec())]
+            vec![
+                Frame::Line(b"MSG hello".to_vec()),
+                Frame::Line(b"OUT".to_vec())
+            ]
         );
     }
 
@@ -114,6 +117,9 @@ mod tests {
     fn an_oversized_line_in_one_chunk_is_refused() {
         let mut big = vec![b'x'; MAX_LINE + 1];
         big.extend_from_slice(b"\nATU\n");
-        assert_eq!(frames(&[&big]), vec![Frame::TooLong, Frame::Line(b"ATU".to_vec())]);
+        assert_eq!(
+            frames(&[&big]),
+            vec![Frame::TooLong, Frame::Line(b"ATU".to_vec())]
+        );
     }
 }

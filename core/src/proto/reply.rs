@@ -99,12 +99,19 @@ pub struct Reply {
 impl Reply {
     /// A one-line reply.
     pub fn new(code: Code, text: impl Into<String>) -> Self {
-        Self { code, lines: vec![text.into()] }
+        Self {
+            code,
+            lines: vec![text.into()],
+        }
     }
 
     /// A multi-line reply; an empty list becomes one empty line.
     pub fn lines(code: Code, lines: Vec<String>) -> Self {
-        let lines = if lines.is_empty() { vec![String::new()] } else { lines };
+        let lines = if lines.is_empty() {
+            vec![String::new()]
+        } else {
+            lines
+        };
         Self { code, lines }
     }
 
@@ -118,7 +125,10 @@ impl Reply {
         for (i, line) in self.lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
             out.push_str(&format!("{}{}", self.code, sep));
-            out.extend(line.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }));
+            out.extend(
+                line.chars()
+                    .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
+            );
             out.push('\n');
         }
         out
@@ -142,20 +152,28 @@ pub struct ReplyLine<'a> {
 }
 
 fn code(i: &str) -> IResult<&str, Code> {
-    map_res(take_while_m_n(3, 3, |c: char| c.is_ascii_digit()), |d: &str| {
-        d.parse::<u16>()
-            .ok()
-            .and_then(Code::new)
-            .ok_or("not a reply code")
-    })
+    map_res(
+        take_while_m_n(3, 3, |c: char| c.is_ascii_digit()),
+        |d: &str| {
+            d.parse::<u16>()
+                .ok()
+                .and_then(Code::new)
+                .ok_or("not a reply code")
+        },
+    )
     .parse(i)
 }
 
 /// Parse one framed line as a reply line.
 pub fn parse_reply_line(line: &str) -> Option<ReplyLine<'_>> {
-    let parsed: IResult<&str, (Code, char, &str)> = all_consuming((code, one_of(" -"), rest)).parse(line);
+    let parsed: IResult<&str, (Code, char, &str)> =
+        all_consuming((code, one_of(" -"), rest)).parse(line);
     let (_, (code, sep, text)) = parsed.ok()?;
-    Some(ReplyLine { code, last: sep == ' ', text })
+    Some(ReplyLine {
+        code,
+        last: sep == ' ',
+        text,
+    })
 }
 
 /// Why a reply could not be assembled.
@@ -183,7 +201,8 @@ impl ReplyAssembler {
 
     /// Feed one reply line; returns the reply it completes, if any.
     pub fn push(&mut self, line: &str) -> Result<Option<Reply>, ReplyError> {
-        let parsed = parse_reply_line(line).ok_or_else(|| ReplyError::NotAReply(line.chars().take(200).collect()))?;
+        let parsed = parse_reply_line(line)
+            .ok_or_else(|| ReplyError::NotAReply(line.chars().take(200).collect()))?;
         let reply = match self.pending.take() {
             Some(mut r) => {
                 if r.code != parsed.code {
@@ -192,7 +211,10 @@ impl ReplyAssembler {
                 r.lines.push(parsed.text.to_owned());
                 r
             }
-            None => Reply { code: parsed.code, lines: vec![parsed.text.to_owned()] },
+            None => Reply {
+                code: parsed.code,
+                lines: vec![parsed.text.to_owned()],
+            },
         };
         if parsed.last {
             Ok(Some(reply))

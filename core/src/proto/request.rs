@@ -82,9 +82,9 @@ impl Command {
         match self {
             Command::Msg => "MSG message",
             Command::Pvt => "PVT user message",
-            Command::Dlt => "DLT n timestamp   (e.g. DLT 3 21 Nov 2026 22:30:01)",
-            Command::Edt => "EDT n timestamp message   (e.g. EDT 3 21 Nov 2026 22:30:01 new text)",
-            Command::Rdm => "RDM timestamp   (e.g. RDM 21 Nov 2026 22:30:01)",
+            Command::Dlt => "DLT n timestamp",
+            Command::Edt => "EDT n timestamp message",
+            Command::Rdm => "RDM timestamp",
             Command::Atu => "ATU",
             Command::Rcu => "RCU [minutes]",
             Command::Blk => "BLK user",
@@ -92,6 +92,26 @@ impl Command {
             Command::Upd => "UPD user file",
             Command::Out => "OUT",
             Command::Help => "HELP",
+        }
+    }
+
+    /// A filled-in example, for the commands whose arguments are not obvious.
+    pub fn example(self) -> Option<&'static str> {
+        match self {
+            Command::Dlt => Some("DLT 3 21 Nov 2026 22:30:01"),
+            Command::Edt => Some("EDT 3 21 Nov 2026 22:30:01 new text"),
+            Command::Rdm => Some("RDM 21 Nov 2026 22:30:01"),
+            Command::Rcu => Some("RCU 30"),
+            Command::Upd => Some("UPD bob clip.mp4"),
+            _ => None,
+        }
+    }
+
+    /// The usage with its example, as error messages show it.
+    pub fn usage_line(self) -> String {
+        match self.example() {
+            Some(e) => format!("{} (e.g. {e})", self.usage()),
+            None => self.usage().to_string(),
         }
     }
 
@@ -206,10 +226,12 @@ pub enum RequestError {
     #[error("the line is not valid UTF-8 text")]
     NotUtf8,
     /// The first word names no command.
-    #[error("unknown command {0:?}; commands are MSG, PVT, DLT, EDT, RDM, ATU, RCU, BLK, UNB, UPD, OUT, HELP")]
+    #[error(
+        "unknown command {0:?}; commands are MSG, PVT, DLT, EDT, RDM, ATU, RCU, BLK, UNB, UPD, OUT, HELP"
+    )]
     UnknownCommand(String),
     /// The arguments do not fit the command.
-    #[error("{reason}. Usage: {}", command.usage())]
+    #[error("{reason}. Usage: {}", command.usage_line())]
     BadArguments {
         /// The command that was recognised.
         command: Command,
@@ -220,7 +242,10 @@ pub enum RequestError {
 
 impl RequestError {
     fn args(command: Command, reason: impl Into<String>) -> Self {
-        RequestError::BadArguments { command, reason: reason.into() }
+        RequestError::BadArguments {
+            command,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -232,7 +257,8 @@ fn parse_user(command: Command, s: &str) -> Result<UserName, RequestError> {
     if s.is_empty() {
         return Err(RequestError::args(command, "missing user name"));
     }
-    UserName::new(s).map_err(|e| RequestError::args(command, format!("invalid user name {s:?}: {e}")))
+    UserName::new(s)
+        .map_err(|e| RequestError::args(command, format!("invalid user name {s:?}: {e}")))
 }
 
 fn parse_text(command: Command, s: &str) -> Result<String, RequestError> {
@@ -251,14 +277,20 @@ fn split_word(args: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn number_and_time(command: Command, args: &str) -> Result<(MessageNumber, CivilTime, &str), RequestError> {
+fn number_and_time(
+    command: Command,
+    args: &str,
+) -> Result<(MessageNumber, CivilTime, &str), RequestError> {
     let parsed: IResult<&str, (u32, char, CivilTime)> =
         (hash_number, char(' '), civil_time).parse(args);
     let (rest, (n, _, at)) = parsed.map_err(|_| {
         let (first, more) = split_word(args);
         if first.is_empty() {
             RequestError::args(command, "missing message number")
-        } else if hash_number(first).map(|(r, _)| r.is_empty()).unwrap_or(false) {
+        } else if hash_number(first)
+            .map(|(r, _)| r.is_empty())
+            .unwrap_or(false)
+        {
             if more.is_none() {
                 RequestError::args(command, "missing timestamp")
             } else {
@@ -277,7 +309,10 @@ fn no_args(command: Command, args: Option<&str>) -> Result<(), RequestError> {
     match args {
         None => Ok(()),
         Some(a) if a.trim().is_empty() => Ok(()),
-        Some(a) => Err(RequestError::args(command, format!("unexpected argument {a:?}"))),
+        Some(a) => Err(RequestError::args(
+            command,
+            format!("unexpected argument {a:?}"),
+        )),
     }
 }
 
@@ -296,7 +331,9 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
     let command = Command::from_word(word)
         .ok_or_else(|| RequestError::UnknownCommand(word.chars().take(40).collect()))?;
     match command {
-        Command::Msg => Ok(Request::Msg { text: parse_text(command, args.unwrap_or(""))? }),
+        Command::Msg => Ok(Request::Msg {
+            text: parse_text(command, args.unwrap_or(""))?,
+        }),
         Command::Pvt => {
             let (user, text) = split_word(args.unwrap_or(""));
             let to = parse_user(command, user)?;
@@ -306,7 +343,10 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
         Command::Dlt => {
             let (number, at, rest) = number_and_time(command, args.unwrap_or(""))?;
             if !rest.is_empty() {
-                return Err(RequestError::args(command, format!("unexpected text after the timestamp: {rest:?}")));
+                return Err(RequestError::args(
+                    command,
+                    format!("unexpected text after the timestamp: {rest:?}"),
+                ));
             }
             Ok(Request::Dlt { number, at })
         }
@@ -314,8 +354,15 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
             let (number, at, rest) = number_and_time(command, args.unwrap_or(""))?;
             let text = match rest.strip_prefix(' ') {
                 Some(t) => parse_text(command, t)?,
-                None if rest.is_empty() => return Err(RequestError::args(command, "missing new message")),
-                None => return Err(RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)")),
+                None if rest.is_empty() => {
+                    return Err(RequestError::args(command, "missing new message"));
+                }
+                None => {
+                    return Err(RequestError::args(
+                        command,
+                        "malformed timestamp (write DD Mon YYYY HH:MM:SS)",
+                    ));
+                }
             };
             Ok(Request::Edt { number, at, text })
         }
@@ -327,7 +374,9 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
             let since = all_consuming(civil_time)
                 .parse(a)
                 .map(|(_, t)| t)
-                .map_err(|_| RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)"))?;
+                .map_err(|_| {
+                    RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)")
+                })?;
             Ok(Request::Rdm { since })
         }
         Command::Atu => no_args(command, args).map(|_| Request::Atu),
@@ -339,9 +388,17 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
                 let parsed: IResult<&str, u32> =
                     all_consuming(map_res(digit1, |d: &str| d.parse::<u32>())).parse(a);
                 match parsed {
-                    Ok((_, m)) if (1..=MAX_RCU_MINUTES).contains(&m) => Ok(Request::Rcu { minutes: Some(m) }),
-                    Ok(_) => Err(RequestError::args(command, format!("minutes must be between 1 and {MAX_RCU_MINUTES}"))),
-                    Err(_) => Err(RequestError::args(command, format!("{a:?} is not a number of minutes"))),
+                    Ok((_, m)) if (1..=MAX_RCU_MINUTES).contains(&m) => {
+                        Ok(Request::Rcu { minutes: Some(m) })
+                    }
+                    Ok(_) => Err(RequestError::args(
+                        command,
+                        format!("minutes must be between 1 and {MAX_RCU_MINUTES}"),
+                    )),
+                    Err(_) => Err(RequestError::args(
+                        command,
+                        format!("{a:?} is not a number of minutes"),
+                    )),
                 }
             }
         },
@@ -350,10 +407,21 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
             let parsed: IResult<&str, &str> = all_consuming(user_name).parse(a);
             let user = match parsed {
                 Ok((_, u)) => parse_user(command, u)?,
-                Err(_) if a.is_empty() => return Err(RequestError::args(command, "missing user name")),
-                Err(_) => return Err(RequestError::args(command, format!("invalid user name {a:?}"))),
+                Err(_) if a.is_empty() => {
+                    return Err(RequestError::args(command, "missing user name"));
+                }
+                Err(_) => {
+                    return Err(RequestError::args(
+                        command,
+                        format!("invalid user name {a:?}"),
+                    ));
+                }
             };
-            Ok(if command == Command::Blk { Request::Blk { user } } else { Request::Unb { user } })
+            Ok(if command == Command::Blk {
+                Request::Blk { user }
+            } else {
+                Request::Unb { user }
+            })
         }
         Command::Upd => {
             let (user, file) = split_word(args.unwrap_or(""));
@@ -366,7 +434,10 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
                 return Err(RequestError::args(command, "missing file name"));
             }
             if file.chars().any(char::is_control) {
-                return Err(RequestError::args(command, "the file name contains a control character"));
+                return Err(RequestError::args(
+                    command,
+                    "the file name contains a control character",
+                ));
             }
             Ok(Request::Upd { to, file })
         }
@@ -431,7 +502,12 @@ mod tests {
     #[test]
     fn a_message_is_the_rest_of_the_line_verbatim() {
         let r = p("MSG  two  spaces; #3 \"q\" ✓").unwrap();
-        assert_eq!(r, Request::Msg { text: " two  spaces; #3 \"q\" ✓".into() });
+        assert_eq!(
+            r,
+            Request::Msg {
+                text: " two  spaces; #3 \"q\" ✓".into()
+            }
+        );
     }
 
     #[test]
@@ -448,15 +524,27 @@ mod tests {
         let e = p("PVT bob").unwrap_err();
         assert_eq!(e.to_string(), "missing message. Usage: PVT user message");
         let e = p("DLT x 21 Nov 2026 22:30:01").unwrap_err();
-        assert!(e.to_string().contains("\"x\" is not a message number"), "{e}");
+        assert!(
+            e.to_string().contains("\"x\" is not a message number"),
+            "{e}"
+        );
         let e = p("RDM yesterday").unwrap_err();
         assert!(e.to_string().contains("malformed timestamp"), "{e}");
         assert!(matches!(p("FOO bar"), Err(RequestError::UnknownCommand(w)) if w == "FOO"));
-        assert!(matches!(p("ATU now"), Err(RequestError::BadArguments { .. })));
+        assert!(matches!(
+            p("ATU now"),
+            Err(RequestError::BadArguments { .. })
+        ));
         assert!(matches!(p("MSG"), Err(RequestError::BadArguments { .. })));
         assert!(matches!(p("RCU 0"), Err(RequestError::BadArguments { .. })));
-        assert!(matches!(p("RCU ten"), Err(RequestError::BadArguments { .. })));
-        assert!(matches!(p("DLT 0 21 Nov 2026 22:30:01"), Err(RequestError::BadArguments { .. })));
+        assert!(matches!(
+            p("RCU ten"),
+            Err(RequestError::BadArguments { .. })
+        ));
+        assert!(matches!(
+            p("DLT 0 21 Nov 2026 22:30:01"),
+            Err(RequestError::BadArguments { .. })
+        ));
         assert_eq!(p(""), Err(RequestError::Empty));
         assert_eq!(parse_request(b"MSG \xff"), Err(RequestError::NotUtf8));
     }
@@ -469,6 +557,9 @@ mod tests {
 
     #[test]
     fn rendering_is_canonical() {
-        assert_eq!(p("dlt #3 1 nov 2026 22:30:01").unwrap().to_string(), "DLT 3 01 Nov 2026 22:30:01");
+        assert_eq!(
+            p("dlt #3 1 nov 2026 22:30:01").unwrap().to_string(),
+            "DLT 3 01 Nov 2026 22:30:01"
+        );
     }
 }

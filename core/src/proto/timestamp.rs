@@ -11,9 +11,10 @@ use crate::time::{CivilTime, MONTHS};
 
 fn digits(min: usize, max: usize) -> impl FnMut(&str) -> IResult<&str, u32> {
     move |i| {
-        map_res(take_while_m_n(min, max, |c: char| c.is_ascii_digit()), |s: &str| {
-            s.parse::<u32>()
-        })
+        map_res(
+            take_while_m_n(min, max, |c: char| c.is_ascii_digit()),
+            |s: &str| s.parse::<u32>(),
+        )
         .parse(i)
     }
 }

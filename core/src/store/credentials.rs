@@ -28,7 +28,11 @@ pub fn parse_credentials(text: &str, warnings: &mut Vec<LoadWarning>) -> Vec<Cre
     const FILE: &str = "credentials.txt";
     let mut out: Vec<Credential> = Vec::new();
     for (line_no, line) in records(FILE, text, warnings) {
-        let warn = |problem: String| LoadWarning { file: FILE, line: line_no, problem };
+        let warn = |problem: String| LoadWarning {
+            file: FILE,
+            line: line_no,
+            problem,
+        };
         let Some((name, password)) = line.split_once(' ') else {
             warnings.push(warn("expected `username password`".into()));
             continue;
@@ -73,7 +77,10 @@ mod tests {
     #[test]
     fn reads_plain_and_hashed_accounts_and_tolerates_a_missing_final_newline() {
         let mut w = Vec::new();
-        let c = parse_credentials("yoda jedi*knight\r\n\nbob $argon2id$v=19$x\nluke r2 d2", &mut w);
+        let c = parse_credentials(
+            "yoda jedi*knight\r\n\nbob $argon2id$v=19$x\nluke r2 d2",
+            &mut w,
+        );
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.len(), 3);
         assert_eq!(c[0].secret, Secret::Plain("jedi*knight".into()));

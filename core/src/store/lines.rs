@@ -1,9 +1,9 @@
 //! Helpers shared by the record parsers: numbered lines and `; ` fields.
 
 use super::LoadWarning;
-use crate::time::Zone;
-use crate::time::Timestamp;
 use crate::proto::timestamp::parse_civil_time;
+use crate::time::Timestamp;
+use crate::time::Zone;
 
 /// The non-blank lines of `text` with their one-based numbers, `\r` stripped.
 ///

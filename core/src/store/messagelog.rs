@@ -22,13 +22,12 @@ pub struct PostRecord {
 
 fn parse_line(line: &str, zone: Zone) -> Result<PostRecord, String> {
     let mut head = line.splitn(4, "; ");
-    let (Some(n), Some(ts), Some(user), Some(tail)) = (head.next(), head.next(), head.next(), head.next())
+    let (Some(n), Some(ts), Some(user), Some(tail)) =
+        (head.next(), head.next(), head.next(), head.next())
     else {
         return Err("expected `number; timestamp; username; message; edited`".into());
     };
-    let (text, edited) = tail
-        .rsplit_once("; ")
-        .ok_or("missing the `edited` field")?;
+    let (text, edited) = tail.rsplit_once("; ").ok_or("missing the `edited` field")?;
     let number = n
         .parse::<u32>()
         .ok()
@@ -42,12 +41,22 @@ fn parse_line(line: &str, zone: Zone) -> Result<PostRecord, String> {
         other => return Err(format!("edited must be yes or no, not {other:?}")),
     };
     check_text(text).map_err(|e| e.to_string())?;
-    Ok(PostRecord { number, at, author, text: text.to_owned(), edited })
+    Ok(PostRecord {
+        number,
+        at,
+        author,
+        text: text.to_owned(),
+        edited,
+    })
 }
 
 /// Parse the file. Bad lines are skipped with a warning; posts are renumbered 1..n in file
 /// order (with a warning if the file's numbers had gaps), since numbers are positions.
-pub fn parse_messagelog(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>) -> Vec<PostRecord> {
+pub fn parse_messagelog(
+    text: &str,
+    zone: Zone,
+    warnings: &mut Vec<LoadWarning>,
+) -> Vec<PostRecord> {
     const FILE: &str = "messagelog.txt";
     let mut out: Vec<PostRecord> = Vec::new();
     for (line_no, line) in records(FILE, text, warnings) {
@@ -64,7 +73,11 @@ pub fn parse_messagelog(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>)
                 }
                 out.push(post);
             }
-            Err(problem) => warnings.push(LoadWarning { file: FILE, line: line_no, problem }),
+            Err(problem) => warnings.push(LoadWarning {
+                file: FILE,
+                line: line_no,
+                problem,
+            }),
         }
     }
     out
@@ -73,7 +86,14 @@ pub fn parse_messagelog(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>)
 /// One line of the file, with its `\n`.
 pub fn render_post(p: &PostRecord, zone: Zone) -> String {
     let edited = if p.edited { "yes" } else { "no" };
-    format!("{}; {}; {}; {}; {}\n", p.number, zone.render(p.at), p.author, p.text, edited)
+    format!(
+        "{}; {}; {}; {}; {}\n",
+        p.number,
+        zone.render(p.at),
+        p.author,
+        p.text,
+        edited
+    )
 }
 
 #[cfg(test)]
@@ -83,16 +103,27 @@ mod tests {
     #[test]
     fn a_message_may_contain_the_separator() {
         let mut w = Vec::new();
-        let posts = parse_messagelog("1; 21 Nov 2026 22:30:01; yoda; do; or do not; no\n", Zone::UTC, &mut w);
+        let posts = parse_messagelog(
+            "1; 21 Nov 2026 22:30:01; yoda; do; or do not; no\n",
+            Zone::UTC,
+            &mut w,
+        );
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(posts[0].text, "do; or do not");
-        assert_eq!(render_post(&posts[0], Zone::UTC), "1; 21 Nov 2026 22:30:01; yoda; do; or do not; no\n");
+        assert_eq!(
+            render_post(&posts[0], Zone::UTC),
+            "1; 21 Nov 2026 22:30:01; yoda; do; or do not; no\n"
+        );
     }
 
     #[test]
     fn a_torn_last_line_is_ignored() {
         let mut w = Vec::new();
-        let posts = parse_messagelog("1; 21 Nov 2026 22:30:01; yoda; hi; no\n2; 21 Nov 20", Zone::UTC, &mut w);
+        let posts = parse_messagelog(
+            "1; 21 Nov 2026 22:30:01; yoda; hi; no\n2; 21 Nov 20",
+            Zone::UTC,
+            &mut w,
+        );
         assert_eq!(posts.len(), 1);
         assert_eq!(w.len(), 1);
     }

@@ -52,7 +52,11 @@ fn parse_all<T>(
     for (line_no, line) in records(file, text, warnings) {
         match one(line) {
             Ok(r) => out.push(r),
-            Err(problem) => warnings.push(LoadWarning { file, line: line_no, problem }),
+            Err(problem) => warnings.push(LoadWarning {
+                file,
+                line: line_no,
+                problem,
+            }),
         }
     }
     out
@@ -62,11 +66,17 @@ fn parse_all<T>(
 pub fn parse_inbox(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>) -> Vec<InboxRecord> {
     parse_all("inbox.txt", text, warnings, |line| {
         let mut f = line.splitn(4, "; ");
-        let (Some(to), Some(at), Some(from), Some(text)) = (f.next(), f.next(), f.next(), f.next()) else {
+        let (Some(to), Some(at), Some(from), Some(text)) = (f.next(), f.next(), f.next(), f.next())
+        else {
             return Err("expected `recipient; timestamp; sender; message`".into());
         };
         check_text(text).map_err(|e| e.to_string())?;
-        Ok(InboxRecord { to: user(to)?, at: timestamp(at, zone)?, from: user(from)?, text: text.to_owned() })
+        Ok(InboxRecord {
+            to: user(to)?,
+            at: timestamp(at, zone)?,
+            from: user(from)?,
+            text: text.to_owned(),
+        })
     })
 }
 
@@ -79,7 +89,10 @@ pub fn render_inbox(r: &InboxRecord, zone: Zone) -> String {
 pub fn parse_blocks(text: &str, warnings: &mut Vec<LoadWarning>) -> Vec<BlockRecord> {
     parse_all("blocks.txt", text, warnings, |line| {
         let (a, b) = line.split_once("; ").ok_or("expected `blocker; blocked`")?;
-        Ok(BlockRecord { blocker: user(a)?, blocked: user(b)? })
+        Ok(BlockRecord {
+            blocker: user(a)?,
+            blocked: user(b)?,
+        })
     })
 }
 
@@ -95,14 +108,25 @@ pub fn parse_logins(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>) -> 
         let [u, login, logout] = f.as_slice() else {
             return Err("expected `username; last login; last logout`".into());
         };
-        let logout = if *logout == "-" { None } else { Some(timestamp(logout, zone)?) };
-        Ok(LoginRecord { user: user(u)?, login: timestamp(login, zone)?, logout })
+        let logout = if *logout == "-" {
+            None
+        } else {
+            Some(timestamp(logout, zone)?)
+        };
+        Ok(LoginRecord {
+            user: user(u)?,
+            login: timestamp(login, zone)?,
+            logout,
+        })
     })
 }
 
 /// One line of `logins.txt`, with its `\n`.
 pub fn render_login(r: &LoginRecord, zone: Zone) -> String {
-    let logout = r.logout.map(|t| zone.render(t)).unwrap_or_else(|| "-".into());
+    let logout = r
+        .logout
+        .map(|t| zone.render(t))
+        .unwrap_or_else(|| "-".into());
     format!("{}; {}; {}\n", r.user, zone.render(r.login), logout)
 }
 
@@ -118,14 +142,32 @@ mod tests {
     fn inbox_blocks_and_logins_round_trip() {
         let z = Zone::from_offset_seconds(39600);
         let t = Timestamp::from_unix_secs(1_795_000_000);
-        let i = InboxRecord { to: name("bob"), at: t, from: name("yoda"), text: "a; b".into() };
+        let i = InboxRecord {
+            to: name("bob"),
+            at: t,
+            from: name("yoda"),
+            text: "a; b".into(),
+        };
         let mut w = Vec::new();
         assert_eq!(parse_inbox(&render_inbox(&i, z), z, &mut w), vec![i]);
-        let b = BlockRecord { blocker: name("bob"), blocked: name("yoda") };
+        let b = BlockRecord {
+            blocker: name("bob"),
+            blocked: name("yoda"),
+        };
         assert_eq!(parse_blocks(&render_block(&b), &mut w), vec![b]);
-        let l = LoginRecord { user: name("bob"), login: t, logout: None };
-        assert_eq!(parse_logins(&render_login(&l, z), z, &mut w), vec![l.clone()]);
-        let l2 = LoginRecord { logout: Some(t), ..l };
+        let l = LoginRecord {
+            user: name("bob"),
+            login: t,
+            logout: None,
+        };
+        assert_eq!(
+            parse_logins(&render_login(&l, z), z, &mut w),
+            vec![l.clone()]
+        );
+        let l2 = LoginRecord {
+            logout: Some(t),
+            ..l
+        };
         assert_eq!(parse_logins(&render_login(&l2, z), z, &mut w), vec![l2]);
         assert!(w.is_empty(), "{w:?}");
     }

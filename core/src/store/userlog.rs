@@ -24,7 +24,14 @@ pub struct ActiveRecord {
 
 /// One line of the file, with its `\n`.
 pub fn render_active(a: &ActiveRecord, zone: Zone) -> String {
-    format!("{}; {}; {}; {}; {}\n", a.number, zone.render(a.since), a.user, a.ip, a.udp_port)
+    format!(
+        "{}; {}; {}; {}; {}\n",
+        a.number,
+        zone.render(a.since),
+        a.user,
+        a.ip,
+        a.udp_port
+    )
 }
 
 /// Parse the file (used by tests and tools; the server rewrites it at start).
@@ -41,13 +48,21 @@ pub fn parse_userlog(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>) ->
                 number: n.parse().map_err(|_| format!("{n:?} is not a number"))?,
                 since: timestamp(ts, zone)?,
                 user: UserName::new(user).map_err(|e| e.to_string())?,
-                ip: ip.parse().map_err(|_| format!("{ip:?} is not an IP address"))?,
-                udp_port: port.parse().map_err(|_| format!("{port:?} is not a port"))?,
+                ip: ip
+                    .parse()
+                    .map_err(|_| format!("{ip:?} is not an IP address"))?,
+                udp_port: port
+                    .parse()
+                    .map_err(|_| format!("{port:?} is not a port"))?,
             })
         })();
         match parsed {
             Ok(a) => out.push(a),
-            Err(problem) => warnings.push(LoadWarning { file: FILE, line: line_no, problem }),
+            Err(problem) => warnings.push(LoadWarning {
+                file: FILE,
+                line: line_no,
+                problem,
+            }),
         }
     }
     out

@@ -1,0 +1,756 @@
+//! Server state machine tests: one behaviour each, driven in virtual time.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::proto::MAX_LINE;
+
+const T0: u64 = 1_795_300_000_000; // 2026-11-21, a whole second
+
+fn files_with_demo_users() -> DataFiles {
+    let mut f = DataFiles::new();
+    f.insert(
+        DataFile::Credentials,
+        "yoda jedi\nluke r2d2\nleia alderaan\nhan solo\n".into(),
+    );
+    f
+}
+
+fn fast_config() -> ServerConfig {
+    ServerConfig {
+        hash_memory_kib: 64,
+        ..ServerConfig::default()
+    }
+}
+
+/// A server plus an in-memory data folder and per-connection transcripts.
+struct Harness {
+    server: Server,
+    config: ServerConfig,
+    now: u64,
+    files: BTreeMap<DataFile, String>,
+    inbox: BTreeMap<ConnId, String>,
+    closed: Vec<ConnId>,
+    logs: Vec<String>,
+    next_port: u16,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(fast_config(), files_with_demo_users())
+    }
+
+    fn with(config: ServerConfig, files: DataFiles) -> Self {
+        let mut stored = BTreeMap::new();
+        for f in DataFile::ALL {
+            stored.insert(f, files.get(f).to_string());
+        }
+        let server = Server::new(config.clone(), &files, UnixMillis(T0));
+        let mut h = Harness {
+            server,
+            config,
+            now: T0,
+            files: stored,
+            inbox: BTreeMap::new(),
+            closed: Vec::new(),
+            logs: Vec::new(),
+            next_port: 40000,
+        };
+        h.drain();
+        h
+    }
+
+    /// Start again from what is on "disk", as after a crash.
+    fn restart(&mut self) {
+        let mut files = DataFiles::new();
+        for (f, t) in &self.files {
+            files.insert(*f, t.clone());
+        }
+        self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now));
+        self.inbox.clear();
+        self.closed.clear();
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.server.poll_output() {
+            match out {
+                Output::Persist(Persist::Append { file, text }) => {
+                    self.files.entry(file).or_default().push_str(&text)
+                }
+                Output::Persist(Persist::Replace { file, text }) => {
+                    self.files.insert(file, text);
+                }
+                Output::Send { conn, bytes } => {
+                    assert!(!self.closed.contains(&conn), "sent on closed {conn}");
+                    self.inbox
+                        .entry(conn)
+                        .or_default()
+                        .push_str(std::str::from_utf8(&bytes).unwrap());
+                }
+                Output::Close { conn } => self.closed.push(conn),
+                Output::Log(l) => self.logs.push(l),
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        self.server.handle_timeout(UnixMillis(self.now));
+    }
+
+    fn connect(&mut self) -> ConnId {
+        self.next_port += 1;
+        let peer: SocketAddr = format!("127.0.0.1:{}", self.next_port).parse().unwrap();
+        let c = self.server.handle_connect(peer, UnixMillis(self.now));
+        self.drain();
+        self.take(c);
+        c
+    }
+
+    /// Send one line; return everything the connection received since.
+    fn say(&mut self, conn: ConnId, line: &str) -> String {
+        self.server
+            .handle_bytes(conn, format!("{line}\n").as_bytes(), UnixMillis(self.now));
+        self.drain();
+        self.take(conn)
+    }
+
+    fn take(&mut self, conn: ConnId) -> String {
+        self.inbox.remove(&conn).unwrap_or_default()
+    }
+
+    fn login(&mut self, name: &str, password: &str) -> ConnId {
+        let c = self.connect();
+        self.say(c, name);
+        let r = self.say(c, password);
+        assert!(r.starts_with("230-"), "login of {name} failed: {r}");
+        // Presence events about this login are not what the tests that call this look at.
+        self.inbox.clear();
+        c
+    }
+
+    fn file(&self, f: DataFile) -> &str {
+        self.files.get(&f).map(String::as_str).unwrap_or("")
+    }
+
+    fn ts(&self) -> String {
+        Zone::UTC.render(UnixMillis(self.now).timestamp())
+    }
+}
+
+use crate::time::Zone;
+
+// ----- login -----
+
+#[test]
+fn a_new_connection_is_asked_for_its_user_name() {
+    let mut h = Harness::new();
+    let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let c = h.server.handle_connect(peer, UnixMillis(T0));
+    h.drain();
+    assert!(h.take(c).starts_with("331 Welcome to huddle"));
+}
+
+#[test]
+fn login_with_the_right_password_welcomes_and_lists_the_commands() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    assert!(h.say(c, "yoda").starts_with("332 "));
+    let r = h.say(c, "jedi");
+    assert!(r.starts_with("230-Welcome to huddle, yoda!"), "{r}");
+    for cmd in [
+        "MSG", "PVT", "DLT", "EDT", "RDM", "ATU", "RCU", "BLK", "UNB", "UPD", "OUT",
+    ] {
+        assert!(r.contains(&format!("  {cmd}")), "missing {cmd} in {r}");
+    }
+    assert!(h.file(DataFile::UserLog).contains("; yoda; 127.0.0.1; 0\n"));
+}
+
+#[test]
+fn a_wrong_password_asks_again_with_the_attempts_left() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.say(c, "yoda");
+    let r = h.say(c, "sith");
+    assert!(
+        r.starts_with("432 Invalid password") && r.contains("2 attempts left"),
+        "{r}"
+    );
+    assert!(h.say(c, "jedi").starts_with("230-"));
+}
+
+#[test]
+fn attempts_failures_block_the_name_from_every_address_even_with_the_right_password() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.say(c, "yoda");
+    h.say(c, "x");
+    h.say(c, "y");
+    let r = h.say(c, "z");
+    assert!(
+        r.starts_with("421 Invalid password. Your account has been blocked"),
+        "{r}"
+    );
+    assert!(h.closed.contains(&c));
+    h.advance(9_999);
+    let d = h.connect();
+    let r = h.say(d, "yoda");
+    assert!(
+        r.starts_with("421 Your account is blocked") && r.contains("1 more second"),
+        "{r}"
+    );
+    assert!(h.closed.contains(&d));
+}
+
+#[test]
+fn the_block_ends_after_the_block_time() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.say(c, "yoda");
+    for _ in 0..3 {
+        h.say(c, "wrong");
+    }
+    h.advance(10_000);
+    h.login("yoda", "jedi");
+}
+
+#[test]
+fn attempts_and_block_time_are_configurable() {
+    let config = ServerConfig {
+        attempts: Attempts::new(1).unwrap(),
+        block_millis: 2_000,
+        ..fast_config()
+    };
+    let mut h = Harness::with(config, files_with_demo_users());
+    let c = h.connect();
+    h.say(c, "luke");
+    assert!(h.say(c, "bad").starts_with("421 "));
+    h.advance(1_999);
+    let d = h.connect();
+    assert!(h.say(d, "luke").starts_with("421 "));
+    h.advance(1);
+    h.login("luke", "r2d2");
+}
+
+#[test]
+fn failures_of_one_name_never_block_another() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.say(c, "yoda");
+    for _ in 0..3 {
+        h.say(c, "wrong");
+    }
+    h.login("luke", "r2d2");
+}
+
+#[test]
+fn a_success_resets_the_failure_count() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    h.say(c, "yoda");
+    h.say(c, "x");
+    h.say(c, "y");
+    h.say(c, "jedi");
+    h.say(c, "OUT");
+    let d = h.connect();
+    h.say(d, "yoda");
+    assert!(h.say(d, "x").contains("2 attempts left"));
+}
+
+#[test]
+fn a_name_already_logged_in_cannot_log_in_again() {
+    let mut h = Harness::new();
+    h.login("yoda", "jedi");
+    let c = h.connect();
+    h.say(c, "yoda");
+    let r = h.say(c, "jedi");
+    assert!(r.starts_with("431 yoda is already logged in"), "{r}");
+    assert!(!h.closed.contains(&c));
+    assert!(h.say(c, "luke").starts_with("332"));
+}
+
+#[test]
+fn an_invalid_user_name_is_refused_and_asked_again() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    let r = h.say(c, "bad name");
+    assert!(
+        r.starts_with("431 ") && r.contains("not a valid user name"),
+        "{r}"
+    );
+    assert!(h.say(c, "yoda").starts_with("332"));
+}
+
+#[test]
+fn sign_up_appends_a_hashed_account_that_survives_a_restart() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    assert!(h.say(c, "rey").starts_with("333 rey is a new user name"));
+    assert!(h.say(c, "").starts_with("433 "));
+    assert!(
+        h.say(c, "scavenger")
+            .starts_with("230-Welcome to huddle, rey!")
+    );
+    let creds = h.file(DataFile::Credentials).to_string();
+    let line = creds.lines().find(|l| l.starts_with("rey ")).unwrap();
+    assert!(line.starts_with("rey $argon2id$"), "{line}");
+    assert!(!creds.contains("scavenger"));
+    h.say(c, "OUT");
+    h.restart();
+    h.login("rey", "scavenger");
+}
+
+#[test]
+fn sign_up_onto_a_file_without_a_final_newline_starts_a_new_line() {
+    let mut files = DataFiles::new();
+    files.insert(DataFile::Credentials, "yoda jedi".into());
+    let mut h = Harness::with(fast_config(), files);
+    let c = h.connect();
+    h.say(c, "rey");
+    h.say(c, "pw");
+    assert!(
+        h.file(DataFile::Credentials)
+            .starts_with("yoda jedi\nrey $argon2id$")
+    );
+}
+
+#[test]
+fn without_sign_up_an_unknown_name_is_refused() {
+    let config = ServerConfig {
+        allow_signup: false,
+        ..fast_config()
+    };
+    let mut h = Harness::with(config, files_with_demo_users());
+    let c = h.connect();
+    let r = h.say(c, "rey");
+    assert!(r.starts_with("431 Unknown user rey"), "{r}");
+}
+
+#[test]
+fn the_udp_port_declared_before_login_is_in_the_user_log_and_atu() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    assert!(h.say(c, "UDP 5000").starts_with("200 "));
+    assert!(h.say(c, "UDP x").starts_with("501 "));
+    h.say(c, "yoda");
+    h.say(c, "jedi");
+    assert!(
+        h.file(DataFile::UserLog)
+            .ends_with("; yoda; 127.0.0.1; 5000\n")
+    );
+    let l = h.login("luke", "r2d2");
+    let r = h.say(l, "ATU");
+    assert!(
+        r.starts_with("250 yoda, 127.0.0.1, 5000, active since "),
+        "{r}"
+    );
+}
+
+// ----- MSG, RDM -----
+
+#[test]
+fn msg_appends_the_next_number_replies_with_it_and_pushes_it_live() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let l = h.login("luke", "r2d2");
+    h.take(y);
+    let r = h.say(y, "MSG do or do not");
+    let ts = h.ts();
+    assert_eq!(r, format!("250 Message #1 posted at {ts}\n"));
+    assert_eq!(h.take(l), format!("* POST 1 {ts} yoda no do or do not\n"));
+    assert_eq!(
+        h.file(DataFile::MessageLog),
+        format!("1; {ts}; yoda; do or do not; no\n")
+    );
+    assert!(
+        h.say(l, "msg there is no try")
+            .starts_with("250 Message #2 posted")
+    );
+}
+
+#[test]
+fn a_message_with_separators_quotes_and_unicode_comes_back_identical_after_a_restart() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let text = "a; b; no; #3 \"quoted\" 'single' ✓ 日本語 \t tab;";
+    h.say(y, &format!("MSG {text}"));
+    h.restart();
+    let l = h.login("luke", "r2d2");
+    let r = h.say(l, "RDM 01 Jan 2000 00:00:00");
+    assert!(r.contains(&format!(": {text}\n")), "{r}");
+}
+
+#[test]
+fn msg_without_text_shows_the_usage() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    assert_eq!(h.say(y, "MSG"), "501 missing message. Usage: MSG message\n");
+}
+
+#[test]
+fn rdm_lists_posts_strictly_later_to_the_second_or_says_there_are_none() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    h.say(y, "MSG one");
+    let first = h.ts();
+    h.advance(1_000);
+    h.say(y, "MSG two");
+    let r = h.say(y, &format!("RDM {first}"));
+    assert!(
+        r.starts_with("250-1 message since")
+            && r.contains("250 #2 yoda, ")
+            && r.ends_with(": two\n"),
+        "{r}"
+    );
+    h.advance(1_000);
+    let now = h.ts();
+    assert_eq!(
+        h.say(y, &format!("RDM {now}")),
+        format!("250 No new messages since {now}\n")
+    );
+    assert!(h.say(y, "RDM 31 Feb 2026 00:00:00").starts_with("501 "));
+    assert!(
+        h.say(y, "RDM nonsense")
+            .starts_with("501 malformed timestamp")
+    );
+}
+
+// ----- DLT, EDT -----
+
+fn three_posts(h: &mut Harness) -> (ConnId, Vec<String>) {
+    let y = h.login("yoda", "jedi");
+    let mut stamps = Vec::new();
+    for t in ["one", "two", "three"] {
+        h.say(y, &format!("MSG {t}"));
+        stamps.push(h.ts());
+        h.advance(1_000);
+    }
+    (y, stamps)
+}
+
+#[test]
+fn dlt_removes_the_message_and_renumbers_later_ones_keeping_their_timestamps() {
+    let mut h = Harness::new();
+    let (y, ts) = three_posts(&mut h);
+    let l = h.login("luke", "r2d2");
+    let r = h.say(y, &format!("DLT #1 {}", ts[0]));
+    assert!(r.starts_with("250 Message #1 deleted"), "{r}");
+    assert_eq!(h.take(l), "* DELETE 1 yoda\n");
+    assert_eq!(
+        h.file(DataFile::MessageLog),
+        format!(
+            "1; {}; yoda; two; no\n2; {}; yoda; three; no\n",
+            ts[1], ts[2]
+        )
+    );
+}
+
+#[test]
+fn dlt_and_edt_refuse_a_wrong_timestamp_someone_elses_message_and_a_missing_number() {
+    let mut h = Harness::new();
+    let (y, ts) = three_posts(&mut h);
+    let l = h.login("luke", "r2d2");
+    assert!(
+        h.say(y, &format!("DLT 2 {}", ts[0]))
+            .starts_with("551 The timestamp does not match message #2")
+    );
+    assert!(
+        h.say(l, &format!("DLT 2 {}", ts[1]))
+            .starts_with("553 Message #2 was posted by yoda")
+    );
+    assert!(
+        h.say(l, &format!("EDT 2 {} mine", ts[1]))
+            .starts_with("553 ")
+    );
+    assert!(
+        h.say(y, &format!("DLT 9 {}", ts[1]))
+            .starts_with("550 There is no message #9: messages are numbered 1 to 3")
+    );
+    assert!(
+        h.say(y, "DLT two 21 Nov 2026 22:30:01")
+            .starts_with("501 \"two\" is not a message number")
+    );
+    assert!(h.say(y, "DLT 2").starts_with("501 missing timestamp"));
+    assert_eq!(h.file(DataFile::MessageLog).lines().count(), 3);
+}
+
+#[test]
+fn edt_changes_text_and_timestamp_and_marks_it_edited() {
+    let mut h = Harness::new();
+    let (y, ts) = three_posts(&mut h);
+    let l = h.login("luke", "r2d2");
+    let r = h.say(y, &format!("EDT 2 {} deux; zwei", ts[1]));
+    let now = h.ts();
+    assert_eq!(r, format!("250 Message #2 edited at {now}\n"));
+    assert_eq!(h.take(l), format!("* EDIT 2 {now} yoda deux; zwei\n"));
+    assert!(
+        h.file(DataFile::MessageLog)
+            .contains(&format!("2; {now}; yoda; deux; zwei; yes\n"))
+    );
+    // The old timestamp no longer names the message: a concurrent editor is refused.
+    assert!(
+        h.say(y, &format!("EDT 2 {} again", ts[1]))
+            .starts_with("551 ")
+    );
+}
+
+// ----- PVT and catch-up -----
+
+#[test]
+fn pvt_reaches_an_online_user_live() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let l = h.login("luke", "r2d2");
+    let r = h.say(y, "PVT luke use the force");
+    assert!(r.starts_with("250 Private message sent to luke"), "{r}");
+    assert_eq!(h.take(l), format!("* PVT {} yoda use the force\n", h.ts()));
+}
+
+#[test]
+fn pvt_to_an_offline_user_is_stored_and_delivered_once_at_login_even_after_a_restart() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let r = h.say(y, "PVT luke first");
+    assert!(r.starts_with("250 luke is offline"), "{r}");
+    h.say(y, "PVT luke second");
+    h.restart();
+    let c = h.connect();
+    h.say(c, "luke");
+    let r = h.say(c, "r2d2");
+    let first = r.find("yoda first").unwrap();
+    let second = r.find("yoda second").unwrap();
+    assert!(r.find("230 ").unwrap() < first && first < second, "{r}");
+    assert_eq!(h.file(DataFile::Inbox), "");
+    h.say(c, "OUT");
+    let c = h.connect();
+    h.say(c, "luke");
+    assert!(!h.say(c, "r2d2").contains("* PVT"));
+}
+
+#[test]
+fn pvt_errors_self_unknown_and_blocked() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let l = h.login("luke", "r2d2");
+    assert!(
+        h.say(y, "PVT yoda hi")
+            .starts_with("553 You cannot send a private message to yourself")
+    );
+    assert!(
+        h.say(y, "PVT vader hi")
+            .starts_with("550 There is no user named vader")
+    );
+    assert!(h.say(y, "PVT luke").starts_with("501 missing message"));
+    h.say(l, "BLK yoda");
+    assert!(
+        h.say(y, "PVT luke hi")
+            .starts_with("553 luke has blocked you")
+    );
+    assert_eq!(h.take(l), "");
+}
+
+#[test]
+fn at_login_posts_since_the_last_logout_follow_the_stored_private_messages() {
+    let mut h = Harness::new();
+    let l = h.login("luke", "r2d2");
+    h.say(l, "OUT");
+    h.advance(1_000);
+    let y = h.login("yoda", "jedi");
+    h.say(y, "MSG while you were away");
+    h.say(y, "PVT luke psst");
+    let c = h.connect();
+    h.say(c, "luke");
+    let r = h.say(c, "r2d2");
+    let pvt = r.find("* PVT").unwrap();
+    let post = r.find("* POST 1 ").unwrap();
+    assert!(pvt < post, "{r}");
+}
+
+#[test]
+fn at_login_only_the_latest_100_posts_are_shown_with_a_hint_to_use_rdm() {
+    let mut h = Harness::new();
+    let l = h.login("luke", "r2d2");
+    h.say(l, "OUT");
+    let out_ts = h.ts();
+    h.advance(1_000);
+    let y = h.login("yoda", "jedi");
+    for i in 0..120 {
+        h.say(y, &format!("MSG post {i}"));
+    }
+    let c = h.connect();
+    h.say(c, "luke");
+    let r = h.say(c, "r2d2");
+    assert!(r.contains(&format!("* BACKLOG 20 {out_ts}\n")), "{r}");
+    assert_eq!(r.matches("* POST ").count(), 100);
+    assert!(r.contains("* POST 21 ") && r.contains("* POST 120 ") && !r.contains("* POST 20 "));
+}
+
+// ----- ATU, RCU -----
+
+#[test]
+fn atu_lists_the_other_active_users_or_says_there_are_none() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    assert_eq!(h.say(y, "ATU"), "250 No other active users\n");
+    h.login("luke", "r2d2");
+    h.login("leia", "alderaan");
+    let r = h.say(y, "atu");
+    assert!(
+        r.starts_with("250-luke, 127.0.0.1, 0, active since ") && r.contains("\n250 leia, "),
+        "{r}"
+    );
+    assert!(h.say(y, "ATU please").starts_with("501 "));
+}
+
+#[test]
+fn rcu_lists_users_who_logged_in_within_the_window_online_or_not() {
+    let mut h = Harness::new();
+    let l = h.login("luke", "r2d2");
+    h.say(l, "OUT");
+    h.advance(30 * 60_000);
+    let y = h.login("yoda", "jedi");
+    let r = h.say(y, "RCU");
+    assert!(
+        r.contains("luke, last login") && r.contains(", offline") && r.contains("yoda, last login"),
+        "{r}"
+    );
+    let r = h.say(y, "RCU 10");
+    assert!(!r.contains("luke") && r.contains("yoda"), "{r}");
+    assert!(h.say(y, "RCU zero").starts_with("501 "));
+}
+
+// ----- BLK, UNB -----
+
+#[test]
+fn a_blocker_sees_none_of_the_blocked_users_posts_live_at_login_or_in_rdm() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let l = h.login("luke", "r2d2");
+    assert!(h.say(l, "BLK yoda").starts_with("250 yoda is now blocked"));
+    h.take(y);
+    h.say(y, "MSG hidden");
+    assert_eq!(h.take(l), "");
+    assert!(
+        h.say(l, "RDM 01 Jan 2000 00:00:00")
+            .starts_with("250 No new messages")
+    );
+    h.say(l, "OUT");
+    h.advance(1_000);
+    h.say(y, "MSG hidden too");
+    h.restart();
+    let c = h.connect();
+    h.say(c, "luke");
+    assert!(!h.say(c, "r2d2").contains("* POST"));
+    assert!(h.say(c, "UNB yoda").starts_with("250 yoda is unblocked"));
+    assert!(h.say(c, "RDM 01 Jan 2000 00:00:00").contains("hidden too"));
+}
+
+#[test]
+fn blk_and_unb_errors() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    assert_eq!(h.say(y, "BLK yoda"), "553 You cannot block yourself\n");
+    assert!(
+        h.say(y, "BLK vader")
+            .starts_with("550 There is no user named vader")
+    );
+    assert!(h.say(y, "UNB luke").starts_with("550 luke was not blocked"));
+    assert!(h.say(y, "BLK").starts_with("501 missing user name"));
+    h.say(y, "BLK luke");
+    assert!(
+        h.say(y, "BLK luke")
+            .starts_with("250 luke was already blocked")
+    );
+}
+
+// ----- OUT, disconnect, bad input -----
+
+#[test]
+fn out_says_goodbye_closes_and_renumbers_the_user_log() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    h.login("luke", "r2d2");
+    h.login("leia", "alderaan");
+    assert_eq!(h.say(y, "OUT"), "221 Goodbye, yoda!\n");
+    assert!(h.closed.contains(&y));
+    let log = h.file(DataFile::UserLog).to_string();
+    assert!(
+        log.starts_with("1; ")
+            && log.contains("; luke; ")
+            && log.contains("\n2; ")
+            && log.contains("; leia; "),
+        "{log}"
+    );
+    assert!(!log.contains("yoda"));
+}
+
+#[test]
+fn a_disconnect_without_out_logs_the_user_out() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    h.server.handle_disconnect(y, UnixMillis(h.now));
+    h.drain();
+    assert_eq!(h.file(DataFile::UserLog), "");
+    assert_eq!(h.server.online_count(), 0);
+    h.login("yoda", "jedi");
+}
+
+#[test]
+fn bad_input_gets_an_error_and_the_connection_stays_usable() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    assert!(
+        h.say(y, "HELLO")
+            .starts_with("500 unknown command \"HELLO\"")
+    );
+    assert!(h.say(y, "").starts_with("500 "));
+    h.server
+        .handle_bytes(y, b"MSG \xff\xfe\n", UnixMillis(h.now));
+    h.drain();
+    assert!(h.take(y).starts_with("503 "));
+    let long = "x".repeat(MAX_LINE + 10);
+    assert!(
+        h.say(y, &format!("MSG {long}"))
+            .starts_with("503 Line too long")
+    );
+    assert!(h.say(y, "MSG still here").starts_with("250 Message #1"));
+    assert!(h.say(y, "UPD luke clip.mp4").starts_with("502 "));
+    assert!(h.say(y, "HELP").starts_with("214-"));
+}
+
+#[test]
+fn every_reply_is_made_durable_before_it_is_sent() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    h.server
+        .handle_bytes(y, b"MSG durable\n", UnixMillis(h.now));
+    let first = h.server.poll_output();
+    assert!(
+        matches!(
+            first,
+            Some(Output::Persist(Persist::Append {
+                file: DataFile::MessageLog,
+                ..
+            }))
+        ),
+        "{first:?}"
+    );
+}
+
+#[test]
+fn a_torn_last_line_left_by_a_crash_is_dropped_and_the_file_rewritten() {
+    let mut files = files_with_demo_users();
+    files.insert(
+        DataFile::MessageLog,
+        "1; 21 Nov 2026 22:30:01; yoda; ok; no\n2; 21 Nov 2026 22:3".into(),
+    );
+    let mut h = Harness::with(fast_config(), files);
+    assert_eq!(
+        h.file(DataFile::MessageLog),
+        "1; 21 Nov 2026 22:30:01; yoda; ok; no\n"
+    );
+    assert!(h.logs.iter().any(|l| l.contains("incomplete last line")));
+    let y = h.login("yoda", "jedi");
+    assert!(h.say(y, "MSG next").starts_with("250 Message #2"));
+}
