@@ -37,6 +37,8 @@ impl Code {
     pub const ASK_NEW_PASSWORD: Code = Code(333);
     /// The server is closing the connection (locked out, shutting down, protocol abuse).
     pub const CLOSING: Code = Code(421);
+    /// The user name is blocked after too many failed logins; the server closes the connection.
+    pub const LOCKED_OUT: Code = Code(435);
     /// That user name cannot log in now; send another user name.
     pub const USER_REFUSED: Code = Code(431);
     /// Wrong password; send the password again.

@@ -54,7 +54,7 @@ impl Server {
         self.reply(
             conn,
             Reply::new(
-                Code::CLOSING,
+                Code::LOCKED_OUT,
                 format!(
                     "Your account is blocked due to multiple login failures. Please try again later ({name} is blocked for {secs} more second{}).",
                     if secs == 1 { "" } else { "s" }
@@ -178,7 +178,7 @@ impl Server {
                     self.reply(
                         conn,
                         Reply::new(
-                            Code::CLOSING,
+                            Code::LOCKED_OUT,
                             format!(
                                 "Invalid password. Your account has been blocked. Please try again later ({name} is blocked for {secs} seconds after {} failed attempts).",
                                 self.config.attempts.get()

@@ -189,7 +189,7 @@ fn attempts_failures_block_the_name_from_every_address_even_with_the_right_passw
     h.say(c, "y");
     let r = h.say(c, "z");
     assert!(
-        r.starts_with("421 Invalid password. Your account has been blocked"),
+        r.starts_with("435 Invalid password. Your account has been blocked"),
         "{r}"
     );
     assert!(h.closed.contains(&c));
@@ -197,7 +197,7 @@ fn attempts_failures_block_the_name_from_every_address_even_with_the_right_passw
     let d = h.connect();
     let r = h.say(d, "yoda");
     assert!(
-        r.starts_with("421 Your account is blocked") && r.contains("1 more second"),
+        r.starts_with("435 Your account is blocked") && r.contains("1 more second"),
         "{r}"
     );
     assert!(h.closed.contains(&d));
@@ -225,10 +225,10 @@ fn attempts_and_block_time_are_configurable() {
     let mut h = Harness::with(config, files_with_demo_users());
     let c = h.connect();
     h.say(c, "luke");
-    assert!(h.say(c, "bad").starts_with("421 "));
+    assert!(h.say(c, "bad").starts_with("435 "));
     h.advance(1_999);
     let d = h.connect();
-    assert!(h.say(d, "luke").starts_with("421 "));
+    assert!(h.say(d, "luke").starts_with("435 "));
     h.advance(1);
     h.login("luke", "r2d2");
 }

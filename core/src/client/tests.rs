@@ -1,0 +1,253 @@
+//! Client state machine tests, against the real server core in one process (quinn's `Pair`
+//! style): bytes are shuttled between the two machines, no sockets, virtual time.
+
+use std::net::SocketAddr;
+
+use super::*;
+use crate::server::{ConnId, DataFiles, Output, Server, ServerConfig};
+use crate::store::DataFile;
+
+const T0: UnixMillis = UnixMillis(1_795_300_000_000);
+
+struct Pair {
+    server: Server,
+    client: Client,
+    conn: ConnId,
+    shown: Vec<Display>,
+    prompts: Vec<Prompt>,
+    exit: Option<ExitStatus>,
+}
+
+fn server() -> Server {
+    let mut files = DataFiles::new();
+    files.insert(DataFile::Credentials, "yoda jedi\nluke r2d2\n".into());
+    Server::new(
+        ServerConfig {
+            hash_memory_kib: 64,
+            ..ServerConfig::default()
+        },
+        &files,
+        T0,
+    )
+}
+
+impl Pair {
+    fn new(server: Server, config: ClientConfig) -> Self {
+        let mut server = server;
+        let peer: SocketAddr = "127.0.0.1:5555".parse().unwrap();
+        let conn = server.handle_connect(peer, T0);
+        let mut p = Pair {
+            server,
+            client: Client::new(config, T0),
+            conn,
+            shown: vec![],
+            prompts: vec![],
+            exit: None,
+        };
+        p.pump();
+        p
+    }
+
+    /// Move bytes both ways until neither side has anything more to say.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(o) = self.server.poll_output() {
+                match o {
+                    Output::Send { conn, bytes } if conn == self.conn => {
+                        self.client.handle_server_bytes(&bytes, T0);
+                        moved = true;
+                    }
+                    Output::Close { conn } if conn == self.conn => {
+                        self.client.handle_server_closed(T0);
+                        moved = true;
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(o) = self.client.poll_output() {
+                moved = true;
+                match o {
+                    ClientOutput::Send(b) => self.server.handle_bytes(self.conn, &b, T0),
+                    ClientOutput::Show(d) => self.shown.push(d),
+                    ClientOutput::Prompt(p) => self.prompts.push(p),
+                    ClientOutput::Exit(s) => self.exit = Some(s),
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        self.client.handle_user_line(line, T0);
+        self.pump();
+    }
+
+    fn last_prompt(&self) -> Option<&Prompt> {
+        self.prompts.last()
+    }
+
+    fn texts(&self) -> String {
+        self.shown
+            .iter()
+            .map(|d| d.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[test]
+fn asks_for_user_name_then_password_then_commands() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    assert_eq!(p.last_prompt(), Some(&Prompt::UserName));
+    p.type_line("yoda");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Password));
+    p.type_line("jedi");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Command("yoda".into())));
+    assert!(p.texts().contains("Welcome to huddle, yoda!"));
+    assert_eq!(p.client.user(), Some("yoda"));
+}
+
+#[test]
+fn declares_its_udp_port_before_login() {
+    let mut p = Pair::new(
+        server(),
+        ClientConfig {
+            udp_port: Some(6000),
+            ..Default::default()
+        },
+    );
+    p.type_line("yoda");
+    p.type_line("jedi");
+    assert!(
+        p.server
+            .render_file(DataFile::UserLog)
+            .ends_with("; yoda; 127.0.0.1; 6000\n")
+    );
+}
+
+#[test]
+fn a_wrong_password_is_asked_again_and_lockout_exits_non_zero() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    p.type_line("yoda");
+    p.type_line("x");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Password));
+    assert!(p.texts().contains("Invalid password"));
+    p.type_line("y");
+    p.type_line("z");
+    assert_eq!(p.exit, Some(ExitStatus::LockedOut));
+    assert_ne!(ExitStatus::LockedOut.code(), 0);
+}
+
+#[test]
+fn interactive_sign_up_asks_for_the_password_twice() {
+    let mut p = Pair::new(
+        server(),
+        ClientConfig {
+            interactive: true,
+            udp_port: None,
+        },
+    );
+    p.type_line("rey");
+    assert_eq!(p.last_prompt(), Some(&Prompt::NewPassword));
+    p.type_line("one");
+    assert_eq!(p.last_prompt(), Some(&Prompt::ConfirmPassword));
+    p.type_line("two");
+    assert!(p.texts().contains("The two passwords differ"));
+    assert_eq!(p.last_prompt(), Some(&Prompt::NewPassword));
+    p.type_line("jakku");
+    p.type_line("jakku");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Command("rey".into())));
+}
+
+#[test]
+fn piped_sign_up_takes_the_password_once() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    p.type_line("rey");
+    p.type_line("jakku");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Command("rey".into())));
+}
+
+#[test]
+fn a_malformed_command_is_refused_locally_with_its_usage_and_the_prompt_again() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    p.type_line("yoda");
+    p.type_line("jedi");
+    let before = p.prompts.len();
+    p.type_line("EDT 1 yesterday hello");
+    assert!(
+        p.shown
+            .last()
+            .unwrap()
+            .text
+            .contains("Usage: EDT n timestamp message")
+    );
+    assert_eq!(p.shown.last().unwrap().tone, Tone::Error);
+    assert_eq!(p.prompts.len(), before + 1);
+}
+
+#[test]
+fn replies_are_shown_and_out_exits_zero() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    p.type_line("yoda");
+    p.type_line("jedi");
+    p.type_line("msg hello there");
+    let last = p.shown.last().unwrap();
+    assert!(last.text.starts_with("Message #1 posted at "), "{last:?}");
+    assert_eq!(last.tone, Tone::Success);
+    p.type_line("OUT");
+    assert_eq!(p.exit, Some(ExitStatus::LoggedOut));
+    assert_eq!(ExitStatus::LoggedOut.code(), 0);
+}
+
+#[test]
+fn end_of_input_at_the_prompt_logs_out_and_before_login_fails() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    p.type_line("yoda");
+    p.type_line("jedi");
+    p.client.handle_input_closed(T0);
+    p.pump();
+    assert_eq!(p.exit, Some(ExitStatus::LoggedOut));
+
+    let mut q = Pair::new(server(), ClientConfig::default());
+    q.type_line("yoda");
+    q.client.handle_input_closed(T0);
+    q.pump();
+    assert_eq!(q.exit, Some(ExitStatus::LoginFailed));
+}
+
+#[test]
+fn events_are_shown_as_pushed_lines() {
+    let mut c = Client::new(ClientConfig::default(), T0);
+    c.handle_server_bytes(b"331 hi\n* PVT 21 Nov 2026 22:30:01 yoda psst\n", T0);
+    let shown: Vec<Display> = std::iter::from_fn(|| c.poll_output())
+        .filter_map(|o| match o {
+            ClientOutput::Show(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let pvt = shown.iter().find(|d| d.pushed).unwrap();
+    assert_eq!(
+        pvt.text,
+        "Private message from yoda (21 Nov 2026 22:30:01): psst"
+    );
+    assert_eq!(pvt.tone, Tone::Private);
+}
+
+#[test]
+fn a_lost_connection_exits_non_zero() {
+    let mut c = Client::new(ClientConfig::default(), T0);
+    c.handle_server_closed(T0);
+    let outs: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
+    assert!(outs.contains(&ClientOutput::Exit(ExitStatus::ConnectionLost)));
+}
+
+#[test]
+fn garbage_from_the_server_is_a_protocol_error_not_a_panic() {
+    let mut c = Client::new(ClientConfig::default(), T0);
+    c.handle_server_bytes(b"hello\n", T0);
+    let outs: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
+    assert!(outs.contains(&ClientOutput::Exit(ExitStatus::ProtocolError)));
+}
