@@ -83,14 +83,15 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    /// The process exit code: 0 only after a normal logout.
+    /// The process exit code: 0 only after a normal logout. (1 is left for "could not start"
+    /// and 2 for command-line usage errors.)
     pub fn code(&self) -> i32 {
         match self {
             ExitStatus::LoggedOut => 0,
-            ExitStatus::LoginFailed => 2,
-            ExitStatus::LockedOut => 3,
-            ExitStatus::ConnectionLost => 4,
-            ExitStatus::ProtocolError => 5,
+            ExitStatus::LoginFailed => 3,
+            ExitStatus::LockedOut => 4,
+            ExitStatus::ConnectionLost => 5,
+            ExitStatus::ProtocolError => 6,
         }
     }
 }
