@@ -1,0 +1,157 @@
+//! Property tests of every wire format and data-file record: render → parse is the identity,
+//! and arbitrary bytes never panic a parser or a state machine.
+
+use std::net::SocketAddr;
+
+use huddle_core::client::{Client, ClientConfig};
+use huddle_core::proto::event::{Event, parse_event};
+use huddle_core::proto::framing::{Frame, LineFramer};
+use huddle_core::proto::reply::{Code, Reply, ReplyAssembler, parse_reply_line};
+use huddle_core::proto::request::{Request, parse_request, parse_request_str};
+use huddle_core::proto::timestamp::parse_civil_time;
+use huddle_core::server::{DataFiles, Server, ServerConfig};
+use huddle_core::store::{self, DataFile, PostRecord};
+use huddle_core::time::{CivilTime, Timestamp, Zone};
+use huddle_core::{MessageNumber, UnixMillis, UserName};
+use proptest::prelude::*;
+
+fn user() -> impl Strategy<Value = UserName> {
+    "[A-Za-z0-9_.-]{1,32}".prop_map(|s| UserName::new(&s).unwrap())
+}
+
+/// One line of printable text, never empty: what a message can be.
+fn text() -> impl Strategy<Value = String> {
+    "[^\\p{C}]{1,60}"
+}
+
+fn number() -> impl Strategy<Value = MessageNumber> {
+    (1u32..1_000_000).prop_map(|n| MessageNumber::new(n).unwrap())
+}
+
+fn civil() -> impl Strategy<Value = CivilTime> {
+    (1u8..=28, 1u8..=12, 1970i32..=2200, 0u8..24, 0u8..60, 0u8..60).prop_map(|(day, month, year, hour, minute, second)| {
+        CivilTime { day, month, year, hour, minute, second }
+    })
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        text().prop_map(|text| Request::Msg { text }),
+        (user(), text()).prop_map(|(to, text)| Request::Pvt { to, text }),
+        (number(), civil()).prop_map(|(number, at)| Request::Dlt { number, at }),
+        (number(), civil(), text()).prop_map(|(number, at, text)| Request::Edt { number, at, text }),
+        civil().prop_map(|since| Request::Rdm { since }),
+        Just(Request::Atu),
+        proptest::option::of(1u32..=100_000).prop_map(|minutes| Request::Rcu { minutes }),
+        user().prop_map(|user| Request::Blk { user }),
+        user().prop_map(|user| Request::Unb { user }),
+        (user(), text()).prop_map(|(to, file)| Request::Upd { to, file }),
+        Just(Request::Out),
+        Just(Request::Help),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (number(), civil(), user(), any::<bool>(), text())
+            .prop_map(|(number, at, author, edited, text)| Event::Post { number, at, author, edited, text }),
+        (number(), civil(), user(), text()).prop_map(|(number, at, author, text)| Event::Edited { number, at, author, text }),
+        (number(), user()).prop_map(|(number, author)| Event::Deleted { number, author }),
+        (civil(), user(), text()).prop_map(|(at, from, text)| Event::Private { at, from, text }),
+        (any::<u32>(), civil()).prop_map(|(hidden, since)| Event::Backlog { hidden, since }),
+        user().prop_map(|user| Event::Online { user }),
+        user().prop_map(|user| Event::Offline { user }),
+        text().prop_map(|text| Event::Notice { text }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_request_round_trips(r in request()) {
+        prop_assert_eq!(parse_request_str(&r.to_string()), Ok(r));
+    }
+
+    #[test]
+    fn every_event_round_trips(e in event()) {
+        let wire = e.render();
+        prop_assert!(wire.ends_with('\n'));
+        prop_assert_eq!(parse_event(wire.trim_end_matches('\n')), Some(e));
+    }
+
+    #[test]
+    fn every_reply_round_trips(code in 100u16..600, lines in proptest::collection::vec("[^\\p{C}]{0,40}", 1..6)) {
+        let reply = Reply::lines(Code::new(code).unwrap(), lines);
+        let mut framer = LineFramer::new();
+        let mut frames = Vec::new();
+        framer.push(reply.render().as_bytes(), &mut frames);
+        let mut asm = ReplyAssembler::new();
+        let mut got = None;
+        for f in frames {
+            let Frame::Line(l) = f else { panic!("too long") };
+            got = asm.push(std::str::from_utf8(&l).unwrap()).unwrap();
+        }
+        prop_assert_eq!(got, Some(reply));
+    }
+
+    #[test]
+    fn every_timestamp_round_trips(c in civil()) {
+        prop_assert_eq!(parse_civil_time(&c.to_string()), Some(c));
+    }
+
+    #[test]
+    fn every_post_record_round_trips(secs in 0i64..7_000_000_000, author in user(), text in text(), edited in any::<bool>(), offset in -50_000i32..50_000) {
+        let zone = Zone::from_offset_seconds(offset);
+        let rec = PostRecord { number: MessageNumber::new(1).unwrap(), at: Timestamp::from_unix_secs(secs), author, text, edited };
+        let mut w = Vec::new();
+        prop_assert_eq!(store::parse_messagelog(&store::render_post(&rec, zone), zone, &mut w), vec![rec]);
+        prop_assert!(w.is_empty());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_parsers(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8)) {
+        let mut framer = LineFramer::new();
+        let mut frames = Vec::new();
+        for c in &chunks {
+            framer.push(c, &mut frames);
+        }
+        let mut asm = ReplyAssembler::new();
+        for f in frames {
+            if let Frame::Line(l) = f {
+                let _ = parse_request(&l);
+                if let Ok(s) = std::str::from_utf8(&l) {
+                    let _ = parse_event(s);
+                    let _ = parse_reply_line(s);
+                    let _ = asm.push(s);
+                    let _ = parse_civil_time(s);
+                    let mut w = Vec::new();
+                    let _ = store::parse_messagelog(s, Zone::UTC, &mut w);
+                    let _ = store::parse_credentials(s, &mut w);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_lines_never_panic_the_request_parser(line in "\\PC{0,80}") {
+        let _ = parse_request_str(&line);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_state_machines(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..8)) {
+        let mut files = DataFiles::new();
+        files.insert(DataFile::Credentials, "yoda jedi\n".into());
+        let now = UnixMillis(1_795_300_000_000);
+        let mut server = Server::new(ServerConfig { hash_memory_kib: 64, ..ServerConfig::default() }, &files, now);
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let conn = server.handle_connect(peer, now);
+        server.handle_bytes(conn, b"yoda\njedi\n", now);
+        let mut client = Client::new(ClientConfig::default(), now);
+        for c in &chunks {
+            server.handle_bytes(conn, c, now);
+            client.handle_server_bytes(c, now);
+            client.handle_user_line(&String::from_utf8_lossy(c), now);
+        }
+        while server.poll_output().is_some() {}
+        while client.poll_output().is_some() {}
+    }
+}
