@@ -1,0 +1,223 @@
+//! Helpers to run the real `huddle` binary: a server on 127.0.0.1 with a temporary data folder,
+//! piped clients fed a script, and live clients fed line by line.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The runtimes every integration test runs against.
+pub const RUNTIMES: &[&str] = &["std"];
+
+/// How long any single wait may take before the test fails instead of hanging.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn huddle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_huddle"))
+}
+
+/// Lines a child printed, collected by a background thread.
+#[derive(Clone, Default)]
+pub struct Transcript(Arc<Mutex<Vec<String>>>);
+
+impl Transcript {
+    fn follow(stream: impl std::io::Read + Send + 'static) -> Self {
+        let t = Transcript::default();
+        let lines = Arc::clone(&t.0);
+        thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
+        t
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// Wait until a line after the first `from` lines contains `needle`; return that line.
+    pub fn wait_for_after(&self, from: usize, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(l) = self.0.lock().unwrap().iter().skip(from).find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {needle:?}; got:\n{}", self.text());
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_for_after(0, needle)
+    }
+}
+
+/// A running `huddle server`.
+pub struct ServerProc {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub log: Transcript,
+    pub runtime: &'static str,
+}
+
+impl ServerProc {
+    /// Start a server on an ephemeral port with a 1-second block time.
+    pub fn start(runtime: &'static str, dir: &Path, extra: &[&str]) -> Self {
+        let mut cmd = huddle();
+        cmd.args(["server", "0", "3", "--bind", "127.0.0.1", "--block-secs", "1", "--runtime", runtime, "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start huddle server");
+        let log = Transcript::follow(child.stdout.take().unwrap());
+        let _err = Transcript::follow(child.stderr.take().unwrap());
+        let line = log.wait_for("listening on ");
+        let addr_text = line.split("listening on ").nth(1).unwrap().split_whitespace().next().unwrap();
+        let addr = addr_text.trim_end_matches([',', '.', ';']).parse().expect("listening address");
+        ServerProc { child, addr, dir: dir.to_path_buf(), log, runtime }
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// Kill -9, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Copy the demo accounts into a fresh data folder.
+pub fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("credentials.txt"), "yoda jedi*knight\nluke r2d2\nleia alderaan\nhans falcon*solo\n").unwrap();
+    dir
+}
+
+/// Run a piped client with this script on stdin; returns (exit code, stdout).
+pub fn run_script(server: &ServerProc, script: &[&str]) -> (i32, String) {
+    let downloads = tempfile::tempdir().unwrap();
+    let mut child = huddle()
+        .args(["client", "127.0.0.1", &server.addr.port().to_string(), "0", "--runtime", server.runtime, "--dir"])
+        .arg(downloads.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start huddle client");
+    let mut stdin = child.stdin.take().unwrap();
+    let input: String = script.iter().map(|l| format!("{l}\n")).collect();
+    // The client may exit before reading everything (a lockout): ignore a broken pipe.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    let out = Transcript::follow(child.stdout.take().unwrap());
+    let err = Transcript::follow(child.stderr.take().unwrap());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("client did not exit; stdout:\n{}\nstderr:\n{}", out.text(), err.text());
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    // Let the reader threads catch the last lines.
+    thread::sleep(Duration::from_millis(50));
+    let mut text = out.text();
+    let e = err.text();
+    if !e.is_empty() {
+        text.push_str("\n[stderr] ");
+        text.push_str(&e);
+    }
+    (status.code().unwrap_or(-1), text)
+}
+
+/// A piped client kept running and fed one line at a time.
+pub struct LiveClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub out: Transcript,
+    _downloads: tempfile::TempDir,
+}
+
+impl LiveClient {
+    /// Connect and log in as `user`.
+    pub fn login(server: &ServerProc, user: &str, password: &str) -> Self {
+        let downloads = tempfile::tempdir().unwrap();
+        let mut child = huddle()
+            .args(["client", "127.0.0.1", &server.addr.port().to_string(), "0", "--runtime", server.runtime, "--dir"])
+            .arg(downloads.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start huddle client");
+        let stdin = child.stdin.take();
+        let out = Transcript::follow(child.stdout.take().unwrap());
+        let mut c = LiveClient { child, stdin, out, _downloads: downloads };
+        c.send(user);
+        c.send(password);
+        c.out.wait_for(&format!("Welcome to huddle, {user}!"));
+        c
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Send a command and wait for a line containing `expect` printed after it.
+    pub fn command(&mut self, line: &str, expect: &str) -> String {
+        let from = self.out.len();
+        self.send(line);
+        self.out.wait_for_after(from, expect)
+    }
+
+    pub fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "client did not exit:\n{}", self.out.text());
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for LiveClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The timestamp in a reply like `Message #3 posted at 21 Nov 2026 22:30:01`.
+pub fn timestamp_in(line: &str) -> String {
+    let at = line.rfind(" at ").expect("a timestamp");
+    line[at + 4..].trim().to_string()
+}
