@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use huddle_runtime_std::client::{ClientOptions, Ui, run_client};
 
@@ -41,9 +41,6 @@ fn resolve(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
 
 /// Run the client; returns the process exit code.
 pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
-    if args.runtime == crate::Runtime::Smol {
-        bail!("the smol runtime is not built yet; use --runtime std (the default)");
-    }
     let server = resolve(&args.server_ip, args.server_port)?;
     let interactive = std::io::stdin().is_terminal();
     let ui: Arc<dyn Ui> = if interactive {
@@ -57,6 +54,9 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
         downloads: args.downloads,
         interactive,
     };
-    let status = run_client(opts, ui)?;
+    let status = match args.runtime {
+        crate::Runtime::Std => run_client(opts, ui)?,
+        crate::Runtime::Smol => huddle_runtime_smol::client::run_client(opts, ui)?,
+    };
     Ok(status.code())
 }

@@ -10,13 +10,19 @@ fn a_piped_client_logs_in_posts_and_exits_zero_after_out() {
     for &rt in RUNTIMES {
         let dir = data_dir();
         let server = ServerProc::start(rt, dir.path(), &[]);
-        let (code, out) = run_script(&server, &["yoda", "jedi*knight", "MSG do; or do not", "OUT"]);
+        let (code, out) = run_script(
+            &server,
+            &["yoda", "jedi*knight", "MSG do; or do not", "OUT"],
+        );
         assert_eq!(code, 0, "{rt}: {out}");
         assert!(out.contains("Welcome to huddle, yoda!"), "{out}");
         assert!(out.contains("Message #1 posted at "), "{out}");
         assert!(out.contains("Goodbye, yoda!"), "{out}");
         let log = server.file("messagelog.txt");
-        assert!(log.starts_with("1; ") && log.ends_with("; yoda; do; or do not; no\n"), "{log}");
+        assert!(
+            log.starts_with("1; ") && log.ends_with("; yoda; do; or do not; no\n"),
+            "{log}"
+        );
         server.log.wait_for("yoda logged in from 127.0.0.1");
         server.log.wait_for("yoda posted message #1");
         assert_eq!(server.file("userlog.txt"), "");
@@ -33,7 +39,10 @@ fn prompts_in_piped_mode_end_their_lines_and_carry_no_colour() {
         assert!(out.lines().any(|l| l == "Username:"), "{out}");
         assert!(out.lines().any(|l| l == "Password:"), "{out}");
         assert!(out.lines().any(|l| l == "yoda>"), "{out}");
-        assert!(!out.contains('\u{1b}'), "colour codes in piped output: {out:?}");
+        assert!(
+            !out.contains('\u{1b}'),
+            "colour codes in piped output: {out:?}"
+        );
     }
 }
 
@@ -60,7 +69,10 @@ fn the_lockout_refuses_even_the_right_password_and_ends_after_the_block_time() {
         assert!(out.contains("Your account has been blocked"), "{out}");
         let (code, out) = run_script(&server, &["leia", "alderaan", "OUT"]);
         assert_ne!(code, 0, "{out}");
-        assert!(out.contains("Your account is blocked due to multiple login failures"), "{out}");
+        assert!(
+            out.contains("Your account is blocked due to multiple login failures"),
+            "{out}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let (code, out) = run_script(&server, &["leia", "alderaan", "OUT"]);
         assert_eq!(code, 0, "{out}");
@@ -108,7 +120,14 @@ fn private_messages_to_an_offline_user_arrive_at_their_next_login_then_the_posts
         assert_eq!(code, 0, "{out}");
         let (code, out) = run_script(
             &server,
-            &["yoda", "jedi*knight", "PVT luke stored one", "MSG public news", "PVT luke stored two", "OUT"],
+            &[
+                "yoda",
+                "jedi*knight",
+                "PVT luke stored one",
+                "MSG public news",
+                "PVT luke stored two",
+                "OUT",
+            ],
         );
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("luke is offline"), "{out}");
@@ -133,12 +152,23 @@ fn edit_and_delete_need_the_current_timestamp() {
         yoda.command("MSG second", "Message #2 posted at");
         let ts = timestamp_in(&posted);
         std::thread::sleep(std::time::Duration::from_millis(1000));
-        let edited = yoda.command(&format!("EDT #1 {ts} first, edited"), "Message #1 edited at");
-        yoda.command(&format!("DLT 1 {ts}"), "The timestamp does not match message #1");
+        let edited = yoda.command(
+            &format!("EDT #1 {ts} first, edited"),
+            "Message #1 edited at",
+        );
+        yoda.command(
+            &format!("DLT 1 {ts}"),
+            "The timestamp does not match message #1",
+        );
         let new_ts = timestamp_in(&edited);
         yoda.command(&format!("DLT 1 {new_ts}"), "Message #1 deleted");
         let log = server.file("messagelog.txt");
-        assert!(log.starts_with("1; ") && log.contains("; yoda; second; no\n") && log.lines().count() == 1, "{log}");
+        assert!(
+            log.starts_with("1; ")
+                && log.contains("; yoda; second; no\n")
+                && log.lines().count() == 1,
+            "{log}"
+        );
     }
 }
 
@@ -184,7 +214,10 @@ fn sign_up_creates_an_account_that_survives_a_restart() {
         let (code, out) = run_script(&server, &["rey", "jakku sand", "MSG hello from rey", "OUT"]);
         assert_eq!(code, 0, "{out}");
         let creds = server.file("credentials.txt");
-        assert!(creds.contains("\nrey $argon2id$") && !creds.contains("jakku"), "{creds}");
+        assert!(
+            creds.contains("\nrey $argon2id$") && !creds.contains("jakku"),
+            "{creds}"
+        );
         server.kill();
         let server = ServerProc::start(rt, dir.path(), &[]);
         let (code, out) = run_script(&server, &["rey", "jakku sand", "OUT"]);
@@ -213,19 +246,33 @@ fn everything_acknowledged_survives_a_kill_and_restart_byte_for_byte() {
         let text = "semi; colons, #hash, \"double\" 'single' — ünïcödé ✓ 日本";
         let (code, out) = run_script(
             &server,
-            &["yoda", "jedi*knight", &format!("MSG {text}"), "BLK hans", "PVT luke for later", "OUT"],
+            &[
+                "yoda",
+                "jedi*knight",
+                &format!("MSG {text}"),
+                "BLK hans",
+                "PVT luke for later",
+                "OUT",
+            ],
         );
         assert_eq!(code, 0, "{out}");
         server.kill();
         let server = ServerProc::start(rt, dir.path(), &[]);
-        let (code, out) = run_script(&server, &["luke", "r2d2", "RDM 01 Jan 2000 00:00:00", "OUT"]);
+        let (code, out) = run_script(
+            &server,
+            &["luke", "r2d2", "RDM 01 Jan 2000 00:00:00", "OUT"],
+        );
         assert_eq!(code, 0, "{out}");
         assert!(out.contains(&format!(": {text}")), "{out}");
         assert!(out.contains("for later"), "{out}");
         let (code, out) = run_script(&server, &["hans", "falcon*solo", "PVT yoda hello?", "OUT"]);
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("yoda has blocked you"), "{out}");
-        assert!(server.file("messagelog.txt").contains(&format!("; yoda; {text}; no\n")));
+        assert!(
+            server
+                .file("messagelog.txt")
+                .contains(&format!("; yoda; {text}; no\n"))
+        );
     }
 }
 
@@ -235,14 +282,26 @@ fn atu_and_rcu_list_users() {
         let dir = data_dir();
         let server = ServerProc::start(rt, dir.path(), &[]);
         let _luke = LiveClient::login(&server, "luke", "r2d2");
-        let (code, out) = run_script(&server, &["yoda", "jedi*knight", "ATU", "RCU", "RCU 5", "OUT"]);
+        let (code, out) = run_script(
+            &server,
+            &["yoda", "jedi*knight", "ATU", "RCU", "RCU 5", "OUT"],
+        );
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("luke, 127.0.0.1, "), "{out}");
         assert!(out.contains("active since"), "{out}");
-        assert!(out.contains("Users who logged in within the last 60 minutes:"), "{out}");
-        assert!(out.contains("Users who logged in within the last 5 minutes:"), "{out}");
+        assert!(
+            out.contains("Users who logged in within the last 60 minutes:"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Users who logged in within the last 5 minutes:"),
+            "{out}"
+        );
         let userlog = server.file("userlog.txt");
-        assert!(userlog.starts_with("1; ") && userlog.contains("; luke; 127.0.0.1; "), "{userlog}");
+        assert!(
+            userlog.starts_with("1; ") && userlog.contains("; luke; 127.0.0.1; "),
+            "{userlog}"
+        );
     }
 }
 
@@ -252,7 +311,9 @@ fn many_concurrent_clients_posting_at_once_get_gapless_numbers() {
         let dir = data_dir();
         std::fs::write(
             dir.path().join("credentials.txt"),
-            (0..8).map(|i| format!("user{i} pw{i}\n")).collect::<String>(),
+            (0..8)
+                .map(|i| format!("user{i} pw{i}\n"))
+                .collect::<String>(),
         )
         .unwrap();
         let server = ServerProc::start(rt, dir.path(), &[]);
@@ -273,7 +334,10 @@ fn many_concurrent_clients_posting_at_once_get_gapless_numbers() {
             }
         });
         let log = server.file("messagelog.txt");
-        let numbers: Vec<u32> = log.lines().map(|l| l.split(';').next().unwrap().parse().unwrap()).collect();
+        let numbers: Vec<u32> = log
+            .lines()
+            .map(|l| l.split(';').next().unwrap().parse().unwrap())
+            .collect();
         assert_eq!(numbers, (1..=40).collect::<Vec<_>>(), "{log}");
     }
 }
@@ -293,9 +357,19 @@ fn a_client_reports_a_lost_connection_and_exits_non_zero() {
 #[test]
 fn a_client_that_cannot_reach_the_server_says_so() {
     let (code, out) = {
-        let out = huddle().args(["client", "127.0.0.1", "1"]).stdin(std::process::Stdio::null()).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+        let out = huddle()
+            .args(["client", "127.0.0.1", "1"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
     assert_eq!(code, Some(1));
-    assert!(out.contains("cannot connect to the server at 127.0.0.1:1"), "{out}");
+    assert!(
+        out.contains("cannot connect to the server at 127.0.0.1:1"),
+        "{out}"
+    );
 }

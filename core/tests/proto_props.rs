@@ -29,9 +29,22 @@ fn number() -> impl Strategy<Value = MessageNumber> {
 }
 
 fn civil() -> impl Strategy<Value = CivilTime> {
-    (1u8..=28, 1u8..=12, 1970i32..=2200, 0u8..24, 0u8..60, 0u8..60).prop_map(|(day, month, year, hour, minute, second)| {
-        CivilTime { day, month, year, hour, minute, second }
-    })
+    (
+        1u8..=28,
+        1u8..=12,
+        1970i32..=2200,
+        0u8..24,
+        0u8..60,
+        0u8..60,
+    )
+        .prop_map(|(day, month, year, hour, minute, second)| CivilTime {
+            day,
+            month,
+            year,
+            hour,
+            minute,
+            second,
+        })
 }
 
 fn request() -> impl Strategy<Value = Request> {
@@ -39,7 +52,11 @@ fn request() -> impl Strategy<Value = Request> {
         text().prop_map(|text| Request::Msg { text }),
         (user(), text()).prop_map(|(to, text)| Request::Pvt { to, text }),
         (number(), civil()).prop_map(|(number, at)| Request::Dlt { number, at }),
-        (number(), civil(), text()).prop_map(|(number, at, text)| Request::Edt { number, at, text }),
+        (number(), civil(), text()).prop_map(|(number, at, text)| Request::Edt {
+            number,
+            at,
+            text
+        }),
         civil().prop_map(|since| Request::Rdm { since }),
         Just(Request::Atu),
         proptest::option::of(1u32..=100_000).prop_map(|minutes| Request::Rcu { minutes }),
@@ -53,9 +70,21 @@ fn request() -> impl Strategy<Value = Request> {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        (number(), civil(), user(), any::<bool>(), text())
-            .prop_map(|(number, at, author, edited, text)| Event::Post { number, at, author, edited, text }),
-        (number(), civil(), user(), text()).prop_map(|(number, at, author, text)| Event::Edited { number, at, author, text }),
+        (number(), civil(), user(), any::<bool>(), text()).prop_map(
+            |(number, at, author, edited, text)| Event::Post {
+                number,
+                at,
+                author,
+                edited,
+                text
+            }
+        ),
+        (number(), civil(), user(), text()).prop_map(|(number, at, author, text)| Event::Edited {
+            number,
+            at,
+            author,
+            text
+        }),
         (number(), user()).prop_map(|(number, author)| Event::Deleted { number, author }),
         (civil(), user(), text()).prop_map(|(at, from, text)| Event::Private { at, from, text }),
         (any::<u32>(), civil()).prop_map(|(hidden, since)| Event::Backlog { hidden, since }),

@@ -1,1 +1,6 @@
-//! huddle on smol and async-io (see issue 4).
+//! huddle on smol and async-io: the same core as the std runtime, driven by async sockets and
+//! timers. It decides nothing; every rule lives in the core, and whatever both runtimes need
+//! besides moving bytes (the data folder, the input thread, the user interface) is shared from
+//! `huddle-runtime-std`.
+
+pub mod client;

@@ -63,10 +63,18 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
 }
 
-enum Ev {
+/// An input for the client core, from whichever thread or task noticed it.
+///
+/// Shared with the smol runtime, which feeds the same core from the same kinds of source.
+#[derive(Debug)]
+pub enum Ev {
+    /// Bytes from the server.
     Server(Vec<u8>),
+    /// The server connection ended.
     ServerClosed,
+    /// A line the user typed.
     Line(String),
+    /// User input ended.
     InputClosed,
 }
 
@@ -85,7 +93,8 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
 
     let (tx, rx) = mpsc::channel::<Ev>();
     spawn_server_reader(stream.try_clone()?, tx.clone());
-    let prompts = spawn_input_reader(Arc::clone(&ui), tx);
+    let input_tx = tx.clone();
+    let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| input_tx.send(ev).is_ok());
 
     let config = ClientConfig {
         interactive: opts.interactive,
@@ -116,7 +125,15 @@ fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Ev>) {
     });
 }
 
-fn spawn_input_reader(ui: Arc<dyn Ui>, tx: Sender<Ev>) -> Sender<Prompt> {
+/// Start the thread that reads user input: it waits for a prompt, reads one line for it with
+/// `ui`, and hands the result to `deliver` (which returns false once nobody listens).
+///
+/// Reading a terminal blocks, so both runtimes give it a thread of its own; the returned sender
+/// is how the core's prompts reach it.
+pub fn spawn_input_reader(
+    ui: Arc<dyn Ui>,
+    deliver: impl Fn(Ev) -> bool + Send + 'static,
+) -> Sender<Prompt> {
     let (prompt_tx, prompt_rx) = mpsc::channel::<Prompt>();
     thread::spawn(move || {
         while let Ok(prompt) = prompt_rx.recv() {
@@ -125,7 +142,7 @@ fn spawn_input_reader(ui: Arc<dyn Ui>, tx: Sender<Ev>) -> Sender<Prompt> {
                 None => Ev::InputClosed,
             };
             let closed = matches!(ev, Ev::InputClosed);
-            if tx.send(ev).is_err() || closed {
+            if !deliver(ev) || closed {
                 return;
             }
         }
@@ -171,13 +188,19 @@ fn drive(
             },
             None => Some(rx.recv().unwrap_or(Ev::ServerClosed)),
         };
-        let now = clock::now();
         match ev {
-            None => core.handle_timeout(now),
-            Some(Ev::Server(bytes)) => core.handle_server_bytes(&bytes, now),
-            Some(Ev::ServerClosed) => core.handle_server_closed(now),
-            Some(Ev::Line(line)) => core.handle_user_line(&line, now),
-            Some(Ev::InputClosed) => core.handle_input_closed(now),
+            None => core.handle_timeout(clock::now()),
+            Some(ev) => feed(core, ev, clock::now()),
         }
+    }
+}
+
+/// Hand one input to the client core.
+pub fn feed(core: &mut Client, ev: Ev, now: huddle_core::UnixMillis) {
+    match ev {
+        Ev::Server(bytes) => core.handle_server_bytes(&bytes, now),
+        Ev::ServerClosed => core.handle_server_closed(now),
+        Ev::Line(line) => core.handle_user_line(&line, now),
+        Ev::InputClosed => core.handle_input_closed(now),
     }
 }

@@ -50,10 +50,21 @@ impl Transcript {
     pub fn wait_for_after(&self, from: usize, needle: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some(l) = self.0.lock().unwrap().iter().skip(from).find(|l| l.contains(needle)) {
+            if let Some(l) = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(from)
+                .find(|l| l.contains(needle))
+            {
                 return l.clone();
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {needle:?}; got:\n{}", self.text());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}; got:\n{}",
+                self.text()
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -76,19 +87,45 @@ impl ServerProc {
     /// Start a server on an ephemeral port with a 1-second block time.
     pub fn start(runtime: &'static str, dir: &Path, extra: &[&str]) -> Self {
         let mut cmd = huddle();
-        cmd.args(["server", "0", "3", "--bind", "127.0.0.1", "--block-secs", "1", "--runtime", runtime, "--dir"])
-            .arg(dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "server",
+            "0",
+            "3",
+            "--bind",
+            "127.0.0.1",
+            "--block-secs",
+            "1",
+            "--runtime",
+            runtime,
+            "--dir",
+        ])
+        .arg(dir)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start huddle server");
         let log = Transcript::follow(child.stdout.take().unwrap());
         let _err = Transcript::follow(child.stderr.take().unwrap());
         let line = log.wait_for("listening on ");
-        let addr_text = line.split("listening on ").nth(1).unwrap().split_whitespace().next().unwrap();
-        let addr = addr_text.trim_end_matches([',', '.', ';']).parse().expect("listening address");
-        ServerProc { child, addr, dir: dir.to_path_buf(), log, runtime }
+        let addr_text = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        let addr = addr_text
+            .trim_end_matches([',', '.', ';'])
+            .parse()
+            .expect("listening address");
+        ServerProc {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            log,
+            runtime,
+        }
     }
 
     pub fn file(&self, name: &str) -> String {
@@ -111,7 +148,11 @@ impl Drop for ServerProc {
 /// Copy the demo accounts into a fresh data folder.
 pub fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("credentials.txt"), "yoda jedi*knight\nluke r2d2\nleia alderaan\nhans falcon*solo\n").unwrap();
+    std::fs::write(
+        dir.path().join("credentials.txt"),
+        "yoda jedi*knight\nluke r2d2\nleia alderaan\nhans falcon*solo\n",
+    )
+    .unwrap();
     dir
 }
 
@@ -119,7 +160,15 @@ pub fn data_dir() -> tempfile::TempDir {
 pub fn run_script(server: &ServerProc, script: &[&str]) -> (i32, String) {
     let downloads = tempfile::tempdir().unwrap();
     let mut child = huddle()
-        .args(["client", "127.0.0.1", &server.addr.port().to_string(), "0", "--runtime", server.runtime, "--dir"])
+        .args([
+            "client",
+            "127.0.0.1",
+            &server.addr.port().to_string(),
+            "0",
+            "--runtime",
+            server.runtime,
+            "--dir",
+        ])
         .arg(downloads.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -140,7 +189,11 @@ pub fn run_script(server: &ServerProc, script: &[&str]) -> (i32, String) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("client did not exit; stdout:\n{}\nstderr:\n{}", out.text(), err.text());
+            panic!(
+                "client did not exit; stdout:\n{}\nstderr:\n{}",
+                out.text(),
+                err.text()
+            );
         }
         thread::sleep(Duration::from_millis(10));
     };
@@ -168,7 +221,15 @@ impl LiveClient {
     pub fn login(server: &ServerProc, user: &str, password: &str) -> Self {
         let downloads = tempfile::tempdir().unwrap();
         let mut child = huddle()
-            .args(["client", "127.0.0.1", &server.addr.port().to_string(), "0", "--runtime", server.runtime, "--dir"])
+            .args([
+                "client",
+                "127.0.0.1",
+                &server.addr.port().to_string(),
+                "0",
+                "--runtime",
+                server.runtime,
+                "--dir",
+            ])
             .arg(downloads.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -177,7 +238,12 @@ impl LiveClient {
             .expect("start huddle client");
         let stdin = child.stdin.take();
         let out = Transcript::follow(child.stdout.take().unwrap());
-        let mut c = LiveClient { child, stdin, out, _downloads: downloads };
+        let mut c = LiveClient {
+            child,
+            stdin,
+            out,
+            _downloads: downloads,
+        };
         c.send(user);
         c.send(password);
         c.out.wait_for(&format!("Welcome to huddle, {user}!"));
@@ -203,7 +269,11 @@ impl LiveClient {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "client did not exit:\n{}", self.out.text());
+            assert!(
+                Instant::now() < deadline,
+                "client did not exit:\n{}",
+                self.out.text()
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
