@@ -1,0 +1,744 @@
+//! Transfers between a sender and a receiver over seeded lossy channels, in virtual time.
+//!
+//! Each test reads like a line of the specification: the file arrives byte-identical, or both
+//! sides abort cleanly (and the `.part` file is gone). Time jumps to the next wake-up of any
+//! machine or channel, so a ten-second timeout costs nothing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::datagram::{self, Body, Datagram, TagKey};
+use super::netem::{BurstLoss, Netem, NetemConfig};
+use super::*;
+use crate::UnixMillis;
+
+const START: UnixMillis = UnixMillis(1_800_000_000_000);
+const SECRET: TransferSecret = TransferSecret([42; 32]);
+const ID: TransferId = TransferId(0x5eed);
+
+fn file(len: usize, seed: u64) -> Bytes {
+    let mut v = vec![0u8; len];
+    ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut v);
+    Bytes::from(v)
+}
+
+fn net(seed: u64) -> NetemConfig {
+    NetemConfig {
+        latency_ms: 10,
+        seed,
+        ..NetemConfig::default()
+    }
+}
+
+/// The receiver's side of the disk: the `.part` file and, after success, the saved file.
+#[derive(Debug, Default)]
+struct Disk {
+    part: Option<Vec<u8>>,
+    saved: Option<Vec<u8>>,
+}
+
+impl Disk {
+    fn apply(&mut self, ev: &ReceiverEvent) {
+        match ev {
+            ReceiverEvent::Write { offset, data } => {
+                let part = self.part.get_or_insert_with(Vec::new);
+                let end = *offset as usize + data.len();
+                if part.len() < end {
+                    part.resize(end, 0);
+                }
+                part[*offset as usize..end].copy_from_slice(data);
+            }
+            ReceiverEvent::Complete { .. } => {
+                self.saved = Some(self.part.take().unwrap_or_default())
+            }
+            ReceiverEvent::Aborted(_) => self.part = None,
+        }
+    }
+}
+
+/// A sender and a receiver joined by two emulated one-way paths.
+struct Pair {
+    now: UnixMillis,
+    file: Bytes,
+    sender: Sender,
+    receiver: Receiver,
+    fwd: Netem,
+    back: Netem,
+    disk: Disk,
+    sender_outcome: Option<SenderEvent>,
+    receiver_outcome: Option<ReceiverEvent>,
+    sender_done_at: Option<UnixMillis>,
+    receiver_done_at: Option<UnixMillis>,
+    fired_at: Option<UnixMillis>,
+    /// Applied to every datagram on the forward path before the channel (tampering tests).
+    tamper: Option<Box<dyn FnMut(Bytes) -> Bytes>>,
+}
+
+impl Pair {
+    fn new(len: usize, config: TransferConfig, fwd: NetemConfig, back: NetemConfig) -> Self {
+        let file = file(len, fwd.seed ^ 0xf11e);
+        Self {
+            now: START,
+            sender: Sender::new(ID, &SECRET, len as u64, config.clone(), START),
+            receiver: Receiver::new(ID, &SECRET, len as u64, config, START),
+            file,
+            fwd: Netem::new(fwd),
+            back: Netem::new(back),
+            disk: Disk::default(),
+            sender_outcome: None,
+            receiver_outcome: None,
+            sender_done_at: None,
+            receiver_done_at: None,
+            fired_at: None,
+            tamper: None,
+        }
+    }
+
+    fn lossy(len: usize, fwd: NetemConfig, back: NetemConfig) -> Self {
+        Self::new(len, TransferConfig::default(), fwd, back)
+    }
+
+    /// Move everything that can move at `now`; returns whether anything did.
+    fn step(&mut self) -> bool {
+        let now = self.now;
+        let mut moved = false;
+        while let Some(ev) = self.sender.poll_event() {
+            moved = true;
+            match ev {
+                SenderEvent::Read { offset, len } => {
+                    let data = self.file.slice(offset as usize..offset as usize + len);
+                    self.sender.handle_file_data(offset, data, now);
+                }
+                outcome => {
+                    self.sender_done_at = Some(now);
+                    self.sender_outcome = Some(outcome);
+                }
+            }
+        }
+        while let Some(d) = self.sender.poll_transmit(now) {
+            moved = true;
+            let d = match self.tamper.as_mut() {
+                Some(t) => t(d),
+                None => d,
+            };
+            self.fwd.handle_input(d, now);
+        }
+        while let Some(d) = self.fwd.poll_output(now) {
+            moved = true;
+            let _ = self.receiver.handle_datagram(&d, now);
+        }
+        while let Some(ev) = self.receiver.poll_event() {
+            moved = true;
+            self.disk.apply(&ev);
+            if !matches!(ev, ReceiverEvent::Write { .. }) {
+                self.receiver_done_at = Some(now);
+                self.receiver_outcome = Some(ev);
+            }
+        }
+        while let Some(d) = self.receiver.poll_transmit(now) {
+            moved = true;
+            self.back.handle_input(d, now);
+        }
+        while let Some(d) = self.back.poll_output(now) {
+            moved = true;
+            let _ = self.sender.handle_datagram(&d, now);
+        }
+        moved
+    }
+
+    /// Run until both machines are finished or `limit_ms` of virtual time passed.
+    fn run(&mut self, limit_ms: u64) {
+        let deadline = START.plus_millis(limit_ms);
+        while self.now < deadline {
+            if self.step() {
+                continue;
+            }
+            if self.sender.is_finished() && self.receiver.is_finished() {
+                return;
+            }
+            let next = [
+                self.sender.poll_timeout(),
+                self.receiver.poll_timeout(),
+                self.fwd.poll_timeout(),
+                self.back.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let Some(next) = next else { return };
+            if next <= self.now && self.fired_at != Some(self.now) {
+                self.fired_at = Some(self.now);
+            } else {
+                self.now = next.max(self.now.plus_millis(1));
+            }
+            self.sender.handle_timeout(self.now);
+            self.receiver.handle_timeout(self.now);
+        }
+    }
+
+    fn assert_delivered(&self) {
+        assert_eq!(
+            self.sender_outcome,
+            Some(SenderEvent::Complete),
+            "sender: {:?}",
+            self.sender.stats()
+        );
+        assert!(
+            matches!(self.receiver_outcome, Some(ReceiverEvent::Complete { .. })),
+            "receiver: {:?} {:?}",
+            self.receiver_outcome,
+            self.receiver.stats()
+        );
+        let saved = self.disk.saved.as_deref().unwrap_or_default();
+        assert!(
+            saved == &self.file[..],
+            "saved file differs from the original"
+        );
+        assert!(self.disk.part.is_none());
+        let window = TransferConfig::default().receive_window;
+        assert!(
+            self.receiver.stats().peak_buffered <= window,
+            "receiver memory exceeded its window"
+        );
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.sender_done_at.unwrap_or(self.now).millis_since(START)
+    }
+
+    /// File bytes per second of virtual time.
+    fn goodput(&self) -> u64 {
+        self.file.len() as u64 * 1000 / self.elapsed_ms().max(1)
+    }
+}
+
+#[test]
+fn lossless_path_delivers_the_file_byte_identical() {
+    let mut p = Pair::lossy(1 << 20, net(1), net(2));
+    p.run(60_000);
+    p.assert_delivered();
+    assert_eq!(p.sender.stats().retransmissions, 0);
+    assert_eq!(p.receiver.stats().duplicates, 0);
+}
+
+#[test]
+fn five_percent_random_loss_delivers_the_file() {
+    let mut p = Pair::lossy(
+        1 << 20,
+        NetemConfig {
+            loss: 0.05,
+            ..net(3)
+        },
+        NetemConfig {
+            loss: 0.05,
+            ..net(4)
+        },
+    );
+    p.run(60_000);
+    p.assert_delivered();
+    assert!(p.sender.stats().retransmissions > 0);
+}
+
+#[test]
+fn twenty_percent_random_loss_delivers_the_file() {
+    let mut p = Pair::lossy(
+        1 << 20,
+        NetemConfig {
+            loss: 0.2,
+            ..net(5)
+        },
+        NetemConfig {
+            loss: 0.2,
+            ..net(6)
+        },
+    );
+    p.run(60_000);
+    p.assert_delivered();
+}
+
+#[test]
+fn burst_loss_delivers_the_file() {
+    let burst = BurstLoss {
+        enter_bad: 0.02,
+        leave_bad: 0.2,
+        loss_in_bad: 0.9,
+    };
+    let mut p = Pair::lossy(
+        1 << 20,
+        NetemConfig {
+            burst: Some(burst),
+            ..net(7)
+        },
+        NetemConfig {
+            burst: Some(burst),
+            ..net(8)
+        },
+    );
+    p.run(60_000);
+    assert!(
+        p.fwd.stats().lost > 20,
+        "the channel should have lost bursts: {:?}",
+        p.fwd.stats()
+    );
+    p.assert_delivered();
+}
+
+#[test]
+fn duplication_and_reordering_deliver_the_file() {
+    let shaky = |seed| NetemConfig {
+        duplicate: 0.1,
+        reorder: 0.1,
+        reorder_delay_ms: 15,
+        jitter_ms: 5,
+        ..net(seed)
+    };
+    let mut p = Pair::lossy(1 << 20, shaky(9), shaky(10));
+    p.run(60_000);
+    p.assert_delivered();
+    assert!(p.fwd.stats().duplicated > 0 && p.receiver.stats().duplicates > 0);
+}
+
+#[test]
+fn everything_at_once_delivers_the_file() {
+    let nasty = |seed| NetemConfig {
+        loss: 0.1,
+        burst: Some(BurstLoss {
+            enter_bad: 0.01,
+            leave_bad: 0.3,
+            loss_in_bad: 0.8,
+        }),
+        duplicate: 0.05,
+        reorder: 0.05,
+        reorder_delay_ms: 30,
+        jitter_ms: 10,
+        rate: Some(4_000_000),
+        queue_bytes: 100_000,
+        ..net(seed)
+    };
+    let mut p = Pair::lossy(2 << 20, nasty(11), nasty(12));
+    p.run(120_000);
+    p.assert_delivered();
+}
+
+#[test]
+fn a_three_second_cut_that_heals_still_delivers_the_file() {
+    let cut = vec![(START.plus_millis(300), START.plus_millis(3_300))];
+    let slow = |seed| NetemConfig {
+        rate: Some(2_000_000),
+        queue_bytes: 100_000,
+        cuts: cut.clone(),
+        ..net(seed)
+    };
+    let mut p = Pair::lossy(2 << 20, slow(13), slow(14));
+    p.run(60_000);
+    assert!(p.fwd.stats().cut_drops > 0, "the cut must hit the transfer");
+    p.assert_delivered();
+}
+
+#[test]
+fn a_cut_that_never_heals_makes_both_sides_abort_within_their_timeout() {
+    let cut = vec![(START.plus_millis(300), UnixMillis(u64::MAX))];
+    let slow = |seed| NetemConfig {
+        rate: Some(2_000_000),
+        cuts: cut.clone(),
+        ..net(seed)
+    };
+    let mut p = Pair::lossy(2 << 20, slow(15), slow(16));
+    p.run(60_000);
+    assert_eq!(
+        p.sender_outcome,
+        Some(SenderEvent::Aborted(AbortReason::PeerSilent))
+    );
+    assert_eq!(
+        p.receiver_outcome,
+        Some(ReceiverEvent::Aborted(AbortReason::PeerSilent))
+    );
+    // Datagrams queued at the bottleneck before the cut still arrive for a while after it.
+    let idle = TransferConfig::default().idle_timeout_ms;
+    let drained = 300 + NetemConfig::default().queue_bytes * 1000 / 2_000_000 + 20;
+    assert!(
+        p.sender_done_at
+            .is_some_and(|t| t <= START.plus_millis(drained + idle + 100))
+    );
+    assert!(
+        p.receiver_done_at
+            .is_some_and(|t| t <= START.plus_millis(drained + idle + 100))
+    );
+    assert!(
+        p.disk.part.is_none() && p.disk.saved.is_none(),
+        "the .part file must be deleted"
+    );
+}
+
+#[test]
+fn a_receiver_that_never_answers_makes_the_sender_give_up() {
+    let mut p = Pair::lossy(
+        10_000,
+        NetemConfig {
+            loss: 1.0,
+            ..net(17)
+        },
+        net(18),
+    );
+    p.run(60_000);
+    assert_eq!(
+        p.sender_outcome,
+        Some(SenderEvent::Aborted(AbortReason::PeerSilent))
+    );
+    assert_eq!(
+        p.receiver_outcome,
+        Some(ReceiverEvent::Aborted(AbortReason::PeerSilent))
+    );
+}
+
+#[test]
+fn a_slow_bottleneck_is_not_flooded() {
+    // 1 MB/s with a 50 KB queue: a sender that ignored the path would lose most datagrams.
+    let slow = |seed| NetemConfig {
+        rate: Some(1_000_000),
+        queue_bytes: 50_000,
+        latency_ms: 20,
+        ..net(seed)
+    };
+    let mut p = Pair::lossy(2 << 20, slow(19), slow(20));
+    p.run(120_000);
+    p.assert_delivered();
+    let s = p.fwd.stats();
+    assert!(
+        s.queue_drops * 10 < s.input,
+        "more than 10% of datagrams overflowed the queue: {s:?}"
+    );
+    assert!(
+        p.goodput() > 600_000,
+        "goodput {} B/s on a 1 MB/s path",
+        p.goodput()
+    );
+}
+
+#[test]
+fn twenty_percent_loss_does_not_collapse_the_rate() {
+    // Loss-based AIMD would crawl here; a delivery-rate controller keeps most of the path.
+    let lossy = |seed| NetemConfig {
+        rate: Some(4_000_000),
+        queue_bytes: 100_000,
+        loss: 0.2,
+        latency_ms: 20,
+        ..net(seed)
+    };
+    let mut p = Pair::lossy(4 << 20, lossy(21), lossy(22));
+    p.run(120_000);
+    p.assert_delivered();
+    assert!(
+        p.goodput() > 1_600_000,
+        "goodput {} B/s on a 4 MB/s path with 20% loss",
+        p.goodput()
+    );
+}
+
+#[test]
+fn large_datagrams_are_used_when_configured() {
+    let config = TransferConfig {
+        max_datagram: MAX_DATAGRAM,
+        ..TransferConfig::default()
+    };
+    let mut p = Pair::new(
+        3 << 20,
+        config,
+        NetemConfig {
+            loss: 0.05,
+            ..net(23)
+        },
+        net(24),
+    );
+    p.run(60_000);
+    p.assert_delivered();
+    assert!(p.sender.stats().datagrams_sent < 100);
+}
+
+#[test]
+fn an_empty_file_is_transferred() {
+    let mut p = Pair::lossy(0, net(25), net(26));
+    p.run(60_000);
+    p.assert_delivered();
+}
+
+#[test]
+fn a_wrong_hash_makes_both_sides_abort_and_discard() {
+    let key = TagKey::derive(&SECRET);
+    let mut p = Pair::lossy(100_000, net(27), net(28));
+    // Replace the `Fin`'s hash with another, correctly tagged: only the hash check can catch it.
+    p.tamper = Some(Box::new(move |d| match datagram::decode(&d, &key) {
+        Ok(Datagram {
+            id,
+            body: Body::Fin { file_size, .. },
+        }) => datagram::encode(
+            &Datagram {
+                id,
+                body: Body::Fin {
+                    file_size,
+                    hash: [0xAB; HASH_LEN],
+                },
+            },
+            &key,
+        ),
+        _ => d,
+    }));
+    p.run(60_000);
+    assert_eq!(
+        p.receiver_outcome,
+        Some(ReceiverEvent::Aborted(AbortReason::HashMismatch))
+    );
+    assert_eq!(
+        p.sender_outcome,
+        Some(SenderEvent::Aborted(AbortReason::PeerAborted(
+            PeerReason::HashMismatch
+        )))
+    );
+    assert!(p.disk.saved.is_none() && p.disk.part.is_none());
+}
+
+#[test]
+fn a_size_other_than_announced_is_refused() {
+    let mut p = Pair::lossy(10_000, net(29), net(30));
+    p.receiver = Receiver::new(ID, &SECRET, 9_999, TransferConfig::default(), START);
+    p.run(60_000);
+    assert_eq!(
+        p.receiver_outcome,
+        Some(ReceiverEvent::Aborted(AbortReason::SizeMismatch))
+    );
+    assert_eq!(
+        p.sender_outcome,
+        Some(SenderEvent::Aborted(AbortReason::PeerAborted(
+            PeerReason::SizeMismatch
+        )))
+    );
+}
+
+#[test]
+fn forged_stray_and_corrupted_datagrams_are_counted_and_never_written() {
+    let other_key = TagKey::derive(&TransferSecret([1; 32]));
+    let mut corrupt_rng = ChaCha8Rng::seed_from_u64(31);
+    let mut p = Pair::lossy(200_000, net(31), net(32));
+    let mut n = 0u64;
+    p.tamper = Some(Box::new(move |d| {
+        n += 1;
+        match n % 4 {
+            // A forgery: right id, right shape, wrong key.
+            1 => match datagram::decode(&d, &TagKey::derive(&SECRET)) {
+                Ok(Datagram {
+                    id,
+                    body:
+                        Body::Data {
+                            pn,
+                            offset,
+                            payload,
+                        },
+                }) => {
+                    let evil = Bytes::from(vec![0xEE; payload.len()]);
+                    datagram::encode(
+                        &Datagram {
+                            id,
+                            body: Body::Data {
+                                pn,
+                                offset,
+                                payload: evil,
+                            },
+                        },
+                        &other_key,
+                    )
+                }
+                _ => d,
+            },
+            // A corrupted bit.
+            2 => {
+                let mut v = d.to_vec();
+                let i = (corrupt_rng.next_u64() as usize) % v.len();
+                v[i] ^= 0x10;
+                Bytes::from(v)
+            }
+            _ => d,
+        }
+    }));
+    p.run(60_000);
+    p.assert_delivered();
+    assert!(
+        p.receiver.stats().rejected.bad > 50,
+        "{:?}",
+        p.receiver.stats()
+    );
+}
+
+#[test]
+fn a_stale_transfer_datagram_is_stray_to_the_set() {
+    let mut set = TransferSet::new();
+    set.add_receiver(Receiver::new(
+        ID,
+        &SECRET,
+        10,
+        TransferConfig::default(),
+        START,
+    ));
+    let old = datagram::encode(
+        &Datagram {
+            id: TransferId(7),
+            body: Body::Hello {
+                file_size: 10,
+                payload_size: 100,
+            },
+        },
+        &TagKey::derive(&SECRET),
+    );
+    set.handle_datagram(addr(9), &old, START);
+    set.handle_datagram(
+        addr(9),
+        &Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n------------"),
+        START,
+    );
+    assert_eq!(set.stray(), 2);
+    assert!(set.poll_transmit(START).is_none());
+}
+
+fn addr(n: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4000 + n))
+}
+
+/// A client: one socket address, one transfer set, a disk of named files.
+struct Node {
+    addr: SocketAddr,
+    set: TransferSet,
+    files: BTreeMap<TransferId, Bytes>,
+    disks: BTreeMap<TransferId, Disk>,
+    outcomes: BTreeMap<TransferId, SetEvent>,
+}
+
+impl Node {
+    fn new(n: u16) -> Self {
+        Self {
+            addr: addr(n),
+            set: TransferSet::new(),
+            files: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+        }
+    }
+}
+
+#[test]
+fn a_client_receives_from_two_presenters_and_sends_while_receiving() {
+    // Node 0 receives transfer 1 from node 1 and transfer 2 from node 2, and sends transfer 3
+    // to node 3, all on its one socket. Paths lose 5% of datagrams.
+    let config = TransferConfig::default;
+    let secret = |i: u8| TransferSecret([i; 32]);
+    let mut nodes: Vec<Node> = (0..4).map(Node::new).collect();
+    let mut links: BTreeMap<(usize, usize), Netem> = BTreeMap::new();
+    for a in 0..4 {
+        for b in 0..4 {
+            if a != b {
+                let seed = (a * 4 + b) as u64;
+                links.insert(
+                    (a, b),
+                    Netem::new(NetemConfig {
+                        loss: 0.05,
+                        ..net(seed)
+                    }),
+                );
+            }
+        }
+    }
+    for (id, from, to, len) in [
+        (1u64, 1usize, 0usize, 300_000usize),
+        (2, 2, 0, 500_000),
+        (3, 0, 3, 400_000),
+    ] {
+        let tid = TransferId(id);
+        let data = file(len, id);
+        let sender = Sender::new(tid, &secret(id as u8), len as u64, config(), START);
+        let to_addr = nodes[to].addr;
+        nodes[from].set.add_sender(sender, to_addr);
+        nodes[from].files.insert(tid, data.clone());
+        nodes[to].set.add_receiver(Receiver::new(
+            tid,
+            &secret(id as u8),
+            len as u64,
+            config(),
+            START,
+        ));
+        nodes[to].files.insert(tid, data);
+        nodes[to].disks.insert(tid, Disk::default());
+    }
+    let index_of = |a: SocketAddr| (a.port() - 4000) as usize;
+    let mut now = START;
+    for _ in 0..1_000_000 {
+        let mut moved = false;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            while let Some((id, ev)) = node.set.poll_event() {
+                moved = true;
+                match ev {
+                    SetEvent::Sender(SenderEvent::Read { offset, len }) => {
+                        let data = node.files[&id].slice(offset as usize..offset as usize + len);
+                        node.set.handle_file_data(id, offset, data, now);
+                    }
+                    SetEvent::Receiver(r) => {
+                        if let Some(d) = node.disks.get_mut(&id) {
+                            d.apply(&r);
+                        }
+                        if !matches!(r, ReceiverEvent::Write { .. }) {
+                            node.outcomes.insert(id, SetEvent::Receiver(r));
+                        }
+                    }
+                    other => {
+                        node.outcomes.insert(id, other);
+                    }
+                }
+            }
+            while let Some(t) = node.set.poll_transmit(now) {
+                moved = true;
+                if let Some(link) = links.get_mut(&(i, index_of(t.to))) {
+                    link.handle_input(t.contents, now);
+                }
+            }
+        }
+        for (&(a, b), link) in links.iter_mut() {
+            while let Some(d) = link.poll_output(now) {
+                moved = true;
+                let from = nodes[a].addr;
+                nodes[b].set.handle_datagram(from, &d, now);
+            }
+        }
+        if nodes.iter().map(|n| n.outcomes.len()).sum::<usize>() == 6 {
+            break;
+        }
+        if !moved {
+            let next = nodes
+                .iter()
+                .filter_map(|n| n.set.poll_timeout())
+                .chain(links.values().filter_map(Netem::poll_timeout))
+                .min();
+            now = next.map_or(now.plus_millis(1), |t| t.max(now.plus_millis(1)));
+            for n in &mut nodes {
+                n.set.handle_timeout(now);
+            }
+        }
+    }
+    for (node, id) in [(0, 1u64), (0, 2), (3, 3)] {
+        let tid = TransferId(id);
+        assert!(matches!(
+            nodes[node].outcomes.get(&tid),
+            Some(SetEvent::Receiver(ReceiverEvent::Complete { .. }))
+        ));
+        assert_eq!(
+            nodes[node].disks[&tid].saved.as_deref(),
+            Some(&nodes[node].files[&tid][..])
+        );
+    }
+    for (node, id) in [(1, 1u64), (2, 2), (0, 3)] {
+        assert_eq!(
+            nodes[node].outcomes.get(&TransferId(id)),
+            Some(&SetEvent::Sender(SenderEvent::Complete))
+        );
+    }
+}
