@@ -62,7 +62,8 @@ fn request() -> impl Strategy<Value = Request> {
         proptest::option::of(1u32..=100_000).prop_map(|minutes| Request::Rcu { minutes }),
         user().prop_map(|user| Request::Blk { user }),
         user().prop_map(|user| Request::Unb { user }),
-        (user(), text()).prop_map(|(to, file)| Request::Upd { to, file }),
+        (user(), any::<u64>(), "[A-Za-z0-9_][A-Za-z0-9_ .()-]{0,30}")
+            .prop_map(|(to, size, name)| Request::Upd { to, size, name }),
         Just(Request::Out),
         Just(Request::Help),
     ]

@@ -45,6 +45,30 @@ pub fn event(e: &Event) -> (Tone, String) {
         ),
         Event::Online { user } => (Tone::Notice, format!("{user} is now online")),
         Event::Offline { user } => (Tone::Notice, format!("{user} went offline")),
+        Event::Upload(g) => (
+            Tone::Notice,
+            format!(
+                "Incoming upload: {} sends {} ({})",
+                g.user,
+                g.name,
+                human_bytes(g.size)
+            ),
+        ),
         Event::Notice { text } => (Tone::Notice, text.clone()),
     }
+}
+
+/// A byte count as people read it: `812 B`, `4.2 KiB`, `12.0 MiB`, `1.3 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }

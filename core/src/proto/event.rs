@@ -14,6 +14,7 @@ use nom::{
 };
 
 use super::timestamp::civil_time;
+use super::upload::{UploadGrant, grant};
 use crate::time::CivilTime;
 use crate::types::{MessageNumber, UserName, is_name_byte};
 
@@ -77,6 +78,8 @@ pub enum Event {
         /// Who.
         user: UserName,
     },
+    /// A presenter is about to send this client a file over UDP.
+    Upload(UploadGrant),
     /// Anything else the server wants its users to know (shutdown, say).
     Notice {
         /// The text.
@@ -109,6 +112,7 @@ impl fmt::Display for Event {
             Event::Backlog { hidden, since } => write!(f, "* BACKLOG {hidden} {since}"),
             Event::Online { user } => write!(f, "* ONLINE {user}"),
             Event::Offline { user } => write!(f, "* OFFLINE {user}"),
+            Event::Upload(grant) => write!(f, "* {grant}"),
             Event::Notice { text } => write!(f, "* NOTICE {text}"),
         }
     }
@@ -205,9 +209,10 @@ fn event(i: &str) -> IResult<&str, Event> {
     let online = map((tag("ONLINE "), user), |(_, user)| Event::Online { user });
     let offline = map((tag("OFFLINE "), user), |(_, user)| Event::Offline { user });
     let notice = map((tag("NOTICE "), text), |(_, text)| Event::Notice { text });
+    let upload = map(grant, Event::Upload);
     let (i, _) = tag("* ").parse(i)?;
     all_consuming(alt((
-        post, edited, deleted, private, backlog, online, offline, notice,
+        post, edited, deleted, private, backlog, online, offline, notice, upload,
     )))
     .parse(i)
 }

@@ -17,6 +17,7 @@ pub mod framing;
 pub mod reply;
 pub mod request;
 pub mod timestamp;
+pub mod upload;
 
 /// Longest request or reply line accepted, in bytes, excluding the line ending.
 ///

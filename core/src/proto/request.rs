@@ -6,11 +6,12 @@ use nom::{
     IResult, Parser,
     bytes::complete::take_while1,
     character::complete::{char, digit1},
-    combinator::{all_consuming, map_res, rest},
+    combinator::{all_consuming, map_res},
 };
 
 use super::timestamp::{civil_time, hash_number};
 use crate::time::CivilTime;
+use crate::transfer::names::check_file_name;
 use crate::types::{MessageNumber, TextError, UserName, check_text, is_name_byte};
 
 /// The verbs of the protocol, for usage messages and help.
@@ -200,17 +201,47 @@ pub enum Request {
         /// Whom to unblock.
         user: UserName,
     },
-    /// `UPD user file`
+    /// `UPD user size name` on the wire; people type `UPD user file` and the client fills in
+    /// the size and keeps only the base name (see [`parse_user_upload`]).
     Upd {
         /// The audience.
         to: UserName,
-        /// The file name (the client sends only the base name).
-        file: String,
+        /// The file size in bytes.
+        size: u64,
+        /// The file's base name.
+        name: String,
     },
     /// `OUT`
     Out,
     /// `HELP`
     Help,
+}
+
+/// Parse `UPD user file` as a person types it: the audience and the file's path.
+///
+/// The client then checks the file, keeps its base name and sends [`Request::Upd`] with the
+/// size. Only the shape is checked here; the path may hold directories and spaces.
+pub fn parse_user_upload(line: &str) -> Result<(UserName, String), RequestError> {
+    let command = Command::Upd;
+    let (_, args) = split_word(line);
+    let (user, file) = split_word(args.unwrap_or(""));
+    let to = parse_user(command, user)?;
+    let file = file.unwrap_or("");
+    if file.is_empty() {
+        return Err(RequestError::args(command, "missing file name"));
+    }
+    if file.chars().any(char::is_control) {
+        return Err(RequestError::args(
+            command,
+            "the file name contains a control character",
+        ));
+    }
+    Ok((to, file.to_owned()))
+}
+
+/// Whether a typed line is an upload command (`UPD …`, any case).
+pub fn is_upload_line(line: &str) -> bool {
+    split_word(line).0.eq_ignore_ascii_case("UPD")
 }
 
 /// Largest `RCU` window: ten years of minutes.
@@ -424,22 +455,23 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
             })
         }
         Command::Upd => {
-            let (user, file) = split_word(args.unwrap_or(""));
+            let (user, rest) = split_word(args.unwrap_or(""));
             let to = parse_user(command, user)?;
-            let file = rest::<&str, nom::error::Error<&str>>
-                .parse(file.unwrap_or(""))
-                .map(|(_, f)| f.to_owned())
-                .unwrap_or_default();
-            if file.is_empty() {
-                return Err(RequestError::args(command, "missing file name"));
-            }
-            if file.chars().any(char::is_control) {
-                return Err(RequestError::args(
+            let (size, name) = split_word(rest.unwrap_or(""));
+            let size = size.parse::<u64>().map_err(|_| {
+                RequestError::args(
                     command,
-                    "the file name contains a control character",
-                ));
-            }
-            Ok(Request::Upd { to, file })
+                    "uploads need the huddle client, which sends the file size (wire form: UPD user size name)",
+                )
+            })?;
+            let name = name.unwrap_or("");
+            check_file_name(name)
+                .map_err(|e| RequestError::args(command, format!("bad file name {name:?}: {e}")))?;
+            Ok(Request::Upd {
+                to,
+                size,
+                name: name.to_owned(),
+            })
         }
     }
 }
@@ -458,7 +490,7 @@ impl fmt::Display for Request {
             Request::Rcu { minutes: Some(m) } => write!(f, "RCU {m}"),
             Request::Blk { user } => write!(f, "BLK {user}"),
             Request::Unb { user } => write!(f, "UNB {user}"),
-            Request::Upd { to, file } => write!(f, "UPD {to} {file}"),
+            Request::Upd { to, size, name } => write!(f, "UPD {to} {size} {name}"),
             Request::Out => f.write_str("OUT"),
             Request::Help => f.write_str("HELP"),
         }

@@ -2,9 +2,12 @@
 
 use super::board::BoardError;
 use super::{ConnId, Server};
+use std::net::SocketAddr;
+
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
 use crate::proto::request::{Command, Request, RequestError, parse_request};
+use crate::proto::upload::UploadGrant;
 use crate::store::{DataFile, InboxRecord, Persist, render_inbox, render_post};
 use crate::time::{CivilTime, Timestamp};
 use crate::types::{MessageNumber, UserName};
@@ -38,12 +41,7 @@ impl Server {
             Request::Rcu { minutes } => self.cmd_rcu(minutes.unwrap_or(DEFAULT_RCU_MINUTES)),
             Request::Blk { user: target } => self.cmd_blk(&user, target),
             Request::Unb { user: target } => self.cmd_unb(&user, target),
-            Request::Upd { to, file } => Reply::new(
-                Code::NOT_AVAILABLE,
-                format!(
-                    "Cannot upload {file} to {to}: video upload (UPD) is not available yet in this version of huddle"
-                ),
-            ),
+            Request::Upd { to, size, name } => self.cmd_upd(conn, &user, to, size, name),
             Request::Help => help(),
             Request::Out => {
                 self.log(format!("{user} logged out"));
@@ -332,6 +330,74 @@ impl Server {
         )];
         out.extend(lines);
         Reply::lines(Code::OK, out)
+    }
+
+    /// Introduce presenter and audience: check the audience can receive from the presenter,
+    /// issue a transfer id and secret, tell the presenter where to send and the audience what
+    /// is coming. The file itself never passes through the server.
+    fn cmd_upd(
+        &mut self,
+        conn: ConnId,
+        user: &UserName,
+        to: UserName,
+        size: u64,
+        name: String,
+    ) -> Reply {
+        if &to == user {
+            return Reply::new(Code::NOT_PERMITTED, "You cannot upload a file to yourself");
+        }
+        if !self.accounts.exists(&to) {
+            return Reply::new(Code::NOT_FOUND, format!("There is no user named {to}"));
+        }
+        if self.blocks.blocks(&to, user) {
+            self.log(format!(
+                "{user} asked to upload {name} to {to}: refused ({to} blocks {user})"
+            ));
+            return Reply::new(
+                Code::NOT_PERMITTED,
+                format!("{to} has blocked you; the upload was not started"),
+            );
+        }
+        let Some(audience) = self.sessions.find(&to).cloned() else {
+            return Reply::new(
+                Code::OFFLINE,
+                format!("{to} is offline; uploads go only to online users"),
+            );
+        };
+        if audience.udp_port == 0 {
+            return Reply::new(
+                Code::OFFLINE,
+                format!(
+                    "{to}'s client has no UDP port to receive uploads on (connected without the huddle client?)"
+                ),
+            );
+        }
+        let Some(presenter) = self.sessions.iter().find(|o| o.conn == conn).cloned() else {
+            return Reply::new(Code::NOT_PERMITTED, "You are not logged in");
+        };
+        let id = crate::transfer::TransferId(u64::from_le_bytes(self.random_bytes::<8>()));
+        let secret = crate::transfer::TransferSecret(self.random_bytes::<32>());
+        let to_presenter = UploadGrant {
+            id,
+            secret: secret.clone(),
+            peer: SocketAddr::new(audience.ip, audience.udp_port),
+            user: to.clone(),
+            size,
+            name: name.clone(),
+        };
+        let to_audience = UploadGrant {
+            id,
+            secret,
+            peer: SocketAddr::new(presenter.ip, presenter.udp_port),
+            user: user.clone(),
+            size,
+            name: name.clone(),
+        };
+        self.log(format!(
+            "{user} asked to upload {name} ({size} bytes) to {to}: approved as transfer {id}"
+        ));
+        self.event(audience.conn, &Event::Upload(to_audience));
+        Reply::new(Code::UPLOAD_APPROVED, to_presenter.to_string())
     }
 
     fn cmd_blk(&mut self, user: &UserName, target: UserName) -> Reply {

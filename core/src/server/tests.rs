@@ -139,6 +139,7 @@ impl Harness {
     }
 }
 
+use crate::proto::event::Event;
 use crate::time::Zone;
 
 // ----- login -----
@@ -715,7 +716,10 @@ fn bad_input_gets_an_error_and_the_connection_stays_usable() {
             .starts_with("503 Line too long")
     );
     assert!(h.say(y, "MSG still here").starts_with("250 Message #1"));
-    assert!(h.say(y, "UPD luke clip.mp4").starts_with("502 "));
+    assert!(
+        h.say(y, "UPD luke clip.mp4")
+            .starts_with("501 uploads need the huddle client")
+    );
     assert!(h.say(y, "HELP").starts_with("214-"));
 }
 
@@ -753,4 +757,83 @@ fn a_torn_last_line_left_by_a_crash_is_dropped_and_the_file_rewritten() {
     assert!(h.logs.iter().any(|l| l.contains("incomplete last line")));
     let y = h.login("yoda", "jedi");
     assert!(h.say(y, "MSG next").starts_with("250 Message #2"));
+}
+
+// ----- UPD handshake -----
+
+fn login_with_udp(h: &mut Harness, name: &str, password: &str, port: u16) -> ConnId {
+    let c = h.connect();
+    h.say(c, &format!("UDP {port}"));
+    h.say(c, name);
+    assert!(h.say(c, password).starts_with("230-"));
+    h.inbox.clear();
+    c
+}
+
+#[test]
+fn upd_introduces_presenter_and_audience_with_one_transfer_id_and_secret() {
+    let mut h = Harness::new();
+    let y = login_with_udp(&mut h, "yoda", "jedi", 6001);
+    let l = login_with_udp(&mut h, "luke", "r2d2", 6002);
+    let r = h.say(y, "UPD luke 12345 clip (1).mp4");
+    assert!(r.starts_with("227 UPLOAD "), "{r}");
+    let to_presenter = crate::proto::upload::parse_upload_grant(r[4..].trim_end()).unwrap();
+    assert_eq!(to_presenter.peer, "127.0.0.1:6002".parse().unwrap());
+    assert_eq!(
+        (
+            to_presenter.user.as_str(),
+            to_presenter.size,
+            to_presenter.name.as_str()
+        ),
+        ("luke", 12345, "clip (1).mp4")
+    );
+    let ev = h.take(l);
+    let Some(Event::Upload(to_audience)) = crate::proto::event::parse_event(ev.trim_end()) else {
+        panic!("no upload event: {ev}");
+    };
+    assert_eq!(to_audience.peer, "127.0.0.1:6001".parse().unwrap());
+    assert_eq!(to_audience.user.as_str(), "yoda");
+    assert_eq!(
+        (to_audience.id, &to_audience.secret),
+        (to_presenter.id, &to_presenter.secret)
+    );
+    assert!(
+        h.logs.iter().any(
+            |l| l.contains("yoda asked to upload clip (1).mp4 (12345 bytes) to luke: approved")
+        )
+    );
+}
+
+#[test]
+fn upd_refuses_yourself_unknown_offline_blocked_and_unsafe_names() {
+    let mut h = Harness::new();
+    let y = login_with_udp(&mut h, "yoda", "jedi", 6001);
+    assert!(
+        h.say(y, "UPD yoda 1 a.mp4")
+            .starts_with("553 You cannot upload a file to yourself")
+    );
+    assert!(
+        h.say(y, "UPD vader 1 a.mp4")
+            .starts_with("550 There is no user named vader")
+    );
+    assert!(
+        h.say(y, "UPD luke 1 a.mp4")
+            .starts_with("554 luke is offline")
+    );
+    assert!(
+        h.say(y, "UPD luke 1 ../a.mp4")
+            .starts_with("501 bad file name")
+    );
+    let l = login_with_udp(&mut h, "luke", "r2d2", 6002);
+    h.say(l, "BLK yoda");
+    assert!(
+        h.say(y, "UPD luke 1 a.mp4")
+            .starts_with("553 luke has blocked you")
+    );
+    assert_eq!(h.take(l), "");
+    h.login("leia", "alderaan");
+    assert!(
+        h.say(y, "UPD leia 1 a.mp4")
+            .starts_with("554 leia's client has no UDP port")
+    );
 }
