@@ -13,12 +13,26 @@
 
 mod output;
 mod render;
+mod uploads;
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-pub use output::{ClientOutput, Display, ExitStatus, Prompt, Tone};
+pub use output::{
+    ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, Progress,
+    Prompt, Tone,
+};
+pub use render::human_bytes;
+
+use crate::proto::event::Event;
+use crate::proto::request::{is_upload_line, parse_user_upload};
+use crate::proto::upload::parse_upload_grant;
+use crate::time::Clock;
+use crate::transfer::{TransferConfig, TransferId, base_name};
+use crate::types::UserName;
+use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
 use crate::proto::framing::{Frame, LineFramer};
@@ -33,6 +47,16 @@ pub struct ClientConfig {
     pub interactive: bool,
     /// The UDP port this client receives uploads on, declared to the server before login.
     pub udp_port: Option<u16>,
+    /// Settings of every upload and download.
+    pub transfer: TransferConfig,
+}
+
+/// An upload the user asked for, waiting for the file check or the server's approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingUpload {
+    to: UserName,
+    path: String,
+    name: String,
 }
 
 /// Where the client is in its conversation with the server and the user.
@@ -58,6 +82,8 @@ enum State {
     SentNewPassword,
     /// Logged in as `0`, waiting for a command.
     Ready,
+    /// Checking the file of an upload before asking the server.
+    Inspecting,
     /// Sent a command; waiting for its reply.
     Waiting(Command),
     /// Finished; everything else is ignored.
@@ -72,12 +98,18 @@ pub struct Client {
     framer: LineFramer,
     replies: ReplyAssembler,
     outputs: VecDeque<ClientOutput>,
+    transfers: Transfers,
+    pending_upload: Option<PendingUpload>,
+    clock: Clock,
 }
 
 impl Client {
     /// A client that has just connected to the server.
-    pub fn new(config: ClientConfig, _now: UnixMillis) -> Self {
+    pub fn new(config: ClientConfig, now: UnixMillis) -> Self {
         Self {
+            transfers: Transfers::new(config.transfer.clone()),
+            pending_upload: None,
+            clock: Clock::new(now),
             config,
             state: State::Greeting,
             user: None,
@@ -90,7 +122,7 @@ impl Client {
     /// The user name, once logged in.
     pub fn user(&self) -> Option<&str> {
         match self.state {
-            State::Ready | State::Waiting(_) => self.user.as_deref(),
+            State::Ready | State::Waiting(_) | State::Inspecting => self.user.as_deref(),
             _ => None,
         }
     }
@@ -107,14 +139,73 @@ impl Client {
 
     /// When [`Client::handle_timeout`] should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        None
+        self.transfers.poll_timeout()
+    }
+
+    /// Whether an upload or download is running.
+    pub fn is_transferring(&self) -> bool {
+        self.transfers.is_busy()
     }
 
     /// Time passed; a spurious call is harmless.
-    pub fn handle_timeout(&mut self, _now: UnixMillis) {}
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        self.transfers.handle_timeout(now);
+        self.pump();
+    }
+
+    /// A datagram arrived on the client's UDP socket.
+    pub fn handle_datagram(&mut self, from: SocketAddr, bytes: Bytes, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        self.transfers.handle_datagram(from, bytes, now);
+        self.pump();
+    }
+
+    /// The driver's answer to [`ClientOutput::InspectFile`].
+    pub fn handle_inspected(&mut self, result: Result<u64, FileProblem>, now: UnixMillis) {
+        self.clock.advance(now);
+        if self.state != State::Inspecting {
+            return;
+        }
+        let Some(pending) = self.pending_upload.clone() else {
+            self.command_prompt();
+            return;
+        };
+        match result {
+            Ok(size) => {
+                self.send_line(&format!("UPD {} {size} {}", pending.to, pending.name));
+                self.state = State::Waiting(Command::Upd);
+            }
+            Err(problem) => {
+                self.pending_upload = None;
+                self.show(
+                    Tone::Error,
+                    uploads::upload_problem(&pending.path, &problem),
+                );
+                self.command_prompt();
+            }
+        }
+    }
+
+    /// The driver's answer to a [`FileOp`] of transfer `id`.
+    pub fn handle_file_result(&mut self, id: TransferId, result: FileResult, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        let mut out = Vec::new();
+        self.transfers.handle_file_result(id, result, now, &mut out);
+        self.outputs.extend(out);
+        self.pump();
+    }
+
+    /// Move what the transfers want done into the output queue.
+    fn pump(&mut self) {
+        let mut out = Vec::new();
+        self.transfers.drain(self.clock.now(), &mut out);
+        self.outputs.extend(out);
+    }
 
     /// Bytes arrived from the server.
-    pub fn handle_server_bytes(&mut self, bytes: &[u8], _now: UnixMillis) {
+    pub fn handle_server_bytes(&mut self, bytes: &[u8], now: UnixMillis) {
+        self.clock.advance(now);
         let mut frames = Vec::new();
         self.framer.push(bytes, &mut frames);
         for frame in frames {
@@ -131,6 +222,7 @@ impl Client {
                 },
             }
         }
+        self.pump();
     }
 
     /// The server closed the connection (or it broke).
@@ -188,6 +280,7 @@ impl Client {
             | State::SentUser
             | State::SentPassword
             | State::SentNewPassword
+            | State::Inspecting
             | State::Waiting(_) => {
                 self.show(
                     Tone::Error,
@@ -207,7 +300,7 @@ impl Client {
                 self.send_line("OUT");
                 self.state = State::Waiting(Command::Out);
             }
-            State::Waiting(_) | State::Done => {}
+            State::Waiting(_) | State::Inspecting | State::Done => {}
             _ => {
                 self.show(Tone::Error, "Input ended before login completed.");
                 self.exit(ExitStatus::LoginFailed);
@@ -244,6 +337,10 @@ impl Client {
 
     fn exit(&mut self, status: ExitStatus) {
         self.state = State::Done;
+        // Tell the peers of running transfers that we are leaving, so they stop at once
+        // instead of waiting for their timeout.
+        self.transfers.cancel_all(self.clock.now());
+        self.pump();
         self.outputs.push_back(ClientOutput::Exit(status));
     }
 
@@ -258,6 +355,13 @@ impl Client {
     fn on_server_line(&mut self, line: &str) {
         if is_event_line(line) && !self.replies.is_pending() {
             let (tone, text) = match parse_event(line) {
+                Some(Event::Upload(grant)) => {
+                    let mut out = Vec::new();
+                    self.transfers
+                        .start_download(grant, self.clock.now(), &mut out);
+                    self.outputs.extend(out);
+                    return;
+                }
                 Some(e) => render::event(&e),
                 None => (Tone::Notice, format!("(unrecognised event) {}", &line[2..])),
             };
@@ -331,7 +435,29 @@ impl Client {
                     self.ask_user();
                 }
             },
+            State::Waiting(Command::Upd) if code == Code::UPLOAD_APPROVED => {
+                let pending = self.pending_upload.take();
+                match (parse_upload_grant(&reply.text()), pending) {
+                    (Some(grant), Some(p)) => {
+                        let mut out = Vec::new();
+                        self.transfers
+                            .start_upload(grant, p.path, self.clock.now(), &mut out);
+                        self.outputs.extend(out);
+                    }
+                    _ => self.show(
+                        Tone::Error,
+                        format!(
+                            "The server sent a malformed upload approval: {}",
+                            reply.text()
+                        ),
+                    ),
+                }
+                self.command_prompt();
+            }
             State::Waiting(command) => {
+                if command == Command::Upd {
+                    self.pending_upload = None;
+                }
                 let tone = if code.is_error() {
                     Tone::Error
                 } else if code == Code::OK {
@@ -349,6 +475,7 @@ impl Client {
                 }
             }
             State::Ready
+            | State::Inspecting
             | State::AskUser
             | State::AskPassword
             | State::AskNewPassword
@@ -363,6 +490,32 @@ impl Client {
         }
     }
 
+    fn on_upload_line(&mut self, line: &str) {
+        let (to, path) = match parse_user_upload(line) {
+            Ok(x) => x,
+            Err(e) => {
+                self.show(Tone::Error, e.to_string());
+                self.command_prompt();
+                return;
+            }
+        };
+        let name = match base_name(&path) {
+            Ok(n) => n.to_string(),
+            Err(e) => {
+                self.show(Tone::Error, format!("Cannot upload {path}: {e}"));
+                self.command_prompt();
+                return;
+            }
+        };
+        self.pending_upload = Some(PendingUpload {
+            to,
+            path: path.clone(),
+            name,
+        });
+        self.state = State::Inspecting;
+        self.outputs.push_back(ClientOutput::InspectFile { path });
+    }
+
     fn ask_user(&mut self) {
         self.state = State::AskUser;
         self.prompt(Prompt::UserName);
@@ -371,6 +524,10 @@ impl Client {
     fn on_command_line(&mut self, line: &str) {
         if line.trim().is_empty() {
             self.command_prompt();
+            return;
+        }
+        if is_upload_line(line) {
+            self.on_upload_line(line);
             return;
         }
         match parse_request_str(line) {
@@ -399,3 +556,6 @@ impl Client {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod upload_tests;

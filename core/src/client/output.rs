@@ -1,6 +1,10 @@
 //! What the client core asks its driver (the terminal or a script) to do.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
+
+use crate::transfer::TransferId;
 
 /// How a shown line should look; the terminal picks colours from it, a pipe ignores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +100,153 @@ impl ExitStatus {
     }
 }
 
+/// A file operation the core needs for an upload or a download; the driver answers with
+/// [`super::Client::handle_file_result`] where the operation says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOp {
+    /// Open `path` for reading as the source of upload `id` (answer only on failure).
+    OpenSource {
+        /// The upload.
+        id: TransferId,
+        /// The path the user typed.
+        path: String,
+    },
+    /// Read `len` bytes at `offset` of the source of `id` (answer with the data).
+    Read {
+        /// The upload.
+        id: TransferId,
+        /// Where.
+        offset: u64,
+        /// How many bytes.
+        len: usize,
+    },
+    /// Close the source of `id` (no answer).
+    CloseSource {
+        /// The upload.
+        id: TransferId,
+    },
+    /// Create `<name>.part` in the download folder, exclusively (answer only on failure).
+    CreatePart {
+        /// The download.
+        id: TransferId,
+        /// The name the file will have, e.g. `yoda_clip.mp4`.
+        name: String,
+    },
+    /// Write `data` at `offset` of the part file of `id` (answer only on failure).
+    Write {
+        /// The download.
+        id: TransferId,
+        /// Where.
+        offset: u64,
+        /// What.
+        data: Bytes,
+    },
+    /// Sync the part file of `id` and rename it to `name`, or, if a file of that name exists,
+    /// to the first free name `transfer::unique_name` gives; never overwrite. Answer with the
+    /// name chosen.
+    Finish {
+        /// The download.
+        id: TransferId,
+        /// The wanted final name.
+        name: String,
+    },
+    /// Delete the part file of `id` (no answer).
+    Discard {
+        /// The download.
+        id: TransferId,
+    },
+}
+
+/// The driver's answer to a [`FileOp`] or a [`ClientOutput::InspectFile`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileResult {
+    /// The file to upload exists, is a regular file and is readable: its size.
+    Inspected {
+        /// Size in bytes.
+        size: u64,
+    },
+    /// The bytes a [`FileOp::Read`] asked for.
+    Data {
+        /// Where they were read.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// The download was saved under this name.
+    Saved {
+        /// The final file name in the download folder.
+        name: String,
+    },
+    /// The operation failed.
+    Failed(FileProblem),
+}
+
+/// Why a file operation failed, as far as the user needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileProblem {
+    /// No such file.
+    #[error("no such file")]
+    NotFound,
+    /// A directory, not a file.
+    #[error("it is a directory, not a file")]
+    IsDirectory,
+    /// Not a regular file (a device, a socket…).
+    #[error("it is not a regular file")]
+    NotRegular,
+    /// Permission denied.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// Anything else the system said.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Which way a transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We present.
+    Upload,
+    /// We are the audience.
+    Download,
+}
+
+/// How far a transfer has come, for a progress bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Which transfer.
+    pub id: TransferId,
+    /// Which way.
+    pub direction: Direction,
+    /// A short label, e.g. `clip.mp4 → bob`.
+    pub label: String,
+    /// Bytes done.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+    /// Whether this is the last report for this transfer (remove the bar).
+    pub finished: bool,
+}
+
 /// One thing to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientOutput {
+    /// Send this datagram on the client's UDP socket.
+    Transmit {
+        /// To whom.
+        to: SocketAddr,
+        /// The datagram.
+        bytes: Bytes,
+    },
+    /// Check the file the user wants to upload; answer with
+    /// [`super::Client::handle_inspected`].
+    InspectFile {
+        /// The path as typed.
+        path: String,
+    },
+    /// A file operation for a transfer.
+    File(FileOp),
+    /// Transfer progress (a terminal draws a bar; a pipe ignores it).
+    Progress(Progress),
     /// Send these bytes to the server.
     Send(Bytes),
     /// Show this to the user.

@@ -72,6 +72,7 @@ impl Pair {
                     ClientOutput::Show(d) => self.shown.push(d),
                     ClientOutput::Prompt(p) => self.prompts.push(p),
                     ClientOutput::Exit(s) => self.exit = Some(s),
+                    other => panic!("no transfers in these tests: {other:?}"),
                 }
             }
             if !moved {
@@ -147,7 +148,7 @@ fn interactive_sign_up_asks_for_the_password_twice() {
         server(),
         ClientConfig {
             interactive: true,
-            udp_port: None,
+            ..ClientConfig::default()
         },
     );
     p.type_line("rey");
