@@ -135,7 +135,7 @@ impl World {
             ClientOutput::Exit(s) => self.peers[i].exit = Some(s),
             ClientOutput::Transmit { to, bytes } => {
                 self.sent += 1;
-                if self.drop_every > 0 && self.sent % self.drop_every == 0 {
+                if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
                     return;
                 }
                 let from = self.peers[i].udp;
