@@ -26,6 +26,11 @@ pub struct ClientArgs {
     /// Folder where received uploads are saved.
     #[arg(long = "dir", value_name = "DOWNLOADS", default_value = ".")]
     pub downloads: PathBuf,
+    /// Largest UDP datagram for uploads, in bytes: the default fits a 1500-byte MTU; on
+    /// loopback or a jumbo-frame LAN up to 65507 is faster.
+    #[arg(long, value_name = "BYTES", default_value_t = huddle_core::transfer::MTU_DATAGRAM,
+          value_parser = clap::value_parser!(usize))]
+    pub datagram_size: usize,
     /// Which runtime drives the client.
     #[arg(long, value_enum, default_value_t = crate::Runtime::Std)]
     pub runtime: crate::Runtime,
@@ -48,15 +53,35 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
     } else {
         Arc::new(PlainUi::new())
     };
+    let max = huddle_core::transfer::MAX_DATAGRAM;
+    if !(512..=max).contains(&args.datagram_size) {
+        anyhow::bail!(
+            "--datagram-size must be between 512 and {max} bytes, not {}",
+            args.datagram_size
+        );
+    }
+    let transfer = huddle_core::transfer::TransferConfig {
+        max_datagram: args.datagram_size,
+        seed: u64::from_le_bytes(seed()),
+        ..Default::default()
+    };
     let opts = ClientOptions {
         server,
         udp_port: args.udp_port,
         downloads: args.downloads,
         interactive,
+        transfer,
     };
     let status = match args.runtime {
         crate::Runtime::Std => run_client(opts, ui)?,
         crate::Runtime::Smol => huddle_runtime_smol::client::run_client(opts, ui)?,
     };
     Ok(status.code())
+}
+
+fn seed() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    // Only the rate controller's probing phase uses it: a fixed seed would be fine too.
+    let _ = getrandom::getrandom(&mut b);
+    b
 }

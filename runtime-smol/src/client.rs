@@ -4,9 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use huddle_core::client::{Client, ClientConfig, ClientOutput, ExitStatus, Prompt};
-use huddle_runtime_std::client::{ClientError, ClientOptions, Ev, Ui, feed, spawn_input_reader};
+use bytes::Bytes;
+use huddle_core::client::{Client, ClientConfig, ExitStatus};
+use huddle_runtime_std::client::{
+    ClientError, ClientOptions, Ev, Local, NetAction, Ui, feed, spawn_input_reader,
+};
 use huddle_runtime_std::clock;
+use huddle_runtime_std::files::TransferFiles;
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpStream, UdpSocket};
@@ -32,6 +36,7 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
 
         let (tx, rx) = smol::channel::unbounded::<Ev>();
         let reader = smol::spawn(read_server(stream.clone(), tx.clone()));
+        let udp_reader = smol::spawn(read_udp(udp.clone(), tx.clone()));
         let input_tx = tx.clone();
         let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| {
             input_tx.send_blocking(ev).is_ok()
@@ -40,11 +45,18 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         let config = ClientConfig {
             interactive: opts.interactive,
             udp_port: Some(udp_port),
+            transfer: opts.transfer.clone(),
         };
         let mut core = Client::new(config, clock::now());
-        let status = drive(&mut core, stream, &rx, &prompts, ui.as_ref()).await;
+        let mut files = TransferFiles::new(opts.downloads.clone());
+        let mut local = Local {
+            ui: ui.as_ref(),
+            prompts: &prompts,
+            files: &mut files,
+        };
+        let status = drive(&mut core, stream, &udp, &rx, &mut local).await;
         drop(reader);
-        drop(udp);
+        drop(udp_reader);
         Ok(status)
     })
 }
@@ -66,28 +78,48 @@ async fn read_server(mut stream: TcpStream, tx: Sender<Ev>) {
     }
 }
 
+async fn read_udp(udp: UdpSocket, tx: Sender<Ev>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match udp.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                if tx
+                    .send(Ev::Datagram(from, Bytes::copy_from_slice(&buf[..n])))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // A vanished peer's ICMP error; its transfer times out on its own.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(_) => return,
+        }
+    }
+}
+
 async fn drive(
     core: &mut Client,
     mut stream: TcpStream,
+    udp: &UdpSocket,
     rx: &Receiver<Ev>,
-    prompts: &std::sync::mpsc::Sender<Prompt>,
-    ui: &dyn Ui,
+    local: &mut Local<'_>,
 ) -> ExitStatus {
     loop {
         while let Some(out) = core.poll_output() {
-            match out {
-                ClientOutput::Send(bytes) => {
-                    if stream.write_all(&bytes).await.is_err() {
+            match local.carry_out(core, out) {
+                None => {}
+                Some(NetAction::Tcp(bytes)) => {
+                    let sent = stream.write_all(&bytes).await;
+                    if sent.is_err() {
                         core.handle_server_closed(clock::now());
                     }
                 }
-                ClientOutput::Show(d) => ui.show(&d),
-                ClientOutput::Prompt(p) => {
-                    if prompts.send(p).is_err() {
-                        core.handle_input_closed(clock::now());
-                    }
+                Some(NetAction::Udp(to, bytes)) => {
+                    // Lost datagrams are the transfer machines' business.
+                    let _ = udp.send_to(&bytes, to).await;
                 }
-                ClientOutput::Exit(status) => {
+                Some(NetAction::Exit(status)) => {
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     return status;
                 }
@@ -105,9 +137,15 @@ async fn drive(
             }
             None => next.await,
         };
+        let now = clock::now();
         match ev {
-            Some(ev) => feed(core, ev, clock::now()),
-            None => core.handle_timeout(clock::now()),
+            Some(ev) => {
+                feed(core, ev, now);
+                if core.poll_timeout().is_some_and(|t| t <= now) {
+                    core.handle_timeout(now);
+                }
+            }
+            None => core.handle_timeout(now),
         }
     }
 }

@@ -11,9 +11,14 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 
-use huddle_core::client::{Client, ClientConfig, ClientOutput, Display, ExitStatus, Prompt};
+use bytes::Bytes;
+use huddle_core::client::{
+    Client, ClientConfig, ClientOutput, Display, ExitStatus, Progress, Prompt,
+};
+use huddle_core::transfer::TransferConfig;
 
 use crate::clock;
+use crate::files::{self, TransferFiles};
 
 /// Where the client shows things and reads lines: a terminal or a pipe.
 ///
@@ -24,6 +29,8 @@ pub trait Ui: Send + Sync + 'static {
     fn show(&self, display: &Display);
     /// Ask for one line with this prompt; `None` when input has ended.
     fn read_line(&self, prompt: &Prompt) -> Option<String>;
+    /// Show how far a transfer has come (a terminal draws a bar; a pipe shows nothing).
+    fn progress(&self, _progress: &Progress) {}
 }
 
 /// How to start a client.
@@ -37,6 +44,8 @@ pub struct ClientOptions {
     pub downloads: PathBuf,
     /// A person at a terminal rather than a script.
     pub interactive: bool,
+    /// Settings of uploads and downloads.
+    pub transfer: TransferConfig,
 }
 
 /// Why the client could not run.
@@ -76,6 +85,59 @@ pub enum Ev {
     Line(String),
     /// User input ended.
     InputClosed,
+    /// A datagram on the client's UDP socket.
+    Datagram(SocketAddr, Bytes),
+}
+
+/// What a runtime must do itself after [`Local::carry_out`]: the network side.
+#[derive(Debug)]
+pub enum NetAction {
+    /// Send bytes to the server.
+    Tcp(Bytes),
+    /// Send a datagram.
+    Udp(SocketAddr, Bytes),
+    /// Stop with this status.
+    Exit(ExitStatus),
+}
+
+/// The local side of the client's outputs (screen, prompts, files), the same for every
+/// runtime; a runtime handles only the [`NetAction`]s with its own sockets.
+pub struct Local<'a> {
+    /// Where things are shown and lines read.
+    pub ui: &'a dyn Ui,
+    /// Prompts for the input thread.
+    pub prompts: &'a Sender<Prompt>,
+    /// Source and part files of transfers.
+    pub files: &'a mut TransferFiles,
+}
+
+impl Local<'_> {
+    /// Carry out one output of `core`, answering file operations at once; returns the network
+    /// action left for the runtime, if any.
+    pub fn carry_out(&mut self, core: &mut Client, out: ClientOutput) -> Option<NetAction> {
+        match out {
+            ClientOutput::Send(bytes) => return Some(NetAction::Tcp(bytes)),
+            ClientOutput::Transmit { to, bytes } => return Some(NetAction::Udp(to, bytes)),
+            ClientOutput::Exit(status) => return Some(NetAction::Exit(status)),
+            ClientOutput::Show(d) => self.ui.show(&d),
+            ClientOutput::Progress(p) => self.ui.progress(&p),
+            ClientOutput::Prompt(p) => {
+                // If the input thread has ended, input is over: tell the core.
+                if self.prompts.send(p).is_err() {
+                    core.handle_input_closed(clock::now());
+                }
+            }
+            ClientOutput::InspectFile { path } => {
+                core.handle_inspected(files::inspect(&path), clock::now())
+            }
+            ClientOutput::File(op) => {
+                if let Some((id, result)) = self.files.apply(op) {
+                    core.handle_file_result(id, result, clock::now());
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Connect and run the client until it exits; returns why it stopped.
@@ -93,17 +155,45 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
 
     let (tx, rx) = mpsc::channel::<Ev>();
     spawn_server_reader(stream.try_clone()?, tx.clone());
+    spawn_udp_reader(udp.try_clone()?, tx.clone());
     let input_tx = tx.clone();
     let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| input_tx.send(ev).is_ok());
 
     let config = ClientConfig {
         interactive: opts.interactive,
         udp_port: Some(udp_port),
+        transfer: opts.transfer.clone(),
     };
     let mut core = Client::new(config, clock::now());
-    let status = drive(&mut core, stream, &rx, &prompts, ui.as_ref());
-    drop(udp);
-    Ok(status)
+    let mut files = TransferFiles::new(opts.downloads.clone());
+    let mut local = Local {
+        ui: ui.as_ref(),
+        prompts: &prompts,
+        files: &mut files,
+    };
+    Ok(drive(&mut core, stream, &udp, &rx, &mut local))
+}
+
+fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Ev>) {
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            match udp.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if tx
+                        .send(Ev::Datagram(from, Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                // ICMP "port unreachable" from a vanished peer shows up here on Linux; the
+                // transfer's own timeout deals with the peer, the socket goes on.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(_) => return,
+            }
+        }
+    });
 }
 
 fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Ev>) {
@@ -153,27 +243,25 @@ pub fn spawn_input_reader(
 fn drive(
     core: &mut Client,
     mut stream: TcpStream,
+    udp: &UdpSocket,
     rx: &Receiver<Ev>,
-    prompts: &Sender<Prompt>,
-    ui: &dyn Ui,
+    local: &mut Local<'_>,
 ) -> ExitStatus {
     loop {
         // Carry out everything the core has to say.
         while let Some(out) = core.poll_output() {
-            match out {
-                ClientOutput::Send(bytes) => {
-                    if stream.write_all(&bytes).is_err() {
-                        core.handle_server_closed(clock::now());
-                    }
+            match local.carry_out(core, out) {
+                None => {}
+                Some(NetAction::Tcp(bytes)) if stream.write_all(&bytes).is_err() => {
+                    core.handle_server_closed(clock::now());
                 }
-                ClientOutput::Show(d) => ui.show(&d),
-                ClientOutput::Prompt(p) => {
-                    // If the input thread has ended, input is over: tell the core.
-                    if prompts.send(p).is_err() {
-                        core.handle_input_closed(clock::now());
-                    }
+                Some(NetAction::Tcp(_)) => {}
+                Some(NetAction::Udp(to, bytes)) => {
+                    // A full buffer or an unreachable peer loses this datagram; the transfer
+                    // machines recover lost datagrams, so the error needs no other handling.
+                    let _ = udp.send_to(&bytes, to);
                 }
-                ClientOutput::Exit(status) => {
+                Some(NetAction::Exit(status)) => {
                     let _ = stream.shutdown(Shutdown::Both);
                     return status;
                 }
@@ -188,9 +276,16 @@ fn drive(
             },
             None => Some(rx.recv().unwrap_or(Ev::ServerClosed)),
         };
+        let now = clock::now();
         match ev {
-            None => core.handle_timeout(clock::now()),
-            Some(ev) => feed(core, ev, clock::now()),
+            None => core.handle_timeout(now),
+            Some(ev) => {
+                feed(core, ev, now);
+                // A steady stream of input must not starve the timers.
+                if core.poll_timeout().is_some_and(|t| t <= now) {
+                    core.handle_timeout(now);
+                }
+            }
         }
     }
 }
@@ -202,5 +297,6 @@ pub fn feed(core: &mut Client, ev: Ev, now: huddle_core::UnixMillis) {
         Ev::ServerClosed => core.handle_server_closed(now),
         Ev::Line(line) => core.handle_user_line(&line, now),
         Ev::InputClosed => core.handle_input_closed(now),
+        Ev::Datagram(from, bytes) => core.handle_datagram(from, bytes, now),
     }
 }
