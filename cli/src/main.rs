@@ -1,6 +1,10 @@
-//! The `huddle` binary: `huddle server` and `huddle client`.
+//! The `huddle` binary: `huddle server …` and `huddle client …`.
+//!
+//! Kept small on purpose: each subcommand lives in its own module, which parses its options
+//! with clap and hands a runtime everything it needs.
 
 mod client_cmd;
+mod server_cmd;
 mod ui;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -24,6 +28,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a server: accounts, posts, private messages, the data folder.
+    Server(server_cmd::ServerArgs),
     /// Connect to a huddle server.
     Client(client_cmd::ClientArgs),
 }
@@ -31,6 +37,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Server(args) => server_cmd::run(args).map(|()| 0),
         Command::Client(args) => client_cmd::run(args),
     };
     match result {

@@ -128,7 +128,7 @@ async fn drive(
         let next = async { Some(rx.recv().await.unwrap_or(Ev::ServerClosed)) };
         let ev = match core.poll_timeout() {
             Some(deadline) => {
-                let at = Instant::now() + clock::until(deadline);
+                let at = Instant::now() + clock::until(deadline, clock::now());
                 smol::future::or(next, async {
                     smol::Timer::at(at).await;
                     None

@@ -269,7 +269,7 @@ fn drive(
         }
         // Wait for the next input, or the core's next timer.
         let ev = match core.poll_timeout() {
-            Some(deadline) => match rx.recv_timeout(clock::until(deadline)) {
+            Some(deadline) => match rx.recv_timeout(clock::until(deadline, clock::now())) {
                 Ok(ev) => Some(ev),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => Some(Ev::ServerClosed),

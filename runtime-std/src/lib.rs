@@ -1,6 +1,23 @@
 //! huddle on threads and `std::net`: a thin driver of sockets, files and time around
 //! `huddle-core`. It decides nothing; every rule lives in the core.
+//!
+//! - [`datadir`]: the data folder on disk (load at start, durable group-committed writes),
+//!   shared with the smol runtime;
+//! - [`server`]: the server driver — listener, per-connection reader and writer threads, one
+//!   thread owning the core;
+//! - [`client`]: the client driver and the pieces the smol client shares (input thread, UI
+//!   trait, local side of the outputs);
+//! - [`files`]: source and part files of uploads and downloads, shared with the smol runtime;
+//! - [`clock`]: the wall clock, read in one place.
 
 pub mod client;
 pub mod clock;
+mod console;
+pub mod datadir;
 pub mod files;
+mod outbox;
+pub mod server;
+
+pub use console::LogSink;
+pub use datadir::{DataDir, DataDirError};
+pub use server::{ServerError, ServerHandle, ServerOptions, run_server, spawn_server};
