@@ -40,7 +40,6 @@ pub struct ServerArgs {
     bind: IpAddr,
 }
 
-
 fn parse_attempts(s: &str) -> Result<Attempts, String> {
     Attempts::parse(s).map_err(|e| e.to_string())
 }

@@ -8,7 +8,7 @@ use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
 use crate::proto::request::Command;
 use crate::store::{DataFile, InboxRecord, Persist, render_credential};
-use crate::time::UnixMillis;
+use crate::time::{Timestamp, UnixMillis};
 use crate::types::UserName;
 
 impl Server {
@@ -273,7 +273,7 @@ impl Server {
             .inbox
             .take_for(&name, |r| !blocks.blocks(&name, &r.from));
         let posts: Vec<Event> = {
-            let since = last_logout.unwrap_or(crate::time::Timestamp::from_unix_secs(i64::MIN));
+            let since = catch_up_after(last_logout);
             let zone = self.config.zone;
             self.board
                 .since(since)
@@ -324,9 +324,7 @@ impl Server {
         let limit = self.config.backlog_limit;
         if posts.len() > limit {
             let hidden = (posts.len() - limit) as u32;
-            let since = last_logout
-                .map(|t| zone.civil(t))
-                .unwrap_or(zone.civil(crate::time::Timestamp::from_unix_secs(0)));
+            let since = zone.civil(catch_up_after(last_logout).max(Timestamp::from_unix_secs(0)));
             self.event(conn, &Event::Backlog { hidden, since });
         }
         let skip = posts.len().saturating_sub(limit);
@@ -345,6 +343,16 @@ impl Server {
                 self.event(other, &Event::Online { user: name.clone() });
             }
         }
+    }
+}
+
+/// Catch-up replays posts strictly later than this: one second before the last logout, since
+/// timestamps have whole seconds and a post made in the same second right after the logout
+/// must not be missed (one seen live just before it may be shown again; better than a loss).
+fn catch_up_after(last_logout: Option<Timestamp>) -> Timestamp {
+    match last_logout {
+        Some(t) => Timestamp::from_unix_secs(t.unix_secs() - 1),
+        None => Timestamp::from_unix_secs(i64::MIN),
     }
 }
 

@@ -270,6 +270,15 @@ impl Server {
     pub fn shutdown(&mut self, now: UnixMillis) {
         self.clock.advance(now);
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        // Log everyone out first, so logins.txt has their logout time and userlog.txt is empty.
+        let online: Vec<(ConnId, UserName)> = self
+            .sessions
+            .iter()
+            .map(|o| (o.conn, o.user.clone()))
+            .collect();
+        for (conn, user) in online {
+            self.logout(conn, &user);
+        }
         for conn in conns {
             self.reply(
                 conn,

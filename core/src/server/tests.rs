@@ -573,7 +573,9 @@ fn at_login_only_the_latest_100_posts_are_shown_with_a_hint_to_use_rdm() {
     let mut h = Harness::new();
     let l = h.login("luke", "r2d2");
     h.say(l, "OUT");
-    let out_ts = h.ts();
+    let out_ts = Zone::UTC.render(Timestamp::from_unix_secs(
+        UnixMillis(h.now).timestamp().unix_secs() - 1,
+    ));
     h.advance(1_000);
     let y = h.login("yoda", "jedi");
     for i in 0..120 {
@@ -835,5 +837,31 @@ fn upd_refuses_yourself_unknown_offline_blocked_and_unsafe_names() {
     assert!(
         h.say(y, "UPD leia 1 a.mp4")
             .starts_with("554 leia's client has no UDP port")
+    );
+}
+
+#[test]
+fn a_post_made_in_the_same_second_as_the_logout_is_still_caught_up() {
+    let mut h = Harness::new();
+    let l = h.login("luke", "r2d2");
+    h.say(l, "OUT");
+    let y = h.login("yoda", "jedi");
+    h.say(y, "MSG right after");
+    let c = h.connect();
+    h.say(c, "luke");
+    assert!(h.say(c, "r2d2").contains("yoda no right after"));
+}
+
+#[test]
+fn shutdown_logs_everyone_out_and_says_goodbye() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    h.server.shutdown(UnixMillis(h.now));
+    h.drain();
+    assert!(h.take(y).contains("421 The server is shutting down"));
+    assert_eq!(h.file(DataFile::UserLog), "");
+    assert!(
+        h.file(DataFile::Logins).starts_with("yoda; ")
+            && !h.file(DataFile::Logins).ends_with("; -\n")
     );
 }
