@@ -213,7 +213,7 @@ pub struct LiveClient {
     child: Child,
     stdin: Option<ChildStdin>,
     pub out: Transcript,
-    _downloads: tempfile::TempDir,
+    pub downloads: tempfile::TempDir,
 }
 
 impl LiveClient {
@@ -242,7 +242,7 @@ impl LiveClient {
             child,
             stdin,
             out,
-            _downloads: downloads,
+            downloads,
         };
         c.send(user);
         c.send(password);

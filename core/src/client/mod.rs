@@ -56,7 +56,6 @@ pub struct ClientConfig {
 struct PendingUpload {
     to: UserName,
     path: String,
-    name: String,
 }
 
 /// Where the client is in its conversation with the server and the user.
@@ -86,6 +85,8 @@ enum State {
     Inspecting,
     /// Sent a command; waiting for its reply.
     Waiting(Command),
+    /// `OUT` was asked for; waiting for the running transfers to end first.
+    Draining,
     /// Finished; everything else is ignored.
     Done,
 }
@@ -171,10 +172,17 @@ impl Client {
             self.command_prompt();
             return;
         };
-        match result {
-            Ok(size) => {
-                self.send_line(&format!("UPD {} {size} {}", pending.to, pending.name));
+        // What the file is comes first (a folder is a folder, whatever its name), then whether
+        // its name may travel.
+        match result.map(|size| (size, base_name(&pending.path).map(str::to_owned))) {
+            Ok((size, Ok(name))) => {
+                self.send_line(&format!("UPD {} {size} {name}", pending.to));
                 self.state = State::Waiting(Command::Upd);
+            }
+            Ok((_, Err(e))) => {
+                self.pending_upload = None;
+                self.show(Tone::Error, format!("Cannot upload {}: {e}", pending.path));
+                self.command_prompt();
             }
             Err(problem) => {
                 self.pending_upload = None;
@@ -201,6 +209,10 @@ impl Client {
         let mut out = Vec::new();
         self.transfers.drain(self.clock.now(), &mut out);
         self.outputs.extend(out);
+        if self.state == State::Draining && !self.transfers.is_busy() {
+            self.send_line("OUT");
+            self.state = State::Waiting(Command::Out);
+        }
     }
 
     /// Bytes arrived from the server.
@@ -281,6 +293,7 @@ impl Client {
             | State::SentPassword
             | State::SentNewPassword
             | State::Inspecting
+            | State::Draining
             | State::Waiting(_) => {
                 self.show(
                     Tone::Error,
@@ -296,11 +309,8 @@ impl Client {
     /// At the command prompt this logs out as `OUT` would; before login it is a failed login.
     pub fn handle_input_closed(&mut self, _now: UnixMillis) {
         match self.state {
-            State::Ready => {
-                self.send_line("OUT");
-                self.state = State::Waiting(Command::Out);
-            }
-            State::Waiting(_) | State::Inspecting | State::Done => {}
+            State::Ready => self.log_out(),
+            State::Waiting(_) | State::Inspecting | State::Draining | State::Done => {}
             _ => {
                 self.show(Tone::Error, "Input ended before login completed.");
                 self.exit(ExitStatus::LoginFailed);
@@ -476,6 +486,7 @@ impl Client {
             }
             State::Ready
             | State::Inspecting
+            | State::Draining
             | State::AskUser
             | State::AskPassword
             | State::AskNewPassword
@@ -499,18 +510,9 @@ impl Client {
                 return;
             }
         };
-        let name = match base_name(&path) {
-            Ok(n) => n.to_string(),
-            Err(e) => {
-                self.show(Tone::Error, format!("Cannot upload {path}: {e}"));
-                self.command_prompt();
-                return;
-            }
-        };
         self.pending_upload = Some(PendingUpload {
             to,
             path: path.clone(),
-            name,
         });
         self.state = State::Inspecting;
         self.outputs.push_back(ClientOutput::InspectFile { path });
@@ -545,11 +547,27 @@ impl Client {
                 self.show(Tone::Info, text);
                 self.command_prompt();
             }
+            Ok(Request::Out) => self.log_out(),
             Ok(request) => {
                 let command = request.command();
                 self.send_line(&request.to_string());
                 self.state = State::Waiting(command);
             }
+        }
+    }
+
+    /// Log out now, or once the running transfers are over: a script that uploads and then
+    /// logs out means the file to arrive, and so does a person who types `OUT` right after.
+    fn log_out(&mut self) {
+        if self.transfers.is_busy() {
+            self.show(
+                Tone::Info,
+                "Logging out once the running transfers finish (they give up on their own if the peer is gone)…",
+            );
+            self.state = State::Draining;
+        } else {
+            self.send_line("OUT");
+            self.state = State::Waiting(Command::Out);
         }
     }
 }

@@ -369,3 +369,24 @@ impl World {
         self.server_log.iter().any(|l| l.contains(needle))
     }
 }
+
+#[test]
+fn out_waits_for_running_transfers_then_logs_out() {
+    let mut w = World::new();
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    let file = video(250_000);
+    w.peers[yoda]
+        .sources
+        .insert("clip.mp4".into(), file.clone());
+    w.type_line(yoda, "UPD luke clip.mp4");
+    w.type_line(yoda, "OUT");
+    assert!(
+        w.shown(yoda)
+            .contains("Logging out once the running transfers finish")
+    );
+    assert_eq!(w.peers[yoda].exit, None);
+    w.run_transfers();
+    assert_eq!(w.peers[luke].saved.get("yoda_clip.mp4"), Some(&file));
+    assert_eq!(w.peers[yoda].exit, Some(ExitStatus::LoggedOut));
+}
