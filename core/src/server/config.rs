@@ -63,6 +63,8 @@ pub struct ServerConfig {
     /// Seed for the salts of new password hashes and the secrets of uploads. A runtime seeds it
     /// from the OS; tests and simulations fix it to replay exactly.
     pub rng_seed: [u8; 32],
+    /// How long a connection may take to log in before it is closed (ms).
+    pub login_timeout_millis: u64,
     /// Argon2 memory cost in KiB for new password hashes (lower in tests to keep them fast).
     pub hash_memory_kib: u32,
 }
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             backlog_limit: 100,
             rng_seed: [0; 32],
             hash_memory_kib: 19 * 1024,
+            login_timeout_millis: 5 * 60 * 1000,
         }
     }
 }

@@ -266,6 +266,9 @@ impl Server {
         });
         self.logins.login(&name, now);
         self.set_phase(conn, Phase::LoggedIn(name.clone()));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.login_deadline = None;
+        }
 
         // Catch-up: private messages first (blocks respected: those stay stored), then posts.
         let blocks = &self.blocks;

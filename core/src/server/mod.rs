@@ -100,6 +100,8 @@ struct Conn {
     framer: LineFramer,
     phase: Phase,
     udp_port: Option<u16>,
+    /// Until login succeeds: when the connection is closed if it has not.
+    login_deadline: Option<UnixMillis>,
 }
 
 /// The huddle server, Sans-IO.
@@ -177,7 +179,7 @@ impl Server {
 
     /// A client connected from `peer`; returns the name of its connection.
     pub fn handle_connect(&mut self, peer: SocketAddr, now: UnixMillis) -> ConnId {
-        self.clock.advance(now);
+        let now = self.clock.advance(now);
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(
@@ -187,6 +189,7 @@ impl Server {
                 framer: LineFramer::new(),
                 phase: Phase::AwaitUser,
                 udp_port: None,
+                login_deadline: Some(now.plus_millis(self.config.login_timeout_millis)),
             },
         );
         self.log(format!("{peer} connected"));
@@ -252,13 +255,40 @@ impl Server {
     }
 
     /// Time passed; a spurious call is harmless.
+    ///
+    /// Closes connections that did not log in within the login timeout, so a half-open
+    /// dialogue cannot hold a connection forever.
     pub fn handle_timeout(&mut self, now: UnixMillis) {
-        self.clock.advance(now);
+        let now = self.clock.advance(now);
+        let expired: Vec<(ConnId, SocketAddr)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.login_deadline.is_some_and(|d| d <= now) && c.phase != Phase::Closed)
+            .map(|(&id, c)| (id, c.peer))
+            .collect();
+        for (conn, peer) in expired {
+            let secs = self.config.login_timeout_millis / 1000;
+            self.log(format!(
+                "{peer} did not log in within {secs} s; connection closed"
+            ));
+            self.reply(
+                conn,
+                Reply::new(
+                    Code::CLOSING,
+                    format!("Login timed out after {secs} seconds. Goodbye."),
+                ),
+            );
+            self.close(conn);
+        }
     }
 
     /// When [`Server::handle_timeout`] should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        None
+        self.conns
+            .values()
+            .filter(|c| c.phase != Phase::Closed)
+            .filter_map(|c| c.login_deadline)
+            .min()
     }
 
     /// The next thing to do, in order.

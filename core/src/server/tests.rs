@@ -865,3 +865,26 @@ fn shutdown_logs_everyone_out_and_says_goodbye() {
             && !h.file(DataFile::Logins).ends_with("; -\n")
     );
 }
+
+#[test]
+fn a_connection_that_does_not_log_in_in_time_is_closed_but_a_logged_in_one_stays() {
+    let config = ServerConfig {
+        login_timeout_millis: 30_000,
+        ..fast_config()
+    };
+    let mut h = Harness::with(config, files_with_demo_users());
+    let idle = h.connect();
+    let y = h.login("yoda", "jedi");
+    assert_eq!(h.server.poll_timeout(), Some(UnixMillis(T0 + 30_000)));
+    h.advance(29_999);
+    h.drain();
+    assert!(!h.closed.contains(&idle));
+    h.advance(1);
+    h.drain();
+    assert!(
+        h.take(idle)
+            .starts_with("421 Login timed out after 30 seconds")
+    );
+    assert!(h.closed.contains(&idle) && !h.closed.contains(&y));
+    assert_eq!(h.server.poll_timeout(), None);
+}
