@@ -1,1 +1,3 @@
 //! huddle on threads and `std::net`.
+
+pub mod udp;

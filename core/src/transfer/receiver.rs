@@ -33,6 +33,10 @@ use crate::{Clock, UnixMillis};
 /// ticks in milliseconds, so this is "at the next tick".
 pub const MAX_ACK_DELAY_MS: u64 = 1;
 
+/// A lingering receiver leaves once the sender has been quiet this long (ms): the sender got
+/// our `Done` (else it would repeat its `Fin`), so there is nothing left to confirm.
+pub const LINGER_QUIET_MS: u64 = 500;
+
 /// What the receiver tells its driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceiverEvent {
@@ -241,6 +245,7 @@ impl Receiver {
                 return Ok(());
             }
             State::Lingering { .. } => {
+                self.last_heard = now;
                 // The sender has not seen our `Done` yet: say it again.
                 if matches!(d.body, Body::Fin { .. } | Body::Data { .. }) {
                     self.queue_done();
@@ -413,7 +418,11 @@ impl Receiver {
     pub fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
         match self.state {
-            State::Lingering { until } if now >= until => self.state = State::Complete,
+            State::Lingering { until }
+                if now >= until || now.millis_since(self.last_heard) >= LINGER_QUIET_MS =>
+            {
+                self.state = State::Complete
+            }
             State::AwaitingHello | State::Receiving
                 if now.millis_since(self.last_heard) >= self.config.idle_timeout_ms =>
             {
@@ -431,7 +440,9 @@ impl Receiver {
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         match self.state {
             State::Complete | State::Aborted => None,
-            State::Lingering { until } => Some(until),
+            State::Lingering { until } => {
+                Some(until.min(self.last_heard.plus_millis(LINGER_QUIET_MS)))
+            }
             State::AwaitingHello | State::Receiving => {
                 let idle = self.last_heard.plus_millis(self.config.idle_timeout_ms);
                 Some(self.ack_deadline.map_or(idle, |a| a.min(idle)))
