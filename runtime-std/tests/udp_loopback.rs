@@ -53,6 +53,7 @@ fn transfer(dir: &Path, data: &[u8], config: TransferConfig, loss: f64) -> Run {
         id,
         secret: secret.clone(),
         config: config.clone(),
+        durable: true,
     };
     let send = SendJob {
         path: src,
@@ -144,6 +145,7 @@ fn a_presenter_that_never_comes_leaves_no_part_file() {
             idle_timeout_ms: 300,
             ..TransferConfig::default()
         },
+        durable: true,
     };
     let err = receive_file(&rx, &job, |_| {}).unwrap_err();
     assert!(
@@ -169,6 +171,7 @@ fn a_name_that_escapes_the_folder_is_refused() {
         id: TransferId(1),
         secret: TransferSecret([1; 32]),
         config: TransferConfig::default(),
+        durable: true,
     };
     assert!(matches!(
         receive_file(&rx, &job, |_| {}),

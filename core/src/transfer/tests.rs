@@ -456,7 +456,75 @@ fn large_datagrams_are_used_when_configured() {
     );
     p.run(60_000);
     p.assert_delivered();
-    assert!(p.sender.stats().datagrams_sent < 100);
+    // 32 KiB leaves (tree mode): 96 datagrams and a few retransmissions.
+    assert!(
+        p.sender.stats().datagrams_sent < 150,
+        "{:?}",
+        p.sender.stats()
+    );
+}
+
+#[test]
+fn tree_mode_survives_twenty_percent_loss_and_reordering() {
+    let config = TransferConfig {
+        max_datagram: 9000,
+        ..TransferConfig::default()
+    };
+    let shaky = |seed| NetemConfig {
+        loss: 0.2,
+        reorder: 0.1,
+        reorder_delay_ms: 15,
+        duplicate: 0.05,
+        ..net(seed)
+    };
+    let mut p = Pair::new((2 << 20) + 12_345, config, shaky(33), shaky(34));
+    p.run(60_000);
+    p.assert_delivered();
+}
+
+#[test]
+fn tree_mode_still_catches_a_wrong_hash() {
+    let key = TagKey::derive(&SECRET);
+    let config = TransferConfig {
+        max_datagram: MAX_DATAGRAM,
+        ..TransferConfig::default()
+    };
+    let mut p = Pair::new(300_000, config, net(35), net(36));
+    p.tamper = Some(Box::new(move |d| match datagram::decode(&d, &key) {
+        Ok(Datagram {
+            id,
+            body: Body::Fin { file_size, .. },
+        }) => datagram::encode(
+            &Datagram {
+                id,
+                body: Body::Fin {
+                    file_size,
+                    hash: [1; HASH_LEN],
+                },
+            },
+            &key,
+        ),
+        _ => d,
+    }));
+    p.run(60_000);
+    assert_eq!(
+        p.receiver_outcome,
+        Some(ReceiverEvent::Aborted(AbortReason::HashMismatch))
+    );
+    assert!(p.disk.saved.is_none() && p.disk.part.is_none());
+}
+
+#[test]
+fn tree_mode_small_files_use_the_plain_root() {
+    for len in [1usize, 2048, 32 * 1024, 32 * 1024 + 1] {
+        let config = TransferConfig {
+            max_datagram: MAX_DATAGRAM,
+            ..TransferConfig::default()
+        };
+        let mut p = Pair::new(len, config, net(37), net(38));
+        p.run(60_000);
+        p.assert_delivered();
+    }
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! The audience's loop: one file from one presenter into the download folder.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, IoSlice, Seek, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use huddle_core::UserName;
 use huddle_core::transfer::{
     AbortReason, Receiver, ReceiverEvent, ReceiverStats, TransferConfig, TransferId,
@@ -15,8 +15,78 @@ use huddle_core::transfer::{
 
 use super::{DatagramSocket, MAX_WAIT, UdpError, WallClock, transient};
 
-/// Bytes the `.part` writer buffers before writing: large sequential writes are cheap.
+/// Bytes the `.part` writer gathers before writing: large sequential writes are cheap.
 const WRITE_BUFFER: usize = 1 << 20;
+/// Most pieces in one `writev` (Linux's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 512;
+
+/// Collects in-order writes as [`Bytes`] and writes them with one vectored write per MiB:
+/// large writes without copying the data into a user-space buffer first.
+struct GatherWriter {
+    file: File,
+    queued: Vec<Bytes>,
+    queued_len: usize,
+    /// File offset just past the queued bytes.
+    pos: u64,
+}
+
+impl GatherWriter {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            queued: Vec::new(),
+            queued_len: 0,
+            pos: 0,
+        }
+    }
+
+    fn write_at(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
+        if offset != self.pos {
+            self.flush()?;
+            self.file.seek(io::SeekFrom::Start(offset))?;
+            self.pos = offset;
+        }
+        self.pos += data.len() as u64;
+        self.queued_len += data.len();
+        self.queued.push(data);
+        if self.queued_len >= WRITE_BUFFER || self.queued.len() >= MAX_IOVECS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut start = 0;
+        while start < self.queued.len() {
+            let slices: Vec<IoSlice<'_>> = self.queued[start..]
+                .iter()
+                .map(|b| IoSlice::new(b))
+                .collect();
+            let mut n = self.file.write_vectored(&slices)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while n > 0 && start < self.queued.len() {
+                let first = &mut self.queued[start];
+                if n >= first.len() {
+                    n -= first.len();
+                    start += 1;
+                } else {
+                    first.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        self.queued.clear();
+        self.queued_len = 0;
+        Ok(())
+    }
+
+    fn into_file(mut self) -> io::Result<File> {
+        self.flush()?;
+        Ok(self.file)
+    }
+}
 
 /// What to receive, from whom, under which transfer (all from the server's announcement).
 #[derive(Debug, Clone)]
@@ -35,6 +105,10 @@ pub struct ReceiveJob {
     pub secret: TransferSecret,
     /// Protocol knobs; the datagram size should match the sender's.
     pub config: TransferConfig,
+    /// Flush the file to disk (fsync) before giving it its final name, so that a crash never
+    /// leaves a truncated file under the final name. Normally `true`; a benchmark that
+    /// measures the network rather than the disk turns it off.
+    pub durable: bool,
 }
 
 /// How a successful receive went, for the closing line.
@@ -64,7 +138,7 @@ pub fn receive_file<S: DatagramSocket>(
     mut progress: impl FnMut(&ReceiverStats),
 ) -> Result<ReceiveReport, UdpError> {
     let wanted = saved_name(&job.presenter, &job.file_name)?;
-    let mut part = PartFile::create(&job.dir, &wanted)?;
+    let mut part = PartFile::create(&job.dir, &wanted, job.durable)?;
     socket
         .prepare()
         .map_err(UdpError::io("cannot configure the UDP socket"))?;
@@ -77,7 +151,7 @@ pub fn receive_file<S: DatagramSocket>(
         job.config.clone(),
         clock.now(),
     );
-    let mut buf = vec![0u8; 65_536];
+    let mut arena = Arena::new();
     let mut peer: Option<SocketAddr> = None;
     let mut last_progress = clock.now();
     let mut outcome: Option<Result<(PathBuf, Duration), UdpError>> = None;
@@ -85,12 +159,9 @@ pub fn receive_file<S: DatagramSocket>(
     loop {
         let now = clock.now();
         loop {
-            match socket.recv_from(&mut buf) {
+            match socket.recv_from(arena.space()) {
                 Ok((n, from)) => {
-                    if receiver
-                        .handle_datagram(&Bytes::copy_from_slice(&buf[..n]), now)
-                        .is_ok()
-                    {
+                    if receiver.handle_datagram(&arena.take(n), now).is_ok() {
                         peer = Some(from);
                     }
                     // Handle each datagram's writes and ACK at once: memory stays at one
@@ -136,18 +207,51 @@ pub fn receive_file<S: DatagramSocket>(
     }
 }
 
+/// Receive buffers carved out of large zeroed blocks: datagrams become [`Bytes`] without a
+/// copy or an allocation each, and without fresh pages being faulted in per datagram while
+/// out-of-order data is held.
+struct Arena {
+    block: BytesMut,
+}
+
+/// Size of one arena block.
+const ARENA_BLOCK: usize = 4 << 20;
+/// Room for the largest UDP datagram.
+const DATAGRAM_ROOM: usize = 65_536;
+
+impl Arena {
+    fn new() -> Self {
+        Self {
+            block: BytesMut::zeroed(ARENA_BLOCK),
+        }
+    }
+
+    /// Room for the next datagram.
+    fn space(&mut self) -> &mut [u8] {
+        if self.block.len() < DATAGRAM_ROOM {
+            self.block = BytesMut::zeroed(ARENA_BLOCK);
+        }
+        &mut self.block[..DATAGRAM_ROOM]
+    }
+
+    /// The first `n` bytes of the room, as a datagram.
+    fn take(&mut self, n: usize) -> Bytes {
+        self.block.split_to(n.min(self.block.len())).freeze()
+    }
+}
+
 /// The `.part` file being written, and where it goes when verified.
 struct PartFile {
     dir: PathBuf,
     wanted: String,
     path: PathBuf,
-    writer: Option<BufWriter<File>>,
-    written: u64,
+    writer: Option<GatherWriter>,
+    durable: bool,
 }
 
 impl PartFile {
     /// Create `<dir>/<name>.part` exclusively, `name` made unique against the folder.
-    fn create(dir: &Path, wanted: &str) -> Result<Self, UdpError> {
+    fn create(dir: &Path, wanted: &str, durable: bool) -> Result<Self, UdpError> {
         for _ in 0..16 {
             let name = unique_name(wanted, |n| {
                 dir.join(n).exists() || dir.join(format!("{n}.part")).exists()
@@ -159,8 +263,8 @@ impl PartFile {
                         dir: dir.to_path_buf(),
                         wanted: wanted.to_owned(),
                         path,
-                        writer: Some(BufWriter::with_capacity(WRITE_BUFFER, f)),
-                        written: 0,
+                        writer: Some(GatherWriter::new(f)),
+                        durable,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -184,7 +288,7 @@ impl PartFile {
         while let Some(ev) = receiver.poll_event() {
             match ev {
                 ReceiverEvent::Write { offset, data } => {
-                    if self.write_at(offset, &data).is_err() {
+                    if self.write_at(offset, data).is_err() {
                         receiver.abort(AbortReason::LocalIo, now);
                     }
                 }
@@ -199,16 +303,11 @@ impl PartFile {
         }
     }
 
-    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+    fn write_at(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
         let Some(w) = self.writer.as_mut() else {
             return Err(io::Error::other("the .part file is closed"));
         };
-        if self.written != offset {
-            w.seek(io::SeekFrom::Start(offset))?;
-        }
-        w.write_all(data)?;
-        self.written = offset + data.len() as u64;
-        Ok(())
+        w.write_at(offset, data)
     }
 
     fn discard(&mut self) {
@@ -224,10 +323,13 @@ impl PartFile {
         let Some(w) = self.writer.take() else {
             return Err(UdpError::Aborted(AbortReason::LocalIo));
         };
-        let synced = w
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .and_then(|file| file.sync_all());
+        let synced = w.into_file().and_then(|file| {
+            if self.durable {
+                file.sync_all()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = synced {
             let _ = fs::remove_file(&self.path);
             return Err(UdpError::io("cannot write the received file")(e));
