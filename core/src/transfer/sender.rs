@@ -393,11 +393,14 @@ impl Sender {
         // window plus that: memory stays bounded whatever the file size.
         let unsent = self.read_next.saturating_sub(self.next_new * self.payload);
         let held = self.read_next.saturating_sub(self.base * self.payload);
+        // The receiver's advertised window, but never more than our own configured window:
+        // a peer cannot make us hold the whole file in memory.
         let window = self
             .peer_window_end
             .saturating_sub(self.peer_cum)
+            .min(self.config.receive_window)
             .max(self.config.receive_window.min(1 << 20));
-        if unsent >= self.read_len || held >= window + self.read_len {
+        if unsent >= self.read_len || held >= window.saturating_add(self.read_len) {
             return;
         }
         let len = self.read_len.min(self.file_size - self.read_next);
