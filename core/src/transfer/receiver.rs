@@ -369,7 +369,11 @@ impl Receiver {
             }
             self.drain_buffer();
         } else if let std::collections::btree_map::Entry::Vacant(v) = self.buffer.entry(offset) {
-            v.insert((payload, cv));
+            // Copied, not kept as a slice: the driver may receive into large shared blocks,
+            // and a held slice would pin its whole block. A copy makes the memory bound the
+            // bytes buffered, whatever the driver does (and in-order data, the common case,
+            // is never copied).
+            v.insert((Bytes::copy_from_slice(&payload), cv));
             self.stats.buffered += len;
             self.stats.peak_buffered = self.stats.peak_buffered.max(self.stats.buffered);
         } else {

@@ -12,11 +12,14 @@
 //!   burst (the 208 KiB default overflows at loopback speed).
 //! - [`DatagramSocket`]: what the loops need from a socket, so a benchmark or a test can wrap
 //!   the real one (e.g. to drop datagrams).
+//! - [`files`]: the file side ([`files::SourceFile`], [`files::PartFile`]) and a receive
+//!   buffer arena, for a runtime that drives a `TransferSet` itself.
 //!
 //! A client that sends and receives several files at once on one socket embeds
 //! `huddle_core::transfer::TransferSet` in its core and runs the same loop around it.
 
 pub mod bench;
+pub mod files;
 mod receive;
 mod send;
 

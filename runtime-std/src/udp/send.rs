@@ -1,16 +1,16 @@
 //! The presenter's loop: one file to one peer over a UDP socket.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use huddle_core::transfer::{
     Sender, SenderEvent, SenderStats, TransferConfig, TransferId, TransferSecret,
 };
 
+use super::files::SourceFile;
 use super::{DatagramSocket, MAX_WAIT, UdpError, WallClock, transient};
 
 /// What to send, to whom, under which transfer (all from the server's handshake).
@@ -51,20 +51,7 @@ pub fn send_file<S: DatagramSocket>(
     job: &SendJob,
     mut progress: impl FnMut(&SenderStats),
 ) -> Result<SendReport, UdpError> {
-    let meta = std::fs::metadata(&job.path).map_err(|e| UdpError::BadSource {
-        path: job.path.clone(),
-        reason: e.to_string(),
-    })?;
-    if !meta.is_file() {
-        return Err(UdpError::BadSource {
-            path: job.path.clone(),
-            reason: "not a regular file".into(),
-        });
-    }
-    let mut file = File::open(&job.path).map_err(|e| UdpError::BadSource {
-        path: job.path.clone(),
-        reason: e.to_string(),
-    })?;
+    let mut file = SourceFile::open(&job.path)?;
     socket
         .prepare()
         .map_err(UdpError::io("cannot configure the UDP socket"))?;
@@ -73,14 +60,13 @@ pub fn send_file<S: DatagramSocket>(
     let mut sender = Sender::new(
         job.id,
         &job.secret,
-        meta.len(),
+        file.len(),
         job.config.clone(),
         clock.now(),
     );
     let mut buf = vec![0u8; 65_536];
     let mut pending: Option<Bytes> = None;
     let mut last_progress = clock.now();
-    let mut file_pos = 0u64;
 
     loop {
         let now = clock.now();
@@ -102,16 +88,14 @@ pub fn send_file<S: DatagramSocket>(
         // 3. File requests and outcomes.
         while let Some(ev) = sender.poll_event() {
             match ev {
-                SenderEvent::Read { offset, len } => {
-                    match read_at(&mut file, &mut file_pos, offset, len) {
-                        Ok(data) => sender.handle_file_data(offset, data, now),
-                        Err(_) => sender.abort(huddle_core::transfer::AbortReason::LocalIo, now),
-                    }
-                }
+                SenderEvent::Read { offset, len } => match file.read_at(offset, len) {
+                    Ok(data) => sender.handle_file_data(offset, data, now),
+                    Err(_) => sender.abort(huddle_core::transfer::AbortReason::LocalIo, now),
+                },
                 SenderEvent::Complete => {
                     flush_control(socket, &mut sender, job.peer, now);
                     return Ok(SendReport {
-                        bytes: meta.len(),
+                        bytes: file.len(),
                         elapsed: clock.elapsed(),
                         stats: sender.stats(),
                     });
@@ -167,17 +151,4 @@ fn flush_control<S: DatagramSocket>(
     while let Some(d) = sender.poll_transmit(now) {
         let _ = socket.send_to(&d, peer);
     }
-}
-
-/// Read exactly `len` bytes at `offset`. Reads are sequential, so no seek is needed normally.
-fn read_at(file: &mut File, pos: &mut u64, offset: u64, len: usize) -> io::Result<Bytes> {
-    if *pos != offset {
-        use std::io::Seek;
-        file.seek(io::SeekFrom::Start(offset))?;
-        *pos = offset;
-    }
-    let mut data = BytesMut::zeroed(len);
-    file.read_exact(&mut data)?;
-    *pos += len as u64;
-    Ok(data.freeze())
 }
