@@ -5,15 +5,21 @@
 //! drops datagrams in the benchmark's own sending wrapper ([`LossySocket`]), seeded, on both
 //! sides (data and ACKs), because loopback itself never loses anything.
 //!
-//! Figures measured on the 2-core development machine (shared with other builds, so they
-//! vary from run to run; best of 2 interleaved rounds, files in `/dev/shm`, release build):
+//! Figures measured on the 2-core development machine (shared with other engineers' builds,
+//! load average 2–5, so absolute figures swing by 3×; best of 2 interleaved rounds, files in
+//! `/dev/shm`, release build; `max_datagram` 65,000, for which tree mode picks 32 KiB
+//! payloads, i.e. 32,812-byte datagrams):
 //!
 //! ```text
-//! TCP copy:       1610.7 MB/s
-//! UDP transfer:   1345.6 MB/s  (84% of TCP)   CPU 0.17 s sender + 0.20 s receiver
-//! UDP, 5% loss:   1170.2 MB/s  (87% of lossless)
-//! receiver memory 12.0 MiB; whole benchmark process peak RSS 46.0 MiB
+//!                 quietest run           busiest run
+//! TCP copy:       1610.7 MB/s            531.8 MB/s
+//! UDP transfer:   1345.6 MB/s (84%)      417.0 MB/s (78%)
+//! UDP, 5% loss:   1170.2 MB/s (87%)      413.5 MB/s (99% of lossless)
+//! receiver memory 12–17 MiB; whole benchmark process peak RSS 46–53 MiB
+//! CPU per 256 MiB: sender 0.14–0.19 s, receiver 0.20–0.27 s (mostly one BLAKE3 pass each)
 //! ```
+//! One run in between measured 59% of TCP (690 vs 1177 MB/s): the receiver is CPU-bound
+//! (almost only involuntary context switches), so it suffers most when other builds run.
 
 use std::cell::Cell;
 use std::fmt;
