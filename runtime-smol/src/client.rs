@@ -7,7 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use huddle_core::client::{Client, ClientConfig, ExitStatus};
 use huddle_runtime_std::client::{
-    ClientError, ClientOptions, Ev, Local, NetAction, Ui, feed, spawn_input_reader,
+    ClientError, ClientOptions, Ev, Local, NetAction, UDP_BUFFER_BYTES, Ui, feed,
+    spawn_input_reader,
 };
 use huddle_runtime_std::clock;
 use huddle_runtime_std::files::TransferFiles;
@@ -26,12 +27,14 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
                     source,
                 })?;
         stream.set_nodelay(true)?;
-        let udp = UdpSocket::bind(("0.0.0.0", opts.udp_port))
-            .await
-            .map_err(|source| ClientError::Udp {
-                port: opts.udp_port,
-                source,
-            })?;
+        let udp_error = |source| ClientError::Udp {
+            port: opts.udp_port,
+            source,
+        };
+        let std_udp = std::net::UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(udp_error)?;
+        // Best effort, as in the std runtime.
+        let _ = huddle_runtime_std::udp::raise_buffers(&std_udp, UDP_BUFFER_BYTES);
+        let udp = UdpSocket::from(smol::Async::new(std_udp).map_err(udp_error)?);
         let udp_port = udp.local_addr()?.port();
 
         let (tx, rx) = smol::channel::unbounded::<Ev>();

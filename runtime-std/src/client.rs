@@ -20,6 +20,10 @@ use huddle_core::transfer::TransferConfig;
 use crate::clock;
 use crate::files::{self, TransferFiles};
 
+/// Kernel buffer asked for the client's UDP socket: a burst of a fast transfer overflows the
+/// default (208 KiB here) and every overflow is a loss to repair.
+pub const UDP_BUFFER_BYTES: usize = 8 << 20;
+
 /// Where the client shows things and reads lines: a terminal or a pipe.
 ///
 /// `show` may be called from the core's thread while `read_line` blocks on the input thread;
@@ -151,6 +155,8 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         port: opts.udp_port,
         source,
     })?;
+    // Best effort: a smaller buffer only means more losses for the transfer to repair.
+    let _ = crate::udp::raise_buffers(&udp, UDP_BUFFER_BYTES);
     let udp_port = udp.local_addr()?.port();
 
     let (tx, rx) = mpsc::channel::<Ev>();

@@ -1,26 +1,26 @@
 //! The file side of uploads and downloads: carries out the client core's [`FileOp`]s.
 //!
 //! Shared by both runtimes (file I/O is blocking either way and fast next to the network).
-//! Sources are read with positioned reads; downloads are written to `<name>.part` and linked
-//! to their final name only after the core verified the whole-file hash, with a hard link so
-//! that an existing file is never overwritten, not even one created a moment before.
+//! The files themselves are [`SourceFile`] and [`PartFile`] of the UDP driver: sources are
+//! read as the sender asks, downloads are written to `<name>.part`, fsynced and given their
+//! final name with a hard link only after the core verified the whole-file hash, so an existing
+//! file is never overwritten, not even one created a moment before.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use huddle_core::client::{FileOp, FileProblem, FileResult};
-use huddle_core::transfer::{TransferId, unique_name};
+use huddle_core::transfer::TransferId;
+
+use crate::udp::files::{PartFile, SourceFile};
 
 /// Open sources and part files, by transfer.
-#[derive(Debug)]
 pub struct TransferFiles {
     downloads: PathBuf,
-    sources: HashMap<TransferId, File>,
-    parts: HashMap<TransferId, (File, PathBuf)>,
+    sources: HashMap<TransferId, SourceFile>,
+    parts: HashMap<TransferId, PartFile>,
 }
 
 /// What the user should read for an I/O error.
@@ -46,6 +46,10 @@ pub fn inspect(path: &str) -> Result<u64, FileProblem> {
     Ok(meta.len())
 }
 
+fn failed(e: impl std::fmt::Display) -> FileResult {
+    FileResult::Failed(FileProblem::Other(e.to_string()))
+}
+
 impl TransferFiles {
     /// Files for transfers, saving downloads into `downloads`.
     pub fn new(downloads: PathBuf) -> Self {
@@ -59,35 +63,22 @@ impl TransferFiles {
     /// Carry out `op`; returns the answer the core expects, if any.
     pub fn apply(&mut self, op: FileOp) -> Option<(TransferId, FileResult)> {
         match op {
-            FileOp::OpenSource { id, path } => match File::open(&path) {
+            FileOp::OpenSource { id, path } => match SourceFile::open(Path::new(&path)) {
                 Ok(f) => {
                     self.sources.insert(id, f);
                     None
                 }
-                Err(e) => Some((id, FileResult::Failed(problem(&e)))),
+                Err(e) => Some((id, failed(e))),
             },
             FileOp::Read { id, offset, len } => {
-                let Some(f) = self.sources.get(&id) else {
-                    return Some((
-                        id,
-                        FileResult::Failed(FileProblem::Other("the source is not open".into())),
-                    ));
+                let Some(f) = self.sources.get_mut(&id) else {
+                    return Some((id, failed("the source file is not open")));
                 };
-                let mut buf = vec![0u8; len];
-                Some(match f.read_exact_at(&mut buf, offset) {
-                    Ok(()) => (
-                        id,
-                        FileResult::Data {
-                            offset,
-                            data: Bytes::from(buf),
-                        },
-                    ),
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => (
-                        id,
-                        FileResult::Failed(FileProblem::Other(
-                            "the file shrank during the upload".into(),
-                        )),
-                    ),
+                Some(match f.read_at(offset, len) {
+                    Ok(data) => (id, FileResult::Data { offset, data }),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        (id, failed("the file shrank during the upload"))
+                    }
                     Err(e) => (id, FileResult::Failed(problem(&e))),
                 })
             }
@@ -95,73 +86,47 @@ impl TransferFiles {
                 self.sources.remove(&id);
                 None
             }
-            FileOp::CreatePart { id, name } => match self.create_part(&name) {
-                Ok((f, path)) => {
-                    self.parts.insert(id, (f, path));
-                    None
+            FileOp::CreatePart { id, name } => {
+                let created = fs::create_dir_all(&self.downloads)
+                    .map_err(|e| problem(&e))
+                    .and_then(|()| {
+                        PartFile::create(&self.downloads, &name, true)
+                            .map_err(|e| FileProblem::Other(e.to_string()))
+                    });
+                match created {
+                    Ok(part) => {
+                        self.parts.insert(id, part);
+                        None
+                    }
+                    Err(p) => Some((id, FileResult::Failed(p))),
                 }
-                Err(e) => Some((id, FileResult::Failed(problem(&e)))),
-            },
+            }
             FileOp::Write { id, offset, data } => {
-                let (f, _) = self.parts.get(&id)?;
-                f.write_all_at(&data, offset)
+                let part = self.parts.get_mut(&id)?;
+                part.write_at(offset, data)
                     .err()
                     .map(|e| (id, FileResult::Failed(problem(&e))))
             }
-            FileOp::Finish { id, name } => {
-                let Some((f, part)) = self.parts.remove(&id) else {
-                    return Some((
-                        id,
-                        FileResult::Failed(FileProblem::Other("the part file is gone".into())),
-                    ));
+            FileOp::Finish { id, .. } => {
+                let Some(mut part) = self.parts.remove(&id) else {
+                    return Some((id, failed("the .part file is gone")));
                 };
-                Some(match self.finish(f, &part, &name) {
-                    Ok(saved) => (id, FileResult::Saved { name: saved }),
-                    Err(e) => {
-                        let _ = fs::remove_file(&part);
-                        (id, FileResult::Failed(problem(&e)))
+                Some(match part.finish() {
+                    Ok(path) => {
+                        let name = path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        (id, FileResult::Saved { name })
                     }
+                    Err(e) => (id, failed(e)),
                 })
             }
             FileOp::Discard { id } => {
-                if let Some((_, part)) = self.parts.remove(&id) {
-                    let _ = fs::remove_file(part);
+                if let Some(mut part) = self.parts.remove(&id) {
+                    part.discard();
                 }
                 None
-            }
-        }
-    }
-
-    fn create_part(&self, name: &str) -> io::Result<(File, PathBuf)> {
-        fs::create_dir_all(&self.downloads)?;
-        let wanted = format!("{name}.part");
-        let part_name = unique_name(&wanted, |n| self.downloads.join(n).exists())
-            .map_err(|e| io::Error::new(io::ErrorKind::AlreadyExists, e.to_string()))?;
-        let path = self.downloads.join(part_name);
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok((f, path))
-    }
-
-    fn finish(&self, f: File, part: &Path, name: &str) -> io::Result<String> {
-        f.sync_all()?;
-        drop(f);
-        loop {
-            let chosen = unique_name(name, |n| self.downloads.join(n).exists())
-                .map_err(|e| io::Error::new(io::ErrorKind::AlreadyExists, e.to_string()))?;
-            match fs::hard_link(part, self.downloads.join(&chosen)) {
-                Ok(()) => {
-                    fs::remove_file(part)?;
-                    if let Ok(dir) = File::open(&self.downloads) {
-                        let _ = dir.sync_all();
-                    }
-                    return Ok(chosen);
-                }
-                // Someone created that name between the check and the link: pick again.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
             }
         }
     }
@@ -170,6 +135,7 @@ impl TransferFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn a_download_is_saved_without_overwriting_and_its_part_removed() {
@@ -184,7 +150,19 @@ mod tests {
             }),
             None
         );
-        assert!(dir.path().join("yoda_a.mp4.part").exists());
+        let parts = || {
+            fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".part")
+                })
+                .count()
+        };
+        assert_eq!(parts(), 1);
         files.apply(FileOp::Write {
             id,
             offset: 0,
@@ -208,7 +186,7 @@ mod tests {
             fs::read(dir.path().join("yoda_a (1).mp4")).unwrap(),
             b"new!"
         );
-        assert!(!dir.path().join("yoda_a.mp4.part").exists());
+        assert_eq!(parts(), 0);
     }
 
     #[test]

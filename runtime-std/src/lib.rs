@@ -8,7 +8,9 @@
 //! - [`client`]: the client driver and the pieces the smol client shares (input thread, UI
 //!   trait, local side of the outputs);
 //! - [`files`]: source and part files of uploads and downloads, shared with the smol runtime;
-//! - [`clock`]: the wall clock, read in one place.
+//! - [`clock`]: the wall clock, read in one place;
+//! - [`udp`]: one transfer over a real UDP socket (`send_file`, `receive_file`), socket
+//!   buffers, and the loopback benchmark.
 
 pub mod client;
 pub mod clock;
@@ -17,6 +19,7 @@ pub mod datadir;
 pub mod files;
 mod outbox;
 pub mod server;
+pub mod udp;
 
 pub use console::LogSink;
 pub use datadir::{DataDir, DataDirError};

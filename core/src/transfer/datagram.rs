@@ -11,6 +11,12 @@
 //! it before parsing the body, so a forged or corrupted datagram never reaches the state
 //! machines. The transfer id travels in clear so a client can route before authenticating.
 //!
+//! In tree mode (see [`super::tree`]: payloads are aligned power-of-two leaves of the file's
+//! BLAKE3 tree, announced by the `Hello`'s payload size) the tag of a `Data` datagram covers
+//! the header, packet number, offset and the payload's BLAKE3 chaining value instead of the
+//! payload bytes: still a keyed BLAKE3 over a collision-resistant digest of every byte, but the
+//! payload is hashed once for both the tag and the whole-file hash.
+//!
 //! Bodies:
 //! - `Hello` (sender → receiver): file size u64, payload size u32.
 //! - `Data`: packet number u64, file offset u64, payload (the rest).
@@ -28,7 +34,11 @@ use nom::combinator::all_consuming;
 use nom::multi::count;
 use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
 
+use super::tree::{ChainingValueOf, leaf_cv};
 use super::{HASH_LEN, MAX_DATAGRAM, PeerReason, TransferId, TransferSecret};
+
+/// A BLAKE3 chaining value: the hash of a subtree of the file.
+pub type ChainingValue = ChainingValueOf;
 
 /// First two bytes of every datagram: rejects unrelated traffic cheaply.
 pub const MAGIC: [u8; 2] = *b"HU";
@@ -96,10 +106,15 @@ impl TagKey {
     }
 
     fn tag(&self, bytes: &[u8]) -> [u8; TAG_LEN] {
-        let hash = blake3::keyed_hash(&self.0, bytes);
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(&hash.as_bytes()[..TAG_LEN]);
-        out
+        truncate(blake3::keyed_hash(&self.0, bytes))
+    }
+
+    /// The tag of a tree-mode data datagram: its first bytes, then the payload's CV.
+    fn tag_with_cv(&self, head: &[u8], cv: &ChainingValue) -> [u8; TAG_LEN] {
+        let mut h = blake3::Hasher::new_keyed(&self.0);
+        h.update(head);
+        h.update(cv);
+        truncate(h.finalize())
     }
 }
 
@@ -107,6 +122,12 @@ impl std::fmt::Debug for TagKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TagKey(..)")
     }
+}
+
+fn truncate(hash: blake3::Hash) -> [u8; TAG_LEN] {
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(&hash.as_bytes()[..TAG_LEN]);
+    out
 }
 
 /// A selective acknowledgement: what the receiver holds and how much more it accepts.
@@ -205,6 +226,12 @@ pub fn peek_transfer_id(bytes: &[u8]) -> Result<TransferId, DatagramError> {
 
 /// Render a datagram and tag it with `key`.
 pub fn encode(d: &Datagram, key: &TagKey) -> Bytes {
+    encode_with(d, key, None)
+}
+
+/// Render a datagram; a data datagram in tree mode is tagged over its payload's chaining
+/// value `payload_cv` (which the caller computed once for the file hash too).
+pub fn encode_with(d: &Datagram, key: &TagKey, payload_cv: Option<&ChainingValue>) -> Bytes {
     let mut buf = BytesMut::with_capacity(encoded_len(&d.body));
     buf.put_slice(&MAGIC);
     buf.put_u8(VERSION);
@@ -245,7 +272,10 @@ pub fn encode(d: &Datagram, key: &TagKey) -> Bytes {
         Body::Done { file_size } => buf.put_u64(*file_size),
         Body::Abort { reason } => buf.put_u8(reason.code()),
     }
-    let tag = key.tag(&buf);
+    let tag = match (&d.body, payload_cv) {
+        (Body::Data { .. }, Some(cv)) => key.tag_with_cv(&buf[..HEADER_LEN + DATA_BODY_LEN], cv),
+        _ => key.tag(&buf),
+    };
     buf.put_slice(&tag);
     buf.freeze()
 }
@@ -265,10 +295,33 @@ fn encoded_len(body: &Body) -> usize {
 /// Authenticate `bytes` with `key` and parse them. Data payloads are zero-copy slices of
 /// `bytes`.
 pub fn decode(bytes: &Bytes, key: &TagKey) -> Result<Datagram, DatagramError> {
+    decode_with(bytes, key, None).map(|(d, _)| d)
+}
+
+/// Like [`decode`]; in tree mode (`leaf` is the payload size) a data datagram is authenticated
+/// through its payload's chaining value, which is returned for the file hash. A payload that
+/// cannot be a leaf at its offset is refused before any hashing.
+pub fn decode_with(
+    bytes: &Bytes,
+    key: &TagKey,
+    leaf: Option<u64>,
+) -> Result<(Datagram, Option<ChainingValue>), DatagramError> {
     let id = peek_transfer_id(bytes)?;
     let split = bytes.len() - TAG_LEN;
     let (signed, tag) = bytes.split_at(split);
-    if !constant_time_eq(&key.tag(signed), tag) {
+    let mut cv = None;
+    let expected = match leaf {
+        Some(leaf) if signed[3] == 2 => {
+            let head_len = HEADER_LEN + DATA_BODY_LEN;
+            let head = signed.get(..head_len).ok_or(DatagramError::Malformed)?;
+            let (_, offset) = be_u64.parse(&head[HEADER_LEN + 8..]).map_err(malformed)?;
+            let c = leaf_cv(leaf, offset, &signed[head_len..]).ok_or(DatagramError::Malformed)?;
+            cv = Some(c);
+            key.tag_with_cv(head, &c)
+        }
+        _ => key.tag(signed),
+    };
+    if !constant_time_eq(&expected, tag) {
         return Err(DatagramError::BadTag);
     }
     let kind = signed[3];
@@ -333,7 +386,7 @@ pub fn decode(bytes: &Bytes, key: &TagKey) -> Result<Datagram, DatagramError> {
         }
         k => return Err(DatagramError::UnknownKind(k)),
     };
-    Ok(Datagram { id, body })
+    Ok((Datagram { id, body }, cv))
 }
 
 type NomErr<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
@@ -437,6 +490,40 @@ mod tests {
             let i = bit % (v.len() * 8);
             v[i / 8] ^= 1 << (i % 8);
             prop_assert!(decode(&Bytes::from(v), &key()).is_err());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn tree_mode_data_round_trips_and_binds_the_payload(
+            index in 0u64..1000,
+            len in 1usize..=4096,
+            byte in any::<u8>(),
+            flip in any::<usize>(),
+        ) {
+            let leaf = 4096u64;
+            let payload = Bytes::from(vec![byte; len]);
+            let offset = index * leaf;
+            let cv = leaf_cv(leaf, offset, &payload).unwrap();
+            let d = Datagram { id: TransferId(5), body: Body::Data { pn: index, offset, payload } };
+            let bytes = encode_with(&d, &key(), Some(&cv));
+            prop_assert_eq!(decode_with(&bytes, &key(), Some(leaf)), Ok((d, Some(cv))));
+            let mut v = bytes.to_vec();
+            let i = flip % v.len();
+            v[i] ^= 1;
+            prop_assert!(decode_with(&Bytes::from(v), &key(), Some(leaf)).is_err());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_in_tree_mode(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let mut v = bytes;
+            if v.len() > 4 {
+                v[0] = b'H';
+                v[1] = b'U';
+                v[2] = VERSION;
+                v[3] = 2;
+            }
+            let _ = decode_with(&Bytes::from(v), &key(), Some(2048));
         }
     }
 

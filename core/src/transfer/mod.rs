@@ -23,8 +23,8 @@
 //!
 //! The pieces, one module per concept: [`datagram`] (wire format), [`sack`] (range sets),
 //! [`rtt`] (RFC 6298/9002 estimator), [`rate`] (BBR-style delivery-rate controller),
-//! [`pacer`] (token bucket), [`sender`], [`receiver`], [`set`] (routing), [`names`] (safe
-//! file names) and [`netem`] (a seeded lossy channel for tests and simulations).
+//! [`pacer`] (token bucket), [`tree`] (the file hash from payload hashes), [`sender`],
+//! [`receiver`], [`set`] (routing), [`names`] (safe file names) and [`netem`] (a seeded lossy channel for tests and simulations).
 
 pub mod datagram;
 pub mod names;
@@ -36,6 +36,7 @@ pub mod rtt;
 pub mod sack;
 pub mod sender;
 pub mod set;
+pub mod tree;
 
 #[cfg(test)]
 mod tests;

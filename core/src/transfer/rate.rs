@@ -196,17 +196,19 @@ impl RateController {
         self.cwnd
     }
 
-    /// The window the model asks for: the gain times the bandwidth-delay product, where the
-    /// delay is the smoothed RTT rather than the minimum (datagrams lost but not yet declared
-    /// lost, and jitter, occupy the window too), plus an allowance for the millisecond clock.
+    /// The window the model asks for: the gain times the bandwidth-delay product (with the
+    /// minimum RTT, as BBR does, so that a queue the sender built does not justify a larger
+    /// window and a larger queue), plus allowances for the millisecond clock and for jitter
+    /// (the smoothed RTT's excess over the minimum, at most one more minimum RTT): datagrams
+    /// delayed by jitter or lost but not yet declared lost occupy the window too.
     fn target_cwnd(&self) -> u64 {
         let bw = self.btl_bw();
-        let gain = CWND_GAIN_X1000;
-        let rtt = self.srtt_ms.max(self.rtt_for_bdp());
-        let bdp = bw.saturating_mul(rtt) / 1000;
-        let quantum = bw.saturating_mul(QUANTUM_MS) / 1000;
-        (bdp.saturating_mul(gain) / 1000)
-            .saturating_add(quantum)
+        let min_rtt = self.rtt_for_bdp();
+        let jitter = self.srtt_ms.saturating_sub(min_rtt).min(min_rtt);
+        let bdp = bw.saturating_mul(min_rtt) / 1000;
+        let allowance = bw.saturating_mul(QUANTUM_MS + jitter) / 1000;
+        (bdp.saturating_mul(CWND_GAIN_X1000) / 1000)
+            .saturating_add(allowance)
             .max(MIN_WINDOW_DATAGRAMS * self.max_datagram)
     }
 

@@ -22,8 +22,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::datagram::{self, Ack, Body, Datagram, DatagramError, TagKey};
+use super::datagram::{self, Ack, Body, ChainingValue, Datagram, DatagramError, TagKey};
 use super::sack::RangeSet;
+use super::tree::{FileHasher, is_leaf_size};
 use super::{
     AbortReason, HASH_LEN, MAX_DATAGRAM, Rejected, TransferConfig, TransferId, TransferSecret,
 };
@@ -32,6 +33,10 @@ use crate::{Clock, UnixMillis};
 /// Acknowledge at the latest this long after an unacknowledged packet arrived (ms). The clock
 /// ticks in milliseconds, so this is "at the next tick".
 pub const MAX_ACK_DELAY_MS: u64 = 1;
+
+/// A lingering receiver leaves once the sender has been quiet this long (ms): the sender got
+/// our `Done` (else it would repeat its `Fin`), so there is nothing left to confirm.
+pub const LINGER_QUIET_MS: u64 = 500;
 
 /// What the receiver tells its driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,9 +101,10 @@ pub struct Receiver {
     state: State,
     clock: Clock,
     cum: u64,
-    hasher: blake3::Hasher,
+    leaf: Option<u64>,
+    hasher: FileHasher,
     expected_hash: Option<[u8; HASH_LEN]>,
-    buffer: BTreeMap<u64, Bytes>,
+    buffer: BTreeMap<u64, (Bytes, Option<ChainingValue>)>,
     pns: RangeSet,
     largest_pn: Option<u64>,
     largest_pn_time: UnixMillis,
@@ -138,7 +144,8 @@ impl Receiver {
             state: State::AwaitingHello,
             clock: Clock::new(now),
             cum: 0,
-            hasher: blake3::Hasher::new(),
+            leaf: None,
+            hasher: FileHasher::new(file_size, None),
             expected_hash: None,
             buffer: BTreeMap::new(),
             pns: RangeSet::new(),
@@ -224,8 +231,8 @@ impl Receiver {
     /// on `Ok` should a caller learn the sender's address from it.
     pub fn handle_datagram(&mut self, bytes: &Bytes, now: UnixMillis) -> Result<(), DatagramError> {
         let now = self.clock.advance(now);
-        let d = match datagram::decode(bytes, &self.key) {
-            Ok(d) if d.id == self.id => d,
+        let (d, cv) = match datagram::decode_with(bytes, &self.key, self.leaf) {
+            Ok((d, cv)) if d.id == self.id => (d, cv),
             Ok(_) => {
                 self.stats.rejected.bad += 1;
                 return Err(DatagramError::BadTag);
@@ -241,6 +248,7 @@ impl Receiver {
                 return Ok(());
             }
             State::Lingering { .. } => {
+                self.last_heard = now;
                 // The sender has not seen our `Done` yet: say it again.
                 if matches!(d.body, Body::Fin { .. } | Body::Data { .. }) {
                     self.queue_done();
@@ -262,6 +270,12 @@ impl Receiver {
                 } else if payload_size == 0 || payload_size as usize > MAX_DATAGRAM {
                     self.abort(AbortReason::ProtocolViolation, now);
                 } else {
+                    if self.state == State::AwaitingHello {
+                        // A power-of-two payload size announces tree mode (see `tree`).
+                        self.leaf = is_leaf_size(u64::from(payload_size))
+                            .then_some(u64::from(payload_size));
+                        self.hasher = FileHasher::new(self.file_size, self.leaf);
+                    }
                     self.state = State::Receiving;
                     self.ack_now = true;
                 }
@@ -275,7 +289,7 @@ impl Receiver {
                     // Data before the sender heard our answer to its `Hello` cannot be ours.
                     self.stats.rejected.stale += 1;
                 } else {
-                    self.on_data(pn, offset, payload, now);
+                    self.on_data(pn, offset, payload, cv, now);
                 }
             }
             Body::Fin { file_size, hash } => {
@@ -300,7 +314,14 @@ impl Receiver {
         Ok(())
     }
 
-    fn on_data(&mut self, pn: u64, offset: u64, payload: Bytes, now: UnixMillis) {
+    fn on_data(
+        &mut self,
+        pn: u64,
+        offset: u64,
+        payload: Bytes,
+        cv: Option<ChainingValue>,
+        now: UnixMillis,
+    ) {
         let len = payload.len() as u64;
         let Some(end) = offset
             .checked_add(len)
@@ -309,6 +330,14 @@ impl Receiver {
             self.abort(AbortReason::ProtocolViolation, now);
             return;
         };
+        // In tree mode only the last leaf may be short.
+        if self
+            .leaf
+            .is_some_and(|leaf| len != leaf && end != self.file_size)
+        {
+            self.abort(AbortReason::ProtocolViolation, now);
+            return;
+        }
         self.stats.datagrams += 1;
         if self.pns.insert_one(pn) {
             match self.largest_pn {
@@ -332,11 +361,19 @@ impl Receiver {
             self.stats.beyond_window += 1;
             self.ack_now = true;
         } else if offset <= self.cum {
-            let fresh = payload.slice((self.cum - offset) as usize..);
-            self.deliver(fresh);
+            if offset == self.cum {
+                self.deliver(payload, cv);
+            } else {
+                // Overlaps what we have (plain mode only: tree-mode leaves are aligned).
+                self.deliver(payload.slice((self.cum - offset) as usize..), None);
+            }
             self.drain_buffer();
         } else if let std::collections::btree_map::Entry::Vacant(v) = self.buffer.entry(offset) {
-            v.insert(payload);
+            // Copied, not kept as a slice: the driver may receive into large shared blocks,
+            // and a held slice would pin its whole block. A copy makes the memory bound the
+            // bytes buffered, whatever the driver does (and in-order data, the common case,
+            // is never copied).
+            v.insert((Bytes::copy_from_slice(&payload), cv));
             self.stats.buffered += len;
             self.stats.peak_buffered = self.stats.peak_buffered.max(self.stats.buffered);
         } else {
@@ -353,8 +390,8 @@ impl Receiver {
         self.try_finish(now);
     }
 
-    fn deliver(&mut self, data: Bytes) {
-        self.hasher.update(&data);
+    fn deliver(&mut self, data: Bytes, cv: Option<ChainingValue>) {
+        self.hasher.push(&data, cv);
         let offset = self.cum;
         self.cum += data.len() as u64;
         self.events.push_back(ReceiverEvent::Write { offset, data });
@@ -366,11 +403,13 @@ impl Receiver {
             if offset > self.cum {
                 break;
             }
-            let data = entry.remove();
+            let (data, cv) = entry.remove();
             self.stats.buffered -= data.len() as u64;
             let end = offset + data.len() as u64;
-            if end > self.cum {
-                self.deliver(data.slice((self.cum - offset) as usize..));
+            if offset == self.cum {
+                self.deliver(data, cv);
+            } else if end > self.cum {
+                self.deliver(data.slice((self.cum - offset) as usize..), None);
             }
         }
     }
@@ -382,7 +421,7 @@ impl Receiver {
         if self.cum < self.file_size || self.state != State::Receiving {
             return;
         }
-        let hash = *self.hasher.finalize().as_bytes();
+        let hash = self.hasher.finalize();
         if hash == expected {
             self.state = State::Lingering {
                 until: now.plus_millis(self.config.linger_ms),
@@ -413,7 +452,11 @@ impl Receiver {
     pub fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
         match self.state {
-            State::Lingering { until } if now >= until => self.state = State::Complete,
+            State::Lingering { until }
+                if now >= until || now.millis_since(self.last_heard) >= LINGER_QUIET_MS =>
+            {
+                self.state = State::Complete
+            }
             State::AwaitingHello | State::Receiving
                 if now.millis_since(self.last_heard) >= self.config.idle_timeout_ms =>
             {
@@ -431,7 +474,9 @@ impl Receiver {
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         match self.state {
             State::Complete | State::Aborted => None,
-            State::Lingering { until } => Some(until),
+            State::Lingering { until } => {
+                Some(until.min(self.last_heard.plus_millis(LINGER_QUIET_MS)))
+            }
             State::AwaitingHello | State::Receiving => {
                 let idle = self.last_heard.plus_millis(self.config.idle_timeout_ms);
                 Some(self.ack_deadline.map_or(idle, |a| a.min(idle)))

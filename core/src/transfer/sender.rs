@@ -32,10 +32,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::datagram::{self, Ack, Body, Datagram, DatagramError, TagKey};
+use super::datagram::{self, Ack, Body, ChainingValue, Datagram, DatagramError, TagKey};
 use super::pacer::Pacer;
 use super::rate::{DeliveryState, Mode, RateController};
 use super::rtt::RttEstimator;
+use super::tree::{FileHasher, leaf_cv, leaf_size_for};
 use super::{AbortReason, HASH_LEN, Rejected, TransferConfig, TransferId, TransferSecret};
 use crate::{Clock, UnixMillis};
 
@@ -112,6 +113,8 @@ enum State {
 #[derive(Debug)]
 struct Chunk {
     data: Bytes,
+    /// In tree mode, the payload's BLAKE3 chaining value (tags every transmission).
+    cv: Option<ChainingValue>,
     acked: bool,
     latest_pn: Option<u64>,
     queued: bool,
@@ -142,7 +145,9 @@ pub struct Sender {
     read_len: u64,
     read_next: u64,
     read_outstanding: bool,
-    hasher: blake3::Hasher,
+    leaf: Option<u64>,
+    datagram_size: u64,
+    hasher: FileHasher,
     file_hash: Option<[u8; HASH_LEN]>,
     // Chunks `base..base + chunks.len()` (index = offset / payload), oldest first.
     base: u64,
@@ -197,7 +202,12 @@ impl Sender {
             max_datagram,
             ..config
         };
-        let payload = config.payload_size() as u64;
+        // Tree mode when the datagram can carry a power-of-two leaf of at least 2 KiB.
+        let capacity = config.payload_size() as u64;
+        let leaf = leaf_size_for(capacity);
+        let payload = leaf.unwrap_or(capacity);
+        let datagram_size =
+            payload + (datagram::HEADER_LEN + datagram::DATA_BODY_LEN + datagram::TAG_LEN) as u64;
         let read_len = (config.read_size as u64 / payload).max(1) * payload;
         let file_hash = (file_size == 0).then(|| *blake3::hash(&[]).as_bytes());
         Self {
@@ -210,7 +220,9 @@ impl Sender {
             read_len,
             read_next: 0,
             read_outstanding: false,
-            hasher: blake3::Hasher::new(),
+            leaf,
+            datagram_size,
+            hasher: FileHasher::new(file_size, leaf),
             file_hash,
             base: 0,
             chunks: VecDeque::new(),
@@ -239,12 +251,12 @@ impl Sender {
             rtt: RttEstimator::new(config.initial_rtt_ms),
             rate: RateController::new(
                 now,
-                max_datagram,
+                datagram_size as usize,
                 config.initial_rtt_ms,
                 config.max_rate,
                 config.seed,
             ),
-            pacer: Pacer::new(now, max_datagram as u64),
+            pacer: Pacer::new(now, datagram_size),
             stats: SenderStats {
                 file_size,
                 ..SenderStats::default()
@@ -349,12 +361,17 @@ impl Sender {
             return;
         }
         self.read_outstanding = false;
-        self.hasher.update(&data);
         let mut at = 0usize;
         while at < data.len() {
             let end = (at + self.payload as usize).min(data.len());
+            let piece = data.slice(at..end);
+            let cv = self
+                .leaf
+                .and_then(|leaf| leaf_cv(leaf, offset + at as u64, &piece));
+            self.hasher.push(&piece, cv);
             self.chunks.push_back(Chunk {
-                data: data.slice(at..end),
+                data: piece,
+                cv,
                 acked: false,
                 latest_pn: None,
                 queued: false,
@@ -363,7 +380,7 @@ impl Sender {
         }
         self.read_next += data.len() as u64;
         if self.read_next == self.file_size {
-            self.file_hash = Some(*self.hasher.finalize().as_bytes());
+            self.file_hash = Some(self.hasher.finalize());
         }
     }
 
@@ -376,11 +393,14 @@ impl Sender {
         // window plus that: memory stays bounded whatever the file size.
         let unsent = self.read_next.saturating_sub(self.next_new * self.payload);
         let held = self.read_next.saturating_sub(self.base * self.payload);
+        // The receiver's advertised window, but never more than our own configured window:
+        // a peer cannot make us hold the whole file in memory.
         let window = self
             .peer_window_end
             .saturating_sub(self.peer_cum)
+            .min(self.config.receive_window)
             .max(self.config.receive_window.min(1 << 20));
-        if unsent >= self.read_len || held >= window + self.read_len {
+        if unsent >= self.read_len || held >= window.saturating_add(self.read_len) {
             return;
         }
         let len = self.read_len.min(self.file_size - self.read_next);
@@ -648,7 +668,7 @@ impl Sender {
             t = t.min(p);
         }
         if self.probes == 0 && self.has_paced_data() {
-            let size = self.config.max_datagram as u64;
+            let size = self.datagram_size;
             if self.bytes_in_flight + size <= self.rate.cwnd() && !self.pacer.can_send(size) {
                 t = t.min(self.pacer.next_send_time(size, self.rate.pacing_rate()));
             }
@@ -701,7 +721,7 @@ impl Sender {
                     self.probes -= 1;
                     return self.send_probe(now);
                 }
-                let size = self.config.max_datagram as u64;
+                let size = self.datagram_size;
                 self.pacer.refill(now, self.rate.pacing_rate(), size);
                 if !self.pacer.can_send(size) || self.bytes_in_flight + size > self.rate.cwnd() {
                     return None;
@@ -762,19 +782,21 @@ impl Sender {
     fn send_chunk(&mut self, index: u64, now: UnixMillis) -> Bytes {
         let pn = self.next_pn;
         self.next_pn += 1;
-        let payload = match self.chunk_mut(index) {
+        let (payload, cv) = match self.chunk_mut(index) {
             Some(c) => {
                 c.latest_pn = Some(pn);
-                c.data.clone()
+                (c.data.clone(), c.cv)
             }
-            None => Bytes::new(),
+            None => (Bytes::new(), None),
         };
         let data_len = payload.len() as u64;
-        let bytes = self.encode(Body::Data {
+        let body = Body::Data {
             pn,
             offset: index * self.payload,
             payload,
-        });
+        };
+        let bytes = datagram::encode_with(&Datagram { id: self.id, body }, &self.key, cv.as_ref());
+        self.stats.wire_bytes += bytes.len() as u64;
         let size = bytes.len() as u64;
         self.pacer.on_sent(size);
         let app_limited = self.retx.is_empty() && !self.has_new_data();

@@ -456,7 +456,75 @@ fn large_datagrams_are_used_when_configured() {
     );
     p.run(60_000);
     p.assert_delivered();
-    assert!(p.sender.stats().datagrams_sent < 100);
+    // 32 KiB leaves (tree mode): 96 datagrams and a few retransmissions.
+    assert!(
+        p.sender.stats().datagrams_sent < 150,
+        "{:?}",
+        p.sender.stats()
+    );
+}
+
+#[test]
+fn tree_mode_survives_twenty_percent_loss_and_reordering() {
+    let config = TransferConfig {
+        max_datagram: 9000,
+        ..TransferConfig::default()
+    };
+    let shaky = |seed| NetemConfig {
+        loss: 0.2,
+        reorder: 0.1,
+        reorder_delay_ms: 15,
+        duplicate: 0.05,
+        ..net(seed)
+    };
+    let mut p = Pair::new((2 << 20) + 12_345, config, shaky(33), shaky(34));
+    p.run(60_000);
+    p.assert_delivered();
+}
+
+#[test]
+fn tree_mode_still_catches_a_wrong_hash() {
+    let key = TagKey::derive(&SECRET);
+    let config = TransferConfig {
+        max_datagram: MAX_DATAGRAM,
+        ..TransferConfig::default()
+    };
+    let mut p = Pair::new(300_000, config, net(35), net(36));
+    p.tamper = Some(Box::new(move |d| match datagram::decode(&d, &key) {
+        Ok(Datagram {
+            id,
+            body: Body::Fin { file_size, .. },
+        }) => datagram::encode(
+            &Datagram {
+                id,
+                body: Body::Fin {
+                    file_size,
+                    hash: [1; HASH_LEN],
+                },
+            },
+            &key,
+        ),
+        _ => d,
+    }));
+    p.run(60_000);
+    assert_eq!(
+        p.receiver_outcome,
+        Some(ReceiverEvent::Aborted(AbortReason::HashMismatch))
+    );
+    assert!(p.disk.saved.is_none() && p.disk.part.is_none());
+}
+
+#[test]
+fn tree_mode_small_files_use_the_plain_root() {
+    for len in [1usize, 2048, 32 * 1024, 32 * 1024 + 1] {
+        let config = TransferConfig {
+            max_datagram: MAX_DATAGRAM,
+            ..TransferConfig::default()
+        };
+        let mut p = Pair::new(len, config, net(37), net(38));
+        p.run(60_000);
+        p.assert_delivered();
+    }
 }
 
 #[test]
@@ -740,5 +808,130 @@ fn a_client_receives_from_two_presenters_and_sends_while_receiving() {
             nodes[node].outcomes.get(&TransferId(id)),
             Some(&SetEvent::Sender(SenderEvent::Complete))
         );
+    }
+}
+
+mod robustness {
+    //! Whatever an authentic (or not) peer sends, the machines neither panic nor break their
+    //! memory bound: they abort or ignore.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = Body> {
+        prop_oneof![
+            (0u64..3_000_000, any::<u32>()).prop_map(|(file_size, payload_size)| Body::Hello {
+                file_size,
+                payload_size
+            }),
+            (
+                any::<u64>(),
+                prop_oneof![
+                    0u64..2_000_000,
+                    any::<u64>(),
+                    (0u64..40).prop_map(|i| i * 32_768)
+                ],
+                proptest::collection::vec(any::<u8>(), 0..3000)
+            )
+                .prop_map(|(pn, offset, p)| Body::Data {
+                    pn,
+                    offset,
+                    payload: Bytes::from(p)
+                }),
+            (0u64..3_000_000, any::<[u8; 32]>())
+                .prop_map(|(file_size, hash)| Body::Fin { file_size, hash }),
+            (
+                any::<u16>(),
+                prop_oneof![0u64..2_000_000, any::<u64>()],
+                prop_oneof![0u64..40_000_000, any::<u64>()],
+                proptest::collection::vec((0u64..500, 0u64..500), 0..20)
+            )
+                .prop_map(|(ack_delay_ms, cum_offset, window_end, r)| {
+                    let ranges = r.into_iter().map(|(a, b)| (a.min(b), a.max(b))).collect();
+                    Body::Ack(datagram::Ack {
+                        ack_delay_ms,
+                        cum_offset,
+                        window_end,
+                        ranges,
+                    })
+                }),
+            (0u64..3_000_000).prop_map(|file_size| Body::Done { file_size }),
+            any::<u8>().prop_map(|c| Body::Abort {
+                reason: PeerReason::from_code(c)
+            }),
+        ]
+    }
+
+    fn drain_sender(s: &mut Sender, file: &Bytes, now: UnixMillis) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(ev) = s.poll_event() {
+                moved = true;
+                if let SenderEvent::Read { offset, len } = ev {
+                    s.handle_file_data(
+                        offset,
+                        file.slice(offset as usize..offset as usize + len),
+                        now,
+                    );
+                }
+            }
+            while s.poll_transmit(now).is_some() {
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_receiver_survives_any_authentic_datagrams(
+            bodies in proptest::collection::vec(body(), 1..40),
+            large in any::<bool>(),
+        ) {
+            let max_datagram = if large { MAX_DATAGRAM } else { MTU_DATAGRAM };
+            let config = TransferConfig { max_datagram, ..TransferConfig::default() };
+            let key = TagKey::derive(&SECRET);
+            let mut r = Receiver::new(ID, &SECRET, 1_000_000, config, START);
+            let mut now = START;
+            let hello = Body::Hello { file_size: 1_000_000, payload_size: if large { 32_768 } else { 1408 } };
+            for b in std::iter::once(hello).chain(bodies) {
+                now = now.plus_millis(3);
+                // In tree mode, tag aligned data the way a real sender would.
+                let cv = match &b {
+                    Body::Data { offset, payload, .. } if large => super::super::tree::leaf_cv(32_768, *offset, payload),
+                    _ => None,
+                };
+                let bytes = datagram::encode_with(&Datagram { id: ID, body: b }, &key, cv.as_ref());
+                let _ = r.handle_datagram(&bytes, now);
+                r.handle_timeout(now);
+                while r.poll_event().is_some() {}
+                while r.poll_transmit(now).is_some() {}
+                prop_assert!(r.stats().buffered <= TransferConfig::default().receive_window);
+            }
+        }
+
+        #[test]
+        fn a_sender_survives_any_authentic_datagrams(
+            bodies in proptest::collection::vec(body(), 1..40),
+            large in any::<bool>(),
+        ) {
+            let max_datagram = if large { MAX_DATAGRAM } else { MTU_DATAGRAM };
+            let config = TransferConfig { max_datagram, ..TransferConfig::default() };
+            let key = TagKey::derive(&SECRET);
+            let data = file(1_000_000, 1);
+            let mut s = Sender::new(ID, &SECRET, 1_000_000, config, START);
+            let mut now = START;
+            drain_sender(&mut s, &data, now);
+            let first_ack = Body::Ack(datagram::Ack { ack_delay_ms: 0, cum_offset: 0, window_end: 1_000_000, ranges: vec![] });
+            for b in std::iter::once(first_ack).chain(bodies) {
+                now = now.plus_millis(3);
+                let _ = s.handle_datagram(&datagram::encode(&Datagram { id: ID, body: b }, &key), now);
+                s.handle_timeout(now);
+                drain_sender(&mut s, &data, now);
+            }
+        }
     }
 }
