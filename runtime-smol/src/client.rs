@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use huddle_core::client::{Client, ClientConfig, ExitStatus};
+use huddle_core::client::{Client, ExitStatus};
 use huddle_runtime_std::client::{
     ClientError, ClientOptions, Ev, Local, NetAction, UDP_BUFFER_BYTES, Ui, feed,
-    spawn_input_reader,
+    spawn_input_reader, start_core,
 };
 use huddle_runtime_std::clock;
-use huddle_runtime_std::files::TransferFiles;
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpStream, UdpSocket};
@@ -45,13 +44,7 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
             input_tx.send_blocking(ev).is_ok()
         });
 
-        let config = ClientConfig {
-            interactive: opts.interactive,
-            udp_port: Some(udp_port),
-            transfer: opts.transfer.clone(),
-        };
-        let mut core = Client::new(config, clock::now());
-        let mut files = TransferFiles::new(opts.downloads.clone());
+        let (mut core, mut files) = start_core(&opts, udp_port);
         let mut local = Local {
             ui: ui.as_ref(),
             prompts: &prompts,

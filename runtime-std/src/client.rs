@@ -165,19 +165,26 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     let input_tx = tx.clone();
     let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| input_tx.send(ev).is_ok());
 
-    let config = ClientConfig {
-        interactive: opts.interactive,
-        udp_port: Some(udp_port),
-        transfer: opts.transfer.clone(),
-    };
-    let mut core = Client::new(config, clock::now());
-    let mut files = TransferFiles::new(opts.downloads.clone());
+    let (mut core, mut files) = start_core(&opts, udp_port);
     let mut local = Local {
         ui: ui.as_ref(),
         prompts: &prompts,
         files: &mut files,
     };
     Ok(drive(&mut core, stream, &udp, &rx, &mut local))
+}
+
+/// The client core and its transfer files, as both runtimes start them.
+pub fn start_core(opts: &ClientOptions, udp_port: u16) -> (Client, TransferFiles) {
+    let config = ClientConfig {
+        interactive: opts.interactive,
+        udp_port: Some(udp_port),
+        transfer: opts.transfer.clone(),
+    };
+    (
+        Client::new(config, clock::now()),
+        TransferFiles::new(opts.downloads.clone()),
+    )
 }
 
 fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Ev>) {
