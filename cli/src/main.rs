@@ -1,8 +1,9 @@
-//! The `huddle` binary: `huddle server …` and `huddle client …`.
+//! The `huddle` binary: `huddle server …`, `huddle client …` and `huddle bench …`.
 //!
 //! Kept small on purpose: each subcommand lives in its own module, which parses its options
 //! with clap and hands a runtime everything it needs.
 
+mod bench_cmd;
 mod client_cmd;
 mod server_cmd;
 mod ui;
@@ -32,6 +33,8 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Connect to a huddle server.
     Client(client_cmd::ClientArgs),
+    /// Measure: print figures for the README and for choosing a runtime.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
     let result = match cli.command {
         Command::Server(args) => server_cmd::run(args).map(|()| 0),
         Command::Client(args) => client_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -6,11 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use huddle_core::server::{Attempts, ServerConfig};
 use huddle_core::time::Zone;
-use huddle_runtime_std::{ServerOptions, spawn_server};
+use huddle_runtime_std::ServerOptions;
 
 /// Options of `huddle server`.
 #[derive(Debug, Args)]
@@ -57,9 +57,6 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     // First, while this process has a single thread: reading the local offset is only sound
     // then (the `time` crate refuses otherwise).
     let zone = local_zone();
-    if args.runtime == crate::Runtime::Smol {
-        bail!("the smol runtime is not built yet; use --runtime std");
-    }
     let dir = match args.dir {
         Some(dir) => dir,
         None => std::env::current_dir().context("cannot find the working directory")?,
@@ -76,7 +73,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     let opts = ServerOptions::new(SocketAddr::new(args.bind, args.port), &dir, config);
-    let handle = spawn_server(opts).context("the server could not start")?;
+    // Both runtimes take the same options and return the same handle.
+    let handle = match args.runtime {
+        crate::Runtime::Std => huddle_runtime_std::spawn_server(opts),
+        crate::Runtime::Smol => huddle_runtime_smol::spawn_server(opts),
+    }
+    .context("the server could not start")?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

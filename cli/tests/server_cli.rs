@@ -40,12 +40,18 @@ fn reply(reader: &mut impl BufRead) -> String {
 
 #[test]
 fn the_server_prints_where_it_listens_and_lets_a_user_log_in() {
+    for runtime in ["std", "smol"] {
+        prints_where_it_listens_and_lets_a_user_log_in(runtime);
+    }
+}
+
+fn prints_where_it_listens_and_lets_a_user_log_in(runtime: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("credentials.txt"), "yoda jedi*knight\n").unwrap();
     let child = Command::new(HUDDLE)
         .args(["server", "0", "3", "--dir"])
         .arg(dir.path())
-        .args(["--bind", "127.0.0.1"])
+        .args(["--bind", "127.0.0.1", "--runtime", runtime])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -93,25 +99,4 @@ fn attempts_outside_one_to_five_is_refused_naming_the_range() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("from 1 to 5"), "{stderr}");
-}
-
-#[test]
-fn the_smol_runtime_is_refused_until_it_is_built() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(HUDDLE)
-        .args([
-            "server",
-            "0",
-            "--runtime",
-            "smol",
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("smol runtime is not built yet"), "{stderr}");
 }

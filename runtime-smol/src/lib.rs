@@ -4,3 +4,6 @@
 //! `huddle-runtime-std`.
 
 pub mod client;
+pub mod server;
+
+pub use server::{ServerError, ServerHandle, ServerOptions, run_server, spawn_server};

@@ -49,23 +49,26 @@ impl fmt::Debug for LogSink {
 }
 
 /// The runtime's own voice (I/O failures, resource limits), timestamped like the core's
-/// lines so the console reads as one story.
+/// lines so the console reads as one story. Shared by both server runtimes so their notes
+/// read the same.
 #[derive(Clone, Debug)]
-pub(crate) struct Console {
-    pub(crate) sink: LogSink,
-    pub(crate) zone: Zone,
+pub struct Console {
+    /// Where the lines go.
+    pub sink: LogSink,
+    /// The server's UTC offset, for the timestamps of the runtime's own notes.
+    pub zone: Zone,
 }
 
 impl Console {
     /// A runtime note, prefixed with the server's local time.
-    pub(crate) fn note(&self, text: &str) {
+    pub fn note(&self, text: &str) {
         let now = crate::clock::now();
         self.sink
             .line(&format!("{}  {text}", self.zone.render(now.timestamp())));
     }
 
     /// A line the core produced (already timestamped).
-    pub(crate) fn core(&self, line: &str) {
+    pub fn core(&self, line: &str) {
         self.sink.line(line);
     }
 }

@@ -5,6 +5,9 @@
 //!   shared with the smol runtime;
 //! - [`server`]: the server driver — listener, per-connection reader and writer threads, one
 //!   thread owning the core;
+//! - [`driver`]: the part of a server driver that does not depend on how bytes move (the
+//!   batch loop, group commit, outboxes, the slow-reader cut-off), shared with the smol
+//!   runtime together with [`outbox`] and [`console`];
 //! - [`client`]: the client driver and the pieces the smol client shares (input thread, UI
 //!   trait, local side of the outputs);
 //! - [`files`]: source and part files of uploads and downloads, shared with the smol runtime;
@@ -14,10 +17,11 @@
 
 pub mod client;
 pub mod clock;
-mod console;
+pub mod console;
 pub mod datadir;
+pub mod driver;
 pub mod files;
-mod outbox;
+pub mod outbox;
 pub mod server;
 pub mod udp;
 

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The runtimes every integration test runs against.
-pub const RUNTIMES: &[&str] = &["std"];
+pub const RUNTIMES: &[&str] = &["std", "smol"];
 
 /// How long any single wait may take before the test fails instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -156,8 +156,15 @@ pub fn data_dir() -> tempfile::TempDir {
     dir
 }
 
-/// Run a piped client with this script on stdin; returns (exit code, stdout).
+/// Run a piped client (of the server's runtime) with this script on stdin; returns (exit
+/// code, stdout).
 pub fn run_script(server: &ServerProc, script: &[&str]) -> (i32, String) {
+    run_script_on(server, server.runtime, script)
+}
+
+/// Run a piped client of `client_runtime` with this script on stdin; returns (exit code,
+/// stdout).
+pub fn run_script_on(server: &ServerProc, client_runtime: &str, script: &[&str]) -> (i32, String) {
     let downloads = tempfile::tempdir().unwrap();
     let mut child = huddle()
         .args([
@@ -166,7 +173,7 @@ pub fn run_script(server: &ServerProc, script: &[&str]) -> (i32, String) {
             &server.addr.port().to_string(),
             "0",
             "--runtime",
-            server.runtime,
+            client_runtime,
             "--dir",
         ])
         .arg(downloads.path())
@@ -217,8 +224,13 @@ pub struct LiveClient {
 }
 
 impl LiveClient {
-    /// Connect and log in as `user`.
+    /// Connect with a client of the server's runtime and log in as `user`.
     pub fn login(server: &ServerProc, user: &str, password: &str) -> Self {
+        Self::login_on(server, server.runtime, user, password)
+    }
+
+    /// Connect with a client of `client_runtime` and log in as `user`.
+    pub fn login_on(server: &ServerProc, client_runtime: &str, user: &str, password: &str) -> Self {
         let downloads = tempfile::tempdir().unwrap();
         let mut child = huddle()
             .args([
@@ -227,7 +239,7 @@ impl LiveClient {
                 &server.addr.port().to_string(),
                 "0",
                 "--runtime",
-                server.runtime,
+                client_runtime,
                 "--dir",
             ])
             .arg(downloads.path())

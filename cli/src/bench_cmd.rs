@@ -1,0 +1,31 @@
+//! `huddle bench …`: measurements that print figures, for the README and for choosing a
+//! runtime. Nothing here passes or fails; each benchmark stops by itself and uses loopback
+//! only.
+//!
+//! One nested subcommand per benchmark, each in its own module under `bench_cmd/`.
+
+mod idle;
+
+use clap::{Args, Subcommand};
+
+/// Options of `huddle bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Bench,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Memory per idle logged-in client and a fresh client's MSG round trip, per server
+    /// runtime.
+    Idle(idle::IdleArgs),
+}
+
+/// Run the chosen benchmark and print its figures.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.which {
+        Bench::Idle(args) => idle::run(args),
+    }
+}

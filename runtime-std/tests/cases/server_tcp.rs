@@ -1,0 +1,435 @@
+//! A server over real TCP on 127.0.0.1, spoken to line by line as `nc` would.
+//!
+//! Shared by both runtimes: `runtime-std/tests/server_tcp.rs` and
+//! `runtime-smol/tests/server_tcp.rs` include this module, each with its own `spawn_server`
+//! in scope as `super::spawn_server`. One suite, two runtimes.
+//!
+//! No test asserts how long anything takes. Waits are for things that must happen (a log
+//! line, a reply); the only deadline is a generous guard against a hang.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use huddle_core::server::ServerConfig;
+use huddle_runtime_std::{LogSink, ServerHandle, ServerOptions};
+
+use super::spawn_server;
+
+/// Guard against a hang, never a performance check.
+const HANG: Duration = Duration::from_secs(20);
+
+const DEMO_USERS: &str =
+    "yoda jedi*knight\nobiwan hellothere\nluke r2d2\nleia alderaan\nhans falcon*solo\n";
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        rng_seed: [7; 32],
+        // Argon2's smallest sensible cost: sign-up stays fast in tests.
+        hash_memory_kib: 64,
+        ..ServerConfig::default()
+    }
+}
+
+/// A server on 127.0.0.1:0 whose log lines the test can wait for.
+struct TestServer {
+    handle: Option<ServerHandle>,
+    addr: SocketAddr,
+    logs: Receiver<String>,
+}
+
+impl TestServer {
+    fn start(dir: &Path, config: ServerConfig) -> Self {
+        Self::start_with(dir, config, |_| {})
+    }
+
+    fn start_with(
+        dir: &Path,
+        config: ServerConfig,
+        tweak: impl FnOnce(&mut ServerOptions),
+    ) -> Self {
+        let (tx, logs) = mpsc::channel::<String>();
+        let tx = std::sync::Mutex::new(tx);
+        let mut opts = ServerOptions::new("127.0.0.1:0".parse().unwrap(), dir, config);
+        opts.log = LogSink::new(move |line| {
+            println!("{}", line.chars().take(160).collect::<String>());
+            let _ = tx.lock().unwrap().send(line.to_string());
+        });
+        tweak(&mut opts);
+        let handle = spawn_server(opts).unwrap();
+        let addr = handle.local_addr();
+        Self {
+            handle: Some(handle),
+            addr,
+            logs,
+        }
+    }
+
+    /// Wait for a log line containing `needle`.
+    fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + HANG;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line containing {needle:?}"),
+            }
+        }
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    fn login(&self, user: &str, password: &str) -> Client {
+        let mut c = self.connect();
+        assert!(
+            c.say(user).starts_with("332 "),
+            "password prompt for {user}"
+        );
+        let welcome = c.say(password);
+        assert!(welcome.starts_with("230-"), "{welcome}");
+        c
+    }
+
+    fn stop(mut self) {
+        self.handle.take().unwrap().shutdown().unwrap();
+    }
+}
+
+fn demo_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("credentials.txt"), DEMO_USERS).unwrap();
+    dir
+}
+
+fn read_file(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+/// One client connection; replies are read up to their `NNN ` line, events are kept aside.
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    events: Vec<String>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(HANG)).unwrap();
+        let mut c = Self {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            events: Vec::new(),
+        };
+        let greeting = c.reply();
+        assert!(greeting.starts_with("331 "), "{greeting}");
+        c
+    }
+
+    /// One line without its `\n`, or `None` at the end of the stream.
+    fn line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        let n = self.reader.read_until(b'\n', &mut buf).unwrap();
+        if n == 0 {
+            return None;
+        }
+        assert_eq!(buf.pop(), Some(b'\n'), "a line cut short");
+        Some(String::from_utf8(buf).unwrap())
+    }
+
+    /// The next reply, its lines joined with `\n`.
+    fn reply(&mut self) -> String {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().expect("connection closed before a reply");
+            if line.starts_with("* ") {
+                self.events.push(line);
+                continue;
+            }
+            let last = line.as_bytes().get(3) == Some(&b' ');
+            lines.push(line);
+            if last {
+                return lines.join("\n");
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
+    fn say(&mut self, line: &str) -> String {
+        self.send(line);
+        self.reply()
+    }
+
+    /// Read until the server closes the connection (a client cut off may get half a line).
+    fn expect_closed(&mut self) {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).unwrap();
+    }
+
+    /// The post number in `250 Message #N posted at …`.
+    fn post(&mut self, text: &str) -> u32 {
+        let r = self.say(&format!("MSG {text}"));
+        let rest = r
+            .strip_prefix("250 Message #")
+            .unwrap_or_else(|| panic!("{r}"));
+        rest.split(' ').next().unwrap().parse().unwrap()
+    }
+}
+
+#[test]
+fn concurrent_posts_are_numbered_without_gaps() {
+    let dir = demo_dir();
+    let server = TestServer::start(dir.path(), config());
+    let users = [
+        ("yoda", "jedi*knight"),
+        ("obiwan", "hellothere"),
+        ("luke", "r2d2"),
+        ("leia", "alderaan"),
+        ("hans", "falcon*solo"),
+    ];
+    let clients: Vec<Client> = users.iter().map(|(u, p)| server.login(u, p)).collect();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .zip(users)
+        .map(|(mut c, (user, _))| {
+            thread::spawn(move || {
+                (0..20)
+                    .map(|i| c.post(&format!("{user} says {i}")))
+                    .collect::<Vec<u32>>()
+            })
+        })
+        .collect();
+    let mut numbers: Vec<u32> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=100).collect::<Vec<u32>>());
+
+    let log = read_file(dir.path(), "messagelog.txt");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 100);
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.starts_with(&format!("{}; ", i + 1)), "{line}");
+    }
+    for (user, _) in users {
+        for i in 0..20 {
+            let text = format!("; {user}; {user} says {i}; no");
+            assert_eq!(lines.iter().filter(|l| l.ends_with(&text)).count(), 1);
+        }
+    }
+    server.stop();
+}
+
+#[test]
+fn a_message_with_punctuation_and_unicode_is_byte_identical_after_a_restart() {
+    let dir = demo_dir();
+    let text = "semi; colon;; \"double\" 'single' #7 — ünïcødé 日本語 🚀 ;";
+    let server = TestServer::start(dir.path(), config());
+    let mut yoda = server.login("yoda", "jedi*knight");
+    assert_eq!(yoda.post(text), 1);
+    server.stop();
+
+    let log = read_file(dir.path(), "messagelog.txt");
+    assert!(
+        log.starts_with("1; ") && log.ends_with(&format!("; yoda; {text}; no\n")),
+        "{log}"
+    );
+
+    let server = TestServer::start(dir.path(), config());
+    let mut luke = server.login("luke", "r2d2");
+    let r = luke.say("RDM 01 Jan 2000 00:00:00");
+    let last = r.lines().last().unwrap();
+    assert!(
+        last.starts_with("250 #1 yoda, ") && last.ends_with(&format!(": {text}")),
+        "{r}"
+    );
+    // luke never logged out, so every post came as catch-up too.
+    assert!(
+        luke.events
+            .iter()
+            .any(|e| e.ends_with(&format!(" yoda no {text}"))),
+        "{:?}",
+        luke.events
+    );
+    server.stop();
+}
+
+#[test]
+fn a_blocked_user_name_is_refused_from_another_connection_until_the_block_ends() {
+    let dir = demo_dir();
+    let block = Duration::from_millis(300);
+    let server = TestServer::start(
+        dir.path(),
+        ServerConfig {
+            block_millis: block.as_millis() as u64,
+            ..config()
+        },
+    );
+    let mut first = server.connect();
+    first.say("luke");
+    assert!(first.say("wrong1").starts_with("432 "));
+    assert!(first.say("wrong2").starts_with("432 "));
+    let before_block = Instant::now();
+    let r = first.say("wrong3");
+    let blocked_at = Instant::now();
+    assert!(r.starts_with('4') && r.contains("blocked"), "{r}");
+    first.expect_closed();
+
+    let mut second = server.connect();
+    let r = second.say("luke");
+    // The block began no earlier than `before_block`, so it surely still holds if this answer
+    // came within the block time; on a machine slow enough to miss that, there is nothing to see.
+    if before_block.elapsed() < block {
+        assert!(r.starts_with('4') && r.contains("blocked"), "{r}");
+        second.expect_closed();
+    }
+
+    // The block began no later than `blocked_at`; after it the right password works.
+    thread::sleep(block.saturating_sub(blocked_at.elapsed()));
+    server.login("luke", "r2d2");
+    server.stop();
+}
+
+#[test]
+fn a_second_login_of_the_same_name_is_refused() {
+    let dir = demo_dir();
+    let server = TestServer::start(dir.path(), config());
+    let _yoda = server.login("yoda", "jedi*knight");
+    let mut again = server.connect();
+    again.say("yoda");
+    let r = again.say("jedi*knight");
+    assert!(
+        r.starts_with("431 ") && r.contains("already logged in"),
+        "{r}"
+    );
+    // The connection is still usable for another name.
+    assert!(again.say("luke").starts_with("332 "));
+    server.stop();
+}
+
+#[test]
+fn a_signed_up_account_survives_a_restart() {
+    let dir = demo_dir();
+    let server = TestServer::start(dir.path(), config());
+    let mut rey = server.connect();
+    assert!(rey.say("rey").starts_with("333 "));
+    assert!(rey.say("scavenger1").starts_with("230-"));
+    assert!(rey.say("OUT").starts_with("221 "));
+    server.stop();
+    assert!(read_file(dir.path(), "credentials.txt").contains("\nrey "));
+
+    let server = TestServer::start(dir.path(), config());
+    server.login("rey", "scavenger1");
+    server.stop();
+}
+
+#[test]
+fn userlog_is_empty_after_everyone_logs_out_and_after_a_restart() {
+    let dir = demo_dir();
+    let server = TestServer::start(dir.path(), config());
+    let mut yoda = server.login("yoda", "jedi*knight");
+    let mut luke = server.login("luke", "r2d2");
+    let userlog = read_file(dir.path(), "userlog.txt");
+    assert_eq!(userlog.lines().count(), 2, "{userlog}");
+    assert!(
+        userlog.starts_with("1; ") && userlog.contains("; yoda; 127.0.0.1; "),
+        "{userlog}"
+    );
+    assert!(yoda.say("OUT").starts_with("221 "));
+    assert!(read_file(dir.path(), "userlog.txt").starts_with("1; "));
+    assert!(luke.say("OUT").starts_with("221 "));
+    assert_eq!(read_file(dir.path(), "userlog.txt"), "");
+
+    // Someone still online when the server stops is not online after the restart.
+    let _leia = server.login("leia", "alderaan");
+    server.stop();
+    let server = TestServer::start(dir.path(), config());
+    assert_eq!(read_file(dir.path(), "userlog.txt"), "");
+    server.stop();
+}
+
+#[test]
+fn a_client_that_disconnects_abruptly_is_logged_out() {
+    let dir = demo_dir();
+    let server = TestServer::start(dir.path(), config());
+    let mut luke = server.login("luke", "r2d2");
+    let yoda = server.login("yoda", "jedi*knight");
+    yoda.writer.shutdown(Shutdown::Both).unwrap();
+    drop(yoda);
+    server.wait_log("yoda disconnected from");
+    assert!(!read_file(dir.path(), "userlog.txt").contains("yoda"));
+    let r = luke.say("ATU");
+    assert!(!r.contains("yoda"), "{r}");
+    // And yoda can log in again.
+    server.login("yoda", "jedi*knight");
+    server.stop();
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_the_others() {
+    const POSTS: usize = 2500;
+    let dir = demo_dir();
+    let server = TestServer::start_with(dir.path(), config(), |o| o.outbox_limit = 1024 * 1024);
+    // leia logs in and then never reads again.
+    let mut leia = server.login("leia", "alderaan");
+    let mut luke = server.login("luke", "r2d2");
+    let yoda = server.login("yoda", "jedi*knight");
+    // luke reads as the posts arrive.
+    let luke_reads = thread::spawn(move || {
+        let mut posts = 0;
+        while posts < POSTS {
+            let line = luke.line().expect("luke was disconnected");
+            posts += usize::from(line.starts_with("* POST "));
+        }
+        luke
+    });
+
+    // yoda sends every post without waiting (more than any socket buffers hold for leia) and
+    // reads the replies on another thread.
+    let text = "x".repeat(4000);
+    let mut writer = yoda.writer.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let line = format!("MSG {text}\n");
+        for _ in 0..POSTS {
+            writer.write_all(line.as_bytes()).unwrap();
+        }
+    });
+    let mut yoda = yoda;
+    let replies: Vec<String> = (0..POSTS).map(|_| yoda.reply()).collect();
+    sender.join().unwrap();
+    assert!(replies.iter().all(|r| r.starts_with("250 Message #")));
+    assert!(replies[POSTS - 1].starts_with(&format!("250 Message #{POSTS} ")));
+
+    // luke, who reads, saw every post; leia was cut off.
+    let mut luke = luke_reads.join().unwrap();
+    server.wait_log("it is not reading");
+    server.wait_log("leia disconnected from");
+    let r = luke.say("ATU");
+    assert!(!r.contains("leia"), "{r}");
+    leia.expect_closed();
+    server.stop();
+}
+
+#[test]
+fn shutdown_says_goodbye_to_connected_clients() {
+    let dir = demo_dir();
+    let server = TestServer::start(dir.path(), config());
+    let mut yoda = server.login("yoda", "jedi*knight");
+    server.stop();
+    let r = yoda.reply();
+    assert!(r.starts_with("421 "), "{r}");
+    yoda.expect_closed();
+}
