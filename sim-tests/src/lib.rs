@@ -14,7 +14,8 @@
 //! - [`trace`]: every observable event with its simulated time, to compare two runs;
 //! - [`sim`]: seeded builders, seed lists (`HUDDLE_SIM_SEED`, `HUDDLE_SOAK`) and the seed
 //!   report on failure;
-//! - [`rng`]: a tiny seeded generator for the scripts' choices.
+//! - [`rng`]: a tiny seeded generator for the scripts' choices;
+//! - [`views`]: what scripts read out of reply texts (an `RDM` listing, a post's number).
 
 pub mod client_host;
 pub mod clock;
@@ -24,3 +25,4 @@ pub mod rng;
 pub mod server_host;
 pub mod sim;
 pub mod trace;
+pub mod views;

@@ -20,7 +20,13 @@ impl Trace {
 
     /// Record `what` happening at `who`, stamped with the simulated time.
     pub fn record(&self, who: &str, what: impl AsRef<str>) {
-        let line = format!("{:>9} {who}: {}", clock::elapsed_ms(), what.as_ref());
+        self.record_at(clock::elapsed_ms(), who, what);
+    }
+
+    /// Record `what` at `ms` simulated milliseconds: for the test body, which runs outside
+    /// every host (between `sim.step()` calls) and reads the time from `sim.elapsed()`.
+    pub fn record_at(&self, ms: u64, who: &str, what: impl AsRef<str>) {
+        let line = format!("{ms:>9} {who}: {}", what.as_ref());
         self.0.borrow_mut().push(line);
     }
 

@@ -1,0 +1,263 @@
+//! Scenario 4 (issue 5): the server host crashes mid-session and restarts.
+//!
+//! Clients post, send private messages to offline users, block users and sign up while the
+//! server crashes at a random instant — possibly in the middle of an fsync, whose unsynced
+//! writes the disk then keeps only as a random, possibly torn, prefix. Every client reports
+//! the lost connection (`ExitStatus::ConnectionLost`). After the restart an auditor checks
+//! that everything that was *acknowledged* survived: every post, every stored private message
+//! (delivered at the recipient's next login, in order), every block and every account.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use huddle_core::client::ExitStatus;
+use huddle_core::proto::event::Event;
+use huddle_core::store::DataFile;
+use huddle_sim_tests::client_host::{SimClient, Step, Turn};
+use huddle_sim_tests::clock;
+use huddle_sim_tests::disk::{CrashLoss, Disk};
+use huddle_sim_tests::rng::Rng;
+use huddle_sim_tests::server_host::{SERVER, ServerHost, sim_config};
+use huddle_sim_tests::sim::{self, SeedGuard};
+use huddle_sim_tests::trace::Trace;
+use huddle_sim_tests::views::{BEGINNING, parse_rdm};
+
+const USERS: [(&str, &str); 3] = [("yoda", "jedi"), ("luke", "r2d2"), ("leia", "alderaan")];
+const GHOSTS: [&str; 2] = ["ghost1", "ghost2"];
+const SIGNUPS: usize = 2;
+const AUDIT_AT_MS: u64 = 15_000;
+
+/// What the server acknowledged (a 2xx reply reached the client) — and what was only tried.
+#[derive(Debug, Default)]
+struct Ledger {
+    accounts: Vec<(String, String)>,
+    posts: Vec<(String, String)>,
+    /// (from, to, text), in the order acknowledged.
+    letters: Vec<(String, String, String)>,
+    tried_letters: Vec<String>,
+    blocks: Vec<(String, String)>,
+    lost_connections: usize,
+}
+
+type Shared = Rc<RefCell<Ledger>>;
+
+/// One client's session until the server goes away.
+async fn session(i: usize, seed: u64, trace: Trace, ledger: Shared) -> turmoil::Result {
+    let mut rng = Rng::new(seed, i as u64);
+    let host = format!("client{i}");
+    let (user, password) = match USERS.get(i) {
+        Some((u, p)) => (u.to_string(), p.to_string()),
+        None => (format!("newbie{i}"), format!("pw{i}x{seed}")),
+    };
+    let mut c = SimClient::connect_retrying(&host, &trace, Duration::from_millis(10)).await;
+    match c.login(&user, &password).await {
+        Ok(_) => {
+            if i >= USERS.len() {
+                ledger.borrow_mut().accounts.push((user.clone(), password));
+            }
+        }
+        Err(t) => return lost(&mut c, t, &ledger),
+    }
+    let everyone: Vec<String> = USERS
+        .iter()
+        .map(|(u, _)| u.to_string())
+        .chain(GHOSTS.iter().map(|g| g.to_string()))
+        .filter(|u| *u != user)
+        .collect();
+    for seq in 0.. {
+        c.idle(Duration::from_millis(rng.range(5, 150))).await;
+        let roll = rng.range(0, 100);
+        let result = if roll < 50 {
+            let text = format!("m{i}-{seq} from {user}; crash me if you can");
+            let r = c.command(&format!("MSG {text}")).await;
+            if matches!(&r, Ok(reply) if reply.code.get() == 250) {
+                ledger.borrow_mut().posts.push((user.clone(), text));
+            }
+            r
+        } else if roll < 85 {
+            let to = GHOSTS[rng.index(GHOSTS.len())];
+            let text = format!("p{i}-{seq} for {to}");
+            ledger.borrow_mut().tried_letters.push(text.clone());
+            let r = c.command(&format!("PVT {to} {text}")).await;
+            if matches!(&r, Ok(reply) if reply.code.get() == 250) {
+                let letter = (user.clone(), to.to_string(), text);
+                ledger.borrow_mut().letters.push(letter);
+            }
+            r
+        } else {
+            let target = everyone[rng.index(everyone.len())].clone();
+            if GHOSTS.contains(&target.as_str()) {
+                // Blocking a ghost would hide nothing we check; block a living user instead.
+                continue;
+            }
+            let r = c.command(&format!("BLK {target}")).await;
+            if matches!(&r, Ok(reply) if reply.code.get() == 250) {
+                ledger.borrow_mut().blocks.push((user.clone(), target));
+            }
+            r
+        };
+        if let Err(t) = result {
+            return lost(&mut c, t, &ledger);
+        }
+    }
+    Ok(())
+}
+
+/// The only way a session may end here: the client core reports the lost connection.
+fn lost(c: &mut SimClient, t: Turn, ledger: &Shared) -> turmoil::Result {
+    assert_eq!(
+        t.step,
+        Step::Exit(ExitStatus::ConnectionLost),
+        "{}: the session ended otherwise than by the crash: {t:?}",
+        c.name()
+    );
+    ledger.borrow_mut().lost_connections += 1;
+    Ok(())
+}
+
+/// After the restart: log in as each user concerned and look.
+async fn audit(trace: Trace, ledger: Shared) -> turmoil::Result {
+    clock::sleep_until(clock::at(AUDIT_AT_MS)).await;
+    let every = Duration::from_millis(100);
+    let led = ledger.borrow();
+
+    let mut c = SimClient::connect_retrying("auditor", &trace, every).await;
+    c.login("auditor", "audit").await.expect("auditor logs in");
+    let board = c.command(&format!("RDM {BEGINNING}")).await.expect("RDM");
+    let listed = parse_rdm(&board);
+    for (author, text) in &led.posts {
+        assert!(
+            listed
+                .iter()
+                .any(|l| &l.author == author && &l.text == text),
+            "acknowledged post {text:?} by {author} is gone after the restart"
+        );
+    }
+    c.logout().await;
+
+    for ghost in GHOSTS {
+        let mut c = SimClient::connect_retrying(ghost, &trace, every).await;
+        c.login(ghost, "boo").await.expect("ghost logs in");
+        // Stored letters are pushed right after the welcome; a reply marks their end.
+        c.command("ATU").await.expect("ATU");
+        let got: Vec<String> = c
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Private { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect();
+        // Order is promised per sender (acknowledgements of different senders race).
+        let senders = led.letters.iter().map(|(from, _, _)| from);
+        for sender in senders {
+            let acked: Vec<&String> = led
+                .letters
+                .iter()
+                .filter(|(from, to, _)| to == ghost && from == sender)
+                .map(|(_, _, t)| t)
+                .collect();
+            let delivered: Vec<&String> = got.iter().filter(|t| acked.contains(t)).collect();
+            assert_eq!(
+                delivered, acked,
+                "{ghost}: every acknowledged private message from {sender}, once, in order"
+            );
+        }
+        for (k, t) in got.iter().enumerate() {
+            assert!(
+                led.tried_letters.contains(t),
+                "{ghost} got a letter nobody sent: {t}"
+            );
+            assert!(!got[..k].contains(t), "{ghost} got {t} twice");
+        }
+        c.logout().await;
+    }
+
+    for (blocker, blocked) in &led.blocks {
+        let password = USERS
+            .iter()
+            .map(|(u, p)| (u.to_string(), p.to_string()))
+            .chain(led.accounts.iter().cloned())
+            .find(|(u, _)| u == blocker)
+            .map(|(_, p)| p)
+            .expect("a blocker is a known user");
+        let mut c = SimClient::connect_retrying(blocker, &trace, every).await;
+        c.login(blocker, &password).await.expect("blocker logs in");
+        let r = c.command(&format!("BLK {blocked}")).await.expect("BLK");
+        assert!(
+            r.text().contains("was already blocked"),
+            "{blocker}'s acknowledged block of {blocked} is gone: {r:?}"
+        );
+        c.logout().await;
+    }
+
+    for (user, password) in &led.accounts {
+        let mut c = SimClient::connect_retrying(user, &trace, every).await;
+        let t = c.step().await;
+        assert_eq!(t, Step::Prompt(huddle_core::client::Prompt::UserName));
+        let t = c.say(user).await;
+        assert_eq!(t.code(), Some(332), "{user}'s acknowledged sign-up is gone");
+        let t = c.say(password).await;
+        assert_eq!(
+            t.code(),
+            Some(230),
+            "{user} cannot log in after the restart"
+        );
+        c.logout().await;
+    }
+    Ok(())
+}
+
+fn run_one(seed: u64) {
+    let _guard = SeedGuard::new("crash_restart", seed);
+    let mut rng = Rng::new(seed, 999);
+    let mut sim = sim::builder(seed, Duration::from_secs(120)).build();
+    let trace = Trace::new();
+    let disk = Disk::new(CrashLoss::TornTail, seed);
+    let mut creds: String = USERS.iter().map(|(u, p)| format!("{u} {p}\n")).collect();
+    for g in GHOSTS {
+        creds.push_str(&format!("{g} boo\n"));
+    }
+    creds.push_str("auditor audit\n");
+    disk.preload(DataFile::Credentials, &creds);
+    ServerHost::new(sim_config(seed), disk.clone(), trace.clone()).install(&mut sim);
+
+    let ledger: Shared = Rc::default();
+    let clients = USERS.len() + SIGNUPS;
+    for i in 0..clients {
+        let (t, l) = (trace.clone(), ledger.clone());
+        sim.client(format!("client{i}"), session(i, seed, t, l));
+    }
+    sim.client("auditor", audit(trace.clone(), ledger.clone()));
+
+    let crash_at = Duration::from_millis(rng.range(1_000, 6_000));
+    let restart_at = crash_at + Duration::from_millis(rng.range(100, 3_000));
+    let step = |sim: &mut turmoil::Sim<'_>, until: Duration| {
+        while sim.elapsed() < until {
+            sim.step()
+                .unwrap_or_else(|e| panic!("crash_restart seed {seed}: {e}"));
+        }
+    };
+    step(&mut sim, crash_at);
+    sim.crash(SERVER);
+    trace.record_at(sim.elapsed().as_millis() as u64, "sim", "server crashed");
+    step(&mut sim, restart_at);
+    sim.bounce(SERVER);
+    sim::run(&mut sim, "crash_restart", seed);
+
+    let l = ledger.borrow();
+    assert_eq!(l.lost_connections, clients, "every client saw the crash");
+    assert!(disk.boots() == 2, "the server booted twice");
+    assert!(
+        !l.posts.is_empty() && !l.letters.is_empty(),
+        "the workload did something before the crash: {l:?}"
+    );
+}
+
+#[test]
+fn every_acknowledged_post_letter_block_and_account_survives_a_crash() {
+    for seed in sim::seeds(4, 4, 25) {
+        run_one(seed);
+    }
+}
