@@ -29,7 +29,7 @@ const SIGNUPS: usize = 2;
 const AUDIT_AT_MS: u64 = 15_000;
 
 /// What the server acknowledged (a 2xx reply reached the client) — and what was only tried.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Ledger {
     accounts: Vec<(String, String)>,
     posts: Vec<(String, String)>,
@@ -120,7 +120,8 @@ fn lost(c: &mut SimClient, t: Turn, ledger: &Shared) -> turmoil::Result {
 async fn audit(trace: Trace, ledger: Shared) -> turmoil::Result {
     clock::sleep_until(clock::at(AUDIT_AT_MS)).await;
     let every = Duration::from_millis(100);
-    let led = ledger.borrow();
+    // Every session ended with the crash: the ledger is final.
+    let led = ledger.borrow().clone();
 
     let mut c = SimClient::connect_retrying("auditor", &trace, every).await;
     c.login("auditor", "audit").await.expect("auditor logs in");
