@@ -1,0 +1,33 @@
+//! Model-based test of the server core (issue 5), in the style of firezone's tunnel tests: a
+//! reference model (`reference.rs`) generates random transitions from several users — logins
+//! with right and wrong passwords, logouts, dropped connections, `MSG`, `EDT`, `DLT`, `PVT`,
+//! `BLK`, `UNB`, `RDM` — and `Tick`s that move the clock (past lockouts too); the real core
+//! (`sut.rs`) must give the same reply codes, push the same events to the same users, list
+//! the same posts, and keep the same board, inbox and blocks, on "disk" as in memory.
+//!
+//! 256 cases of up to 80 transitions; `HUDDLE_SOAK=n` runs 20·n times as many.
+
+mod reference;
+mod sut;
+
+use proptest::test_runner::Config;
+use proptest_state_machine::prop_state_machine;
+use sut::ServerAgainstModel;
+
+fn cases() -> u32 {
+    let soak = huddle_sim_tests::sim::soak() as u32;
+    if soak == 0 { 256 } else { 256 * 20 * soak }
+}
+
+prop_state_machine! {
+    #![proptest_config(Config {
+        cases: cases(),
+        max_shrink_iters: 20_000,
+        ..Config::default()
+    })]
+
+    #[test]
+    fn the_server_agrees_with_the_model_on_replies_events_and_files(
+        sequential 1..80 => ServerAgainstModel
+    );
+}

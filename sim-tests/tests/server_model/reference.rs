@@ -1,0 +1,534 @@
+//! The reference model: what the server should do, as plainly as it can be said.
+//!
+//! Accounts are fixed (four users and one name nobody has). The model keeps who is online,
+//! the failure counts and blocks of the lockout, the board, the stored private messages, the
+//! block relation and the last logouts; time moves only by [`Transition::Tick`]. Applying a
+//! transition also records what the server must answer ([`Expect`]): the reply codes the
+//! acting connection gets, the events each online user is pushed, an `RDM` listing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use huddle_core::time::{Timestamp, Zone};
+use proptest::prelude::*;
+use proptest_state_machine::ReferenceStateMachine;
+
+/// The accounts, by index.
+pub const USERS: [&str; 4] = ["ann", "bob", "cat", "dan"];
+/// A well-formed name without an account.
+pub const NOBODY: &str = "zed";
+/// Milliseconds since the epoch when every case starts (a whole second).
+pub const T0: u64 = 1_795_300_000_000;
+/// How long a lockout lasts.
+pub const BLOCK_MS: u64 = 10_000;
+/// Posts replayed at login before older ones are summarised (small, to reach it).
+pub const BACKLOG: usize = 3;
+
+/// The password of user `u`.
+pub fn password(u: usize) -> String {
+    format!("pw-{}", USERS[u])
+}
+
+/// One step a user (or the clock) takes.
+#[derive(Debug, Clone)]
+pub enum Transition {
+    /// A new connection sends the user name, then the right or a wrong password.
+    Login { user: usize, right: bool },
+    /// `OUT`.
+    Logout { user: usize },
+    /// The connection breaks without `OUT`.
+    Drop { user: usize },
+    /// `MSG text`.
+    Msg { user: usize, text: String },
+    /// `EDT number timestamp text`, the timestamp in Unix seconds.
+    Edt {
+        user: usize,
+        number: u32,
+        at: i64,
+        text: String,
+    },
+    /// `DLT number timestamp`.
+    Dlt { user: usize, number: u32, at: i64 },
+    /// `PVT to text`.
+    Pvt {
+        user: usize,
+        to: String,
+        text: String,
+    },
+    /// `BLK target`.
+    Blk { user: usize, target: String },
+    /// `UNB target`.
+    Unb { user: usize, target: String },
+    /// `RDM since`, in Unix seconds.
+    Rdm { user: usize, since: i64 },
+    /// Time passes.
+    Tick { ms: u64 },
+}
+
+impl Transition {
+    /// The user acting, if any.
+    pub fn user(&self) -> Option<usize> {
+        match self {
+            Transition::Tick { .. } => None,
+            Transition::Login { user, .. }
+            | Transition::Logout { user }
+            | Transition::Drop { user }
+            | Transition::Msg { user, .. }
+            | Transition::Edt { user, .. }
+            | Transition::Dlt { user, .. }
+            | Transition::Pvt { user, .. }
+            | Transition::Blk { user, .. }
+            | Transition::Unb { user, .. }
+            | Transition::Rdm { user, .. } => Some(*user),
+        }
+    }
+}
+
+/// An event as the model predicts it (timestamps in Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ev {
+    Post {
+        number: u32,
+        at: i64,
+        author: String,
+        edited: bool,
+        text: String,
+    },
+    Edit {
+        number: u32,
+        at: i64,
+        author: String,
+        text: String,
+    },
+    Delete {
+        number: u32,
+        author: String,
+    },
+    Pvt {
+        at: i64,
+        from: String,
+        text: String,
+    },
+    Backlog {
+        hidden: u32,
+    },
+    Online(String),
+    Offline(String),
+}
+
+/// What the server must answer to the last transition.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    /// Reply codes on the acting connection, after its greeting.
+    pub codes: Vec<u16>,
+    /// Events pushed to each user, in order (users absent get none).
+    pub events: BTreeMap<usize, Vec<Ev>>,
+    /// For `RDM`: the listed lines.
+    pub listing: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Post {
+    pub author: String,
+    pub text: String,
+    pub at: i64,
+    pub edited: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    pub to: String,
+    pub from: String,
+    pub text: String,
+    pub at: i64,
+}
+
+/// The whole model.
+#[derive(Debug, Clone)]
+pub struct RefState {
+    pub attempts: u8,
+    pub now_ms: u64,
+    pub online: BTreeSet<usize>,
+    pub failures: [u8; 4],
+    pub blocked_until: [Option<u64>; 4],
+    pub posts: Vec<Post>,
+    pub inbox: Vec<Letter>,
+    pub blocks: BTreeSet<(String, String)>,
+    pub last_logout: [Option<i64>; 4],
+    pub expect: Expect,
+}
+
+impl RefState {
+    pub fn now_sec(&self) -> i64 {
+        (self.now_ms / 1000) as i64
+    }
+
+    fn blocks(&self, blocker: &str, blocked: &str) -> bool {
+        self.blocks
+            .contains(&(blocker.to_string(), blocked.to_string()))
+    }
+
+    fn exists(name: &str) -> bool {
+        USERS.contains(&name)
+    }
+
+    fn push(&mut self, to: usize, ev: Ev) {
+        self.expect.events.entry(to).or_default().push(ev);
+    }
+
+    /// Online users other than `author` who do not block `author`.
+    fn audience(&self, author: usize) -> Vec<usize> {
+        self.online
+            .iter()
+            .copied()
+            .filter(|&u| u != author && !self.blocks(USERS[u], USERS[author]))
+            .collect()
+    }
+
+    fn is_locked(&mut self, user: usize) -> bool {
+        match self.blocked_until[user] {
+            Some(until) if self.now_ms < until => true,
+            Some(_) => {
+                self.blocked_until[user] = None;
+                self.failures[user] = 0;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn leave(&mut self, user: usize) {
+        self.online.remove(&user);
+        self.last_logout[user] = Some(self.now_sec());
+        let name = USERS[user];
+        for o in self.online.clone() {
+            if !self.blocks(USERS[o], name) {
+                self.push(o, Ev::Offline(name.into()));
+            }
+        }
+    }
+
+    fn login(&mut self, user: usize, right: bool) {
+        if self.is_locked(user) {
+            self.expect.codes.push(435);
+            return;
+        }
+        self.expect.codes.push(332);
+        if !right {
+            self.failures[user] += 1;
+            if self.failures[user] >= self.attempts {
+                self.failures[user] = 0;
+                self.blocked_until[user] = Some(self.now_ms + BLOCK_MS);
+                self.expect.codes.push(435);
+            } else {
+                self.expect.codes.push(432);
+            }
+            return;
+        }
+        self.failures[user] = 0;
+        self.blocked_until[user] = None;
+        if self.online.contains(&user) {
+            self.expect.codes.push(431);
+            return;
+        }
+        self.expect.codes.push(230);
+        let name = USERS[user];
+        let (mine, rest): (Vec<Letter>, Vec<Letter>) = std::mem::take(&mut self.inbox)
+            .into_iter()
+            .partition(|l| l.to == name && !self.blocks(name, &l.from));
+        self.inbox = rest;
+        for l in mine {
+            self.push(
+                user,
+                Ev::Pvt {
+                    at: l.at,
+                    from: l.from,
+                    text: l.text,
+                },
+            );
+        }
+        let since = self.last_logout[user].unwrap_or(i64::MIN);
+        let posts: Vec<Ev> = self
+            .posts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.at > since && !self.blocks(name, &p.author))
+            .map(|(i, p)| Ev::Post {
+                number: i as u32 + 1,
+                at: p.at,
+                author: p.author.clone(),
+                edited: p.edited,
+                text: p.text.clone(),
+            })
+            .collect();
+        if posts.len() > BACKLOG {
+            let hidden = (posts.len() - BACKLOG) as u32;
+            self.push(user, Ev::Backlog { hidden });
+        }
+        let skip = posts.len().saturating_sub(BACKLOG);
+        for p in posts.into_iter().skip(skip) {
+            self.push(user, p);
+        }
+        for o in self.online.clone() {
+            if !self.blocks(USERS[o], name) {
+                self.push(o, Ev::Online(name.into()));
+            }
+        }
+        self.online.insert(user);
+    }
+
+    /// The code for `EDT`/`DLT` of post `number` claimed at `at` by `user`.
+    fn own(&self, user: usize, number: u32, at: i64) -> u16 {
+        match self.posts.get(number as usize - 1) {
+            None => 550,
+            Some(p) if p.author != USERS[user] => 553,
+            Some(p) if p.at != at => 551,
+            Some(_) => 250,
+        }
+    }
+
+    fn step(&mut self, t: &Transition) {
+        self.expect = Expect::default();
+        let now = self.now_sec();
+        match t.clone() {
+            Transition::Tick { ms } => self.now_ms += ms,
+            Transition::Login { user, right } => self.login(user, right),
+            Transition::Logout { user } => {
+                self.expect.codes.push(221);
+                self.leave(user);
+            }
+            Transition::Drop { user } => self.leave(user),
+            Transition::Msg { user, text } => {
+                self.posts.push(Post {
+                    author: USERS[user].into(),
+                    text: text.clone(),
+                    at: now,
+                    edited: false,
+                });
+                self.expect.codes.push(250);
+                let number = self.posts.len() as u32;
+                for o in self.audience(user) {
+                    let ev = Ev::Post {
+                        number,
+                        at: now,
+                        author: USERS[user].into(),
+                        edited: false,
+                        text: text.clone(),
+                    };
+                    self.push(o, ev);
+                }
+            }
+            Transition::Edt {
+                user,
+                number,
+                at,
+                text,
+            } => {
+                let code = self.own(user, number, at);
+                self.expect.codes.push(code);
+                if code == 250 {
+                    let p = &mut self.posts[number as usize - 1];
+                    p.text = text.clone();
+                    p.at = now;
+                    p.edited = true;
+                    for o in self.audience(user) {
+                        let ev = Ev::Edit {
+                            number,
+                            at: now,
+                            author: USERS[user].into(),
+                            text: text.clone(),
+                        };
+                        self.push(o, ev);
+                    }
+                }
+            }
+            Transition::Dlt { user, number, at } => {
+                let code = self.own(user, number, at);
+                self.expect.codes.push(code);
+                if code == 250 {
+                    self.posts.remove(number as usize - 1);
+                    for o in self.audience(user) {
+                        let ev = Ev::Delete {
+                            number,
+                            author: USERS[user].into(),
+                        };
+                        self.push(o, ev);
+                    }
+                }
+            }
+            Transition::Pvt { user, to, text } => {
+                let from = USERS[user];
+                let code = if to == from {
+                    553
+                } else if !Self::exists(&to) {
+                    550
+                } else if self.blocks(&to, from) {
+                    553
+                } else {
+                    let t = USERS.iter().position(|u| *u == to).unwrap();
+                    if self.online.contains(&t) {
+                        self.push(
+                            t,
+                            Ev::Pvt {
+                                at: now,
+                                from: from.into(),
+                                text,
+                            },
+                        );
+                    } else {
+                        self.inbox.push(Letter {
+                            to,
+                            from: from.into(),
+                            text,
+                            at: now,
+                        });
+                    }
+                    250
+                };
+                self.expect.codes.push(code);
+            }
+            Transition::Blk { user, target } => {
+                let me = USERS[user];
+                let code = if target == me {
+                    553
+                } else if !Self::exists(&target) {
+                    550
+                } else {
+                    self.blocks.insert((me.into(), target));
+                    250
+                };
+                self.expect.codes.push(code);
+            }
+            Transition::Unb { user, target } => {
+                let me = USERS[user];
+                let code = if target == me {
+                    553
+                } else if !Self::exists(&target) || !self.blocks.remove(&(me.into(), target)) {
+                    550
+                } else {
+                    250
+                };
+                self.expect.codes.push(code);
+            }
+            Transition::Rdm { user, since } => {
+                self.expect.codes.push(250);
+                let me = USERS[user];
+                let listing = self
+                    .posts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.at > since && !self.blocks(me, &p.author))
+                    .map(|(i, p)| {
+                        format!(
+                            "#{} {}, {}: {}{}",
+                            i + 1,
+                            p.author,
+                            render(p.at),
+                            p.text,
+                            if p.edited { " (edited)" } else { "" }
+                        )
+                    })
+                    .collect();
+                self.expect.listing = Some(listing);
+            }
+        }
+    }
+}
+
+/// A timestamp as the server writes it (UTC).
+pub fn render(secs: i64) -> String {
+    Zone::UTC.render(Timestamp::from_unix_secs(secs))
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "hi",
+        "a; b; c",
+        "ünï cödé",
+        "#1 not a number",
+        "  spaced  ",
+        "ends; yes",
+    ])
+    .prop_map(String::from)
+}
+
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::sample::select(USERS.to_vec()).prop_map(String::from),
+        1 => Just(NOBODY.to_string()),
+    ]
+}
+
+/// The model as a proptest reference state machine.
+pub struct Model;
+
+impl ReferenceStateMachine for Model {
+    type State = RefState;
+    type Transition = Transition;
+
+    fn init_state() -> BoxedStrategy<RefState> {
+        (1u8..=5)
+            .prop_map(|attempts| RefState {
+                attempts,
+                now_ms: T0,
+                online: BTreeSet::new(),
+                failures: [0; 4],
+                blocked_until: [None; 4],
+                posts: Vec::new(),
+                inbox: Vec::new(),
+                blocks: BTreeSet::new(),
+                last_logout: [None; 4],
+                expect: Expect::default(),
+            })
+            .boxed()
+    }
+
+    fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
+        let any_user = 0..USERS.len();
+        let tick = prop::sample::select(vec![1u64, 400, 999, 1_000, 2_500, 9_999, 10_000, 61_000])
+            .prop_map(|ms| Transition::Tick { ms });
+        let login = (any_user, prop::bool::weighted(0.6))
+            .prop_map(|(user, right)| Transition::Login { user, right });
+        if state.online.is_empty() {
+            return prop_oneof![1 => tick, 3 => login].boxed();
+        }
+        let online: Vec<usize> = state.online.iter().copied().collect();
+        let who = prop::sample::select(online);
+        let now = state.now_sec();
+        // Targets for EDT/DLT: an existing post with its right timestamp (mostly), a second
+        // off, or one past the end.
+        let versions: Vec<i64> = state.posts.iter().map(|p| p.at).collect();
+        let n = versions.len();
+        let target =
+            (0..=n, prop::sample::select(vec![0i64, 0, 0, -1, 1])).prop_map(move |(i, off)| {
+                let at = versions.get(i).copied().unwrap_or(now) + off;
+                (i as u32 + 1, at)
+            });
+        prop_oneof![
+            2 => tick,
+            2 => login,
+            1 => who.clone().prop_map(|user| Transition::Logout { user }),
+            1 => who.clone().prop_map(|user| Transition::Drop { user }),
+            4 => (who.clone(), text()).prop_map(|(user, text)| Transition::Msg { user, text }),
+            3 => (who.clone(), target.clone(), text())
+                .prop_map(|(user, (number, at), text)| Transition::Edt { user, number, at, text }),
+            2 => (who.clone(), target).prop_map(|(user, (number, at))| Transition::Dlt { user, number, at }),
+            3 => (who.clone(), name(), text()).prop_map(|(user, to, text)| Transition::Pvt { user, to, text }),
+            1 => (who.clone(), name()).prop_map(|(user, target)| Transition::Blk { user, target }),
+            1 => (who.clone(), name()).prop_map(|(user, target)| Transition::Unb { user, target }),
+            1 => (who, 0i64..120).prop_map(move |(user, back)| Transition::Rdm { user, since: now - back }),
+        ]
+        .boxed()
+    }
+
+    fn preconditions(state: &RefState, t: &Transition) -> bool {
+        match t {
+            Transition::Tick { .. } | Transition::Login { .. } => true,
+            other => other.user().is_some_and(|u| state.online.contains(&u)),
+        }
+    }
+
+    fn apply(mut state: RefState, t: &Transition) -> RefState {
+        state.step(t);
+        state
+    }
+}

@@ -1,0 +1,373 @@
+//! The system under test: the real server core, driven in memory, compared with the model
+//! after every transition.
+//!
+//! Each `Login` opens a fresh connection (as a client would), sends the user name and, if
+//! asked, the password; a connection that did not log in is then closed by the client. Every
+//! persist record is applied to an in-memory folder at once, so after each transition the
+//! folder must equal what the server says its files are, and those must equal the model.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use huddle_core::UnixMillis;
+use huddle_core::proto::event::{Event, is_event_line, parse_event};
+use huddle_core::proto::reply::{Reply, ReplyAssembler};
+use huddle_core::server::{Attempts, ConnId, DataFiles, Output, Server, ServerConfig};
+use huddle_core::store::{
+    BlockRecord, DataFile, InboxRecord, Persist, PostRecord, render_block, render_inbox,
+    render_post,
+};
+use huddle_core::time::{Timestamp, Zone};
+use huddle_core::types::{MessageNumber, UserName};
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
+
+use super::reference::{
+    BACKLOG, BLOCK_MS, Ev, Model, RefState, T0, Transition, USERS, password, render,
+};
+
+/// The server core plus what its connections and its data folder received.
+pub struct Sut {
+    server: Server,
+    now: u64,
+    sessions: BTreeMap<usize, ConnId>,
+    files: BTreeMap<DataFile, String>,
+    received: BTreeMap<ConnId, String>,
+    closed: Vec<ConnId>,
+    next_port: u16,
+}
+
+fn secs(at: huddle_core::time::CivilTime) -> i64 {
+    Zone::UTC
+        .timestamp_of(at)
+        .expect("a real instant")
+        .unix_secs()
+}
+
+fn ev(e: Event) -> Ev {
+    match e {
+        Event::Post {
+            number,
+            at,
+            author,
+            edited,
+            text,
+        } => Ev::Post {
+            number: number.get(),
+            at: secs(at),
+            author: author.to_string(),
+            edited,
+            text,
+        },
+        Event::Edited {
+            number,
+            at,
+            author,
+            text,
+        } => Ev::Edit {
+            number: number.get(),
+            at: secs(at),
+            author: author.to_string(),
+            text,
+        },
+        Event::Deleted { number, author } => Ev::Delete {
+            number: number.get(),
+            author: author.to_string(),
+        },
+        Event::Private { at, from, text } => Ev::Pvt {
+            at: secs(at),
+            from: from.to_string(),
+            text,
+        },
+        Event::Backlog { hidden, .. } => Ev::Backlog { hidden },
+        Event::Online { user } => Ev::Online(user.to_string()),
+        Event::Offline { user } => Ev::Offline(user.to_string()),
+        Event::Notice { text } => panic!("unexpected notice {text:?}"),
+    }
+}
+
+/// Split what a connection received into its replies and its events.
+fn split(text: &str) -> (Vec<Reply>, Vec<Ev>) {
+    let mut asm = ReplyAssembler::new();
+    let (mut replies, mut events) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        if is_event_line(line) && !asm.is_pending() {
+            events.push(ev(parse_event(line).expect("events parse")));
+        } else if let Some(r) = asm.push(line).expect("replies parse") {
+            replies.push(r);
+        }
+    }
+    assert!(!asm.is_pending(), "a reply was cut short: {text:?}");
+    (replies, events)
+}
+
+impl Sut {
+    fn new(attempts: u8) -> Self {
+        let mut files = DataFiles::new();
+        let creds: String = (0..USERS.len())
+            .map(|u| format!("{} {}\n", USERS[u], password(u)))
+            .collect();
+        files.insert(DataFile::Credentials, creds.clone());
+        let config = ServerConfig {
+            attempts: Attempts::new(attempts).unwrap(),
+            block_millis: BLOCK_MS,
+            backlog_limit: BACKLOG,
+            hash_memory_kib: 64,
+            ..ServerConfig::default()
+        };
+        let mut sut = Sut {
+            server: Server::new(config, &files, UnixMillis(T0)),
+            now: T0,
+            sessions: BTreeMap::new(),
+            files: BTreeMap::from([(DataFile::Credentials, creds)]),
+            received: BTreeMap::new(),
+            closed: Vec::new(),
+            next_port: 50_000,
+        };
+        sut.drain();
+        sut.received.clear();
+        sut
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.server.poll_output() {
+            match out {
+                Output::Persist(Persist::Append { file, text }) => {
+                    self.files.entry(file).or_default().push_str(&text)
+                }
+                Output::Persist(Persist::Replace { file, text }) => {
+                    self.files.insert(file, text);
+                }
+                Output::Send { conn, bytes } => {
+                    assert!(
+                        !self.closed.contains(&conn),
+                        "sent on {conn} after closing it"
+                    );
+                    let text = std::str::from_utf8(&bytes).expect("UTF-8");
+                    self.received.entry(conn).or_default().push_str(text);
+                }
+                Output::Close { conn } => self.closed.push(conn),
+                Output::Log(_) => {}
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, line: &str) {
+        let bytes = format!("{line}\n");
+        self.server
+            .handle_bytes(conn, bytes.as_bytes(), UnixMillis(self.now));
+        self.drain();
+    }
+
+    /// Carry out `t`; returns the acting connection (if any) and the replies it got.
+    fn run(&mut self, t: &Transition) -> (Option<(usize, ConnId)>, Vec<Reply>) {
+        self.received.clear();
+        let (actor, conn) = match t {
+            Transition::Tick { ms } => {
+                self.now += ms;
+                self.server.handle_timeout(UnixMillis(self.now));
+                self.drain();
+                return (None, Vec::new());
+            }
+            Transition::Login { user, right } => {
+                self.next_port += 1;
+                let peer: SocketAddr = format!("10.0.0.{}:{}", user + 1, self.next_port)
+                    .parse()
+                    .unwrap();
+                let conn = self.server.handle_connect(peer, UnixMillis(self.now));
+                self.drain();
+                self.received.remove(&conn);
+                self.send(conn, USERS[*user]);
+                let asked = self
+                    .received
+                    .get(&conn)
+                    .is_some_and(|r| r.starts_with("332"));
+                if asked {
+                    let pw = if *right {
+                        password(*user)
+                    } else {
+                        "not-the-password".to_string()
+                    };
+                    self.send(conn, &pw);
+                }
+                let (replies, _) = split(self.received.get(&conn).map_or("", String::as_str));
+                if replies.last().map(|r| r.code.get()) == Some(230) {
+                    self.sessions.insert(*user, conn);
+                } else if !self.closed.contains(&conn) {
+                    // The client gives up on a connection that did not log in.
+                    self.server.handle_disconnect(conn, UnixMillis(self.now));
+                    self.drain();
+                }
+                (*user, conn)
+            }
+            other => {
+                let user = other.user().unwrap();
+                let conn = self.sessions[&user];
+                match other {
+                    Transition::Drop { .. } => {
+                        self.sessions.remove(&user);
+                        self.server.handle_disconnect(conn, UnixMillis(self.now));
+                        self.drain();
+                    }
+                    Transition::Logout { .. } => {
+                        self.sessions.remove(&user);
+                        self.send(conn, "OUT");
+                        assert!(self.closed.contains(&conn), "OUT closes the connection");
+                    }
+                    Transition::Msg { text, .. } => self.send(conn, &format!("MSG {text}")),
+                    Transition::Edt {
+                        number, at, text, ..
+                    } => self.send(conn, &format!("EDT {number} {} {text}", render(*at))),
+                    Transition::Dlt { number, at, .. } => {
+                        self.send(conn, &format!("DLT #{number} {}", render(*at)))
+                    }
+                    Transition::Pvt { to, text, .. } => {
+                        self.send(conn, &format!("PVT {to} {text}"))
+                    }
+                    Transition::Blk { target, .. } => self.send(conn, &format!("BLK {target}")),
+                    Transition::Unb { target, .. } => self.send(conn, &format!("unb {target}")),
+                    Transition::Rdm { since, .. } => {
+                        self.send(conn, &format!("RDM {}", render(*since)))
+                    }
+                    Transition::Tick { .. } | Transition::Login { .. } => unreachable!(),
+                }
+                (user, conn)
+            }
+        };
+        let (replies, _) = split(self.received.get(&conn).map_or("", String::as_str));
+        (Some((actor, conn)), replies)
+    }
+
+    /// The events each user got in the last transition.
+    fn events(&self, actor: Option<(usize, ConnId)>) -> BTreeMap<usize, Vec<Ev>> {
+        let mut out = BTreeMap::new();
+        let mut conns: Vec<(usize, ConnId)> = self.sessions.iter().map(|(u, c)| (*u, *c)).collect();
+        conns.extend(actor);
+        for (user, conn) in conns {
+            let (_, events) = split(self.received.get(&conn).map_or("", String::as_str));
+            if !events.is_empty() {
+                out.insert(user, events);
+            }
+        }
+        out
+    }
+}
+
+/// The files the model says the server must have.
+fn model_files(m: &RefState) -> Vec<(DataFile, String)> {
+    let user = |s: &str| UserName::new(s).unwrap();
+    let board: String = m
+        .posts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            render_post(
+                &PostRecord {
+                    number: MessageNumber::from_index(i),
+                    at: Timestamp::from_unix_secs(p.at),
+                    author: user(&p.author),
+                    text: p.text.clone(),
+                    edited: p.edited,
+                },
+                Zone::UTC,
+            )
+        })
+        .collect();
+    let inbox: String = m
+        .inbox
+        .iter()
+        .map(|l| {
+            render_inbox(
+                &InboxRecord {
+                    to: user(&l.to),
+                    at: Timestamp::from_unix_secs(l.at),
+                    from: user(&l.from),
+                    text: l.text.clone(),
+                },
+                Zone::UTC,
+            )
+        })
+        .collect();
+    let blocks: String = m
+        .blocks
+        .iter()
+        .map(|(a, b)| {
+            render_block(&BlockRecord {
+                blocker: user(a),
+                blocked: user(b),
+            })
+        })
+        .collect();
+    vec![
+        (DataFile::MessageLog, board),
+        (DataFile::Inbox, inbox),
+        (DataFile::Blocks, blocks),
+    ]
+}
+
+/// The model-based test: the model generates, the core must agree.
+pub struct ServerAgainstModel;
+
+impl StateMachineTest for ServerAgainstModel {
+    type SystemUnderTest = Sut;
+    type Reference = Model;
+
+    fn init_test(model: &<Self::Reference as ReferenceStateMachine>::State) -> Sut {
+        Sut::new(model.attempts)
+    }
+
+    fn apply(mut sut: Sut, model: &RefState, t: Transition) -> Sut {
+        let (actor, replies) = sut.run(&t);
+        let codes: Vec<u16> = replies.iter().map(|r| r.code.get()).collect();
+        assert_eq!(
+            codes, model.expect.codes,
+            "reply codes to {t:?}: {replies:?}"
+        );
+        let events = sut.events(actor);
+        assert_eq!(events, model.expect.events, "events pushed by {t:?}");
+        if let Some(listing) = &model.expect.listing {
+            let got: Vec<String> = replies[0].lines.iter().skip(1).cloned().collect();
+            let got = if listing.is_empty() {
+                got
+            } else {
+                got.to_vec()
+            };
+            if listing.is_empty() {
+                assert_eq!(
+                    replies[0].lines.len(),
+                    1,
+                    "RDM with nothing to list: {replies:?}"
+                );
+                assert!(replies[0].lines[0].starts_with("No new messages since"));
+            } else {
+                assert_eq!(&got, listing, "RDM listing for {t:?}");
+            }
+        }
+        sut
+    }
+
+    fn check_invariants(sut: &Sut, model: &RefState) {
+        assert_eq!(
+            sut.server.online_count(),
+            model.online.len(),
+            "who is online"
+        );
+        for (file, want) in model_files(model) {
+            assert_eq!(
+                sut.server.render_file(file),
+                want,
+                "{file:?} against the model"
+            );
+        }
+        for file in DataFile::ALL {
+            if file == DataFile::Credentials {
+                continue;
+            }
+            let on_disk = sut.files.get(&file).map_or("", String::as_str);
+            assert_eq!(
+                on_disk,
+                sut.server.render_file(file),
+                "{file:?}: the applied persist records differ from the server's state"
+            );
+        }
+    }
+}
