@@ -10,17 +10,25 @@
 //! assembler and event parser, so a script can check reply codes and events, not only the
 //! text the core chose to show. An event or reply line the parsers reject fails the run.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use huddle_core::UnixMillis;
-use huddle_core::client::{Client, ClientConfig, ClientOutput, ExitStatus, Prompt};
+use huddle_core::client::{
+    Client, ClientConfig, ClientOutput, ExitStatus, FileOp, FileProblem, FileResult, Prompt,
+};
 use huddle_core::proto::event::{Event, is_event_line, parse_event};
 use huddle_core::proto::framing::{Frame, LineFramer};
 use huddle_core::proto::reply::{Reply, ReplyAssembler};
+use huddle_core::transfer::netem::{Netem, NetemConfig};
+use huddle_core::transfer::{TransferConfig, TransferId, unique_name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use turmoil::net::TcpStream;
+use turmoil::net::{TcpStream, UdpSocket};
 
 use crate::clock;
 use crate::server_host::{PORT, SERVER};
@@ -58,6 +66,76 @@ impl Turn {
     }
 }
 
+/// The client's download folder and the files it can upload, in memory; shared so a test can
+/// watch a transfer's progress and check what was saved.
+#[derive(Debug, Default)]
+pub struct Files {
+    /// Files the user may upload, by the path typed after `UPD user`.
+    pub sources: BTreeMap<String, Bytes>,
+    /// Sources open for an upload.
+    pub open: BTreeMap<TransferId, String>,
+    /// Part files of running downloads: (final name, bytes so far).
+    pub parts: BTreeMap<TransferId, (String, Vec<u8>)>,
+    /// Finished downloads, by the name they were saved under.
+    pub saved: BTreeMap<String, Bytes>,
+    /// Part files deleted because their download failed.
+    pub discarded: u32,
+}
+
+/// A shared [`Files`].
+pub type SharedFiles = Rc<RefCell<Files>>;
+
+/// The client's UDP side: where it receives uploads, how the path out of it behaves.
+#[derive(Debug, Clone)]
+pub struct UdpOptions {
+    /// The port to bind and declare to the server.
+    pub port: u16,
+    /// What the path does to every datagram this client sends (per destination, seeded):
+    /// the "seeded wrapper" that drops, duplicates, delays and reorders, since turmoil's own
+    /// `fail_rate` cuts whole links instead.
+    pub netem: NetemConfig,
+    /// Settings of the client's transfers.
+    pub transfer: TransferConfig,
+    /// The folder.
+    pub files: SharedFiles,
+}
+
+struct UdpEnd {
+    socket: UdpSocket,
+    netem: NetemConfig,
+    paths: BTreeMap<SocketAddr, Netem>,
+    files: SharedFiles,
+}
+
+impl UdpEnd {
+    fn path(&mut self, to: SocketAddr) -> &mut Netem {
+        let config = &self.netem;
+        self.paths.entry(to).or_insert_with(|| {
+            let mut c = config.clone();
+            c.seed ^= u64::from(to.port()) << 32
+                ^ u64::from(u32::from(match to.ip() {
+                    std::net::IpAddr::V4(v4) => v4,
+                    std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                }));
+            Netem::new(c)
+        })
+    }
+
+    /// Put on the wire every datagram the emulated paths release by `now`.
+    async fn flush(&mut self, now: UnixMillis) {
+        for (to, path) in &mut self.paths {
+            while let Some(d) = path.poll_output(now) {
+                // A datagram to nowhere is lost, as UDP would lose it.
+                let _ = self.socket.send_to(&d, *to).await;
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.paths.values().filter_map(Netem::poll_timeout).min()
+    }
+}
+
 /// A user at a client, scripted.
 pub struct SimClient {
     name: String,
@@ -70,17 +148,44 @@ pub struct SimClient {
     prompts: VecDeque<Prompt>,
     exit: Option<ExitStatus>,
     trace: Trace,
+    udp: Option<UdpEnd>,
 }
 
 impl SimClient {
     /// Connect to the simulated server; `name` labels this client in the trace.
     pub async fn connect(name: &str, trace: &Trace) -> io::Result<Self> {
+        Self::connect_with(name, trace, None).await
+    }
+
+    /// Connect with a UDP socket for uploads (bound before connecting, as the real client
+    /// does, and declared to the server before login by the core).
+    pub async fn connect_with(
+        name: &str,
+        trace: &Trace,
+        udp: Option<UdpOptions>,
+    ) -> io::Result<Self> {
+        let mut config = ClientConfig::default();
+        let udp = match udp {
+            None => None,
+            Some(o) => {
+                let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, o.port)).await?;
+                config.udp_port = Some(o.port);
+                config.transfer = o.transfer;
+                Some(UdpEnd {
+                    socket,
+                    netem: o.netem,
+                    paths: BTreeMap::new(),
+                    files: o.files,
+                })
+            }
+        };
         let stream = TcpStream::connect((SERVER, PORT)).await?;
         trace.record(name, "connected");
         Ok(Self {
             name: name.to_string(),
             stream: Some(stream),
-            core: Client::new(ClientConfig::default(), clock::now()),
+            udp,
+            core: Client::new(config, clock::now()),
             framer: LineFramer::new(),
             assembler: ReplyAssembler::new(),
             replies: Vec::new(),
@@ -180,6 +285,18 @@ impl SimClient {
         self.idle_until(t).await;
     }
 
+    /// Stay at the prompt while an upload or download runs (or until `limit`).
+    pub async fn wait_transfers(&mut self, limit: UnixMillis) {
+        while self.core.is_transferring() && clock::now() < limit && self.exit.is_none() {
+            self.pump(Some(limit)).await;
+        }
+    }
+
+    /// Whether an upload or download is running.
+    pub fn is_transferring(&self) -> bool {
+        self.core.is_transferring()
+    }
+
     /// The events pushed so far (taken: the next call returns only newer ones).
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
@@ -190,38 +307,77 @@ impl SimClient {
         self.exit.as_ref()
     }
 
-    /// One wait for input: bytes from the server, the server closing, or the wake-up time.
+    /// One wait for input: bytes from the server, the server closing, a datagram, or the
+    /// next wake-up (the core's, the emulated path's, or the caller's deadline).
     async fn pump(&mut self, deadline: Option<UnixMillis>) {
-        let wake = match (deadline, self.core.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let Some(stream) = self.stream.as_mut() else {
-            if self.exit.is_none() {
-                self.core.handle_server_closed(clock::now());
-                self.drain().await;
-            }
+        let wake = [
+            deadline,
+            self.core.poll_timeout(),
+            self.udp.as_ref().and_then(UdpEnd::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if self.stream.is_none() && self.exit.is_none() {
+            self.core.handle_server_closed(clock::now());
+            self.drain().await;
             return;
-        };
+        }
+        enum Woke {
+            Tcp(io::Result<usize>),
+            Udp(io::Result<(usize, SocketAddr)>),
+            Timer,
+        }
         let mut buf = [0u8; 8192];
-        let read = match wake {
-            Some(t) => tokio::select! {
+        let mut dgram = vec![0u8; 65_536];
+        let woke = {
+            let stream = self.stream.as_mut();
+            let socket = self.udp.as_ref().map(|u| &u.socket);
+            let tcp = async {
+                match stream {
+                    Some(s) => s.read(&mut buf).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let udp = async {
+                match socket {
+                    Some(s) => s.recv_from(&mut dgram).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let timer = async {
+                match wake {
+                    Some(t) => clock::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
                 biased;
-                r = stream.read(&mut buf) => Some(r),
-                _ = clock::sleep_until(t) => None,
-            },
-            None => Some(stream.read(&mut buf).await),
+                r = tcp => Woke::Tcp(r),
+                r = udp => Woke::Udp(r),
+                () = timer => Woke::Timer,
+            }
         };
         let now = clock::now();
-        match read {
-            None => self.core.handle_timeout(now),
-            Some(Ok(0)) | Some(Err(_)) => {
+        match woke {
+            Woke::Timer => {
+                if let Some(u) = self.udp.as_mut() {
+                    u.flush(now).await;
+                }
+                self.core.handle_timeout(now);
+            }
+            Woke::Udp(Ok((n, from))) => {
+                let bytes = Bytes::copy_from_slice(&dgram[..n]);
+                self.core.handle_datagram(from, bytes, now);
+            }
+            Woke::Udp(Err(_)) => {}
+            Woke::Tcp(Ok(0)) | Woke::Tcp(Err(_)) => {
                 self.stream = None;
                 self.trace
                     .record(&self.name, "connection closed by the server");
                 self.core.handle_server_closed(now);
             }
-            Some(Ok(n)) => {
+            Woke::Tcp(Ok(n)) => {
                 self.tap(&buf[..n]);
                 self.core.handle_server_bytes(&buf[..n], now);
             }
@@ -245,12 +401,79 @@ impl SimClient {
                     self.trace.record(&self.name, format!("{mark} {first}"));
                 }
                 ClientOutput::Prompt(p) => self.prompts.push_back(p),
+                ClientOutput::Transmit { to, bytes } => {
+                    let now = clock::now();
+                    if let Some(u) = self.udp.as_mut() {
+                        u.path(to).handle_input(bytes, now);
+                        u.flush(now).await;
+                    }
+                }
+                ClientOutput::InspectFile { path } => {
+                    let size = self
+                        .udp
+                        .as_ref()
+                        .and_then(|u| u.files.borrow().sources.get(&path).map(|b| b.len() as u64));
+                    let result = size.ok_or(FileProblem::NotFound);
+                    self.core.handle_inspected(result, clock::now());
+                }
+                ClientOutput::File(op) => self.file_op(op),
+                ClientOutput::Progress(_) => {}
                 ClientOutput::Exit(status) => {
                     self.trace.record(&self.name, format!("exit {status:?}"));
                     self.exit = Some(status);
                     // The process ends: its socket closes.
                     self.stream = None;
                 }
+            }
+        }
+    }
+
+    /// Carry out a file operation on the in-memory folder, answering the core where asked.
+    fn file_op(&mut self, op: FileOp) {
+        let Some(u) = self.udp.as_ref() else {
+            panic!("{}: a file operation without a UDP side: {op:?}", self.name);
+        };
+        let now = clock::now();
+        let mut f = u.files.borrow_mut();
+        match op {
+            FileOp::OpenSource { id, path } => {
+                f.open.insert(id, path);
+            }
+            FileOp::Read { id, offset, len } => {
+                let src = &f.sources[&f.open[&id]];
+                let start = (offset as usize).min(src.len());
+                let end = (start + len).min(src.len());
+                let data = src.slice(start..end);
+                drop(f);
+                self.core
+                    .handle_file_result(id, FileResult::Data { offset, data }, now);
+            }
+            FileOp::CloseSource { id } => {
+                f.open.remove(&id);
+            }
+            FileOp::CreatePart { id, name } => {
+                f.parts.insert(id, (name, Vec::new()));
+            }
+            FileOp::Write { id, offset, data } => {
+                let part = &mut f.parts.get_mut(&id).expect("a part file").1;
+                let end = offset as usize + data.len();
+                if part.len() < end {
+                    part.resize(end, 0);
+                }
+                part[offset as usize..end].copy_from_slice(&data);
+            }
+            FileOp::Finish { id, name } => {
+                let (_, data) = f.parts.remove(&id).expect("a part file");
+                let saved = &f.saved;
+                let name = unique_name(&name, |n| saved.contains_key(n)).expect("a free name");
+                f.saved.insert(name.clone(), Bytes::from(data));
+                drop(f);
+                self.core
+                    .handle_file_result(id, FileResult::Saved { name }, now);
+            }
+            FileOp::Discard { id } => {
+                f.parts.remove(&id);
+                f.discarded += 1;
             }
         }
     }

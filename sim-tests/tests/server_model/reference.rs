@@ -246,12 +246,14 @@ impl RefState {
                 },
             );
         }
+        // Posts of the logout's own second are replayed too: timestamps have whole seconds,
+        // and one made right after the logout in that second must not be missed.
         let since = self.last_logout[user].unwrap_or(i64::MIN);
         let posts: Vec<Ev> = self
             .posts
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.at > since && !self.blocks(name, &p.author))
+            .filter(|(_, p)| p.at >= since && !self.blocks(name, &p.author))
             .map(|(i, p)| Ev::Post {
                 number: i as u32 + 1,
                 at: p.at,

@@ -82,6 +82,7 @@ fn ev(e: Event) -> Ev {
         Event::Online { user } => Ev::Online(user.to_string()),
         Event::Offline { user } => Ev::Offline(user.to_string()),
         Event::Notice { text } => panic!("unexpected notice {text:?}"),
+        Event::Upload(grant) => panic!("unexpected upload {grant}"),
     }
 }
 
