@@ -149,6 +149,7 @@ pub struct SimClient {
     exit: Option<ExitStatus>,
     trace: Trace,
     udp: Option<UdpEnd>,
+    shown: Vec<(u64, String)>,
 }
 
 impl SimClient {
@@ -185,6 +186,7 @@ impl SimClient {
             name: name.to_string(),
             stream: Some(stream),
             udp,
+            shown: Vec::new(),
             core: Client::new(config, clock::now()),
             framer: LineFramer::new(),
             assembler: ReplyAssembler::new(),
@@ -302,6 +304,11 @@ impl SimClient {
         std::mem::take(&mut self.events)
     }
 
+    /// Everything the core showed the user so far, with the simulated ms it was shown at.
+    pub fn shown(&self) -> &[(u64, String)] {
+        &self.shown
+    }
+
     /// How the core exited, if it did.
     pub fn exit_status(&self) -> Option<&ExitStatus> {
         self.exit.as_ref()
@@ -399,6 +406,7 @@ impl SimClient {
                     let first = d.text.lines().next().unwrap_or("");
                     let mark = if d.pushed { "pushed" } else { "shows" };
                     self.trace.record(&self.name, format!("{mark} {first}"));
+                    self.shown.push((clock::elapsed_ms(), d.text));
                 }
                 ClientOutput::Prompt(p) => self.prompts.push_back(p),
                 ClientOutput::Transmit { to, bytes } => {
