@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use huddle_core::UnixMillis;
 
-/// When every simulation starts: 21 Nov 2026 10:26:40 UTC, a whole second, so that simulated
+/// When every simulation starts: 21 Nov 2026 22:26:40 UTC, a whole second, so that simulated
 /// seconds and the timestamps the core writes line up.
 pub const EPOCH_MILLIS: u64 = 1_795_300_000_000;
 

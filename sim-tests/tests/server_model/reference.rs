@@ -1,8 +1,10 @@
 //! The reference model: what the server should do, as plainly as it can be said.
 //!
-//! Accounts are fixed (four users and one name nobody has). The model keeps who is online,
-//! the failure counts and blocks of the lockout, the board, the stored private messages, the
-//! block relation and the last logouts; time moves only by [`Transition::Tick`]. Applying a
+//! Four users have accounts from the start, a fifth (`eve`) can sign up, and one name never
+//! has an account. The model keeps the accounts, who is online, the failure counts and blocks
+//! of the lockout, the board, the stored private messages, the block relation and the last
+//! logouts; time moves only by [`Transition::Tick`], and [`Transition::Restart`] crashes the
+//! server and starts it again from what it persisted. Applying a
 //! transition also records what the server must answer ([`Expect`]): the reply codes the
 //! acting connection gets, the events each online user is pushed, an `RDM` listing.
 
@@ -12,8 +14,12 @@ use huddle_core::time::{Timestamp, Zone};
 use proptest::prelude::*;
 use proptest_state_machine::ReferenceStateMachine;
 
-/// The accounts, by index.
-pub const USERS: [&str; 4] = ["ann", "bob", "cat", "dan"];
+/// The users, by index; the last one has no account until she signs up.
+pub const USERS: [&str; 5] = ["ann", "bob", "cat", "dan", "eve"];
+/// How many users have an account from the start.
+pub const PRELOADED: usize = 4;
+/// The number of users.
+pub const N: usize = USERS.len();
 /// A well-formed name without an account.
 pub const NOBODY: &str = "zed";
 /// Milliseconds since the epoch when every case starts (a whole second).
@@ -31,7 +37,8 @@ pub fn password(u: usize) -> String {
 /// One step a user (or the clock) takes.
 #[derive(Debug, Clone)]
 pub enum Transition {
-    /// A new connection sends the user name, then the right or a wrong password.
+    /// A new connection sends the user name, then the right or a wrong password (for a new
+    /// name: an acceptable or an unacceptable new password).
     Login { user: usize, right: bool },
     /// `OUT`.
     Logout { user: usize },
@@ -62,13 +69,15 @@ pub enum Transition {
     Rdm { user: usize, since: i64 },
     /// Time passes.
     Tick { ms: u64 },
+    /// The server crashes and starts again from its data folder.
+    Restart,
 }
 
 impl Transition {
     /// The user acting, if any.
     pub fn user(&self) -> Option<usize> {
         match self {
-            Transition::Tick { .. } => None,
+            Transition::Tick { .. } | Transition::Restart => None,
             Transition::Login { user, .. }
             | Transition::Logout { user }
             | Transition::Drop { user }
@@ -147,13 +156,15 @@ pub struct Letter {
 pub struct RefState {
     pub attempts: u8,
     pub now_ms: u64,
+    pub accounts: [bool; N],
     pub online: BTreeSet<usize>,
-    pub failures: [u8; 4],
-    pub blocked_until: [Option<u64>; 4],
+    pub failures: [u8; N],
+    pub blocked_until: [Option<u64>; N],
     pub posts: Vec<Post>,
     pub inbox: Vec<Letter>,
     pub blocks: BTreeSet<(String, String)>,
-    pub last_logout: [Option<i64>; 4],
+    pub last_login: [Option<i64>; N],
+    pub last_logout: [Option<i64>; N],
     pub expect: Expect,
 }
 
@@ -167,8 +178,11 @@ impl RefState {
             .contains(&(blocker.to_string(), blocked.to_string()))
     }
 
-    fn exists(name: &str) -> bool {
-        USERS.contains(&name)
+    fn exists(&self, name: &str) -> bool {
+        USERS
+            .iter()
+            .position(|u| *u == name)
+            .is_some_and(|i| self.accounts[i])
     }
 
     fn push(&mut self, to: usize, ev: Ev) {
@@ -212,6 +226,16 @@ impl RefState {
             self.expect.codes.push(435);
             return;
         }
+        if !self.accounts[user] {
+            self.expect.codes.push(333);
+            if !right {
+                self.expect.codes.push(433);
+                return;
+            }
+            self.accounts[user] = true;
+            self.enter(user);
+            return;
+        }
         self.expect.codes.push(332);
         if !right {
             self.failures[user] += 1;
@@ -230,7 +254,13 @@ impl RefState {
             self.expect.codes.push(431);
             return;
         }
+        self.enter(user);
+    }
+
+    /// A successful login: the welcome, the catch-up, the news to the others.
+    fn enter(&mut self, user: usize) {
         self.expect.codes.push(230);
+        self.last_login[user] = Some(self.now_sec());
         let name = USERS[user];
         let (mine, rest): (Vec<Letter>, Vec<Letter>) = std::mem::take(&mut self.inbox)
             .into_iter()
@@ -293,6 +323,16 @@ impl RefState {
         let now = self.now_sec();
         match t.clone() {
             Transition::Tick { ms } => self.now_ms += ms,
+            Transition::Restart => {
+                // Sessions die without a logout: whoever was online is taken to have logged
+                // out at their login, so catch-up misses nothing. Failure counts and lockouts
+                // live in memory only; everything else was persisted.
+                for u in std::mem::take(&mut self.online) {
+                    self.last_logout[u] = self.last_login[u];
+                }
+                self.failures = [0; N];
+                self.blocked_until = [None; N];
+            }
             Transition::Login { user, right } => self.login(user, right),
             Transition::Logout { user } => {
                 self.expect.codes.push(221);
@@ -361,7 +401,7 @@ impl RefState {
                 let from = USERS[user];
                 let code = if to == from {
                     553
-                } else if !Self::exists(&to) {
+                } else if !self.exists(&to) {
                     550
                 } else if self.blocks(&to, from) {
                     553
@@ -392,7 +432,7 @@ impl RefState {
                 let me = USERS[user];
                 let code = if target == me {
                     553
-                } else if !Self::exists(&target) {
+                } else if !self.exists(&target) {
                     550
                 } else {
                     self.blocks.insert((me.into(), target));
@@ -404,7 +444,7 @@ impl RefState {
                 let me = USERS[user];
                 let code = if target == me {
                     553
-                } else if !Self::exists(&target) || !self.blocks.remove(&(me.into(), target)) {
+                } else if !self.exists(&target) || !self.blocks.remove(&(me.into(), target)) {
                     550
                 } else {
                     250
@@ -472,13 +512,15 @@ impl ReferenceStateMachine for Model {
             .prop_map(|attempts| RefState {
                 attempts,
                 now_ms: T0,
+                accounts: std::array::from_fn(|u| u < PRELOADED),
                 online: BTreeSet::new(),
-                failures: [0; 4],
-                blocked_until: [None; 4],
+                failures: [0; N],
+                blocked_until: [None; N],
                 posts: Vec::new(),
                 inbox: Vec::new(),
                 blocks: BTreeSet::new(),
-                last_logout: [None; 4],
+                last_login: [None; N],
+                last_logout: [None; N],
                 expect: Expect::default(),
             })
             .boxed()
@@ -491,7 +533,7 @@ impl ReferenceStateMachine for Model {
         let login = (any_user, prop::bool::weighted(0.6))
             .prop_map(|(user, right)| Transition::Login { user, right });
         if state.online.is_empty() {
-            return prop_oneof![1 => tick, 3 => login].boxed();
+            return prop_oneof![2 => tick, 6 => login, 1 => Just(Transition::Restart)].boxed();
         }
         let online: Vec<usize> = state.online.iter().copied().collect();
         let who = prop::sample::select(online);
@@ -508,6 +550,7 @@ impl ReferenceStateMachine for Model {
         prop_oneof![
             2 => tick,
             2 => login,
+            1 => Just(Transition::Restart),
             1 => who.clone().prop_map(|user| Transition::Logout { user }),
             1 => who.clone().prop_map(|user| Transition::Drop { user }),
             4 => (who.clone(), text()).prop_map(|(user, text)| Transition::Msg { user, text }),
@@ -524,7 +567,7 @@ impl ReferenceStateMachine for Model {
 
     fn preconditions(state: &RefState, t: &Transition) -> bool {
         match t {
-            Transition::Tick { .. } | Transition::Login { .. } => true,
+            Transition::Tick { .. } | Transition::Login { .. } | Transition::Restart => true,
             other => other.user().is_some_and(|u| state.online.contains(&u)),
         }
     }

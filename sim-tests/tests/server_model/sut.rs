@@ -22,12 +22,13 @@ use huddle_core::types::{MessageNumber, UserName};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use super::reference::{
-    BACKLOG, BLOCK_MS, Ev, Model, RefState, T0, Transition, USERS, password, render,
+    BACKLOG, BLOCK_MS, Ev, Model, PRELOADED, RefState, T0, Transition, USERS, password, render,
 };
 
 /// The server core plus what its connections and its data folder received.
 pub struct Sut {
     server: Server,
+    config: ServerConfig,
     now: u64,
     sessions: BTreeMap<usize, ConnId>,
     files: BTreeMap<DataFile, String>,
@@ -104,7 +105,7 @@ fn split(text: &str) -> (Vec<Reply>, Vec<Ev>) {
 impl Sut {
     fn new(attempts: u8) -> Self {
         let mut files = DataFiles::new();
-        let creds: String = (0..USERS.len())
+        let creds: String = (0..PRELOADED)
             .map(|u| format!("{} {}\n", USERS[u], password(u)))
             .collect();
         files.insert(DataFile::Credentials, creds.clone());
@@ -116,7 +117,8 @@ impl Sut {
             ..ServerConfig::default()
         };
         let mut sut = Sut {
-            server: Server::new(config, &files, UnixMillis(T0)),
+            server: Server::new(config.clone(), &files, UnixMillis(T0)),
+            config,
             now: T0,
             sessions: BTreeMap::new(),
             files: BTreeMap::from([(DataFile::Credentials, creds)]),
@@ -169,6 +171,18 @@ impl Sut {
                 self.drain();
                 return (None, Vec::new());
             }
+            Transition::Restart => {
+                let mut files = DataFiles::new();
+                for (f, t) in &self.files {
+                    files.insert(*f, t.clone());
+                }
+                self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now));
+                self.sessions.clear();
+                self.closed.clear();
+                self.drain();
+                self.received.clear();
+                return (None, Vec::new());
+            }
             Transition::Login { user, right } => {
                 self.next_port += 1;
                 let peer: SocketAddr = format!("10.0.0.{}:{}", user + 1, self.next_port)
@@ -178,16 +192,15 @@ impl Sut {
                 self.drain();
                 self.received.remove(&conn);
                 self.send(conn, USERS[*user]);
-                let asked = self
-                    .received
-                    .get(&conn)
-                    .is_some_and(|r| r.starts_with("332"));
-                if asked {
-                    let pw = if *right {
-                        password(*user)
-                    } else {
-                        "not-the-password".to_string()
-                    };
+                let asked = self.received.get(&conn).map_or("", |r| &r[..3]).to_string();
+                let pw = match (asked.as_str(), *right) {
+                    ("332" | "333", true) => Some(password(*user)),
+                    ("332", false) => Some("not-the-password".to_string()),
+                    // Refused for a new account: a password may not start with a space.
+                    ("333", false) => Some(" spaced out".to_string()),
+                    _ => None,
+                };
+                if let Some(pw) = pw {
                     self.send(conn, &pw);
                 }
                 let (replies, _) = split(self.received.get(&conn).map_or("", String::as_str));
@@ -229,7 +242,9 @@ impl Sut {
                     Transition::Rdm { since, .. } => {
                         self.send(conn, &format!("RDM {}", render(*since)))
                     }
-                    Transition::Tick { .. } | Transition::Login { .. } => unreachable!(),
+                    Transition::Tick { .. } | Transition::Login { .. } | Transition::Restart => {
+                        unreachable!()
+                    }
                 }
                 (user, conn)
             }
@@ -352,6 +367,17 @@ impl StateMachineTest for ServerAgainstModel {
             model.online.len(),
             "who is online"
         );
+        let creds = sut
+            .files
+            .get(&DataFile::Credentials)
+            .map_or("", String::as_str);
+        for (u, name) in USERS.iter().enumerate() {
+            let has = creds.lines().any(|l| l.split(' ').next() == Some(*name));
+            assert_eq!(
+                has, model.accounts[u],
+                "{name}'s account in credentials.txt"
+            );
+        }
         for (file, want) in model_files(model) {
             assert_eq!(
                 sut.server.render_file(file),
@@ -359,16 +385,42 @@ impl StateMachineTest for ServerAgainstModel {
                 "{file:?} against the model"
             );
         }
-        for file in DataFile::ALL {
-            if file == DataFile::Credentials {
-                continue;
-            }
-            let on_disk = sut.files.get(&file).map_or("", String::as_str);
+        // The data folder holds the server's state: who is online as written, everything else
+        // as a server restarted from the folder right now would have it. (A restart may
+        // normalise while loading, e.g. take a user who was online at a crash to have logged
+        // out at their login, so the live state is compared with a restarted one.)
+        let on_disk = |f: DataFile| sut.files.get(&f).map_or("", String::as_str);
+        assert_eq!(
+            on_disk(DataFile::UserLog),
+            sut.server.render_file(DataFile::UserLog),
+            "userlog.txt differs from who is online"
+        );
+        let mut files = DataFiles::new();
+        for (f, t) in &sut.files {
+            files.insert(*f, t.clone());
+        }
+        let restarted = Server::new(sut.config.clone(), &files, UnixMillis(sut.now));
+        // A user online now is "online at the crash" to the restarted server.
+        let offline_only = |text: String| -> String {
+            text.lines()
+                .filter(|l| {
+                    let user = l.split("; ").next().unwrap_or("");
+                    !model.online.iter().any(|&u| USERS[u] == user)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        for file in [DataFile::MessageLog, DataFile::Inbox, DataFile::Blocks] {
             assert_eq!(
-                on_disk,
+                restarted.render_file(file),
                 sut.server.render_file(file),
-                "{file:?}: the applied persist records differ from the server's state"
+                "{file:?}: a server restarted from the folder would differ from the live one"
             );
         }
+        assert_eq!(
+            offline_only(restarted.render_file(DataFile::Logins)),
+            offline_only(sut.server.render_file(DataFile::Logins)),
+            "logins.txt: a server restarted from the folder would differ from the live one"
+        );
     }
 }
