@@ -34,7 +34,11 @@ async fn user(i: usize, seed: u64, trace: Trace) -> turmoil::Result {
         if c.login(name, "pw").await.is_err() {
             continue;
         }
-        let mut listed = Vec::new();
+        // Read the board first, so edits and deletes have something to aim at.
+        let mut listed = match c.command(&format!("RDM {BEGINNING}")).await {
+            Ok(reply) => parse_rdm(&reply),
+            Err(_) => continue,
+        };
         for seq in 0..rng.range(3, 12) {
             c.idle(Duration::from_millis(rng.range(0, 400))).await;
             let other = USERS[rng.index(USERS.len())];
