@@ -1,9 +1,12 @@
 //! Model-based test of the server core (issue 5), in the style of firezone's tunnel tests: a
 //! reference model (`reference.rs`) generates random transitions from several users — logins
-//! with right and wrong passwords, logouts, dropped connections, `MSG`, `EDT`, `DLT`, `PVT`,
-//! `BLK`, `UNB`, `RDM` — and `Tick`s that move the clock (past lockouts too); the real core
-//! (`sut.rs`) must give the same reply codes, push the same events to the same users, list
-//! the same posts, and keep the same board, inbox and blocks, on "disk" as in memory.
+//! with right and wrong passwords, a sign-up with an acceptable or a refused password, logouts,
+//! dropped connections, `MSG`, `EDT`, `DLT`, `PVT`, `BLK`, `UNB`, `RDM`, `ATU`, `RCU` — plus
+//! `Tick`s that move the clock (past lockouts and `RCU` windows too) and `Restart`s that crash
+//! the server and start it from its folder. The real core (`sut.rs`) must give the same reply
+//! codes, push the same events to the same users, list the same lines, keep the same board,
+//! inbox, blocks, accounts and user log, and hold in its folder what a restarted server would
+//! read back as the same state.
 //!
 //! 256 cases of up to 80 transitions; `HUDDLE_SOAK=n` runs 20·n times as many.
 

@@ -67,6 +67,10 @@ pub enum Transition {
     Unb { user: usize, target: String },
     /// `RDM since`, in Unix seconds.
     Rdm { user: usize, since: i64 },
+    /// `ATU`.
+    Atu { user: usize },
+    /// `RCU [minutes]`.
+    Rcu { user: usize, minutes: Option<u32> },
     /// Time passes.
     Tick { ms: u64 },
     /// The server crashes and starts again from its data folder.
@@ -87,7 +91,9 @@ impl Transition {
             | Transition::Pvt { user, .. }
             | Transition::Blk { user, .. }
             | Transition::Unb { user, .. }
-            | Transition::Rdm { user, .. } => Some(*user),
+            | Transition::Rdm { user, .. }
+            | Transition::Atu { user }
+            | Transition::Rcu { user, .. } => Some(*user),
         }
     }
 }
@@ -131,7 +137,7 @@ pub struct Expect {
     pub codes: Vec<u16>,
     /// Events pushed to each user, in order (users absent get none).
     pub events: BTreeMap<usize, Vec<Ev>>,
-    /// For `RDM`: the listed lines.
+    /// For `RDM`: the listed posts; for `ATU` and `RCU`: every line of the reply.
     pub listing: Option<Vec<String>>,
 }
 
@@ -157,7 +163,8 @@ pub struct RefState {
     pub attempts: u8,
     pub now_ms: u64,
     pub accounts: [bool; N],
-    pub online: BTreeSet<usize>,
+    /// Who is online, in login order (the order of `ATU` and `userlog.txt`).
+    pub online: Vec<usize>,
     pub failures: [u8; N],
     pub blocked_until: [Option<u64>; N],
     pub posts: Vec<Post>,
@@ -211,7 +218,7 @@ impl RefState {
     }
 
     fn leave(&mut self, user: usize) {
-        self.online.remove(&user);
+        self.online.retain(|&u| u != user);
         self.last_logout[user] = Some(self.now_sec());
         let name = USERS[user];
         for o in self.online.clone() {
@@ -305,7 +312,7 @@ impl RefState {
                 self.push(o, Ev::Online(name.into()));
             }
         }
-        self.online.insert(user);
+        self.online.push(user);
     }
 
     /// The code for `EDT`/`DLT` of post `number` claimed at `at` by `user`.
@@ -472,8 +479,71 @@ impl RefState {
                     .collect();
                 self.expect.listing = Some(listing);
             }
+            Transition::Atu { user } => {
+                self.expect.codes.push(250);
+                let mut lines: Vec<String> = self
+                    .online
+                    .iter()
+                    .filter(|&&u| u != user)
+                    .map(|&u| {
+                        let since = render(self.last_login[u].expect("online users logged in"));
+                        format!("{}, {}, 0, active since {since}", USERS[u], ip(u))
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    lines.push("No other active users".into());
+                }
+                self.expect.listing = Some(lines);
+            }
+            Transition::Rcu { minutes, .. } => {
+                self.expect.codes.push(250);
+                let m = minutes.unwrap_or(60);
+                let start = now - i64::from(m) * 60;
+                let mut recent: Vec<(i64, &str, usize)> = (0..N)
+                    .filter_map(|u| self.last_login[u].map(|t| (t, USERS[u], u)))
+                    .filter(|(t, _, _)| *t >= start)
+                    .collect();
+                recent.sort();
+                let plural = if m == 1 { "" } else { "s" };
+                let lines = if recent.is_empty() {
+                    vec![format!(
+                        "No users logged in within the last {m} minute{plural}"
+                    )]
+                } else {
+                    let mut l = vec![format!(
+                        "Users who logged in within the last {m} minute{plural}:"
+                    )];
+                    l.extend(recent.iter().map(|(t, name, u)| {
+                        let state = if self.online.contains(u) {
+                            "online"
+                        } else {
+                            "offline"
+                        };
+                        format!("{name}, last login {}, {state}", render(*t))
+                    }));
+                    l
+                };
+                self.expect.listing = Some(lines);
+            }
         }
     }
+
+    /// `userlog.txt`: who is online, numbered in login order.
+    pub fn userlog(&self) -> String {
+        self.online
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| {
+                let since = render(self.last_login[u].expect("online users logged in"));
+                format!("{}; {since}; {}; {}; 0\n", i + 1, USERS[u], ip(u))
+            })
+            .collect()
+    }
+}
+
+/// The address user `u` connects from (the system under test uses the same).
+pub fn ip(u: usize) -> String {
+    format!("10.0.0.{}", u + 1)
 }
 
 /// A timestamp as the server writes it (UTC).
@@ -513,7 +583,7 @@ impl ReferenceStateMachine for Model {
                 attempts,
                 now_ms: T0,
                 accounts: std::array::from_fn(|u| u < PRELOADED),
-                online: BTreeSet::new(),
+                online: Vec::new(),
                 failures: [0; N],
                 blocked_until: [None; N],
                 posts: Vec::new(),
@@ -528,14 +598,14 @@ impl ReferenceStateMachine for Model {
 
     fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
         let any_user = 0..USERS.len();
-        let tick = prop::sample::select(vec![1u64, 400, 999, 1_000, 2_500, 9_999, 10_000, 61_000])
+        let tick = prop::sample::select(vec![1u64, 400, 999, 1_000, 2_500, 9_999, 10_000, 60_000])
             .prop_map(|ms| Transition::Tick { ms });
         let login = (any_user, prop::bool::weighted(0.6))
             .prop_map(|(user, right)| Transition::Login { user, right });
         if state.online.is_empty() {
             return prop_oneof![2 => tick, 6 => login, 1 => Just(Transition::Restart)].boxed();
         }
-        let online: Vec<usize> = state.online.iter().copied().collect();
+        let online: Vec<usize> = state.online.to_vec();
         let who = prop::sample::select(online);
         let now = state.now_sec();
         // Targets for EDT/DLT: an existing post with its right timestamp (mostly), a second
@@ -560,7 +630,10 @@ impl ReferenceStateMachine for Model {
             3 => (who.clone(), name(), text()).prop_map(|(user, to, text)| Transition::Pvt { user, to, text }),
             1 => (who.clone(), name()).prop_map(|(user, target)| Transition::Blk { user, target }),
             1 => (who.clone(), name()).prop_map(|(user, target)| Transition::Unb { user, target }),
-            1 => (who, 0i64..120).prop_map(move |(user, back)| Transition::Rdm { user, since: now - back }),
+            1 => (who.clone(), 0i64..120).prop_map(move |(user, back)| Transition::Rdm { user, since: now - back }),
+            1 => who.clone().prop_map(|user| Transition::Atu { user }),
+            1 => (who, prop::option::of(prop::sample::select(vec![1u32, 2, 60])))
+                .prop_map(|(user, minutes)| Transition::Rcu { user, minutes }),
         ]
         .boxed()
     }

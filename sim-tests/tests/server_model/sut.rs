@@ -22,7 +22,7 @@ use huddle_core::types::{MessageNumber, UserName};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use super::reference::{
-    BACKLOG, BLOCK_MS, Ev, Model, PRELOADED, RefState, T0, Transition, USERS, password, render,
+    BACKLOG, BLOCK_MS, Ev, Model, PRELOADED, RefState, T0, Transition, USERS, ip, password, render,
 };
 
 /// The server core plus what its connections and its data folder received.
@@ -185,9 +185,7 @@ impl Sut {
             }
             Transition::Login { user, right } => {
                 self.next_port += 1;
-                let peer: SocketAddr = format!("10.0.0.{}:{}", user + 1, self.next_port)
-                    .parse()
-                    .unwrap();
+                let peer: SocketAddr = format!("{}:{}", ip(*user), self.next_port).parse().unwrap();
                 let conn = self.server.handle_connect(peer, UnixMillis(self.now));
                 self.drain();
                 self.received.remove(&conn);
@@ -242,6 +240,11 @@ impl Sut {
                     Transition::Rdm { since, .. } => {
                         self.send(conn, &format!("RDM {}", render(*since)))
                     }
+                    Transition::Atu { .. } => self.send(conn, "ATU"),
+                    Transition::Rcu { minutes, .. } => match minutes {
+                        Some(m) => self.send(conn, &format!("RCU {m}")),
+                        None => self.send(conn, "rcu"),
+                    },
                     Transition::Tick { .. } | Transition::Login { .. } | Transition::Restart => {
                         unreachable!()
                     }
@@ -341,21 +344,16 @@ impl StateMachineTest for ServerAgainstModel {
         let events = sut.events(actor);
         assert_eq!(events, model.expect.events, "events pushed by {t:?}");
         if let Some(listing) = &model.expect.listing {
-            let got: Vec<String> = replies[0].lines.iter().skip(1).cloned().collect();
-            let got = if listing.is_empty() {
-                got
+            let lines = &replies[0].lines;
+            if let Transition::Rdm { .. } = t {
+                if listing.is_empty() {
+                    assert_eq!(lines.len(), 1, "RDM with nothing to list: {replies:?}");
+                    assert!(lines[0].starts_with("No new messages since"), "{lines:?}");
+                } else {
+                    assert_eq!(&lines[1..], &listing[..], "RDM listing for {t:?}");
+                }
             } else {
-                got.to_vec()
-            };
-            if listing.is_empty() {
-                assert_eq!(
-                    replies[0].lines.len(),
-                    1,
-                    "RDM with nothing to list: {replies:?}"
-                );
-                assert!(replies[0].lines[0].starts_with("No new messages since"));
-            } else {
-                assert_eq!(&got, listing, "RDM listing for {t:?}");
+                assert_eq!(lines, listing, "the reply to {t:?}");
             }
         }
         sut
@@ -394,6 +392,11 @@ impl StateMachineTest for ServerAgainstModel {
             on_disk(DataFile::UserLog),
             sut.server.render_file(DataFile::UserLog),
             "userlog.txt differs from who is online"
+        );
+        assert_eq!(
+            on_disk(DataFile::UserLog),
+            model.userlog(),
+            "userlog.txt against the model"
         );
         let mut files = DataFiles::new();
         for (f, t) in &sut.files {
