@@ -87,9 +87,9 @@ fn run_one(seed: u64) {
     ServerHost::new(sim_config(seed), disk, trace).install(&mut sim);
 
     let events = std::rc::Rc::new(std::cell::Cell::new(0usize));
-    for i in 0..USERS.len() {
+    for (i, &who) in USERS.iter().enumerate() {
         let events = events.clone();
-        sim.client(USERS[i], async move {
+        sim.client(who, async move {
             let mut rng = Rng::new(seed, i as u64);
             let (script, wants) = session(i, &mut rng);
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -122,8 +122,7 @@ fn run_one(seed: u64) {
                 if is_event_line(line) {
                     assert!(
                         !asm.is_pending(),
-                        "{}: an event inside a multi-line reply: {line:?}",
-                        USERS[i]
+                        "{who}: an event inside a multi-line reply: {line:?}"
                     );
                     assert!(parse_event(line).is_some(), "unparsable event {line:?}");
                     events.set(events.get() + 1);
@@ -134,12 +133,11 @@ fn run_one(seed: u64) {
             assert_eq!(
                 replies.len(),
                 wants.len(),
-                "{}: one reply per request: {replies:?}",
-                USERS[i]
+                "{who}: one reply per request: {replies:?}"
             );
             let mut last_post = 0;
             for (k, (r, w)) in replies.iter().zip(&wants).enumerate() {
-                check(r, w, &mut last_post, USERS[i], k);
+                check(r, w, &mut last_post, who, k);
             }
             Ok(())
         });
