@@ -208,6 +208,17 @@ impl SimClient {
         }
     }
 
+    /// [`SimClient::connect_with`], retrying every 10 ms while the server is not listening
+    /// yet (or again).
+    pub async fn connect_retrying_with(name: &str, trace: &Trace, udp: Option<UdpOptions>) -> Self {
+        loop {
+            match Self::connect_with(name, trace, udp.clone()).await {
+                Ok(c) => return c,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
     /// The label of this client.
     pub fn name(&self) -> &str {
         &self.name

@@ -11,8 +11,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use huddle_core::store::DataFile;
-use huddle_sim_tests::client_host::SimClient;
+use huddle_core::transfer::TransferConfig;
+use huddle_core::transfer::netem::NetemConfig;
+use huddle_sim_tests::client_host::{SharedFiles, SimClient, UdpOptions};
+use huddle_sim_tests::clock;
 use huddle_sim_tests::disk::{CrashLoss, Disk};
 use huddle_sim_tests::exchanges::ExchangeLog;
 use huddle_sim_tests::rng::Rng;
@@ -150,5 +154,86 @@ fn the_same_seed_yields_the_same_trace_and_another_seed_another() {
             "seeds {seed} and {}: same trace",
             seed + 1
         );
+    }
+}
+
+/// Everything observable in one upload through a lossy, reordering path.
+fn upload(seed: u64) -> (Vec<String>, Option<Bytes>) {
+    let _guard = SeedGuard::new("determinism", seed);
+    let mut sim = sim::builder(seed, Duration::from_secs(120))
+        .udp_capacity(4096)
+        .build();
+    let trace = Trace::new();
+    let disk = Disk::new(CrashLoss::All, seed);
+    disk.preload(DataFile::Credentials, "alice pw\nbob pw\n");
+    ServerHost::new(sim_config(seed), disk, trace.clone()).install(&mut sim);
+    let options = |files: &SharedFiles, stream: u64| UdpOptions {
+        port: 6000,
+        netem: NetemConfig {
+            latency_ms: 0,
+            jitter_ms: 10,
+            loss: 0.1,
+            duplicate: 0.02,
+            reorder: 0.05,
+            reorder_delay_ms: 30,
+            seed: seed ^ stream,
+            ..NetemConfig::default()
+        },
+        transfer: TransferConfig {
+            seed,
+            ..TransferConfig::default()
+        },
+        files: files.clone(),
+    };
+    let alice_files = SharedFiles::default();
+    let mut rng = Rng::new(seed, 5);
+    let video: Bytes = (0..150_000).map(|_| rng.next_u64() as u8).collect();
+    alice_files
+        .borrow_mut()
+        .sources
+        .insert("clip.mp4".into(), video);
+    let bob_files = SharedFiles::default();
+    let (t, o) = (trace.clone(), options(&bob_files, 2));
+    sim.client("bob", async move {
+        let mut c = SimClient::connect_retrying_with("bob", &t, Some(o)).await;
+        c.login("bob", "pw").await.expect("login");
+        let limit = clock::at(60_000);
+        while !c.is_transferring() && clock::now() < limit {
+            c.idle(Duration::from_millis(10)).await;
+        }
+        c.wait_transfers(limit).await;
+        c.logout().await;
+        Ok(())
+    });
+    let (t, o) = (trace.clone(), options(&alice_files, 1));
+    sim.client("alice", async move {
+        clock::sleep_until(clock::at(500)).await;
+        let mut c = SimClient::connect_retrying_with("alice", &t, Some(o)).await;
+        c.login("alice", "pw").await.expect("login");
+        c.command("UPD bob clip.mp4").await.expect("UPD");
+        c.wait_transfers(clock::at(60_000)).await;
+        c.logout().await;
+        Ok(())
+    });
+    sim::run(&mut sim, "determinism", seed);
+    let saved = bob_files.borrow().saved.get("alice_clip.mp4").cloned();
+    (trace.lines(), saved)
+}
+
+#[test]
+fn the_same_seed_replays_an_upload_through_a_lossy_path_to_the_millisecond() {
+    for seed in sim::seeds(61, 2, 10) {
+        let first = upload(seed);
+        let second = upload(seed);
+        assert!(first.1.is_some(), "seed {seed}: the upload arrived");
+        assert!(
+            first
+                .0
+                .iter()
+                .any(|l| l.contains("has been uploaded to bob (")),
+            "seed {seed}: the trace records the transfer and its rate"
+        );
+        assert_eq!(first, second, "seed {seed}: the two runs differ");
+        assert_ne!(first.0, upload(seed + 1).0, "seeds {seed} and {}", seed + 1);
     }
 }
