@@ -9,7 +9,9 @@
 //!   were "fsynced", and may keep a torn tail of those that were not;
 //! - [`server_host`]: the server run loop over `turmoil::net` (accept, read, feed, drain,
 //!   group commit, write), restartable because a host is a closure;
-//! - [`client_host`]: a scripted user in front of the client core;
+//! - [`client_host`]: a scripted user in front of the client core, with an optional UDP side
+//!   whose outgoing datagrams pass a seeded lossy path (the core's `netem`) and whose file
+//!   operations go to an in-memory folder;
 //! - [`exchanges`]: a probe logging each line the server handled, when, and its reply codes;
 //! - [`trace`]: every observable event with its simulated time, to compare two runs;
 //! - [`sim`]: seeded builders, seed lists (`HUDDLE_SIM_SEED`, `HUDDLE_SOAK`) and the seed
