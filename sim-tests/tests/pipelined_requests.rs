@@ -3,8 +3,8 @@
 //!
 //! The client core sends one request at a time, so this scenario speaks the protocol raw, as
 //! a person pasting lines into `nc` would: three users each write their whole session (login,
-//! thirty commands, `OUT`) in random chunks with random pauses, while the others' posts and
-//! private messages are pushed to them.
+//! thirty commands — some over the 8 KiB line limit, some not UTF-8 — and `OUT`) in random
+//! chunks with random pauses, while the others' posts and private messages are pushed to them.
 
 use std::time::Duration;
 
@@ -31,25 +31,35 @@ enum Want {
     Private,
 }
 
-fn session(i: usize, rng: &mut Rng) -> (String, Vec<Want>) {
+fn session(i: usize, rng: &mut Rng) -> (Vec<u8>, Vec<Want>) {
     let me = USERS[i];
     let other = USERS[(i + 1) % USERS.len()];
-    let mut text = format!("{me}\npw\n");
+    let mut bytes = format!("{me}\npw\n").into_bytes();
     let mut want = vec![Want::Code(331), Want::Code(332), Want::Code(230)];
     for k in 0..30 {
-        let (line, w) = match rng.range(0, 5) {
-            0 | 1 => (format!("MSG {me} says {k}; fine"), Want::Posted),
-            2 => (format!("RDM {BEGINNING}"), Want::Listing),
-            3 => (format!("PVT {other} psst {k}"), Want::Private),
-            _ => ("ATU".to_string(), Want::Code(250)),
+        let (line, w) = match rng.range(0, 12) {
+            0..=3 => (
+                format!("MSG {me} says {k}; fine").into_bytes(),
+                Want::Posted,
+            ),
+            4 | 5 => (format!("RDM {BEGINNING}").into_bytes(), Want::Listing),
+            6 | 7 => (format!("PVT {other} psst {k}").into_bytes(), Want::Private),
+            8 | 9 => (b"ATU".to_vec(), Want::Code(250)),
+            // A line over the 8 KiB limit is refused and skipped; the connection goes on.
+            10 => (
+                format!("MSG {}", "x".repeat(9_000)).into_bytes(),
+                Want::Code(503),
+            ),
+            // So is one that is not UTF-8.
+            _ => (b"MSG caf\xe9 au lait".to_vec(), Want::Code(503)),
         };
-        text.push_str(&line);
-        text.push('\n');
+        bytes.extend_from_slice(&line);
+        bytes.push(b'\n');
         want.push(w);
     }
-    text.push_str("OUT\n");
+    bytes.extend_from_slice(b"OUT\n");
     want.push(Want::Code(221));
-    (text, want)
+    (bytes, want)
 }
 
 fn check(reply: &Reply, want: &Want, last_post: &mut u32, who: &str, k: usize) {
@@ -96,7 +106,7 @@ fn run_one(seed: u64) {
             let stream = TcpStream::connect((SERVER, PORT)).await?;
             let (mut rd, mut wr) = stream.into_split();
             let writer = tokio::task::spawn_local(async move {
-                let bytes = script.into_bytes();
+                let bytes = script;
                 let mut at = 0;
                 while at < bytes.len() {
                     let n = (rng.range(1, 200) as usize).min(bytes.len() - at);
