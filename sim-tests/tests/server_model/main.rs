@@ -1,6 +1,7 @@
 //! Model-based test of the server core (issue 5), in the style of firezone's tunnel tests: a
 //! reference model (`reference.rs`) generates random transitions from several users — logins
-//! with right and wrong passwords, a sign-up with an acceptable or a refused password, logouts,
+//! with right and wrong passwords, a sign-up with an acceptable or a refused password, a
+//! connection that stalls at the password prompt until the login timeout closes it, logouts,
 //! dropped connections, `MSG`, `EDT`, `DLT`, `PVT`, `BLK`, `UNB`, `RDM`, `ATU`, `RCU` — plus
 //! `Tick`s that move the clock (past lockouts and `RCU` windows too) and `Restart`s that crash
 //! the server and start it from its folder. The real core (`sut.rs`) must give the same reply

@@ -26,6 +26,8 @@ pub const NOBODY: &str = "zed";
 pub const T0: u64 = 1_795_300_000_000;
 /// How long a lockout lasts.
 pub const BLOCK_MS: u64 = 10_000;
+/// How long a connection may take to log in.
+pub const LOGIN_TIMEOUT_MS: u64 = 5 * 60 * 1000;
 /// Posts replayed at login before older ones are summarised (small, to reach it).
 pub const BACKLOG: usize = 3;
 
@@ -44,6 +46,8 @@ pub enum Transition {
     Logout { user: usize },
     /// The connection breaks without `OUT`.
     Drop { user: usize },
+    /// A new connection sends the user name and then nothing: the login timeout closes it.
+    Stall { user: usize },
     /// `MSG text`.
     Msg { user: usize, text: String },
     /// `EDT number timestamp text`, the timestamp in Unix seconds.
@@ -83,6 +87,7 @@ impl Transition {
         match self {
             Transition::Tick { .. } | Transition::Restart => None,
             Transition::Login { user, .. }
+            | Transition::Stall { user }
             | Transition::Logout { user }
             | Transition::Drop { user }
             | Transition::Msg { user, .. }
@@ -139,6 +144,9 @@ pub struct Expect {
     pub events: BTreeMap<usize, Vec<Ev>>,
     /// For `RDM`: the listed posts; for `ATU` and `RCU`: every line of the reply.
     pub listing: Option<Vec<String>>,
+    /// Stalled connections (by when they were opened) the login timeout closes now, with a
+    /// `421`.
+    pub timed_out: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +178,8 @@ pub struct RefState {
     pub posts: Vec<Post>,
     pub inbox: Vec<Letter>,
     pub blocks: BTreeSet<(String, String)>,
+    /// Connections waiting at the password prompt, by when they were opened (ms).
+    pub stalled: Vec<u64>,
     pub last_login: [Option<i64>; N],
     pub last_logout: [Option<i64>; N],
     pub expect: Expect,
@@ -329,7 +339,24 @@ impl RefState {
         self.expect = Expect::default();
         let now = self.now_sec();
         match t.clone() {
-            Transition::Tick { ms } => self.now_ms += ms,
+            Transition::Tick { ms } => {
+                self.now_ms += ms;
+                let now = self.now_ms;
+                let (gone, kept) = std::mem::take(&mut self.stalled)
+                    .into_iter()
+                    .partition(|&opened| opened + LOGIN_TIMEOUT_MS <= now);
+                self.stalled = kept;
+                self.expect.timed_out = gone;
+            }
+            Transition::Stall { user } => {
+                if self.is_locked(user) {
+                    self.expect.codes.push(435);
+                } else {
+                    let code = if self.accounts[user] { 332 } else { 333 };
+                    self.expect.codes.push(code);
+                    self.stalled.push(self.now_ms);
+                }
+            }
             Transition::Restart => {
                 // Sessions die without a logout: whoever was online is taken to have logged
                 // out at their login, so catch-up misses nothing. Failure counts and lockouts
@@ -337,6 +364,7 @@ impl RefState {
                 for u in std::mem::take(&mut self.online) {
                     self.last_logout[u] = self.last_login[u];
                 }
+                self.stalled.clear();
                 self.failures = [0; N];
                 self.blocked_until = [None; N];
             }
@@ -589,6 +617,7 @@ impl ReferenceStateMachine for Model {
                 posts: Vec::new(),
                 inbox: Vec::new(),
                 blocks: BTreeSet::new(),
+                stalled: Vec::new(),
                 last_login: [None; N],
                 last_logout: [None; N],
                 expect: Expect::default(),
@@ -598,12 +627,16 @@ impl ReferenceStateMachine for Model {
 
     fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
         let any_user = 0..USERS.len();
-        let tick = prop::sample::select(vec![1u64, 400, 999, 1_000, 2_500, 9_999, 10_000, 60_000])
-            .prop_map(|ms| Transition::Tick { ms });
+        let tick = prop::sample::select(vec![
+            1u64, 400, 999, 1_000, 2_500, 9_999, 10_000, 60_000, 299_999, 300_000,
+        ])
+        .prop_map(|ms| Transition::Tick { ms });
         let login = (any_user, prop::bool::weighted(0.6))
             .prop_map(|(user, right)| Transition::Login { user, right });
         if state.online.is_empty() {
-            return prop_oneof![2 => tick, 6 => login, 1 => Just(Transition::Restart)].boxed();
+            let stall = (0..USERS.len()).prop_map(|user| Transition::Stall { user });
+            return prop_oneof![2 => tick, 6 => login, 1 => stall, 1 => Just(Transition::Restart)]
+                .boxed();
         }
         let online: Vec<usize> = state.online.to_vec();
         let who = prop::sample::select(online);
@@ -621,6 +654,7 @@ impl ReferenceStateMachine for Model {
             2 => tick,
             2 => login,
             1 => Just(Transition::Restart),
+            1 => (0..USERS.len()).prop_map(|user| Transition::Stall { user }),
             1 => who.clone().prop_map(|user| Transition::Logout { user }),
             1 => who.clone().prop_map(|user| Transition::Drop { user }),
             4 => (who.clone(), text()).prop_map(|(user, text)| Transition::Msg { user, text }),
@@ -640,7 +674,10 @@ impl ReferenceStateMachine for Model {
 
     fn preconditions(state: &RefState, t: &Transition) -> bool {
         match t {
-            Transition::Tick { .. } | Transition::Login { .. } | Transition::Restart => true,
+            Transition::Tick { .. }
+            | Transition::Login { .. }
+            | Transition::Stall { .. }
+            | Transition::Restart => true,
             other => other.user().is_some_and(|u| state.online.contains(&u)),
         }
     }

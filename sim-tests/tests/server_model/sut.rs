@@ -35,6 +35,8 @@ pub struct Sut {
     received: BTreeMap<ConnId, String>,
     closed: Vec<ConnId>,
     next_port: u16,
+    /// Connections left waiting at the password prompt, by when they were opened.
+    stalled: Vec<(ConnId, u64)>,
 }
 
 fn secs(at: huddle_core::time::CivilTime) -> i64 {
@@ -125,6 +127,7 @@ impl Sut {
             received: BTreeMap::new(),
             closed: Vec::new(),
             next_port: 50_000,
+            stalled: Vec::new(),
         };
         sut.drain();
         sut.received.clear();
@@ -178,10 +181,23 @@ impl Sut {
                 }
                 self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now));
                 self.sessions.clear();
+                self.stalled.clear();
                 self.closed.clear();
                 self.drain();
                 self.received.clear();
                 return (None, Vec::new());
+            }
+            Transition::Stall { user } => {
+                self.next_port += 1;
+                let peer: SocketAddr = format!("{}:{}", ip(*user), self.next_port).parse().unwrap();
+                let conn = self.server.handle_connect(peer, UnixMillis(self.now));
+                self.drain();
+                self.received.remove(&conn);
+                self.send(conn, USERS[*user]);
+                if !self.closed.contains(&conn) {
+                    self.stalled.push((conn, self.now));
+                }
+                (*user, conn)
             }
             Transition::Login { user, right } => {
                 self.next_port += 1;
@@ -245,9 +261,10 @@ impl Sut {
                         Some(m) => self.send(conn, &format!("RCU {m}")),
                         None => self.send(conn, "rcu"),
                     },
-                    Transition::Tick { .. } | Transition::Login { .. } | Transition::Restart => {
-                        unreachable!()
-                    }
+                    Transition::Tick { .. }
+                    | Transition::Login { .. }
+                    | Transition::Stall { .. }
+                    | Transition::Restart => unreachable!(),
                 }
                 (user, conn)
             }
@@ -336,6 +353,30 @@ impl StateMachineTest for ServerAgainstModel {
 
     fn apply(mut sut: Sut, model: &RefState, t: Transition) -> Sut {
         let (actor, replies) = sut.run(&t);
+        // Stalled connections the login timeout closed in this transition.
+        let mut timed_out = Vec::new();
+        for &(conn, opened) in &sut.stalled {
+            if matches!(&t, Transition::Stall { .. }) && actor.map(|a| a.1) == Some(conn) {
+                continue;
+            }
+            let (replies, _) = split(sut.received.get(&conn).map_or("", String::as_str));
+            if !replies.is_empty() {
+                let codes: Vec<u16> = replies.iter().map(|r| r.code.get()).collect();
+                assert_eq!(
+                    codes,
+                    [421],
+                    "a stalled connection is only ever told it timed out"
+                );
+                assert!(sut.closed.contains(&conn), "and then closed");
+                timed_out.push(opened);
+            }
+        }
+        sut.stalled
+            .retain(|(_, opened)| !timed_out.contains(opened));
+        assert_eq!(
+            timed_out, model.expect.timed_out,
+            "stalled connections closed by {t:?} (opened at)"
+        );
         let codes: Vec<u16> = replies.iter().map(|r| r.code.get()).collect();
         assert_eq!(
             codes, model.expect.codes,
