@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use huddle_core::UnixMillis;
 use huddle_core::server::{ConnId, Output, Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -97,6 +98,10 @@ pub struct ServerHost {
     pub fsync_latency: Duration,
     /// An optional observer of the core.
     pub probe: Option<SharedProbe>,
+    /// When to stop gracefully, as a runtime does on SIGTERM: `Server::shutdown`, carry out
+    /// what it asks, wait for every connection to close, and end the host's software. A boot
+    /// after that instant (`sim.bounce`) runs on.
+    pub stop_at: Option<UnixMillis>,
 }
 
 /// A server configuration for simulations: everything fixed by `seed`, cheap password hashes.
@@ -134,6 +139,7 @@ impl ServerHost {
             trace,
             fsync_latency: Duration::from_millis(2),
             probe: None,
+            stop_at: None,
         }
     }
 
@@ -173,8 +179,13 @@ impl ServerHost {
             }
         });
 
+        let stop_at = self.stop_at.filter(|t| clock::now() < *t);
         loop {
-            let first = match server.poll_timeout() {
+            if stop_at.is_some_and(|t| clock::now() >= t) {
+                return self.stop(server, writers, rx, tx).await;
+            }
+            let wake = [server.poll_timeout(), stop_at].into_iter().flatten().min();
+            let first = match wake {
                 Some(t) => tokio::select! {
                     biased;
                     input = rx.recv() => input,
@@ -195,6 +206,32 @@ impl ServerHost {
             }
             self.carry_out(&server, batch, &writers).await;
         }
+    }
+
+    /// The graceful stop: tell everyone, let every connection close, then end.
+    async fn stop(
+        &self,
+        mut server: Server,
+        mut writers: Writers,
+        mut rx: mpsc::UnboundedReceiver<Input>,
+        tx: mpsc::UnboundedSender<Input>,
+    ) -> turmoil::Result {
+        server.shutdown(clock::now());
+        let mut batch = Vec::new();
+        self.drain(&mut server, InputSeen::Timeout, &mut batch);
+        self.carry_out(&server, batch, &writers).await;
+        while !writers.is_empty() {
+            let Some(input) = rx.recv().await else { break };
+            let mut batch = Vec::new();
+            match input {
+                // Nobody new gets in while stopping.
+                Input::Connect(stream, _) => drop(stream),
+                other => self.feed(&mut server, other, &mut writers, &tx, &mut batch),
+            }
+            self.carry_out(&server, batch, &writers).await;
+        }
+        self.trace.record(&self.name, "stopped");
+        Ok(())
     }
 
     fn feed(

@@ -3,8 +3,9 @@
 //! with right and wrong passwords, a sign-up with an acceptable or a refused password, a
 //! connection that stalls at the password prompt until the login timeout closes it, logouts,
 //! dropped connections, `MSG`, `EDT`, `DLT`, `PVT`, `BLK`, `UNB`, `RDM`, `ATU`, `RCU` — plus
-//! `Tick`s that move the clock (past lockouts and `RCU` windows too) and `Restart`s that crash
-//! the server and start it from its folder. The real core (`sut.rs`) must give the same reply
+//! `Tick`s that move the clock (past lockouts, login timeouts and `RCU` windows too),
+//! `Restart`s that crash the server and start it from its folder, and graceful `Shutdown`s
+//! that log everyone out first. The real core (`sut.rs`) must give the same reply
 //! codes, push the same events to the same users, list the same lines, keep the same board,
 //! inbox, blocks, accounts and user log, and hold in its folder what a restarted server would
 //! read back as the same state.

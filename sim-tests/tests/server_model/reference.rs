@@ -79,13 +79,15 @@ pub enum Transition {
     Tick { ms: u64 },
     /// The server crashes and starts again from its data folder.
     Restart,
+    /// The server stops gracefully (logging everyone out) and starts again.
+    Shutdown,
 }
 
 impl Transition {
     /// The user acting, if any.
     pub fn user(&self) -> Option<usize> {
         match self {
-            Transition::Tick { .. } | Transition::Restart => None,
+            Transition::Tick { .. } | Transition::Restart | Transition::Shutdown => None,
             Transition::Login { user, .. }
             | Transition::Stall { user }
             | Transition::Logout { user }
@@ -145,8 +147,10 @@ pub struct Expect {
     /// For `RDM`: the listed posts; for `ATU` and `RCU`: every line of the reply.
     pub listing: Option<Vec<String>>,
     /// Stalled connections (by when they were opened) the login timeout closes now, with a
-    /// `421`.
+    /// `421` — or that a stop closes.
     pub timed_out: Vec<u64>,
+    /// Users a stop told it is stopping (each with a `421`).
+    pub stopped: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,6 +360,16 @@ impl RefState {
                     self.expect.codes.push(code);
                     self.stalled.push(self.now_ms);
                 }
+            }
+            Transition::Shutdown => {
+                // Everyone is logged out first, in login order, each leaving the rest.
+                self.expect.stopped = self.online.clone();
+                for u in self.online.clone() {
+                    self.leave(u);
+                }
+                self.expect.timed_out = std::mem::take(&mut self.stalled);
+                self.failures = [0; N];
+                self.blocked_until = [None; N];
             }
             Transition::Restart => {
                 // Sessions die without a logout: whoever was online is taken to have logged
@@ -654,6 +668,7 @@ impl ReferenceStateMachine for Model {
             2 => tick,
             2 => login,
             1 => Just(Transition::Restart),
+            1 => Just(Transition::Shutdown),
             1 => (0..USERS.len()).prop_map(|user| Transition::Stall { user }),
             1 => who.clone().prop_map(|user| Transition::Logout { user }),
             1 => who.clone().prop_map(|user| Transition::Drop { user }),
@@ -677,7 +692,8 @@ impl ReferenceStateMachine for Model {
             Transition::Tick { .. }
             | Transition::Login { .. }
             | Transition::Stall { .. }
-            | Transition::Restart => true,
+            | Transition::Restart
+            | Transition::Shutdown => true,
             other => other.user().is_some_and(|u| state.online.contains(&u)),
         }
     }

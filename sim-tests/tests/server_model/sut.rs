@@ -37,6 +37,17 @@ pub struct Sut {
     next_port: u16,
     /// Connections left waiting at the password prompt, by when they were opened.
     stalled: Vec<(ConnId, u64)>,
+    /// What the last graceful stop told whom.
+    shutdown: Option<Shutdown>,
+}
+
+/// What a graceful stop sent: per logged-in user their reply codes and events, and the reply
+/// codes of each stalled connection.
+#[derive(Debug, Default)]
+struct Shutdown {
+    codes: BTreeMap<usize, Vec<u16>>,
+    events: BTreeMap<usize, Vec<Ev>>,
+    stalled: Vec<Vec<u16>>,
 }
 
 fn secs(at: huddle_core::time::CivilTime) -> i64 {
@@ -128,6 +139,7 @@ impl Sut {
             closed: Vec::new(),
             next_port: 50_000,
             stalled: Vec::new(),
+            shutdown: None,
         };
         sut.drain();
         sut.received.clear();
@@ -164,6 +176,27 @@ impl Sut {
         self.drain();
     }
 
+    /// The driver saw `conn` go (the client closed it, or the server did and the socket is
+    /// now gone): tell the core, as a runtime does.
+    fn gone(&mut self, conn: ConnId) {
+        self.server.handle_disconnect(conn, UnixMillis(self.now));
+        self.drain();
+    }
+
+    /// A new server process from the folder.
+    fn restart(&mut self) {
+        let mut files = DataFiles::new();
+        for (f, t) in &self.files {
+            files.insert(*f, t.clone());
+        }
+        self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now));
+        self.sessions.clear();
+        self.stalled.clear();
+        self.closed.clear();
+        self.drain();
+        self.received.clear();
+    }
+
     /// Carry out `t`; returns the acting connection (if any) and the replies it got.
     fn run(&mut self, t: &Transition) -> (Option<(usize, ConnId)>, Vec<Reply>) {
         self.received.clear();
@@ -172,19 +205,43 @@ impl Sut {
                 self.now += ms;
                 self.server.handle_timeout(UnixMillis(self.now));
                 self.drain();
+                let closed: Vec<ConnId> = self
+                    .stalled
+                    .iter()
+                    .map(|(c, _)| *c)
+                    .filter(|c| self.closed.contains(c))
+                    .collect();
+                for conn in closed {
+                    self.gone(conn);
+                }
+                return (None, Vec::new());
+            }
+            Transition::Shutdown => {
+                self.server.shutdown(UnixMillis(self.now));
+                self.drain();
+                let mut report = Shutdown::default();
+                for (&user, &conn) in &self.sessions {
+                    let (replies, events) =
+                        split(self.received.get(&conn).map_or("", String::as_str));
+                    report
+                        .codes
+                        .insert(user, replies.iter().map(|r| r.code.get()).collect());
+                    if !events.is_empty() {
+                        report.events.insert(user, events);
+                    }
+                }
+                for (conn, _) in &self.stalled {
+                    let (replies, _) = split(self.received.get(conn).map_or("", String::as_str));
+                    report
+                        .stalled
+                        .push(replies.iter().map(|r| r.code.get()).collect());
+                }
+                self.shutdown = Some(report);
+                self.restart();
                 return (None, Vec::new());
             }
             Transition::Restart => {
-                let mut files = DataFiles::new();
-                for (f, t) in &self.files {
-                    files.insert(*f, t.clone());
-                }
-                self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now));
-                self.sessions.clear();
-                self.stalled.clear();
-                self.closed.clear();
-                self.drain();
-                self.received.clear();
+                self.restart();
                 return (None, Vec::new());
             }
             Transition::Stall { user } => {
@@ -194,7 +251,9 @@ impl Sut {
                 self.drain();
                 self.received.remove(&conn);
                 self.send(conn, USERS[*user]);
-                if !self.closed.contains(&conn) {
+                if self.closed.contains(&conn) {
+                    self.gone(conn);
+                } else {
                     self.stalled.push((conn, self.now));
                 }
                 (*user, conn)
@@ -220,10 +279,10 @@ impl Sut {
                 let (replies, _) = split(self.received.get(&conn).map_or("", String::as_str));
                 if replies.last().map(|r| r.code.get()) == Some(230) {
                     self.sessions.insert(*user, conn);
-                } else if !self.closed.contains(&conn) {
-                    // The client gives up on a connection that did not log in.
-                    self.server.handle_disconnect(conn, UnixMillis(self.now));
-                    self.drain();
+                } else {
+                    // The client gives up on a connection that did not log in (or the server
+                    // closed it).
+                    self.gone(conn);
                 }
                 (*user, conn)
             }
@@ -240,6 +299,7 @@ impl Sut {
                         self.sessions.remove(&user);
                         self.send(conn, "OUT");
                         assert!(self.closed.contains(&conn), "OUT closes the connection");
+                        self.gone(conn);
                     }
                     Transition::Msg { text, .. } => self.send(conn, &format!("MSG {text}")),
                     Transition::Edt {
@@ -264,7 +324,8 @@ impl Sut {
                     Transition::Tick { .. }
                     | Transition::Login { .. }
                     | Transition::Stall { .. }
-                    | Transition::Restart => unreachable!(),
+                    | Transition::Restart
+                    | Transition::Shutdown => unreachable!(),
                 }
                 (user, conn)
             }
@@ -353,6 +414,28 @@ impl StateMachineTest for ServerAgainstModel {
 
     fn apply(mut sut: Sut, model: &RefState, t: Transition) -> Sut {
         let (actor, replies) = sut.run(&t);
+        if let Some(report) = sut.shutdown.take() {
+            let told: Vec<usize> = report.codes.keys().copied().collect();
+            let mut online = model.expect.stopped.clone();
+            online.sort();
+            assert_eq!(told, online, "a stop tells every logged-in user");
+            for (user, codes) in &report.codes {
+                assert_eq!(codes, &[421], "{} is told the server stops", USERS[*user]);
+            }
+            assert_eq!(
+                report.events, model.expect.events,
+                "events pushed by the stop"
+            );
+            assert_eq!(report.stalled.len(), model.expect.timed_out.len());
+            for codes in &report.stalled {
+                assert_eq!(
+                    codes,
+                    &[421],
+                    "a stalled connection is told the server stops"
+                );
+            }
+            return sut;
+        }
         // Stalled connections the login timeout closed in this transition.
         let mut timed_out = Vec::new();
         for &(conn, opened) in &sut.stalled {
