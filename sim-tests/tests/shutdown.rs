@@ -88,7 +88,6 @@ fn a_graceful_stop_logs_everyone_out_tells_every_client_and_restarts_cleanly() {
 }
 
 #[test]
-#[ignore = "core bug: Server::shutdown sends 421 and Close again on a connection it already closed"]
 fn a_shutdown_sends_nothing_on_a_connection_the_server_already_closed() {
     let now = UnixMillis(EPOCH_MILLIS);
     let mut files = DataFiles::new();

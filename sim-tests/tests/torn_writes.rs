@@ -103,7 +103,6 @@ fn base() -> DataFiles {
 }
 
 #[test]
-#[ignore = "core bug: a torn sign-up line is loaded as an account whose password nobody knows"]
 fn a_torn_sign_up_leaves_the_name_free_or_usable() {
     let mut b = Bench::boot(base());
     let before = b.files.clone();

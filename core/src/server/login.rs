@@ -172,7 +172,7 @@ impl Server {
                 Failure::Blocked(until) => {
                     let secs = self.seconds_left(until);
                     self.log(format!(
-                        "{peer}: wrong password for {name}; {name} blocked for {secs} s after {} failed attempts",
+                        "{peer}: wrong password for {name}; {name} blocked for {secs} s after {} failed attempt(s)",
                         self.config.attempts.get()
                     ));
                     self.reply(
@@ -180,8 +180,9 @@ impl Server {
                         Reply::new(
                             Code::LOCKED_OUT,
                             format!(
-                                "Invalid password. Your account has been blocked. Please try again later ({name} is blocked for {secs} seconds after {} failed attempts).",
-                                self.config.attempts.get()
+                                "Invalid password. Your account has been blocked. Please try again later ({name} is blocked for {secs} seconds after {} failed attempt{}).",
+                                self.config.attempts.get(),
+                                if self.config.attempts.get() == 1 { "" } else { "s" }
                             ),
                         ),
                     );

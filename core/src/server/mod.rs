@@ -299,7 +299,13 @@ impl Server {
     /// Tell everyone the server is stopping and close every connection.
     pub fn shutdown(&mut self, now: UnixMillis) {
         self.clock.advance(now);
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        // Connections already closed (after OUT or a lockout) get nothing more.
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase != Phase::Closed)
+            .map(|(&id, _)| id)
+            .collect();
         // Log everyone out first, so logins.txt has their logout time and userlog.txt is empty.
         let online: Vec<(ConnId, UserName)> = self
             .sessions
