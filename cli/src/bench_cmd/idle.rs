@@ -89,12 +89,16 @@ pub fn run(args: IdleArgs) -> anyhow::Result<()> {
         Which::Smol => &["smol"],
         Which::Both => &["std", "smol"],
     };
-    let mut rows = Vec::new();
+    // Each row is printed as soon as it is measured: a long run that is cut short still
+    // leaves its figures.
+    print!("{}", header(&args));
     for &runtime in runtimes {
         eprintln!("bench idle: {runtime} server, {} clients …", args.clients);
-        rows.push(measure(runtime, &args)?);
+        let row = measure(runtime, &args)?;
+        print!("{}", format_row(&row));
+        let _ = io::stdout().flush();
     }
-    print!("{}", table(&args, &rows));
+    print!("{}", FOOTER);
     Ok(())
 }
 
@@ -502,18 +506,21 @@ async fn idle_client(
     }
 }
 
-fn table(args: &IdleArgs, rows: &[Row]) -> String {
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+/// What the columns mean.
+const FOOTER: &str = "per client = (RSS after - RSS before) / logged in, with 1 kB = 1000 bytes; \
+                      MSG alone = median round trip with no idle client\n";
+
+fn header(args: &IdleArgs) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "huddle bench idle: {} idle logged-in clients over 127.0.0.1; {} MSG round trips of a \
-         probe client alone and then among them",
-        args.clients, args.msgs
+        "huddle bench idle: {} idle logged-in clients over 127.0.0.1 (waves of {}); {} MSG round \
+         trips of a probe client alone and then among them",
+        args.clients, args.wave, args.msgs
     );
     let _ = writeln!(
         out,
-        "{:<8} {:>10} {:>11} {:>11} {:>12} {:>8} {:>10} {:>11} {:>11} {:>11} {:>11}",
+        "{:<8} {:>12} {:>11} {:>11} {:>12} {:>8} {:>10} {:>11} {:>11} {:>11} {:>11}",
         "runtime",
         "logged in",
         "RSS before",
@@ -526,38 +533,35 @@ fn table(args: &IdleArgs, rows: &[Row]) -> String {
         "MSG median",
         "MSG max"
     );
-    for r in rows {
-        let grown = r.after.rss_kib.saturating_sub(r.before.rss_kib) as f64 * 1024.0;
-        let per = if r.logged_in == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.2} kB", grown / r.logged_in as f64 / 1000.0)
-        };
-        let _ = writeln!(
-            out,
-            "{:<8} {:>10} {:>11} {:>11} {:>12} {:>8} {:>10} {:>11} {:>11} {:>11} {:>11}",
-            r.runtime,
-            format!("{}/{}", r.logged_in, r.wanted),
-            format!("{:.1} MiB", r.before.rss_kib as f64 / 1024.0),
-            format!("{:.1} MiB", r.after.rss_kib as f64 / 1024.0),
-            per,
-            r.after.threads,
-            format!("{:.1} s", r.login_all.as_secs_f64()),
-            ms(r.alone.quantile(0.5)),
-            ms(r.crowded.login),
-            ms(r.crowded.quantile(0.5)),
-            ms(r.crowded.quantile(1.0)),
-        );
-    }
-    for r in rows {
-        if let Some(why) = &r.failure {
-            let _ = writeln!(out, "{}: logging in stopped early: {why}", r.runtime);
-        }
-    }
+    out
+}
+
+fn format_row(r: &Row) -> String {
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    let grown = r.after.rss_kib.saturating_sub(r.before.rss_kib) as f64 * 1024.0;
+    let per = if r.logged_in == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.2} kB", grown / r.logged_in as f64 / 1000.0)
+    };
+    let mut out = String::new();
     let _ = writeln!(
         out,
-        "per client = (RSS after - RSS before) / logged in, with 1 kB = 1000 bytes; \
-         MSG alone = median with no idle client"
+        "{:<8} {:>12} {:>11} {:>11} {:>12} {:>8} {:>10} {:>11} {:>11} {:>11} {:>11}",
+        r.runtime,
+        format!("{}/{}", r.logged_in, r.wanted),
+        format!("{:.1} MiB", r.before.rss_kib as f64 / 1024.0),
+        format!("{:.1} MiB", r.after.rss_kib as f64 / 1024.0),
+        per,
+        r.after.threads,
+        format!("{:.1} s", r.login_all.as_secs_f64()),
+        ms(r.alone.quantile(0.5)),
+        ms(r.crowded.login),
+        ms(r.crowded.quantile(0.5)),
+        ms(r.crowded.quantile(1.0)),
     );
+    if let Some(why) = &r.failure {
+        let _ = writeln!(out, "{}: logging in stopped early: {why}", r.runtime);
+    }
     out
 }
