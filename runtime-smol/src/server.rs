@@ -17,7 +17,7 @@
 //! calling one `spawn_server` or the other.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -30,7 +30,6 @@ use huddle_runtime_std::console::Console;
 use huddle_runtime_std::driver::{self, Driver, INPUT_QUEUE, Input, READ_CHUNK, Transport};
 use huddle_runtime_std::outbox::Drain;
 use smol::channel::{Receiver, Sender};
-use smol::io::AsyncWriteExt;
 use smol::{Async, Executor, Task, Timer};
 
 pub use huddle_runtime_std::server::{ServerError, ServerHandle, ServerOptions};
@@ -280,8 +279,8 @@ fn read_now(mut stream: &TcpStream) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Write what the outbox yields until the driver drops it, then shut the socket down (the
-/// reader then reports the end to the core). A write that makes no progress for
-/// `write_timeout` ends it, so a stuck peer cannot hold its socket forever.
+/// reader then reports the end to the core). A client that accepts no bytes for
+/// `write_timeout` is cut off, so a stuck peer cannot hold its socket forever.
 async fn write_loop(
     stream: Stream,
     drain: Drain,
@@ -292,25 +291,50 @@ async fn write_loop(
 ) {
     let result = async {
         while let Some(chunk) = drain.next_chunk().await {
-            let write = async { (&*stream).write_all(&chunk).await };
-            smol::future::or(write, async {
-                Timer::after(write_timeout).await;
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "writing to the client took longer than {} s",
-                        write_timeout.as_secs_f64()
-                    ),
-                ))
-            })
-            .await?;
+            write_chunk(&stream, &chunk, write_timeout).await?;
             drain.written(chunk.len());
         }
-        (&*stream).flush().await
+        Ok::<(), io::Error>(())
     }
     .await;
     if let Err(e) = result {
         console.note(&format!("{peer} ({conn}): cannot send, disconnecting: {e}"));
     }
     let _ = stream.get_ref().shutdown(Shutdown::Both);
+}
+
+/// Write all of `chunk`: at once as far as the socket takes it (the usual case, which costs
+/// no timer), then waiting for room, at most `timeout` each time (what `SO_SNDTIMEO` does for
+/// the std runtime's blocking writes).
+async fn write_chunk(
+    stream: &Async<TcpStream>,
+    mut chunk: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    while !chunk.is_empty() {
+        match stream.get_ref().write(chunk) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => chunk = &chunk[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let room =
+                    smol::future::or(async { stream.writable().await.map(|()| true) }, async {
+                        Timer::after(timeout).await;
+                        Ok(false)
+                    })
+                    .await?;
+                if !room {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "the client accepted no bytes for {} s",
+                            timeout.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

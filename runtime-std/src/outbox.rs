@@ -117,13 +117,13 @@ impl Drain {
     ///
     /// Returns the write error that ended it early, if any; the socket is shut down either
     /// way, so the connection's reader sees the end and reports the disconnect to the core.
-    pub fn run(self, mut stream: TcpStream) -> Result<(), std::io::Error> {
-        let result = self.write_all(&mut stream);
+    pub fn run(self, stream: &TcpStream) -> Result<(), std::io::Error> {
+        let result = self.write_all(stream);
         let _ = stream.shutdown(Shutdown::Both);
         result
     }
 
-    fn write_all(&self, stream: &mut TcpStream) -> Result<(), std::io::Error> {
+    fn write_all(&self, mut stream: &TcpStream) -> Result<(), std::io::Error> {
         while let Some(chunk) = self.next_chunk_blocking() {
             stream.write_all(&chunk)?;
             self.written(chunk.len());

@@ -229,7 +229,7 @@ struct Threads {
     inputs: Receiver<Input<TcpStream>>,
     input_tx: SyncSender<Input<TcpStream>>,
     /// Every socket whose reader has not reported its end, to cut them all at shutdown.
-    sockets: HashMap<ConnId, TcpStream>,
+    sockets: HashMap<ConnId, Arc<TcpStream>>,
     threads: Vec<JoinHandle<()>>,
     /// Every writer holds a clone of the sender; all gone means all writers finished.
     writers_done: Option<(mpsc::Sender<()>, Receiver<()>)>,
@@ -273,14 +273,17 @@ impl Transport for Threads {
         // Replies are small lines that a person waits for: send them at once.
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(self.write_timeout))?;
-        let for_writer = stream.try_clone()?;
-        let for_reader = stream.try_clone()?;
+        // One descriptor shared by reader, writer and core (`Read`/`Write` for `&TcpStream`),
+        // not three: the process's open-file limit then bounds connections, not a third of them.
+        let stream = Arc::new(stream);
+        let for_writer = Arc::clone(&stream);
+        let for_reader = Arc::clone(&stream);
         let done = self.writers_done.as_ref().map(|(tx, _)| tx.clone());
         let console = self.console.clone();
         let writer = thread::Builder::new()
             .name(format!("huddle-write-{}", conn.0))
             .spawn(move || {
-                if let Err(e) = drain.run(for_writer) {
+                if let Err(e) = drain.run(&for_writer) {
                     console.note(&format!("{peer} ({conn}): cannot send, disconnecting: {e}"));
                 }
                 drop(done);
@@ -394,10 +397,10 @@ fn wake(addr: SocketAddr) -> bool {
 }
 
 /// Feed a connection's bytes to the core thread until it ends, then report the end.
-fn read_loop(conn: ConnId, mut stream: TcpStream, tx: SyncSender<Input<TcpStream>>) {
+fn read_loop(conn: ConnId, stream: Arc<TcpStream>, tx: SyncSender<Input<TcpStream>>) {
     let mut buf = vec![0u8; READ_CHUNK];
     let error = loop {
-        match stream.read(&mut buf) {
+        match (&*stream).read(&mut buf) {
             Ok(0) => break None,
             Ok(n) => {
                 if tx.send(Input::Bytes(conn, buf[..n].to_vec())).is_err() {

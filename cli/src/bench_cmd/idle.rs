@@ -27,8 +27,8 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -87,14 +87,19 @@ pub fn run(args: IdleArgs) -> anyhow::Result<()> {
     let runtimes: &[&str] = match args.runtime {
         Which::Std => &["std"],
         Which::Smol => &["smol"],
-        Which::Both => &["std", "smol"],
+        // smol first: it is quick, and its row is printed even if std cannot finish.
+        Which::Both => &["smol", "std"],
     };
-    let mut rows = Vec::new();
+    // Each row is printed as soon as it is measured: a long run that is cut short still
+    // leaves its figures.
+    print!("{}", header(&args));
     for &runtime in runtimes {
         eprintln!("bench idle: {runtime} server, {} clients …", args.clients);
-        rows.push(measure(runtime, &args)?);
+        let row = measure(runtime, &args)?;
+        print!("{}", format_row(&row));
+        let _ = io::stdout().flush();
     }
-    print!("{}", table(&args, &rows));
+    print!("{}", FOOTER);
     Ok(())
 }
 
@@ -129,7 +134,11 @@ struct Row {
     after: ProcStatus,
     login_all: Duration,
     alone: Probe,
-    crowded: Probe,
+    /// The fresh client among the idle ones, or why it could not get in.
+    crowded: Result<Probe, String>,
+    /// The server's first complaint about its resources, if any (a thread it could not
+    /// start, a connection it could not accept).
+    complaint: Option<String>,
 }
 
 /// Where the data folders go: a RAM-backed `/dev/shm` when there is one, so that fsync costs
@@ -178,7 +187,7 @@ fn measure_in(runtime: &'static str, args: &IdleArgs, dir: &Path) -> anyhow::Res
     );
     idle.wait_quiet();
     let after = ProcStatus::read(server.pid())?;
-    let crowded = probe(server.addr, args.msgs).context("the fresh client failed")?;
+    let crowded = probe(server.addr, args.msgs).map_err(|e| format!("{e:#}"));
     // Kill the server before closing the clients: 10,000 logouts would only cost time.
     server.kill();
     drop(idle);
@@ -192,6 +201,7 @@ fn measure_in(runtime: &'static str, args: &IdleArgs, dir: &Path) -> anyhow::Res
         login_all,
         alone,
         crowded,
+        complaint: server.complaint(),
     })
 }
 
@@ -199,6 +209,7 @@ fn measure_in(runtime: &'static str, args: &IdleArgs, dir: &Path) -> anyhow::Res
 struct ServerChild {
     child: Child,
     addr: SocketAddr,
+    complaint: Arc<Mutex<Option<String>>>,
 }
 
 impl ServerChild {
@@ -225,6 +236,7 @@ impl ServerChild {
         let mut server = ServerChild {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            complaint: Arc::default(),
         };
         let mut lines = BufReader::new(stdout);
         let mut line = String::new();
@@ -241,9 +253,26 @@ impl ServerChild {
                 break;
             }
         }
-        // The server narrates every login; keep reading so it never blocks on a full pipe.
-        thread::spawn(move || io::copy(&mut lines, &mut io::sink()));
+        // The server narrates every login; keep reading so it never blocks on a full pipe,
+        // and keep its first complaint about resources.
+        let complaint = Arc::clone(&server.complaint);
+        thread::spawn(move || {
+            for line in lines.lines() {
+                let Ok(line) = line else { return };
+                if line.contains(": cannot ") {
+                    let mut first = complaint.lock().unwrap_or_else(|p| p.into_inner());
+                    first.get_or_insert(line);
+                }
+            }
+        });
         Ok(server)
+    }
+
+    fn complaint(&self) -> Option<String> {
+        self.complaint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn pid(&self) -> u32 {
@@ -502,18 +531,21 @@ async fn idle_client(
     }
 }
 
-fn table(args: &IdleArgs, rows: &[Row]) -> String {
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+/// What the columns mean.
+const FOOTER: &str = "per client = (RSS after - RSS before) / logged in, with 1 kB = 1000 bytes; \
+                      MSG alone = median round trip with no idle client\n";
+
+fn header(args: &IdleArgs) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "huddle bench idle: {} idle logged-in clients over 127.0.0.1; {} MSG round trips of a \
-         probe client alone and then among them",
-        args.clients, args.msgs
+        "huddle bench idle: {} idle logged-in clients over 127.0.0.1 (waves of {}); {} MSG round \
+         trips of a probe client alone and then among them",
+        args.clients, args.wave, args.msgs
     );
     let _ = writeln!(
         out,
-        "{:<8} {:>10} {:>11} {:>11} {:>12} {:>8} {:>10} {:>11} {:>11} {:>11} {:>11}",
+        "{:<8} {:>12} {:>11} {:>11} {:>12} {:>8} {:>10} {:>11} {:>11} {:>11} {:>11}",
         "runtime",
         "logged in",
         "RSS before",
@@ -526,38 +558,45 @@ fn table(args: &IdleArgs, rows: &[Row]) -> String {
         "MSG median",
         "MSG max"
     );
-    for r in rows {
-        let grown = r.after.rss_kib.saturating_sub(r.before.rss_kib) as f64 * 1024.0;
-        let per = if r.logged_in == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.2} kB", grown / r.logged_in as f64 / 1000.0)
-        };
-        let _ = writeln!(
-            out,
-            "{:<8} {:>10} {:>11} {:>11} {:>12} {:>8} {:>10} {:>11} {:>11} {:>11} {:>11}",
-            r.runtime,
-            format!("{}/{}", r.logged_in, r.wanted),
-            format!("{:.1} MiB", r.before.rss_kib as f64 / 1024.0),
-            format!("{:.1} MiB", r.after.rss_kib as f64 / 1024.0),
-            per,
-            r.after.threads,
-            format!("{:.1} s", r.login_all.as_secs_f64()),
-            ms(r.alone.quantile(0.5)),
-            ms(r.crowded.login),
-            ms(r.crowded.quantile(0.5)),
-            ms(r.crowded.quantile(1.0)),
-        );
-    }
-    for r in rows {
-        if let Some(why) = &r.failure {
-            let _ = writeln!(out, "{}: logging in stopped early: {why}", r.runtime);
-        }
-    }
+    out
+}
+
+fn format_row(r: &Row) -> String {
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    let grown = r.after.rss_kib.saturating_sub(r.before.rss_kib) as f64 * 1024.0;
+    let per = if r.logged_in == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.2} kB", grown / r.logged_in as f64 / 1000.0)
+    };
+    let mut out = String::new();
     let _ = writeln!(
         out,
-        "per client = (RSS after - RSS before) / logged in, with 1 kB = 1000 bytes; \
-         MSG alone = median with no idle client"
+        "{:<8} {:>12} {:>11} {:>11} {:>12} {:>8} {:>10} {:>11} {:>11} {:>11} {:>11}",
+        r.runtime,
+        format!("{}/{}", r.logged_in, r.wanted),
+        format!("{:.1} MiB", r.before.rss_kib as f64 / 1024.0),
+        format!("{:.1} MiB", r.after.rss_kib as f64 / 1024.0),
+        per,
+        r.after.threads,
+        format!("{:.1} s", r.login_all.as_secs_f64()),
+        ms(r.alone.quantile(0.5)),
+        r.crowded.as_ref().map_or("-".into(), |p| ms(p.login)),
+        r.crowded
+            .as_ref()
+            .map_or("-".into(), |p| ms(p.quantile(0.5))),
+        r.crowded
+            .as_ref()
+            .map_or("-".into(), |p| ms(p.quantile(1.0))),
     );
+    if let Some(why) = &r.failure {
+        let _ = writeln!(out, "{}: logging in stopped early: {why}", r.runtime);
+    }
+    if let Err(why) = &r.crowded {
+        let _ = writeln!(out, "{}: the fresh client failed: {why}", r.runtime);
+    }
+    if let Some(line) = &r.complaint {
+        let _ = writeln!(out, "{}: the server said: {line}", r.runtime);
+    }
     out
 }

@@ -433,3 +433,36 @@ fn shutdown_says_goodbye_to_connected_clients() {
     assert!(r.starts_with("421 "), "{r}");
     yoda.expect_closed();
 }
+
+#[test]
+fn a_client_that_accepts_no_bytes_is_cut_off_after_the_write_timeout() {
+    const POSTS: usize = 5000;
+    let dir = demo_dir();
+    // A queue limit no burst reaches: only the write timeout can cut leia off.
+    let server = TestServer::start_with(dir.path(), config(), |o| {
+        o.outbox_limit = 1024 * 1024 * 1024;
+        o.write_timeout = Duration::from_millis(200);
+    });
+    let mut leia = server.login("leia", "alderaan");
+    let yoda = server.login("yoda", "jedi*knight");
+    // More than the socket buffers between the server and leia can hold.
+    let text = "x".repeat(4000);
+    let mut writer = yoda.writer.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let line = format!("MSG {text}\n");
+        for _ in 0..POSTS {
+            writer.write_all(line.as_bytes()).unwrap();
+        }
+    });
+    let mut yoda = yoda;
+    for _ in 0..POSTS {
+        assert!(yoda.reply().starts_with("250 Message #"));
+    }
+    sender.join().unwrap();
+    server.wait_log("cannot send, disconnecting");
+    server.wait_log("leia disconnected from");
+    let r = yoda.say("ATU");
+    assert!(!r.contains("leia"), "{r}");
+    leia.expect_closed();
+    server.stop();
+}
