@@ -99,9 +99,8 @@ impl Server {
             edited: false,
             text,
         };
-        for conn in self.audience(user) {
-            self.event(conn, &event);
-        }
+        let audience = self.audience(user);
+        self.broadcast(audience, &event);
         Reply::new(Code::OK, format!("Message #{number} posted at {at}"))
     }
 
@@ -205,9 +204,8 @@ impl Server {
                     number,
                     author: user.clone(),
                 };
-                for conn in self.audience(user) {
-                    self.event(conn, &event);
-                }
+                let audience = self.audience(user);
+                self.broadcast(audience, &event);
                 Reply::new(Code::OK, format!("Message #{number} deleted at {now}"))
             }
         }
@@ -237,9 +235,8 @@ impl Server {
                     author: user.clone(),
                     text,
                 };
-                for conn in self.audience(user) {
-                    self.event(conn, &event);
-                }
+                let audience = self.audience(user);
+                self.broadcast(audience, &event);
                 Reply::new(Code::OK, format!("Message #{number} edited at {at}"))
             }
         }

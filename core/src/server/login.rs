@@ -336,17 +336,13 @@ impl Server {
             self.event(conn, &post);
         }
 
-        let others: Vec<(ConnId, UserName)> = self
+        let others: Vec<ConnId> = self
             .sessions
             .iter()
-            .filter(|o| o.conn != conn)
-            .map(|o| (o.conn, o.user.clone()))
+            .filter(|o| o.conn != conn && !self.blocks.blocks(&o.user, &name))
+            .map(|o| o.conn)
             .collect();
-        for (other, user) in others {
-            if !self.blocks.blocks(&user, &name) {
-                self.event(other, &Event::Online { user: name.clone() });
-            }
-        }
+        self.broadcast(others, &Event::Online { user: name.clone() });
     }
 }
 

@@ -293,7 +293,12 @@ impl Server {
 
     /// The next thing to do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let out = self.outputs.pop_front();
+        // A burst (a post fanned out to thousands) must not pin its peak capacity for good.
+        if out.is_none() && self.outputs.capacity() > 4096 {
+            self.outputs.shrink_to(64);
+        }
+        out
     }
 
     /// Tell everyone the server is stopping and close every connection.
@@ -371,6 +376,18 @@ impl Server {
         });
     }
 
+    /// Push one event to many connections, rendered once: the bytes are shared, so a post to
+    /// 10,000 users costs one allocation, not 10,000.
+    fn broadcast(&mut self, conns: Vec<ConnId>, event: &Event) {
+        let bytes = Bytes::from(event.render());
+        for conn in conns {
+            self.outputs.push_back(Output::Send {
+                conn,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
     fn persist(&mut self, p: Persist) {
         self.outputs.push_back(Output::Persist(p));
     }
@@ -418,16 +435,13 @@ impl Server {
         self.logins.logout(user, now);
         self.persist_whole(DataFile::Logins);
         self.persist_whole(DataFile::UserLog);
-        let others: Vec<(ConnId, UserName)> = self
+        let others: Vec<ConnId> = self
             .sessions
             .iter()
-            .map(|o| (o.conn, o.user.clone()))
+            .filter(|o| !self.blocks.blocks(&o.user, user))
+            .map(|o| o.conn)
             .collect();
-        for (other, name) in others {
-            if !self.blocks.blocks(&name, user) {
-                self.event(other, &Event::Offline { user: user.clone() });
-            }
-        }
+        self.broadcast(others, &Event::Offline { user: user.clone() });
     }
 }
 

@@ -380,9 +380,11 @@ fn a_client_that_disconnects_abruptly_is_logged_out() {
 
 #[test]
 fn a_client_that_never_reads_does_not_stall_the_others() {
-    const POSTS: usize = 2500;
+    // 20 MB of posts against a 4 MiB limit: far more than leia's socket buffers and limit hold,
+    // while luke, who reads, keeps a wide margin even on a loaded machine.
+    const POSTS: usize = 5000;
     let dir = demo_dir();
-    let server = TestServer::start_with(dir.path(), config(), |o| o.outbox_limit = 1024 * 1024);
+    let server = TestServer::start_with(dir.path(), config(), |o| o.outbox_limit = 4 * 1024 * 1024);
     // leia logs in and then never reads again.
     let mut leia = server.login("leia", "alderaan");
     let mut luke = server.login("luke", "r2d2");
