@@ -81,19 +81,11 @@ pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         acceptor: Some(acceptor),
         io: Some((io_thread, io_stop)),
     };
-    let driver = Driver::start(loaded, &opts, transport)?;
-    let thread = thread::Builder::new()
-        .name("huddle-core".into())
-        .spawn(move || driver.run())
-        .map_err(|source| ServerError::Thread {
-            what: "core",
-            source,
-        })?;
-    // Fails only if the core thread already ended; joining then reports why.
+    // Sending fails only if the core thread already ended; joining then reports why.
     let stop = move || {
         let _ = input_tx.send_blocking(Input::Shutdown);
     };
-    Ok(ServerHandle::new(local_addr, stop, thread))
+    Driver::start(loaded, &opts, transport)?.spawn(local_addr, stop)
 }
 
 /// Run a server until it stops; for a binary that has nothing else to do.

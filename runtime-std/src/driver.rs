@@ -185,6 +185,23 @@ impl<T: Transport> Driver<T> {
         }
     }
 
+    /// Run the driver on a thread of its own, named `huddle-core`, and return the handle
+    /// callers hold; `stop` asks that thread to shut down (it must not wait for it).
+    pub fn spawn(
+        self,
+        local_addr: SocketAddr,
+        stop: impl FnOnce() + Send + 'static,
+    ) -> Result<crate::server::ServerHandle, ServerError>
+    where
+        T: Send + 'static,
+    {
+        let thread = std::thread::Builder::new()
+            .name("huddle-core".into())
+            .spawn(move || self.run())
+            .map_err(|source| ServerError::Thread { what: "core", source })?;
+        Ok(crate::server::ServerHandle::new(local_addr, stop, thread))
+    }
+
     /// Serve until told to stop or a data-folder error forbids going on; then stop everything.
     pub fn run(mut self) -> Result<(), ServerError> {
         let result = self.serve();
