@@ -198,7 +198,10 @@ impl<T: Transport> Driver<T> {
         let thread = std::thread::Builder::new()
             .name("huddle-core".into())
             .spawn(move || self.run())
-            .map_err(|source| ServerError::Thread { what: "core", source })?;
+            .map_err(|source| ServerError::Thread {
+                what: "core",
+                source,
+            })?;
         Ok(crate::server::ServerHandle::new(local_addr, stop, thread))
     }
 

@@ -1,8 +1,10 @@
 //! The commands of a logged-in user.
 
 use super::board::BoardError;
-use super::{ConnId, Server};
+use super::{ConnId, Output, Server};
 use std::net::SocketAddr;
+
+use bytes::Bytes;
 
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
@@ -17,6 +19,7 @@ pub const DEFAULT_RCU_MINUTES: u32 = 60;
 
 impl Server {
     pub(super) fn on_command(&mut self, conn: ConnId, user: UserName, line: &[u8]) {
+        let mark = self.outputs.len();
         let request = match parse_request(line) {
             Ok(r) => r,
             Err(e) => {
@@ -62,7 +65,25 @@ impl Server {
                 reply.lines.len()
             ));
         }
-        self.reply(conn, reply);
+        if matches!(command, Command::Msg | Command::Edt | Command::Dlt) {
+            self.reply_before_fanout(conn, reply, mark);
+        } else {
+            // An upload's audience must hear of it before the presenter starts sending.
+            self.reply(conn, reply);
+        }
+    }
+
+    /// Queue `reply` right after the persist records this command queued (it must not leave
+    /// before them) but before the events it pushed to other users: a post to 10,000 users
+    /// should not make its author wait for 10,000 writes. Each connection still gets its own
+    /// lines in order, since a command never pushes an event to its own author.
+    fn reply_before_fanout(&mut self, conn: ConnId, reply: Reply, mark: usize) {
+        let at = (mark..self.outputs.len())
+            .rev()
+            .find(|&i| matches!(self.outputs.get(i), Some(Output::Persist(_))))
+            .map_or(mark, |i| i + 1);
+        let bytes = Bytes::from(reply.render());
+        self.outputs.insert(at, Output::Send { conn, bytes });
     }
 
     fn instant(&self, at: CivilTime) -> Result<Timestamp, Reply> {

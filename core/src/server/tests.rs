@@ -888,3 +888,23 @@ fn a_connection_that_does_not_log_in_in_time_is_closed_but_a_logged_in_one_stays
     assert!(h.closed.contains(&idle) && !h.closed.contains(&y));
     assert_eq!(h.server.poll_timeout(), None);
 }
+
+#[test]
+fn a_posts_reply_leaves_after_its_record_but_before_the_fan_out() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let l = h.login("luke", "r2d2");
+    h.server.handle_bytes(y, b"MSG hello\n", UnixMillis(h.now));
+    let outs: Vec<Output> = std::iter::from_fn(|| h.server.poll_output()).collect();
+    let kinds: Vec<&str> = outs
+        .iter()
+        .map(|o| match o {
+            Output::Persist(_) => "persist",
+            Output::Send { conn, .. } if *conn == y => "reply",
+            Output::Send { conn, .. } if *conn == l => "event",
+            _ => "other",
+        })
+        .filter(|k| *k != "other")
+        .collect();
+    assert_eq!(kinds, vec!["persist", "reply", "event"]);
+}
