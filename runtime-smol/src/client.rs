@@ -133,15 +133,6 @@ async fn drive(
             }
             None => next.await,
         };
-        let now = clock::now();
-        match ev {
-            Some(ev) => {
-                feed(core, ev, now);
-                if core.poll_timeout().is_some_and(|t| t <= now) {
-                    core.handle_timeout(now);
-                }
-            }
-            None => core.handle_timeout(now),
-        }
+        feed(core, ev, clock::now());
     }
 }

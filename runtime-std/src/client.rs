@@ -289,27 +289,25 @@ fn drive(
             },
             None => Some(rx.recv().unwrap_or(Ev::ServerClosed)),
         };
-        let now = clock::now();
-        match ev {
-            None => core.handle_timeout(now),
-            Some(ev) => {
-                feed(core, ev, now);
-                // A steady stream of input must not starve the timers.
-                if core.poll_timeout().is_some_and(|t| t <= now) {
-                    core.handle_timeout(now);
-                }
-            }
-        }
+        feed(core, ev, clock::now());
     }
 }
 
-/// Hand one input to the client core.
-pub fn feed(core: &mut Client, ev: Ev, now: huddle_core::UnixMillis) {
+/// Hand what the wait produced to the client core: an input, or `None` when its timer fired.
+///
+/// After an input, timers that are already due run too, so a steady stream of input (a
+/// fast transfer's datagrams) never starves them. Both runtimes wait their own way and then
+/// call this.
+pub fn feed(core: &mut Client, ev: Option<Ev>, now: huddle_core::UnixMillis) {
     match ev {
-        Ev::Server(bytes) => core.handle_server_bytes(&bytes, now),
-        Ev::ServerClosed => core.handle_server_closed(now),
-        Ev::Line(line) => core.handle_user_line(&line, now),
-        Ev::InputClosed => core.handle_input_closed(now),
-        Ev::Datagram(from, bytes) => core.handle_datagram(from, bytes, now),
+        None => {}
+        Some(Ev::Server(bytes)) => core.handle_server_bytes(&bytes, now),
+        Some(Ev::ServerClosed) => core.handle_server_closed(now),
+        Some(Ev::Line(line)) => core.handle_user_line(&line, now),
+        Some(Ev::InputClosed) => core.handle_input_closed(now),
+        Some(Ev::Datagram(from, bytes)) => core.handle_datagram(from, bytes, now),
+    }
+    if core.poll_timeout().is_some_and(|t| t <= now) {
+        core.handle_timeout(now);
     }
 }

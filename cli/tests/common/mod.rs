@@ -162,23 +162,29 @@ pub fn run_script(server: &ServerProc, script: &[&str]) -> (i32, String) {
     run_script_on(server, server.runtime, script)
 }
 
+/// A piped `huddle client` of `client_runtime` for `server`, saving uploads in `downloads`.
+fn client_command(server: &ServerProc, client_runtime: &str, downloads: &Path) -> Command {
+    let mut cmd = huddle();
+    cmd.args([
+        "client",
+        "127.0.0.1",
+        &server.addr.port().to_string(),
+        "0",
+        "--runtime",
+        client_runtime,
+        "--dir",
+    ])
+    .arg(downloads)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped());
+    cmd
+}
+
 /// Run a piped client of `client_runtime` with this script on stdin; returns (exit code,
 /// stdout).
 pub fn run_script_on(server: &ServerProc, client_runtime: &str, script: &[&str]) -> (i32, String) {
     let downloads = tempfile::tempdir().unwrap();
-    let mut child = huddle()
-        .args([
-            "client",
-            "127.0.0.1",
-            &server.addr.port().to_string(),
-            "0",
-            "--runtime",
-            client_runtime,
-            "--dir",
-        ])
-        .arg(downloads.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let mut child = client_command(server, client_runtime, downloads.path())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start huddle client");
@@ -232,19 +238,7 @@ impl LiveClient {
     /// Connect with a client of `client_runtime` and log in as `user`.
     pub fn login_on(server: &ServerProc, client_runtime: &str, user: &str, password: &str) -> Self {
         let downloads = tempfile::tempdir().unwrap();
-        let mut child = huddle()
-            .args([
-                "client",
-                "127.0.0.1",
-                &server.addr.port().to_string(),
-                "0",
-                "--runtime",
-                client_runtime,
-                "--dir",
-            ])
-            .arg(downloads.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+        let mut child = client_command(server, client_runtime, downloads.path())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start huddle client");

@@ -224,6 +224,18 @@ pub fn peek_transfer_id(bytes: &[u8]) -> Result<TransferId, DatagramError> {
     Ok(TransferId(id))
 }
 
+/// The `Abort` datagram either side sends when it gives up (best effort: the peer also has
+/// its own idle timeout).
+pub fn encode_abort(id: TransferId, reason: PeerReason, key: &TagKey) -> Bytes {
+    encode(
+        &Datagram {
+            id,
+            body: Body::Abort { reason },
+        },
+        key,
+    )
+}
+
 /// Render a datagram and tag it with `key`.
 pub fn encode(d: &Datagram, key: &TagKey) -> Bytes {
     encode_with(d, key, None)

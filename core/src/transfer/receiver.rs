@@ -206,13 +206,8 @@ impl Receiver {
         if self.is_finished() || self.is_complete() {
             return;
         }
-        let d = Datagram {
-            id: self.id,
-            body: Body::Abort {
-                reason: reason.to_peer(),
-            },
-        };
-        self.control.push_back(datagram::encode(&d, &self.key));
+        self.control
+            .push_back(datagram::encode_abort(self.id, reason.to_peer(), &self.key));
         self.end(State::Aborted, ReceiverEvent::Aborted(reason));
     }
 

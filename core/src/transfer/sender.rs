@@ -327,13 +327,8 @@ impl Sender {
         if self.is_finished() {
             return;
         }
-        let d = Datagram {
-            id: self.id,
-            body: Body::Abort {
-                reason: reason.to_peer(),
-            },
-        };
-        self.control.push_back(datagram::encode(&d, &self.key));
+        self.control
+            .push_back(datagram::encode_abort(self.id, reason.to_peer(), &self.key));
         self.finish(State::Aborted, SenderEvent::Aborted(reason));
     }
 
