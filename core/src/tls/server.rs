@@ -42,19 +42,29 @@ impl ServerTls {
     /// Session resumption is off (no tickets, no session cache): a huddle client connects once
     /// and stays, so resumption would buy nothing and keep per-client state on the server.
     pub fn new(identity: &ServerIdentity, limits: TlsLimits) -> Result<Self, TlsError> {
+        Self::serving(identity.certified_key(), identity.fingerprint(), limits)
+    }
+
+    /// A configuration presenting `key` (whose certificate and key a [`ServerIdentity`] has
+    /// checked belong together; tests use it to build an impostor whose do not).
+    pub(super) fn serving(
+        key: Arc<CertifiedKey>,
+        fingerprint: Fingerprint,
+        limits: TlsLimits,
+    ) -> Result<Self, TlsError> {
         let clock = Arc::new(InputClock::default());
         let mut config = ServerConfig::builder_with_details(provider(), clock.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(TlsError::Setup)?
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(OneCertificate(identity.certified_key())));
+            .with_cert_resolver(Arc::new(OneCertificate(key)));
         config.send_tls13_tickets = 0;
         config.session_storage = Arc::new(NoServerSessionStorage {});
         Ok(Self {
             config: Arc::new(config),
             clock,
             limits,
-            fingerprint: identity.fingerprint(),
+            fingerprint,
         })
     }
 

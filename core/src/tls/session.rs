@@ -123,6 +123,7 @@ pub struct Session<S: Side> {
     phase: Phase,
     /// Plaintext sent before the handshake finished.
     queued_early: usize,
+    framing: Framing,
     peer_closed: bool,
     we_closed: bool,
     plaintext: VecDeque<Bytes>,
@@ -151,6 +152,7 @@ impl<S: Side> Session<S> {
                 deadline: now.plus_millis(limits.handshake_timeout_millis),
             },
             queued_early: 0,
+            framing: Framing::default(),
             peer_closed: false,
             we_closed: false,
             plaintext: VecDeque::new(),
@@ -167,37 +169,53 @@ impl<S: Side> Session<S> {
             if self.peer_closed {
                 return Err(self.fail(TlsError::DataAfterClose));
             }
-            let conn = &mut self.conn;
-            let read = self.rng.lend(|| conn.read_tls(&mut bytes));
-            let read = match read {
-                Ok(n) => n,
-                Err(e) => {
-                    return Err(self.fail(TlsError::NotTls {
-                        detail: e.to_string(),
+            // One record at a time, so that nothing hides behind a `close_notify`: rustls
+            // would read it along and drop it unseen.
+            let (take, _) = self.framing.take(bytes);
+            let (mut piece, rest) = bytes.split_at(take);
+            bytes = rest;
+            while !piece.is_empty() {
+                let conn = &mut self.conn;
+                let read = match self.rng.lend(|| conn.read_tls(&mut piece)) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        return Err(self.fail(TlsError::NotTls {
+                            detail: e.to_string(),
+                        }));
+                    }
+                };
+                self.process()?;
+                if read == 0 && !piece.is_empty() {
+                    return Err(self.fail(if self.peer_closed {
+                        TlsError::DataAfterClose
+                    } else {
+                        // rustls reads nothing more of a record TLS does not allow.
+                        TlsError::NotTls {
+                            detail: "a record longer than TLS allows".into(),
+                        }
                     }));
                 }
-            };
-            let conn = &mut self.conn;
-            let processed = self.rng.lend(|| conn.process_new_packets());
-            self.drain_plaintext();
-            let state = match processed {
-                Ok(state) => state,
-                Err(e) => {
-                    let e = self.classify(e);
-                    return Err(self.fail(e));
-                }
-            };
-            self.note_progress();
-            if state.peer_has_closed() && !self.peer_closed {
-                self.peer_closed = true;
-                self.events.push_back(TlsEvent::PeerClosed { clean: true });
             }
-            if read == 0 && !self.peer_closed {
-                // rustls reads nothing from a record whose length field TLS does not allow.
-                return Err(self.fail(TlsError::NotTls {
-                    detail: "a record longer than TLS allows".into(),
-                }));
+        }
+        Ok(())
+    }
+
+    /// Let rustls process what it has read, and collect what that produced.
+    fn process(&mut self) -> Result<(), TlsError> {
+        let conn = &mut self.conn;
+        let processed = self.rng.lend(|| conn.process_new_packets());
+        self.drain_plaintext();
+        let state = match processed {
+            Ok(state) => state,
+            Err(e) => {
+                let e = self.classify(e);
+                return Err(self.fail(e));
             }
+        };
+        self.note_progress();
+        if state.peer_has_closed() && !self.peer_closed {
+            self.peer_closed = true;
+            self.events.push_back(TlsEvent::PeerClosed { clean: true });
         }
         Ok(())
     }
@@ -391,5 +409,69 @@ impl<S: Side> Session<S> {
             .unwrap_or("unknown");
         self.events
             .push_back(TlsEvent::Established { cipher_suite });
+    }
+}
+
+/// Where the peer's byte stream stands against TLS record boundaries (a 5-byte header —
+/// type, version, length — then `length` bytes). Only the boundaries are read here; rustls
+/// judges everything else.
+#[derive(Debug, Default)]
+struct Framing {
+    header: [u8; 5],
+    header_seen: usize,
+    body_left: usize,
+}
+
+impl Framing {
+    /// How many leading bytes of `bytes` belong to the current record, and whether they
+    /// complete it.
+    fn take(&mut self, bytes: &[u8]) -> (usize, bool) {
+        let mut used = 0;
+        if self.header_seen < self.header.len() {
+            let n = (self.header.len() - self.header_seen).min(bytes.len());
+            self.header[self.header_seen..self.header_seen + n].copy_from_slice(&bytes[..n]);
+            self.header_seen += n;
+            used = n;
+            if self.header_seen < self.header.len() {
+                return (used, false);
+            }
+            self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+        }
+        let n = self.body_left.min(bytes.len() - used);
+        self.body_left -= n;
+        used += n;
+        let complete = self.body_left == 0;
+        if complete {
+            self.header_seen = 0;
+        }
+        (used, complete)
+    }
+}
+
+#[cfg(test)]
+mod framing_tests {
+    use super::Framing;
+
+    #[test]
+    fn finds_record_ends_across_any_split() {
+        // Two records: 3-byte body, then 0-byte body, then the start of a third.
+        let stream = [22, 3, 3, 0, 3, b'a', b'b', b'c', 21, 3, 3, 0, 0, 23, 3];
+        for chunk in 1..=stream.len() {
+            let mut f = Framing::default();
+            let mut ends = Vec::new();
+            let mut pos = 0;
+            for piece in stream.chunks(chunk) {
+                let mut piece = piece;
+                while !piece.is_empty() {
+                    let (n, complete) = f.take(piece);
+                    pos += n;
+                    if complete {
+                        ends.push(pos);
+                    }
+                    piece = &piece[n..];
+                }
+            }
+            assert_eq!(ends, [8, 13], "chunk {chunk}");
+        }
     }
 }
