@@ -127,11 +127,11 @@ fn a_mebibyte_client_hello_flood_is_refused_long_before_its_end() {
 #[test]
 fn a_flood_of_tiny_handshake_records_is_refused() {
     let (_tls, mut server) = fresh_server();
-    // One-byte fragments of a handshake message that never completes.
-    let mut flood = record(22, &[1]);
-    flood.extend(record(22, &[0x00]));
-    flood.extend(record(22, &[0xFF]));
-    flood.extend(record(22, &[0xFF]));
+    // One-byte fragments of a ClientHello announced at the largest size rustls accepts.
+    let mut flood = Vec::new();
+    for b in [1, 0, 0xFF, 0xFF] {
+        flood.extend(record(22, &[b]));
+    }
     while flood.len() < 1 << 20 {
         flood.extend(record(22, &[0x41]));
     }
