@@ -27,3 +27,27 @@ impl Default for TlsLimits {
         }
     }
 }
+
+/// Bounds on the TLS files a runtime reads: the certificate, the key, the known-hosts file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileLimits {
+    /// Largest certificate or key file read (1 MiB).
+    ///
+    /// A chain of a few certificates is a few KiB; a bigger file is the wrong file (a log, a
+    /// disk image, `/dev/zero`) and is refused with an error rather than read into memory.
+    pub max_pem_bytes: u64,
+    /// Largest known-hosts file read (4 MiB: some 40,000 pins).
+    ///
+    /// It grows by one line per new server; anything near this size is not a known-hosts
+    /// file, and reading it whole would cost its size in memory at every connection.
+    pub max_known_hosts_bytes: u64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        Self {
+            max_pem_bytes: 1 << 20,
+            max_known_hosts_bytes: 4 << 20,
+        }
+    }
+}

@@ -17,7 +17,8 @@
 //! - [`Fingerprint`] — `SHA256:` + base64 of the DER certificate, the one form shown and
 //!   stored everywhere.
 //! - [`known_hosts`] — the known-hosts record format (parse and render).
-//! - [`TlsLimits`] — the handshake deadline and the early-plaintext bound.
+//! - [`TlsLimits`] — the handshake deadline and the early-plaintext bound; [`FileLimits`] —
+//!   how large a certificate, key or known-hosts file a runtime reads.
 //!
 //! Time comes from the inputs (`now`, which rustls also sees for certificate dates); the
 //! randomness of each session comes from a 32-byte seed (from the OS in production, fixed in
@@ -69,11 +70,13 @@ pub mod trust;
 mod tests;
 
 pub use client::ClientTls;
-pub use config::TlsLimits;
+pub use config::{FileLimits, TlsLimits};
 pub use error::TlsError;
 pub use fingerprint::{FINGERPRINT_PREFIX, Fingerprint, FingerprintError};
 pub use identity::{IdentityError, ServerIdentity};
-pub use known_hosts::{HostPort, HostPortError, KnownHost, KnownHosts, render_known_host};
+pub use known_hosts::{
+    HostPort, HostPortError, KNOWN_HOSTS_FILE, KnownHost, KnownHosts, render_known_host,
+};
 pub use server::ServerTls;
 pub use session::{ClientSession, ServerSession, Session, TlsEvent};
 pub use trust::{Basis, Refusal, Trusted};
