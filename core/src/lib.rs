@@ -13,6 +13,7 @@ pub mod proto;
 pub mod server;
 pub mod store;
 pub mod time;
+pub mod tls;
 pub mod transfer;
 pub mod types;
 

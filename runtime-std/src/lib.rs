@@ -23,6 +23,7 @@ pub mod driver;
 pub mod files;
 pub mod outbox;
 pub mod server;
+pub mod tls_files;
 pub mod udp;
 
 pub use console::LogSink;
