@@ -132,6 +132,105 @@ pub fn check_text(text: &str) -> Result<(), TextError> {
     Ok(())
 }
 
+/// The text of a post or a private message, kept as the bytes it is stored as.
+///
+/// Text from a client is always UTF-8 (the request parser refuses anything else). Text read from
+/// a data file is kept byte for byte, even when an editor or a damaged disk put bytes there that
+/// are not UTF-8: the server shows such bytes as U+FFFD but writes them back unchanged, so
+/// rewriting a file (after a delete, say) never alters what it held.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MessageText(Repr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    /// Valid UTF-8: everything a client sends, and almost every stored line.
+    Utf8(String),
+    /// Bytes from a file that are not valid UTF-8.
+    Bytes(Box<[u8]>),
+}
+
+impl MessageText {
+    /// The text as stored: `bytes` exactly, whatever they are.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Self(Repr::Utf8(s.to_owned())),
+            Err(_) => Self(Repr::Bytes(bytes.into())),
+        }
+    }
+
+    /// The bytes to store.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Utf8(s) => s.as_bytes(),
+            Repr::Bytes(b) => b,
+        }
+    }
+
+    /// The text to show: itself, or with U+FFFD for each byte sequence that is not UTF-8.
+    pub fn to_text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.0 {
+            Repr::Utf8(s) => std::borrow::Cow::Borrowed(s),
+            Repr::Bytes(b) => String::from_utf8_lossy(b),
+        }
+    }
+
+    /// Whether the stored bytes are valid UTF-8.
+    pub fn is_utf8(&self) -> bool {
+        matches!(self.0, Repr::Utf8(_))
+    }
+}
+
+impl From<String> for MessageText {
+    fn from(s: String) -> Self {
+        Self(Repr::Utf8(s))
+    }
+}
+
+impl From<&str> for MessageText {
+    fn from(s: &str) -> Self {
+        Self(Repr::Utf8(s.to_owned()))
+    }
+}
+
+impl PartialEq<str> for MessageText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for MessageText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for MessageText {
+    fn eq(&self, other: &String) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl fmt::Display for MessageText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+impl fmt::Debug for MessageText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Utf8(s) => fmt::Debug::fmt(s, f),
+            Repr::Bytes(b) => write!(f, "b\"{}\"", b.escape_ascii()),
+        }
+    }
+}
+
+/// Check a stored text the way [`check_text`] checks a new one (bytes that are not UTF-8 count
+/// as printable: they are shown as U+FFFD).
+pub fn check_stored_text(text: &MessageText) -> Result<(), TextError> {
+    check_text(&text.to_text())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +243,17 @@ mod tests {
         assert_eq!(UserName::new("a b"), Err(UserNameError::BadCharacter));
         assert_eq!(UserName::new("x;y"), Err(UserNameError::BadCharacter));
         assert_eq!(UserName::new(&"a".repeat(33)), Err(UserNameError::TooLong));
+    }
+
+    #[test]
+    fn stored_text_keeps_bytes_that_are_not_utf8() {
+        let t = MessageText::from_bytes(b"caf\xe9; ok");
+        assert_eq!(t.as_bytes(), b"caf\xe9; ok");
+        assert!(!t.is_utf8());
+        assert_eq!(t.to_string(), "caf\u{fffd}; ok");
+        assert!(check_stored_text(&t).is_ok());
+        assert!(check_stored_text(&MessageText::from_bytes(b"a\x1b[2Jb")).is_err());
+        assert_eq!(MessageText::from_bytes("✓".as_bytes()), "✓");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Accounts: who exists, checking passwords, creating accounts at sign-up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -45,21 +45,30 @@ pub fn check_new_password(p: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
-/// Every account the server knows.
+/// Every account the server knows, and the names nobody may take.
 #[derive(Debug, Default)]
 pub struct Accounts {
     secrets: HashMap<UserName, Secret>,
+    /// Names whose credentials line is damaged: the account may exist, with posts and private
+    /// messages, so the name is neither usable nor free until the operator restores the line.
+    reserved: HashSet<UserName>,
 }
 
 impl Accounts {
-    /// Accounts from `credentials.txt`.
-    pub fn new(credentials: Vec<Credential>) -> Self {
+    /// Accounts from `credentials.txt`, and the names kept `reserved`.
+    pub fn new(credentials: Vec<Credential>, reserved: Vec<UserName>) -> Self {
         Self {
             secrets: credentials
                 .into_iter()
                 .map(|c| (c.name, c.secret))
                 .collect(),
+            reserved: reserved.into_iter().collect(),
         }
+    }
+
+    /// Whether `name` is reserved: no account can be used or created under it.
+    pub fn is_reserved(&self, name: &UserName) -> bool {
+        self.reserved.contains(name) && !self.secrets.contains_key(name)
     }
 
     /// Whether `name` has an account.
@@ -129,10 +138,13 @@ mod tests {
     fn plain_and_hashed_passwords_verify() {
         let yoda = UserName::new("yoda").unwrap();
         let bob = UserName::new("bob").unwrap();
-        let mut a = Accounts::new(vec![Credential {
-            name: yoda.clone(),
-            secret: Secret::Plain("jedi".into()),
-        }]);
+        let mut a = Accounts::new(
+            vec![Credential {
+                name: yoda.clone(),
+                secret: Secret::Plain("jedi".into()),
+            }],
+            Vec::new(),
+        );
         assert!(a.verify(&yoda, "jedi"));
         assert!(!a.verify(&yoda, "sith"));
         let c = a.create(bob.clone(), "s3cret pass", [7; 16], 64);

@@ -113,7 +113,21 @@ impl Server {
             self.refuse_blocked(conn, &name, until);
             return;
         }
-        if self.accounts.exists(&name) {
+        if self.accounts.is_reserved(&name) {
+            let peer = self.peer(conn);
+            self.log(format!(
+                "{peer} tried user name {name}, reserved: its line in credentials.txt is damaged"
+            ));
+            self.reply(
+                conn,
+                Reply::new(
+                    Code::USER_REFUSED,
+                    format!(
+                        "The user name {name} cannot be used now: its account record on the server is damaged. Please ask the server's operator to restore it, or try another user name."
+                    ),
+                ),
+            );
+        } else if self.accounts.exists(&name) {
             self.reply(
                 conn,
                 Reply::new(Code::ASK_PASSWORD, format!("Password for {name}:")),
@@ -227,7 +241,7 @@ impl Server {
         }
         self.persist(Persist::Append {
             file: DataFile::Credentials,
-            text,
+            text: text.into_bytes(),
         });
         let peer = self.peer(conn);
         self.log(format!("{peer} signed up as {name}"));
@@ -287,7 +301,7 @@ impl Server {
                     at: zone.civil(p.at),
                     author: p.author.clone(),
                     edited: p.edited,
-                    text: p.text.clone(),
+                    text: p.text.to_string(),
                 })
                 .collect()
         };
@@ -321,7 +335,7 @@ impl Server {
                 &Event::Private {
                     at: zone.civil(letter.at),
                     from: letter.from,
-                    text: letter.text,
+                    text: letter.text.to_string(),
                 },
             );
         }
