@@ -86,12 +86,12 @@ pub enum DataDirError {
         source: io::Error,
     },
     /// Data files have damaged lines; the message lists them and says how to proceed.
-    #[error("cannot start on the data folder {path}: {source}")]
+    #[error("the data folder {path} has {damage}")]
     Damaged {
         /// The folder.
         path: PathBuf,
         /// Which lines, and what to do.
-        source: DamagedFiles,
+        damage: DamagedFiles,
     },
 }
 
@@ -173,10 +173,10 @@ impl DataDir {
     }
 
     /// The loader refused the folder: the error that says so, with the folder's path.
-    pub fn damaged(&self, source: DamagedFiles) -> DataDirError {
+    pub fn damaged(&self, damage: DamagedFiles) -> DataDirError {
         DataDirError::Damaged {
             path: self.path.clone(),
-            source,
+            damage,
         }
     }
 

@@ -84,15 +84,16 @@ impl Disk {
         self.0.borrow_mut().durable.insert(file, text.into());
     }
 
-    /// Append `bytes` to the durable content of `file` behind the server's back (a damaged
-    /// line, say); takes effect at the next boot.
-    pub fn damage(&self, file: DataFile, bytes: &[u8]) {
-        self.0
-            .borrow_mut()
-            .durable
-            .entry(file)
-            .or_default()
-            .extend_from_slice(bytes);
+    /// Put `line` (and a `\n`) first in the durable content of `file`, behind the server's
+    /// back: a damaged line, say, as a bad disk or a careless editor leaves it. Takes effect at
+    /// the next boot; put first so it cannot merge with a torn last line.
+    pub fn damage(&self, file: DataFile, line: &[u8]) {
+        let mut s = self.0.borrow_mut();
+        let text = s.durable.entry(file).or_default();
+        let mut damaged = line.to_vec();
+        damaged.push(b'\n');
+        damaged.extend_from_slice(text);
+        *text = damaged;
     }
 
     /// Write a record; it is not durable until the next [`Disk::fsync`].

@@ -157,6 +157,9 @@ impl Server {
         rewrite.insert(DataFile::UserLog);
         for file in rewrite {
             for record in folder.cleanup(files, file, zone, now_ts) {
+                if let Persist::Backup { name, .. } = &record {
+                    server.log(format!("kept a copy of {file} as it was: {name}"));
+                }
                 server.persist(record);
             }
             let text = match file {
@@ -450,5 +453,7 @@ impl Server {
     }
 }
 
+#[cfg(test)]
+mod load_tests;
 #[cfg(test)]
 mod tests;

@@ -221,11 +221,7 @@ pub struct DamagedFiles {
 impl std::fmt::Display for DamagedFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.lines.len();
-        writeln!(
-            f,
-            "{n} damaged line{} in the data files; the server will not start on them:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{n} damaged line{}:", if n == 1 { "" } else { "s" })?;
         for w in self.lines.iter().take(MAX_LINES_SHOWN) {
             let raw = w.problem.rejected_bytes().unwrap_or_default();
             let shown = &raw[..raw.len().min(MAX_BYTES_SHOWN)];
@@ -236,11 +232,11 @@ impl std::fmt::Display for DamagedFiles {
             };
             writeln!(
                 f,
-                "  {} line {}: {} (the line reads \"{}\"{more})",
+                "  {} line {}: \"{}\"{more}\n      {}",
                 w.file,
                 w.line,
+                shown.escape_ascii(),
                 w.problem,
-                shown.escape_ascii()
             )?;
         }
         if n > MAX_LINES_SHOWN {
@@ -277,9 +273,11 @@ mod tests {
             b"1; 21 Nov 2026 22:30:01; yoda; a; no\nx\n",
         );
         let text = f.damage().expect("damaged").to_string();
-        assert!(text.contains("2 damaged lines"), "{text}");
-        assert!(text.contains("credentials.txt line 2:"), "{text}");
-        assert!(text.contains("\"luke\\tr2d2\""), "{text}");
+        assert!(text.starts_with("2 damaged lines:\n"), "{text}");
+        assert!(
+            text.contains("  credentials.txt line 2: \"luke\\tr2d2\"\n      expected"),
+            "{text}"
+        );
         assert!(text.contains("messagelog.txt line 2:"), "{text}");
         assert!(text.contains("--repair"), "{text}");
     }
