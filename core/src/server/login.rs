@@ -108,6 +108,8 @@ impl Server {
                 return;
             }
         };
+        // `Yoda` means the account `yoda`: from here on the name is the account's own.
+        let name = self.accounts.canonical(&name).cloned().unwrap_or(name);
         let now = self.now();
         if let Some(until) = self.lockout.blocked_until(&name, now) {
             self.refuse_blocked(conn, &name, until);
@@ -134,6 +136,9 @@ impl Server {
             );
             self.set_phase(conn, Phase::AwaitPassword(name));
         } else if self.config.allow_signup {
+            if self.refuse_lookalike(conn, &name) {
+                return;
+            }
             self.reply(
                 conn,
                 Reply::new(
@@ -231,6 +236,10 @@ impl Server {
             self.set_phase(conn, Phase::AwaitUser);
             return;
         }
+        if self.refuse_lookalike(conn, &name) {
+            self.set_phase(conn, Phase::AwaitUser);
+            return;
+        }
         let salt = self.random_bytes::<16>();
         let credential =
             self.accounts
@@ -246,6 +255,28 @@ impl Server {
         let peer = self.peer(conn);
         self.log(format!("{peer} signed up as {name}"));
         self.try_login(conn, name);
+    }
+
+    /// Refuse the sign-up of `name` if it could be mistaken for an existing user's name (by
+    /// case or by look: TR39 confusable skeletons); returns whether it did.
+    fn refuse_lookalike(&mut self, conn: ConnId, name: &UserName) -> bool {
+        let Some(existing) = self.accounts.lookalike(name).cloned() else {
+            return false;
+        };
+        let peer = self.peer(conn);
+        self.log(format!(
+            "{peer}: sign-up as {name} refused: it looks like the existing user {existing}"
+        ));
+        self.reply(
+            conn,
+            Reply::new(
+                Code::USER_REFUSED,
+                format!(
+                    "{name} looks too much like the existing user {existing}; a new user name must not be mistakable for another. Try another user name."
+                ),
+            ),
+        );
+        true
     }
 
     /// The password was right: log in unless the name is already online.

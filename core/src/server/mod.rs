@@ -456,4 +456,8 @@ impl Server {
 #[cfg(test)]
 mod load_tests;
 #[cfg(test)]
+mod name_tests;
+#[cfg(test)]
+mod test_folder;
+#[cfg(test)]
 mod tests;
