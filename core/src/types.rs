@@ -174,6 +174,16 @@ pub enum TextError {
     /// A control character (a message is one line of printable text).
     #[error("the message contains a control character (U+{0:04X})")]
     ControlCharacter(u32),
+    /// A bidirectional control, which could make the text read otherwise than it is.
+    #[error(
+        "the message contains a bidirectional control character (U+{0:04X}), which can make text read otherwise than it is written"
+    )]
+    Bidi(u32),
+    /// A character that shows as nothing, which could make texts or names look alike.
+    #[error(
+        "the message contains an invisible character (U+{0:04X}), which can make different texts look the same"
+    )]
+    Invisible(u32),
 }
 
 /// Check that `text` can be a message: non-empty, printable, one line.

@@ -20,8 +20,11 @@ fn user() -> impl Strategy<Value = UserName> {
 }
 
 /// One line of printable text, never empty: what a message can be.
+/// A message a client may send: printable, and nothing a terminal would obey or hide.
 fn text() -> impl Strategy<Value = String> {
-    "[^\\p{C}]{1,60}"
+    "[^\\p{C}\\p{Zl}\\p{Zp}]{1,60}".prop_filter("safe on a terminal", |s| {
+        huddle_core::proto::text::check_message(s).is_ok()
+    })
 }
 
 fn number() -> impl Strategy<Value = MessageNumber> {
@@ -158,6 +161,14 @@ proptest! {
                     let _ = store::parse_credentials(s, &mut w);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn neutralised_text_holds_nothing_a_terminal_would_obey(s in any::<String>()) {
+        let safe = huddle_core::client::sanitize::neutralise(&s);
+        for c in safe.chars() {
+            prop_assert!(c == '\n' || huddle_core::proto::text::hazard(c).is_none(), "{:?} in {:?}", c, safe);
         }
     }
 
