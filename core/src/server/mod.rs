@@ -2,7 +2,9 @@
 //!
 //! # Driving it
 //! A [`Server`] is built from its [`ServerConfig`] and the contents of the data folder
-//! ([`DataFiles`]). Then a driver loops:
+//! ([`DataFiles`], bytes as read); [`Server::new`] refuses a folder with damaged lines
+//! ([`DamagedFiles`], shown to the operator as it is) unless the config asks for a repair
+//! ([`OnDamage::Repair`]). Then a driver loops:
 //! - network input: [`Server::handle_connect`] when a client connects (the server names the
 //!   connection), [`Server::handle_bytes`] with whatever bytes arrived on it,
 //!   [`Server::handle_disconnect`] when it closed;
