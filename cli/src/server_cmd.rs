@@ -1,5 +1,5 @@
 //! `huddle server [PORT] [ATTEMPTS] [--dir DIR] [--runtime std|smol] [--block-secs S]
-//! [--no-signup] [--bind IP]`.
+//! [--no-signup] [--bind IP] [--repair]`.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use huddle_core::server::{Attempts, ServerConfig};
+use huddle_core::server::{Attempts, OnDamage, ServerConfig};
 use huddle_core::time::Zone;
 use huddle_runtime_std::ServerOptions;
 
@@ -39,6 +39,11 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     bind: IpAddr,
+    /// Start even if data files have damaged lines: move each one, byte for byte, to
+    /// `<file>.rejected` (with the time and the reason) and keep a copy of the file as it was
+    /// (`<file>.<time>.bak`). Without it the server refuses to start and lists them.
+    #[arg(long)]
+    repair: bool,
 }
 
 fn parse_attempts(s: &str) -> Result<Attempts, String> {
@@ -69,6 +74,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         attempts: args.attempts,
         block_millis: u64::try_from(args.block_secs.as_millis()).unwrap_or(u64::MAX),
         allow_signup: !args.no_signup,
+        on_damage: if args.repair {
+            OnDamage::Repair
+        } else {
+            OnDamage::Refuse
+        },
         zone,
         rng_seed,
         ..ServerConfig::default()

@@ -7,11 +7,19 @@ use std::str::FromStr;
 /// Longest user name accepted, in bytes.
 pub const MAX_USER_NAME: usize = 32;
 
-/// A user name: 1 to 32 ASCII letters, digits, `_`, `-` or `.`; case-sensitive.
+/// A user name: 1 to 32 ASCII letters, digits, `_`, `-` or `.`, compared without regard to
+/// case.
 ///
 /// Restricting names keeps them safe in every place they travel: the `;`-separated data files,
-/// space-separated commands, and the `presenter_file` names of received uploads.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// space-separated commands, the `presenter_file` names of received uploads, and the user's
+/// terminal (no control, bidi or zero-width characters can hide in one).
+///
+/// `Yoda` and `yoda` are the same name: equality, hashing and order use the name folded to
+/// lower case ([`UserName::key`]), so every map and comparison in the server treats them as
+/// one. The display form ([`UserName::as_str`]) stays as written; the server shows an
+/// account's name as it was created. Names that merely *look* alike (`Ieia` and `leia`)
+/// differ, but sign-up refuses them: see [`UserName::lookalike_key`].
+#[derive(Debug, Clone)]
 pub struct UserName(String);
 
 /// Why a string is not a user name.
@@ -43,9 +51,58 @@ impl UserName {
         Ok(Self(s.to_owned()))
     }
 
-    /// The name as text.
+    /// The name as text, as written.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The canonical form two names are compared by: folded to lower case (names are ASCII,
+    /// so this is Unicode case folding too).
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+
+    /// What the name looks like: its Unicode TR39 confusable skeleton, taken without regard to
+    /// case (the skeleton, lower-cased, skeletonised again). Two names with the same key can be
+    /// mistaken for one another on screen (`Ieia`/`leia`, `0bi`/`Obi`, `rn`/`m`), so sign-up
+    /// refuses a name whose key an existing user already has.
+    pub fn lookalike_key(&self) -> String {
+        let skeleton: String = unicode_security::skeleton(&self.0).collect();
+        unicode_security::skeleton(&skeleton.to_lowercase()).collect()
+    }
+
+    fn folded(&self) -> impl Iterator<Item = u8> + '_ {
+        self.0.bytes().map(|b| b.to_ascii_lowercase())
+    }
+}
+
+impl PartialEq for UserName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+impl Eq for UserName {}
+
+impl std::hash::Hash for UserName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for b in self.folded() {
+            state.write_u8(b);
+        }
+        // Names never hold 0xff: it ends the name, as `str`'s hash does.
+        state.write_u8(0xff);
+    }
+}
+
+impl PartialOrd for UserName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for UserName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.folded().cmp(other.folded())
     }
 }
 
@@ -117,6 +174,16 @@ pub enum TextError {
     /// A control character (a message is one line of printable text).
     #[error("the message contains a control character (U+{0:04X})")]
     ControlCharacter(u32),
+    /// A bidirectional control, which could make the text read otherwise than it is.
+    #[error(
+        "the message contains a bidirectional control character (U+{0:04X}), which can make text read otherwise than it is written"
+    )]
+    Bidi(u32),
+    /// A character that shows as nothing, which could make texts or names look alike.
+    #[error(
+        "the message contains an invisible character (U+{0:04X}), which can make different texts look the same"
+    )]
+    Invisible(u32),
 }
 
 /// Check that `text` can be a message: non-empty, printable, one line.
@@ -132,6 +199,105 @@ pub fn check_text(text: &str) -> Result<(), TextError> {
     Ok(())
 }
 
+/// The text of a post or a private message, kept as the bytes it is stored as.
+///
+/// Text from a client is always UTF-8 (the request parser refuses anything else). Text read from
+/// a data file is kept byte for byte, even when an editor or a damaged disk put bytes there that
+/// are not UTF-8: the server shows such bytes as U+FFFD but writes them back unchanged, so
+/// rewriting a file (after a delete, say) never alters what it held.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MessageText(Repr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    /// Valid UTF-8: everything a client sends, and almost every stored line.
+    Utf8(String),
+    /// Bytes from a file that are not valid UTF-8.
+    Bytes(Box<[u8]>),
+}
+
+impl MessageText {
+    /// The text as stored: `bytes` exactly, whatever they are.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Self(Repr::Utf8(s.to_owned())),
+            Err(_) => Self(Repr::Bytes(bytes.into())),
+        }
+    }
+
+    /// The bytes to store.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Utf8(s) => s.as_bytes(),
+            Repr::Bytes(b) => b,
+        }
+    }
+
+    /// The text to show: itself, or with U+FFFD for each byte sequence that is not UTF-8.
+    pub fn to_text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.0 {
+            Repr::Utf8(s) => std::borrow::Cow::Borrowed(s),
+            Repr::Bytes(b) => String::from_utf8_lossy(b),
+        }
+    }
+
+    /// Whether the stored bytes are valid UTF-8.
+    pub fn is_utf8(&self) -> bool {
+        matches!(self.0, Repr::Utf8(_))
+    }
+}
+
+impl From<String> for MessageText {
+    fn from(s: String) -> Self {
+        Self(Repr::Utf8(s))
+    }
+}
+
+impl From<&str> for MessageText {
+    fn from(s: &str) -> Self {
+        Self(Repr::Utf8(s.to_owned()))
+    }
+}
+
+impl PartialEq<str> for MessageText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for MessageText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for MessageText {
+    fn eq(&self, other: &String) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl fmt::Display for MessageText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+impl fmt::Debug for MessageText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Utf8(s) => fmt::Debug::fmt(s, f),
+            Repr::Bytes(b) => write!(f, "b\"{}\"", b.escape_ascii()),
+        }
+    }
+}
+
+/// Check a stored text the way [`check_text`] checks a new one (bytes that are not UTF-8 count
+/// as printable: they are shown as U+FFFD).
+pub fn check_stored_text(text: &MessageText) -> Result<(), TextError> {
+    check_text(&text.to_text())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +310,55 @@ mod tests {
         assert_eq!(UserName::new("a b"), Err(UserNameError::BadCharacter));
         assert_eq!(UserName::new("x;y"), Err(UserNameError::BadCharacter));
         assert_eq!(UserName::new(&"a".repeat(33)), Err(UserNameError::TooLong));
+    }
+
+    #[test]
+    fn names_are_one_without_regard_to_case_and_keep_their_display_form() {
+        use std::collections::{BTreeSet, HashSet};
+        let a = UserName::new("Yoda").unwrap();
+        let b = UserName::new("yoDA").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "Yoda");
+        assert_eq!(a.key(), "yoda");
+        assert_eq!(HashSet::from([a.clone(), b.clone()]).len(), 1);
+        assert_eq!(BTreeSet::from([a.clone(), b]).len(), 1);
+        assert_ne!(a, UserName::new("yoda2").unwrap());
+        assert!(UserName::new("Luke").unwrap() < UserName::new("mara").unwrap());
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key_and_others_do_not() {
+        let k = |s: &str| UserName::new(s).unwrap().lookalike_key();
+        for (a, b) in [
+            ("Ieia", "leia"),
+            ("1uke", "luke"),
+            ("0bi", "Obi"),
+            ("0bi", "obi"),
+            ("rnace", "mace"),
+            ("LEIA", "lela"),
+            ("Yoda", "yoda"),
+        ] {
+            assert_eq!(k(a), k(b), "{a} / {b}");
+        }
+        for (a, b) in [
+            ("leia", "lela"),
+            ("luke", "luck"),
+            ("han", "hans"),
+            ("a_b", "a-b"),
+        ] {
+            assert_ne!(k(a), k(b), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn stored_text_keeps_bytes_that_are_not_utf8() {
+        let t = MessageText::from_bytes(b"caf\xe9; ok");
+        assert_eq!(t.as_bytes(), b"caf\xe9; ok");
+        assert!(!t.is_utf8());
+        assert_eq!(t.to_string(), "caf\u{fffd}; ok");
+        assert!(check_stored_text(&t).is_ok());
+        assert!(check_stored_text(&MessageText::from_bytes(b"a\x1b[2Jb")).is_err());
+        assert_eq!(MessageText::from_bytes("✓".as_bytes()), "✓");
     }
 
     #[test]

@@ -6,7 +6,12 @@
 //!   so a reader (or a restart after `kill -9`) sees either the old file or the new one,
 //!   never half of either;
 //! - a whole batch is applied with **one** fsync per touched file (group commit): records for
-//!   the same file are folded together first, so ten posts in one batch cost one fsync.
+//!   the same file are folded together first, so ten posts in one batch cost one fsync;
+//! - the loader's side files come first in a batch: a backup copy (`<file>.<time>.bak`,
+//!   written like a replace) and rejected lines (`<file>.rejected`, appended), so the lines a
+//!   start takes out of a file are on disk elsewhere before the file is replaced.
+//!
+//! Every content is bytes, written exactly: nothing here decodes or re-encodes text.
 //!
 //! Kept free of anything thread- or executor-specific so the smol runtime can share it.
 
@@ -15,8 +20,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use huddle_core::server::DataFiles;
-use huddle_core::store::{DataFile, Persist};
+use huddle_core::store::rejected::READ_BACK;
+use huddle_core::store::{DamagedFiles, DataFile, DataFiles, Persist};
 
 /// What went wrong in the data folder, naming the file and the step, so an operator can fix
 /// permissions, free space or a wrong `--dir`.
@@ -80,6 +85,14 @@ pub enum DataDirError {
         /// Why.
         source: io::Error,
     },
+    /// Data files have damaged lines; the message lists them and says how to proceed.
+    #[error("the data folder {path} has {damage}")]
+    Damaged {
+        /// The folder.
+        path: PathBuf,
+        /// Which lines, and what to do.
+        damage: DamagedFiles,
+    },
 }
 
 /// The server's data folder.
@@ -93,11 +106,11 @@ pub struct DataDir {
 
 /// What one batch does to one file after folding its records together.
 enum Plan {
-    /// Only appends: write this text at the end.
-    Append(String),
+    /// Only appends: write these bytes at the end.
+    Append(Vec<u8>),
     /// At least one replace: the file's whole new content (the last replace plus any later
     /// appends).
-    Replace(String),
+    Replace(Vec<u8>),
 }
 
 impl DataDir {
@@ -121,44 +134,68 @@ impl DataDir {
         self.path.join(file.file_name())
     }
 
+    #[cfg(test)]
     fn temp_path(&self, file: DataFile) -> PathBuf {
         self.path.join(format!("{}.tmp", file.file_name()))
     }
 
-    /// Read every data file for [`huddle_core::server::Server::new`].
+    /// Read every data file for [`huddle_core::server::Server::new`], byte for byte, and the
+    /// rejected files the loader reads back (`credentials.txt.rejected`, for reserved names).
     ///
-    /// A missing file is left out (a fresh folder); bytes that are not UTF-8 are replaced with
-    /// U+FFFD so the core can report the damaged lines instead of the server refusing to start.
-    /// A leftover `name.tmp` from a crash mid-replace is ignored: the rename never happened, so
-    /// `name` still holds the last durable content.
+    /// A missing file is left out (a fresh folder). A leftover `name.tmp` from a crash
+    /// mid-replace is ignored: the rename never happened, so `name` still holds the last
+    /// durable content.
     pub fn load(&self) -> Result<DataFiles, DataDirError> {
         let mut files = DataFiles::new();
         for file in DataFile::ALL {
-            let path = self.file_path(file);
-            match fs::read(&path) {
-                Ok(bytes) => {
-                    files.insert(file, String::from_utf8_lossy(&bytes).into_owned());
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(DataDirError::Read { path, source }),
+            if let Some(bytes) = self.read(&self.file_path(file))? {
+                files.insert(file, bytes);
+            }
+        }
+        for file in READ_BACK {
+            if let Some(bytes) = self.read(&self.path.join(file.rejected_name()))? {
+                files.insert_rejected(file, bytes);
             }
         }
         Ok(files)
     }
 
+    /// The bytes of `path`, `None` if it does not exist.
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, DataDirError> {
+        match fs::read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(DataDirError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// The loader refused the folder: the error that says so, with the folder's path.
+    pub fn damaged(&self, damage: DamagedFiles) -> DataDirError {
+        DataDirError::Damaged {
+            path: self.path.clone(),
+            damage,
+        }
+    }
+
     /// Make a batch of records durable: when this returns `Ok`, every record survives a crash.
     ///
-    /// Records are applied in order per file; files are independent. One fsync per touched
-    /// file, plus one of the folder if a file was created or replaced.
+    /// Backups and rejected lines are written (and synced) first; then data-file records are
+    /// applied in order per file; files are independent. One fsync per touched file, plus one
+    /// of the folder if a file was created or replaced.
     pub fn apply<'a>(
         &self,
         batch: impl IntoIterator<Item = &'a Persist>,
     ) -> Result<(), DataDirError> {
         let mut plans: BTreeMap<DataFile, Plan> = BTreeMap::new();
+        let mut rejected: BTreeMap<DataFile, Vec<u8>> = BTreeMap::new();
+        let mut backups: Vec<(&str, &[u8])> = Vec::new();
         for record in batch {
             match record {
                 Persist::Append { file, text } => match plans.get_mut(file) {
-                    Some(Plan::Append(s) | Plan::Replace(s)) => s.push_str(text),
+                    Some(Plan::Append(s) | Plan::Replace(s)) => s.extend_from_slice(text),
                     None => {
                         plans.insert(*file, Plan::Append(text.clone()));
                     }
@@ -166,14 +203,29 @@ impl DataDir {
                 Persist::Replace { file, text } => {
                     plans.insert(*file, Plan::Replace(text.clone()));
                 }
+                Persist::Reject { file, text } => {
+                    rejected.entry(*file).or_default().extend_from_slice(text);
+                }
+                Persist::Backup { name, text, .. } => backups.push((name, text)),
             }
         }
         let mut sync_folder = false;
+        for (name, text) in backups {
+            self.write_atomically(&self.path.join(name), text)?;
+            sync_folder = true;
+        }
+        for (file, text) in &rejected {
+            sync_folder |= self.append_to(&self.path.join(file.rejected_name()), text)?;
+        }
+        if sync_folder && !plans.is_empty() {
+            // The side files' names must be durable before a replace can take lines out.
+            self.sync_folder()?;
+        }
         for (file, plan) in &plans {
             sync_folder |= match plan {
-                Plan::Append(text) => self.append(*file, text)?,
+                Plan::Append(text) => self.append_to(&self.file_path(*file), text)?,
                 Plan::Replace(text) => {
-                    self.replace(*file, text)?;
+                    self.write_atomically(&self.file_path(*file), text)?;
                     true
                 }
             };
@@ -185,44 +237,44 @@ impl DataDir {
     }
 
     /// Append and fsync; returns whether the file was new (its folder entry needs an fsync).
-    fn append(&self, file: DataFile, text: &str) -> Result<bool, DataDirError> {
-        let path = self.file_path(file);
+    fn append_to(&self, path: &Path, text: &[u8]) -> Result<bool, DataDirError> {
         let err = |source| DataDirError::Append {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         };
         let created = !path.exists();
         let mut f = OpenOptions::new()
             .append(true)
             .create(true)
-            .open(&path)
+            .open(path)
             .map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)?;
+        f.write_all(text).map_err(err)?;
         f.sync_data().map_err(|source| DataDirError::Sync {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
         Ok(created)
     }
 
-    /// Write `name.tmp`, fsync it, rename it over `name` (the folder is synced by the caller).
-    fn replace(&self, file: DataFile, text: &str) -> Result<(), DataDirError> {
-        let tmp = self.temp_path(file);
-        let to = self.file_path(file);
+    /// Write `<path>.tmp`, fsync it, rename it over `path` (the folder is synced by the caller).
+    fn write_atomically(&self, to: &Path, text: &[u8]) -> Result<(), DataDirError> {
+        let mut tmp = to.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let err = |source| DataDirError::WriteTemp {
             path: tmp.clone(),
             source,
         };
         let mut f = File::create(&tmp).map_err(err)?;
-        f.write_all(text.as_bytes()).map_err(err)?;
+        f.write_all(text).map_err(err)?;
         f.sync_all().map_err(|source| DataDirError::Sync {
             path: tmp.clone(),
             source,
         })?;
         drop(f);
-        fs::rename(&tmp, &to).map_err(|source| DataDirError::Rename {
+        fs::rename(&tmp, to).map_err(|source| DataDirError::Rename {
             from: tmp.clone(),
-            to: to.clone(),
+            to: to.to_path_buf(),
             source,
         })
     }
@@ -243,14 +295,14 @@ mod tests {
     fn append(file: DataFile, text: &str) -> Persist {
         Persist::Append {
             file,
-            text: text.to_string(),
+            text: text.into(),
         }
     }
 
     fn replace(file: DataFile, text: &str) -> Persist {
         Persist::Replace {
             file,
-            text: text.to_string(),
+            text: text.into(),
         }
     }
 
@@ -261,7 +313,7 @@ mod tests {
         assert!(dir.path().is_dir());
         let files = dir.load().unwrap();
         for file in DataFile::ALL {
-            assert_eq!(files.get(file), "");
+            assert_eq!(files.get(file), b"");
         }
     }
 
@@ -281,8 +333,8 @@ mod tests {
         ])
         .unwrap();
         let again = DataDir::open(tmp.path()).unwrap().load().unwrap();
-        assert_eq!(again.get(DataFile::MessageLog), "1; a\n2; b\n3; c\n");
-        assert_eq!(again.get(DataFile::UserLog), "");
+        assert_eq!(again.get(DataFile::MessageLog), b"1; a\n2; b\n3; c\n");
+        assert_eq!(again.get(DataFile::UserLog), b"");
         assert!(dir.file_path(DataFile::UserLog).exists());
     }
 
@@ -299,8 +351,8 @@ mod tests {
         ])
         .unwrap();
         let files = dir.load().unwrap();
-        assert_eq!(files.get(DataFile::Inbox), "new\nkept\n");
-        assert_eq!(files.get(DataFile::Blocks), "a; b\n");
+        assert_eq!(files.get(DataFile::Inbox), b"new\nkept\n");
+        assert_eq!(files.get(DataFile::Blocks), b"a; b\n");
     }
 
     #[test]
@@ -311,21 +363,67 @@ mod tests {
             .unwrap();
         // A crash between writing the temporary copy and renaming it leaves this behind.
         fs::write(dir.temp_path(DataFile::Logins), "half a fi").unwrap();
-        assert_eq!(dir.load().unwrap().get(DataFile::Logins), "yoda; x; -\n");
+        assert_eq!(dir.load().unwrap().get(DataFile::Logins), b"yoda; x; -\n");
         dir.apply(&[replace(DataFile::Logins, "luke; y; -\n")])
             .unwrap();
-        assert_eq!(dir.load().unwrap().get(DataFile::Logins), "luke; y; -\n");
+        assert_eq!(dir.load().unwrap().get(DataFile::Logins), b"luke; y; -\n");
         assert!(!dir.temp_path(DataFile::Logins).exists());
     }
 
     #[test]
-    fn invalid_utf8_is_loaded_lossily() {
+    fn bytes_that_are_not_utf8_are_loaded_and_written_exactly() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::open(tmp.path()).unwrap();
         fs::write(dir.file_path(DataFile::Credentials), b"yoda \xffjedi\n").unwrap();
         assert_eq!(
             dir.load().unwrap().get(DataFile::Credentials),
-            "yoda \u{fffd}jedi\n"
+            b"yoda \xffjedi\n"
+        );
+        dir.apply(&[Persist::Replace {
+            file: DataFile::MessageLog,
+            text: b"1; x; y; caf\xe9; no\n".to_vec(),
+        }])
+        .unwrap();
+        assert_eq!(
+            fs::read(dir.file_path(DataFile::MessageLog)).unwrap(),
+            b"1; x; y; caf\xe9; no\n"
+        );
+    }
+
+    #[test]
+    fn backups_and_rejected_lines_are_written_beside_the_file_and_read_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let entry = b"# t; credentials.txt line 2; damaged; why\nluke\tr2d2\n".to_vec();
+        dir.apply(&[
+            Persist::Backup {
+                file: DataFile::Credentials,
+                name: "credentials.txt.x.bak".into(),
+                text: b"yoda jedi\nluke\tr2d2\n".to_vec(),
+            },
+            Persist::Reject {
+                file: DataFile::Credentials,
+                text: entry.clone(),
+            },
+            replace(DataFile::Credentials, "yoda jedi\n"),
+        ])
+        .unwrap();
+        assert_eq!(
+            fs::read(tmp.path().join("credentials.txt.x.bak")).unwrap(),
+            b"yoda jedi\nluke\tr2d2\n"
+        );
+        let files = dir.load().unwrap();
+        assert_eq!(files.get(DataFile::Credentials), b"yoda jedi\n");
+        assert_eq!(files.rejected(DataFile::Credentials), entry.as_slice());
+        // A second repair appends to the rejected file.
+        dir.apply(&[Persist::Reject {
+            file: DataFile::Credentials,
+            text: entry.clone(),
+        }])
+        .unwrap();
+        assert_eq!(
+            dir.load().unwrap().rejected(DataFile::Credentials).len(),
+            2 * entry.len()
         );
     }
 

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use huddle_core::UnixMillis;
-use huddle_core::server::{ConnId, DataFiles, Output, Server};
+use huddle_core::server::{ConnId, Output, Server};
 use huddle_core::store::Persist;
 
 use crate::clock;
@@ -104,14 +104,15 @@ pub trait Transport {
     fn finish(&mut self, grace: Duration);
 }
 
-/// The data folder and what it held, read before anything is served.
+/// The data folder and the core built from it, before anything is served.
 pub struct Loaded {
     console: Console,
     dir: DataDir,
-    files: DataFiles,
+    core: Server,
 }
 
-/// Open and read the data folder named in `opts` (creating it if missing).
+/// Open and read the data folder named in `opts` (creating it if missing) and build the core
+/// from it; a folder with damaged lines is refused here, before anything listens.
 pub fn load(opts: &ServerOptions) -> Result<Loaded, ServerError> {
     let console = Console {
         sink: opts.log.clone(),
@@ -119,11 +120,9 @@ pub fn load(opts: &ServerOptions) -> Result<Loaded, ServerError> {
     };
     let dir = DataDir::open(&opts.dir)?;
     let files = dir.load()?;
-    Ok(Loaded {
-        console,
-        dir,
-        files,
-    })
+    let core =
+        Server::new(opts.config.clone(), &files, clock::now()).map_err(|e| dir.damaged(e))?;
+    Ok(Loaded { console, dir, core })
 }
 
 impl Loaded {
@@ -155,16 +154,11 @@ pub struct Driver<T: Transport> {
 }
 
 impl<T: Transport> Driver<T> {
-    /// Build the core from the loaded folder and make its startup records (e.g. the emptied
+    /// Take the core built from the loaded folder and make its startup records (e.g. the emptied
     /// `userlog.txt`) durable, so nothing is served before the folder matches the core. On
     /// error the transport is finished before returning.
     pub fn start(loaded: Loaded, opts: &ServerOptions, transport: T) -> Result<Self, ServerError> {
-        let Loaded {
-            console,
-            dir,
-            files,
-        } = loaded;
-        let core = Server::new(opts.config.clone(), &files, clock::now());
+        let Loaded { console, dir, core } = loaded;
         let mut driver = Driver {
             core,
             dir,

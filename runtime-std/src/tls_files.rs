@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use huddle_core::store::LoadWarning;
+use huddle_core::tls::KnownHostsWarning;
 use huddle_core::tls::{
     FileLimits, Fingerprint, IdentityError, KnownHost, KnownHosts, ServerIdentity,
 };
@@ -322,7 +322,7 @@ fn config_folder(xdg_config_home: Option<OsString>, home: Option<OsString>) -> O
 pub fn read_known_hosts(
     path: &Path,
     limits: &FileLimits,
-) -> Result<(KnownHosts, Vec<LoadWarning>), TlsFilesError> {
+) -> Result<(KnownHosts, Vec<KnownHostsWarning>), TlsFilesError> {
     let text = match read_bounded(path, limits.max_known_hosts_bytes) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(TlsFilesError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {

@@ -10,14 +10,16 @@
 //!   as a real crash may — and hands the durable files to `Server::new`.
 //!
 //! The disk lives outside the host closure, so it survives `sim.crash` / `sim.bounce`, and
-//! only through what was synced.
+//! only through what was synced. It holds the side files the loader writes too
+//! (`<file>.rejected`, backups), and [`Disk::damage`] lets a test spoil a file between a crash
+//! and a restart, as a bad disk or a careless editor would.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use huddle_core::server::DataFiles;
-use huddle_core::store::{DataFile, Persist};
+use huddle_core::store::rejected::READ_BACK;
+use huddle_core::store::{DataFile, DataFiles, Persist};
 
 use crate::rng::Rng;
 
@@ -33,7 +35,11 @@ pub enum CrashLoss {
 
 #[derive(Debug)]
 struct State {
-    durable: BTreeMap<DataFile, String>,
+    durable: BTreeMap<DataFile, Vec<u8>>,
+    /// `<file>.rejected`, by the data file.
+    rejected: BTreeMap<DataFile, Vec<u8>>,
+    /// Backup copies, by file name.
+    backups: BTreeMap<String, Vec<u8>>,
     pending: Vec<Persist>,
     loss: CrashLoss,
     rng: Rng,
@@ -45,11 +51,15 @@ struct State {
 #[derive(Debug, Clone)]
 pub struct Disk(Rc<RefCell<State>>);
 
-fn apply(files: &mut BTreeMap<DataFile, String>, p: &Persist) {
+fn apply(s: &mut State, p: &Persist) {
     match p {
-        Persist::Append { file, text } => files.entry(*file).or_default().push_str(text),
+        Persist::Append { file, text } => s.durable.entry(*file).or_default().extend(text),
         Persist::Replace { file, text } => {
-            files.insert(*file, text.clone());
+            s.durable.insert(*file, text.clone());
+        }
+        Persist::Reject { file, text } => s.rejected.entry(*file).or_default().extend(text),
+        Persist::Backup { name, text, .. } => {
+            s.backups.insert(name.clone(), text.clone());
         }
     }
 }
@@ -59,6 +69,8 @@ impl Disk {
     pub fn new(loss: CrashLoss, seed: u64) -> Self {
         Disk(Rc::new(RefCell::new(State {
             durable: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            backups: BTreeMap::new(),
             pending: Vec::new(),
             loss,
             rng: Rng::new(seed, 0xD15C),
@@ -69,7 +81,19 @@ impl Disk {
 
     /// Put `text` in `file` before the server first starts (credentials, say).
     pub fn preload(&self, file: DataFile, text: &str) {
-        self.0.borrow_mut().durable.insert(file, text.to_string());
+        self.0.borrow_mut().durable.insert(file, text.into());
+    }
+
+    /// Put `line` (and a `\n`) first in the durable content of `file`, behind the server's
+    /// back: a damaged line, say, as a bad disk or a careless editor leaves it. Takes effect at
+    /// the next boot; put first so it cannot merge with a torn last line.
+    pub fn damage(&self, file: DataFile, line: &[u8]) {
+        let mut s = self.0.borrow_mut();
+        let text = s.durable.entry(file).or_default();
+        let mut damaged = line.to_vec();
+        damaged.push(b'\n');
+        damaged.extend_from_slice(text);
+        *text = damaged;
     }
 
     /// Write a record; it is not durable until the next [`Disk::fsync`].
@@ -82,7 +106,7 @@ impl Disk {
         let mut s = self.0.borrow_mut();
         let pending = std::mem::take(&mut s.pending);
         for p in &pending {
-            apply(&mut s.durable, p);
+            apply(&mut s, p);
         }
         s.fsyncs += 1;
     }
@@ -95,18 +119,16 @@ impl Disk {
         if s.loss == CrashLoss::TornTail && !pending.is_empty() {
             let keep = s.rng.index(pending.len() + 1);
             for p in &pending[..keep] {
-                apply(&mut s.durable, p);
+                apply(&mut s, p);
             }
             if let Some(Persist::Append { file, text }) = pending.get(keep) {
-                let mut cut = s.rng.index(text.len() + 1);
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
+                // Cut anywhere, even inside a character: a disk tears bytes, not text.
+                let cut = s.rng.index(text.len() + 1);
                 let torn = Persist::Append {
                     file: *file,
-                    text: text[..cut].to_string(),
+                    text: text[..cut].to_vec(),
                 };
-                apply(&mut s.durable, &torn);
+                apply(&mut s, &torn);
             }
         }
         s.boots += 1;
@@ -114,17 +136,43 @@ impl Disk {
         for (f, t) in &s.durable {
             files.insert(*f, t.clone());
         }
+        for f in READ_BACK {
+            if let Some(t) = s.rejected.get(&f) {
+                files.insert_rejected(f, t.clone());
+            }
+        }
         files
     }
 
-    /// The durable content of `file` (empty if it was never written).
+    /// The durable content of `file` as text (empty if it was never written; bytes that are
+    /// not UTF-8 show as U+FFFD: see [`Disk::durable_bytes`]).
     pub fn durable(&self, file: DataFile) -> String {
+        String::from_utf8_lossy(&self.durable_bytes(file)).into_owned()
+    }
+
+    /// The durable content of `file`, byte for byte.
+    pub fn durable_bytes(&self, file: DataFile) -> Vec<u8> {
         self.0
             .borrow()
             .durable
             .get(&file)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The durable content of `<file>.rejected`.
+    pub fn rejected(&self, file: DataFile) -> Vec<u8> {
+        self.0
+            .borrow()
+            .rejected
+            .get(&file)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The backup copies written so far, by file name.
+    pub fn backups(&self) -> BTreeMap<String, Vec<u8>> {
+        self.0.borrow().backups.clone()
     }
 
     /// Whether some written records still wait for an fsync.
@@ -150,7 +198,7 @@ mod tests {
     fn append(text: &str) -> Persist {
         Persist::Append {
             file: DataFile::MessageLog,
-            text: text.into(),
+            text: text.as_bytes().to_vec(),
         }
     }
 

@@ -158,7 +158,14 @@ impl ServerHost {
     /// Boot from the disk and serve until the host is crashed.
     pub async fn run(self) -> turmoil::Result {
         let files = self.disk.boot();
-        let mut server = Server::new(self.config.clone(), &files, clock::now());
+        let mut server = match Server::new(self.config.clone(), &files, clock::now()) {
+            Ok(server) => server,
+            Err(damage) => {
+                self.trace
+                    .record(&self.name, "refused to start: damaged data files");
+                return Err(damage.into());
+            }
+        };
         self.trace.record(&self.name, "boot");
         if let Some(p) = &self.probe {
             p.borrow_mut().booted(&server);

@@ -110,7 +110,7 @@ impl BoardChecker {
                 }
                 let i = number.index();
                 let mut want = before.clone();
-                want[i].text = text;
+                want[i].text = text.into();
                 want[i].at = now;
                 want[i].edited = true;
                 assert_eq!(after, &want[..], "{user}: {line:?} edited otherwise");
@@ -147,7 +147,7 @@ impl Probe for BoardChecker {
     fn booted(&mut self, server: &Server) {
         self.board_text = server.render_file(DataFile::MessageLog);
         self.board = parse_board(&self.board_text);
-        self.identity = self.board.iter().map(|p| p.text.clone()).collect();
+        self.identity = self.board.iter().map(|p| p.text.to_string()).collect();
     }
 
     fn after_input(&mut self, server: &Server, input: &InputSeen<'_>, outputs: &[Output]) {
@@ -367,7 +367,7 @@ fn run_one(seed: u64, minutes: u64) {
         checker
             .board
             .iter()
-            .map(|p| huddle_core::store::render_post(p, Zone::UTC))
+            .map(|p| String::from_utf8(huddle_core::store::render_post(p, Zone::UTC)).unwrap())
             .collect::<String>(),
         "the final messagelog.txt is the final board"
     );

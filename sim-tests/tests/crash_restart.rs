@@ -6,6 +6,11 @@
 //! the lost connection (`ExitStatus::ConnectionLost`). After the restart an auditor checks
 //! that everything that was *acknowledged* survived: every post, every stored private message
 //! (delivered at the recipient's next login, in order), every block and every account.
+//!
+//! The repair path: while the server is down its files are also damaged (a bad disk, a careless
+//! editor). The restart refuses, naming the lines; the operator restarts with a repair, which
+//! moves them byte for byte to `<file>.rejected`, keeps copies, keeps the damaged account's
+//! name reserved, and again loses nothing acknowledged.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,6 +18,7 @@ use std::time::Duration;
 
 use huddle_core::client::ExitStatus;
 use huddle_core::proto::event::Event;
+use huddle_core::server::{OnDamage, Server};
 use huddle_core::store::DataFile;
 use huddle_sim_tests::client_host::{SimClient, Step, Turn};
 use huddle_sim_tests::clock;
@@ -116,10 +122,32 @@ fn lost(c: &mut SimClient, t: Turn, ledger: &Shared) -> turmoil::Result {
     Ok(())
 }
 
+/// Lines a test writes into the files while the server is down (the repair path), and the
+/// name whose account line is among them.
+const DAMAGE: [(DataFile, &[u8]); 3] = [
+    (DataFile::Credentials, b"vader\tdarkside"),
+    (
+        DataFile::MessageLog,
+        b"1; 21 Nov 2026 25:61:00; yoda; \xff never posted; no",
+    ),
+    (DataFile::Blocks, b"luke;leia"),
+];
+const DAMAGED_NAME: &str = "vader";
+
 /// After the restart: log in as each user concerned and look.
-async fn audit(trace: Trace, ledger: Shared) -> turmoil::Result {
+async fn audit(trace: Trace, ledger: Shared, repaired: bool) -> turmoil::Result {
     clock::sleep_until(clock::at(AUDIT_AT_MS)).await;
     let every = Duration::from_millis(100);
+    if repaired {
+        // The name of the damaged account line stays reserved: nobody can sign up as it.
+        let mut c = SimClient::connect_retrying("squatter", &trace, every).await;
+        assert_eq!(
+            c.step().await,
+            Step::Prompt(huddle_core::client::Prompt::UserName)
+        );
+        let t = c.say(DAMAGED_NAME).await;
+        assert_eq!(t.code(), Some(431), "{DAMAGED_NAME} is not reserved: {t:?}");
+    }
     // Every session ended with the crash: the ledger is final.
     let led = ledger.borrow().clone();
 
@@ -210,7 +238,7 @@ async fn audit(trace: Trace, ledger: Shared) -> turmoil::Result {
     Ok(())
 }
 
-fn run_one(seed: u64) {
+fn run_one(seed: u64, damage: bool) {
     let _guard = SeedGuard::new("crash_restart", seed);
     let mut rng = Rng::new(seed, 999);
     let mut sim = sim::builder(seed, Duration::from_secs(120)).build();
@@ -222,7 +250,17 @@ fn run_one(seed: u64) {
     }
     creds.push_str("auditor audit\n");
     disk.preload(DataFile::Credentials, &creds);
-    ServerHost::new(sim_config(seed), disk.clone(), trace.clone()).install(&mut sim);
+    // The operator's restart after a refusal: the same server, with a repair. (A repair does
+    // nothing to a clean folder, so the first boot is as ever.)
+    let config = if damage {
+        huddle_core::server::ServerConfig {
+            on_damage: OnDamage::Repair,
+            ..sim_config(seed)
+        }
+    } else {
+        sim_config(seed)
+    };
+    ServerHost::new(config, disk.clone(), trace.clone()).install(&mut sim);
 
     let ledger: Shared = Rc::default();
     let clients = USERS.len() + SIGNUPS;
@@ -230,7 +268,7 @@ fn run_one(seed: u64) {
         let (t, l) = (trace.clone(), ledger.clone());
         sim.client(format!("client{i}"), session(i, seed, t, l));
     }
-    sim.client("auditor", audit(trace.clone(), ledger.clone()));
+    sim.client("auditor", audit(trace.clone(), ledger.clone(), damage));
 
     let crash_at = Duration::from_millis(rng.range(1_000, 6_000));
     let restart_at = crash_at + Duration::from_millis(rng.range(100, 3_000));
@@ -244,12 +282,60 @@ fn run_one(seed: u64) {
     sim.crash(SERVER);
     trace.record_at(sim.elapsed().as_millis() as u64, "sim", "server crashed");
     step(&mut sim, restart_at);
+    if damage {
+        for (file, line) in DAMAGE {
+            disk.damage(file, line);
+        }
+        // Without a repair the server refuses, naming every damaged line.
+        let files = disk.boot();
+        let now = huddle_core::UnixMillis(clock::EPOCH_MILLIS);
+        let refusal = Server::new(sim_config(seed), &files, now)
+            .err()
+            .expect("a damaged folder is refused");
+        let named: Vec<(DataFile, usize)> =
+            refusal.lines.iter().map(|w| (w.file, w.line)).collect();
+        for (file, _) in DAMAGE {
+            assert!(
+                named.contains(&(file, 1)),
+                "seed {seed}: {file} line 1 not named: {refusal}"
+            );
+        }
+    }
     sim.bounce(SERVER);
     sim::run(&mut sim, "crash_restart", seed);
 
     let l = ledger.borrow();
     assert_eq!(l.lost_connections, clients, "every client saw the crash");
-    assert!(disk.boots() == 2, "the server booted twice");
+    let boots = if damage { 3 } else { 2 };
+    assert_eq!(
+        disk.boots(),
+        boots,
+        "the server booted twice (plus the refused look)"
+    );
+    if damage {
+        for (file, line) in DAMAGE {
+            let mut kept = line.to_vec();
+            kept.push(b'\n');
+            let rejected = disk.rejected(file);
+            assert!(
+                rejected.windows(kept.len()).any(|w| w == kept),
+                "seed {seed}: {file}'s damaged line is not in {file}.rejected byte for byte"
+            );
+            assert!(
+                !disk
+                    .durable_bytes(file)
+                    .windows(line.len())
+                    .any(|w| w == line),
+                "seed {seed}: {file} still holds its damaged line"
+            );
+            assert!(
+                disk.backups()
+                    .keys()
+                    .any(|name| name.starts_with(file.file_name())),
+                "seed {seed}: no copy of {file} as it was"
+            );
+        }
+    }
     assert!(
         !l.posts.is_empty() && !l.letters.is_empty(),
         "the workload did something before the crash: {l:?}"
@@ -259,6 +345,13 @@ fn run_one(seed: u64) {
 #[test]
 fn every_acknowledged_post_letter_block_and_account_survives_a_crash() {
     for seed in sim::seeds(4, 4, 25) {
-        run_one(seed);
+        run_one(seed, false);
+    }
+}
+
+#[test]
+fn after_a_crash_and_damaged_files_a_repair_loses_nothing_acknowledged() {
+    for seed in sim::seeds(41, 3, 25) {
+        run_one(seed, true);
     }
 }

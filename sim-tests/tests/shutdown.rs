@@ -60,7 +60,7 @@ fn run_one(seed: u64) {
     assert!(!sim.is_host_running(SERVER), "the server stopped by itself");
     assert_eq!(disk.durable(DataFile::UserLog), "", "nobody is left online");
     let mut warnings = Vec::new();
-    let logins = parse_logins(&disk.durable(DataFile::Logins), Zone::UTC, &mut warnings);
+    let logins = parse_logins(disk.durable(DataFile::Logins), Zone::UTC, &mut warnings);
     assert_eq!(logins.len(), 2, "{logins:?}");
     for l in &logins {
         let stop = UnixMillis(EPOCH_MILLIS + STOP_MS).timestamp();
@@ -91,10 +91,10 @@ fn a_graceful_stop_logs_everyone_out_tells_every_client_and_restarts_cleanly() {
 fn a_shutdown_sends_nothing_on_a_connection_the_server_already_closed() {
     let now = UnixMillis(EPOCH_MILLIS);
     let mut files = DataFiles::new();
-    files.insert(DataFile::Credentials, "ann pw\n".into());
+    files.insert(DataFile::Credentials, "ann pw\n");
     let mut config = sim_config(1);
     config.attempts = huddle_core::server::Attempts::new(1).unwrap();
-    let mut server = Server::new(config, &files, now);
+    let mut server = Server::new(config, &files, now).expect("a clean folder");
     let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
     let conn = server.handle_connect(peer, now);
     server.handle_bytes(conn, b"ann\nwrong\n", now);

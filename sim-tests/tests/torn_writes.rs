@@ -1,8 +1,9 @@
 //! A crash can tear the last, unsynced append (a power cut mid-write; see `disk::CrashLoss`).
 //! Whatever prefix of an unacknowledged record survives, the restarted server must neither
 //! lose an acknowledged one nor let the torn one do harm: a torn post or private message is
-//! dropped and the file repaired, and a torn sign-up leaves the name either free or usable
-//! with the password that was chosen — never taken by a password nobody knows.
+//! moved, byte for byte, to `<file>.rejected` and the file repaired, and a torn sign-up leaves
+//! the name either free or usable with the password that was chosen — never taken by a
+//! password nobody knows.
 
 use std::net::SocketAddr;
 
@@ -19,18 +20,21 @@ struct Bench {
     server: Server,
     files: DataFiles,
     /// The last append made, in file order.
-    appends: Vec<(DataFile, String)>,
+    appends: Vec<(DataFile, Vec<u8>)>,
+    /// What went to `<file>.rejected`.
+    rejected: Vec<(DataFile, Vec<u8>)>,
     replies: String,
     warnings: Vec<String>,
 }
 
 impl Bench {
     fn boot(files: DataFiles) -> Self {
-        let server = Server::new(sim_config(1), &files, NOW);
+        let server = Server::new(sim_config(1), &files, NOW).expect("torn lines never refuse");
         let mut b = Bench {
             server,
             files,
             appends: Vec::new(),
+            rejected: Vec::new(),
             replies: String::new(),
             warnings: Vec::new(),
         };
@@ -42,12 +46,21 @@ impl Bench {
         while let Some(out) = self.server.poll_output() {
             match out {
                 Output::Persist(Persist::Append { file, text }) => {
-                    let mut all = self.files.get(file).to_string();
-                    all.push_str(&text);
+                    let mut all = self.files.get(file).to_vec();
+                    all.extend_from_slice(&text);
                     self.files.insert(file, all);
                     self.appends.push((file, text));
                 }
                 Output::Persist(Persist::Replace { file, text }) => self.files.insert(file, text),
+                Output::Persist(Persist::Reject { file, text }) => {
+                    let mut all = self.files.rejected(file).to_vec();
+                    all.extend_from_slice(&text);
+                    self.files.insert_rejected(file, all);
+                    self.rejected.push((file, text));
+                }
+                Output::Persist(Persist::Backup { name, .. }) => {
+                    panic!("a torn line alone needs no backup, yet {name} was written")
+                }
                 Output::Send { bytes, .. } => {
                     self.replies.push_str(std::str::from_utf8(&bytes).unwrap())
                 }
@@ -88,17 +101,17 @@ impl Bench {
 }
 
 /// The folder as a crash left it: `before`, plus the first `cut` bytes of `record`.
-fn torn(before: &DataFiles, file: DataFile, record: &str, cut: usize) -> DataFiles {
+fn torn(before: &DataFiles, file: DataFile, record: &[u8], cut: usize) -> DataFiles {
     let mut files = before.clone();
-    let mut text = files.get(file).to_string();
-    text.push_str(&record[..cut]);
+    let mut text = files.get(file).to_vec();
+    text.extend_from_slice(&record[..cut]);
     files.insert(file, text);
     files
 }
 
 fn base() -> DataFiles {
     let mut f = DataFiles::new();
-    f.insert(DataFile::Credentials, "yoda jedi\nluke r2d2\n".into());
+    f.insert(DataFile::Credentials, "yoda jedi\nluke r2d2\n");
     f
 }
 
@@ -120,9 +133,10 @@ fn a_torn_sign_up_leaves_the_name_free_or_usable() {
     }
     assert!(
         squatted.is_empty(),
-        "credentials.txt cut after n of {} bytes of {record:?}: eve can neither sign up nor \
+        "credentials.txt cut after n of {} bytes of {:?}: eve can neither sign up nor \
          log in with her password for n in {:?}..={:?} ({} cuts)",
         record.len(),
+        String::from_utf8_lossy(&record),
         squatted.first(),
         squatted.last(),
         squatted.len()
@@ -145,11 +159,20 @@ fn a_torn_post_or_letter_is_dropped_and_the_file_repaired() {
             let mut after = Bench::boot(torn(&before, file, &record, cut));
             let (c, codes) = after.login("luke", "r2d2");
             assert_eq!(codes, ["332", "230"], "cut {cut} of {file:?}");
-            // Acknowledged records are intact; the torn one left no trace.
+            // Acknowledged records are intact; the torn one is out of the file, kept byte for
+            // byte in its `.rejected` file.
             assert_eq!(after.say(c, "RDM 01 Jan 2000 00:00:00"), ["250"]);
             assert!(after.replies.contains(": first; acknowledged"));
             let board = after.server.render_file(DataFile::MessageLog);
             assert_eq!(board.lines().count(), 1, "cut {cut}: {board:?}");
+            let [(into, entry)] = after.rejected.as_slice() else {
+                panic!("cut {cut} of {file:?}: rejected {:?}", after.rejected)
+            };
+            assert_eq!(*into, file);
+            let mut kept = record[..cut].to_vec();
+            kept.push(b'\n');
+            assert!(entry.ends_with(&kept), "cut {cut}: {entry:?}");
+            assert!(entry.starts_with(b"# "), "cut {cut}: {entry:?}");
             // Repaired: a further restart reads the folder without a warning.
             let again = Bench::boot(after.files.clone());
             assert!(

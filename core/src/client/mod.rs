@@ -13,6 +13,7 @@
 
 mod output;
 mod render;
+pub mod sanitize;
 mod uploads;
 
 use std::collections::VecDeque;
@@ -134,8 +135,17 @@ impl Client {
     }
 
     /// The next thing to do.
+    ///
+    /// Every line to show and every progress label comes out neutralised
+    /// ([`sanitize::neutralise`]): text from the network never reaches a terminal as commands.
     pub fn poll_output(&mut self) -> Option<ClientOutput> {
-        self.outputs.pop_front()
+        let mut out = self.outputs.pop_front()?;
+        match &mut out {
+            ClientOutput::Show(d) => sanitize::neutralise_in_place(&mut d.text),
+            ClientOutput::Progress(p) => sanitize::neutralise_in_place(&mut p.label),
+            _ => {}
+        }
+        Some(out)
     }
 
     /// When [`Client::handle_timeout`] should next be called, if ever.

@@ -20,7 +20,7 @@ struct Pair {
 
 fn server() -> Server {
     let mut files = DataFiles::new();
-    files.insert(DataFile::Credentials, "yoda jedi\nluke r2d2\n".into());
+    files.insert(DataFile::Credentials, "yoda jedi\nluke r2d2\n");
     Server::new(
         ServerConfig {
             hash_memory_kib: 64,
@@ -29,6 +29,7 @@ fn server() -> Server {
         &files,
         T0,
     )
+    .expect("the folder is clean")
 }
 
 impl Pair {

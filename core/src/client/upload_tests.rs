@@ -40,7 +40,7 @@ impl World {
         let mut files = DataFiles::new();
         files.insert(
             DataFile::Credentials,
-            "yoda jedi\nluke r2d2\nleia alderaan\n".into(),
+            "yoda jedi\nluke r2d2\nleia alderaan\n",
         );
         let server = Server::new(
             ServerConfig {
@@ -50,7 +50,8 @@ impl World {
             },
             &files,
             UnixMillis(T0),
-        );
+        )
+        .expect("the folder is clean");
         World {
             server,
             peers: vec![],

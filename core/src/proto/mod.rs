@@ -8,7 +8,8 @@
 //!   final `NNN ` line, as SMTP and FTP do;
 //! - [`event`] renders and parses pushed events, lines starting with `* `, which can never be
 //!   mistaken for a reply because a reply line always starts with a digit;
-//! - [`timestamp`] parses `DD Mon YYYY HH:MM:SS`.
+//! - [`timestamp`] parses `DD Mon YYYY HH:MM:SS`;
+//! - [`text`] says which characters are unsafe on a terminal and checks new messages.
 //!
 //! Parsers are nom 8 `complete` parsers run over one whole, already framed line.
 
@@ -16,6 +17,7 @@ pub mod event;
 pub mod framing;
 pub mod reply;
 pub mod request;
+pub mod text;
 pub mod timestamp;
 pub mod upload;
 

@@ -10,9 +10,10 @@ use nom::{
 };
 
 use super::timestamp::{civil_time, hash_number};
+use crate::proto::text::check_message;
 use crate::time::CivilTime;
 use crate::transfer::names::check_file_name;
-use crate::types::{MessageNumber, TextError, UserName, check_text, is_name_byte};
+use crate::types::{MessageNumber, TextError, UserName, is_name_byte};
 
 /// The verbs of the protocol, for usage messages and help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -293,7 +294,7 @@ fn parse_user(command: Command, s: &str) -> Result<UserName, RequestError> {
 }
 
 fn parse_text(command: Command, s: &str) -> Result<String, RequestError> {
-    check_text(s).map_err(|e| match e {
+    check_message(s).map_err(|e| match e {
         TextError::Empty => RequestError::args(command, "missing message"),
         other => RequestError::args(command, other.to_string()),
     })?;

@@ -1,6 +1,6 @@
 //! Accounts: who exists, checking passwords, creating accounts at sign-up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -45,21 +45,51 @@ pub fn check_new_password(p: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
-/// Every account the server knows.
+/// Every account the server knows, and the names nobody may take.
 #[derive(Debug, Default)]
 pub struct Accounts {
     secrets: HashMap<UserName, Secret>,
+    /// Names whose credentials line is damaged: the account may exist, with posts and private
+    /// messages, so the name is neither usable nor free until the operator restores the line.
+    reserved: HashSet<UserName>,
+    /// Every account's and reserved name's [`UserName::lookalike_key`], to refuse look-alikes
+    /// at sign-up without recomputing the skeletons each time.
+    looks: HashMap<String, UserName>,
 }
 
 impl Accounts {
-    /// Accounts from `credentials.txt`.
-    pub fn new(credentials: Vec<Credential>) -> Self {
+    /// Accounts from `credentials.txt`, and the names kept `reserved`.
+    pub fn new(credentials: Vec<Credential>, reserved: Vec<UserName>) -> Self {
+        let mut looks = HashMap::new();
+        for name in credentials.iter().map(|c| &c.name).chain(&reserved) {
+            looks
+                .entry(name.lookalike_key())
+                .or_insert_with(|| name.clone());
+        }
         Self {
             secrets: credentials
                 .into_iter()
                 .map(|c| (c.name, c.secret))
                 .collect(),
+            reserved: reserved.into_iter().collect(),
+            looks,
         }
+    }
+
+    /// The account `name` means, with its name as it was created (`Yoda` means `yoda`).
+    pub fn canonical(&self, name: &UserName) -> Option<&UserName> {
+        self.secrets.get_key_value(name).map(|(k, _)| k)
+    }
+
+    /// An account (or reserved name) that `name` could be mistaken for on screen, by their
+    /// TR39 confusable skeletons; `None` if `name` looks like nobody else.
+    pub fn lookalike(&self, name: &UserName) -> Option<&UserName> {
+        self.looks.get(&name.lookalike_key())
+    }
+
+    /// Whether `name` is reserved: no account can be used or created under it.
+    pub fn is_reserved(&self, name: &UserName) -> bool {
+        self.reserved.contains(name) && !self.secrets.contains_key(name)
     }
 
     /// Whether `name` has an account.
@@ -100,6 +130,9 @@ impl Accounts {
             .map(Secret::Hashed)
             .unwrap_or_else(|| Secret::Plain(password.to_owned()));
         self.secrets.insert(name.clone(), secret.clone());
+        self.looks
+            .entry(name.lookalike_key())
+            .or_insert_with(|| name.clone());
         Credential { name, secret }
     }
 }
@@ -129,10 +162,13 @@ mod tests {
     fn plain_and_hashed_passwords_verify() {
         let yoda = UserName::new("yoda").unwrap();
         let bob = UserName::new("bob").unwrap();
-        let mut a = Accounts::new(vec![Credential {
-            name: yoda.clone(),
-            secret: Secret::Plain("jedi".into()),
-        }]);
+        let mut a = Accounts::new(
+            vec![Credential {
+                name: yoda.clone(),
+                secret: Secret::Plain("jedi".into()),
+            }],
+            Vec::new(),
+        );
         assert!(a.verify(&yoda, "jedi"));
         assert!(!a.verify(&yoda, "sith"));
         let c = a.create(bob.clone(), "s3cret pass", [7; 16], 64);
@@ -140,6 +176,27 @@ mod tests {
         assert!(a.verify(&bob, "s3cret pass"));
         assert!(!a.verify(&bob, "s3cret"));
         assert!(!a.verify(&UserName::new("nobody").unwrap(), ""));
+    }
+
+    #[test]
+    fn names_are_found_without_regard_to_case_and_look_alikes_are_named() {
+        let n = |s: &str| UserName::new(s).unwrap();
+        let mut a = Accounts::new(
+            vec![Credential {
+                name: n("leia"),
+                secret: Secret::Plain("x".into()),
+            }],
+            vec![n("han")],
+        );
+        assert_eq!(a.canonical(&n("LEIA")).map(UserName::as_str), Some("leia"));
+        assert!(a.exists(&n("Leia")));
+        assert_eq!(a.lookalike(&n("Ieia")).map(UserName::as_str), Some("leia"));
+        assert_eq!(a.lookalike(&n("H4n")), None);
+        assert_eq!(a.lookalike(&n("HAN")).map(UserName::as_str), Some("han"));
+        assert_eq!(a.lookalike(&n("luke")), None);
+        a.create(n("Luke"), "pw", [1; 16], 64);
+        assert_eq!(a.lookalike(&n("1uke")).map(UserName::as_str), Some("Luke"));
+        assert!(a.verify(&n("luke"), "pw"));
     }
 
     #[test]

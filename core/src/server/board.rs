@@ -2,7 +2,7 @@
 
 use crate::store::{PostRecord, render_post};
 use crate::time::{Timestamp, Zone};
-use crate::types::{MessageNumber, UserName};
+use crate::types::{MessageNumber, MessageText, UserName};
 
 /// A post in memory; its number is its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,8 +11,8 @@ pub struct Post {
     pub at: Timestamp,
     /// Who wrote it.
     pub author: UserName,
-    /// The text.
-    pub text: String,
+    /// The text (bytes from the file kept exactly, see [`MessageText`]).
+    pub text: MessageText,
     /// Whether it was edited.
     pub edited: bool,
 }
@@ -75,7 +75,7 @@ impl Board {
         self.posts.push(Post {
             at,
             author,
-            text,
+            text: text.into(),
             edited: false,
         });
         MessageNumber::from_index(self.posts.len() - 1)
@@ -120,7 +120,7 @@ impl Board {
     ) -> Result<&Post, BoardError> {
         let idx = self.own(number, author, claimed)?;
         let post = &mut self.posts[idx];
-        post.text = text;
+        post.text = text.into();
         post.at = now;
         post.edited = true;
         Ok(post)
@@ -166,11 +166,11 @@ impl Board {
     }
 
     /// The whole `messagelog.txt`.
-    pub fn render(&self, zone: Zone) -> String {
-        let mut out = String::new();
+    pub fn render(&self, zone: Zone) -> Vec<u8> {
+        let mut out = Vec::new();
         for (number, _) in self.iter() {
             if let Some(r) = self.record(number) {
-                out.push_str(&render_post(&r, zone));
+                out.extend(render_post(&r, zone));
             }
         }
         out
@@ -200,12 +200,15 @@ mod tests {
         b.delete(n(1), &u("a"), t(1)).unwrap();
         let all: Vec<_> = b
             .iter()
-            .map(|(k, p)| (k.get(), p.text.as_str(), p.at))
+            .map(|(k, p)| (k.get(), p.text.to_string(), p.at))
             .collect();
-        assert_eq!(all, vec![(1, "two", t(2)), (2, "three", t(3))]);
         assert_eq!(
-            b.render(Zone::UTC).lines().next().unwrap(),
-            "1; 01 Jan 1970 00:00:02; b; two; no"
+            all,
+            vec![(1, "two".into(), t(2)), (2, "three".into(), t(3))]
+        );
+        assert!(
+            b.render(Zone::UTC)
+                .starts_with(b"1; 01 Jan 1970 00:00:02; b; two; no\n")
         );
     }
 

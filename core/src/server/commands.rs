@@ -164,7 +164,7 @@ impl Server {
                     to: to.clone(),
                     at: now,
                     from: user.clone(),
-                    text,
+                    text: text.into(),
                 };
                 self.persist(Persist::Append {
                     file: DataFile::Inbox,

@@ -47,6 +47,18 @@ impl Default for Attempts {
     }
 }
 
+/// What to do at start with damaged lines in the data files (see [`crate::store::folder`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDamage {
+    /// Refuse to start, naming each file, line and problem: nothing is changed until the
+    /// operator decides (the default, since a damaged line may be an account or a post).
+    #[default]
+    Refuse,
+    /// Move each damaged line, byte for byte, to `<file>.rejected`, keep a copy of the file as
+    /// it was, and start (`huddle server --repair`).
+    Repair,
+}
+
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -67,6 +79,8 @@ pub struct ServerConfig {
     pub login_timeout_millis: u64,
     /// Argon2 memory cost in KiB for new password hashes (lower in tests to keep them fast).
     pub hash_memory_kib: u32,
+    /// Damaged lines in the data files: refuse to start, or repair.
+    pub on_damage: OnDamage,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +94,7 @@ impl Default for ServerConfig {
             rng_seed: [0; 32],
             hash_memory_kib: 19 * 1024,
             login_timeout_millis: 5 * 60 * 1000,
+            on_damage: OnDamage::Refuse,
         }
     }
 }

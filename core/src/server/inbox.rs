@@ -40,7 +40,10 @@ impl Inbox {
     }
 
     /// The whole `inbox.txt`.
-    pub fn render(&self, zone: Zone) -> String {
-        self.waiting.iter().map(|r| render_inbox(r, zone)).collect()
+    pub fn render(&self, zone: Zone) -> Vec<u8> {
+        self.waiting
+            .iter()
+            .flat_map(|r| render_inbox(r, zone))
+            .collect()
     }
 }

@@ -108,18 +108,37 @@ impl Server {
                 return;
             }
         };
+        // `Yoda` means the account `yoda`: from here on the name is the account's own.
+        let name = self.accounts.canonical(&name).cloned().unwrap_or(name);
         let now = self.now();
         if let Some(until) = self.lockout.blocked_until(&name, now) {
             self.refuse_blocked(conn, &name, until);
             return;
         }
-        if self.accounts.exists(&name) {
+        if self.accounts.is_reserved(&name) {
+            let peer = self.peer(conn);
+            self.log(format!(
+                "{peer} tried user name {name}, reserved: its line in credentials.txt is damaged"
+            ));
+            self.reply(
+                conn,
+                Reply::new(
+                    Code::USER_REFUSED,
+                    format!(
+                        "The user name {name} cannot be used now: its account record on the server is damaged. Please ask the server's operator to restore it, or try another user name."
+                    ),
+                ),
+            );
+        } else if self.accounts.exists(&name) {
             self.reply(
                 conn,
                 Reply::new(Code::ASK_PASSWORD, format!("Password for {name}:")),
             );
             self.set_phase(conn, Phase::AwaitPassword(name));
         } else if self.config.allow_signup {
+            if self.refuse_lookalike(conn, &name) {
+                return;
+            }
             self.reply(
                 conn,
                 Reply::new(
@@ -217,6 +236,10 @@ impl Server {
             self.set_phase(conn, Phase::AwaitUser);
             return;
         }
+        if self.refuse_lookalike(conn, &name) {
+            self.set_phase(conn, Phase::AwaitUser);
+            return;
+        }
         let salt = self.random_bytes::<16>();
         let credential =
             self.accounts
@@ -227,11 +250,33 @@ impl Server {
         }
         self.persist(Persist::Append {
             file: DataFile::Credentials,
-            text,
+            text: text.into_bytes(),
         });
         let peer = self.peer(conn);
         self.log(format!("{peer} signed up as {name}"));
         self.try_login(conn, name);
+    }
+
+    /// Refuse the sign-up of `name` if it could be mistaken for an existing user's name (by
+    /// case or by look: TR39 confusable skeletons); returns whether it did.
+    fn refuse_lookalike(&mut self, conn: ConnId, name: &UserName) -> bool {
+        let Some(existing) = self.accounts.lookalike(name).cloned() else {
+            return false;
+        };
+        let peer = self.peer(conn);
+        self.log(format!(
+            "{peer}: sign-up as {name} refused: it looks like the existing user {existing}"
+        ));
+        self.reply(
+            conn,
+            Reply::new(
+                Code::USER_REFUSED,
+                format!(
+                    "{name} looks too much like the existing user {existing}; a new user name must not be mistakable for another. Try another user name."
+                ),
+            ),
+        );
+        true
     }
 
     /// The password was right: log in unless the name is already online.
@@ -287,7 +332,7 @@ impl Server {
                     at: zone.civil(p.at),
                     author: p.author.clone(),
                     edited: p.edited,
-                    text: p.text.clone(),
+                    text: p.text.to_string(),
                 })
                 .collect()
         };
@@ -321,7 +366,7 @@ impl Server {
                 &Event::Private {
                     at: zone.civil(letter.at),
                     from: letter.from,
-                    text: letter.text,
+                    text: letter.text.to_string(),
                 },
             );
         }

@@ -2,7 +2,9 @@
 //!
 //! # Driving it
 //! A [`Server`] is built from its [`ServerConfig`] and the contents of the data folder
-//! ([`DataFiles`]). Then a driver loops:
+//! ([`DataFiles`], bytes as read); [`Server::new`] refuses a folder with damaged lines
+//! ([`DamagedFiles`], shown to the operator as it is) unless the config asks for a repair
+//! ([`OnDamage::Repair`]). Then a driver loops:
 //! - network input: [`Server::handle_connect`] when a client connects (the server names the
 //!   connection), [`Server::handle_bytes`] with whatever bytes arrived on it,
 //!   [`Server::handle_disconnect`] when it closed;
@@ -34,14 +36,15 @@ use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+pub use crate::store::{DamagedFiles, DataFiles};
 pub use accounts::{MAX_PASSWORD, PasswordError, check_new_password};
-pub use config::{Attempts, AttemptsError, ServerConfig};
+pub use config::{Attempts, AttemptsError, OnDamage, ServerConfig};
 pub use output::{ConnId, Output};
 
 use crate::proto::event::Event;
 use crate::proto::framing::{Frame, LineFramer};
 use crate::proto::reply::{Code, Reply};
-use crate::store::{self, DataFile, LoadWarning, Persist};
+use crate::store::{DataFile, Folder, Persist};
 use crate::time::{Clock, Timestamp, UnixMillis};
 use crate::types::UserName;
 
@@ -52,32 +55,6 @@ use inbox::Inbox;
 use lockout::Lockout;
 use logins::Logins;
 use sessions::Sessions;
-
-/// The contents of the data folder's files, as the driver read them at start.
-///
-/// A missing file is simply absent. Files that are not valid UTF-8 should be handed in with
-/// [`String::from_utf8_lossy`]; the bad bytes then show up as warnings, not crashes.
-#[derive(Debug, Clone, Default)]
-pub struct DataFiles {
-    files: BTreeMap<DataFile, String>,
-}
-
-impl DataFiles {
-    /// No files at all: a fresh data folder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Set the content of one file.
-    pub fn insert(&mut self, file: DataFile, text: String) {
-        self.files.insert(file, text);
-    }
-
-    /// The content of one file, empty if absent.
-    pub fn get(&self, file: DataFile) -> &str {
-        self.files.get(&file).map(String::as_str).unwrap_or("")
-    }
-}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,22 +102,38 @@ pub struct Server {
 impl Server {
     /// A server restored from the data folder.
     ///
-    /// Problems in the files are reported as [`Output::Log`] lines; files cut short by a crash
-    /// are rewritten whole, and `userlog.txt` is emptied since nobody is online yet.
-    pub fn new(config: ServerConfig, files: &DataFiles, now: UnixMillis) -> Self {
+    /// Refuses ([`DamagedFiles`]) when a data file has damaged lines, unless the config says
+    /// [`OnDamage::Repair`]. Before any other output it emits what the start must write: each
+    /// line it could not load goes to `<file>.rejected` (a torn last line always; a damaged
+    /// one with a repair, after a backup copy of its file), then the files are rewritten
+    /// without them, and `userlog.txt` is emptied since nobody is online yet. Problems are
+    /// narrated as [`Output::Log`] lines.
+    pub fn new(
+        config: ServerConfig,
+        files: &DataFiles,
+        now: UnixMillis,
+    ) -> Result<Self, DamagedFiles> {
         let zone = config.zone;
-        let mut warnings: Vec<LoadWarning> = Vec::new();
-        let credentials = store::parse_credentials(files.get(DataFile::Credentials), &mut warnings);
-        let n_cred_warnings = warnings.len();
-        let posts = store::parse_messagelog(files.get(DataFile::MessageLog), zone, &mut warnings);
-        let inbox = store::parse_inbox(files.get(DataFile::Inbox), zone, &mut warnings);
-        let blocks = store::parse_blocks(files.get(DataFile::Blocks), &mut warnings);
-        let logins = store::parse_logins(files.get(DataFile::Logins), zone, &mut warnings);
-        let cred_text = files.get(DataFile::Credentials);
+        let folder = Folder::read(files, zone);
+        if config.on_damage == OnDamage::Refuse
+            && let Some(damage) = folder.damage()
+        {
+            return Err(damage);
+        }
+        let cleaned_credentials = folder.without_rejected(files, DataFile::Credentials);
+        let Folder {
+            credentials,
+            reserved,
+            posts,
+            inbox,
+            blocks,
+            logins,
+            ref warnings,
+        } = folder.clone();
         let mut server = Server {
             rng: ChaCha20Rng::from_seed(config.rng_seed),
             lockout: Lockout::new(config.attempts, config.block_millis),
-            accounts: Accounts::new(credentials),
+            accounts: Accounts::new(credentials, reserved),
             board: Board::new(posts),
             inbox: Inbox::new(inbox),
             blocks: Blocks::new(blocks),
@@ -149,22 +142,32 @@ impl Server {
             conns: BTreeMap::new(),
             next_conn: 1,
             outputs: VecDeque::new(),
-            credentials_need_newline: !cred_text.is_empty() && !cred_text.ends_with('\n'),
+            credentials_need_newline: !cleaned_credentials.is_empty()
+                && !cleaned_credentials.ends_with(b"\n"),
             clock: Clock::new(now),
             config,
         };
-        for w in &warnings {
-            server.log(format!("warning: {w}"));
+        for w in warnings {
+            let what = match w.problem.rejected_bytes() {
+                Some(_) => format!("moved to {}", w.file.rejected_name()),
+                None => "kept; the file is rewritten".to_string(),
+            };
+            server.log(format!("warning: {w} ({what})"));
         }
-        let mut rewrite: Vec<DataFile> = warnings[n_cred_warnings..]
-            .iter()
-            .filter_map(|w| DataFile::ALL.into_iter().find(|f| f.file_name() == w.file))
-            .collect();
-        rewrite.push(DataFile::UserLog);
-        rewrite.sort();
-        rewrite.dedup();
+        let now_ts = server.now_ts();
+        let mut rewrite = folder.files_to_rewrite();
+        rewrite.insert(DataFile::UserLog);
         for file in rewrite {
-            let text = server.render_file(file);
+            for record in folder.cleanup(files, file, zone, now_ts) {
+                if let Persist::Backup { name, .. } = &record {
+                    server.log(format!("kept a copy of {file} as it was: {name}"));
+                }
+                server.persist(record);
+            }
+            let text = match file {
+                DataFile::Credentials => cleaned_credentials.clone(),
+                _ => server.render_bytes(file),
+            };
             server.persist(Persist::Replace { file, text });
         }
         server.log(format!(
@@ -174,7 +177,7 @@ impl Server {
             server.inbox.len(),
             server.blocks.render().lines().count()
         ));
-        server
+        Ok(server)
     }
 
     /// A client connected from `peer`; returns the name of its connection.
@@ -335,16 +338,23 @@ impl Server {
         self.sessions.len()
     }
 
-    /// The whole content a data file should have now (for tests and consistency checks).
+    /// The whole content a data file should have now, as text (for tests and consistency
+    /// checks; bytes that are not UTF-8 show as U+FFFD). `credentials.txt` is only appended
+    /// to, so it renders empty.
     pub fn render_file(&self, file: DataFile) -> String {
+        String::from_utf8_lossy(&self.render_bytes(file)).into_owned()
+    }
+
+    /// The whole content a data file should have now, byte for byte.
+    fn render_bytes(&self, file: DataFile) -> Vec<u8> {
         let zone = self.config.zone;
         match file {
-            DataFile::Credentials => String::new(),
+            DataFile::Credentials => Vec::new(),
             DataFile::MessageLog => self.board.render(zone),
-            DataFile::UserLog => self.sessions.render(zone),
+            DataFile::UserLog => self.sessions.render(zone).into(),
             DataFile::Inbox => self.inbox.render(zone),
-            DataFile::Blocks => self.blocks.render(),
-            DataFile::Logins => self.logins.render(zone),
+            DataFile::Blocks => self.blocks.render().into(),
+            DataFile::Logins => self.logins.render(zone).into(),
         }
     }
 
@@ -393,7 +403,7 @@ impl Server {
     }
 
     fn persist_whole(&mut self, file: DataFile) {
-        let text = self.render_file(file);
+        let text = self.render_bytes(file);
         self.persist(Persist::Replace { file, text });
     }
 
@@ -445,5 +455,11 @@ impl Server {
     }
 }
 
+#[cfg(test)]
+mod load_tests;
+#[cfg(test)]
+mod name_tests;
+#[cfg(test)]
+mod test_folder;
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ fn files_with_demo_users() -> DataFiles {
     let mut f = DataFiles::new();
     f.insert(
         DataFile::Credentials,
-        "yoda jedi\nluke r2d2\nleia alderaan\nhan solo\n".into(),
+        "yoda jedi\nluke r2d2\nleia alderaan\nhan solo\n",
     );
     f
 }
@@ -43,9 +43,10 @@ impl Harness {
     fn with(config: ServerConfig, files: DataFiles) -> Self {
         let mut stored = BTreeMap::new();
         for f in DataFile::ALL {
-            stored.insert(f, files.get(f).to_string());
+            stored.insert(f, String::from_utf8_lossy(files.get(f)).into_owned());
         }
-        let server = Server::new(config.clone(), &files, UnixMillis(T0));
+        let server =
+            Server::new(config.clone(), &files, UnixMillis(T0)).expect("the folder is clean");
         let mut h = Harness {
             server,
             config,
@@ -66,7 +67,8 @@ impl Harness {
         for (f, t) in &self.files {
             files.insert(*f, t.clone());
         }
-        self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now));
+        self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now))
+            .expect("the folder is clean");
         self.inbox.clear();
         self.closed.clear();
         self.drain();
@@ -75,12 +77,15 @@ impl Harness {
     fn drain(&mut self) {
         while let Some(out) = self.server.poll_output() {
             match out {
-                Output::Persist(Persist::Append { file, text }) => {
-                    self.files.entry(file).or_default().push_str(&text)
-                }
+                Output::Persist(Persist::Append { file, text }) => self
+                    .files
+                    .entry(file)
+                    .or_default()
+                    .push_str(std::str::from_utf8(&text).unwrap()),
                 Output::Persist(Persist::Replace { file, text }) => {
-                    self.files.insert(file, text);
+                    self.files.insert(file, String::from_utf8(text).unwrap());
                 }
+                Output::Persist(Persist::Reject { .. } | Persist::Backup { .. }) => {}
                 Output::Send { conn, bytes } => {
                     assert!(!self.closed.contains(&conn), "sent on closed {conn}");
                     self.inbox
@@ -305,7 +310,7 @@ fn sign_up_appends_a_hashed_account_that_survives_a_restart() {
 #[test]
 fn sign_up_onto_a_file_without_a_final_newline_starts_a_new_line() {
     let mut files = DataFiles::new();
-    files.insert(DataFile::Credentials, "yoda jedi".into());
+    files.insert(DataFile::Credentials, "yoda jedi");
     let mut h = Harness::with(fast_config(), files);
     let c = h.connect();
     h.say(c, "rey");
@@ -749,7 +754,7 @@ fn a_torn_last_line_left_by_a_crash_is_dropped_and_the_file_rewritten() {
     let mut files = files_with_demo_users();
     files.insert(
         DataFile::MessageLog,
-        "1; 21 Nov 2026 22:30:01; yoda; ok; no\n2; 21 Nov 2026 22:3".into(),
+        "1; 21 Nov 2026 22:30:01; yoda; ok; no\n2; 21 Nov 2026 22:3",
     );
     let mut h = Harness::with(fast_config(), files);
     assert_eq!(

@@ -1,9 +1,11 @@
 //! The server's further state: `inbox.txt`, `blocks.txt`, `logins.txt`.
 
-use super::LoadWarning;
-use super::lines::{records, timestamp};
+use std::collections::BTreeMap;
+
+use super::lines::{damaged, fields, records, timestamp, user};
+use super::{DataFile, LoadWarning};
 use crate::time::{Timestamp, Zone};
-use crate::types::{UserName, check_text};
+use crate::types::{MessageText, UserName, check_stored_text};
 
 /// A private message waiting for its recipient to log in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +16,8 @@ pub struct InboxRecord {
     pub at: Timestamp,
     /// Sender.
     pub from: UserName,
-    /// The text; may contain `;`.
-    pub text: String,
+    /// The text; may contain `;`, and bytes that are not UTF-8 when the file held them.
+    pub text: MessageText,
 }
 
 /// `blocker` blocks `blocked`.
@@ -38,90 +40,138 @@ pub struct LoginRecord {
     pub logout: Option<Timestamp>,
 }
 
-fn user(s: &str) -> Result<UserName, String> {
-    UserName::new(s).map_err(|e| format!("invalid user name {s:?}: {e}"))
-}
-
-fn parse_all<T>(
-    file: &'static str,
-    text: &str,
+/// Parse every line with `one`. When `key` gives a record a key, a later record with the same
+/// key is damaged (the server keeps one per key, so the file cannot hold two): `what` names it.
+fn parse_all<T, K: Ord>(
+    file: DataFile,
+    text: &[u8],
     warnings: &mut Vec<LoadWarning>,
-    mut one: impl FnMut(&str) -> Result<T, String>,
+    mut one: impl FnMut(&[u8]) -> Result<T, String>,
+    key: impl Fn(&T) -> Option<(K, String)>,
 ) -> Vec<T> {
     let mut out = Vec::new();
-    for (line_no, line) in records(file, text, warnings) {
-        match one(line) {
-            Ok(r) => out.push(r),
-            Err(problem) => warnings.push(LoadWarning {
-                file,
-                line: line_no,
-                problem,
-            }),
+    let mut first: BTreeMap<K, usize> = BTreeMap::new();
+    for line in records(file, text, warnings) {
+        match one(line.text) {
+            Ok(r) => match key(&r) {
+                Some((k, what)) => match first.get(&k) {
+                    Some(n) => warnings.push(damaged(
+                        file,
+                        &line,
+                        format!("{what} already on line {n}; only the first line counts"),
+                    )),
+                    None => {
+                        first.insert(k, line.number);
+                        out.push(r);
+                    }
+                },
+                None => out.push(r),
+            },
+            Err(reason) => warnings.push(damaged(file, &line, reason)),
         }
     }
     out
 }
 
-/// Parse `inbox.txt`.
-pub fn parse_inbox(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>) -> Vec<InboxRecord> {
-    parse_all("inbox.txt", text, warnings, |line| {
-        let mut f = line.splitn(4, "; ");
-        let (Some(to), Some(at), Some(from), Some(text)) = (f.next(), f.next(), f.next(), f.next())
-        else {
-            return Err("expected `recipient; timestamp; sender; message`".into());
-        };
-        check_text(text).map_err(|e| e.to_string())?;
-        Ok(InboxRecord {
-            to: user(to)?,
-            at: timestamp(at, zone)?,
-            from: user(from)?,
-            text: text.to_owned(),
-        })
-    })
+fn no_key<T>(_: &T) -> Option<((), String)> {
+    None
 }
 
-/// One line of `inbox.txt`, with its `\n`.
-pub fn render_inbox(r: &InboxRecord, zone: Zone) -> String {
-    format!("{}; {}; {}; {}\n", r.to, zone.render(r.at), r.from, r.text)
+/// Parse `inbox.txt`; a line that is not a letter is a [`super::Problem::Damaged`] warning.
+pub fn parse_inbox(
+    text: impl AsRef<[u8]>,
+    zone: Zone,
+    warnings: &mut Vec<LoadWarning>,
+) -> Vec<InboxRecord> {
+    parse_all(
+        DataFile::Inbox,
+        text.as_ref(),
+        warnings,
+        |line| {
+            let Some([to, at, from, text]) = fields::<4>(line) else {
+                return Err("expected `recipient; timestamp; sender; message`".into());
+            };
+            let text = MessageText::from_bytes(text);
+            check_stored_text(&text).map_err(|e| e.to_string())?;
+            Ok(InboxRecord {
+                to: user(to)?,
+                at: timestamp(at, zone)?,
+                from: user(from)?,
+                text,
+            })
+        },
+        no_key,
+    )
 }
 
-/// Parse `blocks.txt`.
-pub fn parse_blocks(text: &str, warnings: &mut Vec<LoadWarning>) -> Vec<BlockRecord> {
-    parse_all("blocks.txt", text, warnings, |line| {
-        let (a, b) = line.split_once("; ").ok_or("expected `blocker; blocked`")?;
-        Ok(BlockRecord {
-            blocker: user(a)?,
-            blocked: user(b)?,
-        })
-    })
+/// One line of `inbox.txt`, with its `\n`; the text byte for byte.
+pub fn render_inbox(r: &InboxRecord, zone: Zone) -> Vec<u8> {
+    let mut out = format!("{}; {}; {}; ", r.to, zone.render(r.at), r.from).into_bytes();
+    out.extend_from_slice(r.text.as_bytes());
+    out.push(b'\n');
+    out
 }
 
-/// One line of `blocks.txt`, with its `\n`.
+/// Parse `blocks.txt`; a line that is not a block is a [`super::Problem::Damaged`] warning.
+pub fn parse_blocks(text: impl AsRef<[u8]>, warnings: &mut Vec<LoadWarning>) -> Vec<BlockRecord> {
+    parse_all(
+        DataFile::Blocks,
+        text.as_ref(),
+        warnings,
+        |line| {
+            let Some([a, b]) = fields::<2>(line) else {
+                return Err("expected `blocker; blocked`".into());
+            };
+            Ok(BlockRecord {
+                blocker: user(a)?,
+                blocked: user(b)?,
+            })
+        },
+        |r| {
+            Some((
+                (r.blocker.clone(), r.blocked.clone()),
+                format!("{} blocks {}", r.blocker, r.blocked),
+            ))
+        },
+    )
+}
+
+/// One line of `blocks.txt`, with its `\n` (text: names are ASCII).
 pub fn render_block(r: &BlockRecord) -> String {
     format!("{}; {}\n", r.blocker, r.blocked)
 }
 
-/// Parse `logins.txt`.
-pub fn parse_logins(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>) -> Vec<LoginRecord> {
-    parse_all("logins.txt", text, warnings, |line| {
-        let f: Vec<&str> = line.split("; ").collect();
-        let [u, login, logout] = f.as_slice() else {
-            return Err("expected `username; last login; last logout`".into());
-        };
-        let logout = if *logout == "-" {
-            None
-        } else {
-            Some(timestamp(logout, zone)?)
-        };
-        Ok(LoginRecord {
-            user: user(u)?,
-            login: timestamp(login, zone)?,
-            logout,
-        })
-    })
+/// Parse `logins.txt`; a line that is not a login record is a [`super::Problem::Damaged`]
+/// warning.
+pub fn parse_logins(
+    text: impl AsRef<[u8]>,
+    zone: Zone,
+    warnings: &mut Vec<LoadWarning>,
+) -> Vec<LoginRecord> {
+    parse_all(
+        DataFile::Logins,
+        text.as_ref(),
+        warnings,
+        |line| {
+            let Some([u, login, logout]) = fields::<3>(line) else {
+                return Err("expected `username; last login; last logout`".into());
+            };
+            let logout = if logout == b"-" {
+                None
+            } else {
+                Some(timestamp(logout, zone)?)
+            };
+            Ok(LoginRecord {
+                user: user(u)?,
+                login: timestamp(login, zone)?,
+                logout,
+            })
+        },
+        |r| Some((r.user.clone(), format!("the last login of {}", r.user))),
+    )
 }
 
-/// One line of `logins.txt`, with its `\n`.
+/// One line of `logins.txt`, with its `\n` (text: names and timestamps are ASCII).
 pub fn render_login(r: &LoginRecord, zone: Zone) -> String {
     let logout = r
         .logout
@@ -149,26 +199,61 @@ mod tests {
             text: "a; b".into(),
         };
         let mut w = Vec::new();
-        assert_eq!(parse_inbox(&render_inbox(&i, z), z, &mut w), vec![i]);
+        assert_eq!(parse_inbox(render_inbox(&i, z), z, &mut w), vec![i]);
         let b = BlockRecord {
             blocker: name("bob"),
             blocked: name("yoda"),
         };
-        assert_eq!(parse_blocks(&render_block(&b), &mut w), vec![b]);
+        assert_eq!(parse_blocks(render_block(&b), &mut w), vec![b]);
         let l = LoginRecord {
             user: name("bob"),
             login: t,
             logout: None,
         };
         assert_eq!(
-            parse_logins(&render_login(&l, z), z, &mut w),
+            parse_logins(render_login(&l, z), z, &mut w),
             vec![l.clone()]
         );
         let l2 = LoginRecord {
             logout: Some(t),
             ..l
         };
-        assert_eq!(parse_logins(&render_login(&l2, z), z, &mut w), vec![l2]);
+        assert_eq!(parse_logins(render_login(&l2, z), z, &mut w), vec![l2]);
         assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn a_letter_keeps_bytes_that_are_not_utf8() {
+        let line: &[u8] = b"bob; 21 Nov 2026 22:30:01; yoda; \xc3\x28 hi\n";
+        let mut w = Vec::new();
+        let r = parse_inbox(line, Zone::UTC, &mut w);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(render_inbox(&r[0], Zone::UTC), line);
+    }
+
+    #[test]
+    fn damaged_lines_of_each_file_are_reported_by_line() {
+        let z = Zone::UTC;
+        let lines_of = |w: &[LoadWarning]| w.iter().map(|w| w.line).collect::<Vec<_>>();
+        let mut w = Vec::new();
+        let i = parse_inbox(
+            "bob; 21 Nov 2026 22:30:01; yoda; hi\nbob; 21 Nov 2026; yoda; hi\nbob; x\n\n\t\n",
+            z,
+            &mut w,
+        );
+        assert_eq!((i.len(), lines_of(&w)), (1, vec![2, 3, 5]));
+        let mut w = Vec::new();
+        let b = parse_blocks(
+            &b"bob; yoda\nbob;yoda\nbob; yo da\nbob; \xff\nbob; yoda\n"[..],
+            &mut w,
+        );
+        assert_eq!((b.len(), lines_of(&w)), (1, vec![2, 3, 4, 5]));
+        let mut w = Vec::new();
+        let l = parse_logins(
+            "bob; 21 Nov 2026 22:30:01; -\nbob; 21 Nov 2026 22:30:01\nbob; -; -\nbob; 21 Nov 2026 22:30:01; -; x\nbob; 21 Nov 2026 22:30:02; -\n",
+            z,
+            &mut w,
+        );
+        assert_eq!((l.len(), lines_of(&w)), (1, vec![2, 3, 4, 5]));
     }
 }

@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use super::LoadWarning;
-use super::lines::{records, timestamp};
+use super::lines::{damaged, records, timestamp, user, utf8};
+use super::{DataFile, LoadWarning};
 use crate::time::{Timestamp, Zone};
 use crate::types::UserName;
 
@@ -22,7 +22,7 @@ pub struct ActiveRecord {
     pub udp_port: u16,
 }
 
-/// One line of the file, with its `\n`.
+/// One line of the file, with its `\n` (text: every field is ASCII).
 pub fn render_active(a: &ActiveRecord, zone: Zone) -> String {
     format!(
         "{}; {}; {}; {}; {}\n",
@@ -34,20 +34,26 @@ pub fn render_active(a: &ActiveRecord, zone: Zone) -> String {
     )
 }
 
-/// Parse the file (used by tests and tools; the server rewrites it at start).
-pub fn parse_userlog(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>) -> Vec<ActiveRecord> {
-    const FILE: &str = "userlog.txt";
+/// Parse the file (used by tests and tools; the server empties it at start, since nobody is
+/// online then).
+pub fn parse_userlog(
+    text: impl AsRef<[u8]>,
+    zone: Zone,
+    warnings: &mut Vec<LoadWarning>,
+) -> Vec<ActiveRecord> {
+    const FILE: DataFile = DataFile::UserLog;
     let mut out = Vec::new();
-    for (line_no, line) in records(FILE, text, warnings) {
+    for line in records(FILE, text.as_ref(), warnings) {
         let parsed = (|| -> Result<ActiveRecord, String> {
-            let f: Vec<&str> = line.split("; ").collect();
-            let [n, ts, user, ip, port] = f.as_slice() else {
+            let text = utf8(line.text, "line")?;
+            let f: Vec<&str> = text.split("; ").collect();
+            let [n, ts, name, ip, port] = f.as_slice() else {
                 return Err("expected 5 fields".into());
             };
             Ok(ActiveRecord {
                 number: n.parse().map_err(|_| format!("{n:?} is not a number"))?,
-                since: timestamp(ts, zone)?,
-                user: UserName::new(user).map_err(|e| e.to_string())?,
+                since: timestamp(ts.as_bytes(), zone)?,
+                user: user(name.as_bytes())?,
                 ip: ip
                     .parse()
                     .map_err(|_| format!("{ip:?} is not an IP address"))?,
@@ -58,11 +64,7 @@ pub fn parse_userlog(text: &str, zone: Zone, warnings: &mut Vec<LoadWarning>) ->
         })();
         match parsed {
             Ok(a) => out.push(a),
-            Err(problem) => warnings.push(LoadWarning {
-                file: FILE,
-                line: line_no,
-                problem,
-            }),
+            Err(reason) => warnings.push(damaged(FILE, &line, reason)),
         }
     }
     out

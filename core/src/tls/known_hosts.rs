@@ -30,10 +30,27 @@ use nom::{
 use rustls_pki_types::{DnsName, ServerName};
 
 use super::fingerprint::Fingerprint;
-use crate::store::LoadWarning;
 
 /// The name warnings about the file carry.
 pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+
+/// A line of the known-hosts file that could not be read; it is skipped (the client's own
+/// file, not a server data file: a bad line costs a pin, never an account or a post).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownHostsWarning {
+    /// Which file (always [`KNOWN_HOSTS_FILE`]).
+    pub file: &'static str,
+    /// One-based line number.
+    pub line: usize,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for KnownHostsWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} line {}: {}", self.file, self.line, self.problem)
+    }
+}
 
 /// Longest DNS name accepted (RFC 1035's limit on a name's text form).
 const MAX_DNS_NAME: usize = 253;
@@ -195,7 +212,10 @@ fn parse_line(line: &str) -> Result<KnownHost, String> {
 
 /// Parse the file: every record with its one-based line number; bad lines are reported in
 /// `warnings` and skipped.
-pub fn parse_known_hosts(text: &str, warnings: &mut Vec<LoadWarning>) -> Vec<(usize, KnownHost)> {
+pub fn parse_known_hosts(
+    text: &str,
+    warnings: &mut Vec<KnownHostsWarning>,
+) -> Vec<(usize, KnownHost)> {
     let mut out = Vec::new();
     for (i, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -204,7 +224,7 @@ pub fn parse_known_hosts(text: &str, warnings: &mut Vec<LoadWarning>) -> Vec<(us
         }
         match parse_line(line) {
             Ok(entry) => out.push((i + 1, entry)),
-            Err(problem) => warnings.push(LoadWarning {
+            Err(problem) => warnings.push(KnownHostsWarning {
                 file: KNOWN_HOSTS_FILE,
                 line: i + 1,
                 problem,
@@ -230,7 +250,7 @@ pub struct KnownHosts {
 impl KnownHosts {
     /// Parse the file's text; `origin` names it in messages (its path). A missing file is the
     /// empty text. Returns the records and the warnings about lines that were skipped.
-    pub fn parse(origin: impl Into<String>, text: &str) -> (Self, Vec<LoadWarning>) {
+    pub fn parse(origin: impl Into<String>, text: &str) -> (Self, Vec<KnownHostsWarning>) {
         let mut warnings = Vec::new();
         let entries = parse_known_hosts(text, &mut warnings);
         let ends_with_newline = text.is_empty() || text.ends_with('\n');

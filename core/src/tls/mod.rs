@@ -75,7 +75,8 @@ pub use error::TlsError;
 pub use fingerprint::{FINGERPRINT_PREFIX, Fingerprint, FingerprintError};
 pub use identity::{IdentityError, ServerIdentity};
 pub use known_hosts::{
-    HostPort, HostPortError, KNOWN_HOSTS_FILE, KnownHost, KnownHosts, render_known_host,
+    HostPort, HostPortError, KNOWN_HOSTS_FILE, KnownHost, KnownHosts, KnownHostsWarning,
+    render_known_host,
 };
 pub use server::ServerTls;
 pub use session::{ClientSession, ServerSession, Session, TlsEvent};

@@ -130,7 +130,7 @@ impl Sut {
             ..ServerConfig::default()
         };
         let mut sut = Sut {
-            server: Server::new(config.clone(), &files, UnixMillis(T0)),
+            server: Server::new(config.clone(), &files, UnixMillis(T0)).expect("a clean folder"),
             config,
             now: T0,
             sessions: BTreeMap::new(),
@@ -149,11 +149,17 @@ impl Sut {
     fn drain(&mut self) {
         while let Some(out) = self.server.poll_output() {
             match out {
-                Output::Persist(Persist::Append { file, text }) => {
-                    self.files.entry(file).or_default().push_str(&text)
-                }
+                Output::Persist(Persist::Append { file, text }) => self
+                    .files
+                    .entry(file)
+                    .or_default()
+                    .push_str(std::str::from_utf8(&text).expect("UTF-8")),
                 Output::Persist(Persist::Replace { file, text }) => {
-                    self.files.insert(file, text);
+                    self.files
+                        .insert(file, String::from_utf8(text).expect("UTF-8"));
+                }
+                Output::Persist(other) => {
+                    panic!("the loader found nothing to set aside at a clean start: {other:?}")
                 }
                 Output::Send { conn, bytes } => {
                     assert!(
@@ -189,7 +195,8 @@ impl Sut {
         for (f, t) in &self.files {
             files.insert(*f, t.clone());
         }
-        self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now));
+        self.server = Server::new(self.config.clone(), &files, UnixMillis(self.now))
+            .expect("the server wrote a clean folder");
         self.sessions.clear();
         self.stalled.clear();
         self.closed.clear();
@@ -362,12 +369,13 @@ fn model_files(m: &RefState) -> Vec<(DataFile, String)> {
                     number: MessageNumber::from_index(i),
                     at: Timestamp::from_unix_secs(p.at),
                     author: user(&p.author),
-                    text: p.text.clone(),
+                    text: p.text.as_str().into(),
                     edited: p.edited,
                 },
                 Zone::UTC,
             )
         })
+        .map(|bytes| String::from_utf8(bytes).expect("UTF-8"))
         .collect();
     let inbox: String = m
         .inbox
@@ -378,11 +386,12 @@ fn model_files(m: &RefState) -> Vec<(DataFile, String)> {
                     to: user(&l.to),
                     at: Timestamp::from_unix_secs(l.at),
                     from: user(&l.from),
-                    text: l.text.clone(),
+                    text: l.text.as_str().into(),
                 },
                 Zone::UTC,
             )
         })
+        .map(|bytes| String::from_utf8(bytes).expect("UTF-8"))
         .collect();
     let blocks: String = m
         .blocks
@@ -526,7 +535,8 @@ impl StateMachineTest for ServerAgainstModel {
         for (f, t) in &sut.files {
             files.insert(*f, t.clone());
         }
-        let restarted = Server::new(sut.config.clone(), &files, UnixMillis(sut.now));
+        let restarted = Server::new(sut.config.clone(), &files, UnixMillis(sut.now))
+            .expect("the server wrote a clean folder");
         // A user online now is "online at the crash" to the restarted server.
         let offline_only = |text: String| -> String {
             text.lines()

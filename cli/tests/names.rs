@@ -1,0 +1,36 @@
+//! User names with the real binary, both runtimes: case does not make a new user, look-alikes
+//! are refused at sign-up naming the user they look like.
+
+mod common;
+
+use common::{RUNTIMES, ServerProc, data_dir, run_script};
+
+#[test]
+fn a_name_in_another_case_logs_in_as_the_account_and_look_alikes_cannot_sign_up() {
+    for &runtime in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(runtime, dir.path(), &[]);
+        let before = server.file("credentials.txt");
+        let (code, out) = run_script(&server, &["Ieia", "1uke", "LUKE", "r2d2", "OUT"]);
+        assert_eq!(code, 0, "{runtime}: {out}");
+        assert!(
+            out.contains("Ieia looks too much like the existing user leia"),
+            "{runtime}: {out}"
+        );
+        assert!(
+            out.contains("1uke looks too much like the existing user luke"),
+            "{runtime}: {out}"
+        );
+        assert!(out.contains("Welcome to huddle, luke!"), "{runtime}: {out}");
+        assert_eq!(
+            server.file("credentials.txt"),
+            before,
+            "{runtime}: no new account"
+        );
+        // A new name that looks like nobody signs up, and is protected in turn.
+        let (code, out) = run_script(&server, &["Rey", "skywalker", "skywalker", "OUT"]);
+        assert_eq!(code, 0, "{runtime}: {out}");
+        let (_, out) = run_script(&server, &["REY", "skywalker", "OUT"]);
+        assert!(out.contains("Welcome to huddle, Rey!"), "{runtime}: {out}");
+    }
+}

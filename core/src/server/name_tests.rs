@@ -1,0 +1,143 @@
+//! User names: one account per name without regard to case, look-alikes refused at sign-up.
+
+use super::test_folder::{Folder, Run};
+use super::*;
+
+const CREDS: &[u8] = b"yoda jedi\nluke r2d2\nleia alderaan\nmace windu\n";
+
+fn start() -> (Folder, Run) {
+    let mut folder = Folder::with(&[(DataFile::Credentials, CREDS)]);
+    let run = Run::start(&mut folder, OnDamage::Refuse).unwrap();
+    (folder, run)
+}
+
+#[test]
+fn logging_in_as_yoda_means_the_account_yoda_and_never_offers_sign_up() {
+    let (mut folder, mut run) = start();
+    for typed in ["Yoda", "YODA", "yOdA"] {
+        let c = run.connect(&mut folder);
+        let r = run.say(&mut folder, c, typed);
+        assert!(r.starts_with("332 Password for yoda:"), "{typed}: {r}");
+        let r = run.say(&mut folder, c, "jedi");
+        assert!(
+            r.starts_with("230-Welcome to huddle, yoda!"),
+            "{typed}: {r}"
+        );
+        let userlog = String::from_utf8_lossy(folder.file(DataFile::UserLog)).into_owned();
+        assert!(userlog.contains("; yoda; "), "{userlog}");
+        // Online as yoda: a second login under any case is refused.
+        let (_, again) = run.login(&mut folder, "yoda", "jedi");
+        assert!(again.contains("already logged in"), "{again}");
+        let r = run.say(&mut folder, c, "OUT");
+        assert!(r.contains("Goodbye, yoda!"), "{r}");
+    }
+    assert_eq!(
+        folder.file(DataFile::Credentials),
+        CREDS,
+        "no second account"
+    );
+}
+
+#[test]
+fn the_lockout_of_a_name_covers_every_case_of_it() {
+    let (mut folder, mut run) = start();
+    let c = run.connect(&mut folder);
+    run.say(&mut folder, c, "LUKE");
+    for _ in 0..3 {
+        run.say(&mut folder, c, "wrong");
+    }
+    let (_, r) = run.login(&mut folder, "luke", "r2d2");
+    assert!(r.starts_with("435 "), "{r}");
+}
+
+#[test]
+fn look_alike_names_are_refused_at_sign_up_naming_the_existing_user() {
+    let (mut folder, mut run) = start();
+    for (typed, existing) in [
+        ("Ieia", "leia"),
+        ("1uke", "luke"),
+        ("IuKe", "luke"),
+        ("rnace", "mace"),
+        ("y0da", "yoda"),
+    ] {
+        let c = run.connect(&mut folder);
+        let r = run.say(&mut folder, c, typed);
+        assert!(
+            r.starts_with(&format!(
+                "431 {typed} looks too much like the existing user {existing};"
+            )),
+            "{typed}: {r}"
+        );
+        // The dialogue goes on: another name works.
+        let r = run.say(&mut folder, c, "rey");
+        assert!(r.starts_with("333 "), "{r}");
+    }
+    assert_eq!(folder.file(DataFile::Credentials), CREDS);
+    // A name that looks like nobody is welcome.
+    let (_, r) = run.login(&mut folder, "Lando", "calrissian");
+    assert!(r.starts_with("230-Welcome to huddle, Lando!"), "{r}");
+    // And is then protected in turn.
+    let c = run.connect(&mut folder);
+    let r = run.say(&mut folder, c, "LAND0");
+    assert!(r.starts_with("332 ") || r.contains("Lando"), "{r}");
+}
+
+#[test]
+fn two_sign_ups_of_look_alikes_at_once_leave_one_account() {
+    let (mut folder, mut run) = start();
+    let a = run.connect(&mut folder);
+    let b = run.connect(&mut folder);
+    assert!(run.say(&mut folder, a, "ahsoka").starts_with("333 "));
+    assert!(run.say(&mut folder, b, "AHS0KA").starts_with("333 "));
+    assert!(run.say(&mut folder, a, "snips").starts_with("230-"));
+    let r = run.say(&mut folder, b, "other");
+    assert!(
+        r.starts_with("431 AHS0KA looks too much like the existing user ahsoka;"),
+        "{r}"
+    );
+    let creds = String::from_utf8_lossy(folder.file(DataFile::Credentials)).into_owned();
+    assert_eq!(
+        creds.matches("ahsoka").count() + creds.matches("AHS0KA").count(),
+        1,
+        "{creds}"
+    );
+}
+
+#[test]
+fn names_in_every_file_are_matched_without_regard_to_case() {
+    let mut folder = Folder::with(&[
+        (DataFile::Credentials, CREDS),
+        (
+            DataFile::MessageLog,
+            b"1; 21 Nov 2026 10:00:00; YODA; hi; no\n",
+        ),
+        (
+            DataFile::Inbox,
+            b"LEIA; 21 Nov 2026 10:00:00; Luke; for leia\n",
+        ),
+        (DataFile::Blocks, b"Leia; YODA\n"),
+    ]);
+    let mut run = Run::start(&mut folder, OnDamage::Refuse).unwrap();
+    // leia gets her letter; her block of yoda hides his post.
+    let (leia, r) = run.login(&mut folder, "leia", "alderaan");
+    assert!(
+        r.contains("* PVT 21 Nov 2026 10:00:00 Luke for leia"),
+        "{r}"
+    );
+    let r = run.say(&mut folder, leia, "RDM 01 Jan 2000 00:00:00");
+    assert!(r.contains("No new messages"), "{r}");
+    // yoda may delete his own post, written as YODA.
+    let (yoda, _) = run.login(&mut folder, "yoda", "jedi");
+    let r = run.say(&mut folder, yoda, "DLT 1 21 Nov 2026 10:00:00");
+    assert!(r.starts_with("250"), "{r}");
+}
+
+#[test]
+fn two_accounts_differing_only_in_case_are_damage() {
+    let mut folder = Folder::with(&[(DataFile::Credentials, b"yoda jedi\nYoda sith\n")]);
+    let refusal = Run::start(&mut folder, OnDamage::Refuse)
+        .err()
+        .expect("refused");
+    assert_eq!(refusal.lines.len(), 1);
+    assert_eq!(refusal.lines[0].line, 2);
+}
