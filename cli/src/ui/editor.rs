@@ -132,6 +132,8 @@ impl LineEditor {
                 self.delete_at_cursor();
             }
             KeyCode::Tab => return Action::Complete,
+            // Esc alone is the start of many key sequences; readline ignores it, so do we.
+            KeyCode::Esc => {}
             KeyCode::Up => return Action::HistoryBack,
             KeyCode::Down => return Action::HistoryForward,
             KeyCode::Char('p') if ctrl => return Action::HistoryBack,

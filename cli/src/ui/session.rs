@@ -18,7 +18,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anstyle::Style;
-use crossterm::event::{Event, KeyEvent, KeyEventKind};
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use huddle_core::client::{Display, Progress, Prompt};
 
 use super::complete::{Completer, KnownUser};
@@ -76,6 +76,24 @@ pub enum KeyOutcome {
     Suspend,
 }
 
+/// What a terminal event that came while no prompt was open comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyOutcome {
+    /// Keep it for the prompt (open now, or the next one: type-ahead).
+    ForPrompt,
+    /// Answered already.
+    Handled,
+    /// Ctrl-Z: suspend.
+    Suspend,
+    /// A second Ctrl-C while busy: the user wants out now.
+    Quit,
+}
+
+/// Said on a Ctrl-C while the client waits (for a reply, or for transfers before logging
+/// out) and so has no line to clear.
+const BUSY_HINT: &str =
+    "Waiting for the server or a transfer. Press Ctrl-C again to quit now, or wait.";
+
 /// How to quit, said on a Ctrl-C at an empty prompt.
 fn quit_hint(prompt: &Prompt) -> &'static str {
     match prompt {
@@ -112,6 +130,8 @@ pub struct Session<W: Write> {
     /// The logged-in user, from the command prompt: whose name is a mention.
     user: Option<String>,
     last_bell: Option<Instant>,
+    /// Whether Ctrl-C was pressed since the last prompt closed (a second one quits).
+    interrupted_while_busy: bool,
     /// Said once, at the first draw (a history file that could not be read).
     warning: Option<String>,
 }
@@ -131,6 +151,7 @@ impl<W: Write> Session<W> {
             open: None,
             user: None,
             last_bell: None,
+            interrupted_while_busy: false,
             warning: err.map(|e| e.to_string()),
             config,
         }
@@ -210,6 +231,7 @@ impl<W: Write> Session<W> {
         if let Prompt::Command(user) = prompt {
             self.user = Some(user.clone());
         }
+        self.interrupted_while_busy = false;
         self.open = Some(Open {
             prompt: prompt.clone(),
             text: prompt.text(),
@@ -244,6 +266,40 @@ impl<W: Write> Session<W> {
             }
             _ => KeyOutcome::Pending,
         }
+    }
+
+    /// A terminal event as it arrives, before any prompt sees it: with a prompt open it is the
+    /// prompt's; without one, Ctrl-C and Ctrl-Z are answered now (the first Ctrl-C says what
+    /// is going on, a second quits), a resize is drawn, and the rest waits for the next prompt.
+    pub fn handle_busy_event(&mut self, ev: &Event, size: Size, now: Instant) -> BusyOutcome {
+        if self.open.is_some() {
+            return BusyOutcome::ForPrompt;
+        }
+        let Event::Key(key) = ev else {
+            if matches!(ev, Event::Resize(..)) {
+                self.redraw(size, now);
+                return BusyOutcome::Handled;
+            }
+            return BusyOutcome::ForPrompt;
+        };
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            _ if key.kind == KeyEventKind::Release => BusyOutcome::Handled,
+            KeyCode::Char('c') if ctrl => {
+                if std::mem::replace(&mut self.interrupted_while_busy, true) {
+                    return BusyOutcome::Quit;
+                }
+                self.print_hint(BUSY_HINT, size, now);
+                BusyOutcome::Handled
+            }
+            KeyCode::Char('z') if ctrl => BusyOutcome::Suspend,
+            _ => BusyOutcome::ForPrompt,
+        }
+    }
+
+    /// More was typed ahead than is kept: this key is dropped, with a bell.
+    pub fn refuse_type_ahead(&mut self) {
+        self.refuse();
     }
 
     /// Draw the live area again (after a suspend, or whenever in doubt).

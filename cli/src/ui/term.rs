@@ -10,16 +10,22 @@
 //! external printer, nothing that redraws rows in place without printing, no hidden input, and
 //! pulls in far more than we use. What we need of an editor is small (emacs keys, history,
 //! Tab), so the editor is ours ([`super::editor`]) and crossterm gives us raw mode, key events
-//! with modifiers, bracketed paste and resize on every platform.
+//! with modifiers, bracketed paste and resize.
 //!
 //! # Threads
 //! [`Ui::show`] and [`Ui::progress`] come from the core's thread, [`Ui::read_line`] blocks on the
-//! input thread, and a ticker redraws the status area while transfers run. All of them draw
-//! through one mutex around the [`Session`], so output never interleaves; no lock is held while
-//! waiting for a key.
+//! input thread, a ticker redraws the status area while transfers run, and a key reader reads
+//! the terminal all the time. All of them draw through one mutex around the [`Session`], so
+//! output never interleaves; no lock is held while waiting for a key.
+//!
+//! The key reader hands keys to the open prompt, or keeps them for the next one (type-ahead).
+//! Ctrl-C and Ctrl-Z cannot wait: while no prompt is open (a reply or a transfer pending) the
+//! session answers them at once — a hint, then, on a second Ctrl-C, quitting — because raw mode
+//! turned off the signals that would otherwise have done it.
 
 use std::io::{Stdout, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -29,18 +35,32 @@ use huddle_core::client::{Display, Progress, Prompt};
 use huddle_runtime_std::client::Ui;
 
 use super::screen::Size;
-use super::session::{KeyOutcome, Session, TermConfig};
+use super::session::{BusyOutcome, KeyOutcome, Session, TermConfig};
 
 /// Bracketed paste on and off: a paste arrives as one event, so its line breaks cannot send
 /// commands.
 const PASTE_ON: &[u8] = b"\x1b[?2004h";
 const PASTE_OFF: &[u8] = b"\x1b[?2004l";
 
+/// Events typed ahead of the next prompt kept at most; more are refused with a bell. A paste
+/// is one event, so this is a thousand keys or pastes.
+const TYPE_AHEAD: usize = 1024;
+
+/// The exit code of a client quit by Ctrl-C, as shells report a process ended by SIGINT.
+const INTERRUPTED: i32 = 130;
+
 /// The client's terminal.
 pub struct TermUi {
-    session: Arc<Mutex<Session<Stdout>>>,
+    shared: Arc<Shared>,
+    /// Keys for the open prompt, from the key reader.
+    keys: Mutex<Receiver<Event>>,
+}
+
+/// What the threads of the terminal share.
+struct Shared {
+    session: Mutex<Session<Stdout>>,
     /// Set once the terminal is given back; nothing draws after that.
-    closed: Arc<AtomicBool>,
+    closed: AtomicBool,
 }
 
 impl TermUi {
@@ -58,41 +78,40 @@ impl TermUi {
             restore_terminal();
             previous(info);
         }));
-        let ui = Self {
-            session: Arc::new(Mutex::new(session)),
-            closed: Arc::new(AtomicBool::new(false)),
-        };
+        let shared = Arc::new(Shared {
+            session: Mutex::new(session),
+            closed: AtomicBool::new(false),
+        });
         // The ticker: while transfers run, redraw their lines so a stall shows even when no
         // report comes. It holds the session only while drawing.
-        let (session, closed) = (Arc::clone(&ui.session), Arc::clone(&ui.closed));
+        let ticker = Arc::clone(&shared);
         std::thread::spawn(move || {
-            while !closed.load(Ordering::Acquire) {
+            loop {
                 std::thread::sleep(redraw_every);
-                let Ok(mut s) = session.lock() else { return };
-                if closed.load(Ordering::Acquire) {
-                    return;
-                }
+                let Some(mut s) = ticker.lock() else { return };
                 if s.is_transferring() {
                     s.handle_tick(size(), Instant::now());
                 }
             }
         });
-        Ok(ui)
+        let (tx, rx) = mpsc::sync_channel(TYPE_AHEAD);
+        let reader = Arc::clone(&shared);
+        std::thread::spawn(move || read_keys(&reader, &tx));
+        Ok(Self {
+            shared,
+            keys: Mutex::new(rx),
+        })
     }
 
     /// Give the terminal back as it was: the live area erased, raw mode and bracketed paste
     /// off. Call once the client has stopped (the process may exit right after).
     pub fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if let Some(mut s) = self.lock() {
-            s.leave();
-        }
-        restore_terminal();
+        self.shared.close();
     }
+}
 
-    /// The session, unless a panic poisoned it (then nothing more is drawn).
+impl Shared {
+    /// The session, unless the terminal was given back or a panic poisoned it.
     fn lock(&self) -> Option<MutexGuard<'_, Session<Stdout>>> {
         if self.closed.load(Ordering::Acquire) {
             return None;
@@ -100,10 +119,20 @@ impl TermUi {
         self.session.lock().ok()
     }
 
+    /// Give the terminal back (once).
+    fn close(&self) {
+        if let Some(mut s) = self.lock() {
+            s.leave();
+        }
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            restore_terminal();
+        }
+    }
+
     /// Ctrl-Z: give the terminal back, stop as a shell job does, take it again once resumed.
     fn suspend(&self) {
-        // The shell prints below where we stop: erase the live area so the redraw after the
-        // resume starts from a clean row.
+        // The shell prints below where we stop: erase the live area, so that the redraw after
+        // the resume starts from a clean row.
         if let Some(mut s) = self.lock() {
             s.hide();
         }
@@ -117,6 +146,39 @@ impl TermUi {
         let mut out = std::io::stdout();
         let _ = out.write_all(PASTE_ON);
         let _ = out.flush();
+        if let Some(mut s) = self.lock() {
+            s.redraw(size(), Instant::now());
+        }
+    }
+}
+
+/// Read the terminal for as long as it can be read: keys go to `tx` for the prompt, except
+/// Ctrl-C and Ctrl-Z while no prompt is open, which the session answers at once. Ends (and so
+/// ends input) when the terminal cannot be read any more.
+fn read_keys(shared: &Shared, tx: &SyncSender<Event>) {
+    while let Ok(ev) = event::read() {
+        let busy = match shared.lock() {
+            Some(mut s) => s.handle_busy_event(&ev, size(), Instant::now()),
+            None => return,
+        };
+        match busy {
+            BusyOutcome::ForPrompt => match tx.try_send(ev) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    if let Some(mut s) = shared.lock() {
+                        s.refuse_type_ahead();
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            },
+            BusyOutcome::Handled => {}
+            BusyOutcome::Suspend => shared.suspend(),
+            BusyOutcome::Quit => {
+                shared.close();
+                println!("Interrupted.");
+                std::process::exit(INTERRUPTED);
+            }
+        }
     }
 }
 
@@ -137,31 +199,31 @@ fn restore_terminal() {
 
 impl Ui for TermUi {
     fn show(&self, display: &Display) {
-        if let Some(mut s) = self.lock() {
+        if let Some(mut s) = self.shared.lock() {
             s.handle_display(display, size(), Instant::now());
         }
     }
 
     fn progress(&self, progress: &Progress) {
-        if let Some(mut s) = self.lock() {
+        if let Some(mut s) = self.shared.lock() {
             s.handle_progress(progress, size(), Instant::now());
         }
     }
 
     fn read_line(&self, prompt: &Prompt) -> Option<String> {
-        self.lock()?.open_prompt(prompt, size(), Instant::now());
+        self.shared
+            .lock()?
+            .open_prompt(prompt, size(), Instant::now());
+        let keys = self.keys.lock().ok()?;
         loop {
-            // A terminal that cannot be read any more (hung up) ends input.
-            let ev: Event = event::read().ok()?;
-            let outcome = self.lock()?.handle_event(ev, size(), Instant::now());
+            // The key reader has stopped: the terminal cannot be read any more (hung up).
+            let ev = keys.recv().ok()?;
+            let outcome = self.shared.lock()?.handle_event(ev, size(), Instant::now());
             match outcome {
                 KeyOutcome::Pending => {}
                 KeyOutcome::Line(line) => return Some(line),
                 KeyOutcome::EndOfInput => return None,
-                KeyOutcome::Suspend => {
-                    self.suspend();
-                    self.lock()?.redraw(size(), Instant::now());
-                }
+                KeyOutcome::Suspend => self.shared.suspend(),
             }
         }
     }

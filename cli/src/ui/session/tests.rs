@@ -537,3 +537,41 @@ fn a_paste_of_many_lines_is_one_line_to_look_at() {
     assert_eq!(h.last_row(), "yoda> MSG one MSG two ");
     assert_eq!(h.enter(), KeyOutcome::Line("MSG one MSG two ".into()));
 }
+
+#[test]
+fn ctrl_c_while_waiting_says_what_is_going_on_then_quits() {
+    let mut h = Harness::new(WIDE);
+    let ctrl_c = Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    let typed = Event::Key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE));
+    // No prompt open: a reply is pending.
+    assert_eq!(
+        h.s.handle_busy_event(&typed, h.size, h.now),
+        BusyOutcome::ForPrompt,
+        "typed ahead for the next prompt"
+    );
+    assert_eq!(
+        h.s.handle_busy_event(&ctrl_c, h.size, h.now),
+        BusyOutcome::Handled
+    );
+    assert!(
+        h.text().contains("Press Ctrl-C again to quit now"),
+        "{}",
+        h.text()
+    );
+    // A prompt in between starts over.
+    h.prompt(yoda());
+    assert_eq!(
+        h.s.handle_busy_event(&ctrl_c, h.size, h.now),
+        BusyOutcome::ForPrompt
+    );
+    h.typed("ATU");
+    h.enter();
+    assert_eq!(
+        h.s.handle_busy_event(&ctrl_c, h.size, h.now),
+        BusyOutcome::Handled
+    );
+    assert_eq!(
+        h.s.handle_busy_event(&ctrl_c, h.size, h.now),
+        BusyOutcome::Quit
+    );
+}
