@@ -411,3 +411,29 @@ fn ctrl_c_while_waiting_for_a_transfer_explains_then_quits_on_a_second() {
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(luke_pid, libc::SIGCONT) }, 0);
 }
+
+#[test]
+fn fifty_commands_in_a_row_amid_pushed_posts_all_land_and_the_prompt_survives() {
+    let room = Room::open("std");
+    let mut yoda = room.client(80, &[], &[]);
+    yoda.login("yoda", "jedi*knight");
+    let mut luke = LiveClient::login(&room.server, "luke", "r2d2");
+    for i in 1..=50 {
+        yoda.line(&format!("MSG number {i}"));
+        yoda.wait_count(&format!("Message #{} posted", 2 * i - 1), 1);
+        yoda.wait_cursor_row("yoda> ");
+        // A post from luke arrives while yoda is half-way through typing.
+        yoda.type_text("PVT luke ha");
+        yoda.wait_cursor_row("yoda> PVT luke ha");
+        luke.command(&format!("MSG reply {i}"), "posted");
+        yoda.wait_count(&format!("reply {i}"), 1);
+        yoda.wait_cursor_row("yoda> PVT luke ha");
+        yoda.keys(CTRL_U);
+        yoda.wait_cursor_row("yoda> ");
+    }
+    let log = room.server.file("messagelog.txt");
+    assert_eq!(log.lines().count(), 100, "{log}");
+    let history = std::fs::read_to_string(room.home.path().join("huddle/history")).unwrap();
+    assert_eq!(history.lines().count(), 50);
+    assert!(yoda.is_running());
+}

@@ -290,4 +290,17 @@ mod tests {
         );
         assert!(c.complete("UPD luke /no/such/dir/x").candidates.is_empty());
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn names_that_could_not_be_typed_back_are_skipped() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bad = std::ffi::OsStr::from_bytes(b"clip\xff.mp4");
+        std::fs::write(dir.path().join(bad), b"x").unwrap();
+        std::fs::write(dir.path().join("clip.mp4"), b"x").unwrap();
+        let base = format!("{}/", dir.path().display());
+        let done = Completer::new().complete(&format!("UPD luke {base}cl"));
+        assert_eq!(texts(&done), vec![format!("{base}clip.mp4")]);
+    }
 }

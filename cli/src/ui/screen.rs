@@ -25,6 +25,9 @@ use super::wrap::{take_columns, truncate, width};
 /// Columns assumed when the terminal does not say (a pty nobody sized).
 pub const FALLBACK_COLUMNS: usize = 80;
 
+/// Rows assumed when the terminal does not say.
+const FALLBACK_ROWS: usize = 24;
+
 /// The fewest columns kept for the typed text, however long the prompt.
 const MIN_INPUT_COLUMNS: usize = 8;
 
@@ -184,7 +187,11 @@ impl<W: Write> Screen<W> {
     fn draw_live(&mut self, buf: &mut Vec<u8>, live: &Live, size: Size) {
         let columns = size.live_columns();
         // Keep at least the input row on screen, and one row of output above.
-        let room = usize::from(size.rows).saturating_sub(2).max(1);
+        let rows = match size.rows {
+            0 => FALLBACK_ROWS,
+            r => usize::from(r),
+        };
+        let room = rows.saturating_sub(2).max(1);
         for line in live.status.iter().take(room) {
             let text = truncate(&line.text, columns);
             write_styled(buf, self.palette.status(line.stalled), &text);

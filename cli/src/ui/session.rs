@@ -360,6 +360,16 @@ impl<W: Write> Session<W> {
             .open
             .as_ref()
             .is_some_and(|o| matches!(o.prompt, Prompt::Command(_)));
+        // The name being logged in with is whose mentions to look for: the catch-up posts can
+        // arrive before the command prompt that names the user opens.
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.prompt == Prompt::UserName)
+            && !line.trim().is_empty()
+        {
+            self.user = Some(line.trim().to_string());
+        }
         let secret = self.open.as_ref().is_some_and(|o| o.prompt.is_secret());
         self.commit(if secret { "" } else { &line }, size, now);
         if is_command && let Err(e) = self.history.add(&line) {

@@ -575,3 +575,28 @@ fn ctrl_c_while_waiting_says_what_is_going_on_then_quits() {
         BusyOutcome::Quit
     );
 }
+
+#[test]
+fn mentions_count_from_the_name_typed_at_login_before_the_command_prompt() {
+    let mut h = Harness::new(WIDE);
+    h.prompt(Prompt::UserName);
+    h.typed("yoda");
+    h.enter();
+    // The catch-up arrives before the command prompt opens.
+    h.show(Tone::Post, "#1 luke (…): yoda, you missed this", true);
+    assert_eq!(h.bells(), 1);
+}
+
+#[test]
+fn enter_on_an_empty_new_password_reaches_the_core_as_an_empty_line() {
+    // Going back to the user name is the core's rule (see the report of issue 12); the
+    // terminal's part is to hand the empty line on, not to swallow it.
+    let mut h = Harness::new(WIDE);
+    h.prompt(Prompt::NewPassword);
+    assert_eq!(h.enter(), KeyOutcome::Line(String::new()));
+    assert_eq!(h.last_row(), "", "the prompt is closed, awaiting the core");
+    assert!(
+        h.text().contains("New password: "),
+        "and stays in the scrollback"
+    );
+}
