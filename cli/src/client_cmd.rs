@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use huddle_runtime_std::client::{ClientOptions, Ui, run_client};
 
-use crate::ui::{PlainUi, TermUi};
+use crate::ui::{HistoryConfig, PlainUi, TermConfig, TermUi};
 
 /// Arguments of `huddle client`.
 #[derive(Debug, Args)]
@@ -34,6 +34,43 @@ pub struct ClientArgs {
     /// Which runtime drives the client.
     #[arg(long, value_enum, default_value_t = crate::Runtime::Std)]
     pub runtime: crate::Runtime,
+    /// The interactive terminal.
+    #[command(flatten)]
+    pub terminal: TerminalArgs,
+}
+
+/// Options of the interactive terminal; a piped client ignores them (it keeps no history and
+/// rings no bell).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Terminal")]
+pub struct TerminalArgs {
+    /// Keep command history in FILE [default: $XDG_CONFIG_HOME/huddle/history, else
+    /// ~/.config/huddle/history].
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Keep no history file: Up and Down recall this run's commands only.
+    #[arg(long, conflicts_with = "history")]
+    pub no_history: bool,
+    /// No terminal bell when someone mentions your name.
+    #[arg(long)]
+    pub no_bell: bool,
+}
+
+impl TerminalArgs {
+    fn config(&self) -> TermConfig {
+        let defaults = HistoryConfig::default();
+        let path = if self.no_history {
+            None
+        } else {
+            self.history.clone().or(defaults.path.clone())
+        };
+        TermConfig {
+            colour: crate::ui::Palette::colour_from_env(),
+            bell: !self.no_bell,
+            history: HistoryConfig { path, ..defaults },
+            ..TermConfig::default()
+        }
+    }
 }
 
 fn resolve(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -44,15 +81,18 @@ fn resolve(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("the server address {ip:?} resolves to nothing"))
 }
 
+/// Whether to draw the rich terminal: a person on both ends (input and output are a terminal)
+/// of a terminal that can move its cursor.
+fn rich_terminal() -> bool {
+    std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
 /// Run the client; returns the process exit code.
 pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
     let server = resolve(&args.server_ip, args.server_port)?;
     let interactive = std::io::stdin().is_terminal();
-    let ui: Arc<dyn Ui> = if interactive {
-        Arc::new(TermUi::new().context("cannot set up the terminal")?)
-    } else {
-        Arc::new(PlainUi::new())
-    };
     let max = huddle_core::transfer::MAX_DATAGRAM;
     if !(512..=max).contains(&args.datagram_size) {
         anyhow::bail!(
@@ -72,11 +112,28 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
         interactive,
         transfer,
     };
-    let status = match args.runtime {
-        crate::Runtime::Std => run_client(opts, ui)?,
-        crate::Runtime::Smol => huddle_runtime_smol::client::run_client(opts, ui)?,
+    let term = if rich_terminal() {
+        Some(Arc::new(
+            TermUi::new(args.terminal.config()).context("cannot set up the terminal")?,
+        ))
+    } else {
+        None
     };
-    Ok(status.code())
+    let ui: Arc<dyn Ui> = match &term {
+        Some(t) => Arc::clone(t) as Arc<dyn Ui>,
+        None => Arc::new(PlainUi::new()),
+    };
+    let status = match args.runtime {
+        crate::Runtime::Std => run_client(opts, ui).map_err(anyhow::Error::from),
+        crate::Runtime::Smol => {
+            huddle_runtime_smol::client::run_client(opts, ui).map_err(anyhow::Error::from)
+        }
+    };
+    // The terminal goes back to the shell before anything else is printed.
+    if let Some(t) = &term {
+        t.close();
+    }
+    Ok(status?.code())
 }
 
 fn seed() -> [u8; 8] {

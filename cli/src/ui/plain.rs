@@ -1,6 +1,6 @@
 //! Plain text for pipes and scripts: no colours, every prompt on its own line.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 
 use huddle_core::client::{Display, Prompt};
@@ -34,6 +34,11 @@ impl Ui for PlainUi {
 
     fn read_line(&self, prompt: &Prompt) -> Option<String> {
         self.print(prompt.text().trim_end());
+        // A person typing at a terminal whose output goes elsewhere (`huddle client > log`):
+        // still no echo of a password.
+        if prompt.is_secret() && std::io::stdin().is_terminal() {
+            return rpassword::read_password().ok();
+        }
         let mut line = String::new();
         match std::io::stdin().lock().read_line(&mut line) {
             Ok(0) | Err(_) => None,

@@ -1,168 +1,229 @@
-//! The interactive terminal: line editing with history, hidden passwords, colours, and pushed
-//! events printed above the line being typed.
+//! The interactive terminal: a thin driver of [`Session`] on the real terminal — raw mode, key
+//! events, the clock, the terminal's size — behind the runtimes' [`Ui`] trait.
+//!
+//! # Why our own line editor
+//! The client must keep transfer status lines redrawn in place between the output and the line
+//! being typed, print pushed events above both, and treat Ctrl-C alike at every prompt, the
+//! password prompts included. rustyline owns the whole input line and offers only an external
+//! printer that adds lines above it: a status line redrawn in place fights it, and its
+//! passwords go through a separate reader where Ctrl-C kills the process. reedline has the same
+//! external printer, nothing that redraws rows in place without printing, no hidden input, and
+//! pulls in far more than we use. What we need of an editor is small (emacs keys, history,
+//! Tab), so the editor is ours ([`super::editor`]) and crossterm gives us raw mode, key events
+//! with modifiers, bracketed paste and resize.
+//!
+//! # Threads
+//! [`Ui::show`] and [`Ui::progress`] come from the core's thread, [`Ui::read_line`] blocks on the
+//! input thread, a ticker redraws the status area while transfers run, and a key reader reads
+//! the terminal all the time. All of them draw through one mutex around the [`Session`], so
+//! output never interleaves; no lock is held while waiting for a key.
+//!
+//! The key reader hands keys to the open prompt, or keeps them for the next one (type-ahead).
+//! Ctrl-C and Ctrl-Z cannot wait: while no prompt is open (a reply or a transfer pending) the
+//! session answers them at once — a hint, then, on a second Ctrl-C, quitting — because raw mode
+//! turned off the signals that would otherwise have done it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::io::{Stdout, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
-use anstyle::{AnsiColor, Style};
-use huddle_core::client::{Direction, Display, Progress, Prompt, Tone};
-use huddle_core::transfer::TransferId;
+use crossterm::event::{self, Event};
+use crossterm::terminal;
+use huddle_core::client::{Display, Progress, Prompt};
 use huddle_runtime_std::client::Ui;
-use indicatif::{HumanBytes, HumanDuration};
-use rustyline::error::ReadlineError;
-use rustyline::{DefaultEditor, ExternalPrinter};
 
-/// A terminal driven by rustyline.
+use super::screen::Size;
+use super::session::{BusyOutcome, KeyOutcome, Session, TermConfig};
+
+/// Bracketed paste on and off: a paste arrives as one event, so its line breaks cannot send
+/// commands.
+const PASTE_ON: &[u8] = b"\x1b[?2004h";
+const PASTE_OFF: &[u8] = b"\x1b[?2004l";
+
+/// Events typed ahead of the next prompt kept at most; more are refused with a bell. A paste
+/// is one event, so this is a thousand keys or pastes.
+const TYPE_AHEAD: usize = 1024;
+
+/// The exit code of a client quit by Ctrl-C, as shells report a process ended by SIGINT.
+const INTERRUPTED: i32 = 130;
+
+/// The client's terminal.
 pub struct TermUi {
-    editor: Mutex<DefaultEditor>,
-    printer: Mutex<Box<dyn ExternalPrinter + Send>>,
-    colour: bool,
-    bars: Mutex<HashMap<TransferId, Bar>>,
+    shared: Arc<Shared>,
+    /// Keys for the open prompt, from the key reader.
+    keys: Mutex<Receiver<Event>>,
 }
 
-/// When a transfer started and when its bar was last printed.
-struct Bar {
-    started: Instant,
-    printed: Option<Instant>,
-}
-
-/// How often a transfer's progress line is printed.
-const BAR_EVERY: Duration = Duration::from_secs(1);
-
-/// `[#####-----]  45%  2.7 MiB / 6.0 MiB  12.3 MiB/s  ETA 3 seconds  clip.mp4 → luke`
-fn bar_line(p: &Progress, elapsed: Duration) -> String {
-    const WIDTH: u64 = 24;
-    let total = p.total.max(1);
-    let filled = (p.done.min(total) * WIDTH / total) as usize;
-    let percent = p.done.min(total) * 100 / total;
-    let secs = elapsed.as_secs_f64().max(0.001);
-    let rate = p.done as f64 / secs;
-    let eta = if rate > 0.0 {
-        HumanDuration(Duration::from_secs_f64(
-            (p.total.saturating_sub(p.done)) as f64 / rate,
-        ))
-        .to_string()
-    } else {
-        "unknown".to_string()
-    };
-    let verb = match p.direction {
-        Direction::Upload => "up",
-        Direction::Download => "down",
-    };
-    format!(
-        "[{}{}] {percent:>3}%  {} / {}  {}/s  ETA {eta}  {verb} {}",
-        "#".repeat(filled),
-        "-".repeat(WIDTH as usize - filled),
-        HumanBytes(p.done),
-        HumanBytes(p.total),
-        HumanBytes(rate as u64),
-        p.label
-    )
+/// What the threads of the terminal share.
+struct Shared {
+    session: Mutex<Session<Stdout>>,
+    /// Set once the terminal is given back; nothing draws after that.
+    closed: AtomicBool,
 }
 
 impl TermUi {
-    /// Take over the terminal. Colours are off when `NO_COLOR` is set or stdout is not a
-    /// terminal.
-    pub fn new() -> anyhow::Result<Self> {
-        use std::io::IsTerminal;
-        let mut editor = DefaultEditor::new()?;
-        let printer = editor.create_external_printer()?;
-        let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            && std::io::stdout().is_terminal();
+    /// Take over the terminal: raw mode (so Ctrl-C and Ctrl-Z are keys, not signals),
+    /// bracketed paste, and a panic hook that gives the terminal back first.
+    pub fn new(config: TermConfig) -> anyhow::Result<Self> {
+        let redraw_every = config.status.redraw_every;
+        let session = Session::new(config, std::io::stdout());
+        terminal::enable_raw_mode()?;
+        let mut out = std::io::stdout();
+        let _ = out.write_all(PASTE_ON);
+        let _ = out.flush();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+        let shared = Arc::new(Shared {
+            session: Mutex::new(session),
+            closed: AtomicBool::new(false),
+        });
+        // The ticker: while transfers run, redraw their lines so a stall shows even when no
+        // report comes. It holds the session only while drawing.
+        let ticker = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(redraw_every);
+                let Some(mut s) = ticker.lock() else { return };
+                if s.is_transferring() {
+                    s.handle_tick(size(), Instant::now());
+                }
+            }
+        });
+        let (tx, rx) = mpsc::sync_channel(TYPE_AHEAD);
+        let reader = Arc::clone(&shared);
+        std::thread::spawn(move || read_keys(&reader, &tx));
         Ok(Self {
-            editor: Mutex::new(editor),
-            printer: Mutex::new(Box::new(printer)),
-            colour,
-            bars: Mutex::new(HashMap::new()),
+            shared,
+            keys: Mutex::new(rx),
         })
     }
 
-    fn style(&self, tone: Tone) -> Style {
-        if !self.colour {
-            return Style::new();
-        }
-        let colour = match tone {
-            Tone::Info => return Style::new(),
-            Tone::Success => AnsiColor::Green,
-            Tone::Error => AnsiColor::Red,
-            Tone::Post => AnsiColor::Cyan,
-            Tone::Private => AnsiColor::Magenta,
-            Tone::Notice => AnsiColor::Yellow,
-        };
-        Style::new().fg_color(Some(colour.into()))
+    /// Give the terminal back as it was: the live area erased, raw mode and bracketed paste
+    /// off. Call once the client has stopped (the process may exit right after).
+    pub fn close(&self) {
+        self.shared.close();
     }
 }
 
-impl TermUi {
-    /// Print whole lines: above the line being edited while a prompt is open, plainly
-    /// otherwise. (The printer writes the text as is when no prompt is open, so the line must
-    /// carry its own newline or the next prompt overwrites it.)
-    fn print(&self, mut text: String) {
-        text.push('\n');
-        let printed = match self.printer.lock() {
-            Ok(mut p) => p.print(text.clone()).is_ok(),
-            Err(_) => false,
-        };
-        if !printed {
-            print!("{text}");
+impl Shared {
+    /// The session, unless the terminal was given back or a panic poisoned it.
+    fn lock(&self) -> Option<MutexGuard<'_, Session<Stdout>>> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.session.lock().ok()
+    }
+
+    /// Give the terminal back (once).
+    fn close(&self) {
+        if let Some(mut s) = self.lock() {
+            s.leave();
+        }
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            restore_terminal();
         }
     }
+
+    /// Ctrl-Z: give the terminal back, stop as a shell job does, take it again once resumed.
+    fn suspend(&self) {
+        // The shell prints below where we stop: erase the live area, so that the redraw after
+        // the resume starts from a clean row.
+        if let Some(mut s) = self.lock() {
+            s.hide();
+        }
+        restore_terminal();
+        // SAFETY: raise only sends a signal to this process; SIGTSTP's default action stops
+        // it, and raise returns once it is continued.
+        unsafe {
+            libc::raise(libc::SIGTSTP);
+        }
+        let _ = terminal::enable_raw_mode();
+        let mut out = std::io::stdout();
+        let _ = out.write_all(PASTE_ON);
+        let _ = out.flush();
+        if let Some(mut s) = self.lock() {
+            s.redraw(size(), Instant::now());
+        }
+    }
+}
+
+/// Read the terminal for as long as it can be read: keys go to `tx` for the prompt, except
+/// Ctrl-C and Ctrl-Z while no prompt is open, which the session answers at once. Ends (and so
+/// ends input) when the terminal cannot be read any more.
+fn read_keys(shared: &Shared, tx: &SyncSender<Event>) {
+    while let Ok(ev) = event::read() {
+        let busy = match shared.lock() {
+            Some(mut s) => s.handle_busy_event(&ev, size(), Instant::now()),
+            None => return,
+        };
+        match busy {
+            BusyOutcome::ForPrompt => match tx.try_send(ev) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    if let Some(mut s) = shared.lock() {
+                        s.refuse_type_ahead();
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            },
+            BusyOutcome::Handled => {}
+            BusyOutcome::Suspend => shared.suspend(),
+            BusyOutcome::Quit => {
+                shared.close();
+                println!("Interrupted.");
+                std::process::exit(INTERRUPTED);
+            }
+        }
+    }
+}
+
+/// The terminal's size now (asked every time: a resize shows at the next draw).
+fn size() -> Size {
+    let (cols, rows) = terminal::size().unwrap_or((0, 0));
+    Size { cols, rows }
+}
+
+/// Raw mode and bracketed paste off, cursor shown: the terminal as a shell expects it.
+fn restore_terminal() {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(PASTE_OFF);
+    let _ = out.write_all(b"\x1b[0m\x1b[?25h");
+    let _ = out.flush();
+    let _ = terminal::disable_raw_mode();
 }
 
 impl Ui for TermUi {
-    /// A progress line above the prompt about once a second: the line editor owns the line
-    /// being typed, so a bar redrawn in place would fight it; printed lines never do.
-    fn progress(&self, p: &Progress) {
-        let Ok(mut bars) = self.bars.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if p.finished {
-            bars.remove(&p.id);
-            return;
+    fn show(&self, display: &Display) {
+        if let Some(mut s) = self.shared.lock() {
+            s.handle_display(display, size(), Instant::now());
         }
-        let bar = bars.entry(p.id).or_insert(Bar {
-            started: now,
-            printed: None,
-        });
-        if bar
-            .printed
-            .is_some_and(|t| now.duration_since(t) < BAR_EVERY)
-            || (bar.printed.is_none() && now.duration_since(bar.started) < BAR_EVERY)
-        {
-            return;
-        }
-        bar.printed = Some(now);
-        let line = bar_line(p, now.duration_since(bar.started));
-        drop(bars);
-        let style = self.style(Tone::Notice);
-        self.print(format!("{style}{line}{style:#}"));
     }
 
-    fn show(&self, display: &Display) {
-        let style = self.style(display.tone);
-        self.print(format!("{style}{}{style:#}", display.text));
+    fn progress(&self, progress: &Progress) {
+        if let Some(mut s) = self.shared.lock() {
+            s.handle_progress(progress, size(), Instant::now());
+        }
     }
 
     fn read_line(&self, prompt: &Prompt) -> Option<String> {
-        if prompt.is_secret() {
-            return rpassword::prompt_password(prompt.text()).ok();
-        }
-        let Ok(mut editor) = self.editor.lock() else {
-            return None;
-        };
+        self.shared
+            .lock()?
+            .open_prompt(prompt, size(), Instant::now());
+        let keys = self.keys.lock().ok()?;
         loop {
-            match editor.readline(&prompt.text()) {
-                Ok(line) => {
-                    if !line.trim().is_empty() && matches!(prompt, Prompt::Command(_)) {
-                        let _ = editor.add_history_entry(line.as_str());
-                    }
-                    return Some(line);
-                }
-                // Ctrl-C abandons the line being typed, as in a shell.
-                Err(ReadlineError::Interrupted) => continue,
-                Err(_) => return None,
+            // The key reader has stopped: the terminal cannot be read any more (hung up).
+            let ev = keys.recv().ok()?;
+            let outcome = self.shared.lock()?.handle_event(ev, size(), Instant::now());
+            match outcome {
+                KeyOutcome::Pending => {}
+                KeyOutcome::Line(line) => return Some(line),
+                KeyOutcome::EndOfInput => return None,
+                KeyOutcome::Suspend => self.shared.suspend(),
             }
         }
     }
