@@ -1,7 +1,8 @@
 //! Uploads end to end in one process: a server core, client cores, an in-memory "disk" per
-//! client and a datagram channel that can drop, all in virtual time.
+//! client and seeded datagram paths between the clients (latency, optional loss), all in
+//! virtual time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use super::*;
 use crate::server::{ConnId, DataFiles, Output, Server, ServerConfig};
 use crate::store::DataFile;
+use crate::transfer::netem::{Netem, NetemConfig};
 use crate::transfer::unique_name;
 
 const T0: u64 = 1_795_300_000_000;
@@ -19,6 +21,8 @@ struct Peer {
     udp: SocketAddr,
     shown: Vec<String>,
     sources: BTreeMap<String, Vec<u8>>,
+    /// Paths whose reads fail (a disk error under a running upload).
+    failing_reads: BTreeSet<String>,
     open: BTreeMap<TransferId, String>,
     parts: BTreeMap<TransferId, (String, Vec<u8>)>,
     saved: BTreeMap<String, Vec<u8>>,
@@ -29,6 +33,9 @@ struct World {
     server: Server,
     peers: Vec<Peer>,
     now: u64,
+    /// What every path between two clients does (one seeded `Netem` per ordered pair).
+    link: NetemConfig,
+    links: BTreeMap<(usize, usize), Netem>,
     /// Drop every n-th datagram (0: none).
     drop_every: u64,
     sent: u64,
@@ -40,7 +47,7 @@ impl World {
         let mut files = DataFiles::new();
         files.insert(
             DataFile::Credentials,
-            "yoda jedi\nluke r2d2\nleia alderaan\n".into(),
+            "yoda jedi\nluke r2d2\nleia alderaan\nhans solo\nobiwan kenobi\n".into(),
         );
         let server = Server::new(
             ServerConfig {
@@ -55,6 +62,11 @@ impl World {
             server,
             peers: vec![],
             now: T0,
+            link: NetemConfig {
+                latency_ms: 5,
+                ..NetemConfig::default()
+            },
+            links: BTreeMap::new(),
             drop_every: 0,
             sent: 0,
             server_log: vec![],
@@ -76,6 +88,7 @@ impl World {
             udp,
             shown: vec![],
             sources: BTreeMap::new(),
+            failing_reads: BTreeSet::new(),
             open: BTreeMap::new(),
             parts: BTreeMap::new(),
             saved: BTreeMap::new(),
@@ -95,7 +108,7 @@ impl World {
         self.settle();
     }
 
-    /// Move bytes, datagrams and file results until nothing moves.
+    /// Move bytes, due datagrams and file results until nothing moves.
     fn settle(&mut self) {
         let now = UnixMillis(self.now);
         loop {
@@ -118,6 +131,13 @@ impl World {
                     self.carry_out(i, o, now);
                 }
             }
+            for (&(from, to), link) in self.links.iter_mut() {
+                while let Some(d) = link.poll_output(now) {
+                    moved = true;
+                    let from = self.peers[from].udp;
+                    self.peers[to].client.handle_datagram(from, d, now);
+                }
+            }
             if !moved {
                 break;
             }
@@ -138,9 +158,15 @@ impl World {
                 if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
                     return;
                 }
-                let from = self.peers[i].udp;
-                if let Some(p) = self.peers.iter_mut().find(|p| p.udp == to) {
-                    p.client.handle_datagram(from, bytes, now);
+                if let Some(j) = self.peers.iter().position(|p| p.udp == to) {
+                    let config = NetemConfig {
+                        seed: self.link.seed ^ (i as u64) << 8 ^ j as u64,
+                        ..self.link.clone()
+                    };
+                    self.links
+                        .entry((i, j))
+                        .or_insert_with(|| Netem::new(config))
+                        .handle_input(bytes, now);
                 }
             }
             ClientOutput::InspectFile { path } => {
@@ -163,10 +189,15 @@ impl World {
                 p.open.insert(id, path);
             }
             FileOp::Read { id, offset, len } => {
-                let src = &p.sources[&p.open[&id]];
-                let data = Bytes::copy_from_slice(&src[offset as usize..offset as usize + len]);
-                p.client
-                    .handle_file_result(id, FileResult::Data { offset, data }, now);
+                let path = &p.open[&id];
+                let result = if p.failing_reads.contains(path) {
+                    FileResult::Failed(FileProblem::Other("input/output error".into()))
+                } else {
+                    let src = &p.sources[path];
+                    let data = Bytes::copy_from_slice(&src[offset as usize..offset as usize + len]);
+                    FileResult::Data { offset, data }
+                };
+                p.client.handle_file_result(id, result, now);
             }
             FileOp::CloseSource { id } => {
                 p.open.remove(&id);
@@ -193,26 +224,53 @@ impl World {
         }
     }
 
+    /// Advance virtual time to the next wake-up of any client or path and run the timers.
+    fn tick(&mut self) {
+        let next = self
+            .peers
+            .iter()
+            .filter_map(|p| p.client.poll_timeout())
+            .chain(self.links.values().filter_map(Netem::poll_timeout))
+            .min();
+        self.now = next.map(|t| t.0.max(self.now + 1)).unwrap_or(self.now + 1);
+        for p in &mut self.peers {
+            p.client.handle_timeout(UnixMillis(self.now));
+        }
+    }
+
     /// Run until no transfer is active (or a virtual minute passes).
     fn run_transfers(&mut self) {
         let limit = self.now + 60_000;
-        while self.peers.iter().any(|p| p.client.is_transferring()) && self.now < limit {
-            self.settle();
-            let next = self
-                .peers
-                .iter()
-                .filter_map(|p| p.client.poll_timeout())
-                .min();
-            self.now = next.map(|t| t.0.max(self.now)).unwrap_or(self.now + 1);
-            for p in &mut self.peers {
-                p.client.handle_timeout(UnixMillis(self.now));
-            }
-        }
+        self.run_until(limit, |w| {
+            !w.peers.iter().any(|p| p.client.is_transferring())
+        });
+    }
+
+    /// Run until `done` holds or virtual time reaches `limit` (ms since the epoch).
+    fn run_until(&mut self, limit: u64, mut done: impl FnMut(&World) -> bool) {
         self.settle();
+        while !done(self) && self.now < limit {
+            self.tick();
+            self.settle();
+        }
     }
 
     fn shown(&self, i: usize) -> String {
         self.peers[i].shown.join("\n")
+    }
+
+    fn count_shown(&self, i: usize, needle: &str) -> usize {
+        self.peers[i]
+            .shown
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Type `UPD to path` at peer `i` and wait until it is over on both sides.
+    fn upload(&mut self, i: usize, to: &str, path: &str) {
+        self.type_line(i, &format!("UPD {to} {path}"));
+        self.run_transfers();
     }
 }
 
@@ -389,4 +447,205 @@ fn out_waits_for_running_transfers_then_logs_out() {
     w.run_transfers();
     assert_eq!(w.peers[luke].saved.get("yoda_clip.mp4"), Some(&file));
     assert_eq!(w.peers[yoda].exit, Some(ExitStatus::LoggedOut));
+}
+
+impl World {
+    /// Bytes of the download saved (or being saved) as `name` at peer `i`.
+    fn received(&self, i: usize, name: &str) -> usize {
+        let p = &self.peers[i];
+        p.saved.get(name).map(Vec::len).unwrap_or_else(|| {
+            p.parts
+                .values()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, d)| d.len())
+        })
+    }
+}
+
+#[test]
+fn fifty_uploads_in_a_row_then_twenty_received_on_one_client_session() {
+    let mut w = World::new();
+    w.link.loss = 0.02;
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    for n in 0..50 {
+        let file = video(20_000 + n * 997);
+        w.peers[yoda]
+            .sources
+            .insert("clip.mp4".into(), file.clone());
+        w.upload(yoda, "luke", "clip.mp4");
+        let name = match n {
+            0 => "yoda_clip.mp4".to_string(),
+            n => format!("yoda_clip ({n}).mp4"),
+        };
+        assert!(
+            w.peers[luke].saved.get(&name) == Some(&file),
+            "upload {} did not arrive as {name}:\n{}",
+            n + 1,
+            w.shown(yoda)
+        );
+    }
+    assert_eq!(
+        w.count_shown(yoda, "clip.mp4 has been uploaded to luke"),
+        50
+    );
+    for n in 0..20 {
+        let file = video(30_000 + n * 131);
+        let path = format!("reply{n}.mp4");
+        w.peers[luke].sources.insert(path.clone(), file.clone());
+        w.upload(luke, "yoda", &path);
+        assert!(
+            w.peers[yoda].saved.get(&format!("luke_reply{n}.mp4")) == Some(&file),
+            "download {} did not arrive:\n{}",
+            n + 1,
+            w.shown(yoda)
+        );
+    }
+    assert_eq!(w.count_shown(yoda, "Received reply"), 20);
+    assert_eq!(w.count_shown(yoda, "failed"), 0, "{}", w.shown(yoda));
+    assert!(!w.peers[yoda].client.is_transferring());
+}
+
+#[test]
+fn uploads_in_both_directions_at_once_arrive_again_and_again() {
+    let mut w = World::new();
+    w.link.loss = 0.05;
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    for round in 0..5 {
+        let (a, b) = (video(150_000 + round), video(120_000 + round * 3));
+        w.peers[yoda]
+            .sources
+            .insert(format!("a{round}.mp4"), a.clone());
+        w.peers[luke]
+            .sources
+            .insert(format!("b{round}.mp4"), b.clone());
+        w.type_line(yoda, &format!("UPD luke a{round}.mp4"));
+        w.type_line(luke, &format!("UPD yoda b{round}.mp4"));
+        w.run_transfers();
+        assert_eq!(
+            w.peers[luke].saved.get(&format!("yoda_a{round}.mp4")),
+            Some(&a)
+        );
+        assert_eq!(
+            w.peers[yoda].saved.get(&format!("luke_b{round}.mp4")),
+            Some(&b)
+        );
+    }
+}
+
+#[test]
+fn eight_concurrent_transfers_on_one_socket_each_progress_every_round_trip() {
+    let mut w = World::new();
+    // Each path is a 2 MB/s link, so a 600 kB file takes many round trips.
+    w.link.rate = Some(2_000_000);
+    w.link.queue_bytes = 1 << 20;
+    let yoda = w.join("yoda", "jedi");
+    let others = [("luke", "r2d2"), ("leia", "alderaan"), ("hans", "solo")];
+    let mut peers = vec![];
+    for (name, password) in others.into_iter().chain([("obiwan", "kenobi")]) {
+        peers.push((w.join(name, password), name));
+    }
+    let size = 600_000;
+    // (receiving peer, saved name)
+    let mut watched = vec![];
+    for &(i, name) in &peers {
+        w.peers[yoda]
+            .sources
+            .insert(format!("to_{name}.mp4"), video(size + i));
+        w.peers[i]
+            .sources
+            .insert(format!("from_{name}.mp4"), video(size - i));
+        w.type_line(yoda, &format!("UPD {name} to_{name}.mp4"));
+        w.type_line(i, &format!("UPD yoda from_{name}.mp4"));
+        watched.push((i, format!("yoda_to_{name}.mp4"), size + i));
+        watched.push((yoda, format!("{name}_from_{name}.mp4"), size - i));
+    }
+    let rtt = 2 * w.link.latency_ms;
+    let mut last = vec![0usize; watched.len()];
+    let mut round = 0;
+    while watched.iter().any(|(i, n, len)| w.received(*i, n) < *len) {
+        let until = w.now + rtt;
+        w.run_until(until, |w| w.now >= until);
+        round += 1;
+        for (k, (i, name, len)) in watched.iter().enumerate() {
+            let got = w.received(*i, name);
+            // The first rounds open the transfers (UPD, Hello, the first ACK).
+            if round > 3 && last[k] < *len {
+                assert!(
+                    got > last[k],
+                    "{name} made no progress in round trip {round} ({got} of {len} bytes)"
+                );
+            }
+            last[k] = got;
+        }
+        assert!(round < 1_000, "the transfers never finished");
+    }
+    w.run_transfers();
+    for &(i, name) in &peers {
+        assert_eq!(
+            w.peers[i].saved.get(&format!("yoda_to_{name}.mp4")),
+            Some(&video(size + i))
+        );
+        assert_eq!(
+            w.peers[yoda].saved.get(&format!("{name}_from_{name}.mp4")),
+            Some(&video(size - i))
+        );
+    }
+}
+
+#[test]
+fn a_new_upload_works_right_after_one_that_was_refused_aborted_or_failed() {
+    let mut w = World::new();
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    let file = video(80_000);
+    w.peers[yoda].sources.insert("a.mp4".into(), file.clone());
+
+    // Refused by the server: luke blocks yoda.
+    w.type_line(luke, "BLK yoda");
+    w.type_line(yoda, "UPD luke a.mp4");
+    assert!(
+        w.shown(yoda).contains("luke has blocked you"),
+        "{}",
+        w.shown(yoda)
+    );
+    w.type_line(luke, "UNB yoda");
+    w.upload(yoda, "luke", "a.mp4");
+    assert_eq!(w.peers[luke].saved.get("yoda_a.mp4"), Some(&file));
+
+    // Aborted: reading the source fails under the running upload.
+    w.peers[yoda]
+        .sources
+        .insert("broken.mp4".into(), video(500_000));
+    w.peers[yoda].failing_reads.insert("broken.mp4".into());
+    w.upload(yoda, "luke", "broken.mp4");
+    assert!(
+        w.shown(yoda)
+            .contains("Cannot read broken.mp4 for the upload to luke: input/output error"),
+        "{}",
+        w.shown(yoda)
+    );
+    assert!(
+        w.shown(luke)
+            .contains("Upload of broken.mp4 from yoda failed"),
+        "{}",
+        w.shown(luke)
+    );
+    assert!(w.peers[luke].parts.is_empty());
+    w.upload(yoda, "luke", "a.mp4");
+    assert_eq!(w.peers[luke].saved.get("yoda_a (1).mp4"), Some(&file));
+
+    // Failed: the path loses everything until both sides give up; then it heals.
+    w.drop_every = 1;
+    w.upload(yoda, "luke", "a.mp4");
+    assert!(
+        w.shown(yoda).contains("Upload of a.mp4 to luke failed"),
+        "{}",
+        w.shown(yoda)
+    );
+    w.drop_every = 0;
+    w.upload(yoda, "luke", "a.mp4");
+    assert_eq!(w.peers[luke].saved.get("yoda_a (2).mp4"), Some(&file));
+    assert_eq!(w.count_shown(yoda, "a.mp4 has been uploaded to luke"), 3);
 }

@@ -39,6 +39,8 @@ pub mod set;
 pub mod tree;
 
 #[cfg(test)]
+mod set_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Bound;
 
 use bytes::Bytes;
 
@@ -163,18 +164,11 @@ impl TransferSet {
     }
 
     /// Forget transfers that are over; call after draining their events and datagrams.
-    /// Returns the ids forgotten.
-    pub fn remove_finished(&mut self) -> Vec<TransferId> {
-        let done: Vec<TransferId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.role.is_finished())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in &done {
-            self.entries.remove(id);
-        }
-        done
+    /// Returns how many were forgotten.
+    pub fn remove_finished(&mut self) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| !e.role.is_finished());
+        before - self.entries.len()
     }
 
     /// The earliest timer of any transfer.
@@ -199,32 +193,42 @@ impl TransferSet {
     }
 
     /// The next datagram of any transfer, taking transfers in turn.
+    ///
+    /// Each call starts with the transfer after the one that sent last (by id, wrapping
+    /// around), whether or not that one is still held: a transfer removed or added between
+    /// two calls neither skips nor starves another. No allocation: the next id is found in
+    /// the map itself.
     pub fn poll_transmit(&mut self, now: UnixMillis) -> Option<TransmitTo> {
-        let ids: Vec<TransferId> = match self.cursor {
-            Some(c) => {
-                let after = self.entries.range(c..).skip(1).map(|(&id, _)| id);
-                let before = self.entries.range(..=c).map(|(&id, _)| id);
-                after.chain(before).collect()
-            }
-            None => self.entries.keys().copied().collect(),
-        };
-        for id in ids {
-            let Some(e) = self.entries.get_mut(&id) else {
-                continue;
-            };
-            let out = match &mut e.role {
-                Role::Send(s) => s.poll_transmit(now),
-                Role::Receive(r) => r.poll_transmit(now),
-            };
-            if let Some(contents) = out {
-                self.cursor = Some(id);
-                match e.peer {
-                    Some(to) => return Some(TransmitTo { to, contents }),
+        let mut next = self.after(self.cursor);
+        for _ in 0..self.entries.len() {
+            let id = next?;
+            if let Some(e) = self.entries.get_mut(&id) {
+                let out = match &mut e.role {
+                    Role::Send(s) => s.poll_transmit(now),
+                    Role::Receive(r) => r.poll_transmit(now),
+                };
+                if let Some(contents) = out {
+                    self.cursor = Some(id);
                     // A receiver that never heard its sender has nowhere to answer: drop.
-                    None => continue,
+                    if let Some(to) = e.peer {
+                        return Some(TransmitTo { to, contents });
+                    }
                 }
             }
+            next = self.after(Some(id));
         }
         None
+    }
+
+    /// The first id after `id` (strictly), wrapping around to the first; the first if `None`.
+    fn after(&self, id: Option<TransferId>) -> Option<TransferId> {
+        let later = id.and_then(|c| {
+            self.entries
+                .range((Bound::Excluded(c), Bound::Unbounded))
+                .next()
+        });
+        later
+            .or_else(|| self.entries.iter().next())
+            .map(|(&k, _)| k)
     }
 }

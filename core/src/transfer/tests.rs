@@ -4,9 +4,6 @@
 //! sides abort cleanly (and the `.part` file is gone). Time jumps to the next wake-up of any
 //! machine or channel, so a ten-second timeout costs nothing.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -20,13 +17,13 @@ const START: UnixMillis = UnixMillis(1_800_000_000_000);
 const SECRET: TransferSecret = TransferSecret([42; 32]);
 const ID: TransferId = TransferId(0x5eed);
 
-fn file(len: usize, seed: u64) -> Bytes {
+pub(super) fn file(len: usize, seed: u64) -> Bytes {
     let mut v = vec![0u8; len];
     ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut v);
     Bytes::from(v)
 }
 
-fn net(seed: u64) -> NetemConfig {
+pub(super) fn net(seed: u64) -> NetemConfig {
     NetemConfig {
         latency_ms: 10,
         seed,
@@ -36,13 +33,13 @@ fn net(seed: u64) -> NetemConfig {
 
 /// The receiver's side of the disk: the `.part` file and, after success, the saved file.
 #[derive(Debug, Default)]
-struct Disk {
-    part: Option<Vec<u8>>,
-    saved: Option<Vec<u8>>,
+pub(super) struct Disk {
+    pub(super) part: Option<Vec<u8>>,
+    pub(super) saved: Option<Vec<u8>>,
 }
 
 impl Disk {
-    fn apply(&mut self, ev: &ReceiverEvent) {
+    pub(super) fn apply(&mut self, ev: &ReceiverEvent) {
         match ev {
             ReceiverEvent::Write { offset, data } => {
                 let part = self.part.get_or_insert_with(Vec::new);
@@ -638,177 +635,6 @@ fn forged_stray_and_corrupted_datagrams_are_counted_and_never_written() {
         "{:?}",
         p.receiver.stats()
     );
-}
-
-#[test]
-fn a_stale_transfer_datagram_is_stray_to_the_set() {
-    let mut set = TransferSet::new();
-    set.add_receiver(Receiver::new(
-        ID,
-        &SECRET,
-        10,
-        TransferConfig::default(),
-        START,
-    ));
-    let old = datagram::encode(
-        &Datagram {
-            id: TransferId(7),
-            body: Body::Hello {
-                file_size: 10,
-                payload_size: 100,
-            },
-        },
-        &TagKey::derive(&SECRET),
-    );
-    set.handle_datagram(addr(9), &old, START);
-    set.handle_datagram(
-        addr(9),
-        &Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n------------"),
-        START,
-    );
-    assert_eq!(set.stray(), 2);
-    assert!(set.poll_transmit(START).is_none());
-}
-
-fn addr(n: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 4000 + n))
-}
-
-/// A client: one socket address, one transfer set, a disk of named files.
-struct Node {
-    addr: SocketAddr,
-    set: TransferSet,
-    files: BTreeMap<TransferId, Bytes>,
-    disks: BTreeMap<TransferId, Disk>,
-    outcomes: BTreeMap<TransferId, SetEvent>,
-}
-
-impl Node {
-    fn new(n: u16) -> Self {
-        Self {
-            addr: addr(n),
-            set: TransferSet::new(),
-            files: BTreeMap::new(),
-            disks: BTreeMap::new(),
-            outcomes: BTreeMap::new(),
-        }
-    }
-}
-
-#[test]
-fn a_client_receives_from_two_presenters_and_sends_while_receiving() {
-    // Node 0 receives transfer 1 from node 1 and transfer 2 from node 2, and sends transfer 3
-    // to node 3, all on its one socket. Paths lose 5% of datagrams.
-    let config = TransferConfig::default;
-    let secret = |i: u8| TransferSecret([i; 32]);
-    let mut nodes: Vec<Node> = (0..4).map(Node::new).collect();
-    let mut links: BTreeMap<(usize, usize), Netem> = BTreeMap::new();
-    for a in 0..4 {
-        for b in 0..4 {
-            if a != b {
-                let seed = (a * 4 + b) as u64;
-                links.insert(
-                    (a, b),
-                    Netem::new(NetemConfig {
-                        loss: 0.05,
-                        ..net(seed)
-                    }),
-                );
-            }
-        }
-    }
-    for (id, from, to, len) in [
-        (1u64, 1usize, 0usize, 300_000usize),
-        (2, 2, 0, 500_000),
-        (3, 0, 3, 400_000),
-    ] {
-        let tid = TransferId(id);
-        let data = file(len, id);
-        let sender = Sender::new(tid, &secret(id as u8), len as u64, config(), START);
-        let to_addr = nodes[to].addr;
-        nodes[from].set.add_sender(sender, to_addr);
-        nodes[from].files.insert(tid, data.clone());
-        nodes[to].set.add_receiver(Receiver::new(
-            tid,
-            &secret(id as u8),
-            len as u64,
-            config(),
-            START,
-        ));
-        nodes[to].files.insert(tid, data);
-        nodes[to].disks.insert(tid, Disk::default());
-    }
-    let index_of = |a: SocketAddr| (a.port() - 4000) as usize;
-    let mut now = START;
-    for _ in 0..1_000_000 {
-        let mut moved = false;
-        for (i, node) in nodes.iter_mut().enumerate() {
-            while let Some((id, ev)) = node.set.poll_event() {
-                moved = true;
-                match ev {
-                    SetEvent::Sender(SenderEvent::Read { offset, len }) => {
-                        let data = node.files[&id].slice(offset as usize..offset as usize + len);
-                        node.set.handle_file_data(id, offset, data, now);
-                    }
-                    SetEvent::Receiver(r) => {
-                        if let Some(d) = node.disks.get_mut(&id) {
-                            d.apply(&r);
-                        }
-                        if !matches!(r, ReceiverEvent::Write { .. }) {
-                            node.outcomes.insert(id, SetEvent::Receiver(r));
-                        }
-                    }
-                    other => {
-                        node.outcomes.insert(id, other);
-                    }
-                }
-            }
-            while let Some(t) = node.set.poll_transmit(now) {
-                moved = true;
-                if let Some(link) = links.get_mut(&(i, index_of(t.to))) {
-                    link.handle_input(t.contents, now);
-                }
-            }
-        }
-        for (&(a, b), link) in links.iter_mut() {
-            while let Some(d) = link.poll_output(now) {
-                moved = true;
-                let from = nodes[a].addr;
-                nodes[b].set.handle_datagram(from, &d, now);
-            }
-        }
-        if nodes.iter().map(|n| n.outcomes.len()).sum::<usize>() == 6 {
-            break;
-        }
-        if !moved {
-            let next = nodes
-                .iter()
-                .filter_map(|n| n.set.poll_timeout())
-                .chain(links.values().filter_map(Netem::poll_timeout))
-                .min();
-            now = next.map_or(now.plus_millis(1), |t| t.max(now.plus_millis(1)));
-            for n in &mut nodes {
-                n.set.handle_timeout(now);
-            }
-        }
-    }
-    for (node, id) in [(0, 1u64), (0, 2), (3, 3)] {
-        let tid = TransferId(id);
-        assert!(matches!(
-            nodes[node].outcomes.get(&tid),
-            Some(SetEvent::Receiver(ReceiverEvent::Complete { .. }))
-        ));
-        assert_eq!(
-            nodes[node].disks[&tid].saved.as_deref(),
-            Some(&nodes[node].files[&tid][..])
-        );
-    }
-    for (node, id) in [(1, 1u64), (2, 2), (0, 3)] {
-        assert_eq!(
-            nodes[node].outcomes.get(&TransferId(id)),
-            Some(&SetEvent::Sender(SenderEvent::Complete))
-        );
-    }
 }
 
 mod robustness {
