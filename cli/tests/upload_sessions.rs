@@ -1,0 +1,198 @@
+//! Long client sessions with uploads, with the real binaries over loopback, on every runtime:
+//! the 1st and the 50th upload of one session work, in both directions, several at once on
+//! one socket, and right after one that was refused or failed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn video(len: usize, seed: u64) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// `UPD to path` at `from`, waiting until the presenter says it is done.
+fn upload(from: &mut LiveClient, to: &str, path: &Path) {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    from.command(
+        &format!("UPD {to} {}", path.display()),
+        &format!("{name} has been uploaded to {to}"),
+    );
+}
+
+fn saved(client: &LiveClient, name: &str) -> Vec<u8> {
+    std::fs::read(client.downloads.path().join(name)).unwrap_or_default()
+}
+
+#[test]
+fn fifty_uploads_in_a_row_then_twenty_received_on_one_session() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let mut luke = LiveClient::login(&server, "luke", "r2d2");
+        let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
+        let src = tempfile::tempdir().unwrap();
+        let mut sent = Vec::new();
+        for n in 0..50u64 {
+            let data = video(8_000 + n as usize * 613, n);
+            let path = write(src.path(), "clip.mp4", &data);
+            upload(&mut yoda, "luke", &path);
+            sent.push(data);
+        }
+        luke.out.wait_for("saved as yoda_clip (49).mp4");
+        for (n, data) in sent.iter().enumerate() {
+            let name = match n {
+                0 => "yoda_clip.mp4".to_string(),
+                n => format!("yoda_clip ({n}).mp4"),
+            };
+            assert!(
+                saved(&luke, &name) == *data,
+                "{rt}: upload {} changed",
+                n + 1
+            );
+        }
+        for n in 0..20u64 {
+            let data = video(12_000 + n as usize * 101, 100 + n);
+            let path = write(src.path(), &format!("reply{n}.mp4"), &data);
+            upload(&mut luke, "yoda", &path);
+            yoda.out.wait_for(&format!("saved as luke_reply{n}.mp4"));
+            assert!(
+                saved(&yoda, &format!("luke_reply{n}.mp4")) == data,
+                "{rt}: download {} changed",
+                n + 1
+            );
+        }
+        assert!(
+            !yoda.out.text().contains("failed"),
+            "{rt}: {}",
+            yoda.out.text()
+        );
+        yoda.command("OUT", "Goodbye, yoda!");
+        assert_eq!(yoda.wait_exit(), 0);
+    }
+}
+
+#[test]
+fn uploads_in_both_directions_at_once() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let mut luke = LiveClient::login(&server, "luke", "r2d2");
+        let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
+        let src = tempfile::tempdir().unwrap();
+        for round in 0..3u64 {
+            let a = video(400_000, round);
+            let b = video(300_000, 10 + round);
+            let pa = write(src.path(), &format!("a{round}.mp4"), &a);
+            let pb = write(src.path(), &format!("b{round}.mp4"), &b);
+            let (fy, fl) = (yoda.out.len(), luke.out.len());
+            yoda.send(&format!("UPD luke {}", pa.display()));
+            luke.send(&format!("UPD yoda {}", pb.display()));
+            yoda.out
+                .wait_for_after(fy, &format!("a{round}.mp4 has been uploaded to luke"));
+            luke.out
+                .wait_for_after(fl, &format!("b{round}.mp4 has been uploaded to yoda"));
+            luke.out
+                .wait_for_after(fl, &format!("saved as yoda_a{round}.mp4"));
+            yoda.out
+                .wait_for_after(fy, &format!("saved as luke_b{round}.mp4"));
+            assert!(saved(&luke, &format!("yoda_a{round}.mp4")) == a, "{rt}");
+            assert!(saved(&yoda, &format!("luke_b{round}.mp4")) == b, "{rt}");
+        }
+    }
+}
+
+#[test]
+fn eight_concurrent_transfers_on_one_socket_four_out_four_in() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
+        let mut others: Vec<(LiveClient, &str)> = vec![
+            (LiveClient::login(&server, "luke", "r2d2"), "luke"),
+            (LiveClient::login(&server, "leia", "alderaan"), "leia"),
+            (LiveClient::login(&server, "hans", "falcon*solo"), "hans"),
+            // Signs up: a fourth peer.
+            (
+                LiveClient::login(&server, "obiwan", "hello*there"),
+                "obiwan",
+            ),
+        ];
+        let src = tempfile::tempdir().unwrap();
+        let size = 1 << 20;
+        let start = yoda.out.len();
+        for (k, (peer, name)) in others.iter_mut().enumerate() {
+            let out = write(
+                src.path(),
+                &format!("to_{name}.mp4"),
+                &video(size, k as u64),
+            );
+            let back = write(
+                src.path(),
+                &format!("from_{name}.mp4"),
+                &video(size, 50 + k as u64),
+            );
+            yoda.command(
+                &format!("UPD {name} {}", out.display()),
+                &format!("Uploading to_{name}.mp4"),
+            );
+            peer.command(
+                &format!("UPD yoda {}", back.display()),
+                &format!("Uploading from_{name}.mp4"),
+            );
+        }
+        for (k, (peer, name)) in others.iter().enumerate() {
+            yoda.out
+                .wait_for_after(start, &format!("to_{name}.mp4 has been uploaded to {name}"));
+            yoda.out
+                .wait_for_after(start, &format!("saved as {name}_from_{name}.mp4"));
+            peer.out.wait_for(&format!("saved as yoda_to_{name}.mp4"));
+            assert!(
+                saved(peer, &format!("yoda_to_{name}.mp4")) == video(size, k as u64),
+                "{rt}: to {name}"
+            );
+            assert!(
+                saved(&yoda, &format!("{name}_from_{name}.mp4")) == video(size, 50 + k as u64),
+                "{rt}: from {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_new_upload_works_right_after_a_refused_one() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let mut luke = LiveClient::login(&server, "luke", "r2d2");
+        let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
+        let src = tempfile::tempdir().unwrap();
+        let data = video(200_000, 7);
+        let path = write(src.path(), "a.mp4", &data);
+        luke.command("BLK yoda", "yoda is now blocked");
+        yoda.command(
+            &format!("UPD luke {}", path.display()),
+            "luke has blocked you",
+        );
+        yoda.command(&format!("UPD leia {}", path.display()), "leia is offline");
+        luke.command("UNB yoda", "unblocked");
+        upload(&mut yoda, "luke", &path);
+        luke.out.wait_for("saved as yoda_a.mp4");
+        assert!(saved(&luke, "yoda_a.mp4") == data, "{rt}");
+    }
+}
