@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use huddle_core::client::{Client, ExitStatus};
+use huddle_core::client::{Client, ExitStatus, Input};
 use huddle_runtime_std::client::{
-    ClientError, ClientOptions, Ev, Local, NetAction, UDP_BUFFER_BYTES, Ui, feed,
-    spawn_input_reader, start_core,
+    ClientError, ClientOptions, Local, NetAction, UDP_BUFFER_BYTES, Ui, spawn_input_reader,
+    start_core,
 };
 use huddle_runtime_std::clock;
 use smol::channel::{Receiver, Sender};
@@ -36,7 +36,7 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         let udp = UdpSocket::from(smol::Async::new(std_udp).map_err(udp_error)?);
         let udp_port = udp.local_addr()?.port();
 
-        let (tx, rx) = smol::channel::unbounded::<Ev>();
+        let (tx, rx) = smol::channel::unbounded::<Input>();
         let reader = smol::spawn(read_server(stream.clone(), tx.clone()));
         let udp_reader = smol::spawn(read_udp(udp.clone(), tx.clone()));
         let input_tx = tx.clone();
@@ -57,16 +57,17 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     })
 }
 
-async fn read_server(mut stream: TcpStream, tx: Sender<Ev>) {
+async fn read_server(mut stream: TcpStream, tx: Sender<Input>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => {
-                let _ = tx.send(Ev::ServerClosed).await;
+                let _ = tx.send(Input::ServerClosed).await;
                 return;
             }
             Ok(n) => {
-                if tx.send(Ev::Server(buf[..n].to_vec())).await.is_err() {
+                let bytes = Bytes::copy_from_slice(&buf[..n]);
+                if tx.send(Input::ServerBytes(bytes)).await.is_err() {
                     return;
                 }
             }
@@ -74,16 +75,13 @@ async fn read_server(mut stream: TcpStream, tx: Sender<Ev>) {
     }
 }
 
-async fn read_udp(udp: UdpSocket, tx: Sender<Ev>) {
+async fn read_udp(udp: UdpSocket, tx: Sender<Input>) {
     let mut buf = vec![0u8; 65_536];
     loop {
         match udp.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                if tx
-                    .send(Ev::Datagram(from, Bytes::copy_from_slice(&buf[..n])))
-                    .await
-                    .is_err()
-                {
+                let bytes = Bytes::copy_from_slice(&buf[..n]);
+                if tx.send(Input::Datagram { from, bytes }).await.is_err() {
                     return;
                 }
             }
@@ -98,7 +96,7 @@ async fn drive(
     core: &mut Client,
     mut stream: TcpStream,
     udp: &UdpSocket,
-    rx: &Receiver<Ev>,
+    rx: &Receiver<Input>,
     local: &mut Local<'_>,
 ) -> ExitStatus {
     loop {
@@ -108,7 +106,7 @@ async fn drive(
                 Some(NetAction::Tcp(bytes)) => {
                     let sent = stream.write_all(&bytes).await;
                     if sent.is_err() {
-                        core.handle_server_closed(clock::now());
+                        core.handle_input(Input::ServerClosed, clock::now());
                     }
                 }
                 Some(NetAction::Udp(to, bytes)) => {
@@ -121,18 +119,18 @@ async fn drive(
                 }
             }
         }
-        let next = async { Some(rx.recv().await.unwrap_or(Ev::ServerClosed)) };
-        let ev = match core.poll_timeout() {
+        let next = async { rx.recv().await.unwrap_or(Input::ServerClosed) };
+        let input = match core.poll_timeout() {
             Some(deadline) => {
                 let at = Instant::now() + clock::until(deadline, clock::now());
                 smol::future::or(next, async {
                     smol::Timer::at(at).await;
-                    None
+                    Input::Timeout
                 })
                 .await
             }
             None => next.await,
         };
-        feed(core, ev, clock::now());
+        core.handle_input(input, clock::now());
     }
 }

@@ -13,7 +13,7 @@ use std::thread;
 
 use bytes::Bytes;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, Display, ExitStatus, Progress, Prompt,
+    Client, ClientConfig, ClientOutput, Display, ExitStatus, Input, Progress, Prompt,
 };
 use huddle_core::transfer::TransferConfig;
 
@@ -76,23 +76,6 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
 }
 
-/// An input for the client core, from whichever thread or task noticed it.
-///
-/// Shared with the smol runtime, which feeds the same core from the same kinds of source.
-#[derive(Debug)]
-pub enum Ev {
-    /// Bytes from the server.
-    Server(Vec<u8>),
-    /// The server connection ended.
-    ServerClosed,
-    /// A line the user typed.
-    Line(String),
-    /// User input ended.
-    InputClosed,
-    /// A datagram on the client's UDP socket.
-    Datagram(SocketAddr, Bytes),
-}
-
 /// What a runtime must do itself after [`Local::carry_out`]: the network side.
 #[derive(Debug)]
 pub enum NetAction {
@@ -128,15 +111,15 @@ impl Local<'_> {
             ClientOutput::Prompt(p) => {
                 // If the input thread has ended, input is over: tell the core.
                 if self.prompts.send(p).is_err() {
-                    core.handle_input_closed(clock::now());
+                    core.handle_input(Input::InputClosed, clock::now());
                 }
             }
             ClientOutput::InspectFile { path } => {
-                core.handle_inspected(files::inspect(&path), clock::now())
+                core.handle_input(Input::Inspected(files::inspect(&path)), clock::now())
             }
             ClientOutput::File(op) => {
                 if let Some((id, result)) = self.files.apply(op) {
-                    core.handle_file_result(id, result, clock::now());
+                    core.handle_input(Input::File { id, result }, clock::now());
                 }
             }
         }
@@ -159,7 +142,7 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     let _ = crate::udp::raise_buffers(&udp, UDP_BUFFER_BYTES);
     let udp_port = udp.local_addr()?.port();
 
-    let (tx, rx) = mpsc::channel::<Ev>();
+    let (tx, rx) = mpsc::channel::<Input>();
     spawn_server_reader(stream.try_clone()?, tx.clone());
     spawn_udp_reader(udp.try_clone()?, tx.clone());
     let input_tx = tx.clone();
@@ -187,16 +170,14 @@ pub fn start_core(opts: &ClientOptions, udp_port: u16) -> (Client, TransferFiles
     )
 }
 
-fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Ev>) {
+fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Input>) {
     thread::spawn(move || {
         let mut buf = vec![0u8; 65_536];
         loop {
             match udp.recv_from(&mut buf) {
                 Ok((n, from)) => {
-                    if tx
-                        .send(Ev::Datagram(from, Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
+                    let bytes = Bytes::copy_from_slice(&buf[..n]);
+                    if tx.send(Input::Datagram { from, bytes }).is_err() {
                         return;
                     }
                 }
@@ -209,17 +190,18 @@ fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Ev>) {
     });
 }
 
-fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Ev>) {
+fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Input>) {
     thread::spawn(move || {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             match stream.read(&mut buf) {
                 Ok(0) | Err(_) => {
-                    let _ = tx.send(Ev::ServerClosed);
+                    let _ = tx.send(Input::ServerClosed);
                     return;
                 }
                 Ok(n) => {
-                    if tx.send(Ev::Server(buf[..n].to_vec())).is_err() {
+                    let bytes = Bytes::copy_from_slice(&buf[..n]);
+                    if tx.send(Input::ServerBytes(bytes)).is_err() {
                         return;
                     }
                 }
@@ -235,16 +217,16 @@ fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Ev>) {
 /// is how the core's prompts reach it.
 pub fn spawn_input_reader(
     ui: Arc<dyn Ui>,
-    deliver: impl Fn(Ev) -> bool + Send + 'static,
+    deliver: impl Fn(Input) -> bool + Send + 'static,
 ) -> Sender<Prompt> {
     let (prompt_tx, prompt_rx) = mpsc::channel::<Prompt>();
     thread::spawn(move || {
         while let Ok(prompt) = prompt_rx.recv() {
             let ev = match ui.read_line(&prompt) {
-                Some(line) => Ev::Line(line),
-                None => Ev::InputClosed,
+                Some(line) => Input::UserLine(line),
+                None => Input::InputClosed,
             };
-            let closed = matches!(ev, Ev::InputClosed);
+            let closed = matches!(ev, Input::InputClosed);
             if !deliver(ev) || closed {
                 return;
             }
@@ -257,7 +239,7 @@ fn drive(
     core: &mut Client,
     mut stream: TcpStream,
     udp: &UdpSocket,
-    rx: &Receiver<Ev>,
+    rx: &Receiver<Input>,
     local: &mut Local<'_>,
 ) -> ExitStatus {
     loop {
@@ -266,7 +248,7 @@ fn drive(
             match local.carry_out(core, out) {
                 None => {}
                 Some(NetAction::Tcp(bytes)) if stream.write_all(&bytes).is_err() => {
-                    core.handle_server_closed(clock::now());
+                    core.handle_input(Input::ServerClosed, clock::now());
                 }
                 Some(NetAction::Tcp(_)) => {}
                 Some(NetAction::Udp(to, bytes)) => {
@@ -281,33 +263,14 @@ fn drive(
             }
         }
         // Wait for the next input, or the core's next timer.
-        let ev = match core.poll_timeout() {
+        let input = match core.poll_timeout() {
             Some(deadline) => match rx.recv_timeout(clock::until(deadline, clock::now())) {
-                Ok(ev) => Some(ev),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => Some(Ev::ServerClosed),
+                Ok(input) => input,
+                Err(RecvTimeoutError::Timeout) => Input::Timeout,
+                Err(RecvTimeoutError::Disconnected) => Input::ServerClosed,
             },
-            None => Some(rx.recv().unwrap_or(Ev::ServerClosed)),
+            None => rx.recv().unwrap_or(Input::ServerClosed),
         };
-        feed(core, ev, clock::now());
-    }
-}
-
-/// Hand what the wait produced to the client core: an input, or `None` when its timer fired.
-///
-/// After an input, timers that are already due run too, so a steady stream of input (a
-/// fast transfer's datagrams) never starves them. Both runtimes wait their own way and then
-/// call this.
-pub fn feed(core: &mut Client, ev: Option<Ev>, now: huddle_core::UnixMillis) {
-    match ev {
-        None => {}
-        Some(Ev::Server(bytes)) => core.handle_server_bytes(&bytes, now),
-        Some(Ev::ServerClosed) => core.handle_server_closed(now),
-        Some(Ev::Line(line)) => core.handle_user_line(&line, now),
-        Some(Ev::InputClosed) => core.handle_input_closed(now),
-        Some(Ev::Datagram(from, bytes)) => core.handle_datagram(from, bytes, now),
-    }
-    if core.poll_timeout().is_some_and(|t| t <= now) {
-        core.handle_timeout(now);
+        core.handle_input(input, clock::now());
     }
 }

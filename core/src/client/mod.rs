@@ -1,16 +1,25 @@
 //! The client state machine: the login dialogue, one command at a time, pushed events.
 //!
 //! # Driving it
-//! A driver owns the TCP connection and the terminal (or the pipe). It feeds
-//! [`Client::handle_server_bytes`] with what arrives from the server,
-//! [`Client::handle_server_closed`] when the connection ends, [`Client::handle_user_line`] with
-//! each line the user typed in answer to a [`Prompt`], and [`Client::handle_input_closed`] when
-//! input ends. After every input it drains [`Client::poll_output`]: send bytes, show lines,
-//! ask for the next line, or exit.
+//! A driver owns the TCP connection, the UDP socket, the files and the terminal (or the
+//! pipe). Its loop, the same in every runtime and in the simulator:
+//!
+//! 1. drain [`Client::poll_output`] until it returns `None`, carrying out each output in
+//!    order (send bytes or a datagram, show a line, ask for a line, do a file operation and
+//!    hand its answer back, exit);
+//! 2. wait for the next input — bytes or the end of the server connection, a typed line or
+//!    the end of input, a datagram — or until [`Client::poll_timeout`];
+//! 3. hand it to [`Client::handle_input`] with the current time ([`Input::Timeout`] if the
+//!    wait ended on the timer), and go to 1.
+//!
+//! `handle_input` runs the timers that are due after every input, so a steady stream of
+//! input (a fast transfer's datagrams) never starves them, and a driver need not decide when
+//! to call them.
 //!
 //! The client asks for a new line only once the previous request has its reply, which is
 //! what lets a script pipe one command per line into it.
 
+mod input;
 mod output;
 mod render;
 mod uploads;
@@ -20,6 +29,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+pub use input::Input;
 pub use output::{
     ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, Progress,
     Prompt, Tone,
@@ -148,22 +158,41 @@ impl Client {
         self.transfers.is_busy()
     }
 
+    /// Take one input at `now`, then run the timers that are due by `now`.
+    ///
+    /// The one door for drivers; see the module documentation for the loop around it.
+    pub fn handle_input(&mut self, input: Input, now: UnixMillis) {
+        match input {
+            Input::ServerBytes(bytes) => self.handle_server_bytes(&bytes, now),
+            Input::ServerClosed => self.handle_server_closed(now),
+            Input::UserLine(line) => self.handle_user_line(&line, now),
+            Input::InputClosed => self.handle_input_closed(now),
+            Input::Datagram { from, bytes } => self.handle_datagram(from, bytes, now),
+            Input::Inspected(result) => self.handle_inspected(result, now),
+            Input::File { id, result } => self.handle_file_result(id, result, now),
+            Input::Timeout => {}
+        }
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout(now);
+        }
+    }
+
     /// Time passed; a spurious call is harmless.
-    pub fn handle_timeout(&mut self, now: UnixMillis) {
+    pub(crate) fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
         self.transfers.handle_timeout(now);
         self.pump();
     }
 
     /// A datagram arrived on the client's UDP socket.
-    pub fn handle_datagram(&mut self, from: SocketAddr, bytes: Bytes, now: UnixMillis) {
+    pub(crate) fn handle_datagram(&mut self, from: SocketAddr, bytes: Bytes, now: UnixMillis) {
         let now = self.clock.advance(now);
         self.transfers.handle_datagram(from, bytes, now);
         self.pump();
     }
 
     /// The driver's answer to [`ClientOutput::InspectFile`].
-    pub fn handle_inspected(&mut self, result: Result<u64, FileProblem>, now: UnixMillis) {
+    pub(crate) fn handle_inspected(&mut self, result: Result<u64, FileProblem>, now: UnixMillis) {
         self.clock.advance(now);
         if self.state != State::Inspecting {
             return;
@@ -196,7 +225,12 @@ impl Client {
     }
 
     /// The driver's answer to a [`FileOp`] of transfer `id`.
-    pub fn handle_file_result(&mut self, id: TransferId, result: FileResult, now: UnixMillis) {
+    pub(crate) fn handle_file_result(
+        &mut self,
+        id: TransferId,
+        result: FileResult,
+        now: UnixMillis,
+    ) {
         let now = self.clock.advance(now);
         let mut out = Vec::new();
         self.transfers.handle_file_result(id, result, now, &mut out);
@@ -216,7 +250,7 @@ impl Client {
     }
 
     /// Bytes arrived from the server.
-    pub fn handle_server_bytes(&mut self, bytes: &[u8], now: UnixMillis) {
+    pub(crate) fn handle_server_bytes(&mut self, bytes: &[u8], now: UnixMillis) {
         self.clock.advance(now);
         let mut frames = Vec::new();
         self.framer.push(bytes, &mut frames);
@@ -238,7 +272,7 @@ impl Client {
     }
 
     /// The server closed the connection (or it broke).
-    pub fn handle_server_closed(&mut self, _now: UnixMillis) {
+    pub(crate) fn handle_server_closed(&mut self, _now: UnixMillis) {
         if self.state == State::Done {
             return;
         }
@@ -247,7 +281,7 @@ impl Client {
     }
 
     /// The user typed `line` (without its line ending).
-    pub fn handle_user_line(&mut self, line: &str, _now: UnixMillis) {
+    pub(crate) fn handle_user_line(&mut self, line: &str, _now: UnixMillis) {
         let line = line.strip_suffix('\r').unwrap_or(line);
         match self.state.clone() {
             State::AskUser => {
@@ -307,7 +341,7 @@ impl Client {
     /// Input ended (end of file on a pipe, Ctrl-D at a terminal).
     ///
     /// At the command prompt this logs out as `OUT` would; before login it is a failed login.
-    pub fn handle_input_closed(&mut self, _now: UnixMillis) {
+    pub(crate) fn handle_input_closed(&mut self, _now: UnixMillis) {
         match self.state {
             State::Ready => self.log_out(),
             State::Waiting(_) | State::Inspecting | State::Draining | State::Done => {}

@@ -104,7 +104,7 @@ impl World {
     fn type_line(&mut self, i: usize, line: &str) {
         self.peers[i]
             .client
-            .handle_user_line(line, UnixMillis(self.now));
+            .handle_input(Input::UserLine(line.into()), UnixMillis(self.now));
         self.settle();
     }
 
@@ -117,7 +117,7 @@ impl World {
                 match o {
                     Output::Send { conn, bytes } => {
                         if let Some(p) = self.peers.iter_mut().find(|p| p.conn == conn) {
-                            p.client.handle_server_bytes(&bytes, now);
+                            p.client.handle_input(Input::ServerBytes(bytes), now);
                             moved = true;
                         }
                     }
@@ -135,7 +135,8 @@ impl World {
                 while let Some(d) = link.poll_output(now) {
                     moved = true;
                     let from = self.peers[from].udp;
-                    self.peers[to].client.handle_datagram(from, d, now);
+                    let input = Input::Datagram { from, bytes: d };
+                    self.peers[to].client.handle_input(input, now);
                 }
             }
             if !moved {
@@ -176,7 +177,7 @@ impl World {
                     .get(&path)
                     .map(|b| b.len() as u64)
                     .ok_or(FileProblem::NotFound);
-                p.client.handle_inspected(r, now);
+                p.client.handle_input(Input::Inspected(r), now);
             }
             ClientOutput::File(op) => self.file_op(i, op, now),
         }
@@ -197,7 +198,7 @@ impl World {
                     let data = Bytes::copy_from_slice(&src[offset as usize..offset as usize + len]);
                     FileResult::Data { offset, data }
                 };
-                p.client.handle_file_result(id, result, now);
+                p.client.handle_input(Input::File { id, result }, now);
             }
             FileOp::CloseSource { id } => {
                 p.open.remove(&id);
@@ -215,8 +216,8 @@ impl World {
                 let saved = &p.saved;
                 let name = unique_name(&name, |n| saved.contains_key(n)).unwrap();
                 p.saved.insert(name.clone(), data);
-                p.client
-                    .handle_file_result(id, FileResult::Saved { name }, now);
+                let result = FileResult::Saved { name };
+                p.client.handle_input(Input::File { id, result }, now);
             }
             FileOp::Discard { id } => {
                 p.parts.remove(&id);
@@ -234,7 +235,7 @@ impl World {
             .min();
         self.now = next.map(|t| t.0.max(self.now + 1)).unwrap_or(self.now + 1);
         for p in &mut self.peers {
-            p.client.handle_timeout(UnixMillis(self.now));
+            p.client.handle_input(Input::Timeout, UnixMillis(self.now));
         }
     }
 
@@ -648,4 +649,43 @@ fn a_new_upload_works_right_after_one_that_was_refused_aborted_or_failed() {
     w.upload(yoda, "luke", "a.mp4");
     assert_eq!(w.peers[luke].saved.get("yoda_a (2).mp4"), Some(&file));
     assert_eq!(w.count_shown(yoda, "a.mp4 has been uploaded to luke"), 3);
+}
+
+#[test]
+fn timers_run_after_inputs_so_a_flood_of_forged_datagrams_cannot_keep_a_dead_download_alive() {
+    let mut w = World::new();
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    w.peers[yoda].sources.insert("a.mp4".into(), video(300_000));
+    // yoda's machine is unplugged before anything gets through.
+    w.drop_every = 1;
+    w.type_line(yoda, "UPD luke a.mp4");
+    assert!(w.peers[luke].client.is_transferring());
+    // Then luke's socket gets a forged datagram every millisecond, and the driver hands it
+    // nothing else: never an `Input::Timeout`.
+    let from: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+    for k in 0..12_000u64 {
+        w.now += 1;
+        let mut forged = b"HU\x01\x02".to_vec();
+        forged.extend_from_slice(&k.to_be_bytes());
+        forged.extend_from_slice(&[0xA5; 60]);
+        let input = Input::Datagram {
+            from,
+            bytes: Bytes::from(forged),
+        };
+        w.peers[luke].client.handle_input(input, UnixMillis(w.now));
+        while let Some(o) = w.peers[luke].client.poll_output() {
+            w.carry_out(luke, o, UnixMillis(w.now));
+        }
+    }
+    assert!(
+        w.shown(luke).contains("Upload of a.mp4 from yoda failed"),
+        "{}",
+        w.shown(luke)
+    );
+    assert!(!w.peers[luke].client.is_transferring());
+    assert!(
+        w.peers[luke].parts.is_empty(),
+        "the partial file is removed"
+    );
 }
