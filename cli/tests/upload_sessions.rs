@@ -196,3 +196,51 @@ fn a_new_upload_works_right_after_a_refused_one() {
         assert!(saved(&luke, "yoda_a.mp4") == data, "{rt}");
     }
 }
+
+#[test]
+fn the_presenter_is_told_why_when_the_audience_cannot_save_and_the_next_upload_works() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let luke = LiveClient::login(&server, "luke", "r2d2");
+        let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
+        let src = tempfile::tempdir().unwrap();
+        let data = video(300_000, 9);
+        let path = write(src.path(), "a.mp4", &data);
+        // luke's download folder is replaced by a plain file: nothing can be created there.
+        let folder = luke.downloads.path().to_path_buf();
+        std::fs::remove_dir_all(&folder).unwrap();
+        std::fs::write(&folder, b"not a folder").unwrap();
+        let line = yoda.command(
+            &format!("UPD luke {}", path.display()),
+            "Upload of a.mp4 to luke failed",
+        );
+        assert!(
+            line.contains("luke's client cannot save the file"),
+            "{rt}: told why, not that luke went silent: {line}"
+        );
+        luke.out.wait_for("Cannot save yoda_a.mp4 from yoda");
+        // The folder is back: the same session's next upload works.
+        std::fs::remove_file(&folder).unwrap();
+        std::fs::create_dir(&folder).unwrap();
+        upload(&mut yoda, "luke", &path);
+        luke.out.wait_for("saved as yoda_a.mp4");
+        assert!(saved(&luke, "yoda_a.mp4") == data, "{rt}");
+    }
+}
+
+#[test]
+fn a_part_file_left_by_a_crash_is_removed_when_a_client_starts_in_that_folder() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let downloads = tempfile::tempdir().unwrap();
+        let stale = downloads.path().join("yoda_clip.mp4.00000000deadbeef.part");
+        std::fs::write(&stale, vec![0u8; 10_000]).unwrap();
+        std::fs::write(downloads.path().join("keep.mp4"), b"mine").unwrap();
+        let mut luke = LiveClient::login_in(&server, rt, "luke", "r2d2", downloads);
+        assert!(!stale.exists(), "{rt}: the crash's part file is gone");
+        assert!(luke.downloads.path().join("keep.mp4").exists());
+        luke.command("OUT", "Goodbye, luke!");
+    }
+}

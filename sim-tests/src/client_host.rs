@@ -26,7 +26,7 @@ use huddle_core::proto::event::{Event, is_event_line, parse_event};
 use huddle_core::proto::framing::{Frame, LineFramer};
 use huddle_core::proto::reply::{Reply, ReplyAssembler};
 use huddle_core::transfer::netem::{Netem, NetemConfig};
-use huddle_core::transfer::{TransferConfig, TransferId, unique_name};
+use huddle_core::transfer::{TransferConfig, TransferId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpStream, UdpSocket};
 
@@ -74,7 +74,7 @@ pub struct Files {
     pub sources: BTreeMap<String, Bytes>,
     /// Sources open for an upload.
     pub open: BTreeMap<TransferId, String>,
-    /// Part files of running downloads: (final name, bytes so far).
+    /// Part files of running downloads: (part file name, bytes so far).
     pub parts: BTreeMap<TransferId, (String, Vec<u8>)>,
     /// Finished downloads, by the name they were saved under.
     pub saved: BTreeMap<String, Bytes>,
@@ -475,8 +475,8 @@ impl SimClient {
             FileOp::CloseSource { id } => {
                 f.open.remove(&id);
             }
-            FileOp::CreatePart { id, name } => {
-                f.parts.insert(id, (name, Vec::new()));
+            FileOp::CreatePart { id, part } => {
+                f.parts.insert(id, (part, Vec::new()));
             }
             FileOp::Write { id, offset, data } => {
                 let part = &mut f.parts.get_mut(&id).expect("a part file").1;
@@ -487,18 +487,23 @@ impl SimClient {
                 part[offset as usize..end].copy_from_slice(&data);
             }
             FileOp::Finish { id, name } => {
-                let (_, data) = f.parts.remove(&id).expect("a part file");
-                let saved = &f.saved;
-                let name = unique_name(&name, |n| saved.contains_key(n)).expect("a free name");
-                f.saved.insert(name.clone(), Bytes::from(data));
+                // Exactly the name the core offers, never over an existing file.
+                let result = if f.saved.contains_key(&name) {
+                    FileResult::NameTaken
+                } else {
+                    let (_, data) = f.parts.remove(&id).expect("a part file");
+                    f.saved.insert(name.clone(), Bytes::from(data));
+                    FileResult::Saved { name }
+                };
                 drop(f);
-                let result = FileResult::Saved { name };
                 self.core.handle_input(Input::File { id, result }, now);
             }
             FileOp::Discard { id } => {
                 f.parts.remove(&id);
                 f.discarded += 1;
             }
+            // The in-memory folder starts empty: nothing was left by a crash.
+            FileOp::RemoveStaleParts => {}
         }
     }
 

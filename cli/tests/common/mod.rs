@@ -237,7 +237,23 @@ impl LiveClient {
 
     /// Connect with a client of `client_runtime` and log in as `user`.
     pub fn login_on(server: &ServerProc, client_runtime: &str, user: &str, password: &str) -> Self {
-        let downloads = tempfile::tempdir().unwrap();
+        Self::login_in(
+            server,
+            client_runtime,
+            user,
+            password,
+            tempfile::tempdir().unwrap(),
+        )
+    }
+
+    /// Like [`LiveClient::login_on`], saving downloads in `downloads`.
+    pub fn login_in(
+        server: &ServerProc,
+        client_runtime: &str,
+        user: &str,
+        password: &str,
+        downloads: tempfile::TempDir,
+    ) -> Self {
         let mut child = client_command(server, client_runtime, downloads.path())
             .stderr(Stdio::inherit())
             .spawn()

@@ -116,7 +116,14 @@ pub struct Client {
 
 impl Client {
     /// A client that has just connected to the server.
+    ///
+    /// A client that receives uploads (it has a UDP port) first asks its driver to remove the
+    /// part files a crashed client left in the download folder.
     pub fn new(config: ClientConfig, now: UnixMillis) -> Self {
+        let mut outputs = VecDeque::new();
+        if config.udp_port.is_some() {
+            outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts));
+        }
         Self {
             transfers: Transfers::new(config.transfer.clone()),
             pending_upload: None,
@@ -126,7 +133,7 @@ impl Client {
             user: None,
             framer: LineFramer::new(),
             replies: ReplyAssembler::new(),
-            outputs: VecDeque::new(),
+            outputs,
         }
     }
 
@@ -243,7 +250,10 @@ impl Client {
         let mut out = Vec::new();
         self.transfers.drain(self.clock.now(), &mut out);
         self.outputs.extend(out);
-        if self.state == State::Draining && !self.transfers.is_busy() {
+        if self.state == State::Draining
+            && !self.transfers.is_busy()
+            && !self.transfers.is_lingering()
+        {
             self.send_line("OUT");
             self.state = State::Waiting(Command::Out);
         }
@@ -544,6 +554,11 @@ impl Client {
                 return;
             }
         };
+        if let Some(why) = self.transfers.upload_refusal() {
+            self.show(Tone::Error, format!("Cannot upload {path}: {why}"));
+            self.command_prompt();
+            return;
+        }
         self.pending_upload = Some(PendingUpload {
             to,
             path: path.clone(),
@@ -592,12 +607,17 @@ impl Client {
 
     /// Log out now, or once the running transfers are over: a script that uploads and then
     /// logs out means the file to arrive, and so does a person who types `OUT` right after.
+    ///
+    /// A download that just finished stays a moment (silently) so that its presenter surely
+    /// hears that the file arrived.
     fn log_out(&mut self) {
         if self.transfers.is_busy() {
             self.show(
                 Tone::Info,
                 "Logging out once the running transfers finish (they give up on their own if the peer is gone)…",
             );
+            self.state = State::Draining;
+        } else if self.transfers.is_lingering() {
             self.state = State::Draining;
         } else {
             self.send_line("OUT");

@@ -11,7 +11,6 @@ use super::*;
 use crate::server::{ConnId, DataFiles, Output, Server, ServerConfig};
 use crate::store::DataFile;
 use crate::transfer::netem::{Netem, NetemConfig};
-use crate::transfer::unique_name;
 
 const T0: u64 = 1_795_300_000_000;
 
@@ -23,6 +22,10 @@ struct Peer {
     sources: BTreeMap<String, Vec<u8>>,
     /// Paths whose reads fail (a disk error under a running upload).
     failing_reads: BTreeSet<String>,
+    /// The download folder cannot take new files (missing, full, read-only).
+    failing_creates: bool,
+    /// Writes to part files fail (the disk filled up).
+    failing_writes: bool,
     open: BTreeMap<TransferId, String>,
     parts: BTreeMap<TransferId, (String, Vec<u8>)>,
     saved: BTreeMap<String, Vec<u8>>,
@@ -38,6 +41,8 @@ struct World {
     links: BTreeMap<(usize, usize), Netem>,
     /// Drop every n-th datagram (0: none).
     drop_every: u64,
+    /// Drop the next this many datagrams of this exact length (a `Done` is 36 bytes).
+    drop_sized: Option<(usize, u32)>,
     sent: u64,
     server_log: Vec<String>,
 }
@@ -68,18 +73,24 @@ impl World {
             },
             links: BTreeMap::new(),
             drop_every: 0,
+            drop_sized: None,
             sent: 0,
             server_log: vec![],
         }
     }
 
     fn join(&mut self, name: &str, password: &str) -> usize {
+        self.join_with(name, password, TransferConfig::default())
+    }
+
+    fn join_with(&mut self, name: &str, password: &str, transfer: TransferConfig) -> usize {
         let i = self.peers.len();
         let udp: SocketAddr = format!("127.0.0.1:{}", 6000 + i).parse().unwrap();
         let tcp: SocketAddr = format!("127.0.0.1:{}", 7000 + i).parse().unwrap();
         let conn = self.server.handle_connect(tcp, UnixMillis(self.now));
         let config = ClientConfig {
             udp_port: Some(udp.port()),
+            transfer,
             ..ClientConfig::default()
         };
         self.peers.push(Peer {
@@ -89,6 +100,8 @@ impl World {
             shown: vec![],
             sources: BTreeMap::new(),
             failing_reads: BTreeSet::new(),
+            failing_creates: false,
+            failing_writes: false,
             open: BTreeMap::new(),
             parts: BTreeMap::new(),
             saved: BTreeMap::new(),
@@ -134,6 +147,10 @@ impl World {
             for (&(from, to), link) in self.links.iter_mut() {
                 while let Some(d) = link.poll_output(now) {
                     moved = true;
+                    // A client that exited is a process that ended: its socket is gone.
+                    if self.peers[to].exit.is_some() {
+                        continue;
+                    }
                     let from = self.peers[from].udp;
                     let input = Input::Datagram { from, bytes: d };
                     self.peers[to].client.handle_input(input, now);
@@ -157,6 +174,13 @@ impl World {
             ClientOutput::Transmit { to, bytes } => {
                 self.sent += 1;
                 if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
+                    return;
+                }
+                if let Some((len, n)) = self.drop_sized.as_mut()
+                    && *len == bytes.len()
+                    && *n > 0
+                {
+                    *n -= 1;
                     return;
                 }
                 if let Some(j) = self.peers.iter().position(|p| p.udp == to) {
@@ -203,20 +227,35 @@ impl World {
             FileOp::CloseSource { id } => {
                 p.open.remove(&id);
             }
-            FileOp::CreatePart { id, name } => {
+            FileOp::CreatePart { id, .. } if p.failing_creates => {
+                let result = FileResult::Failed(FileProblem::PermissionDenied);
+                p.client.handle_input(Input::File { id, result }, now);
+            }
+            FileOp::Write { id, .. } if p.failing_writes => {
+                let result = FileResult::Failed(FileProblem::Other("no space left".into()));
+                p.client.handle_input(Input::File { id, result }, now);
+            }
+            FileOp::CreatePart { id, part } => {
+                assert!(crate::transfer::is_part_name(&part), "{part}");
+                // `<saved name>.<id>.part`: the test watches downloads by their saved name.
+                let name = part.rsplitn(3, '.').nth(2).unwrap_or_default().to_string();
                 p.parts.insert(id, (name, Vec::new()));
             }
+            FileOp::RemoveStaleParts => {}
             FileOp::Write { id, offset, data } => {
                 let part = &mut p.parts.get_mut(&id).unwrap().1;
                 assert_eq!(part.len() as u64, offset, "writes arrive in order");
                 part.extend_from_slice(&data);
             }
             FileOp::Finish { id, name } => {
-                let (_, data) = p.parts.remove(&id).unwrap();
-                let saved = &p.saved;
-                let name = unique_name(&name, |n| saved.contains_key(n)).unwrap();
-                p.saved.insert(name.clone(), data);
-                let result = FileResult::Saved { name };
+                // Exactly the name offered, never over an existing file.
+                let result = if p.saved.contains_key(&name) {
+                    FileResult::NameTaken
+                } else {
+                    let (_, data) = p.parts.remove(&id).unwrap();
+                    p.saved.insert(name.clone(), data);
+                    FileResult::Saved { name }
+                };
                 p.client.handle_input(Input::File { id, result }, now);
             }
             FileOp::Discard { id } => {
@@ -234,7 +273,7 @@ impl World {
             .chain(self.links.values().filter_map(Netem::poll_timeout))
             .min();
         self.now = next.map(|t| t.0.max(self.now + 1)).unwrap_or(self.now + 1);
-        for p in &mut self.peers {
+        for p in self.peers.iter_mut().filter(|p| p.exit.is_none()) {
             p.client.handle_input(Input::Timeout, UnixMillis(self.now));
         }
     }
@@ -687,5 +726,166 @@ fn timers_run_after_inputs_so_a_flood_of_forged_datagrams_cannot_keep_a_dead_dow
     assert!(
         w.peers[luke].parts.is_empty(),
         "the partial file is removed"
+    );
+}
+
+#[test]
+fn a_client_takes_a_bounded_number_of_downloads_and_tells_the_next_presenter_why_at_once() {
+    let mut w = World::new();
+    let limited = TransferConfig {
+        max_incoming: 2,
+        ..TransferConfig::default()
+    };
+    let luke = w.join_with("luke", "r2d2", limited);
+    let presenters: Vec<usize> = [("yoda", "jedi"), ("leia", "alderaan"), ("hans", "solo")]
+        .into_iter()
+        .map(|(n, p)| w.join(n, p))
+        .collect();
+    for &i in &presenters {
+        w.peers[i]
+            .sources
+            .insert("big.mp4".into(), video(2_000_000));
+    }
+    w.link.rate = Some(1_000_000);
+    for &i in &presenters {
+        w.type_line(i, "UPD luke big.mp4");
+    }
+    let asked = w.now;
+    let hans = presenters[2];
+    w.run_until(w.now + 5_000, |w| {
+        w.shown(hans).contains("Upload of big.mp4 to luke failed")
+    });
+    assert!(
+        w.shown(hans).contains(
+            "luke's client is receiving too many files at once; try again when one has finished"
+        ),
+        "{}",
+        w.shown(hans)
+    );
+    assert!(w.now - asked < 1_000, "told at once, not after a timeout");
+    assert!(
+        w.shown(luke)
+            .contains("Refused the upload of big.mp4 from hans: already receiving 2 files at once"),
+        "{}",
+        w.shown(luke)
+    );
+    assert!(
+        w.peers[luke].parts.len() <= 2,
+        "no part file for the refused one"
+    );
+    w.run_transfers();
+    assert!(w.peers[luke].saved.contains_key("yoda_big.mp4"));
+    assert!(w.peers[luke].saved.contains_key("leia_big.mp4"));
+    // Once they are done, hans's next try works.
+    w.upload(hans, "luke", "big.mp4");
+    assert_eq!(
+        w.peers[luke].saved.get("hans_big.mp4"),
+        Some(&video(2_000_000))
+    );
+}
+
+#[test]
+fn a_presenter_is_told_at_once_when_the_audience_cannot_create_or_write_the_file() {
+    let mut w = World::new();
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    w.peers[yoda].sources.insert("a.mp4".into(), video(500_000));
+    w.peers[luke].failing_creates = true;
+    w.type_line(yoda, "UPD luke a.mp4");
+    let asked = w.now;
+    w.run_until(w.now + 20_000, |w| w.shown(yoda).contains("failed"));
+    assert!(
+        w.shown(yoda)
+            .contains("Upload of a.mp4 to luke failed: luke's client cannot save the file"),
+        "{}",
+        w.shown(yoda)
+    );
+    assert!(
+        w.now - asked < 1_000,
+        "told at once, not after the idle timeout"
+    );
+    assert!(
+        w.shown(luke)
+            .contains("Cannot save yoda_a.mp4 from yoda: permission denied")
+    );
+
+    // Writing fails half way (the disk filled up).
+    w.peers[luke].failing_creates = false;
+    w.peers[luke].failing_writes = true;
+    w.type_line(yoda, "UPD luke a.mp4");
+    let asked = w.now;
+    w.run_until(w.now + 20_000, |w| w.count_shown(yoda, "failed") == 2);
+    assert!(w.now - asked < 1_000, "told at once");
+    assert_eq!(
+        w.count_shown(yoda, "luke's client cannot save the file"),
+        2,
+        "{}",
+        w.shown(yoda)
+    );
+    assert!(
+        w.peers[luke].parts.is_empty(),
+        "the partial file is removed"
+    );
+
+    // And when the disk is fine again, the next upload works.
+    w.peers[luke].failing_writes = false;
+    w.upload(yoda, "luke", "a.mp4");
+    assert_eq!(w.peers[luke].saved.get("yoda_a.mp4"), Some(&video(500_000)));
+}
+
+#[test]
+fn a_presenter_runs_a_bounded_number_of_uploads_and_is_told_before_the_server_is_asked() {
+    let mut w = World::new();
+    let limited = TransferConfig {
+        max_outgoing: 2,
+        ..TransferConfig::default()
+    };
+    let yoda = w.join_with("yoda", "jedi", limited);
+    w.join("luke", "r2d2");
+    w.link.rate = Some(1_000_000);
+    for n in 0..3 {
+        w.peers[yoda]
+            .sources
+            .insert(format!("{n}.mp4"), video(1_000_000));
+        w.type_line(yoda, &format!("UPD luke {n}.mp4"));
+    }
+    assert!(
+        w.shown(yoda).contains(
+            "Cannot upload 2.mp4: 2 uploads are running already (the most at once); wait for one to finish"
+        ),
+        "{}",
+        w.shown(yoda)
+    );
+    assert!(!w.server_log_has("asked to upload 2.mp4"));
+    w.run_transfers();
+    w.upload(yoda, "luke", "2.mp4");
+    assert_eq!(w.count_shown(yoda, "has been uploaded to luke"), 3);
+}
+
+#[test]
+fn an_audience_that_logs_out_right_after_a_download_still_confirms_it_to_the_presenter() {
+    let mut w = World::new();
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    let file = video(200_000);
+    w.peers[yoda].sources.insert("a.mp4".into(), file.clone());
+    // luke's first two confirmations (`Done`, 36 bytes) are lost on the way.
+    w.drop_sized = Some((36, 2));
+    w.type_line(yoda, "UPD luke a.mp4");
+    w.run_until(w.now + 10_000, |w| w.shown(luke).contains("Received a.mp4"));
+    assert_eq!(w.peers[luke].saved.get("yoda_a.mp4"), Some(&file));
+    // luke leaves at once; its client stays until yoda surely knows.
+    w.type_line(luke, "OUT");
+    w.run_until(w.now + 10_000, |w| w.peers[luke].exit.is_some());
+    assert_eq!(w.peers[luke].exit, Some(ExitStatus::LoggedOut));
+    w.run_transfers();
+    assert!(
+        w.shown(yoda).contains("a.mp4 has been uploaded to luke"),
+        "{}",
+        w.shown(yoda)
+    );
+    assert!(
+        !w.shown(luke).contains("Logging out once"),
+        "nothing was running"
     );
 }

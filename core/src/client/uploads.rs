@@ -12,9 +12,10 @@ use super::output::{
 use super::render::human_bytes;
 use crate::proto::upload::UploadGrant;
 use crate::time::UnixMillis;
+use crate::transfer::names::MAX_DUPLICATES;
 use crate::transfer::{
-    AbortReason, Receiver, ReceiverEvent, Role, Sender, SenderEvent, SetEvent, TransferConfig,
-    TransferId, TransferSet, saved_name,
+    AbortReason, PeerReason, Receiver, ReceiverEvent, Role, Sender, SenderEvent, SetEvent,
+    TransferConfig, TransferId, TransferSet, candidate, part_name, saved_name,
 };
 use crate::types::UserName;
 
@@ -36,12 +37,14 @@ struct Download {
     saved_as: String,
     size: u64,
     started: UnixMillis,
-    /// Complete and verified; waiting for the driver to rename the part file.
+    /// Complete and verified; waiting for the driver to give the part file its name.
     finishing: bool,
+    /// Which of the names `candidate(saved_as, n)` is being tried.
+    attempt: u32,
 }
 
 /// Every transfer of one client and what to say about it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Transfers {
     set: TransferSet,
     config: TransferConfig,
@@ -73,14 +76,34 @@ impl Transfers {
     /// Transfers with these settings.
     pub fn new(config: TransferConfig) -> Self {
         Self {
+            set: TransferSet::new(&config),
             config,
-            ..Self::default()
+            uploads: BTreeMap::new(),
+            downloads: BTreeMap::new(),
+            last_progress: BTreeMap::new(),
         }
     }
 
     /// Whether any transfer is running.
     pub fn is_busy(&self) -> bool {
         !self.uploads.is_empty() || !self.downloads.is_empty()
+    }
+
+    /// Whether a finished download still confirms itself to its presenter: leaving now could
+    /// leave the presenter unsure whether the file arrived.
+    pub fn is_lingering(&self) -> bool {
+        self.set.is_lingering()
+    }
+
+    /// Why a new upload may not start now, if it may not: as many run as the client takes.
+    pub fn upload_refusal(&self) -> Option<String> {
+        let max = self.config.max_outgoing;
+        (self.uploads.len() >= max).then(|| {
+            format!(
+                "{} uploads are running already (the most at once); wait for one to finish",
+                self.uploads.len()
+            )
+        })
     }
 
     /// The server approved our upload of `path`: start sending.
@@ -93,8 +116,8 @@ impl Transfers {
     ) {
         let mut config = self.config.clone();
         config.seed ^= grant.id.0;
-        let sender = Sender::new(grant.id, &grant.secret, grant.size, config, now);
-        self.set.add_sender(sender, grant.peer);
+        let sender = Sender::new(grant.id, &grant.secret, grant.size, grant.peer, config, now);
+        self.set.add_sender(sender);
         out.push(ClientOutput::File(FileOp::OpenSource {
             id: grant.id,
             path,
@@ -137,6 +160,19 @@ impl Transfers {
                 human_bytes(grant.size)
             ),
         );
+        let mut config = self.config.clone();
+        config.seed ^= grant.id.0;
+        let refuse = |reason, config| {
+            Receiver::refuse(
+                grant.id,
+                &grant.secret,
+                grant.size,
+                grant.peer,
+                reason,
+                config,
+                now,
+            )
+        };
         let saved_as = match saved_name(&grant.user, &grant.name) {
             Ok(n) => n,
             Err(e) => {
@@ -148,21 +184,35 @@ impl Transfers {
                         grant.name, grant.user
                     ),
                 );
+                self.set.add_receiver(refuse(AbortReason::Refused, config));
                 return;
             }
         };
-        let mut config = self.config.clone();
-        config.seed ^= grant.id.0;
+        if self.downloads.len() >= self.config.max_incoming {
+            show(
+                out,
+                Tone::Error,
+                format!(
+                    "Refused the upload of {} from {}: already receiving {} files at once (the most this client takes)",
+                    grant.name,
+                    grant.user,
+                    self.downloads.len()
+                ),
+            );
+            self.set.add_receiver(refuse(AbortReason::Busy, config));
+            return;
+        }
         self.set.add_receiver(Receiver::new(
             grant.id,
             &grant.secret,
             grant.size,
+            grant.peer,
             config,
             now,
         ));
         out.push(ClientOutput::File(FileOp::CreatePart {
             id: grant.id,
-            name: saved_as.clone(),
+            part: part_name(&saved_as, grant.id),
         }));
         self.downloads.insert(
             grant.id,
@@ -173,6 +223,7 @@ impl Transfers {
                 size: grant.size,
                 started: now,
                 finishing: false,
+                attempt: 0,
             },
         );
     }
@@ -215,6 +266,27 @@ impl Transfers {
                         ),
                     );
                 }
+            }
+            FileResult::NameTaken => {
+                let Some(d) = self.downloads.get_mut(&id) else {
+                    return;
+                };
+                d.attempt += 1;
+                if d.attempt > MAX_DUPLICATES {
+                    show(
+                        out,
+                        Tone::Error,
+                        format!(
+                            "Cannot save {} from {}: too many files named like {} exist in the download folder",
+                            d.name, d.from, d.saved_as
+                        ),
+                    );
+                    self.downloads.remove(&id);
+                    out.push(ClientOutput::File(FileOp::Discard { id }));
+                    return;
+                }
+                let name = candidate(&d.saved_as, d.attempt);
+                out.push(ClientOutput::File(FileOp::Finish { id, name }));
             }
             FileResult::Failed(problem) => {
                 if let Some(d) = self.downloads.get(&id) {
@@ -305,7 +377,12 @@ impl Transfers {
                     show(
                         out,
                         Tone::Error,
-                        format!("Upload of {} to {} failed: {reason}", u.name, u.to),
+                        format!(
+                            "Upload of {} to {} failed: {}",
+                            u.name,
+                            u.to,
+                            upload_failure(&u.to, reason)
+                        ),
                     );
                 }
             }
@@ -391,6 +468,26 @@ impl Transfers {
                 }));
             }
         }
+    }
+}
+
+/// Why an upload failed, as its presenter should read it: what the audience's client said,
+/// in words about that client.
+fn upload_failure(to: &UserName, reason: AbortReason) -> String {
+    match reason {
+        AbortReason::PeerAborted(PeerReason::LocalIo) => format!(
+            "{to}'s client cannot save the file (its download folder is missing, full or not writable)"
+        ),
+        AbortReason::PeerAborted(PeerReason::Busy) => format!(
+            "{to}'s client is receiving too many files at once; try again when one has finished"
+        ),
+        AbortReason::PeerAborted(PeerReason::Refused) => {
+            format!("{to}'s client refused the file")
+        }
+        AbortReason::PeerAborted(PeerReason::Cancelled) => {
+            format!("{to} cancelled it (or logged out)")
+        }
+        other => other.to_string(),
     }
 }
 

@@ -146,11 +146,6 @@ impl RateController {
         self.mode
     }
 
-    /// Bytes acknowledged so far.
-    pub fn delivered(&self) -> u64 {
-        self.delivered
-    }
-
     /// The bottleneck-bandwidth estimate in bytes per second (0 before the first sample).
     pub fn btl_bw(&self) -> u64 {
         self.btl_bw_samples

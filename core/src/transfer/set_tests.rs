@@ -62,7 +62,7 @@ impl Mesh {
             nodes: (0..n)
                 .map(|i| Node {
                     addr: addr(i),
-                    set: TransferSet::new(),
+                    set: TransferSet::default(),
                     sources: BTreeMap::new(),
                     disks: BTreeMap::new(),
                     outcomes: BTreeMap::new(),
@@ -96,11 +96,11 @@ impl Mesh {
         let tid = TransferId(id);
         let data = file(len, id);
         let now = self.now;
-        let sender = Sender::new(tid, &secret(id), len as u64, config.clone(), now);
-        let to_addr = self.nodes[to].addr;
-        self.nodes[from].set.add_sender(sender, to_addr);
+        let (from_addr, to_addr) = (self.nodes[from].addr, self.nodes[to].addr);
+        let sender = Sender::new(tid, &secret(id), len as u64, to_addr, config.clone(), now);
+        self.nodes[from].set.add_sender(sender);
         self.nodes[from].sources.insert(tid, data.clone());
-        let receiver = Receiver::new(tid, &secret(id), len as u64, config, now);
+        let receiver = Receiver::new(tid, &secret(id), len as u64, from_addr, config, now);
         self.nodes[to].set.add_receiver(receiver);
         self.nodes[to].disks.insert(tid, Disk::default());
         self.originals.insert(tid, data);
@@ -169,6 +169,17 @@ impl Mesh {
         while self.now < deadline && !done(self) {
             if !self.step() && !self.tick() {
                 return;
+            }
+        }
+    }
+
+    /// Run for `ms` of virtual time, a millisecond at a time.
+    fn run_for(&mut self, ms: u64) {
+        for _ in 0..ms {
+            while self.step() {}
+            self.now = self.now.plus_millis(1);
+            for n in &mut self.nodes {
+                n.set.handle_timeout(self.now);
             }
         }
     }
@@ -384,7 +395,7 @@ fn eight_transfers_on_one_socket_each_progress_every_round_trip() {
 #[test]
 fn the_set_takes_its_transfers_in_turn_datagram_by_datagram() {
     // Eight senders with data ready: any eight datagrams in a row come from eight transfers.
-    let mut set = TransferSet::new();
+    let mut set = TransferSet::default();
     let len = 2_000_000u64;
     let data = file(len as usize, 3);
     let key = |id: u64| TagKey::derive(&secret(id));
@@ -395,10 +406,11 @@ fn the_set_takes_its_transfers_in_turn_datagram_by_datagram() {
             TransferId(id),
             &secret(id),
             len,
+            addr(id as usize),
             TransferConfig::default(),
             now,
         );
-        set.add_sender(s, addr(id as usize));
+        set.add_sender(s);
     }
     // Open every transfer: each sends its Hello, the receiver's first ACK opens the window.
     while set.poll_transmit(now).is_some() {}
@@ -489,12 +501,13 @@ fn a_new_transfer_works_right_after_one_that_failed_or_was_aborted() {
 
 #[test]
 fn a_stale_transfer_datagram_is_stray_to_the_set() {
-    let mut set = TransferSet::new();
+    let mut set = TransferSet::default();
     let id = TransferId(0x5eed);
     set.add_receiver(Receiver::new(
         id,
         &SECRET,
         10,
+        addr(9),
         TransferConfig::default(),
         START,
     ));
@@ -516,4 +529,53 @@ fn a_stale_transfer_datagram_is_stray_to_the_set() {
     );
     assert_eq!(set.stray(), 2);
     assert!(set.poll_transmit(START).is_none());
+}
+
+#[test]
+fn a_refusal_reaches_a_presenter_that_was_not_listening_yet() {
+    // The server tells the audience first; the audience refuses at once, before the
+    // presenter even has its sender: that first `Abort` is lost as stray, so the refusal
+    // must be repeated when the presenter's `Hello` comes, however soon (loopback).
+    let mut m = Mesh::new(2, |a, b| NetemConfig {
+        latency_ms: 1,
+        ..net((a * 2 + b) as u64)
+    });
+    let id = TransferId(77);
+    let now = m.now;
+    let refusal = Receiver::refuse(
+        id,
+        &secret(77),
+        100_000,
+        addr(0),
+        AbortReason::Busy,
+        TransferConfig::default(),
+        now,
+    );
+    m.nodes[1].set.add_receiver(refusal);
+    m.nodes[1].disks.insert(id, Disk::default());
+    // Let the first Abort arrive at node 0 while it has no such transfer.
+    m.run_for(2);
+    assert_eq!(m.nodes[0].set.stray(), 1, "the first Abort found nobody");
+    let sender = Sender::new(
+        id,
+        &secret(77),
+        100_000,
+        addr(1),
+        TransferConfig::default(),
+        m.now,
+    );
+    m.nodes[0].set.add_sender(sender);
+    m.nodes[0].sources.insert(id, file(100_000, 77));
+    let started = m.now;
+    m.run_until(5_000, |m| m.nodes[0].outcomes.contains_key(&id));
+    assert_eq!(
+        m.nodes[0].outcomes.get(&id),
+        Some(&SetEvent::Sender(SenderEvent::Aborted(
+            AbortReason::PeerAborted(PeerReason::Busy)
+        )))
+    );
+    assert!(
+        m.now.millis_since(started) < 100,
+        "within a round trip or two"
+    );
 }
