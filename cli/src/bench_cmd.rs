@@ -5,6 +5,7 @@
 //! One nested subcommand per benchmark, each in its own module under `bench_cmd/`.
 
 mod idle;
+mod udp;
 
 use clap::{Args, Subcommand};
 
@@ -21,11 +22,16 @@ enum Bench {
     /// Memory per idle logged-in client and a fresh client's MSG round trip, per server
     /// runtime.
     Idle(idle::IdleArgs),
+    /// Goodput of a file between two `huddle client` processes through a `huddle server` over
+    /// loopback UDP, next to a TCP copy of it, with and without seeded loss: CPU per side,
+    /// datagrams and repeats, the receiver's memory.
+    Udp(udp::UdpArgs),
 }
 
 /// Run the chosen benchmark and print its figures.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Bench::Idle(args) => idle::run(args),
+        Bench::Udp(args) => udp::run(args),
     }
 }

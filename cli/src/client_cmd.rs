@@ -34,6 +34,18 @@ pub struct ClientArgs {
     /// Which runtime drives the client.
     #[arg(long, value_enum, default_value_t = crate::Runtime::Std)]
     pub runtime: crate::Runtime,
+    /// Lose this share (in percent) of the datagrams this client sends, at random but
+    /// reproducibly (seeded): to see how uploads cope with a lossy network over loopback,
+    /// which loses nothing. 0 (the default) loses nothing.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    pub emulate_loss: f64,
+    /// Seed of the emulated losses.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub emulate_seed: u64,
+    /// End each upload's and download's closing line with its counters (time in ms,
+    /// datagrams, repeats, losses, memory held).
+    #[arg(long)]
+    pub transfer_stats: bool,
 }
 
 fn resolve(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -65,12 +77,26 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
         seed: u64::from_le_bytes(seed()),
         ..Default::default()
     };
+    if !(0.0..100.0).contains(&args.emulate_loss) {
+        anyhow::bail!(
+            "--emulate-loss must be at least 0 and below 100 (percent), not {}",
+            args.emulate_loss
+        );
+    }
+    let emulate = (args.emulate_loss > 0.0).then(|| huddle_core::transfer::netem::NetemConfig {
+        latency_ms: 0,
+        loss: args.emulate_loss / 100.0,
+        seed: args.emulate_seed,
+        ..Default::default()
+    });
     let opts = ClientOptions {
         server,
         udp_port: args.udp_port,
         downloads: args.downloads,
         interactive,
         transfer,
+        emulate,
+        transfer_stats: args.transfer_stats,
     };
     let status = match args.runtime {
         crate::Runtime::Std => run_client(opts, ui)?,

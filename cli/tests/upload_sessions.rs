@@ -244,3 +244,47 @@ fn a_part_file_left_by_a_crash_is_removed_when_a_client_starts_in_that_folder() 
         luke.command("OUT", "Goodbye, luke!");
     }
 }
+
+#[test]
+fn uploads_through_emulated_loss_arrive_intact_and_say_what_they_repeated() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let lossy = ["--emulate-loss", "20", "--transfer-stats"];
+        let luke = LiveClient::login_with(
+            &server,
+            rt,
+            "luke",
+            "r2d2",
+            tempfile::tempdir().unwrap(),
+            &lossy,
+        );
+        let mut yoda = LiveClient::login_with(
+            &server,
+            rt,
+            "yoda",
+            "jedi*knight",
+            tempfile::tempdir().unwrap(),
+            &lossy,
+        );
+        let src = tempfile::tempdir().unwrap();
+        let data = video(2 << 20, 3);
+        let path = write(src.path(), "lossy.mp4", &data);
+        let line = yoda.command(
+            &format!("UPD luke {}", path.display()),
+            "lossy.mp4 has been uploaded to luke",
+        );
+        let repeated: u64 = line
+            .split(", ")
+            .find(|f| f.ends_with(" repeated"))
+            .and_then(|f| f.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            repeated > 0,
+            "{rt}: a fifth of the datagrams were lost: {line}"
+        );
+        luke.out.wait_for("saved as yoda_lossy.mp4");
+        assert!(saved(&luke, "yoda_lossy.mp4") == data, "{rt}");
+    }
+}

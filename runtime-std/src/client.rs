@@ -16,6 +16,7 @@ use huddle_core::client::{
     Client, ClientConfig, ClientOutput, Display, ExitStatus, Input, Progress, Prompt,
 };
 use huddle_core::transfer::TransferConfig;
+use huddle_core::transfer::netem::NetemConfig;
 
 use crate::clock;
 use crate::files::{self, TransferFiles};
@@ -50,6 +51,10 @@ pub struct ClientOptions {
     pub interactive: bool,
     /// Settings of uploads and downloads.
     pub transfer: TransferConfig,
+    /// An emulated lossy path for outgoing datagrams (benchmarks, tests); `None` normally.
+    pub emulate: Option<NetemConfig>,
+    /// Close each transfer's line with its counters.
+    pub transfer_stats: bool,
 }
 
 /// Why the client could not run.
@@ -163,6 +168,8 @@ pub fn start_core(opts: &ClientOptions, udp_port: u16) -> (Client, TransferFiles
         interactive: opts.interactive,
         udp_port: Some(udp_port),
         transfer: opts.transfer.clone(),
+        emulate: opts.emulate.clone(),
+        transfer_stats: opts.transfer_stats,
     };
     (
         Client::new(config, clock::now()),

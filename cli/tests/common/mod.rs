@@ -254,7 +254,20 @@ impl LiveClient {
         password: &str,
         downloads: tempfile::TempDir,
     ) -> Self {
+        Self::login_with(server, client_runtime, user, password, downloads, &[])
+    }
+
+    /// Like [`LiveClient::login_in`], with extra `huddle client` options.
+    pub fn login_with(
+        server: &ServerProc,
+        client_runtime: &str,
+        user: &str,
+        password: &str,
+        downloads: tempfile::TempDir,
+        extra: &[&str],
+    ) -> Self {
         let mut child = client_command(server, client_runtime, downloads.path())
+            .args(extra)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start huddle client");

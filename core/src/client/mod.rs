@@ -19,6 +19,7 @@
 //! The client asks for a new line only once the previous request has its reply, which is
 //! what lets a script pipe one command per line into it.
 
+mod emulation;
 mod input;
 mod output;
 mod render;
@@ -40,8 +41,10 @@ use crate::proto::event::Event;
 use crate::proto::request::{is_upload_line, parse_user_upload};
 use crate::proto::upload::parse_upload_grant;
 use crate::time::Clock;
+use crate::transfer::netem::NetemConfig;
 use crate::transfer::{TransferConfig, TransferId, base_name};
 use crate::types::UserName;
+use emulation::Emulation;
 use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
@@ -59,6 +62,13 @@ pub struct ClientConfig {
     pub udp_port: Option<u16>,
     /// Settings of every upload and download.
     pub transfer: TransferConfig,
+    /// Pass every datagram this client sends through a seeded emulated path (loss, delay,
+    /// duplication): for benchmarks and tests of loss recovery over loopback, which loses
+    /// nothing. `None` (the default) in normal use.
+    pub emulate: Option<NetemConfig>,
+    /// Close each upload and download with its counters (datagrams, repeats, time in ms,
+    /// memory held), for benchmarks and for users who want to know.
+    pub transfer_stats: bool,
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -111,6 +121,9 @@ pub struct Client {
     outputs: VecDeque<ClientOutput>,
     transfers: Transfers,
     pending_upload: Option<PendingUpload>,
+    emulation: Option<Emulation>,
+    /// Reused for the transfers' outputs, so a datagram costs no allocation here.
+    scratch: Vec<ClientOutput>,
     clock: Clock,
 }
 
@@ -125,7 +138,9 @@ impl Client {
             outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts));
         }
         Self {
-            transfers: Transfers::new(config.transfer.clone()),
+            transfers: Transfers::new(config.transfer.clone(), config.transfer_stats),
+            emulation: config.emulate.clone().map(Emulation::new),
+            scratch: Vec::new(),
             pending_upload: None,
             clock: Clock::new(now),
             config,
@@ -157,7 +172,11 @@ impl Client {
 
     /// When [`Client::handle_timeout`] should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.transfers.poll_timeout()
+        let emulated = self.emulation.as_ref().and_then(Emulation::poll_timeout);
+        [self.transfers.poll_timeout(), emulated]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether an upload or download is running.
@@ -245,11 +264,25 @@ impl Client {
         self.pump();
     }
 
-    /// Move what the transfers want done into the output queue.
+    /// Move what the transfers want done into the output queue (through the emulated path,
+    /// if one is configured).
     fn pump(&mut self) {
-        let mut out = Vec::new();
-        self.transfers.drain(self.clock.now(), &mut out);
-        self.outputs.extend(out);
+        let now = self.clock.now();
+        let mut out = std::mem::take(&mut self.scratch);
+        self.transfers.drain(now, &mut out);
+        match self.emulation.as_mut() {
+            None => self.outputs.extend(out.drain(..)),
+            Some(path) => {
+                for o in out.drain(..) {
+                    match o {
+                        ClientOutput::Transmit { to, bytes } => path.send(to, bytes, now),
+                        other => self.outputs.push_back(other),
+                    }
+                }
+                path.release(now, &mut self.outputs);
+            }
+        }
+        self.scratch = out;
         if self.state == State::Draining
             && !self.transfers.is_busy()
             && !self.transfers.is_lingering()

@@ -51,6 +51,8 @@ pub struct Transfers {
     uploads: BTreeMap<TransferId, Upload>,
     downloads: BTreeMap<TransferId, Download>,
     last_progress: BTreeMap<TransferId, UnixMillis>,
+    /// Close each transfer's line with its counters.
+    stats: bool,
 }
 
 fn rate(bytes: u64, since: UnixMillis, now: UnixMillis) -> String {
@@ -73,14 +75,51 @@ fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
 }
 
 impl Transfers {
-    /// Transfers with these settings.
-    pub fn new(config: TransferConfig) -> Self {
+    /// Transfers with these settings; with `stats`, each closing line carries the counters.
+    pub fn new(config: TransferConfig, stats: bool) -> Self {
         Self {
             set: TransferSet::new(&config),
             config,
             uploads: BTreeMap::new(),
             downloads: BTreeMap::new(),
             last_progress: BTreeMap::new(),
+            stats,
+        }
+    }
+
+    /// The counters of sender `id`, as the closing line shows them (empty without `stats`).
+    fn sender_stats(&self, id: TransferId, since: UnixMillis, now: UnixMillis) -> String {
+        match (self.stats, self.set.get(id)) {
+            (true, Some(Role::Send(s))) => {
+                let st = s.stats();
+                format!(
+                    " [{} ms, {} datagrams sent, {} repeated, {} lost, srtt {} ms]",
+                    now.millis_since(since),
+                    st.datagrams_sent,
+                    st.retransmissions,
+                    st.lost,
+                    st.srtt_ms
+                )
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The counters of receiver `id`, as the closing line shows them (empty without `stats`).
+    fn receiver_stats(&self, id: TransferId, since: UnixMillis, now: UnixMillis) -> String {
+        match (self.stats, self.set.get(id)) {
+            (true, Some(Role::Receive(r))) => {
+                let st = r.stats();
+                format!(
+                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes]",
+                    now.millis_since(since),
+                    st.datagrams,
+                    st.duplicates,
+                    st.acks_sent,
+                    st.peak_buffered
+                )
+            }
+            _ => String::new(),
         }
     }
 
@@ -255,11 +294,12 @@ impl Transfers {
             FileResult::Data { offset, data } => self.set.handle_file_data(id, offset, data, now),
             FileResult::Saved { name } => {
                 if let Some(d) = self.downloads.remove(&id) {
+                    let stats = self.receiver_stats(id, d.started, now);
                     show(
                         out,
                         Tone::Success,
                         format!(
-                            "Received {} from {}, saved as {name} ({})",
+                            "Received {} from {}, saved as {name} ({}){stats}",
                             d.name,
                             d.from,
                             rate(d.size, d.started, now)
@@ -358,11 +398,12 @@ impl Transfers {
                 out.push(ClientOutput::File(FileOp::CloseSource { id }));
                 if let Some(u) = self.uploads.remove(&id) {
                     self.progress_done(id, Direction::Upload, &u.name, u.size, out);
+                    let stats = self.sender_stats(id, u.started, now);
                     show(
                         out,
                         Tone::Success,
                         format!(
-                            "{} has been uploaded to {} ({})",
+                            "{} has been uploaded to {} ({}){stats}",
                             u.name,
                             u.to,
                             rate(u.size, u.started, now)
