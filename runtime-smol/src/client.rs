@@ -11,9 +11,14 @@ use huddle_runtime_std::client::{
     start_core,
 };
 use huddle_runtime_std::clock;
+use huddle_runtime_std::udp::{BatchSocket, SendQueue};
+use smol::Async;
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::{TcpStream, UdpSocket};
+use smol::net::TcpStream;
+
+/// The client's UDP socket, shared by the reading task and the core's loop.
+type UdpSocket = Arc<Async<std::net::UdpSocket>>;
 
 /// Connect and run the client until it exits; returns why it stopped.
 pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, ClientError> {
@@ -33,12 +38,12 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         let std_udp = std::net::UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(udp_error)?;
         // Best effort, as in the std runtime.
         let _ = huddle_runtime_std::udp::raise_buffers(&std_udp, UDP_BUFFER_BYTES);
-        let udp = UdpSocket::from(smol::Async::new(std_udp).map_err(udp_error)?);
-        let udp_port = udp.local_addr()?.port();
+        let udp: UdpSocket = Arc::new(Async::new(std_udp).map_err(udp_error)?);
+        let udp_port = udp.get_ref().local_addr()?.port();
 
         let (tx, rx) = smol::channel::unbounded::<Input>();
         let reader = smol::spawn(read_server(stream.clone(), tx.clone()));
-        let udp_reader = smol::spawn(read_udp(udp.clone(), tx.clone()));
+        let udp_reader = smol::spawn(read_udp(Arc::clone(&udp), tx.clone()));
         let input_tx = tx.clone();
         let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| {
             input_tx.send_blocking(ev).is_ok()
@@ -75,21 +80,55 @@ async fn read_server(mut stream: TcpStream, tx: Sender<Input>) {
     }
 }
 
+/// Read the UDP socket in batches (GRO, `recvmmsg`) and hand each run of datagrams to the
+/// core's loop as one input.
 async fn read_udp(udp: UdpSocket, tx: Sender<Input>) {
-    let mut buf = vec![0u8; 65_536];
+    let Ok(mut io) = BatchSocket::new(udp.get_ref()) else {
+        return;
+    };
+    let mut got = Vec::new();
     loop {
-        match udp.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                let bytes = Bytes::copy_from_slice(&buf[..n]);
-                if tx.send(Input::Datagram { from, bytes }).await.is_err() {
+        match io.recv(udp.get_ref(), &mut got) {
+            Ok(_) => {
+                for r in got.drain(..) {
+                    let input = Input::Datagrams {
+                        from: r.from,
+                        bytes: r.bytes,
+                        stride: r.stride,
+                    };
+                    if tx.send(input).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if udp.readable().await.is_err() {
                     return;
                 }
             }
             // A vanished peer's ICMP error; its transfer times out on its own.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::Interrupted
+                ) => {}
             Err(_) => return,
         }
     }
+}
+
+/// Send everything queued, waiting for room in the send buffer as needed.
+async fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
+    for i in 0..queue.len() {
+        let Some(t) = queue.transmit(i) else { break };
+        // A full buffer waits; a send that keeps failing is a loss to repair.
+        for _ in 0..100 {
+            if io.send(udp.get_ref(), &t).is_ok() || udp.writable().await.is_err() {
+                break;
+            }
+        }
+    }
+    queue.clear();
 }
 
 async fn drive(
@@ -99,6 +138,11 @@ async fn drive(
     rx: &Receiver<Input>,
     local: &mut Local<'_>,
 ) -> ExitStatus {
+    let io = match BatchSocket::new(udp.get_ref()) {
+        Ok(io) => io,
+        Err(_) => return ExitStatus::ConnectionLost,
+    };
+    let mut queue = SendQueue::new(io.max_segments());
     loop {
         while let Some(out) = core.poll_output() {
             match local.carry_out(core, out) {
@@ -110,15 +154,19 @@ async fn drive(
                     }
                 }
                 Some(NetAction::Udp(to, bytes)) => {
-                    // Lost datagrams are the transfer machines' business.
-                    let _ = udp.send_to(&bytes, to).await;
+                    queue.push(to, &bytes);
+                    if queue.len() >= 64 {
+                        flush_udp(udp, &io, &mut queue).await;
+                    }
                 }
                 Some(NetAction::Exit(status)) => {
+                    flush_udp(udp, &io, &mut queue).await;
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     return status;
                 }
             }
         }
+        flush_udp(udp, &io, &mut queue).await;
         let next = async { rx.recv().await.unwrap_or(Input::ServerClosed) };
         let input = match core.poll_timeout() {
             Some(deadline) => {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
+use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::client::{
@@ -20,6 +21,7 @@ use huddle_core::transfer::netem::NetemConfig;
 
 use crate::clock;
 use crate::files::{self, TransferFiles};
+use crate::udp::{BatchSocket, SendQueue};
 
 /// Kernel buffer asked for the client's UDP socket: a burst of a fast transfer overflows the
 /// default (208 KiB here) and every overflow is a loss to repair.
@@ -177,24 +179,59 @@ pub fn start_core(opts: &ClientOptions, udp_port: u16) -> (Client, TransferFiles
     )
 }
 
+/// Read the UDP socket in batches (GRO, `recvmmsg`) and hand each run of datagrams to the
+/// core's thread as one input.
 fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Input>) {
     thread::spawn(move || {
-        let mut buf = vec![0u8; 65_536];
+        let Ok(mut io) = BatchSocket::new(&udp) else {
+            return;
+        };
+        let mut got = Vec::new();
         loop {
-            match udp.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let bytes = Bytes::copy_from_slice(&buf[..n]);
-                    if tx.send(Input::Datagram { from, bytes }).is_err() {
+            match io.recv(&udp, &mut got) {
+                Ok(_) => {
+                    for r in got.drain(..) {
+                        let input = Input::Datagrams {
+                            from: r.from,
+                            bytes: r.bytes,
+                            stride: r.stride,
+                        };
+                        if tx.send(input).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if crate::udp::wait(&udp, false, Duration::from_secs(1)).is_err() {
                         return;
                     }
                 }
                 // ICMP "port unreachable" from a vanished peer shows up here on Linux; the
                 // transfer's own timeout deals with the peer, the socket goes on.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::Interrupted
+                    ) => {}
                 Err(_) => return,
             }
         }
     });
+}
+
+/// Send everything queued, waiting for room in the send buffer as needed.
+fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
+    for i in 0..queue.len() {
+        let Some(t) = queue.transmit(i) else { break };
+        // A full buffer waits a little; a send that keeps failing is a loss to repair.
+        for _ in 0..100 {
+            if io.send(udp, &t).is_ok() {
+                break;
+            }
+            let _ = crate::udp::wait(udp, true, Duration::from_millis(10));
+        }
+    }
+    queue.clear();
 }
 
 fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Input>) {
@@ -249,8 +286,13 @@ fn drive(
     rx: &Receiver<Input>,
     local: &mut Local<'_>,
 ) -> ExitStatus {
+    let io = match BatchSocket::new(udp) {
+        Ok(io) => io,
+        Err(_) => return ExitStatus::ConnectionLost,
+    };
+    let mut queue = SendQueue::new(io.max_segments());
     loop {
-        // Carry out everything the core has to say.
+        // Carry out everything the core has to say; datagrams go out in batches.
         while let Some(out) = core.poll_output() {
             match local.carry_out(core, out) {
                 None => {}
@@ -259,16 +301,19 @@ fn drive(
                 }
                 Some(NetAction::Tcp(_)) => {}
                 Some(NetAction::Udp(to, bytes)) => {
-                    // A full buffer or an unreachable peer loses this datagram; the transfer
-                    // machines recover lost datagrams, so the error needs no other handling.
-                    let _ = udp.send_to(&bytes, to);
+                    queue.push(to, &bytes);
+                    if queue.len() >= 64 {
+                        flush_udp(udp, &io, &mut queue);
+                    }
                 }
                 Some(NetAction::Exit(status)) => {
+                    flush_udp(udp, &io, &mut queue);
                     let _ = stream.shutdown(Shutdown::Both);
                     return status;
                 }
             }
         }
+        flush_udp(udp, &io, &mut queue);
         // Wait for the next input, or the core's next timer.
         let input = match core.poll_timeout() {
             Some(deadline) => match rx.recv_timeout(clock::until(deadline, clock::now())) {

@@ -68,3 +68,276 @@ pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> io::Result<UdpSocket> 
     let _ = raise_buffers(&socket, buffer_bytes);
     Ok(socket)
 }
+
+/// Room for one received message: the largest UDP payload, or a GRO batch of smaller
+/// datagrams (the kernel coalesces at most 64 KiB).
+const SLOT: usize = 64 << 10;
+/// Messages taken per receive call (recvmmsg).
+const RECV_BATCH: usize = 16;
+/// Slots per receive block: a block is split into the datagrams handed to the core, so
+/// receiving costs no allocation per datagram, only one per block.
+const BLOCK_SLOTS: usize = 64;
+/// Most bytes one GSO send carries (the segments of a batch add up to at most this).
+const MAX_GSO_BYTES: usize = 64_000;
+
+/// A run of datagrams from one sender, as one receive returned it: `stride`-sized datagrams
+/// back to back (a GRO batch), the last one possibly shorter.
+#[derive(Debug)]
+pub struct Received {
+    /// Who sent them.
+    pub from: SocketAddr,
+    /// The datagrams.
+    pub bytes: bytes::Bytes,
+    /// Size of each datagram but the last.
+    pub stride: usize,
+}
+
+/// The client's UDP socket with batched I/O: UDP GSO to send a run of equal datagrams in one
+/// call and GRO plus `recvmmsg` to receive many per call on Linux (through quinn-udp), one
+/// datagram per call elsewhere. The socket is non-blocking from here on.
+pub struct BatchSocket {
+    state: quinn_udp::UdpSocketState,
+    block: bytes::BytesMut,
+}
+
+impl BatchSocket {
+    /// Prepare `socket` for batched I/O.
+    pub fn new(socket: &UdpSocket) -> io::Result<Self> {
+        Ok(Self {
+            state: quinn_udp::UdpSocketState::new(socket.into())?,
+            block: bytes::BytesMut::new(),
+        })
+    }
+
+    /// Most datagrams one send may carry (1 where the kernel has no GSO).
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// Receive what is queued, without waiting: `WouldBlock` when nothing is.
+    pub fn recv(&mut self, socket: &UdpSocket, out: &mut Vec<Received>) -> io::Result<usize> {
+        if self.block.len() < RECV_BATCH * SLOT {
+            self.block = bytes::BytesMut::zeroed(BLOCK_SLOTS * SLOT);
+        }
+        let mut meta = [quinn_udp::RecvMeta::default(); RECV_BATCH];
+        let n = {
+            let mut slots = self.block[..RECV_BATCH * SLOT].chunks_mut(SLOT);
+            let mut bufs: [io::IoSliceMut<'_>; RECV_BATCH] =
+                std::array::from_fn(|_| io::IoSliceMut::new(slots.next().unwrap_or_default()));
+            self.state.recv(socket.into(), &mut bufs, &mut meta)?
+        };
+        for m in &meta[..n] {
+            let mut slot = self.block.split_to(SLOT);
+            slot.truncate(m.len.min(SLOT));
+            out.push(Received {
+                from: m.addr,
+                bytes: slot.freeze(),
+                stride: if m.stride == 0 { m.len } else { m.stride },
+            });
+        }
+        Ok(n)
+    }
+
+    /// Send one batch; `WouldBlock` when the send buffer is full (wait and try again). Any
+    /// other error loses the batch, which the transfers repair like any loss.
+    pub fn send(&self, socket: &UdpSocket, batch: &quinn_udp::Transmit<'_>) -> io::Result<()> {
+        match self.state.try_send(socket.into(), batch) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    to: SocketAddr,
+    start: usize,
+    end: usize,
+    segment: usize,
+    /// A shorter datagram ended it: nothing more may join.
+    closed: bool,
+}
+
+/// Datagrams waiting to be sent, gathered into runs one GSO send can carry: same
+/// destination, same size (the last may be shorter), at most `max_segments` and
+/// [`MAX_GSO_BYTES`].
+#[derive(Debug, Default)]
+pub struct SendQueue {
+    buf: Vec<u8>,
+    runs: Vec<Run>,
+    max_segments: usize,
+}
+
+impl SendQueue {
+    /// An empty queue for runs of at most `max_segments` datagrams.
+    pub fn new(max_segments: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(MAX_GSO_BYTES * 4),
+            runs: Vec::new(),
+            max_segments: max_segments.max(1),
+        }
+    }
+
+    /// Queue a datagram for `to`.
+    pub fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+        let len = datagram.len();
+        let joins = self.runs.last().is_some_and(|r| {
+            let bytes = r.end - r.start;
+            !r.closed
+                && r.to == to
+                && len <= r.segment
+                && bytes / r.segment < self.max_segments
+                && bytes + len <= MAX_GSO_BYTES
+        });
+        let start = self.buf.len();
+        self.buf.extend_from_slice(datagram);
+        match self.runs.last_mut() {
+            Some(r) if joins => {
+                r.end += len;
+                r.closed = len < r.segment;
+            }
+            _ => self.runs.push(Run {
+                to,
+                start,
+                end: start + len,
+                segment: len.max(1),
+                closed: false,
+            }),
+        }
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// How many sends the queue holds.
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The `i`-th send, as quinn-udp takes it.
+    pub fn transmit(&self, i: usize) -> Option<quinn_udp::Transmit<'_>> {
+        let r = self.runs.get(i)?;
+        Some(quinn_udp::Transmit {
+            destination: r.to,
+            ecn: None,
+            contents: &self.buf[r.start..r.end],
+            segment_size: (r.end - r.start > r.segment).then_some(r.segment),
+            src_ip: None,
+        })
+    }
+
+    /// Forget everything queued (after sending it).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.runs.clear();
+    }
+}
+
+/// Wait until `socket` is readable (or writable, with `write`), at most `timeout`.
+#[cfg(unix)]
+pub fn wait(socket: &UdpSocket, write: bool, timeout: std::time::Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: if write { libc::POLLOUT } else { libc::POLLIN },
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd for the duration of the call.
+    let r = unsafe { libc::poll(&mut fd, 1, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Wait until `socket` is ready, at most `timeout` (no readiness API here: a short nap).
+#[cfg(not(unix))]
+pub fn wait(_socket: &UdpSocket, _write: bool, timeout: std::time::Duration) -> io::Result<()> {
+    std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn equal_datagrams_to_one_peer_make_one_send_and_a_shorter_one_ends_it() {
+        let mut q = SendQueue::new(64);
+        for _ in 0..10 {
+            q.push(addr(1), &[1; 1452]);
+        }
+        q.push(addr(1), &[2; 100]);
+        q.push(addr(1), &[3; 1452]);
+        q.push(addr(2), &[4; 1452]);
+        assert_eq!(q.len(), 3);
+        let first = q.transmit(0).unwrap();
+        assert_eq!(first.contents.len(), 10 * 1452 + 100);
+        assert_eq!(first.segment_size, Some(1452));
+        assert_eq!(q.transmit(1).unwrap().segment_size, None);
+        assert_eq!(q.transmit(2).unwrap().destination, addr(2));
+    }
+
+    #[test]
+    fn a_run_never_exceeds_the_segment_or_byte_limits() {
+        let mut q = SendQueue::new(4);
+        for _ in 0..9 {
+            q.push(addr(1), &[0; 1000]);
+        }
+        assert_eq!(q.len(), 3);
+        let mut big = SendQueue::new(64);
+        for _ in 0..3 {
+            big.push(addr(1), &[0; 30_000]);
+        }
+        assert_eq!(big.len(), 2);
+    }
+
+    #[test]
+    fn a_gso_send_arrives_as_datagrams_of_its_segment_size() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (mut sa, mut sb) = (BatchSocket::new(&a).unwrap(), BatchSocket::new(&b).unwrap());
+        let to = b.local_addr().unwrap();
+        let mut q = SendQueue::new(sa.max_segments());
+        for i in 0..20u8 {
+            q.push(to, &[i; 1200]);
+        }
+        q.push(to, &[99; 7]);
+        for i in 0..q.len() {
+            let t = q.transmit(i).unwrap();
+            while sa.send(&a, &t).is_err() {
+                wait(&a, true, std::time::Duration::from_millis(10)).unwrap();
+            }
+        }
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < 21 && std::time::Instant::now() < deadline {
+            wait(&b, false, std::time::Duration::from_millis(50)).unwrap();
+            let mut out = Vec::new();
+            if sb.recv(&b, &mut out).is_err() {
+                continue;
+            }
+            for r in out {
+                for d in r.bytes.chunks(r.stride) {
+                    got.push(d.to_vec());
+                }
+            }
+        }
+        let _ = &mut sa;
+        assert_eq!(got.len(), 21);
+        for (i, d) in got.iter().take(20).enumerate() {
+            assert_eq!(d, &vec![i as u8; 1200]);
+        }
+        assert_eq!(got[20], vec![99; 7]);
+    }
+}

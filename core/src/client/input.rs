@@ -30,6 +30,18 @@ pub enum Input {
         /// Its bytes.
         bytes: Bytes,
     },
+    /// Several datagrams from one sender, as one receive call returned them (UDP GRO):
+    /// `stride`-sized datagrams back to back, the last possibly shorter. The core splits
+    /// them without copying and handles them as one input (the timers and the outputs run
+    /// once for the lot).
+    Datagrams {
+        /// Who sent them.
+        from: SocketAddr,
+        /// The datagrams.
+        bytes: Bytes,
+        /// Size of each datagram but the last (0: one datagram).
+        stride: usize,
+    },
     /// The driver's answer to [`super::ClientOutput::InspectFile`].
     Inspected(Result<u64, FileProblem>),
     /// The driver's answer to a [`super::FileOp`] of transfer `id`.

@@ -194,6 +194,11 @@ impl Client {
             Input::UserLine(line) => self.handle_user_line(&line, now),
             Input::InputClosed => self.handle_input_closed(now),
             Input::Datagram { from, bytes } => self.handle_datagram(from, bytes, now),
+            Input::Datagrams {
+                from,
+                bytes,
+                stride,
+            } => self.handle_datagrams(from, bytes, stride, now),
             Input::Inspected(result) => self.handle_inspected(result, now),
             Input::File { id, result } => self.handle_file_result(id, result, now),
             Input::Timeout => {}
@@ -214,6 +219,24 @@ impl Client {
     pub(crate) fn handle_datagram(&mut self, from: SocketAddr, bytes: Bytes, now: UnixMillis) {
         let now = self.clock.advance(now);
         self.transfers.handle_datagram(from, bytes, now);
+        self.pump();
+    }
+
+    /// A run of `stride`-sized datagrams from `from` (one GRO receive).
+    fn handle_datagrams(&mut self, from: SocketAddr, bytes: Bytes, stride: usize, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        let stride = if stride == 0 {
+            bytes.len().max(1)
+        } else {
+            stride
+        };
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + stride).min(bytes.len());
+            self.transfers
+                .handle_datagram(from, bytes.slice(at..end), now);
+            at = end;
+        }
         self.pump();
     }
 

@@ -80,6 +80,11 @@ impl Source {
             return Err(Unexpected);
         }
         self.outstanding = false;
+        if self.leaf.is_none() {
+            // Plain mode: hash the whole read at once, where BLAKE3 runs many chunks in
+            // parallel (SIMD), not datagram by datagram.
+            self.hasher.push(&data, None);
+        }
         let mut at = 0usize;
         while at < data.len() {
             let end = (at + self.payload as usize).min(data.len());
@@ -87,7 +92,9 @@ impl Source {
             let cv = self
                 .leaf
                 .and_then(|leaf| leaf_cv(leaf, offset + at as u64, &piece));
-            self.hasher.push(&piece, cv);
+            if self.leaf.is_some() {
+                self.hasher.push(&piece, cv);
+            }
             chunk(piece, cv);
             at = end;
         }
