@@ -65,6 +65,7 @@ struct Run {
     lost: u64,
     receiver_peak_rss: Option<u64>,
     held_peak: u64,
+    srtt_ms: u64,
 }
 
 /// Run the benchmark; it prints its own report.
@@ -226,6 +227,7 @@ fn upload(setup: &ClientSetup<'_>, src: &Path, hash: &blake3::Hash) -> anyhow::R
         lost: sender.get(3).copied().unwrap_or(0),
         receiver_peak_rss: peak,
         held_peak: receiver.get(4).copied().unwrap_or(0),
+        srtt_ms: sender.get(4).copied().unwrap_or(0),
     })
 }
 
@@ -261,7 +263,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
     let mb_s = |secs: f64| size as f64 / secs / 1e6;
     println!();
     println!(
-        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10}",
+        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5}",
         "run",
         "MB/s",
         "time",
@@ -271,15 +273,17 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
         "repeated",
         "lost",
         "recv peak RSS",
-        "held peak"
+        "held peak",
+        "srtt"
     );
     println!(
-        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10}",
+        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5}",
         "TCP copy (reference)",
         mb_s(tcp.secs),
         format!("{:.2} s", tcp.secs),
         secs(Some(tcp.sender_cpu)),
         secs(Some(tcp.receiver_cpu)),
+        "-",
         "-",
         "-",
         "-",
@@ -293,7 +297,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
             format!("UDP {datagram} B")
         };
         println!(
-            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10}",
+            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5}",
             what,
             mb_s(r.secs),
             format!("{:.2} s", r.secs),
@@ -303,7 +307,8 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
             r.repeated,
             r.lost,
             r.receiver_peak_rss.map_or("n/a".into(), mib),
-            mib(r.held_peak)
+            mib(r.held_peak),
+            format!("{} ms", r.srtt_ms)
         );
     }
     println!();

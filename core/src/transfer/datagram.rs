@@ -314,6 +314,36 @@ pub fn encode(d: &Datagram, key: &TagKey) -> Bytes {
 /// value `payload_cv` (which the caller computed once for the file hash too).
 pub fn encode_with(d: &Datagram, key: &TagKey, payload_cv: Option<&ChainingValue>) -> Bytes {
     let mut buf = BytesMut::with_capacity(encoded_len(&d.body));
+    encode_into(d, key, payload_cv, &mut buf)
+}
+
+/// Bytes a datagram pool hands out before it takes a new block.
+const POOL_BLOCK: usize = 1 << 20;
+
+/// Like [`encode_with`], rendering into `pool`, a block the encoder reuses: the datagram is
+/// split off it, so encoding costs no allocation per datagram, only one per block (a block
+/// is freed once every datagram cut from it is dropped).
+pub(crate) fn encode_pooled(
+    d: &Datagram,
+    key: &TagKey,
+    payload_cv: Option<&ChainingValue>,
+    pool: &mut BytesMut,
+) -> Bytes {
+    let len = encoded_len(&d.body);
+    if pool.capacity() - pool.len() < len {
+        *pool = BytesMut::with_capacity(POOL_BLOCK.max(len));
+    }
+    encode_into(d, key, payload_cv, pool)
+}
+
+/// Append `d`, tagged, to `buf` and split it off as a datagram.
+fn encode_into(
+    d: &Datagram,
+    key: &TagKey,
+    payload_cv: Option<&ChainingValue>,
+    buf: &mut BytesMut,
+) -> Bytes {
+    let start = buf.len();
     buf.put_slice(&MAGIC);
     buf.put_u8(VERSION);
     buf.put_u8(d.body.kind().code());
@@ -355,11 +385,13 @@ pub fn encode_with(d: &Datagram, key: &TagKey, payload_cv: Option<&ChainingValue
         Body::Challenge { token } | Body::Response { token } => buf.put_u64(*token),
     }
     let tag = match (&d.body, payload_cv) {
-        (Body::Data { .. }, Some(cv)) => key.tag_with_cv(&buf[..HEADER_LEN + DATA_BODY_LEN], cv),
-        _ => key.tag(&buf),
+        (Body::Data { .. }, Some(cv)) => {
+            key.tag_with_cv(&buf[start..start + HEADER_LEN + DATA_BODY_LEN], cv)
+        }
+        _ => key.tag(&buf[start..]),
     };
     buf.put_slice(&tag);
-    buf.freeze()
+    buf.split_to(buf.len()).split_off(start).freeze()
 }
 
 fn encoded_len(body: &Body) -> usize {

@@ -11,7 +11,8 @@
 //!   [`Receiver::poll_transmit`], until both return `None`; then wait for a datagram or
 //!   [`Receiver::poll_timeout`].
 //! - [`ReceiverEvent::Write`]: write `data` at `offset` of the `.part` file. Writes come in
-//!   file order, so a buffered sequential writer suffices.
+//!   file order, so a buffered sequential writer suffices. In plain mode the in-order bytes
+//!   of the datagrams handled since the last drain come as one write.
 //! - [`ReceiverEvent::Complete`]: every write before it is the whole, verified file: flush and
 //!   give the `.part` file its final name (without overwriting anything).
 //! - [`ReceiverEvent::Aborted`]: delete the `.part` file. The machine stays a little longer
@@ -37,7 +38,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::datagram::{self, Ack, Body, ChainingValue, Datagram, DatagramError, TagKey};
 use super::reassembly::{Insert, Reassembly};
@@ -67,6 +68,9 @@ pub const MIN_PAYLOAD: u64 =
 /// After the end, stragglers from the sender are answered (with `Done` or `Abort`) at most
 /// this often (ms): enough for a sender that missed the answer, never a flood.
 const ANSWER_EVERY_MS: u64 = 10;
+
+/// In-order bytes gathered before they are hashed and handed to the driver (plain mode).
+const STAGE_BYTES: usize = 256 << 10;
 
 /// How long a challenge to a new sender address waits for its answer (ms).
 const CHALLENGE_TIMEOUT_MS: u64 = 1_000;
@@ -167,6 +171,8 @@ pub struct Receiver {
     expected_hash: Option<[u8; HASH_LEN]>,
     held: Reassembly,
     memory_cap: u64,
+    /// Plain mode: in-order bytes gathered for one hash update and one write.
+    staged: BytesMut,
     // Acknowledgements.
     pns: RangeSet,
     largest_pn: Option<u64>,
@@ -223,6 +229,7 @@ impl Receiver {
             expected_hash: None,
             held: Reassembly::default(),
             memory_cap: config.receive_memory,
+            staged: BytesMut::new(),
             pns: RangeSet::new(),
             largest_pn: None,
             largest_pn_time: now,
@@ -352,6 +359,7 @@ impl Receiver {
         self.state = state;
         self.events.push_back(event);
         self.held.clear();
+        self.staged.clear();
         self.ack_now = false;
         self.challenge = None;
         self.timers.stop_all();
@@ -610,11 +618,39 @@ impl Receiver {
     }
 
     fn deliver(&mut self, data: Bytes, cv: Option<ChainingValue>) {
-        if let Some(h) = self.hasher.as_mut() {
-            h.push(&data, cv);
+        if self.leaf.is_some() {
+            // Tree mode: the payload's CV was computed with its tag; hand the bytes on as
+            // they are.
+            if let Some(h) = self.hasher.as_mut() {
+                h.push(&data, cv);
+            }
+            let offset = self.cum;
+            self.cum += data.len() as u64;
+            self.events.push_back(ReceiverEvent::Write { offset, data });
+            return;
         }
-        let offset = self.cum;
+        // Plain mode: gather in-order payloads into one run, hashed and written as a whole
+        // (BLAKE3 hashes a long run many chunks at a time; datagram by datagram it cannot).
+        if self.staged.is_empty() {
+            self.staged.reserve(STAGE_BYTES);
+        }
+        self.staged.extend_from_slice(&data);
         self.cum += data.len() as u64;
+        if self.staged.len() >= STAGE_BYTES || self.cum == self.file_size {
+            self.flush_staged();
+        }
+    }
+
+    /// Hash and hand on the gathered in-order bytes.
+    fn flush_staged(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        let data = self.staged.split().freeze();
+        if let Some(h) = self.hasher.as_mut() {
+            h.push(&data, None);
+        }
+        let offset = self.cum - data.len() as u64;
         self.events.push_back(ReceiverEvent::Write { offset, data });
     }
 
@@ -699,8 +735,12 @@ impl Receiver {
         self.timers.next()
     }
 
-    /// The next file operation or outcome, if any.
+    /// The next file operation or outcome, if any. In-order bytes gathered since the last
+    /// drain come out here as one write.
     pub fn poll_event(&mut self) -> Option<ReceiverEvent> {
+        if self.events.is_empty() {
+            self.flush_staged();
+        }
         self.events.pop_front()
     }
 

@@ -38,7 +38,7 @@ mod source;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use self::chunks::Chunks;
 use self::flight::{Flight, SentPacket};
@@ -153,6 +153,8 @@ pub struct Sender {
     abort_reason: Option<AbortReason>,
     control: VecDeque<Bytes>,
     events: VecDeque<SenderEvent>,
+    /// Where data datagrams are rendered (one allocation per block, not per datagram).
+    pool: BytesMut,
     // Models.
     rtt: RttEstimator,
     rate: RateController,
@@ -216,6 +218,7 @@ impl Sender {
             abort_reason: None,
             control: VecDeque::new(),
             events: VecDeque::new(),
+            pool: BytesMut::new(),
             rtt: RttEstimator::new(config.initial_rtt_ms),
             rate: RateController::new(
                 now,
@@ -708,7 +711,12 @@ impl Sender {
             offset: self.chunks.offset_of(index),
             payload,
         };
-        let bytes = datagram::encode_with(&Datagram { id: self.id, body }, &self.key, cv.as_ref());
+        let bytes = datagram::encode_pooled(
+            &Datagram { id: self.id, body },
+            &self.key,
+            cv.as_ref(),
+            &mut self.pool,
+        );
         self.stats.wire_bytes += bytes.len() as u64;
         let size = bytes.len() as u64;
         self.pacer.on_sent(size);
