@@ -66,6 +66,7 @@ struct Run {
     receiver_peak_rss: Option<u64>,
     held_peak: u64,
     srtt_ms: u64,
+    probe_timeouts: u64,
 }
 
 /// Run the benchmark; it prints its own report.
@@ -228,6 +229,7 @@ fn upload(setup: &ClientSetup<'_>, src: &Path, hash: &blake3::Hash) -> anyhow::R
         receiver_peak_rss: peak,
         held_peak: receiver.get(4).copied().unwrap_or(0),
         srtt_ms: sender.get(4).copied().unwrap_or(0),
+        probe_timeouts: sender.get(5).copied().unwrap_or(0),
     })
 }
 
@@ -263,7 +265,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
     let mb_s = |secs: f64| size as f64 / secs / 1e6;
     println!();
     println!(
-        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5}",
+        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
         "run",
         "MB/s",
         "time",
@@ -274,15 +276,17 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
         "lost",
         "recv peak RSS",
         "held peak",
-        "srtt"
+        "srtt",
+        "PTOs"
     );
     println!(
-        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5}",
+        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
         "TCP copy (reference)",
         mb_s(tcp.secs),
         format!("{:.2} s", tcp.secs),
         secs(Some(tcp.sender_cpu)),
         secs(Some(tcp.receiver_cpu)),
+        "-",
         "-",
         "-",
         "-",
@@ -297,7 +301,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
             format!("UDP {datagram} B")
         };
         println!(
-            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5}",
+            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
             what,
             mb_s(r.secs),
             format!("{:.2} s", r.secs),
@@ -308,7 +312,8 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
             r.lost,
             r.receiver_peak_rss.map_or("n/a".into(), mib),
             mib(r.held_peak),
-            format!("{} ms", r.srtt_ms)
+            format!("{} ms", r.srtt_ms),
+            r.probe_timeouts
         );
     }
     println!();
@@ -335,8 +340,9 @@ mod tests {
     #[test]
     fn the_counters_of_a_closing_line_are_read_in_order() {
         let line = "clip.mp4 has been uploaded to luke (256.0 MiB in 1.4 s, 180.0 MiB/s) \
-                    [1432 ms, 190650 datagrams sent, 12 repeated, 11 lost, srtt 1 ms]";
-        assert_eq!(counters(line), vec![1432, 190650, 12, 11, 1]);
+                    [1432 ms, 190650 datagrams sent, 12 repeated, 11 lost, srtt 1 ms, \
+                    3 probe timeouts, longest wait 7 ms]";
+        assert_eq!(counters(line), vec![1432, 190650, 12, 11, 1, 3, 7]);
         assert_eq!(counters("no counters"), Vec::<u64>::new());
     }
 }

@@ -93,12 +93,14 @@ impl Transfers {
             (true, Some(Role::Send(s))) => {
                 let st = s.stats();
                 format!(
-                    " [{} ms, {} datagrams sent, {} repeated, {} lost, srtt {} ms]",
+                    " [{} ms, {} datagrams sent, {} repeated, {} lost, srtt {} ms, {} probe timeouts, longest wait {} ms]",
                     now.millis_since(since),
                     st.datagrams_sent,
                     st.retransmissions,
                     st.lost,
-                    st.srtt_ms
+                    st.srtt_ms,
+                    st.probe_timeouts,
+                    st.longest_probe_wait_ms
                 )
             }
             _ => String::new(),

@@ -94,6 +94,10 @@ pub struct SenderStats {
     pub retransmissions: u64,
     /// Data datagrams declared lost.
     pub lost: u64,
+    /// Probe timeouts that fired (nothing acknowledged for a while: probes went out).
+    pub probe_timeouts: u64,
+    /// Longest backed-off probe timeout waited, in ms.
+    pub longest_probe_wait_ms: u64,
     /// Of those, how many were acknowledged later: reordering, not loss.
     pub spurious_losses: u64,
     /// Bytes written to the wire, all kinds.
@@ -590,6 +594,11 @@ impl Sender {
             self.detect_lost(now);
         }
         if self.pto_deadline().is_some_and(|t| t <= now) {
+            self.stats.probe_timeouts += 1;
+            self.stats.longest_probe_wait_ms = self
+                .stats
+                .longest_probe_wait_ms
+                .max(now.millis_since(self.last_sent));
             self.pto_count = self.pto_count.saturating_add(1);
             self.probes = PROBES_PER_TIMEOUT;
             // The probe timer restarts from the probes, not from the last data packet.
