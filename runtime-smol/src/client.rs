@@ -118,17 +118,22 @@ async fn read_udp(udp: UdpSocket, tx: Sender<Input>) {
 }
 
 /// Send everything queued, waiting for room in the send buffer as needed.
+///
+/// The wait for room is a blocking `poll` on this thread, as in the std runtime: the queue's
+/// sends borrow it, and the loop has nothing else to do until they are out.
 async fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
-    for i in 0..queue.len() {
-        let Some(t) = queue.transmit(i) else { break };
-        // A full buffer waits; a send that keeps failing is a loss to repair.
+    queue.drain(|t| {
         for _ in 0..100 {
-            if io.send(udp.get_ref(), &t).is_ok() || udp.writable().await.is_err() {
+            if io.send(udp.get_ref(), t).is_ok() {
                 break;
             }
+            let _ = huddle_runtime_std::udp::wait(
+                udp.get_ref(),
+                true,
+                std::time::Duration::from_millis(10),
+            );
         }
-    }
-    queue.clear();
+    });
 }
 
 async fn drive(
@@ -154,7 +159,7 @@ async fn drive(
                     }
                 }
                 Some(NetAction::Udp(to, bytes)) => {
-                    queue.push(to, &bytes);
+                    queue.push(to, bytes);
                     if queue.len() >= 64 {
                         flush_udp(udp, &io, &mut queue).await;
                     }

@@ -221,17 +221,15 @@ fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Input>) {
 
 /// Send everything queued, waiting for room in the send buffer as needed.
 fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
-    for i in 0..queue.len() {
-        let Some(t) = queue.transmit(i) else { break };
+    queue.drain(|t| {
         // A full buffer waits a little; a send that keeps failing is a loss to repair.
         for _ in 0..100 {
-            if io.send(udp, &t).is_ok() {
+            if io.send(udp, t).is_ok() {
                 break;
             }
             let _ = crate::udp::wait(udp, true, Duration::from_millis(10));
         }
-    }
-    queue.clear();
+    });
 }
 
 fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Input>) {
@@ -301,7 +299,7 @@ fn drive(
                 }
                 Some(NetAction::Tcp(_)) => {}
                 Some(NetAction::Udp(to, bytes)) => {
-                    queue.push(to, &bytes);
+                    queue.push(to, bytes);
                     if queue.len() >= 64 {
                         flush_udp(udp, &io, &mut queue);
                     }

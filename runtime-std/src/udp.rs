@@ -148,11 +148,11 @@ impl BatchSocket {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Run {
     to: SocketAddr,
-    start: usize,
-    end: usize,
+    datagrams: Vec<bytes::Bytes>,
+    bytes: usize,
     segment: usize,
     /// A shorter datagram ended it: nothing more may join.
     closed: bool,
@@ -160,49 +160,55 @@ struct Run {
 
 /// Datagrams waiting to be sent, gathered into runs one GSO send can carry: same
 /// destination, same size (the last may be shorter), at most `max_segments` and
-/// [`MAX_GSO_BYTES`].
+/// [`MAX_GSO_BYTES`]. A run of one datagram is sent from its own bytes; a longer run is
+/// copied once into one contiguous buffer, as a GSO send needs.
 #[derive(Debug, Default)]
 pub struct SendQueue {
-    buf: Vec<u8>,
     runs: Vec<Run>,
     max_segments: usize,
+    scratch: Vec<u8>,
+    /// Emptied runs' vectors, kept so a flush costs no allocation.
+    spare: Vec<Vec<bytes::Bytes>>,
 }
 
 impl SendQueue {
     /// An empty queue for runs of at most `max_segments` datagrams.
     pub fn new(max_segments: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(MAX_GSO_BYTES * 4),
             runs: Vec::new(),
             max_segments: max_segments.max(1),
+            scratch: Vec::with_capacity(MAX_GSO_BYTES),
+            spare: Vec::new(),
         }
     }
 
     /// Queue a datagram for `to`.
-    pub fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+    pub fn push(&mut self, to: SocketAddr, datagram: bytes::Bytes) {
         let len = datagram.len();
-        let joins = self.runs.last().is_some_and(|r| {
-            let bytes = r.end - r.start;
-            !r.closed
-                && r.to == to
-                && len <= r.segment
-                && bytes / r.segment < self.max_segments
-                && bytes + len <= MAX_GSO_BYTES
-        });
-        let start = self.buf.len();
-        self.buf.extend_from_slice(datagram);
+        let max_segments = self.max_segments;
         match self.runs.last_mut() {
-            Some(r) if joins => {
-                r.end += len;
+            Some(r)
+                if !r.closed
+                    && r.to == to
+                    && len <= r.segment
+                    && r.datagrams.len() < max_segments
+                    && r.bytes + len <= MAX_GSO_BYTES =>
+            {
+                r.bytes += len;
                 r.closed = len < r.segment;
+                r.datagrams.push(datagram);
             }
-            _ => self.runs.push(Run {
-                to,
-                start,
-                end: start + len,
-                segment: len.max(1),
-                closed: false,
-            }),
+            _ => {
+                let mut datagrams = self.spare.pop().unwrap_or_default();
+                datagrams.push(datagram);
+                self.runs.push(Run {
+                    to,
+                    datagrams,
+                    bytes: len,
+                    segment: len.max(1),
+                    closed: false,
+                });
+            }
         }
     }
 
@@ -216,22 +222,29 @@ impl SendQueue {
         self.runs.len()
     }
 
-    /// The `i`-th send, as quinn-udp takes it.
-    pub fn transmit(&self, i: usize) -> Option<quinn_udp::Transmit<'_>> {
-        let r = self.runs.get(i)?;
-        Some(quinn_udp::Transmit {
-            destination: r.to,
-            ecn: None,
-            contents: &self.buf[r.start..r.end],
-            segment_size: (r.end - r.start > r.segment).then_some(r.segment),
-            src_ip: None,
-        })
-    }
-
-    /// Forget everything queued (after sending it).
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.runs.clear();
+    /// Hand every queued send, as quinn-udp takes it, to `send`, in order; then forget them.
+    pub fn drain(&mut self, mut send: impl FnMut(&quinn_udp::Transmit<'_>)) {
+        for mut r in self.runs.drain(..) {
+            let contents: &[u8] = match r.datagrams.as_slice() {
+                [one] => one,
+                many => {
+                    self.scratch.clear();
+                    for d in many {
+                        self.scratch.extend_from_slice(d);
+                    }
+                    &self.scratch
+                }
+            };
+            send(&quinn_udp::Transmit {
+                destination: r.to,
+                ecn: None,
+                contents,
+                segment_size: (r.datagrams.len() > 1).then_some(r.segment),
+                src_ip: None,
+            });
+            r.datagrams.clear();
+            self.spare.push(r.datagrams);
+        }
     }
 }
 
@@ -271,33 +284,47 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    fn d(byte: u8, len: usize) -> bytes::Bytes {
+        bytes::Bytes::from(vec![byte; len])
+    }
+
+    fn sends(q: &mut SendQueue) -> Vec<(SocketAddr, usize, Option<usize>)> {
+        let mut out = Vec::new();
+        q.drain(|t| out.push((t.destination, t.contents.len(), t.segment_size)));
+        out
+    }
+
     #[test]
     fn equal_datagrams_to_one_peer_make_one_send_and_a_shorter_one_ends_it() {
         let mut q = SendQueue::new(64);
         for _ in 0..10 {
-            q.push(addr(1), &[1; 1452]);
+            q.push(addr(1), d(1, 1452));
         }
-        q.push(addr(1), &[2; 100]);
-        q.push(addr(1), &[3; 1452]);
-        q.push(addr(2), &[4; 1452]);
+        q.push(addr(1), d(2, 100));
+        q.push(addr(1), d(3, 1452));
+        q.push(addr(2), d(4, 1452));
         assert_eq!(q.len(), 3);
-        let first = q.transmit(0).unwrap();
-        assert_eq!(first.contents.len(), 10 * 1452 + 100);
-        assert_eq!(first.segment_size, Some(1452));
-        assert_eq!(q.transmit(1).unwrap().segment_size, None);
-        assert_eq!(q.transmit(2).unwrap().destination, addr(2));
+        assert_eq!(
+            sends(&mut q),
+            vec![
+                (addr(1), 10 * 1452 + 100, Some(1452)),
+                (addr(1), 1452, None),
+                (addr(2), 1452, None)
+            ]
+        );
+        assert!(q.is_empty());
     }
 
     #[test]
     fn a_run_never_exceeds_the_segment_or_byte_limits() {
         let mut q = SendQueue::new(4);
         for _ in 0..9 {
-            q.push(addr(1), &[0; 1000]);
+            q.push(addr(1), d(0, 1000));
         }
         assert_eq!(q.len(), 3);
         let mut big = SendQueue::new(64);
         for _ in 0..3 {
-            big.push(addr(1), &[0; 30_000]);
+            big.push(addr(1), d(0, 30_000));
         }
         assert_eq!(big.len(), 2);
     }
@@ -310,15 +337,14 @@ mod tests {
         let to = b.local_addr().unwrap();
         let mut q = SendQueue::new(sa.max_segments());
         for i in 0..20u8 {
-            q.push(to, &[i; 1200]);
+            q.push(to, d(i, 1200));
         }
-        q.push(to, &[99; 7]);
-        for i in 0..q.len() {
-            let t = q.transmit(i).unwrap();
-            while sa.send(&a, &t).is_err() {
+        q.push(to, d(99, 7));
+        q.drain(|t| {
+            while sa.send(&a, t).is_err() {
                 wait(&a, true, std::time::Duration::from_millis(10)).unwrap();
             }
-        }
+        });
         let mut got: Vec<Vec<u8>> = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while got.len() < 21 && std::time::Instant::now() < deadline {
