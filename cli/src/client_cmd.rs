@@ -46,6 +46,13 @@ pub struct ClientArgs {
     /// datagrams, repeats, losses, memory held).
     #[arg(long)]
     pub transfer_stats: bool,
+    /// Most uploads this client runs at once; another UPD is refused until one finishes.
+    #[arg(long, value_name = "N", default_value_t = huddle_core::transfer::TransferConfig::default().max_outgoing)]
+    pub max_uploads: usize,
+    /// Most downloads this client receives at once; more are refused and their presenters
+    /// told why.
+    #[arg(long, value_name = "N", default_value_t = huddle_core::transfer::TransferConfig::default().max_incoming)]
+    pub max_downloads: usize,
 }
 
 fn resolve(ip: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -72,8 +79,13 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
             args.datagram_size
         );
     }
+    if args.max_uploads == 0 || args.max_downloads == 0 {
+        anyhow::bail!("--max-uploads and --max-downloads must be at least 1");
+    }
     let transfer = huddle_core::transfer::TransferConfig {
         max_datagram: args.datagram_size,
+        max_outgoing: args.max_uploads,
+        max_incoming: args.max_downloads,
         seed: u64::from_le_bytes(seed()),
         ..Default::default()
     };

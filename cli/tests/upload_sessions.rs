@@ -288,3 +288,47 @@ fn uploads_through_emulated_loss_arrive_intact_and_say_what_they_repeated() {
         assert!(saved(&luke, "yoda_lossy.mp4") == data, "{rt}");
     }
 }
+
+#[test]
+fn a_client_with_max_downloads_refuses_one_more_and_its_presenter_is_told_why() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let luke = LiveClient::login_with(
+            &server,
+            rt,
+            "luke",
+            "r2d2",
+            tempfile::tempdir().unwrap(),
+            &["--max-downloads", "1"],
+        );
+        // yoda's path loses almost everything, so its upload stays running.
+        let mut yoda = LiveClient::login_with(
+            &server,
+            rt,
+            "yoda",
+            "jedi*knight",
+            tempfile::tempdir().unwrap(),
+            &["--emulate-loss", "99"],
+        );
+        let mut leia = LiveClient::login(&server, "leia", "alderaan");
+        let src = tempfile::tempdir().unwrap();
+        let slow = write(src.path(), "slow.mp4", &video(1 << 20, 1));
+        let next = write(src.path(), "next.mp4", &video(100_000, 2));
+        yoda.command(
+            &format!("UPD luke {}", slow.display()),
+            "Uploading slow.mp4",
+        );
+        luke.out.wait_for("Incoming upload: yoda sends slow.mp4");
+        let line = leia.command(
+            &format!("UPD luke {}", next.display()),
+            "Upload of next.mp4 to luke failed",
+        );
+        assert!(
+            line.contains("luke's client is receiving too many files at once"),
+            "{rt}: {line}"
+        );
+        luke.out
+            .wait_for("Refused the upload of next.mp4 from leia: already receiving 1 file at once");
+    }
+}

@@ -140,10 +140,11 @@ impl Transfers {
     pub fn upload_refusal(&self) -> Option<String> {
         let max = self.config.max_outgoing;
         (self.uploads.len() >= max).then(|| {
-            format!(
-                "{} uploads are running already (the most at once); wait for one to finish",
-                self.uploads.len()
-            )
+            let running = match self.uploads.len() {
+                1 => "1 upload is".to_string(),
+                n => format!("{n} uploads are"),
+            };
+            format!("{running} running already (the most at once); wait for one to finish")
         })
     }
 
@@ -234,10 +235,13 @@ impl Transfers {
                 out,
                 Tone::Error,
                 format!(
-                    "Refused the upload of {} from {}: already receiving {} files at once (the most this client takes)",
+                    "Refused the upload of {} from {}: already receiving {} at once (the most this client takes)",
                     grant.name,
                     grant.user,
-                    self.downloads.len()
+                    match self.downloads.len() {
+                        1 => "1 file".to_string(),
+                        n => format!("{n} files"),
+                    }
                 ),
             );
             self.set.add_receiver(refuse(AbortReason::Busy, config));

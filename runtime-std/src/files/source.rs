@@ -4,7 +4,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek};
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// An open upload source.
 pub struct SourceFile {
@@ -32,9 +32,13 @@ impl SourceFile {
             self.file.seek(io::SeekFrom::Start(offset))?;
             self.pos = offset;
         }
-        let mut data = BytesMut::zeroed(len);
-        self.file.read_exact(&mut data)?;
+        // Read into fresh capacity (no zeroing first: `read_to_end` fills it as it goes).
+        let mut data = Vec::with_capacity(len);
+        (&mut self.file).take(len as u64).read_to_end(&mut data)?;
+        if data.len() != len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
         self.pos += len as u64;
-        Ok(data.freeze())
+        Ok(Bytes::from(data))
     }
 }
