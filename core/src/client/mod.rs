@@ -170,7 +170,7 @@ impl Client {
         self.outputs.pop_front()
     }
 
-    /// When [`Client::handle_timeout`] should next be called, if ever.
+    /// When the core next wants [`Input::Timeout`], if ever.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         let emulated = self.emulation.as_ref().and_then(Emulation::poll_timeout);
         [self.transfers.poll_timeout(), emulated]

@@ -101,7 +101,7 @@ impl ExitStatus {
 }
 
 /// A file operation the core needs for an upload or a download; the driver answers with
-/// [`super::Client::handle_file_result`] where the operation says so.
+/// [`super::Client::handle_input`] with [`super::Input::File`] where the operation says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileOp {
     /// Open `path` for reading as the source of upload `id` (answer only on failure).
@@ -246,7 +246,7 @@ pub enum ClientOutput {
         bytes: Bytes,
     },
     /// Check the file the user wants to upload; answer with
-    /// [`super::Client::handle_inspected`].
+    /// [`super::Client::handle_input`] with [`super::Input::Inspected`].
     InspectFile {
         /// The path as typed.
         path: String,

@@ -11,7 +11,7 @@
 //! it before parsing the body, so a forged or corrupted datagram never reaches the state
 //! machines. The transfer id travels in clear so a client can route before authenticating.
 //!
-//! In tree mode (see [`super::tree`]: payloads are aligned power-of-two leaves of the file's
+//! In tree mode (see `tree`: payloads are aligned power-of-two leaves of the file's
 //! BLAKE3 tree, announced by the `Hello`'s payload size) the tag of a `Data` datagram covers
 //! the header, packet number, offset and the payload's BLAKE3 chaining value instead of the
 //! payload bytes: still a keyed BLAKE3 over a collision-resistant digest of every byte, but the

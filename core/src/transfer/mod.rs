@@ -1,30 +1,36 @@
-//! Reliable, fast, authenticated file transfer over UDP (issue 3), without any I/O.
+//! Reliable, fast, authenticated file transfer over UDP (issues 3 and 8), without any I/O.
 //!
 //! A presenter's client runs a [`Sender`], the audience's client a [`Receiver`]; both are
 //! Sans-IO state machines in the quinn-proto / str0m mould:
 //!
-//! - network input: `handle_datagram(bytes, now)`;
+//! - network input: `handle_datagram(from, bytes, now)`;
 //! - timer input: `handle_timeout(now)` (a spurious call is harmless);
 //! - file input (sender only): [`Sender::handle_file_data`], answering a
-//!   [`SenderEvent::Read`] request;
-//! - output: `poll_transmit(now)` (datagrams to send to the peer), `poll_event()` (file
-//!   operations and outcomes), `poll_timeout()` (when to call `handle_timeout` next).
+//!   [`SenderEvent::Read`] request; a driver's failure: `abort(reason, now)`;
+//! - output: `poll_event()` (file operations and outcomes), then `poll_transmit(now)`
+//!   (datagrams and where they go), then `poll_timeout()` (when to call `handle_timeout`).
 //!
 //! After every input a driver drains `poll_event` and `poll_transmit` until both return
 //! `None`, then sleeps until `poll_timeout` or the next datagram. The driver does the I/O: it
-//! reads the file ranges the sender asks for, writes what the receiver emits into the `.part`
-//! file, renames it on [`ReceiverEvent::Complete`] and deletes it on
-//! [`ReceiverEvent::Aborted`].
+//! reads the file ranges the sender asks for, writes what the receiver emits into the part
+//! file, names it on [`ReceiverEvent::Complete`] and deletes it on [`ReceiverEvent::Aborted`].
 //!
-//! Several transfers share one UDP socket: every datagram starts with its [`TransferId`], which
-//! [`datagram::peek_transfer_id`] reads without a key, and ends with a tag keyed by the
-//! per-transfer [`TransferSecret`]. [`TransferSet`] does that routing for a client that sends
-//! and receives several files at once.
+//! Both peers learn each other's address from the server's handshake and answer only there
+//! (a receiver follows a sender that moved only once it answered a challenge from its new
+//! address). Several transfers share one UDP socket: every datagram starts with its
+//! [`TransferId`], which [`datagram::peek_transfer_id`] reads without a key, and ends with a
+//! tag keyed by the per-transfer [`TransferSecret`]. [`TransferSet`] routes, takes the
+//! transfers in turn and shares the receivers' memory budget.
 //!
-//! The pieces, one module per concept: [`datagram`] (wire format), [`sack`] (range sets),
-//! [`rtt`] (RFC 6298/9002 estimator), [`rate`] (BBR-style delivery-rate controller),
-//! [`pacer`] (token bucket), [`tree`] (the file hash from payload hashes), [`sender`],
-//! [`receiver`], [`set`] (routing), [`names`] (safe file names) and [`netem`] (a seeded lossy channel for tests and simulations).
+//! The pieces, one module per concept: [`datagram`] (wire format and, in one place, the
+//! per-datagram authentication: rendered and tagged into a caller's buffer, checked before
+//! parsing), `sack` (range sets), `rtt` (RFC 6298/9002 estimator), `rate` (BBR-style
+//! delivery-rate controller), `pacer` (token bucket), `tree` (the file hash from payload
+//! hashes), `timer` (the timer table both machines use), [`sender`] (with its file
+//! `source`, `chunks` window and packets in `flight`), [`receiver`] (with `reassembly`,
+//! out-of-order data bounded in bytes), [`set`] (routing), [`names`] (safe file names, the
+//! names a download gets) and [`netem`] (a seeded lossy channel for tests, simulations and
+//! the benchmark).
 
 pub mod datagram;
 pub mod names;

@@ -30,7 +30,7 @@
 //! Data arriving out of order waits in memory until the gap before it fills, then goes to the
 //! hasher and the driver. The receiver advertises a window (`cum + receive_window`) and drops
 //! anything beyond it, and every held segment is charged its bookkeeping overhead against a
-//! memory cap (see [`super::reassembly`]), shared by all receivers of a [`super::TransferSet`].
+//! memory cap (see `reassembly`), shared by all receivers of a [`super::TransferSet`].
 //! Payloads must be whole, aligned chunks of the size the `Hello` announced (at least
 //! [`MIN_PAYLOAD`] bytes), so a sender of tiny datagrams breaks the protocol instead of
 //! filling the memory.
