@@ -1,9 +1,9 @@
 //! The file side of uploads and downloads: carries out the client core's [`FileOp`]s.
 //!
 //! Shared by both runtimes (file I/O is blocking either way and fast next to the network).
-//! Sources are read as the sender asks ([`source`]); downloads are written to the part file
+//! Sources are read as the sender asks ([`SourceFile`]); downloads are written to the part file
 //! the core names, fsynced, and given exactly the final name the core offers, never over an
-//! existing file ([`part`]). Nothing is decided here: names, retries and clean-up rules come
+//! existing file ([`PartFile`]). Nothing is decided here: names, retries and clean-up rules come
 //! from the core.
 
 mod part;

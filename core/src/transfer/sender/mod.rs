@@ -18,8 +18,8 @@
 //!   receiver that missed it.
 //!
 //! # How it works
-//! The pieces, one module each: [`source`] reads the file and hashes it, [`chunks`] holds
-//! what was read until it is acknowledged and decides what goes next, [`flight`] tracks the
+//! The pieces, one module each: `source` reads the file and hashes it, `chunks` holds
+//! what was read until it is acknowledged and decides what goes next, `flight` tracks the
 //! packets in flight and detects losses; the RTT estimator, the rate controller and the
 //! pacer are the transfer's own modules. A `Hello` (repeated on the probe timeout) opens the
 //! transfer and measures a first RTT. Data goes in payload-sized chunks, one fresh packet
