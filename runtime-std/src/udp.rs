@@ -160,7 +160,7 @@ struct Run {
 
 /// Datagrams waiting to be sent, gathered into runs one GSO send can carry: same
 /// destination, same size (the last may be shorter), at most `max_segments` and
-/// [`MAX_GSO_BYTES`]. A run of one datagram is sent from its own bytes; a longer run is
+/// 64 000 bytes. A run of one datagram is sent from its own bytes; a longer run is
 /// copied once into one contiguous buffer, as a GSO send needs.
 #[derive(Debug, Default)]
 pub struct SendQueue {
