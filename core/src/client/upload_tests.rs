@@ -889,3 +889,45 @@ fn an_audience_that_logs_out_right_after_a_download_still_confirms_it_to_the_pre
         "nothing was running"
     );
 }
+
+#[test]
+fn three_thousand_pipelined_announcements_open_at_most_the_limit_of_part_files() {
+    // A hostile (or broken) server pushes 3,000 upload announcements at once.
+    let mut w = World::new();
+    let luke = w.join("luke", "r2d2");
+    let now = UnixMillis(w.now);
+    let mut lines = String::new();
+    for i in 0..3_000u64 {
+        let grant = crate::proto::upload::UploadGrant {
+            id: TransferId(0x1000 + i),
+            secret: crate::transfer::TransferSecret([i as u8; 32]),
+            peer: "127.0.0.1:9000".parse().unwrap(),
+            user: UserName::new("yoda").unwrap(),
+            size: 1_000_000,
+            name: format!("v{i}.mp4"),
+        };
+        lines.push_str(&format!("* {grant}\n"));
+    }
+    let p = &mut w.peers[luke];
+    p.client
+        .handle_input(Input::ServerBytes(Bytes::from(lines)), now);
+    let (mut creates, mut refusals, mut aborts) = (0, 0, 0);
+    while let Some(o) = p.client.poll_output() {
+        match o {
+            ClientOutput::File(FileOp::CreatePart { .. }) => creates += 1,
+            ClientOutput::Show(d) if d.text.contains("already receiving 16 files at once") => {
+                refusals += 1
+            }
+            ClientOutput::Transmit { .. } => aborts += 1,
+            _ => {}
+        }
+    }
+    let max = TransferConfig::default().max_incoming;
+    assert_eq!(creates, max, "one part file per accepted download, no more");
+    assert_eq!(refusals, 3_000 - max);
+    assert_eq!(aborts, 3_000 - max, "each refused presenter is told");
+    // The refusals linger briefly to repeat themselves, then are gone.
+    assert_eq!(w.peers[luke].client.transfers.held(), 3_000);
+    w.run_until(w.now + 5_000, |_| false);
+    assert_eq!(w.peers[luke].client.transfers.held(), max);
+}

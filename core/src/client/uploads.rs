@@ -130,6 +130,12 @@ impl Transfers {
         !self.uploads.is_empty() || !self.downloads.is_empty()
     }
 
+    /// How many transfers the socket's set still holds (running, or lingering after the end).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.set.ids().count()
+    }
+
     /// Whether a finished download still confirms itself to its presenter: leaving now could
     /// leave the presenter unsure whether the file arrived.
     pub fn is_lingering(&self) -> bool {
