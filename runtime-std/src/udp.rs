@@ -76,7 +76,7 @@ const SLOT: usize = 64 << 10;
 const RECV_BATCH: usize = 16;
 /// Slots per receive block: a block is split into the datagrams handed to the core, so
 /// receiving costs no allocation per datagram, only one per block.
-const BLOCK_SLOTS: usize = 64;
+const BLOCK_SLOTS: usize = 32;
 /// Most bytes one GSO send carries (the segments of a batch add up to at most this).
 const MAX_GSO_BYTES: usize = 64_000;
 
@@ -97,8 +97,15 @@ pub struct Received {
 /// datagram per call elsewhere. The socket is non-blocking from here on.
 pub struct BatchSocket {
     state: quinn_udp::UdpSocketState,
+    /// The block being filled; `spare` holds earlier ones, to reuse once every datagram cut
+    /// from them is dropped (no fresh pages to fault in and zero for every block).
     block: bytes::BytesMut,
+    spare: std::collections::VecDeque<bytes::BytesMut>,
+    fresh_blocks: u64,
 }
+
+/// Blocks kept for reuse.
+const SPARE_BLOCKS: usize = 3;
 
 impl BatchSocket {
     /// Prepare `socket` for batched I/O.
@@ -106,7 +113,43 @@ impl BatchSocket {
         Ok(Self {
             state: quinn_udp::UdpSocketState::new(socket.into())?,
             block: bytes::BytesMut::new(),
+            spare: std::collections::VecDeque::new(),
+            fresh_blocks: 0,
         })
+    }
+
+    /// Move on to a block with room for a batch: the oldest earlier block if everything
+    /// cut from it was dropped meanwhile, else a fresh one.
+    fn next_block(&mut self) {
+        let full = BLOCK_SLOTS * SLOT;
+        let used = std::mem::take(&mut self.block);
+        if used.capacity() > 0 {
+            self.spare.push_back(used);
+        }
+        if let Some(mut b) = self.spare.pop_front() {
+            b.clear();
+            if b.try_reclaim(full) && b.capacity() >= full {
+                // SAFETY: `try_reclaim` reuses this block's own allocation and never
+                // allocates. Every block here came from `BytesMut::zeroed(full)` below (a
+                // zeroed allocation of exactly `full` bytes), so its first `full` bytes are
+                // initialized: zeros, or datagrams received since.
+                unsafe { b.set_len(full) };
+                self.block = b;
+                return;
+            }
+            // Still referenced by datagrams in use: try it again later.
+            self.spare.push_back(b);
+        }
+        while self.spare.len() > SPARE_BLOCKS {
+            self.spare.pop_front();
+        }
+        self.fresh_blocks += 1;
+        self.block = bytes::BytesMut::zeroed(full);
+    }
+
+    /// Receive blocks allocated so far (the rest were reused).
+    pub fn fresh_blocks(&self) -> u64 {
+        self.fresh_blocks
     }
 
     /// Most datagrams one send may carry (1 where the kernel has no GSO).
@@ -117,7 +160,7 @@ impl BatchSocket {
     /// Receive what is queued, without waiting: `WouldBlock` when nothing is.
     pub fn recv(&mut self, socket: &UdpSocket, out: &mut Vec<Received>) -> io::Result<usize> {
         if self.block.len() < RECV_BATCH * SLOT {
-            self.block = bytes::BytesMut::zeroed(BLOCK_SLOTS * SLOT);
+            self.next_block();
         }
         let mut meta = [quinn_udp::RecvMeta::default(); RECV_BATCH];
         let n = {
@@ -327,6 +370,54 @@ mod tests {
             big.push(addr(1), d(0, 30_000));
         }
         assert_eq!(big.len(), 2);
+    }
+
+    #[test]
+    fn receive_blocks_are_reused_once_their_datagrams_are_dropped() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _ = raise_buffers(&b, DEFAULT_SOCKET_BUFFER);
+        let sa = BatchSocket::new(&a).unwrap();
+        let mut sb = BatchSocket::new(&b).unwrap();
+        let to = b.local_addr().unwrap();
+        let mut received = 0;
+        for round in 0..40 {
+            // One datagram per message, so every round uses 30 slots of a block.
+            for _ in 0..30 {
+                while sa
+                    .send(
+                        &a,
+                        &quinn_udp::Transmit {
+                            destination: to,
+                            ecn: None,
+                            contents: &[round as u8; 40_000],
+                            segment_size: None,
+                            src_ip: None,
+                        },
+                    )
+                    .is_err()
+                {
+                    wait(&a, true, std::time::Duration::from_millis(10)).unwrap();
+                }
+            }
+            let mut got = 0;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while got < 30 && std::time::Instant::now() < deadline {
+                wait(&b, false, std::time::Duration::from_millis(50)).unwrap();
+                let mut out = Vec::new();
+                if sb.recv(&b, &mut out).is_ok() {
+                    got += out.len();
+                }
+                // `out` (and every datagram in it) is dropped here.
+            }
+            received += got;
+        }
+        assert_eq!(received, 1_200);
+        assert!(
+            sb.fresh_blocks() <= 5,
+            "{} blocks allocated for 1,200 datagrams in 32-slot blocks",
+            sb.fresh_blocks()
+        );
     }
 
     #[test]
