@@ -224,6 +224,18 @@ fn a_sender_whose_address_changes_is_followed_after_it_answers_a_challenge() {
 }
 
 #[test]
+fn a_sender_behind_a_nat_that_maps_its_port_anew_is_followed_from_its_hello() {
+    // The server saw the presenter at SENDER_ADDR; its datagrams come from another port.
+    let mut p = Pair::lossy(300_000, net(115), net(116));
+    let mapped: SocketAddr = "127.0.0.1:5777".parse().unwrap_or(SENDER_ADDR);
+    p.sender_addr = mapped;
+    p.run(60_000);
+    p.assert_delivered();
+    assert_eq!(p.receiver.peer(), mapped);
+    assert_eq!(p.receiver.stats().migrations, 1);
+}
+
+#[test]
 fn a_challenge_relayed_from_another_address_is_not_answered() {
     let mut s = Sender::new(
         ID,

@@ -22,9 +22,9 @@
 //! The server named the presenter's address in its announcement; every answer goes there,
 //! including an `Abort` sent before anything arrived (a file that cannot be created, too many
 //! transfers at once). Authentic data from another address is accepted, but moves the answers
-//! there only if it carries a packet number higher than any seen and the sender then answers a
-//! `Challenge` from that address (a NAT that rebinds): one replayed datagram cannot redirect
-//! the acknowledgements.
+//! there only if it carries a packet number higher than any seen (or is the `Hello`) and the
+//! sender then answers a `Challenge` from that address (a NAT that rebinds, or maps the port
+//! anew): one replayed datagram cannot redirect the acknowledgements.
 //!
 //! # Memory
 //! Data arriving out of order waits in memory until the gap before it fills, then goes to the
@@ -416,7 +416,15 @@ impl Receiver {
             Body::Hello {
                 file_size,
                 payload_size,
-            } => self.on_hello(file_size, u64::from(payload_size), now),
+            } => {
+                self.on_hello(file_size, u64::from(payload_size), now);
+                // The presenter's datagrams come from elsewhere than the server said (a NAT
+                // that maps its port anew): without an answer there, its `Hello` would never
+                // be acknowledged. Ask it to prove itself from there, as for data.
+                if from != self.peer && self.state == State::Receiving {
+                    self.challenge_address(from, now);
+                }
+            }
             Body::Data {
                 pn,
                 offset,
