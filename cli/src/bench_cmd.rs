@@ -22,8 +22,9 @@ enum Bench {
     /// Memory per idle logged-in client and a fresh client's MSG round trip, per server
     /// runtime.
     Idle(idle::IdleArgs),
-    /// Goodput of a file over loopback UDP (std runtime) next to a TCP copy of it, with and
-    /// without seeded loss, and the receiver's memory.
+    /// Goodput of a file between two `huddle client` processes through a `huddle server` over
+    /// loopback UDP, next to a TCP copy of it, with and without seeded loss: CPU per side,
+    /// datagrams and repeats, the receiver's memory.
     Udp(udp::UdpArgs),
 }
 

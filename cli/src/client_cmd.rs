@@ -34,6 +34,25 @@ pub struct ClientArgs {
     /// Which runtime drives the client.
     #[arg(long, value_enum, default_value_t = crate::Runtime::Std)]
     pub runtime: crate::Runtime,
+    /// Lose this share (in percent) of the datagrams this client sends, at random but
+    /// reproducibly (seeded): to see how uploads cope with a lossy network over loopback,
+    /// which loses nothing. 0 (the default) loses nothing.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    pub emulate_loss: f64,
+    /// Seed of the emulated losses.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub emulate_seed: u64,
+    /// End each upload's and download's closing line with its counters (time in ms,
+    /// datagrams, repeats, losses, memory held).
+    #[arg(long)]
+    pub transfer_stats: bool,
+    /// Most uploads this client runs at once; another UPD is refused until one finishes.
+    #[arg(long, value_name = "N", default_value_t = huddle_core::transfer::TransferConfig::default().max_outgoing)]
+    pub max_uploads: usize,
+    /// Most downloads this client receives at once; more are refused and their presenters
+    /// told why.
+    #[arg(long, value_name = "N", default_value_t = huddle_core::transfer::TransferConfig::default().max_incoming)]
+    pub max_downloads: usize,
     /// The interactive terminal.
     #[command(flatten)]
     pub terminal: TerminalArgs,
@@ -100,17 +119,36 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
             args.datagram_size
         );
     }
+    if args.max_uploads == 0 || args.max_downloads == 0 {
+        anyhow::bail!("--max-uploads and --max-downloads must be at least 1");
+    }
     let transfer = huddle_core::transfer::TransferConfig {
         max_datagram: args.datagram_size,
+        max_outgoing: args.max_uploads,
+        max_incoming: args.max_downloads,
         seed: u64::from_le_bytes(seed()),
         ..Default::default()
     };
+    if !(0.0..100.0).contains(&args.emulate_loss) {
+        anyhow::bail!(
+            "--emulate-loss must be at least 0 and below 100 (percent), not {}",
+            args.emulate_loss
+        );
+    }
+    let emulate = (args.emulate_loss > 0.0).then(|| huddle_core::transfer::netem::NetemConfig {
+        latency_ms: 0,
+        loss: args.emulate_loss / 100.0,
+        seed: args.emulate_seed,
+        ..Default::default()
+    });
     let opts = ClientOptions {
         server,
         udp_port: args.udp_port,
         downloads: args.downloads,
         interactive,
         transfer,
+        emulate,
+        transfer_stats: args.transfer_stats,
     };
     let term = if rich_terminal() {
         Some(Arc::new(

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use huddle_core::client::{Client, ClientConfig};
+use huddle_core::client::{Client, ClientConfig, Input};
 use huddle_core::proto::event::{Event, parse_event};
 use huddle_core::proto::framing::{Frame, LineFramer};
 use huddle_core::proto::reply::{Code, Reply, ReplyAssembler, parse_reply_line};
@@ -189,8 +189,8 @@ proptest! {
         let mut client = Client::new(ClientConfig::default(), now);
         for c in &chunks {
             server.handle_bytes(conn, c, now);
-            client.handle_server_bytes(c, now);
-            client.handle_user_line(&String::from_utf8_lossy(c), now);
+            client.handle_input(Input::ServerBytes(bytes::Bytes::copy_from_slice(c)), now);
+            client.handle_input(Input::UserLine(String::from_utf8_lossy(c).into_owned()), now);
         }
         while server.poll_output().is_some() {}
         while client.poll_output().is_some() {}

@@ -5,15 +5,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use huddle_core::client::{Client, ExitStatus};
+use huddle_core::client::{Client, ExitStatus, Input};
 use huddle_runtime_std::client::{
-    ClientError, ClientOptions, Ev, Local, NetAction, UDP_BUFFER_BYTES, Ui, feed,
-    spawn_input_reader, start_core,
+    ClientError, ClientOptions, Local, NetAction, UDP_BUFFER_BYTES, Ui, spawn_input_reader,
+    start_core,
 };
 use huddle_runtime_std::clock;
+use huddle_runtime_std::udp::{BatchSocket, SendQueue};
+use smol::Async;
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::{TcpStream, UdpSocket};
+use smol::net::TcpStream;
+
+/// The client's UDP socket, shared by the reading task and the core's loop.
+type UdpSocket = Arc<Async<std::net::UdpSocket>>;
 
 /// Connect and run the client until it exits; returns why it stopped.
 pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, ClientError> {
@@ -33,12 +38,12 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         let std_udp = std::net::UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(udp_error)?;
         // Best effort, as in the std runtime.
         let _ = huddle_runtime_std::udp::raise_buffers(&std_udp, UDP_BUFFER_BYTES);
-        let udp = UdpSocket::from(smol::Async::new(std_udp).map_err(udp_error)?);
-        let udp_port = udp.local_addr()?.port();
+        let udp: UdpSocket = Arc::new(Async::new(std_udp).map_err(udp_error)?);
+        let udp_port = udp.get_ref().local_addr()?.port();
 
-        let (tx, rx) = smol::channel::unbounded::<Ev>();
+        let (tx, rx) = smol::channel::unbounded::<Input>();
         let reader = smol::spawn(read_server(stream.clone(), tx.clone()));
-        let udp_reader = smol::spawn(read_udp(udp.clone(), tx.clone()));
+        let udp_reader = smol::spawn(read_udp(Arc::clone(&udp), tx.clone()));
         let input_tx = tx.clone();
         let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| {
             input_tx.send_blocking(ev).is_ok()
@@ -57,16 +62,17 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     })
 }
 
-async fn read_server(mut stream: TcpStream, tx: Sender<Ev>) {
+async fn read_server(mut stream: TcpStream, tx: Sender<Input>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => {
-                let _ = tx.send(Ev::ServerClosed).await;
+                let _ = tx.send(Input::ServerClosed).await;
                 return;
             }
             Ok(n) => {
-                if tx.send(Ev::Server(buf[..n].to_vec())).await.is_err() {
+                let bytes = Bytes::copy_from_slice(&buf[..n]);
+                if tx.send(Input::ServerBytes(bytes)).await.is_err() {
                     return;
                 }
             }
@@ -74,33 +80,74 @@ async fn read_server(mut stream: TcpStream, tx: Sender<Ev>) {
     }
 }
 
-async fn read_udp(udp: UdpSocket, tx: Sender<Ev>) {
-    let mut buf = vec![0u8; 65_536];
+/// Read the UDP socket in batches (GRO, `recvmmsg`) and hand each run of datagrams to the
+/// core's loop as one input.
+async fn read_udp(udp: UdpSocket, tx: Sender<Input>) {
+    let Ok(mut io) = BatchSocket::new(udp.get_ref()) else {
+        return;
+    };
+    let mut got = Vec::new();
     loop {
-        match udp.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                if tx
-                    .send(Ev::Datagram(from, Bytes::copy_from_slice(&buf[..n])))
-                    .await
-                    .is_err()
-                {
+        match io.recv(udp.get_ref(), &mut got) {
+            Ok(_) => {
+                for r in got.drain(..) {
+                    let input = Input::Datagrams {
+                        from: r.from,
+                        bytes: r.bytes,
+                        stride: r.stride,
+                    };
+                    if tx.send(input).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if udp.readable().await.is_err() {
                     return;
                 }
             }
             // A vanished peer's ICMP error; its transfer times out on its own.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::Interrupted
+                ) => {}
             Err(_) => return,
         }
     }
+}
+
+/// Send everything queued, waiting for room in the send buffer as needed.
+///
+/// The wait for room is a blocking `poll` on this thread, as in the std runtime: the queue's
+/// sends borrow it, and the loop has nothing else to do until they are out.
+async fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
+    queue.drain(|t| {
+        for _ in 0..100 {
+            if io.send(udp.get_ref(), t).is_ok() {
+                break;
+            }
+            let _ = huddle_runtime_std::udp::wait(
+                udp.get_ref(),
+                true,
+                std::time::Duration::from_millis(10),
+            );
+        }
+    });
 }
 
 async fn drive(
     core: &mut Client,
     mut stream: TcpStream,
     udp: &UdpSocket,
-    rx: &Receiver<Ev>,
+    rx: &Receiver<Input>,
     local: &mut Local<'_>,
 ) -> ExitStatus {
+    let io = match BatchSocket::new(udp.get_ref()) {
+        Ok(io) => io,
+        Err(_) => return ExitStatus::ConnectionLost,
+    };
+    let mut queue = SendQueue::new(io.max_segments());
     loop {
         while let Some(out) = core.poll_output() {
             match local.carry_out(core, out) {
@@ -108,31 +155,35 @@ async fn drive(
                 Some(NetAction::Tcp(bytes)) => {
                     let sent = stream.write_all(&bytes).await;
                     if sent.is_err() {
-                        core.handle_server_closed(clock::now());
+                        core.handle_input(Input::ServerClosed, clock::now());
                     }
                 }
                 Some(NetAction::Udp(to, bytes)) => {
-                    // Lost datagrams are the transfer machines' business.
-                    let _ = udp.send_to(&bytes, to).await;
+                    queue.push(to, bytes);
+                    if queue.len() >= 64 {
+                        flush_udp(udp, &io, &mut queue).await;
+                    }
                 }
                 Some(NetAction::Exit(status)) => {
+                    flush_udp(udp, &io, &mut queue).await;
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     return status;
                 }
             }
         }
-        let next = async { Some(rx.recv().await.unwrap_or(Ev::ServerClosed)) };
-        let ev = match core.poll_timeout() {
+        flush_udp(udp, &io, &mut queue).await;
+        let next = async { rx.recv().await.unwrap_or(Input::ServerClosed) };
+        let input = match core.poll_timeout() {
             Some(deadline) => {
                 let at = Instant::now() + clock::until(deadline, clock::now());
                 smol::future::or(next, async {
                     smol::Timer::at(at).await;
-                    None
+                    Input::Timeout
                 })
                 .await
             }
             None => next.await,
         };
-        feed(core, ev, clock::now());
+        core.handle_input(input, clock::now());
     }
 }

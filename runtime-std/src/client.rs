@@ -10,15 +10,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
+use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, Display, ExitStatus, Progress, Prompt,
+    Client, ClientConfig, ClientOutput, Display, ExitStatus, Input, Progress, Prompt,
 };
 use huddle_core::transfer::TransferConfig;
+use huddle_core::transfer::netem::NetemConfig;
 
 use crate::clock;
 use crate::files::{self, TransferFiles};
+use crate::udp::{BatchSocket, SendQueue};
 
 /// Kernel buffer asked for the client's UDP socket: a burst of a fast transfer overflows the
 /// default (208 KiB here) and every overflow is a loss to repair.
@@ -50,6 +53,10 @@ pub struct ClientOptions {
     pub interactive: bool,
     /// Settings of uploads and downloads.
     pub transfer: TransferConfig,
+    /// An emulated lossy path for outgoing datagrams (benchmarks, tests); `None` normally.
+    pub emulate: Option<NetemConfig>,
+    /// Close each transfer's line with its counters.
+    pub transfer_stats: bool,
 }
 
 /// Why the client could not run.
@@ -74,23 +81,6 @@ pub enum ClientError {
     /// Any other socket failure while starting.
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// An input for the client core, from whichever thread or task noticed it.
-///
-/// Shared with the smol runtime, which feeds the same core from the same kinds of source.
-#[derive(Debug)]
-pub enum Ev {
-    /// Bytes from the server.
-    Server(Vec<u8>),
-    /// The server connection ended.
-    ServerClosed,
-    /// A line the user typed.
-    Line(String),
-    /// User input ended.
-    InputClosed,
-    /// A datagram on the client's UDP socket.
-    Datagram(SocketAddr, Bytes),
 }
 
 /// What a runtime must do itself after [`Local::carry_out`]: the network side.
@@ -128,15 +118,15 @@ impl Local<'_> {
             ClientOutput::Prompt(p) => {
                 // If the input thread has ended, input is over: tell the core.
                 if self.prompts.send(p).is_err() {
-                    core.handle_input_closed(clock::now());
+                    core.handle_input(Input::InputClosed, clock::now());
                 }
             }
             ClientOutput::InspectFile { path } => {
-                core.handle_inspected(files::inspect(&path), clock::now())
+                core.handle_input(Input::Inspected(files::inspect(&path)), clock::now())
             }
             ClientOutput::File(op) => {
                 if let Some((id, result)) = self.files.apply(op) {
-                    core.handle_file_result(id, result, clock::now());
+                    core.handle_input(Input::File { id, result }, clock::now());
                 }
             }
         }
@@ -159,7 +149,7 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     let _ = crate::udp::raise_buffers(&udp, UDP_BUFFER_BYTES);
     let udp_port = udp.local_addr()?.port();
 
-    let (tx, rx) = mpsc::channel::<Ev>();
+    let (tx, rx) = mpsc::channel::<Input>();
     spawn_server_reader(stream.try_clone()?, tx.clone());
     spawn_udp_reader(udp.try_clone()?, tx.clone());
     let input_tx = tx.clone();
@@ -180,6 +170,8 @@ pub fn start_core(opts: &ClientOptions, udp_port: u16) -> (Client, TransferFiles
         interactive: opts.interactive,
         udp_port: Some(udp_port),
         transfer: opts.transfer.clone(),
+        emulate: opts.emulate.clone(),
+        transfer_stats: opts.transfer_stats,
     };
     (
         Client::new(config, clock::now()),
@@ -187,39 +179,71 @@ pub fn start_core(opts: &ClientOptions, udp_port: u16) -> (Client, TransferFiles
     )
 }
 
-fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Ev>) {
+/// Read the UDP socket in batches (GRO, `recvmmsg`) and hand each run of datagrams to the
+/// core's thread as one input.
+fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Input>) {
     thread::spawn(move || {
-        let mut buf = vec![0u8; 65_536];
+        let Ok(mut io) = BatchSocket::new(&udp) else {
+            return;
+        };
+        let mut got = Vec::new();
         loop {
-            match udp.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    if tx
-                        .send(Ev::Datagram(from, Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
+            match io.recv(&udp, &mut got) {
+                Ok(_) => {
+                    for r in got.drain(..) {
+                        let input = Input::Datagrams {
+                            from: r.from,
+                            bytes: r.bytes,
+                            stride: r.stride,
+                        };
+                        if tx.send(input).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if crate::udp::wait(&udp, false, Duration::from_secs(1)).is_err() {
                         return;
                     }
                 }
                 // ICMP "port unreachable" from a vanished peer shows up here on Linux; the
                 // transfer's own timeout deals with the peer, the socket goes on.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::Interrupted
+                    ) => {}
                 Err(_) => return,
             }
         }
     });
 }
 
-fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Ev>) {
+/// Send everything queued, waiting for room in the send buffer as needed.
+fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
+    queue.drain(|t| {
+        // A full buffer waits a little; a send that keeps failing is a loss to repair.
+        for _ in 0..100 {
+            if io.send(udp, t).is_ok() {
+                break;
+            }
+            let _ = crate::udp::wait(udp, true, Duration::from_millis(10));
+        }
+    });
+}
+
+fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Input>) {
     thread::spawn(move || {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             match stream.read(&mut buf) {
                 Ok(0) | Err(_) => {
-                    let _ = tx.send(Ev::ServerClosed);
+                    let _ = tx.send(Input::ServerClosed);
                     return;
                 }
                 Ok(n) => {
-                    if tx.send(Ev::Server(buf[..n].to_vec())).is_err() {
+                    let bytes = Bytes::copy_from_slice(&buf[..n]);
+                    if tx.send(Input::ServerBytes(bytes)).is_err() {
                         return;
                     }
                 }
@@ -235,16 +259,16 @@ fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Ev>) {
 /// is how the core's prompts reach it.
 pub fn spawn_input_reader(
     ui: Arc<dyn Ui>,
-    deliver: impl Fn(Ev) -> bool + Send + 'static,
+    deliver: impl Fn(Input) -> bool + Send + 'static,
 ) -> Sender<Prompt> {
     let (prompt_tx, prompt_rx) = mpsc::channel::<Prompt>();
     thread::spawn(move || {
         while let Ok(prompt) = prompt_rx.recv() {
             let ev = match ui.read_line(&prompt) {
-                Some(line) => Ev::Line(line),
-                None => Ev::InputClosed,
+                Some(line) => Input::UserLine(line),
+                None => Input::InputClosed,
             };
-            let closed = matches!(ev, Ev::InputClosed);
+            let closed = matches!(ev, Input::InputClosed);
             if !deliver(ev) || closed {
                 return;
             }
@@ -257,57 +281,46 @@ fn drive(
     core: &mut Client,
     mut stream: TcpStream,
     udp: &UdpSocket,
-    rx: &Receiver<Ev>,
+    rx: &Receiver<Input>,
     local: &mut Local<'_>,
 ) -> ExitStatus {
+    let io = match BatchSocket::new(udp) {
+        Ok(io) => io,
+        Err(_) => return ExitStatus::ConnectionLost,
+    };
+    let mut queue = SendQueue::new(io.max_segments());
     loop {
-        // Carry out everything the core has to say.
+        // Carry out everything the core has to say; datagrams go out in batches.
         while let Some(out) = core.poll_output() {
             match local.carry_out(core, out) {
                 None => {}
                 Some(NetAction::Tcp(bytes)) if stream.write_all(&bytes).is_err() => {
-                    core.handle_server_closed(clock::now());
+                    core.handle_input(Input::ServerClosed, clock::now());
                 }
                 Some(NetAction::Tcp(_)) => {}
                 Some(NetAction::Udp(to, bytes)) => {
-                    // A full buffer or an unreachable peer loses this datagram; the transfer
-                    // machines recover lost datagrams, so the error needs no other handling.
-                    let _ = udp.send_to(&bytes, to);
+                    queue.push(to, bytes);
+                    if queue.len() >= 64 {
+                        flush_udp(udp, &io, &mut queue);
+                    }
                 }
                 Some(NetAction::Exit(status)) => {
+                    flush_udp(udp, &io, &mut queue);
                     let _ = stream.shutdown(Shutdown::Both);
                     return status;
                 }
             }
         }
+        flush_udp(udp, &io, &mut queue);
         // Wait for the next input, or the core's next timer.
-        let ev = match core.poll_timeout() {
+        let input = match core.poll_timeout() {
             Some(deadline) => match rx.recv_timeout(clock::until(deadline, clock::now())) {
-                Ok(ev) => Some(ev),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => Some(Ev::ServerClosed),
+                Ok(input) => input,
+                Err(RecvTimeoutError::Timeout) => Input::Timeout,
+                Err(RecvTimeoutError::Disconnected) => Input::ServerClosed,
             },
-            None => Some(rx.recv().unwrap_or(Ev::ServerClosed)),
+            None => rx.recv().unwrap_or(Input::ServerClosed),
         };
-        feed(core, ev, clock::now());
-    }
-}
-
-/// Hand what the wait produced to the client core: an input, or `None` when its timer fired.
-///
-/// After an input, timers that are already due run too, so a steady stream of input (a
-/// fast transfer's datagrams) never starves them. Both runtimes wait their own way and then
-/// call this.
-pub fn feed(core: &mut Client, ev: Option<Ev>, now: huddle_core::UnixMillis) {
-    match ev {
-        None => {}
-        Some(Ev::Server(bytes)) => core.handle_server_bytes(&bytes, now),
-        Some(Ev::ServerClosed) => core.handle_server_closed(now),
-        Some(Ev::Line(line)) => core.handle_user_line(&line, now),
-        Some(Ev::InputClosed) => core.handle_input_closed(now),
-        Some(Ev::Datagram(from, bytes)) => core.handle_datagram(from, bytes, now),
-    }
-    if core.poll_timeout().is_some_and(|t| t <= now) {
-        core.handle_timeout(now);
+        core.handle_input(input, clock::now());
     }
 }

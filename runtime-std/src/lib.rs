@@ -12,8 +12,7 @@
 //!   trait, local side of the outputs);
 //! - [`files`]: source and part files of uploads and downloads, shared with the smol runtime;
 //! - [`clock`]: the wall clock, read in one place;
-//! - [`udp`]: one transfer over a real UDP socket (`send_file`, `receive_file`), socket
-//!   buffers, and the loopback benchmark.
+//! - [`udp`]: the client's UDP socket and its buffers.
 
 pub mod client;
 pub mod clock;

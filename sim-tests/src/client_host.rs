@@ -20,13 +20,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use huddle_core::UnixMillis;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, ExitStatus, FileOp, FileProblem, FileResult, Prompt,
+    Client, ClientConfig, ClientOutput, ExitStatus, FileOp, FileProblem, FileResult, Input, Prompt,
 };
 use huddle_core::proto::event::{Event, is_event_line, parse_event};
 use huddle_core::proto::framing::{Frame, LineFramer};
 use huddle_core::proto::reply::{Reply, ReplyAssembler};
 use huddle_core::transfer::netem::{Netem, NetemConfig};
-use huddle_core::transfer::{TransferConfig, TransferId, unique_name};
+use huddle_core::transfer::{TransferConfig, TransferId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpStream, UdpSocket};
 
@@ -74,7 +74,7 @@ pub struct Files {
     pub sources: BTreeMap<String, Bytes>,
     /// Sources open for an upload.
     pub open: BTreeMap<TransferId, String>,
-    /// Part files of running downloads: (final name, bytes so far).
+    /// Part files of running downloads: (part file name, bytes so far).
     pub parts: BTreeMap<TransferId, (String, Vec<u8>)>,
     /// Finished downloads, by the name they were saved under.
     pub saved: BTreeMap<String, Bytes>,
@@ -239,7 +239,8 @@ impl SimClient {
 
     /// Type `line` (the core decides what it means), then wait for the next step.
     pub async fn say(&mut self, line: &str) -> Turn {
-        self.core.handle_user_line(line, clock::now());
+        self.core
+            .handle_input(Input::UserLine(line.to_string()), clock::now());
         self.drain().await;
         let step = self.step().await;
         Turn {
@@ -337,7 +338,7 @@ impl SimClient {
         .flatten()
         .min();
         if self.stream.is_none() && self.exit.is_none() {
-            self.core.handle_server_closed(clock::now());
+            self.core.handle_input(Input::ServerClosed, clock::now());
             self.drain().await;
             return;
         }
@@ -377,29 +378,32 @@ impl SimClient {
             }
         };
         let now = clock::now();
-        match woke {
+        let input = match woke {
             Woke::Timer => {
                 if let Some(u) = self.udp.as_mut() {
                     u.flush(now).await;
                 }
-                self.core.handle_timeout(now);
+                Input::Timeout
             }
-            Woke::Udp(Ok((n, from))) => {
-                let bytes = Bytes::copy_from_slice(&dgram[..n]);
-                self.core.handle_datagram(from, bytes, now);
-            }
-            Woke::Udp(Err(_)) => {}
+            Woke::Udp(Ok((n, from))) => Input::Datagram {
+                from,
+                bytes: Bytes::copy_from_slice(&dgram[..n]),
+            },
+            // A failed receive is no input; the timers still get their turn.
+            Woke::Udp(Err(_)) => Input::Timeout,
             Woke::Tcp(Ok(0)) | Woke::Tcp(Err(_)) => {
                 self.stream = None;
                 self.trace
                     .record(&self.name, "connection closed by the server");
-                self.core.handle_server_closed(now);
+                Input::ServerClosed
             }
             Woke::Tcp(Ok(n)) => {
                 self.tap(&buf[..n]);
-                self.core.handle_server_bytes(&buf[..n], now);
+                Input::ServerBytes(Bytes::copy_from_slice(&buf[..n]))
             }
-        }
+        };
+        // The same door as the real runtimes: one input, then the timers that are due.
+        self.core.handle_input(input, now);
         self.drain().await;
     }
 
@@ -433,7 +437,8 @@ impl SimClient {
                         .as_ref()
                         .and_then(|u| u.files.borrow().sources.get(&path).map(|b| b.len() as u64));
                     let result = size.ok_or(FileProblem::NotFound);
-                    self.core.handle_inspected(result, clock::now());
+                    self.core
+                        .handle_input(Input::Inspected(result), clock::now());
                 }
                 ClientOutput::File(op) => self.file_op(op),
                 ClientOutput::Progress(_) => {}
@@ -464,14 +469,14 @@ impl SimClient {
                 let end = (start + len).min(src.len());
                 let data = src.slice(start..end);
                 drop(f);
-                self.core
-                    .handle_file_result(id, FileResult::Data { offset, data }, now);
+                let result = FileResult::Data { offset, data };
+                self.core.handle_input(Input::File { id, result }, now);
             }
             FileOp::CloseSource { id } => {
                 f.open.remove(&id);
             }
-            FileOp::CreatePart { id, name } => {
-                f.parts.insert(id, (name, Vec::new()));
+            FileOp::CreatePart { id, part } => {
+                f.parts.insert(id, (part, Vec::new()));
             }
             FileOp::Write { id, offset, data } => {
                 let part = &mut f.parts.get_mut(&id).expect("a part file").1;
@@ -482,18 +487,23 @@ impl SimClient {
                 part[offset as usize..end].copy_from_slice(&data);
             }
             FileOp::Finish { id, name } => {
-                let (_, data) = f.parts.remove(&id).expect("a part file");
-                let saved = &f.saved;
-                let name = unique_name(&name, |n| saved.contains_key(n)).expect("a free name");
-                f.saved.insert(name.clone(), Bytes::from(data));
+                // Exactly the name the core offers, never over an existing file.
+                let result = if f.saved.contains_key(&name) {
+                    FileResult::NameTaken
+                } else {
+                    let (_, data) = f.parts.remove(&id).expect("a part file");
+                    f.saved.insert(name.clone(), Bytes::from(data));
+                    FileResult::Saved { name }
+                };
                 drop(f);
-                self.core
-                    .handle_file_result(id, FileResult::Saved { name }, now);
+                self.core.handle_input(Input::File { id, result }, now);
             }
             FileOp::Discard { id } => {
                 f.parts.remove(&id);
                 f.discarded += 1;
             }
+            // The in-memory folder starts empty: nothing was left by a crash.
+            FileOp::RemoveStaleParts => {}
         }
     }
 

@@ -231,7 +231,8 @@ fn the_same_seed_replays_an_upload_through_a_lossy_path_to_the_millisecond() {
                 .0
                 .iter()
                 .any(|l| l.contains("has been uploaded to bob (")),
-            "seed {seed}: the trace records the transfer and its rate"
+            "seed {seed}: the trace records the transfer and its rate: {:#?}",
+            first.0
         );
         assert_eq!(first, second, "seed {seed}: the two runs differ");
         assert_ne!(first.0, upload(seed + 1).0, "seeds {seed} and {}", seed + 1);

@@ -237,8 +237,37 @@ impl LiveClient {
 
     /// Connect with a client of `client_runtime` and log in as `user`.
     pub fn login_on(server: &ServerProc, client_runtime: &str, user: &str, password: &str) -> Self {
-        let downloads = tempfile::tempdir().unwrap();
+        Self::login_in(
+            server,
+            client_runtime,
+            user,
+            password,
+            tempfile::tempdir().unwrap(),
+        )
+    }
+
+    /// Like [`LiveClient::login_on`], saving downloads in `downloads`.
+    pub fn login_in(
+        server: &ServerProc,
+        client_runtime: &str,
+        user: &str,
+        password: &str,
+        downloads: tempfile::TempDir,
+    ) -> Self {
+        Self::login_with(server, client_runtime, user, password, downloads, &[])
+    }
+
+    /// Like [`LiveClient::login_in`], with extra `huddle client` options.
+    pub fn login_with(
+        server: &ServerProc,
+        client_runtime: &str,
+        user: &str,
+        password: &str,
+        downloads: tempfile::TempDir,
+        extra: &[&str],
+    ) -> Self {
         let mut child = client_command(server, client_runtime, downloads.path())
+            .args(extra)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start huddle client");

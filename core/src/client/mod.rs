@@ -1,16 +1,26 @@
 //! The client state machine: the login dialogue, one command at a time, pushed events.
 //!
 //! # Driving it
-//! A driver owns the TCP connection and the terminal (or the pipe). It feeds
-//! [`Client::handle_server_bytes`] with what arrives from the server,
-//! [`Client::handle_server_closed`] when the connection ends, [`Client::handle_user_line`] with
-//! each line the user typed in answer to a [`Prompt`], and [`Client::handle_input_closed`] when
-//! input ends. After every input it drains [`Client::poll_output`]: send bytes, show lines,
-//! ask for the next line, or exit.
+//! A driver owns the TCP connection, the UDP socket, the files and the terminal (or the
+//! pipe). Its loop, the same in every runtime and in the simulator:
+//!
+//! 1. drain [`Client::poll_output`] until it returns `None`, carrying out each output in
+//!    order (send bytes or a datagram, show a line, ask for a line, do a file operation and
+//!    hand its answer back, exit);
+//! 2. wait for the next input — bytes or the end of the server connection, a typed line or
+//!    the end of input, a datagram — or until [`Client::poll_timeout`];
+//! 3. hand it to [`Client::handle_input`] with the current time ([`Input::Timeout`] if the
+//!    wait ended on the timer), and go to 1.
+//!
+//! `handle_input` runs the timers that are due after every input, so a steady stream of
+//! input (a fast transfer's datagrams) never starves them, and a driver need not decide when
+//! to call them.
 //!
 //! The client asks for a new line only once the previous request has its reply, which is
 //! what lets a script pipe one command per line into it.
 
+mod emulation;
+mod input;
 mod output;
 mod render;
 pub mod sanitize;
@@ -21,6 +31,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+pub use input::Input;
 pub use output::{
     ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, Progress,
     Prompt, Tone,
@@ -31,8 +42,10 @@ use crate::proto::event::Event;
 use crate::proto::request::{is_upload_line, parse_user_upload};
 use crate::proto::upload::parse_upload_grant;
 use crate::time::Clock;
+use crate::transfer::netem::NetemConfig;
 use crate::transfer::{TransferConfig, TransferId, base_name};
 use crate::types::UserName;
+use emulation::Emulation;
 use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
@@ -50,6 +63,13 @@ pub struct ClientConfig {
     pub udp_port: Option<u16>,
     /// Settings of every upload and download.
     pub transfer: TransferConfig,
+    /// Pass every datagram this client sends through a seeded emulated path (loss, delay,
+    /// duplication): for benchmarks and tests of loss recovery over loopback, which loses
+    /// nothing. `None` (the default) in normal use.
+    pub emulate: Option<NetemConfig>,
+    /// Close each upload and download with its counters (datagrams, repeats, time in ms,
+    /// memory held), for benchmarks and for users who want to know.
+    pub transfer_stats: bool,
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -102,14 +122,26 @@ pub struct Client {
     outputs: VecDeque<ClientOutput>,
     transfers: Transfers,
     pending_upload: Option<PendingUpload>,
+    emulation: Option<Emulation>,
+    /// Reused for the transfers' outputs, so a datagram costs no allocation here.
+    scratch: Vec<ClientOutput>,
     clock: Clock,
 }
 
 impl Client {
     /// A client that has just connected to the server.
+    ///
+    /// A client that receives uploads (it has a UDP port) first asks its driver to remove the
+    /// part files a crashed client left in the download folder.
     pub fn new(config: ClientConfig, now: UnixMillis) -> Self {
+        let mut outputs = VecDeque::new();
+        if config.udp_port.is_some() {
+            outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts));
+        }
         Self {
-            transfers: Transfers::new(config.transfer.clone()),
+            transfers: Transfers::new(config.transfer.clone(), config.transfer_stats),
+            emulation: config.emulate.clone().map(Emulation::new),
+            scratch: Vec::new(),
             pending_upload: None,
             clock: Clock::new(now),
             config,
@@ -117,7 +149,7 @@ impl Client {
             user: None,
             framer: LineFramer::new(),
             replies: ReplyAssembler::new(),
-            outputs: VecDeque::new(),
+            outputs,
         }
     }
 
@@ -148,9 +180,13 @@ impl Client {
         Some(out)
     }
 
-    /// When [`Client::handle_timeout`] should next be called, if ever.
+    /// When the core next wants [`Input::Timeout`], if ever.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.transfers.poll_timeout()
+        let emulated = self.emulation.as_ref().and_then(Emulation::poll_timeout);
+        [self.transfers.poll_timeout(), emulated]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether an upload or download is running.
@@ -158,22 +194,64 @@ impl Client {
         self.transfers.is_busy()
     }
 
+    /// Take one input at `now`, then run the timers that are due by `now`.
+    ///
+    /// The one door for drivers; see the module documentation for the loop around it.
+    pub fn handle_input(&mut self, input: Input, now: UnixMillis) {
+        match input {
+            Input::ServerBytes(bytes) => self.handle_server_bytes(&bytes, now),
+            Input::ServerClosed => self.handle_server_closed(now),
+            Input::UserLine(line) => self.handle_user_line(&line, now),
+            Input::InputClosed => self.handle_input_closed(now),
+            Input::Datagram { from, bytes } => self.handle_datagram(from, bytes, now),
+            Input::Datagrams {
+                from,
+                bytes,
+                stride,
+            } => self.handle_datagrams(from, bytes, stride, now),
+            Input::Inspected(result) => self.handle_inspected(result, now),
+            Input::File { id, result } => self.handle_file_result(id, result, now),
+            Input::Timeout => {}
+        }
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout(now);
+        }
+    }
+
     /// Time passed; a spurious call is harmless.
-    pub fn handle_timeout(&mut self, now: UnixMillis) {
+    pub(crate) fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
         self.transfers.handle_timeout(now);
         self.pump();
     }
 
     /// A datagram arrived on the client's UDP socket.
-    pub fn handle_datagram(&mut self, from: SocketAddr, bytes: Bytes, now: UnixMillis) {
+    pub(crate) fn handle_datagram(&mut self, from: SocketAddr, bytes: Bytes, now: UnixMillis) {
         let now = self.clock.advance(now);
         self.transfers.handle_datagram(from, bytes, now);
         self.pump();
     }
 
+    /// A run of `stride`-sized datagrams from `from` (one GRO receive).
+    fn handle_datagrams(&mut self, from: SocketAddr, bytes: Bytes, stride: usize, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        let stride = if stride == 0 {
+            bytes.len().max(1)
+        } else {
+            stride
+        };
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + stride).min(bytes.len());
+            self.transfers
+                .handle_datagram(from, bytes.slice(at..end), now);
+            at = end;
+        }
+        self.pump();
+    }
+
     /// The driver's answer to [`ClientOutput::InspectFile`].
-    pub fn handle_inspected(&mut self, result: Result<u64, FileProblem>, now: UnixMillis) {
+    pub(crate) fn handle_inspected(&mut self, result: Result<u64, FileProblem>, now: UnixMillis) {
         self.clock.advance(now);
         if self.state != State::Inspecting {
             return;
@@ -206,7 +284,12 @@ impl Client {
     }
 
     /// The driver's answer to a [`FileOp`] of transfer `id`.
-    pub fn handle_file_result(&mut self, id: TransferId, result: FileResult, now: UnixMillis) {
+    pub(crate) fn handle_file_result(
+        &mut self,
+        id: TransferId,
+        result: FileResult,
+        now: UnixMillis,
+    ) {
         let now = self.clock.advance(now);
         let mut out = Vec::new();
         self.transfers.handle_file_result(id, result, now, &mut out);
@@ -214,19 +297,36 @@ impl Client {
         self.pump();
     }
 
-    /// Move what the transfers want done into the output queue.
+    /// Move what the transfers want done into the output queue (through the emulated path,
+    /// if one is configured).
     fn pump(&mut self) {
-        let mut out = Vec::new();
-        self.transfers.drain(self.clock.now(), &mut out);
-        self.outputs.extend(out);
-        if self.state == State::Draining && !self.transfers.is_busy() {
+        let now = self.clock.now();
+        let mut out = std::mem::take(&mut self.scratch);
+        self.transfers.drain(now, &mut out);
+        match self.emulation.as_mut() {
+            None => self.outputs.extend(out.drain(..)),
+            Some(path) => {
+                for o in out.drain(..) {
+                    match o {
+                        ClientOutput::Transmit { to, bytes } => path.send(to, bytes, now),
+                        other => self.outputs.push_back(other),
+                    }
+                }
+                path.release(now, &mut self.outputs);
+            }
+        }
+        self.scratch = out;
+        if self.state == State::Draining
+            && !self.transfers.is_busy()
+            && !self.transfers.is_lingering()
+        {
             self.send_line("OUT");
             self.state = State::Waiting(Command::Out);
         }
     }
 
     /// Bytes arrived from the server.
-    pub fn handle_server_bytes(&mut self, bytes: &[u8], now: UnixMillis) {
+    pub(crate) fn handle_server_bytes(&mut self, bytes: &[u8], now: UnixMillis) {
         self.clock.advance(now);
         let mut frames = Vec::new();
         self.framer.push(bytes, &mut frames);
@@ -248,7 +348,7 @@ impl Client {
     }
 
     /// The server closed the connection (or it broke).
-    pub fn handle_server_closed(&mut self, _now: UnixMillis) {
+    pub(crate) fn handle_server_closed(&mut self, _now: UnixMillis) {
         if self.state == State::Done {
             return;
         }
@@ -257,7 +357,7 @@ impl Client {
     }
 
     /// The user typed `line` (without its line ending).
-    pub fn handle_user_line(&mut self, line: &str, _now: UnixMillis) {
+    pub(crate) fn handle_user_line(&mut self, line: &str, _now: UnixMillis) {
         let line = line.strip_suffix('\r').unwrap_or(line);
         match self.state.clone() {
             State::AskUser => {
@@ -317,7 +417,7 @@ impl Client {
     /// Input ended (end of file on a pipe, Ctrl-D at a terminal).
     ///
     /// At the command prompt this logs out as `OUT` would; before login it is a failed login.
-    pub fn handle_input_closed(&mut self, _now: UnixMillis) {
+    pub(crate) fn handle_input_closed(&mut self, _now: UnixMillis) {
         match self.state {
             State::Ready => self.log_out(),
             State::Waiting(_) | State::Inspecting | State::Draining | State::Done => {}
@@ -520,6 +620,11 @@ impl Client {
                 return;
             }
         };
+        if let Some(why) = self.transfers.upload_refusal() {
+            self.show(Tone::Error, format!("Cannot upload {path}: {why}"));
+            self.command_prompt();
+            return;
+        }
         self.pending_upload = Some(PendingUpload {
             to,
             path: path.clone(),
@@ -568,12 +673,17 @@ impl Client {
 
     /// Log out now, or once the running transfers are over: a script that uploads and then
     /// logs out means the file to arrive, and so does a person who types `OUT` right after.
+    ///
+    /// A download that just finished stays a moment (silently) so that its presenter surely
+    /// hears that the file arrived.
     fn log_out(&mut self) {
         if self.transfers.is_busy() {
             self.show(
                 Tone::Info,
                 "Logging out once the running transfers finish (they give up on their own if the peer is gone)…",
             );
+            self.state = State::Draining;
+        } else if self.transfers.is_lingering() {
             self.state = State::Draining;
         } else {
             self.send_line("OUT");

@@ -101,7 +101,7 @@ impl ExitStatus {
 }
 
 /// A file operation the core needs for an upload or a download; the driver answers with
-/// [`super::Client::handle_file_result`] where the operation says so.
+/// [`super::Client::handle_input`] with [`super::Input::File`] where the operation says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileOp {
     /// Open `path` for reading as the source of upload `id` (answer only on failure).
@@ -125,12 +125,14 @@ pub enum FileOp {
         /// The upload.
         id: TransferId,
     },
-    /// Create `<name>.part` in the download folder, exclusively (answer only on failure).
+    /// Create the file `part` in the download folder, exclusively, for the download's bytes
+    /// until it is verified (answer only on failure). The name comes from
+    /// `transfer::part_name`, e.g. `yoda_clip.mp4.00c0ffee00c0ffee.part`.
     CreatePart {
         /// The download.
         id: TransferId,
-        /// The name the file will have, e.g. `yoda_clip.mp4`.
-        name: String,
+        /// The part file's name.
+        part: String,
     },
     /// Write `data` at `offset` of the part file of `id` (answer only on failure).
     Write {
@@ -141,13 +143,13 @@ pub enum FileOp {
         /// What.
         data: Bytes,
     },
-    /// Sync the part file of `id` and rename it to `name`, or, if a file of that name exists,
-    /// to the first free name `transfer::unique_name` gives; never overwrite. Answer with the
-    /// name chosen.
+    /// Sync the part file of `id` and give it exactly the name `name`, only if no file of that
+    /// name exists: never overwrite. Answer [`FileResult::Saved`], or
+    /// [`FileResult::NameTaken`] (the core then offers the next name, `name (1).ext`, …).
     Finish {
         /// The download.
         id: TransferId,
-        /// The wanted final name.
+        /// The final name to try.
         name: String,
     },
     /// Delete the part file of `id` (no answer).
@@ -155,6 +157,10 @@ pub enum FileOp {
         /// The download.
         id: TransferId,
     },
+    /// Delete the part files in the download folder that no running client is writing:
+    /// those left by a client that crashed (names for which `transfer::is_part_name` holds).
+    /// Asked once, when the client starts (no answer).
+    RemoveStaleParts,
 }
 
 /// The driver's answer to a [`FileOp`] or a [`ClientOutput::InspectFile`].
@@ -177,6 +183,8 @@ pub enum FileResult {
         /// The final file name in the download folder.
         name: String,
     },
+    /// A file of the name a [`FileOp::Finish`] offered exists already; nothing changed.
+    NameTaken,
     /// The operation failed.
     Failed(FileProblem),
 }
@@ -238,7 +246,7 @@ pub enum ClientOutput {
         bytes: Bytes,
     },
     /// Check the file the user wants to upload; answer with
-    /// [`super::Client::handle_inspected`].
+    /// [`super::Client::handle_input`] with [`super::Input::Inspected`].
     InspectFile {
         /// The path as typed.
         path: String,

@@ -12,9 +12,10 @@ use super::output::{
 use super::render::human_bytes;
 use crate::proto::upload::UploadGrant;
 use crate::time::UnixMillis;
+use crate::transfer::names::MAX_DUPLICATES;
 use crate::transfer::{
-    AbortReason, Receiver, ReceiverEvent, Role, Sender, SenderEvent, SetEvent, TransferConfig,
-    TransferId, TransferSet, saved_name,
+    AbortReason, PeerReason, Receiver, ReceiverEvent, Role, Sender, SenderEvent, SetEvent,
+    TransferConfig, TransferId, TransferSet, candidate, part_name, saved_name,
 };
 use crate::types::UserName;
 
@@ -36,18 +37,22 @@ struct Download {
     saved_as: String,
     size: u64,
     started: UnixMillis,
-    /// Complete and verified; waiting for the driver to rename the part file.
+    /// Complete and verified; waiting for the driver to give the part file its name.
     finishing: bool,
+    /// Which of the names `candidate(saved_as, n)` is being tried.
+    attempt: u32,
 }
 
 /// Every transfer of one client and what to say about it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Transfers {
     set: TransferSet,
     config: TransferConfig,
     uploads: BTreeMap<TransferId, Upload>,
     downloads: BTreeMap<TransferId, Download>,
     last_progress: BTreeMap<TransferId, UnixMillis>,
+    /// Close each transfer's line with its counters.
+    stats: bool,
 }
 
 fn rate(bytes: u64, since: UnixMillis, now: UnixMillis) -> String {
@@ -70,17 +75,83 @@ fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
 }
 
 impl Transfers {
-    /// Transfers with these settings.
-    pub fn new(config: TransferConfig) -> Self {
+    /// Transfers with these settings; with `stats`, each closing line carries the counters.
+    pub fn new(config: TransferConfig, stats: bool) -> Self {
         Self {
+            set: TransferSet::new(&config),
             config,
-            ..Self::default()
+            uploads: BTreeMap::new(),
+            downloads: BTreeMap::new(),
+            last_progress: BTreeMap::new(),
+            stats,
+        }
+    }
+
+    /// The counters of sender `id`, as the closing line shows them (empty without `stats`).
+    fn sender_stats(&self, id: TransferId, since: UnixMillis, now: UnixMillis) -> String {
+        match (self.stats, self.set.get(id)) {
+            (true, Some(Role::Send(s))) => {
+                let st = s.stats();
+                format!(
+                    " [{} ms, {} datagrams sent, {} repeated, {} lost, srtt {} ms, {} probe timeouts, longest wait {} ms]",
+                    now.millis_since(since),
+                    st.datagrams_sent,
+                    st.retransmissions,
+                    st.lost,
+                    st.srtt_ms,
+                    st.probe_timeouts,
+                    st.longest_probe_wait_ms
+                )
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The counters of receiver `id`, as the closing line shows them (empty without `stats`).
+    fn receiver_stats(&self, id: TransferId, since: UnixMillis, now: UnixMillis) -> String {
+        match (self.stats, self.set.get(id)) {
+            (true, Some(Role::Receive(r))) => {
+                let st = r.stats();
+                format!(
+                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes]",
+                    now.millis_since(since),
+                    st.datagrams,
+                    st.duplicates,
+                    st.acks_sent,
+                    st.peak_buffered
+                )
+            }
+            _ => String::new(),
         }
     }
 
     /// Whether any transfer is running.
     pub fn is_busy(&self) -> bool {
         !self.uploads.is_empty() || !self.downloads.is_empty()
+    }
+
+    /// How many transfers the socket's set still holds (running, or lingering after the end).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.set.ids().count()
+    }
+
+    /// Whether a finished download still confirms itself to its presenter: leaving now could
+    /// leave the presenter unsure whether the file arrived.
+    pub fn is_lingering(&self) -> bool {
+        self.set.is_lingering()
+    }
+
+    /// Why a new upload may not start now, if it may not: as many run as the client takes.
+    pub fn upload_refusal(&self) -> Option<String> {
+        let max = self.config.max_outgoing;
+        (self.uploads.len() >= max).then(|| {
+            let running = match self.uploads.len() {
+                1 => "1 upload is".to_string(),
+                n => format!("{n} uploads are"),
+            };
+            format!("{running} running already (the most at once); wait for one to finish")
+        })
     }
 
     /// The server approved our upload of `path`: start sending.
@@ -93,8 +164,8 @@ impl Transfers {
     ) {
         let mut config = self.config.clone();
         config.seed ^= grant.id.0;
-        let sender = Sender::new(grant.id, &grant.secret, grant.size, config, now);
-        self.set.add_sender(sender, grant.peer);
+        let sender = Sender::new(grant.id, &grant.secret, grant.size, grant.peer, config, now);
+        self.set.add_sender(sender);
         out.push(ClientOutput::File(FileOp::OpenSource {
             id: grant.id,
             path,
@@ -137,6 +208,19 @@ impl Transfers {
                 human_bytes(grant.size)
             ),
         );
+        let mut config = self.config.clone();
+        config.seed ^= grant.id.0;
+        let refuse = |reason, config| {
+            Receiver::refuse(
+                grant.id,
+                &grant.secret,
+                grant.size,
+                grant.peer,
+                reason,
+                config,
+                now,
+            )
+        };
         let saved_as = match saved_name(&grant.user, &grant.name) {
             Ok(n) => n,
             Err(e) => {
@@ -148,21 +232,38 @@ impl Transfers {
                         grant.name, grant.user
                     ),
                 );
+                self.set.add_receiver(refuse(AbortReason::Refused, config));
                 return;
             }
         };
-        let mut config = self.config.clone();
-        config.seed ^= grant.id.0;
+        if self.downloads.len() >= self.config.max_incoming {
+            show(
+                out,
+                Tone::Error,
+                format!(
+                    "Refused the upload of {} from {}: already receiving {} at once (the most this client takes)",
+                    grant.name,
+                    grant.user,
+                    match self.downloads.len() {
+                        1 => "1 file".to_string(),
+                        n => format!("{n} files"),
+                    }
+                ),
+            );
+            self.set.add_receiver(refuse(AbortReason::Busy, config));
+            return;
+        }
         self.set.add_receiver(Receiver::new(
             grant.id,
             &grant.secret,
             grant.size,
+            grant.peer,
             config,
             now,
         ));
         out.push(ClientOutput::File(FileOp::CreatePart {
             id: grant.id,
-            name: saved_as.clone(),
+            part: part_name(&saved_as, grant.id),
         }));
         self.downloads.insert(
             grant.id,
@@ -173,6 +274,7 @@ impl Transfers {
                 size: grant.size,
                 started: now,
                 finishing: false,
+                attempt: 0,
             },
         );
     }
@@ -204,17 +306,39 @@ impl Transfers {
             FileResult::Data { offset, data } => self.set.handle_file_data(id, offset, data, now),
             FileResult::Saved { name } => {
                 if let Some(d) = self.downloads.remove(&id) {
+                    let stats = self.receiver_stats(id, d.started, now);
                     show(
                         out,
                         Tone::Success,
                         format!(
-                            "Received {} from {}, saved as {name} ({})",
+                            "Received {} from {}, saved as {name} ({}){stats}",
                             d.name,
                             d.from,
                             rate(d.size, d.started, now)
                         ),
                     );
                 }
+            }
+            FileResult::NameTaken => {
+                let Some(d) = self.downloads.get_mut(&id) else {
+                    return;
+                };
+                d.attempt += 1;
+                if d.attempt > MAX_DUPLICATES {
+                    show(
+                        out,
+                        Tone::Error,
+                        format!(
+                            "Cannot save {} from {}: too many files named like {} exist in the download folder",
+                            d.name, d.from, d.saved_as
+                        ),
+                    );
+                    self.downloads.remove(&id);
+                    out.push(ClientOutput::File(FileOp::Discard { id }));
+                    return;
+                }
+                let name = candidate(&d.saved_as, d.attempt);
+                out.push(ClientOutput::File(FileOp::Finish { id, name }));
             }
             FileResult::Failed(problem) => {
                 if let Some(d) = self.downloads.get(&id) {
@@ -286,11 +410,12 @@ impl Transfers {
                 out.push(ClientOutput::File(FileOp::CloseSource { id }));
                 if let Some(u) = self.uploads.remove(&id) {
                     self.progress_done(id, Direction::Upload, &u.name, u.size, out);
+                    let stats = self.sender_stats(id, u.started, now);
                     show(
                         out,
                         Tone::Success,
                         format!(
-                            "{} has been uploaded to {} ({})",
+                            "{} has been uploaded to {} ({}){stats}",
                             u.name,
                             u.to,
                             rate(u.size, u.started, now)
@@ -305,7 +430,12 @@ impl Transfers {
                     show(
                         out,
                         Tone::Error,
-                        format!("Upload of {} to {} failed: {reason}", u.name, u.to),
+                        format!(
+                            "Upload of {} to {} failed: {}",
+                            u.name,
+                            u.to,
+                            upload_failure(&u.to, reason)
+                        ),
                     );
                 }
             }
@@ -391,6 +521,26 @@ impl Transfers {
                 }));
             }
         }
+    }
+}
+
+/// Why an upload failed, as its presenter should read it: what the audience's client said,
+/// in words about that client.
+fn upload_failure(to: &UserName, reason: AbortReason) -> String {
+    match reason {
+        AbortReason::PeerAborted(PeerReason::LocalIo) => format!(
+            "{to}'s client cannot save the file (its download folder is missing, full or not writable)"
+        ),
+        AbortReason::PeerAborted(PeerReason::Busy) => format!(
+            "{to}'s client is receiving too many files at once; try again when one has finished"
+        ),
+        AbortReason::PeerAborted(PeerReason::Refused) => {
+            format!("{to}'s client refused the file")
+        }
+        AbortReason::PeerAborted(PeerReason::Cancelled) => {
+            format!("{to} cancelled it (or logged out)")
+        }
+        other => other.to_string(),
     }
 }
 

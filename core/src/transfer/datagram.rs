@@ -11,7 +11,7 @@
 //! it before parsing the body, so a forged or corrupted datagram never reaches the state
 //! machines. The transfer id travels in clear so a client can route before authenticating.
 //!
-//! In tree mode (see [`super::tree`]: payloads are aligned power-of-two leaves of the file's
+//! In tree mode (see `tree`: payloads are aligned power-of-two leaves of the file's
 //! BLAKE3 tree, announced by the `Hello`'s payload size) the tag of a `Data` datagram covers
 //! the header, packet number, offset and the payload's BLAKE3 chaining value instead of the
 //! payload bytes: still a keyed BLAKE3 over a collision-resistant digest of every byte, but the
@@ -26,6 +26,10 @@
 //!   many packet-number ranges `first u64, last u64` (inclusive, highest first).
 //! - `Done`: file size u64; the receiver verified the hash and kept the file.
 //! - `Abort`: reason code u8.
+//! - `Challenge` (receiver → a new sender address): token u64. Data from an address other
+//!   than the one the server named moves the receiver's answers there only after the
+//!   sender answers the challenge from that address.
+//! - `Response` (sender → receiver): the token of the challenge it answers.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use nom::Parser;
@@ -105,7 +109,7 @@ impl TagKey {
         Self(blake3::derive_key(MAC_CONTEXT, &secret.0))
     }
 
-    fn tag(&self, bytes: &[u8]) -> [u8; TAG_LEN] {
+    pub(crate) fn tag(&self, bytes: &[u8]) -> [u8; TAG_LEN] {
         truncate(blake3::keyed_hash(&self.0, bytes))
     }
 
@@ -182,17 +186,82 @@ pub enum Body {
         /// Why.
         reason: PeerReason,
     },
+    /// Receiver → a new sender address: prove you are the sender by answering from there.
+    Challenge {
+        /// Echoed in the [`Body::Response`].
+        token: u64,
+    },
+    /// Sender → receiver: the answer to a [`Body::Challenge`].
+    Response {
+        /// The challenge's token.
+        token: u64,
+    },
+}
+
+/// The kind byte of a datagram: which [`Body`] follows the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// [`Body::Hello`].
+    Hello,
+    /// [`Body::Data`].
+    Data,
+    /// [`Body::Fin`].
+    Fin,
+    /// [`Body::Ack`].
+    Ack,
+    /// [`Body::Done`].
+    Done,
+    /// [`Body::Abort`].
+    Abort,
+    /// [`Body::Challenge`].
+    Challenge,
+    /// [`Body::Response`].
+    Response,
+}
+
+impl Kind {
+    /// The byte on the wire.
+    pub fn code(self) -> u8 {
+        match self {
+            Kind::Hello => 1,
+            Kind::Data => 2,
+            Kind::Fin => 3,
+            Kind::Ack => 4,
+            Kind::Done => 5,
+            Kind::Abort => 6,
+            Kind::Challenge => 7,
+            Kind::Response => 8,
+        }
+    }
+
+    /// The kind of a wire byte, if this version knows it.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => Kind::Hello,
+            2 => Kind::Data,
+            3 => Kind::Fin,
+            4 => Kind::Ack,
+            5 => Kind::Done,
+            6 => Kind::Abort,
+            7 => Kind::Challenge,
+            8 => Kind::Response,
+            _ => return None,
+        })
+    }
 }
 
 impl Body {
-    fn kind(&self) -> u8 {
+    /// Which kind of datagram carries this body.
+    pub fn kind(&self) -> Kind {
         match self {
-            Body::Hello { .. } => 1,
-            Body::Data { .. } => 2,
-            Body::Fin { .. } => 3,
-            Body::Ack(_) => 4,
-            Body::Done { .. } => 5,
-            Body::Abort { .. } => 6,
+            Body::Hello { .. } => Kind::Hello,
+            Body::Data { .. } => Kind::Data,
+            Body::Fin { .. } => Kind::Fin,
+            Body::Ack(_) => Kind::Ack,
+            Body::Done { .. } => Kind::Done,
+            Body::Abort { .. } => Kind::Abort,
+            Body::Challenge { .. } => Kind::Challenge,
+            Body::Response { .. } => Kind::Response,
         }
     }
 }
@@ -245,9 +314,39 @@ pub fn encode(d: &Datagram, key: &TagKey) -> Bytes {
 /// value `payload_cv` (which the caller computed once for the file hash too).
 pub fn encode_with(d: &Datagram, key: &TagKey, payload_cv: Option<&ChainingValue>) -> Bytes {
     let mut buf = BytesMut::with_capacity(encoded_len(&d.body));
+    encode_into(d, key, payload_cv, &mut buf)
+}
+
+/// Bytes a datagram pool hands out before it takes a new block.
+const POOL_BLOCK: usize = 1 << 20;
+
+/// Like [`encode_with`], rendering into `pool`, a block the encoder reuses: the datagram is
+/// split off it, so encoding costs no allocation per datagram, only one per block (a block
+/// is freed once every datagram cut from it is dropped).
+pub(crate) fn encode_pooled(
+    d: &Datagram,
+    key: &TagKey,
+    payload_cv: Option<&ChainingValue>,
+    pool: &mut BytesMut,
+) -> Bytes {
+    let len = encoded_len(&d.body);
+    if pool.capacity() - pool.len() < len {
+        *pool = BytesMut::with_capacity(POOL_BLOCK.max(len));
+    }
+    encode_into(d, key, payload_cv, pool)
+}
+
+/// Append `d`, tagged, to `buf` and split it off as a datagram.
+fn encode_into(
+    d: &Datagram,
+    key: &TagKey,
+    payload_cv: Option<&ChainingValue>,
+    buf: &mut BytesMut,
+) -> Bytes {
+    let start = buf.len();
     buf.put_slice(&MAGIC);
     buf.put_u8(VERSION);
-    buf.put_u8(d.body.kind());
+    buf.put_u8(d.body.kind().code());
     buf.put_u64(d.id.0);
     match &d.body {
         Body::Hello {
@@ -283,13 +382,16 @@ pub fn encode_with(d: &Datagram, key: &TagKey, payload_cv: Option<&ChainingValue
         }
         Body::Done { file_size } => buf.put_u64(*file_size),
         Body::Abort { reason } => buf.put_u8(reason.code()),
+        Body::Challenge { token } | Body::Response { token } => buf.put_u64(*token),
     }
     let tag = match (&d.body, payload_cv) {
-        (Body::Data { .. }, Some(cv)) => key.tag_with_cv(&buf[..HEADER_LEN + DATA_BODY_LEN], cv),
-        _ => key.tag(&buf),
+        (Body::Data { .. }, Some(cv)) => {
+            key.tag_with_cv(&buf[start..start + HEADER_LEN + DATA_BODY_LEN], cv)
+        }
+        _ => key.tag(&buf[start..]),
     };
     buf.put_slice(&tag);
-    buf.freeze()
+    buf.split_to(buf.len()).split_off(start).freeze()
 }
 
 fn encoded_len(body: &Body) -> usize {
@@ -300,6 +402,7 @@ fn encoded_len(body: &Body) -> usize {
         Body::Ack(a) => ACK_FIXED_LEN + 16 * a.ranges.len(),
         Body::Done { .. } => 8,
         Body::Abort { .. } => 1,
+        Body::Challenge { .. } | Body::Response { .. } => 8,
     };
     HEADER_LEN + body_len + TAG_LEN
 }
@@ -323,7 +426,7 @@ pub fn decode_with(
     let (signed, tag) = bytes.split_at(split);
     let mut cv = None;
     let expected = match leaf {
-        Some(leaf) if signed[3] == 2 => {
+        Some(leaf) if signed[3] == Kind::Data.code() => {
             let head_len = HEADER_LEN + DATA_BODY_LEN;
             let head = signed.get(..head_len).ok_or(DatagramError::Malformed)?;
             let (_, offset) = be_u64.parse(&head[HEADER_LEN + 8..]).map_err(malformed)?;
@@ -336,10 +439,10 @@ pub fn decode_with(
     if !constant_time_eq(&expected, tag) {
         return Err(DatagramError::BadTag);
     }
-    let kind = signed[3];
+    let kind = Kind::from_code(signed[3]).ok_or(DatagramError::UnknownKind(signed[3]))?;
     let body_bytes = &signed[HEADER_LEN..];
     let body = match kind {
-        1 => {
+        Kind::Hello => {
             let (_, (file_size, payload_size)) = all_consuming((be_u64, be_u32))
                 .parse(body_bytes)
                 .map_err(malformed)?;
@@ -348,7 +451,7 @@ pub fn decode_with(
                 payload_size,
             }
         }
-        2 => {
+        Kind::Data => {
             let (rest, (pn, offset)) = (be_u64, be_u64).parse(body_bytes).map_err(malformed)?;
             let start = split - rest.len();
             Body::Data {
@@ -357,7 +460,7 @@ pub fn decode_with(
                 payload: bytes.slice(start..split),
             }
         }
-        3 => {
+        Kind::Fin => {
             let (_, (file_size, h)) = all_consuming((be_u64, take(HASH_LEN)))
                 .parse(body_bytes)
                 .map_err(malformed)?;
@@ -365,12 +468,13 @@ pub fn decode_with(
             hash.copy_from_slice(h);
             Body::Fin { file_size, hash }
         }
-        4 => {
+        Kind::Ack => {
             let (rest, (ack_delay_ms, cum_offset, window_end, n)) =
                 (be_u16, be_u64, be_u64, be_u16)
                     .parse(body_bytes)
                     .map_err(malformed)?;
-            if rest.len() != usize::from(n) * 16 {
+            // More ranges than any receiver sends: bounded work per datagram.
+            if usize::from(n) > MAX_ACK_RANGES || rest.len() != usize::from(n) * 16 {
                 return Err(DatagramError::Malformed);
             }
             let (_, ranges) = all_consuming(count((be_u64, be_u64), usize::from(n)))
@@ -386,17 +490,24 @@ pub fn decode_with(
                 ranges,
             })
         }
-        5 => {
+        Kind::Done => {
             let (_, file_size) = all_consuming(be_u64).parse(body_bytes).map_err(malformed)?;
             Body::Done { file_size }
         }
-        6 => {
+        Kind::Abort => {
             let (_, code) = all_consuming(be_u8).parse(body_bytes).map_err(malformed)?;
             Body::Abort {
                 reason: PeerReason::from_code(code),
             }
         }
-        k => return Err(DatagramError::UnknownKind(k)),
+        Kind::Challenge => {
+            let (_, token) = all_consuming(be_u64).parse(body_bytes).map_err(malformed)?;
+            Body::Challenge { token }
+        }
+        Kind::Response => {
+            let (_, token) = all_consuming(be_u64).parse(body_bytes).map_err(malformed)?;
+            Body::Response { token }
+        }
     };
     Ok((Datagram { id, body }, cv))
 }
@@ -443,7 +554,7 @@ mod tests {
                 any::<u16>(),
                 any::<u64>(),
                 any::<u64>(),
-                proptest::collection::vec((any::<u64>(), any::<u64>()), 0..40)
+                proptest::collection::vec((any::<u64>(), any::<u64>()), 0..=MAX_ACK_RANGES)
             )
                 .prop_map(|(ack_delay_ms, cum_offset, window_end, r)| {
                     let ranges = r.into_iter().map(|(a, b)| (a.min(b), a.max(b))).collect();
@@ -458,6 +569,8 @@ mod tests {
             any::<u8>().prop_map(|c| Body::Abort {
                 reason: PeerReason::from_code(c)
             }),
+            any::<u64>().prop_map(|token| Body::Challenge { token }),
+            any::<u64>().prop_map(|token| Body::Response { token }),
         ]
     }
 

@@ -1,53 +1,71 @@
-//! Reliable, fast, authenticated file transfer over UDP (issue 3), without any I/O.
+//! Reliable, fast, authenticated file transfer over UDP (issues 3 and 8), without any I/O.
 //!
 //! A presenter's client runs a [`Sender`], the audience's client a [`Receiver`]; both are
 //! Sans-IO state machines in the quinn-proto / str0m mould:
 //!
-//! - network input: `handle_datagram(bytes, now)`;
+//! - network input: `handle_datagram(from, bytes, now)`;
 //! - timer input: `handle_timeout(now)` (a spurious call is harmless);
 //! - file input (sender only): [`Sender::handle_file_data`], answering a
-//!   [`SenderEvent::Read`] request;
-//! - output: `poll_transmit(now)` (datagrams to send to the peer), `poll_event()` (file
-//!   operations and outcomes), `poll_timeout()` (when to call `handle_timeout` next).
+//!   [`SenderEvent::Read`] request; a driver's failure: `abort(reason, now)`;
+//! - output: `poll_event()` (file operations and outcomes), then `poll_transmit(now)`
+//!   (datagrams and where they go), then `poll_timeout()` (when to call `handle_timeout`).
 //!
 //! After every input a driver drains `poll_event` and `poll_transmit` until both return
 //! `None`, then sleeps until `poll_timeout` or the next datagram. The driver does the I/O: it
-//! reads the file ranges the sender asks for, writes what the receiver emits into the `.part`
-//! file, renames it on [`ReceiverEvent::Complete`] and deletes it on
-//! [`ReceiverEvent::Aborted`].
+//! reads the file ranges the sender asks for, writes what the receiver emits into the part
+//! file, names it on [`ReceiverEvent::Complete`] and deletes it on [`ReceiverEvent::Aborted`].
 //!
-//! Several transfers share one UDP socket: every datagram starts with its [`TransferId`], which
-//! [`datagram::peek_transfer_id`] reads without a key, and ends with a tag keyed by the
-//! per-transfer [`TransferSecret`]. [`TransferSet`] does that routing for a client that sends
-//! and receives several files at once.
+//! Both peers learn each other's address from the server's handshake and answer only there
+//! (a receiver follows a sender that moved only once it answered a challenge from its new
+//! address). Several transfers share one UDP socket: every datagram starts with its
+//! [`TransferId`], which [`datagram::peek_transfer_id`] reads without a key, and ends with a
+//! tag keyed by the per-transfer [`TransferSecret`]. [`TransferSet`] routes, takes the
+//! transfers in turn and shares the receivers' memory budget.
 //!
-//! The pieces, one module per concept: [`datagram`] (wire format), [`sack`] (range sets),
-//! [`rtt`] (RFC 6298/9002 estimator), [`rate`] (BBR-style delivery-rate controller),
-//! [`pacer`] (token bucket), [`tree`] (the file hash from payload hashes), [`sender`],
-//! [`receiver`], [`set`] (routing), [`names`] (safe file names) and [`netem`] (a seeded lossy channel for tests and simulations).
+//! The pieces, one module per concept: [`datagram`] (wire format and, in one place, the
+//! per-datagram authentication: rendered and tagged into a caller's buffer, checked before
+//! parsing), `sack` (range sets), `rtt` (RFC 6298/9002 estimator), `rate` (BBR-style
+//! delivery-rate controller), `pacer` (token bucket), `tree` (the file hash from payload
+//! hashes), `timer` (the timer table both machines use), [`sender`] (with its file
+//! `source`, `chunks` window and packets in `flight`), [`receiver`] (with `reassembly`,
+//! out-of-order data bounded in bytes), [`set`] (routing), [`names`] (safe file names, the
+//! names a download gets) and [`netem`] (a seeded lossy channel for tests, simulations and
+//! the benchmark).
 
 pub mod datagram;
 pub mod names;
 pub mod netem;
-pub mod pacer;
-pub mod rate;
+pub(crate) mod pacer;
+pub(crate) mod rate;
+pub(crate) mod reassembly;
 pub mod receiver;
-pub mod rtt;
-pub mod sack;
+pub(crate) mod rtt;
+pub(crate) mod sack;
 pub mod sender;
 pub mod set;
-pub mod tree;
+pub(crate) mod timer;
+pub(crate) mod tree;
 
+#[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
+mod set_tests;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
 
 pub use datagram::DatagramError;
-pub use names::{NameError, base_name, saved_name, unique_name};
+pub use names::{
+    NameError, base_name, candidate, is_part_name, part_name, saved_name, unique_name,
+};
 pub use receiver::{Receiver, ReceiverEvent, ReceiverStats};
 pub use sender::{Sender, SenderEvent, SenderStats};
-pub use set::{Role, SetEvent, TransferSet, TransmitTo};
+pub(crate) use set::Role;
+pub use set::{SetEvent, TransferSet};
 
 /// Identifies one transfer on a socket shared by several; issued by the server.
 ///
@@ -76,6 +94,15 @@ impl fmt::Debug for TransferSecret {
     }
 }
 
+/// A datagram to send, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The peer's address.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub contents: Bytes,
+}
+
 /// Size of the whole-file BLAKE3 hash carried in the `Fin` datagram.
 pub const HASH_LEN: usize = 32;
 
@@ -96,8 +123,20 @@ pub struct TransferConfig {
     pub max_datagram: usize,
     /// Give up when nothing authentic has been heard from the peer for this long (ms).
     pub idle_timeout_ms: u64,
-    /// Bytes the receiver accepts beyond the first missing byte; bounds its memory.
+    /// Bytes the receiver lets the sender send beyond its first missing byte (flow control).
+    /// 16 MiB: many round trips of a fast path, so a loss is repaired before the window fills.
     pub receive_window: u64,
+    /// Most memory one client's downloads together hold for data that arrived out of order,
+    /// in bytes charged with their bookkeeping overhead. 32 MiB: two full windows, which
+    /// keeps a client's receiving memory well under 64 MiB whatever its senders do; past it,
+    /// out-of-order data is dropped and repeated later (in-order data is never held).
+    pub receive_memory: u64,
+    /// Most downloads a client runs at once; more are refused, and their presenters told
+    /// why. 16: each holds an open `.part` file and a share of `receive_memory`.
+    pub max_incoming: usize,
+    /// Most uploads a client runs at once; an `UPD` beyond it is refused before the server is
+    /// asked. 16: each holds an open source file and its data in flight.
+    pub max_outgoing: usize,
     /// RTT assumed before the first measurement (ms).
     pub initial_rtt_ms: u64,
     /// Longest probe timeout after backoff (ms): keeps probing often enough that a healed
@@ -120,6 +159,9 @@ impl Default for TransferConfig {
             max_datagram: MTU_DATAGRAM,
             idle_timeout_ms: 10_000,
             receive_window: 16 << 20,
+            receive_memory: 32 << 20,
+            max_incoming: 16,
+            max_outgoing: 16,
             initial_rtt_ms: 200,
             max_probe_timeout_ms: 1_000,
             max_rate: None,
@@ -161,6 +203,12 @@ pub enum AbortReason {
     /// The peer broke the protocol (e.g. data beyond the end of the file).
     #[error("the peer broke the transfer protocol")]
     ProtocolViolation,
+    /// This client already runs as many transfers as it takes at once.
+    #[error("too many transfers at once")]
+    Busy,
+    /// The offered file cannot be saved here (e.g. its name is not a safe file name).
+    #[error("the file was refused")]
+    Refused,
 }
 
 /// The reason code carried in an `Abort` datagram: the peer's view, coarse on purpose.
@@ -184,6 +232,12 @@ pub enum PeerReason {
     /// The peer timed out on us.
     #[error("the peer timed out")]
     TimedOut,
+    /// The peer runs as many transfers as it takes at once.
+    #[error("the peer is busy with too many transfers")]
+    Busy,
+    /// The peer refused the file.
+    #[error("the peer refused the file")]
+    Refused,
     /// A code this version does not know.
     #[error("unknown reason {0}")]
     Other(u8),
@@ -199,6 +253,8 @@ impl PeerReason {
             PeerReason::LocalIo => 4,
             PeerReason::ProtocolViolation => 5,
             PeerReason::TimedOut => 6,
+            PeerReason::Busy => 7,
+            PeerReason::Refused => 8,
             PeerReason::Other(c) => c,
         }
     }
@@ -212,6 +268,8 @@ impl PeerReason {
             4 => PeerReason::LocalIo,
             5 => PeerReason::ProtocolViolation,
             6 => PeerReason::TimedOut,
+            7 => PeerReason::Busy,
+            8 => PeerReason::Refused,
             c => PeerReason::Other(c),
         }
     }
@@ -228,6 +286,8 @@ impl AbortReason {
             AbortReason::SizeMismatch => PeerReason::SizeMismatch,
             AbortReason::LocalIo => PeerReason::LocalIo,
             AbortReason::ProtocolViolation => PeerReason::ProtocolViolation,
+            AbortReason::Busy => PeerReason::Busy,
+            AbortReason::Refused => PeerReason::Refused,
         }
     }
 }

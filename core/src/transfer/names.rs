@@ -5,6 +5,7 @@
 //! [`saved_name`] (`<presenter>_<name>`), made unique against its folder by [`unique_name`].
 //! Validation happens again on the receiving side because the name arrives from the network.
 
+use super::TransferId;
 use crate::types::UserName;
 
 /// Longest file name accepted, in bytes (the usual file-system limit, minus room for the
@@ -90,28 +91,51 @@ pub fn saved_name(presenter: &UserName, name: &str) -> Result<String, NameError>
 /// Most `name (n).ext` candidates tried before giving up.
 pub const MAX_DUPLICATES: u32 = 9_999;
 
-/// `candidate`, or the first of `stem (1).ext`, `stem (2).ext`, … for which `exists` is false.
+/// The `n`-th name to try for a file the audience wants to save as `wanted`: `wanted` itself
+/// for 0, then `stem (1).ext`, `stem (2).ext`, …
 ///
-/// An existing file is never silently overwritten; the driver supplies `exists` (it knows the
-/// folder) and must still create the file exclusively, since the folder can change meanwhile.
+/// The core walks these, one per attempt, and the driver only ever creates the exact name it
+/// is given, exclusively: an existing file is never overwritten, and every runtime names
+/// files the same way.
+pub fn candidate(wanted: &str, n: u32) -> String {
+    if n == 0 {
+        return wanted.to_owned();
+    }
+    let (stem, ext) = match wanted.rfind('.') {
+        Some(i) if i > 0 => wanted.split_at(i),
+        _ => (wanted, ""),
+    };
+    format!("{stem} ({n}){ext}")
+}
+
+/// `candidate`, or the first later candidate for which `exists` is false (for tests and
+/// in-memory folders; a real driver lets the exclusive create decide).
 pub fn unique_name(
-    candidate: &str,
+    candidate_name: &str,
     mut exists: impl FnMut(&str) -> bool,
 ) -> Result<String, NameError> {
-    if !exists(candidate) {
-        return Ok(candidate.to_owned());
-    }
-    let (stem, ext) = match candidate.rfind('.') {
-        Some(i) if i > 0 => candidate.split_at(i),
-        _ => (candidate, ""),
-    };
-    for n in 1..=MAX_DUPLICATES {
-        let name = format!("{stem} ({n}){ext}");
-        if !exists(&name) {
-            return Ok(name);
-        }
-    }
-    Err(NameError::NoFreeName(candidate.to_owned()))
+    (0..=MAX_DUPLICATES)
+        .map(|n| candidate(candidate_name, n))
+        .find(|name| !exists(name))
+        .ok_or_else(|| NameError::NoFreeName(candidate_name.to_owned()))
+}
+
+/// What ends the name of a file still being received.
+pub const PART_SUFFIX: &str = ".part";
+
+/// The file a download is written to until it is verified: `<saved name>.<transfer id>.part`.
+///
+/// The transfer id makes it unique among the downloads running at once, even of files that
+/// will end up with the same name; the `.part` ending marks it as unfinished to the user and
+/// to [`is_part_name`].
+pub fn part_name(saved_as: &str, id: TransferId) -> String {
+    format!("{saved_as}.{id}{PART_SUFFIX}")
+}
+
+/// Whether `name` is the name of an unfinished download (what a client removes at start if no
+/// running client holds it: left by a crash).
+pub fn is_part_name(name: &str) -> bool {
+    name.len() > PART_SUFFIX.len() && name.ends_with(PART_SUFFIX)
 }
 
 #[cfg(test)]
@@ -170,6 +194,17 @@ mod tests {
         let name = unique_name("yoda_clip.mp4", |n| taken.contains(&n)).unwrap();
         assert_eq!(name, "yoda_clip (2).mp4");
         assert_eq!(unique_name("noext", |n| n == "noext").unwrap(), "noext (1)");
+        assert_eq!(candidate("a.tar.gz", 3), "a.tar (3).gz");
+        assert_eq!(candidate(".x", 1), ".x (1)");
+    }
+
+    #[test]
+    fn part_names_carry_the_transfer_and_are_recognised() {
+        let p = part_name("yoda_clip.mp4", TransferId(0xab));
+        assert_eq!(p, "yoda_clip.mp4.00000000000000ab.part");
+        assert!(is_part_name(&p));
+        assert!(!is_part_name("yoda_clip.mp4"));
+        assert!(!is_part_name(".part"));
     }
 
     proptest! {

@@ -2,13 +2,15 @@
 //! one burst that overflows a queue (a socket buffer, a router) on the way.
 //!
 //! A token bucket in bytes, refilled at the pacing rate. The core's clock ticks in
-//! milliseconds, so the bucket holds up to two ticks' worth of the rate (at least a few
-//! datagrams): enough to keep a fast path busy between ticks, small enough not to flood.
+//! milliseconds, so the bucket holds up to five ticks' worth of the rate (at least a few
+//! datagrams): enough to keep a fast path busy between late ticks, small enough not to flood.
 
 use crate::UnixMillis;
 
-/// Ticks of credit the bucket may hold.
-const BURST_MS: u64 = 2;
+/// Ticks of credit the bucket may hold. Five: a sender on a busy machine is not always woken
+/// on the next tick, and credit beyond the cap is lost; at slow rates the
+/// [`MIN_BURST_DATAGRAMS`] floor decides instead.
+const BURST_MS: u64 = 5;
 /// Datagrams the bucket may hold at any rate, so a slow rate still sends whole datagrams.
 const MIN_BURST_DATAGRAMS: u64 = 4;
 
@@ -83,7 +85,9 @@ mod tests {
     fn idle_time_does_not_build_an_unbounded_burst() {
         let mut p = Pacer::new(UnixMillis(0), 1000);
         p.refill(UnixMillis(60_000), 1_000_000, 1000);
-        assert!(p.can_send(4000));
-        assert!(!p.can_send(4001));
+        // A minute's credit is capped at BURST_MS of the rate (1 MB/s: 1000 bytes per ms).
+        let cap = BURST_MS * 1000;
+        assert!(p.can_send(cap));
+        assert!(!p.can_send(cap + 1));
     }
 }

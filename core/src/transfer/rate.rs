@@ -32,6 +32,11 @@ const INITIAL_WINDOW_DATAGRAMS: u64 = 32;
 const MIN_WINDOW_DATAGRAMS: u64 = 4;
 /// Extra in-flight allowance for the millisecond clock and delayed ACKs.
 const QUANTUM_MS: u64 = 3;
+/// Jitter always allowed for, in ms. Why: on a path whose round trip is below the clock's
+/// millisecond (loopback, a LAN), the measured minimum is one tick while the round trips a
+/// busy machine's scheduler adds reach several; a window of two ticks' worth would then cap
+/// the rate at a fraction of what the path carries.
+const JITTER_FLOOR_MS: u64 = 10;
 /// Shortest ProbeBW phase: one tick of the millisecond clock is too coarse to probe with.
 const MIN_PHASE_MS: u64 = 4;
 
@@ -146,11 +151,6 @@ impl RateController {
         self.mode
     }
 
-    /// Bytes acknowledged so far.
-    pub fn delivered(&self) -> u64 {
-        self.delivered
-    }
-
     /// The bottleneck-bandwidth estimate in bytes per second (0 before the first sample).
     pub fn btl_bw(&self) -> u64 {
         self.btl_bw_samples
@@ -199,12 +199,16 @@ impl RateController {
     /// The window the model asks for: the gain times the bandwidth-delay product (with the
     /// minimum RTT, as BBR does, so that a queue the sender built does not justify a larger
     /// window and a larger queue), plus allowances for the millisecond clock and for jitter
-    /// (the smoothed RTT's excess over the minimum, at most one more minimum RTT): datagrams
-    /// delayed by jitter or lost but not yet declared lost occupy the window too.
+    /// (the smoothed RTT's excess over the minimum, at most one more minimum RTT, or
+    /// [`JITTER_FLOOR_MS`] where the minimum is shorter): datagrams delayed by jitter or lost
+    /// but not yet declared lost occupy the window too.
     fn target_cwnd(&self) -> u64 {
         let bw = self.btl_bw();
         let min_rtt = self.rtt_for_bdp();
-        let jitter = self.srtt_ms.saturating_sub(min_rtt).min(min_rtt);
+        let jitter = self
+            .srtt_ms
+            .saturating_sub(min_rtt)
+            .min(min_rtt.max(JITTER_FLOOR_MS));
         let bdp = bw.saturating_mul(min_rtt) / 1000;
         let allowance = bw.saturating_mul(QUANTUM_MS + jitter) / 1000;
         (bdp.saturating_mul(CWND_GAIN_X1000) / 1000)

@@ -79,14 +79,6 @@ impl RttEstimator {
     pub fn pto_base(&self, max_ack_delay_ms: u64) -> u64 {
         self.smoothed + (4 * self.var).max(GRANULARITY_MS) + max_ack_delay_ms
     }
-
-    /// How long after a later packet was acknowledged an earlier one is declared lost
-    /// (RFC 9002 §6.1.2): 9/8 of the larger of smoothed and latest RTT, at least the
-    /// granularity.
-    pub fn loss_delay(&self) -> u64 {
-        let base = self.smoothed.max(self.latest);
-        (base + base / 8).max(GRANULARITY_MS)
-    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ impl RangeSet {
     }
 
     /// Whether `v` is in the set.
+    #[cfg(test)]
     pub fn contains(&self, v: u64) -> bool {
         self.ranges
             .range(..=v)
@@ -58,18 +59,10 @@ impl RangeSet {
     }
 
     /// Number of disjoint ranges.
+    #[cfg(test)]
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.ranges.len()
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-
-    /// The largest value in the set.
-    pub fn max(&self) -> Option<u64> {
-        self.ranges.iter().next_back().map(|(_, &e)| e - 1)
     }
 
     /// Ranges as inclusive `(first, last)`, highest first: the order SACKs carry them in.

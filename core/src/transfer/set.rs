@@ -1,29 +1,39 @@
 //! Several transfers on one UDP socket: what a client core embeds to send and receive files
 //! at the same time (two presenters at once, sending while receiving).
 //!
-//! Datagrams are routed by the transfer id they carry in clear and authenticated by the
-//! machine that owns the id; a datagram for no known transfer is counted as stray and
-//! dropped. A receiver learns its sender's address from the first authentic datagram (the
-//! server only told the presenter where the audience is, not the other way round) and follows
-//! it if it changes, as QUIC does, because only authentic datagrams can move it.
+//! # Driving the set
+//! The same loop as one machine: inputs are [`TransferSet::handle_datagram`],
+//! [`TransferSet::handle_file_data`], [`TransferSet::abort`] and
+//! [`TransferSet::handle_timeout`]; after every input drain [`TransferSet::poll_event`], then
+//! [`TransferSet::poll_transmit`], then call [`TransferSet::remove_finished`], and wait for a
+//! datagram or [`TransferSet::poll_timeout`].
 //!
-//! Driving the set is the same loop as driving one machine: after every input drain
-//! [`TransferSet::poll_event`] and [`TransferSet::poll_transmit`], then wait for a datagram
-//! or [`TransferSet::poll_timeout`]. Outputs of different transfers are interleaved round
-//! robin so that one fast transfer cannot starve another.
+//! # Rules
+//! - Datagrams are routed by the transfer id they carry in clear and authenticated by the
+//!   machine that owns the id; a datagram for no known transfer is counted as stray and
+//!   dropped.
+//! - Outputs of different transfers are taken in turn, one datagram each, starting after the
+//!   transfer that sent last, so that no transfer starves another, however transfers come
+//!   and go.
+//! - The receivers share one memory budget for out-of-order data
+//!   ([`TransferConfig::receive_memory`]): each datagram for a receiver may use what the
+//!   others leave.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Bound;
 
 use bytes::Bytes;
 
 use super::datagram::peek_transfer_id;
-use super::{AbortReason, Receiver, ReceiverEvent, Sender, SenderEvent, TransferId};
+use super::{
+    AbortReason, Receiver, ReceiverEvent, Sender, SenderEvent, TransferConfig, TransferId, Transmit,
+};
 use crate::UnixMillis;
 
 /// One transfer of the set: which way it goes.
 #[derive(Debug)]
-pub enum Role {
+pub(crate) enum Role {
     /// We present: the machine sends. (Boxed: the machines are large and moved rarely.)
     Send(Box<Sender>),
     /// We are the audience: the machine receives.
@@ -48,65 +58,80 @@ pub enum SetEvent {
     Receiver(ReceiverEvent),
 }
 
-/// A datagram to send, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransmitTo {
-    /// The peer's address.
-    pub to: SocketAddr,
-    /// The datagram.
-    pub contents: Bytes,
-}
-
-#[derive(Debug)]
-struct Entry {
-    role: Role,
-    peer: Option<SocketAddr>,
-}
-
 /// All transfers of one client, keyed by transfer id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TransferSet {
-    entries: BTreeMap<TransferId, Entry>,
+    entries: BTreeMap<TransferId, Role>,
+    /// The transfer that sent last: the next poll starts after it, held or not.
     cursor: Option<TransferId>,
     stray: u64,
+    receive_memory: u64,
+}
+
+impl Default for TransferSet {
+    fn default() -> Self {
+        Self::new(&TransferConfig::default())
+    }
 }
 
 impl TransferSet {
-    /// No transfers.
-    pub fn new() -> Self {
-        Self::default()
+    /// No transfers; the receivers will share `config.receive_memory`.
+    pub fn new(config: &TransferConfig) -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            cursor: None,
+            stray: 0,
+            receive_memory: config.receive_memory,
+        }
     }
 
-    /// Start presenting: `sender` sends to the audience at `peer` (from the server).
-    pub fn add_sender(&mut self, sender: Sender, peer: SocketAddr) {
-        self.entries.insert(
-            sender.id(),
-            Entry {
-                role: Role::Send(Box::new(sender)),
-                peer: Some(peer),
-            },
-        );
+    /// Start presenting with `sender` (which knows the audience's address).
+    pub fn add_sender(&mut self, sender: Sender) {
+        self.entries
+            .insert(sender.id(), Role::Send(Box::new(sender)));
     }
 
-    /// Expect a file: `receiver` learns its sender's address from the first authentic datagram.
+    /// Expect a file with `receiver` (which knows the presenter's address).
     pub fn add_receiver(&mut self, receiver: Receiver) {
-        self.entries.insert(
-            receiver.id(),
-            Entry {
-                role: Role::Receive(Box::new(receiver)),
-                peer: None,
-            },
-        );
+        self.entries
+            .insert(receiver.id(), Role::Receive(Box::new(receiver)));
     }
 
     /// The transfer with this id, if the set still holds it.
-    pub fn get(&self, id: TransferId) -> Option<&Role> {
-        self.entries.get(&id).map(|e| &e.role)
+    pub(crate) fn get(&self, id: TransferId) -> Option<&Role> {
+        self.entries.get(&id)
     }
 
-    /// Ids of the transfers held.
+    /// Ids of the transfers held (running, or lingering after their outcome).
     pub fn ids(&self) -> impl Iterator<Item = TransferId> + '_ {
         self.entries.keys().copied()
+    }
+
+    /// Whether a receiver still confirms a verified file to its sender (see
+    /// [`Receiver::is_lingering`]): a client that leaves now may leave its presenter unsure.
+    pub fn is_lingering(&self) -> bool {
+        self.entries
+            .values()
+            .any(|r| matches!(r, Role::Receive(r) if r.is_lingering()))
+    }
+
+    /// How many receivers the set holds.
+    pub fn receivers(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|r| matches!(r, Role::Receive(_)))
+            .count()
+    }
+
+    /// Memory charged by all receivers for out-of-order data.
+    pub fn memory_charged(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|r| match r {
+                Role::Receive(r) => r.memory_charged(),
+                Role::Send(_) => 0,
+            })
+            .sum()
     }
 
     /// Datagrams that named no transfer of this set (or were not transfer datagrams at all).
@@ -116,46 +141,50 @@ impl TransferSet {
 
     /// Feed a datagram from `from`.
     pub fn handle_datagram(&mut self, from: SocketAddr, bytes: &Bytes, now: UnixMillis) {
-        let Some(entry) = peek_transfer_id(bytes)
-            .ok()
-            .and_then(|id| self.entries.get_mut(&id))
-        else {
+        let Ok(id) = peek_transfer_id(bytes) else {
             self.stray += 1;
             return;
         };
-        let authentic = match &mut entry.role {
-            Role::Send(s) => s.handle_datagram(bytes, now).is_ok(),
-            Role::Receive(r) => r.handle_datagram(bytes, now).is_ok(),
+        let others = match self.entries.get(&id) {
+            None => {
+                self.stray += 1;
+                return;
+            }
+            Some(Role::Send(_)) => 0,
+            Some(Role::Receive(r)) => self.memory_charged() - r.memory_charged(),
         };
-        if authentic && matches!(entry.role, Role::Receive(_)) {
-            entry.peer = Some(from);
-        }
+        let cap = self.receive_memory.saturating_sub(others);
+        // Rejections are counted by the machine; the set has nothing more to do with them.
+        let _ = match self.entries.get_mut(&id) {
+            Some(Role::Send(s)) => s.handle_datagram(from, bytes, now),
+            Some(Role::Receive(r)) => {
+                r.set_memory_cap(cap);
+                r.handle_datagram(from, bytes, now)
+            }
+            None => Ok(()),
+        };
     }
 
     /// File bytes a [`SenderEvent::Read`] of transfer `id` asked for.
     pub fn handle_file_data(&mut self, id: TransferId, offset: u64, data: Bytes, now: UnixMillis) {
-        if let Some(Entry {
-            role: Role::Send(s),
-            ..
-        }) = self.entries.get_mut(&id)
-        {
+        if let Some(Role::Send(s)) = self.entries.get_mut(&id) {
             s.handle_file_data(offset, data, now);
         }
     }
 
     /// Abort transfer `id` (a user's cancel, a file error).
     pub fn abort(&mut self, id: TransferId, reason: AbortReason, now: UnixMillis) {
-        match self.entries.get_mut(&id).map(|e| &mut e.role) {
+        match self.entries.get_mut(&id) {
             Some(Role::Send(s)) => s.abort(reason, now),
             Some(Role::Receive(r)) => r.abort(reason, now),
             None => {}
         }
     }
 
-    /// Run the timers of every transfer, and forget transfers that are over and drained.
+    /// Run the timers of every transfer.
     pub fn handle_timeout(&mut self, now: UnixMillis) {
         for e in self.entries.values_mut() {
-            match &mut e.role {
+            match e {
                 Role::Send(s) => s.handle_timeout(now),
                 Role::Receive(r) => r.handle_timeout(now),
             }
@@ -163,25 +192,18 @@ impl TransferSet {
     }
 
     /// Forget transfers that are over; call after draining their events and datagrams.
-    /// Returns the ids forgotten.
-    pub fn remove_finished(&mut self) -> Vec<TransferId> {
-        let done: Vec<TransferId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.role.is_finished())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in &done {
-            self.entries.remove(id);
-        }
-        done
+    /// Returns how many were forgotten.
+    pub fn remove_finished(&mut self) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| !e.is_finished());
+        before - self.entries.len()
     }
 
     /// The earliest timer of any transfer.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         self.entries
             .values()
-            .filter_map(|e| match &e.role {
+            .filter_map(|e| match e {
                 Role::Send(s) => s.poll_timeout(),
                 Role::Receive(r) => r.poll_timeout(),
             })
@@ -190,41 +212,45 @@ impl TransferSet {
 
     /// The next file operation or outcome of any transfer.
     pub fn poll_event(&mut self) -> Option<(TransferId, SetEvent)> {
-        self.entries
-            .iter_mut()
-            .find_map(|(&id, e)| match &mut e.role {
-                Role::Send(s) => s.poll_event().map(|ev| (id, SetEvent::Sender(ev))),
-                Role::Receive(r) => r.poll_event().map(|ev| (id, SetEvent::Receiver(ev))),
-            })
+        self.entries.iter_mut().find_map(|(&id, e)| match e {
+            Role::Send(s) => s.poll_event().map(|ev| (id, SetEvent::Sender(ev))),
+            Role::Receive(r) => r.poll_event().map(|ev| (id, SetEvent::Receiver(ev))),
+        })
     }
 
     /// The next datagram of any transfer, taking transfers in turn.
-    pub fn poll_transmit(&mut self, now: UnixMillis) -> Option<TransmitTo> {
-        let ids: Vec<TransferId> = match self.cursor {
-            Some(c) => {
-                let after = self.entries.range(c..).skip(1).map(|(&id, _)| id);
-                let before = self.entries.range(..=c).map(|(&id, _)| id);
-                after.chain(before).collect()
-            }
-            None => self.entries.keys().copied().collect(),
-        };
-        for id in ids {
-            let Some(e) = self.entries.get_mut(&id) else {
-                continue;
+    ///
+    /// Each call starts with the transfer after the one that sent last (by id, wrapping
+    /// around), whether or not that one is still held: a transfer removed or added between
+    /// two calls neither skips nor starves another. No allocation: the next id is found in
+    /// the map itself.
+    pub fn poll_transmit(&mut self, now: UnixMillis) -> Option<Transmit> {
+        let mut next = self.after(self.cursor);
+        for _ in 0..self.entries.len() {
+            let id = next?;
+            let out = match self.entries.get_mut(&id) {
+                Some(Role::Send(s)) => s.poll_transmit(now),
+                Some(Role::Receive(r)) => r.poll_transmit(now),
+                None => None,
             };
-            let out = match &mut e.role {
-                Role::Send(s) => s.poll_transmit(now),
-                Role::Receive(r) => r.poll_transmit(now),
-            };
-            if let Some(contents) = out {
+            if out.is_some() {
                 self.cursor = Some(id);
-                match e.peer {
-                    Some(to) => return Some(TransmitTo { to, contents }),
-                    // A receiver that never heard its sender has nowhere to answer: drop.
-                    None => continue,
-                }
+                return out;
             }
+            next = self.after(Some(id));
         }
         None
+    }
+
+    /// The first id after `id` (strictly), wrapping around to the first; the first if `None`.
+    fn after(&self, id: Option<TransferId>) -> Option<TransferId> {
+        let later = id.and_then(|c| {
+            self.entries
+                .range((Bound::Excluded(c), Bound::Unbounded))
+                .next()
+        });
+        later
+            .or_else(|| self.entries.iter().next())
+            .map(|(&k, _)| k)
     }
 }

@@ -1,10 +1,13 @@
 //! The file side of uploads and downloads: carries out the client core's [`FileOp`]s.
 //!
 //! Shared by both runtimes (file I/O is blocking either way and fast next to the network).
-//! The files themselves are [`SourceFile`] and [`PartFile`] of the UDP driver: sources are
-//! read as the sender asks, downloads are written to `<name>.part`, fsynced and given their
-//! final name with a hard link only after the core verified the whole-file hash, so an existing
-//! file is never overwritten, not even one created a moment before.
+//! Sources are read as the sender asks ([`SourceFile`]); downloads are written to the part file
+//! the core names, fsynced, and given exactly the final name the core offers, never over an
+//! existing file ([`PartFile`]). Nothing is decided here: names, retries and clean-up rules come
+//! from the core.
+
+mod part;
+mod source;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -14,7 +17,8 @@ use std::path::{Path, PathBuf};
 use huddle_core::client::{FileOp, FileProblem, FileResult};
 use huddle_core::transfer::TransferId;
 
-use crate::udp::files::{PartFile, SourceFile};
+pub use part::{Finished, PartFile, remove_stale_parts};
+pub use source::SourceFile;
 
 /// Open sources and part files, by transfer.
 pub struct TransferFiles {
@@ -68,7 +72,7 @@ impl TransferFiles {
                     self.sources.insert(id, f);
                     None
                 }
-                Err(e) => Some((id, failed(e))),
+                Err(e) => Some((id, FileResult::Failed(problem(&e)))),
             },
             FileOp::Read { id, offset, len } => {
                 let Some(f) = self.sources.get_mut(&id) else {
@@ -86,19 +90,15 @@ impl TransferFiles {
                 self.sources.remove(&id);
                 None
             }
-            FileOp::CreatePart { id, name } => {
+            FileOp::CreatePart { id, part } => {
                 let created = fs::create_dir_all(&self.downloads)
-                    .map_err(|e| problem(&e))
-                    .and_then(|()| {
-                        PartFile::create(&self.downloads, &name, true)
-                            .map_err(|e| FileProblem::Other(e.to_string()))
-                    });
+                    .and_then(|()| PartFile::create(&self.downloads, &part, true));
                 match created {
-                    Ok(part) => {
-                        self.parts.insert(id, part);
+                    Ok(f) => {
+                        self.parts.insert(id, f);
                         None
                     }
-                    Err(p) => Some((id, FileResult::Failed(p))),
+                    Err(e) => Some((id, FileResult::Failed(problem(&e)))),
                 }
             }
             FileOp::Write { id, offset, data } => {
@@ -107,25 +107,28 @@ impl TransferFiles {
                     .err()
                     .map(|e| (id, FileResult::Failed(problem(&e))))
             }
-            FileOp::Finish { id, .. } => {
-                let Some(mut part) = self.parts.remove(&id) else {
-                    return Some((id, failed("the .part file is gone")));
+            FileOp::Finish { id, name } => {
+                let Some(part) = self.parts.get_mut(&id) else {
+                    return Some((id, failed("the part file is gone")));
                 };
-                Some(match part.finish() {
-                    Ok(path) => {
-                        let name = path
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        (id, FileResult::Saved { name })
+                let result = match part.finish(&self.downloads.join(&name)) {
+                    Ok(Finished::Saved(_)) => {
+                        self.parts.remove(&id);
+                        FileResult::Saved { name }
                     }
-                    Err(e) => (id, failed(e)),
-                })
+                    Ok(Finished::NameTaken) => FileResult::NameTaken,
+                    Err(e) => FileResult::Failed(problem(&e)),
+                };
+                Some((id, result))
             }
             FileOp::Discard { id } => {
                 if let Some(mut part) = self.parts.remove(&id) {
                     part.discard();
                 }
+                None
+            }
+            FileOp::RemoveStaleParts => {
+                remove_stale_parts(&self.downloads);
                 None
             }
         }
@@ -137,43 +140,44 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
+    fn parts(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                huddle_core::transfer::is_part_name(
+                    &e.as_ref().unwrap().file_name().to_string_lossy(),
+                )
+            })
+            .count()
+    }
+
     #[test]
-    fn a_download_is_saved_without_overwriting_and_its_part_removed() {
+    fn a_download_takes_exactly_the_offered_name_and_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("yoda_a.mp4"), b"old").unwrap();
         let mut files = TransferFiles::new(dir.path().to_path_buf());
         let id = TransferId(1);
-        assert_eq!(
-            files.apply(FileOp::CreatePart {
-                id,
-                name: "yoda_a.mp4".into()
-            }),
-            None
-        );
-        let parts = || {
-            fs::read_dir(dir.path())
-                .unwrap()
-                .filter(|e| {
-                    e.as_ref()
-                        .unwrap()
-                        .file_name()
-                        .to_string_lossy()
-                        .ends_with(".part")
-                })
-                .count()
-        };
-        assert_eq!(parts(), 1);
+        let part = huddle_core::transfer::part_name("yoda_a.mp4", id);
+        assert_eq!(files.apply(FileOp::CreatePart { id, part }), None);
+        assert_eq!(parts(dir.path()), 1);
         files.apply(FileOp::Write {
             id,
             offset: 0,
             data: Bytes::from_static(b"new!"),
         });
-        let r = files.apply(FileOp::Finish {
-            id,
-            name: "yoda_a.mp4".into(),
-        });
+        let finish = |files: &mut TransferFiles, name: &str| {
+            files.apply(FileOp::Finish {
+                id,
+                name: name.into(),
+            })
+        };
         assert_eq!(
-            r,
+            finish(&mut files, "yoda_a.mp4"),
+            Some((id, FileResult::NameTaken))
+        );
+        assert_eq!(fs::read(dir.path().join("yoda_a.mp4")).unwrap(), b"old");
+        assert_eq!(
+            finish(&mut files, "yoda_a (1).mp4"),
             Some((
                 id,
                 FileResult::Saved {
@@ -181,24 +185,63 @@ mod tests {
                 }
             ))
         );
-        assert_eq!(fs::read(dir.path().join("yoda_a.mp4")).unwrap(), b"old");
         assert_eq!(
             fs::read(dir.path().join("yoda_a (1).mp4")).unwrap(),
             b"new!"
         );
-        assert_eq!(parts(), 0);
+        assert_eq!(parts(dir.path()), 0);
     }
 
     #[test]
     fn a_discarded_download_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut files = TransferFiles::new(dir.path().to_path_buf());
-        files.apply(FileOp::CreatePart {
-            id: TransferId(2),
-            name: "x.mp4".into(),
-        });
-        files.apply(FileOp::Discard { id: TransferId(2) });
+        let id = TransferId(2);
+        let part = huddle_core::transfer::part_name("x.mp4", id);
+        files.apply(FileOp::CreatePart { id, part });
+        files.apply(FileOp::Discard { id });
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_part_file_nobody_holds_is_removed_at_start_and_a_held_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // Left by a crash: nobody holds it.
+        let stale = dir.path().join("yoda_a.mp4.0000000000000001.part");
+        fs::write(&stale, b"half a file").unwrap();
+        // Being written by another client in the same folder.
+        let mut other = TransferFiles::new(dir.path().to_path_buf());
+        let id = TransferId(2);
+        let live = huddle_core::transfer::part_name("yoda_b.mp4", id);
+        other.apply(FileOp::CreatePart {
+            id,
+            part: live.clone(),
+        });
+        // Not a part file at all.
+        fs::write(dir.path().join("notes.txt"), b"keep").unwrap();
+
+        let mut starting = TransferFiles::new(dir.path().to_path_buf());
+        assert_eq!(starting.apply(FileOp::RemoveStaleParts), None);
+        assert!(!stale.exists(), "the crash's leftover is removed");
+        assert!(
+            dir.path().join(&live).exists(),
+            "a running download is kept"
+        );
+        assert!(dir.path().join("notes.txt").exists());
+    }
+
+    #[test]
+    fn a_part_file_cannot_be_created_where_the_folder_is_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_folder = dir.path().join("downloads");
+        fs::write(&not_a_folder, b"").unwrap();
+        let mut files = TransferFiles::new(not_a_folder);
+        let id = TransferId(3);
+        let part = huddle_core::transfer::part_name("x.mp4", id);
+        assert!(matches!(
+            files.apply(FileOp::CreatePart { id, part }),
+            Some((_, FileResult::Failed(_)))
+        ));
     }
 
     #[test]

@@ -1,0 +1,606 @@
+//! Everything a peer controls in a datagram is hostile: forged, replayed, truncated,
+//! reordered, duplicated, from a new address, absurd offsets or sizes, a flood of tiny
+//! datagrams. One test each: none panics, none corrupts or grows the file, none grows memory
+//! without bound, and the honest transfer still arrives (or both sides say why not).
+
+use std::net::SocketAddr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::datagram::{self, Ack, Body, Datagram, TagKey};
+use super::netem::NetemConfig;
+use super::tests::{ID, Pair, RECEIVER_ADDR, SECRET, SENDER_ADDR, net};
+use super::*;
+
+const ATTACKER: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 66)),
+    6666,
+);
+
+fn key() -> TagKey {
+    TagKey::derive(&SECRET)
+}
+
+fn authentic(body: Body) -> Bytes {
+    datagram::encode(&Datagram { id: ID, body }, &key())
+}
+
+/// A receiver of a `len`-byte file that already took the sender's `Hello` (1408-byte payloads).
+fn open_receiver(len: u64, config: TransferConfig) -> Receiver {
+    let mut r = Receiver::new(ID, &SECRET, len, SENDER_ADDR, config, tests::START);
+    let hello = authentic(Body::Hello {
+        file_size: len,
+        payload_size: 1408,
+    });
+    assert!(r.handle_datagram(SENDER_ADDR, &hello, tests::START).is_ok());
+    drain_receiver(&mut r);
+    r
+}
+
+/// Drain a receiver's outputs; returns the bytes it asked to write, in order.
+fn drain_receiver(r: &mut Receiver) -> Vec<(u64, usize)> {
+    let mut writes = Vec::new();
+    while let Some(ev) = r.poll_event() {
+        if let ReceiverEvent::Write { offset, data } = ev {
+            writes.push((offset, data.len()));
+        }
+    }
+    while r.poll_transmit(tests::START).is_some() {}
+    writes
+}
+
+fn data(pn: u64, offset: u64, payload: Bytes) -> Bytes {
+    authentic(Body::Data {
+        pn,
+        offset,
+        payload,
+    })
+}
+
+#[test]
+fn forged_datagrams_are_counted_and_never_written() {
+    let forger = TagKey::derive(&TransferSecret([1; 32]));
+    let mut p = Pair::lossy(300_000, net(101), net(102));
+    let mut n = 0u64;
+    p.tamper = Some(Box::new(move |d| {
+        n += 1;
+        if !n.is_multiple_of(3) {
+            return d;
+        }
+        // Right id, right shape, wrong key, evil bytes.
+        match datagram::decode(&d, &key()) {
+            Ok(Datagram {
+                id,
+                body:
+                    Body::Data {
+                        pn,
+                        offset,
+                        payload,
+                    },
+            }) => datagram::encode(
+                &Datagram {
+                    id,
+                    body: Body::Data {
+                        pn,
+                        offset,
+                        payload: Bytes::from(vec![0xEE; payload.len()]),
+                    },
+                },
+                &forger,
+            ),
+            _ => d,
+        }
+    }));
+    p.run(60_000);
+    p.assert_delivered();
+    assert!(
+        p.receiver.stats().rejected.bad > 20,
+        "{:?}",
+        p.receiver.stats()
+    );
+}
+
+#[test]
+fn replayed_datagrams_change_nothing_during_or_after_the_transfer() {
+    let mut p = Pair::lossy(400_000, net(103), net(104));
+    p.captured = Some(Vec::new());
+    p.run(60_000);
+    p.assert_delivered();
+    let captured = p.captured.take().unwrap_or_default();
+    assert!(captured.len() > 200);
+    // Replay everything, three times over, from the sender's address and from another.
+    let mut r = Receiver::new(
+        ID,
+        &SECRET,
+        400_000,
+        SENDER_ADDR,
+        TransferConfig::default(),
+        tests::START,
+    );
+    let mut now = tests::START;
+    let mut written = 0u64;
+    for round in 0..3 {
+        for d in &captured {
+            now = now.plus_millis(1);
+            let from = if round == 1 { ATTACKER } else { SENDER_ADDR };
+            let _ = r.handle_datagram(from, d, now);
+            r.handle_timeout(now);
+            while let Some(ev) = r.poll_event() {
+                if let ReceiverEvent::Write { offset, data } = ev {
+                    assert_eq!(offset, written, "writes stay in file order");
+                    written += data.len() as u64;
+                }
+            }
+            while let Some(t) = r.poll_transmit(now) {
+                assert!(
+                    t.to == SENDER_ADDR || r.stats().challenges > 0,
+                    "answers go to the presenter"
+                );
+            }
+        }
+    }
+    assert!(written <= 400_000, "the file never grows: {written}");
+    assert_eq!(r.peer(), SENDER_ADDR, "a replay never moves the answers");
+    assert_eq!(r.stats().migrations, 0);
+    // The replayed Hello, data and Fin of a finished transfer make a complete file again,
+    // never a second or a longer one.
+    assert!(r.stats().peak_buffered <= TransferConfig::default().receive_memory);
+}
+
+#[test]
+fn truncated_datagrams_are_rejected_and_the_file_still_arrives() {
+    let mut rng = ChaCha8Rng::seed_from_u64(105);
+    let mut p = Pair::lossy(300_000, net(105), net(106));
+    let mut n = 0u64;
+    p.tamper = Some(Box::new(move |d| {
+        n += 1;
+        if !n.is_multiple_of(4) || d.len() < 2 {
+            return d;
+        }
+        let keep = (rng.next_u64() as usize) % (d.len() - 1);
+        d.slice(..keep)
+    }));
+    p.run(60_000);
+    p.assert_delivered();
+    assert!(
+        p.receiver.stats().rejected.bad > 10,
+        "{:?}",
+        p.receiver.stats()
+    );
+}
+
+#[test]
+fn heavy_reordering_and_duplication_deliver_the_file() {
+    let shaky = |seed| NetemConfig {
+        duplicate: 0.3,
+        reorder: 0.3,
+        reorder_delay_ms: 40,
+        jitter_ms: 20,
+        ..net(seed)
+    };
+    let mut p = Pair::lossy(1 << 20, shaky(107), shaky(108));
+    p.run(60_000);
+    p.assert_delivered();
+    let s = p.receiver.stats();
+    assert!(s.duplicates > 50, "{s:?}");
+}
+
+#[test]
+fn a_replayed_datagram_from_another_address_does_not_redirect_the_acks() {
+    // An attacker replays every authentic data datagram from its own address, at once.
+    let mut p = Pair::lossy(600_000, net(109), net(110));
+    p.captured = Some(Vec::new());
+    for _ in 0..400 {
+        let before = p.captured.as_ref().map_or(0, Vec::len);
+        let now = p.now;
+        p.step();
+        let replays: Vec<Bytes> = p.captured.as_ref().map_or(vec![], |c| c[before..].to_vec());
+        for d in replays {
+            let _ = p.receiver.handle_datagram(ATTACKER, &d, now);
+        }
+        p.run_for(2);
+    }
+    p.run(60_000);
+    p.assert_delivered();
+    assert_eq!(p.receiver.peer(), SENDER_ADDR);
+    assert_eq!(p.receiver.stats().migrations, 0);
+    // Only challenges (unanswerable) went to the attacker, never an ACK.
+    assert!(p.misdirected <= p.receiver.stats().challenges);
+}
+
+#[test]
+fn a_sender_whose_address_changes_is_followed_after_it_answers_a_challenge() {
+    // A NAT rebinds the presenter's port in the middle of the transfer.
+    let mut p = Pair::lossy(2 << 20, net(111), net(112));
+    p.run_until_received(600_000);
+    let moved: SocketAddr = "127.0.0.1:5999".parse().unwrap_or(SENDER_ADDR);
+    p.sender_addr = moved;
+    p.run(60_000);
+    p.assert_delivered();
+    assert_eq!(p.receiver.peer(), moved);
+    assert_eq!(p.receiver.stats().migrations, 1);
+}
+
+#[test]
+fn a_sender_behind_a_nat_that_maps_its_port_anew_is_followed_from_its_hello() {
+    // The server saw the presenter at SENDER_ADDR; its datagrams come from another port.
+    let mut p = Pair::lossy(300_000, net(115), net(116));
+    let mapped: SocketAddr = "127.0.0.1:5777".parse().unwrap_or(SENDER_ADDR);
+    p.sender_addr = mapped;
+    p.run(60_000);
+    p.assert_delivered();
+    assert_eq!(p.receiver.peer(), mapped);
+    assert_eq!(p.receiver.stats().migrations, 1);
+}
+
+#[test]
+fn a_challenge_relayed_from_another_address_is_not_answered() {
+    let mut s = Sender::new(
+        ID,
+        &SECRET,
+        10_000,
+        RECEIVER_ADDR,
+        TransferConfig::default(),
+        tests::START,
+    );
+    while s.poll_transmit(tests::START).is_some() {}
+    let challenge = authentic(Body::Challenge { token: 7 });
+    assert!(
+        s.handle_datagram(ATTACKER, &challenge, tests::START)
+            .is_ok()
+    );
+    assert!(
+        s.poll_transmit(tests::START).is_none(),
+        "no answer to a stranger"
+    );
+    assert!(
+        s.handle_datagram(RECEIVER_ADDR, &challenge, tests::START)
+            .is_ok()
+    );
+    let answer = s.poll_transmit(tests::START).map(|t| (t.to, t.contents));
+    let Some((to, bytes)) = answer else {
+        panic!("the receiver's own challenge is answered");
+    };
+    assert_eq!(to, RECEIVER_ADDR);
+    assert_eq!(
+        datagram::decode(&bytes, &key()).map(|d| d.body),
+        Ok(Body::Response { token: 7 })
+    );
+}
+
+#[test]
+fn absurd_offsets_abort_without_touching_the_file() {
+    for (offset, len) in [
+        (u64::MAX - 3, 1408usize), // overflows
+        (10_000_000, 1408),        // beyond the end
+        (1408 * 3 + 5, 1408),      // not on a chunk boundary
+        (0, 0),                    // empty
+    ] {
+        let mut r = open_receiver(100_000, TransferConfig::default());
+        let d = data(1, offset, Bytes::from(vec![1; len]));
+        assert!(r.handle_datagram(SENDER_ADDR, &d, tests::START).is_ok());
+        let mut writes = Vec::new();
+        let mut outcome = None;
+        while let Some(ev) = r.poll_event() {
+            match ev {
+                ReceiverEvent::Write { offset, .. } => writes.push(offset),
+                other => outcome = Some(other),
+            }
+        }
+        assert!(writes.is_empty(), "offset {offset}: nothing written");
+        assert_eq!(
+            outcome,
+            Some(ReceiverEvent::Aborted(AbortReason::ProtocolViolation)),
+            "offset {offset}"
+        );
+        // The presenter is told at once.
+        let told = r.poll_transmit(tests::START).map(|t| (t.to, t.contents));
+        let Some((to, bytes)) = told else {
+            panic!("offset {offset}: no Abort");
+        };
+        assert_eq!(to, SENDER_ADDR);
+        assert_eq!(
+            datagram::decode(&bytes, &key()).map(|d| d.body),
+            Ok(Body::Abort {
+                reason: PeerReason::ProtocolViolation
+            })
+        );
+    }
+}
+
+#[test]
+fn absurd_sizes_in_a_hello_are_refused() {
+    for (file_size, payload_size, reason) in [
+        (99_999u64, 1408u32, AbortReason::SizeMismatch),
+        (100_000, 0, AbortReason::ProtocolViolation),
+        (100_000, 1, AbortReason::ProtocolViolation),
+        (100_000, u32::MAX, AbortReason::ProtocolViolation),
+    ] {
+        let mut r = Receiver::new(
+            ID,
+            &SECRET,
+            100_000,
+            SENDER_ADDR,
+            TransferConfig::default(),
+            tests::START,
+        );
+        let hello = authentic(Body::Hello {
+            file_size,
+            payload_size,
+        });
+        let _ = r.handle_datagram(SENDER_ADDR, &hello, tests::START);
+        assert_eq!(
+            r.poll_event(),
+            Some(ReceiverEvent::Aborted(reason)),
+            "{file_size} {payload_size}"
+        );
+    }
+}
+
+#[test]
+fn absurd_acks_are_refused_and_cannot_make_the_sender_hold_the_file() {
+    let len = 64u64 << 20;
+    let config = TransferConfig::default();
+    let mut s = Sender::new(
+        ID,
+        &SECRET,
+        len,
+        RECEIVER_ADDR,
+        config.clone(),
+        tests::START,
+    );
+    let mut now = tests::START;
+    let file = Bytes::from(vec![7u8; 1 << 20]);
+    let mut held_max = 0u64;
+    let mut read = 0u64;
+    // A window as large as the file, and ACKs that never acknowledge anything.
+    for _ in 0..200 {
+        now = now.plus_millis(1);
+        let ack = authentic(Body::Ack(Ack {
+            ack_delay_ms: 0,
+            cum_offset: 0,
+            window_end: u64::MAX,
+            ranges: vec![(1_000_000, 2_000_000)],
+        }));
+        let _ = s.handle_datagram(RECEIVER_ADDR, &ack, now);
+        s.handle_timeout(now);
+        while let Some(ev) = s.poll_event() {
+            if let SenderEvent::Read { offset, len } = ev {
+                read = offset + len as u64;
+                s.handle_file_data(offset, file.slice(..len), now);
+            }
+        }
+        while s.poll_transmit(now).is_some() {}
+        held_max = held_max.max(read);
+    }
+    assert!(
+        held_max <= config.receive_window + config.read_size as u64,
+        "the sender read {held_max} bytes ahead of any acknowledgement"
+    );
+    // An ACK claiming more than the file aborts.
+    let ack = authentic(Body::Ack(Ack {
+        ack_delay_ms: 0,
+        cum_offset: len + 1,
+        window_end: len + 1,
+        ranges: vec![],
+    }));
+    let _ = s.handle_datagram(RECEIVER_ADDR, &ack, now);
+    let mut outcome = None;
+    while let Some(ev) = s.poll_event() {
+        outcome = Some(ev);
+    }
+    assert_eq!(
+        outcome,
+        Some(SenderEvent::Aborted(AbortReason::ProtocolViolation))
+    );
+}
+
+#[test]
+fn an_ack_with_more_ranges_than_any_receiver_sends_is_malformed() {
+    // Hand-built: the encoder itself would not write it.
+    let mut buf = BytesMut::new();
+    buf.put_slice(&datagram::MAGIC);
+    buf.put_u8(datagram::VERSION);
+    buf.put_u8(datagram::Kind::Ack.code());
+    buf.put_u64(ID.0);
+    buf.put_u16(0);
+    buf.put_u64(0);
+    buf.put_u64(0);
+    let n = datagram::MAX_ACK_RANGES as u16 + 1;
+    buf.put_u16(n);
+    for i in 0..u64::from(n) {
+        buf.put_u64(2 * i);
+        buf.put_u64(2 * i);
+    }
+    let tag = key().tag(&buf);
+    buf.put_slice(&tag);
+    assert_eq!(
+        datagram::decode(&buf.freeze(), &key()),
+        Err(DatagramError::Malformed)
+    );
+}
+
+#[test]
+fn a_flood_of_tiny_authentic_datagrams_is_a_protocol_violation_not_memory() {
+    let mut r = open_receiver(10_000_000, TransferConfig::default());
+    let mut events = Vec::new();
+    let mut answers = 0;
+    // One-byte payloads, out of order so they would all be held.
+    for i in 0..1_000u64 {
+        let d = data(i, 1408 * (2 + 2 * i), Bytes::from_static(b"x"));
+        let _ = r.handle_datagram(SENDER_ADDR, &d, tests::START);
+        events.extend(std::iter::from_fn(|| r.poll_event()));
+        answers += std::iter::from_fn(|| r.poll_transmit(tests::START)).count();
+    }
+    assert_eq!(
+        events,
+        vec![ReceiverEvent::Aborted(AbortReason::ProtocolViolation)],
+        "nothing is written; the transfer is refused"
+    );
+    assert_eq!(r.stats().buffered, 0, "nothing tiny is held");
+    assert!(answers <= 2, "the flood is not answered in kind: {answers}");
+}
+
+#[test]
+fn a_flood_of_unauthentic_tiny_datagrams_is_dropped_by_the_set() {
+    let mut set = TransferSet::default();
+    set.add_receiver(open_receiver(1_000_000, TransferConfig::default()));
+    for i in 0..10_000u32 {
+        let mut v = b"HU\x01\x02".to_vec();
+        v.extend_from_slice(&ID.0.to_be_bytes());
+        v.extend_from_slice(&i.to_be_bytes());
+        v.extend_from_slice(&[0; 16]);
+        set.handle_datagram(ATTACKER, &Bytes::from(v), tests::START);
+        set.handle_datagram(ATTACKER, &Bytes::from_static(b"x"), tests::START);
+    }
+    assert_eq!(set.stray(), 10_000);
+    assert_eq!(set.memory_charged(), 0);
+    assert!(
+        set.poll_transmit(tests::START).is_none(),
+        "no answer to noise"
+    );
+}
+
+#[test]
+fn out_of_order_data_is_held_within_the_shared_memory_budget() {
+    // Two receivers in one set; their senders send every other chunk of a whole window, the
+    // most a receiver could be asked to hold. The set's budget caps both together.
+    let config = TransferConfig {
+        receive_window: 4 << 20,
+        receive_memory: 1 << 20,
+        ..TransferConfig::default()
+    };
+    let mut set = TransferSet::new(&config);
+    let ids = [TransferId(1), TransferId(2)];
+    for &id in &ids {
+        let mut r = Receiver::new(
+            id,
+            &SECRET,
+            100 << 20,
+            SENDER_ADDR,
+            config.clone(),
+            tests::START,
+        );
+        let hello = datagram::encode(
+            &Datagram {
+                id,
+                body: Body::Hello {
+                    file_size: 100 << 20,
+                    payload_size: 1408,
+                },
+            },
+            &key(),
+        );
+        let _ = r.handle_datagram(SENDER_ADDR, &hello, tests::START);
+        set.add_receiver(r);
+    }
+    let payload = Bytes::from(vec![3u8; 1408]);
+    let chunks = (4u64 << 20) / 1408;
+    for i in (1..chunks).step_by(2) {
+        for &id in &ids {
+            let d = datagram::encode(
+                &Datagram {
+                    id,
+                    body: Body::Data {
+                        pn: i,
+                        offset: i * 1408,
+                        payload: payload.clone(),
+                    },
+                },
+                &key(),
+            );
+            set.handle_datagram(SENDER_ADDR, &d, tests::START);
+            assert!(set.memory_charged() <= config.receive_memory);
+        }
+    }
+    assert!(
+        set.memory_charged() > config.receive_memory - 2 * 2048,
+        "the budget is used, not wasted: {}",
+        set.memory_charged()
+    );
+    while set.poll_event().is_some() {}
+    while set.poll_transmit(tests::START).is_some() {}
+}
+
+#[test]
+fn a_receiver_holds_at_most_its_memory_cap_whatever_the_sender_sends() {
+    // The default configuration, a sender that sends every other chunk of the window in the
+    // smallest payload a Hello may announce: the charge, overhead included, stays capped.
+    let config = TransferConfig::default();
+    let len = 1u64 << 30;
+    let payload = receiver::MIN_PAYLOAD;
+    let mut r = Receiver::new(ID, &SECRET, len, SENDER_ADDR, config.clone(), tests::START);
+    let hello = authentic(Body::Hello {
+        file_size: len,
+        payload_size: payload as u32,
+    });
+    let _ = r.handle_datagram(SENDER_ADDR, &hello, tests::START);
+    let bytes = Bytes::from(vec![9u8; payload as usize]);
+    let chunks = config.receive_window / payload;
+    for i in (1..chunks).step_by(2) {
+        let d = data(i, i * payload, bytes.clone());
+        let _ = r.handle_datagram(SENDER_ADDR, &d, tests::START);
+        if i % 4096 == 1 {
+            while r.poll_transmit(tests::START).is_some() {}
+        }
+    }
+    let s = r.stats();
+    assert!(s.peak_buffered <= config.receive_memory, "{s:?}");
+    assert!(s.peak_buffered < 64 << 20);
+    assert!(!r.is_finished());
+}
+
+impl Pair {
+    /// Run for `ms` of virtual time (or until both machines finished).
+    fn run_for(&mut self, ms: u64) {
+        let until = self.now.plus_millis(ms);
+        while self.now < until && !(self.sender.is_finished() && self.receiver.is_finished()) {
+            if self.step() {
+                continue;
+            }
+            self.now = self.now.plus_millis(1);
+            self.sender.handle_timeout(self.now);
+            self.receiver.handle_timeout(self.now);
+        }
+    }
+
+    /// Run until the receiver wrote at least `bytes`.
+    fn run_until_received(&mut self, bytes: u64) {
+        let limit = self.now.plus_millis(60_000);
+        while self.receiver.stats().bytes_received < bytes && self.now < limit {
+            self.run_for(1);
+        }
+    }
+}
+
+#[test]
+fn the_machines_never_ask_to_be_woken_in_the_past() {
+    // A driver that honours poll_timeout must not spin: after the timers ran at `now` and the
+    // outputs were drained, every deadline is later than `now`.
+    let mut p = Pair::lossy(
+        500_000,
+        NetemConfig {
+            loss: 0.1,
+            ..net(113)
+        },
+        net(114),
+    );
+    for _ in 0..20_000 {
+        if p.sender.is_finished() && p.receiver.is_finished() {
+            break;
+        }
+        p.now = p.now.plus_millis(1);
+        p.sender.handle_timeout(p.now);
+        p.receiver.handle_timeout(p.now);
+        while p.step() {}
+        for t in [p.sender.poll_timeout(), p.receiver.poll_timeout()]
+            .into_iter()
+            .flatten()
+        {
+            assert!(t > p.now, "a deadline at {t:?} is not after {:?}", p.now);
+        }
+    }
+    p.assert_delivered();
+}

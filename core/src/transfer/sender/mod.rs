@@ -1,0 +1,757 @@
+//! The presenter's side of a transfer: reads the file through its driver, sends it paced and
+//! selectively repeated, and learns from the receiver's SACKs what arrived.
+//!
+//! # Driving a sender
+//! - Inputs: [`Sender::handle_datagram`] for every datagram of this transfer,
+//!   [`Sender::handle_file_data`] answering a [`SenderEvent::Read`], [`Sender::handle_timeout`]
+//!   when [`Sender::poll_timeout`] is due (a spurious call is harmless), [`Sender::abort`] when
+//!   the file cannot be read or the user cancels.
+//! - Outputs, after creating it and after every input: drain [`Sender::poll_event`], then
+//!   [`Sender::poll_transmit`], until both return `None`; then wait for a datagram or until
+//!   [`Sender::poll_timeout`].
+//! - [`SenderEvent::Read`] asks for file bytes: read exactly `len` bytes at `offset` and
+//!   answer with [`Sender::handle_file_data`] (or [`Sender::abort`] with
+//!   [`AbortReason::LocalIo`] if that fails). Reads are sequential and one at a time, which is
+//!   what lets the sender hash the file as it goes, without a second pass.
+//! - [`SenderEvent::Complete`] / [`SenderEvent::Aborted`] give the outcome; after an abort the
+//!   machine stays a little (until [`Sender::is_finished`]) to repeat its `Abort` to a
+//!   receiver that missed it.
+//!
+//! # How it works
+//! The pieces, one module each: `source` reads the file and hashes it, `chunks` holds
+//! what was read until it is acknowledged and decides what goes next, `flight` tracks the
+//! packets in flight and detects losses; the RTT estimator, the rate controller and the
+//! pacer are the transfer's own modules. A `Hello` (repeated on the probe timeout) opens the
+//! transfer and measures a first RTT. Data goes in payload-sized chunks, one fresh packet
+//! number per transmission. A lost chunk is queued again unless a newer transmission of it
+//! is in flight or it was acknowledged meanwhile. When nothing is acknowledged for a probe
+//! timeout, the oldest unacknowledged chunk is sent again regardless of the window, with
+//! exponential backoff up to [`TransferConfig::max_probe_timeout_ms`]. The chunks in flight
+//! are kept in memory until acknowledged; the receiver's window bounds them. When the whole
+//! file was read and sent, a `Fin` carries its BLAKE3 hash; a `Done` from the receiver
+//! completes the transfer. Every datagram goes to the address the server named.
+
+mod chunks;
+mod flight;
+mod source;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+
+use self::chunks::Chunks;
+use self::flight::{Flight, SentPacket};
+use self::source::Source;
+use super::datagram::{self, Ack, Body, Datagram, DatagramError, TagKey};
+use super::pacer::Pacer;
+use super::rate::{Mode, RateController};
+use super::rtt::RttEstimator;
+use super::timer::{Timer, TimerTable};
+use super::tree::leaf_size_for;
+use super::{
+    AbortReason, HASH_LEN, Rejected, TransferConfig, TransferId, TransferSecret, Transmit,
+};
+use crate::{Clock, UnixMillis};
+
+/// Longest ACK delay the receiver is expected to add (ms), part of the probe timeout.
+pub const MAX_ACK_DELAY_MS: u64 = 2;
+/// Datagrams sent when the probe timer fires.
+const PROBES_PER_TIMEOUT: u8 = 2;
+/// After giving up, the receiver's stragglers are answered with `Abort` at most this often
+/// (ms).
+const ANSWER_EVERY_MS: u64 = 10;
+/// A closing sender leaves once the receiver has been quiet this long (ms).
+const CLOSING_QUIET_MS: u64 = 500;
+
+/// What the sender needs from its driver, or tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderEvent {
+    /// Read exactly `len` bytes of the file at `offset` and hand them to
+    /// [`Sender::handle_file_data`].
+    Read {
+        /// Where to read.
+        offset: u64,
+        /// How many bytes (never beyond the end of the file).
+        len: usize,
+    },
+    /// The receiver verified the whole file and kept it.
+    Complete,
+    /// The transfer is over without success, for this reason.
+    Aborted(AbortReason),
+}
+
+/// Counters a presenter can show (progress bar, closing line) and tests can check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SenderStats {
+    /// Size of the file.
+    pub file_size: u64,
+    /// File bytes the receiver acknowledged.
+    pub bytes_acked: u64,
+    /// Data datagrams sent, retransmissions included.
+    pub datagrams_sent: u64,
+    /// Data datagrams that were retransmissions (including probes).
+    pub retransmissions: u64,
+    /// Data datagrams declared lost.
+    pub lost: u64,
+    /// Probe timeouts that fired (nothing acknowledged for a while: probes went out).
+    pub probe_timeouts: u64,
+    /// Longest backed-off probe timeout waited, in ms.
+    pub longest_probe_wait_ms: u64,
+    /// Of those, how many were acknowledged later: reordering, not loss.
+    pub spurious_losses: u64,
+    /// Bytes written to the wire, all kinds.
+    pub wire_bytes: u64,
+    /// Smoothed RTT (ms).
+    pub srtt_ms: u64,
+    /// Current pacing rate (bytes per second).
+    pub pacing_rate: u64,
+    /// Current bottleneck-bandwidth estimate (bytes per second).
+    pub btl_bw: u64,
+    /// Current congestion window (bytes).
+    pub cwnd: u64,
+    /// Datagrams ignored.
+    pub rejected: Rejected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Hello,
+    Sending,
+    /// Gave up; repeating `Abort` to a receiver that may have missed it.
+    Closing,
+    Complete,
+    Aborted,
+}
+
+/// The sending machine of one transfer. See the module documentation for how to drive it.
+#[derive(Debug)]
+pub struct Sender {
+    id: TransferId,
+    key: TagKey,
+    config: TransferConfig,
+    peer: SocketAddr,
+    file_size: u64,
+    payload: u64,
+    datagram_size: u64,
+    state: State,
+    clock: Clock,
+    timers: TimerTable,
+    source: Source,
+    chunks: Chunks,
+    flight: Flight,
+    // The peer's view.
+    peer_cum: u64,
+    peer_window_end: u64,
+    // Control datagrams.
+    hello_sent_at: Option<UnixMillis>,
+    hello_sends: u32,
+    fin_sent: bool,
+    fin_sent_at: Option<UnixMillis>,
+    fin_due: bool,
+    probes: u8,
+    pto_count: u32,
+    last_sent: UnixMillis,
+    last_heard: UnixMillis,
+    last_answer: Option<UnixMillis>,
+    abort_reason: Option<AbortReason>,
+    control: VecDeque<Bytes>,
+    events: VecDeque<SenderEvent>,
+    /// Where data datagrams are rendered (one allocation per block, not per datagram).
+    pool: BytesMut,
+    // Models.
+    rtt: RttEstimator,
+    rate: RateController,
+    pacer: Pacer,
+    stats: SenderStats,
+}
+
+impl Sender {
+    /// A sender of a file of `file_size` bytes for transfer `id` to the audience's client at
+    /// `peer` (as the server named it), starting at `now`.
+    ///
+    /// The file name does not travel here: the server told the audience already.
+    pub fn new(
+        id: TransferId,
+        secret: &TransferSecret,
+        file_size: u64,
+        peer: SocketAddr,
+        config: TransferConfig,
+        now: UnixMillis,
+    ) -> Self {
+        let max_datagram = config
+            .max_datagram
+            .clamp(datagram::MIN_DATAGRAM, super::MAX_DATAGRAM);
+        let config = TransferConfig {
+            max_datagram,
+            ..config
+        };
+        // Tree mode when the datagram can carry a power-of-two leaf of at least 2 KiB.
+        let capacity = config.payload_size() as u64;
+        let leaf = leaf_size_for(capacity);
+        let payload = leaf.unwrap_or(capacity);
+        let datagram_size =
+            payload + (datagram::HEADER_LEN + datagram::DATA_BODY_LEN + datagram::TAG_LEN) as u64;
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Idle, now.plus_millis(config.idle_timeout_ms));
+        Self {
+            id,
+            key: TagKey::derive(secret),
+            peer,
+            file_size,
+            payload,
+            datagram_size,
+            state: State::Hello,
+            clock: Clock::new(now),
+            timers,
+            source: Source::new(file_size, payload, leaf, config.read_size),
+            chunks: Chunks::new(file_size, payload),
+            flight: Flight::new(),
+            peer_cum: 0,
+            peer_window_end: 0,
+            hello_sent_at: None,
+            hello_sends: 0,
+            fin_sent: false,
+            fin_sent_at: None,
+            fin_due: false,
+            probes: 0,
+            pto_count: 0,
+            last_sent: now,
+            last_heard: now,
+            last_answer: None,
+            abort_reason: None,
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            pool: BytesMut::new(),
+            rtt: RttEstimator::new(config.initial_rtt_ms),
+            rate: RateController::new(
+                now,
+                datagram_size as usize,
+                config.initial_rtt_ms,
+                config.max_rate,
+                config.seed,
+            ),
+            pacer: Pacer::new(now, datagram_size),
+            stats: SenderStats {
+                file_size,
+                ..SenderStats::default()
+            },
+            config,
+        }
+    }
+
+    /// The transfer this machine sends.
+    pub fn id(&self) -> TransferId {
+        self.id
+    }
+
+    /// Whether the machine has nothing more to do and can be dropped.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Complete | State::Aborted)
+    }
+
+    fn is_over(&self) -> bool {
+        matches!(
+            self.state,
+            State::Closing | State::Complete | State::Aborted
+        )
+    }
+
+    /// Counters and the current model, for progress display.
+    pub fn stats(&self) -> SenderStats {
+        SenderStats {
+            bytes_acked: self.chunks.acked_bytes(self.peer_cum),
+            srtt_ms: self.rtt.smoothed(),
+            pacing_rate: self.rate.pacing_rate(),
+            btl_bw: self.rate.btl_bw(),
+            cwnd: self.rate.cwnd(),
+            ..self.stats
+        }
+    }
+
+    /// The rate controller's mode (for tests and diagnostics).
+    pub fn mode(&self) -> Mode {
+        self.rate.mode()
+    }
+
+    /// Give up: tell the peer (at once, and again to its stragglers) and report `reason`.
+    pub fn abort(&mut self, reason: AbortReason, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        if self.is_over() {
+            return;
+        }
+        self.abort_reason = Some(reason);
+        self.send_abort();
+        self.finish(State::Closing, SenderEvent::Aborted(reason));
+        // Stay to repeat the `Abort` to stragglers; leave early once they stop coming.
+        self.timers
+            .set(Timer::Linger, now.plus_millis(self.config.linger_ms));
+    }
+
+    fn send_abort(&mut self) {
+        let reason = self.abort_reason.unwrap_or(AbortReason::Cancelled);
+        self.control
+            .push_back(datagram::encode_abort(self.id, reason.to_peer(), &self.key));
+    }
+
+    fn finish(&mut self, state: State, event: SenderEvent) {
+        self.state = state;
+        self.events.push_back(event);
+        self.chunks.clear();
+        self.flight.clear();
+        self.timers.stop_all();
+    }
+
+    /// The file bytes a [`SenderEvent::Read`] asked for.
+    ///
+    /// Data that was not asked for, or of the wrong length, is a driver bug or a file that
+    /// changed under us: the transfer aborts with [`AbortReason::LocalIo`].
+    pub fn handle_file_data(&mut self, offset: u64, data: Bytes, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        if self.is_over() {
+            return;
+        }
+        let chunks = &mut self.chunks;
+        let accepted = self
+            .source
+            .accept(offset, data, |piece, cv| chunks.push(piece, cv));
+        if accepted.is_err() {
+            self.abort(AbortReason::LocalIo, now);
+            return;
+        }
+        self.arm_timers();
+    }
+
+    fn maybe_request_read(&mut self) {
+        if self.state != State::Sending {
+            return;
+        }
+        // Keep a read's worth of unsent data ready, and never hold more than the receiver's
+        // window plus that: memory stays bounded whatever the file size.
+        let read_end = self.source.read_end();
+        let read_len = self.source.read_len();
+        let unsent = self.chunks.unsent_bytes(read_end);
+        let held = self.chunks.held_bytes(read_end);
+        // The receiver's advertised window, but never more than our own configured window:
+        // a peer cannot make us hold the whole file in memory.
+        let window = self
+            .peer_window_end
+            .saturating_sub(self.peer_cum)
+            .min(self.config.receive_window)
+            .max(self.config.receive_window.min(1 << 20));
+        if unsent >= read_len || held >= window.saturating_add(read_len) {
+            return;
+        }
+        if let Some((offset, len)) = self.source.start_read() {
+            self.events.push_back(SenderEvent::Read { offset, len });
+        }
+    }
+
+    /// The next file request or outcome, if any.
+    pub fn poll_event(&mut self) -> Option<SenderEvent> {
+        self.maybe_request_read();
+        self.events.pop_front()
+    }
+
+    /// Feed a datagram that arrived for this transfer from `from`.
+    ///
+    /// Returns `Err` (and counts it) if it is not an authentic datagram of this transfer:
+    /// then nothing changed.
+    pub fn handle_datagram(
+        &mut self,
+        from: SocketAddr,
+        bytes: &Bytes,
+        now: UnixMillis,
+    ) -> Result<(), DatagramError> {
+        let now = self.clock.advance(now);
+        let d = match datagram::decode(bytes, &self.key) {
+            Ok(d) if d.id == self.id => d,
+            Ok(_) => {
+                self.stats.rejected.bad += 1;
+                return Err(DatagramError::BadTag);
+            }
+            Err(e) => {
+                self.stats.rejected.bad += 1;
+                return Err(e);
+            }
+        };
+        match self.state {
+            State::Complete | State::Aborted => {
+                self.stats.rejected.stale += 1;
+                return Ok(());
+            }
+            State::Closing => {
+                self.on_straggler(&d.body, now);
+                return Ok(());
+            }
+            State::Hello | State::Sending => {}
+        }
+        self.last_heard = now;
+        self.timers
+            .set(Timer::Idle, now.plus_millis(self.config.idle_timeout_ms));
+        match d.body {
+            Body::Ack(ack) => self.on_ack(ack, now),
+            Body::Done { file_size }
+                if file_size == self.file_size && self.source.hash().is_some() && self.fin_sent =>
+            {
+                self.peer_cum = self.file_size;
+                self.finish(State::Complete, SenderEvent::Complete);
+            }
+            Body::Done { .. } => self.abort(AbortReason::ProtocolViolation, now),
+            Body::Abort { reason } => {
+                self.finish(
+                    State::Aborted,
+                    SenderEvent::Aborted(AbortReason::PeerAborted(reason)),
+                );
+            }
+            // Only the receiver at the address the server named asks us to prove where we
+            // are; anyone else relaying its challenge gets nothing.
+            Body::Challenge { token } if from == self.peer => {
+                self.control.push_back(datagram::encode(
+                    &Datagram {
+                        id: self.id,
+                        body: Body::Response { token },
+                    },
+                    &self.key,
+                ));
+            }
+            Body::Challenge { .. }
+            | Body::Response { .. }
+            | Body::Hello { .. }
+            | Body::Data { .. }
+            | Body::Fin { .. } => self.stats.rejected.stale += 1,
+        }
+        self.arm_timers();
+        Ok(())
+    }
+
+    /// An authentic datagram after we gave up: the receiver missed our `Abort`.
+    fn on_straggler(&mut self, body: &Body, now: UnixMillis) {
+        self.timers
+            .set(Timer::Idle, now.plus_millis(CLOSING_QUIET_MS));
+        if let Body::Abort { .. } = body {
+            self.state = State::Aborted;
+            self.timers.stop_all();
+            return;
+        }
+        if self
+            .last_answer
+            .is_none_or(|t| now.millis_since(t) >= ANSWER_EVERY_MS)
+        {
+            self.last_answer = Some(now);
+            self.send_abort();
+        } else {
+            self.stats.rejected.stale += 1;
+        }
+    }
+
+    fn on_ack(&mut self, ack: Ack, now: UnixMillis) {
+        if self.state == State::Hello {
+            self.state = State::Sending;
+            // Only an unrepeated `Hello` gives an unambiguous RTT sample (Karn).
+            match self.hello_sent_at {
+                Some(t) if self.hello_sends == 1 => {
+                    self.rtt
+                        .update(now.millis_since(t), u64::from(ack.ack_delay_ms));
+                }
+                _ => {}
+            }
+            self.pto_count = 0;
+        }
+        if ack.cum_offset > self.file_size || ack.window_end < ack.cum_offset {
+            self.abort(AbortReason::ProtocolViolation, now);
+            return;
+        }
+        self.peer_window_end = self.peer_window_end.max(ack.window_end);
+        let mut progressed = false;
+        if ack.cum_offset > self.peer_cum {
+            self.peer_cum = ack.cum_offset;
+            progressed = true;
+        }
+
+        // Packets acknowledged by number.
+        let Self {
+            flight,
+            chunks,
+            rate,
+            stats,
+            ..
+        } = self;
+        let newest = flight.on_ack(&ack.ranges, |a| {
+            progressed = true;
+            if a.was_lost {
+                stats.spurious_losses += 1;
+            }
+            rate.on_packet_acked(
+                a.packet.delivery,
+                a.packet.time_sent,
+                a.packet.data_len,
+                now,
+            );
+            chunks.mark_acked(a.packet.chunk);
+        });
+        if let Some((_, sent)) = newest {
+            self.rtt
+                .update(now.millis_since(sent), u64::from(ack.ack_delay_ms));
+        }
+        self.chunks.ack_below(self.peer_cum);
+
+        self.detect_lost(now);
+        if progressed {
+            self.pto_count = 0;
+        }
+        let rtt = self
+            .rtt
+            .has_sample()
+            .then(|| (self.rtt.min(), self.rtt.smoothed()));
+        self.rate
+            .on_ack_processed(now, rtt, self.flight.bytes_in_flight());
+
+        // Every byte arrived but no `Done` a round trip after the `Fin`: the receiver is
+        // waiting for it, so it was lost.
+        if self.peer_cum == self.file_size
+            && self.fin_sent
+            && self
+                .fin_sent_at
+                .is_some_and(|t| now.millis_since(t) > self.rtt.smoothed())
+        {
+            self.fin_due = true;
+        }
+    }
+
+    fn detect_lost(&mut self, now: UnixMillis) {
+        let Self {
+            flight,
+            chunks,
+            rate,
+            stats,
+            rtt,
+            ..
+        } = self;
+        flight.detect_lost(now, rtt, |pn, p: &SentPacket| {
+            stats.lost += 1;
+            rate.on_packet_lost(p.size);
+            chunks.on_lost(p.chunk, pn);
+        });
+    }
+
+    fn pto_deadline(&self) -> Option<UnixMillis> {
+        let outstanding = self.state == State::Hello
+            || self.flight.bytes_in_flight() > 0
+            || self.fin_sent
+            || self.chunks.window_blocked(self.peer_window_end);
+        if self.is_over() || !outstanding {
+            return None;
+        }
+        let base = self.rtt.pto_base(MAX_ACK_DELAY_MS);
+        let backed_off = base.saturating_mul(1u64 << self.pto_count.min(16));
+        let timeout = backed_off.min(self.config.max_probe_timeout_ms.max(base));
+        Some(self.last_sent.plus_millis(timeout))
+    }
+
+    /// When the pacer will let the next datagram go, if one waits for it.
+    fn pacing_deadline(&self) -> Option<UnixMillis> {
+        let size = self.datagram_size;
+        let waiting = self.probes == 0
+            && self.has_paced_data()
+            && self.flight.bytes_in_flight() + size <= self.rate.cwnd()
+            && !self.pacer.can_send(size);
+        waiting.then(|| self.pacer.next_send_time(size, self.rate.pacing_rate()))
+    }
+
+    /// Re-derive the deadlines that depend on the state (loss, probe, pacing) after a change.
+    fn arm_timers(&mut self) {
+        if self.is_over() {
+            return;
+        }
+        self.timers
+            .set_or_stop(Timer::LossDetection, self.flight.loss_time());
+        self.timers.set_or_stop(Timer::Probe, self.pto_deadline());
+        self.timers
+            .set_or_stop(Timer::Pacing, self.pacing_deadline());
+    }
+
+    /// Timers: idle timeout, loss detection, probe timeout, end of closing. Harmless when
+    /// nothing is due.
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        match self.state {
+            State::Complete | State::Aborted => return,
+            State::Closing => {
+                if self.timers.is_due(Timer::Linger, now) || self.timers.is_due(Timer::Idle, now) {
+                    self.state = State::Aborted;
+                    self.timers.stop_all();
+                }
+                return;
+            }
+            State::Hello | State::Sending => {}
+        }
+        if self.timers.is_due(Timer::Idle, now) {
+            self.abort(AbortReason::PeerSilent, now);
+            return;
+        }
+        if self.flight.loss_time().is_some_and(|t| t <= now) {
+            self.detect_lost(now);
+        }
+        if self.pto_deadline().is_some_and(|t| t <= now) {
+            self.stats.probe_timeouts += 1;
+            self.stats.longest_probe_wait_ms = self
+                .stats
+                .longest_probe_wait_ms
+                .max(now.millis_since(self.last_sent));
+            self.pto_count = self.pto_count.saturating_add(1);
+            self.probes = PROBES_PER_TIMEOUT;
+            // The probe timer restarts from the probes, not from the last data packet.
+            self.last_sent = now;
+        }
+        self.arm_timers();
+    }
+
+    /// When `handle_timeout` should be called next.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.timers.next()
+    }
+
+    fn has_paced_data(&self) -> bool {
+        self.state == State::Sending
+            && (self.chunks.has_retx()
+                || self.chunks.has_new(self.peer_window_end)
+                || (self.fin_ready() && (!self.fin_sent || self.fin_due)))
+    }
+
+    fn fin_ready(&self) -> bool {
+        self.source.hash().is_some() && self.chunks.all_sent()
+    }
+
+    /// The next datagram to send, and where, if one may leave at `now`.
+    pub fn poll_transmit(&mut self, now: UnixMillis) -> Option<Transmit> {
+        let now = self.clock.advance(now);
+        let out = self.next_datagram(now);
+        self.arm_timers();
+        out.map(|contents| Transmit {
+            to: self.peer,
+            contents,
+        })
+    }
+
+    fn next_datagram(&mut self, now: UnixMillis) -> Option<Bytes> {
+        if let Some(c) = self.control.pop_front() {
+            self.stats.wire_bytes += c.len() as u64;
+            return Some(c);
+        }
+        match self.state {
+            State::Closing | State::Complete | State::Aborted => None,
+            State::Hello => {
+                if self.hello_sent_at.is_some() && self.probes == 0 {
+                    return None;
+                }
+                self.probes = self.probes.saturating_sub(1);
+                self.hello_sent_at = Some(now);
+                self.hello_sends += 1;
+                self.last_sent = now;
+                let body = Body::Hello {
+                    file_size: self.file_size,
+                    payload_size: self.payload as u32,
+                };
+                Some(self.encode(body))
+            }
+            State::Sending => {
+                if self.probes > 0 {
+                    self.probes -= 1;
+                    return self.send_probe(now);
+                }
+                let size = self.datagram_size;
+                self.pacer.refill(now, self.rate.pacing_rate(), size);
+                if !self.pacer.can_send(size)
+                    || self.flight.bytes_in_flight() + size > self.rate.cwnd()
+                {
+                    return None;
+                }
+                if let Some(i) = self.chunks.take_retx() {
+                    self.stats.retransmissions += 1;
+                    return Some(self.send_chunk(i, now));
+                }
+                if self.chunks.has_new(self.peer_window_end) {
+                    let i = self.chunks.take_new()?;
+                    return Some(self.send_chunk(i, now));
+                }
+                if self.fin_ready() && (!self.fin_sent || self.fin_due) {
+                    return Some(self.send_fin(now));
+                }
+                None
+            }
+        }
+    }
+
+    fn send_probe(&mut self, now: UnixMillis) -> Option<Bytes> {
+        // The oldest chunk not yet acknowledged, else the next one even beyond the window
+        // (the receiver drops it but answers with its window), else the `Fin`.
+        if let Some(i) = self.chunks.oldest_unacked() {
+            self.stats.retransmissions += 1;
+            return Some(self.send_chunk(i, now));
+        }
+        if let Some(i) = self.chunks.take_new() {
+            return Some(self.send_chunk(i, now));
+        }
+        if self.fin_ready() {
+            return Some(self.send_fin(now));
+        }
+        None
+    }
+
+    fn send_fin(&mut self, now: UnixMillis) -> Bytes {
+        self.fin_sent = true;
+        self.fin_sent_at = Some(now);
+        self.fin_due = false;
+        self.last_sent = now;
+        let hash = self.source.hash().unwrap_or([0; HASH_LEN]);
+        self.encode(Body::Fin {
+            file_size: self.file_size,
+            hash,
+        })
+    }
+
+    fn send_chunk(&mut self, index: u64, now: UnixMillis) -> Bytes {
+        let pn = self.flight.take_pn();
+        let (payload, cv) = self.chunks.send(index, pn);
+        let data_len = payload.len() as u64;
+        let body = Body::Data {
+            pn,
+            offset: self.chunks.offset_of(index),
+            payload,
+        };
+        let bytes = datagram::encode_pooled(
+            &Datagram { id: self.id, body },
+            &self.key,
+            cv.as_ref(),
+            &mut self.pool,
+        );
+        self.stats.wire_bytes += bytes.len() as u64;
+        let size = bytes.len() as u64;
+        self.pacer.on_sent(size);
+        let app_limited = !self.chunks.has_retx() && !self.chunks.has_new(self.peer_window_end);
+        let delivery = self
+            .rate
+            .on_packet_sent(now, self.flight.bytes_in_flight(), app_limited);
+        self.flight.on_sent(
+            pn,
+            SentPacket {
+                chunk: index,
+                size,
+                data_len,
+                time_sent: now,
+                delivery,
+                lost: false,
+            },
+        );
+        self.last_sent = now;
+        self.stats.datagrams_sent += 1;
+        bytes
+    }
+
+    fn encode(&mut self, body: Body) -> Bytes {
+        let bytes = datagram::encode(&Datagram { id: self.id, body }, &self.key);
+        self.stats.wire_bytes += bytes.len() as u64;
+        bytes
+    }
+}

@@ -1,0 +1,460 @@
+//! The client's UDP socket: bound, with kernel buffers large enough for a fast burst.
+//!
+//! Everything a transfer decides lives in `huddle_core::transfer` and the client core; the
+//! client runtimes only bind this socket, read datagrams into it and write what the core
+//! emits.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+
+/// Socket buffer size asked for by default: room for a few milliseconds of a fast burst.
+pub const DEFAULT_SOCKET_BUFFER: usize = 8 << 20;
+
+/// Kernel buffer sizes a socket ended up with (the kernel may grant less than asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketBuffers {
+    /// Receive buffer, bytes.
+    pub recv: usize,
+    /// Send buffer, bytes.
+    pub send: usize,
+}
+
+/// Raise a socket's receive and send buffers to `bytes`.
+///
+/// Why: a fast sender's bursts overflow the default buffer (208 KiB here), and every
+/// overflow is a loss the protocol must repair. Ordinary requests are capped by
+/// `net.core.rmem_max`; where the process may exceed it (CAP_NET_ADMIN, Linux), the forced
+/// variant is tried first.
+pub fn raise_buffers(socket: &UdpSocket, bytes: usize) -> io::Result<SocketBuffers> {
+    let sock = socket2::SockRef::from(socket);
+    #[cfg(target_os = "linux")]
+    {
+        force_buffer(socket, libc::SO_RCVBUFFORCE, bytes);
+        force_buffer(socket, libc::SO_SNDBUFFORCE, bytes);
+    }
+    if sock.recv_buffer_size()? < bytes {
+        sock.set_recv_buffer_size(bytes)?;
+    }
+    if sock.send_buffer_size()? < bytes {
+        sock.set_send_buffer_size(bytes)?;
+    }
+    Ok(SocketBuffers {
+        recv: sock.recv_buffer_size()?,
+        send: sock.send_buffer_size()?,
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn force_buffer(socket: &UdpSocket, option: libc::c_int, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a plain setsockopt with a pointer to a live c_int of the stated length. Failure
+    // (no privilege) is fine: the caller falls back to the ordinary, capped option.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Bind a UDP socket at `addr` with buffers raised to `buffer_bytes` (best effort: a smaller
+/// buffer only means more losses for the transfers to repair).
+pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr)?;
+    let _ = raise_buffers(&socket, buffer_bytes);
+    Ok(socket)
+}
+
+/// Room for one received message: the largest UDP payload, or a GRO batch of smaller
+/// datagrams (the kernel coalesces at most 64 KiB).
+const SLOT: usize = 64 << 10;
+/// Messages taken per receive call (recvmmsg).
+const RECV_BATCH: usize = 16;
+/// Slots per receive block: a block is split into the datagrams handed to the core, so
+/// receiving costs no allocation per datagram, only one per block.
+const BLOCK_SLOTS: usize = 32;
+/// Most bytes one GSO send carries (the segments of a batch add up to at most this).
+const MAX_GSO_BYTES: usize = 64_000;
+
+/// A run of datagrams from one sender, as one receive returned it: `stride`-sized datagrams
+/// back to back (a GRO batch), the last one possibly shorter.
+#[derive(Debug)]
+pub struct Received {
+    /// Who sent them.
+    pub from: SocketAddr,
+    /// The datagrams.
+    pub bytes: bytes::Bytes,
+    /// Size of each datagram but the last.
+    pub stride: usize,
+}
+
+/// The client's UDP socket with batched I/O: UDP GSO to send a run of equal datagrams in one
+/// call and GRO plus `recvmmsg` to receive many per call on Linux (through quinn-udp), one
+/// datagram per call elsewhere. The socket is non-blocking from here on.
+pub struct BatchSocket {
+    state: quinn_udp::UdpSocketState,
+    /// The block being filled; `spare` holds earlier ones, to reuse once every datagram cut
+    /// from them is dropped (no fresh pages to fault in and zero for every block).
+    block: bytes::BytesMut,
+    spare: std::collections::VecDeque<bytes::BytesMut>,
+    fresh_blocks: u64,
+}
+
+/// Blocks kept for reuse.
+const SPARE_BLOCKS: usize = 3;
+
+impl BatchSocket {
+    /// Prepare `socket` for batched I/O.
+    pub fn new(socket: &UdpSocket) -> io::Result<Self> {
+        Ok(Self {
+            state: quinn_udp::UdpSocketState::new(socket.into())?,
+            block: bytes::BytesMut::new(),
+            spare: std::collections::VecDeque::new(),
+            fresh_blocks: 0,
+        })
+    }
+
+    /// Move on to a block with room for a batch: the oldest earlier block if everything
+    /// cut from it was dropped meanwhile, else a fresh one.
+    fn next_block(&mut self) {
+        let full = BLOCK_SLOTS * SLOT;
+        let used = std::mem::take(&mut self.block);
+        if used.capacity() > 0 {
+            self.spare.push_back(used);
+        }
+        if let Some(mut b) = self.spare.pop_front() {
+            b.clear();
+            if b.try_reclaim(full) && b.capacity() >= full {
+                // SAFETY: `try_reclaim` reuses this block's own allocation and never
+                // allocates. Every block here came from `BytesMut::zeroed(full)` below (a
+                // zeroed allocation of exactly `full` bytes), so its first `full` bytes are
+                // initialized: zeros, or datagrams received since.
+                unsafe { b.set_len(full) };
+                self.block = b;
+                return;
+            }
+            // Still referenced by datagrams in use: try it again later.
+            self.spare.push_back(b);
+        }
+        while self.spare.len() > SPARE_BLOCKS {
+            self.spare.pop_front();
+        }
+        self.fresh_blocks += 1;
+        self.block = bytes::BytesMut::zeroed(full);
+    }
+
+    /// Receive blocks allocated so far (the rest were reused).
+    pub fn fresh_blocks(&self) -> u64 {
+        self.fresh_blocks
+    }
+
+    /// Most datagrams one send may carry (1 where the kernel has no GSO).
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// Receive what is queued, without waiting: `WouldBlock` when nothing is.
+    pub fn recv(&mut self, socket: &UdpSocket, out: &mut Vec<Received>) -> io::Result<usize> {
+        if self.block.len() < RECV_BATCH * SLOT {
+            self.next_block();
+        }
+        let mut meta = [quinn_udp::RecvMeta::default(); RECV_BATCH];
+        let n = {
+            let mut slots = self.block[..RECV_BATCH * SLOT].chunks_mut(SLOT);
+            let mut bufs: [io::IoSliceMut<'_>; RECV_BATCH] =
+                std::array::from_fn(|_| io::IoSliceMut::new(slots.next().unwrap_or_default()));
+            self.state.recv(socket.into(), &mut bufs, &mut meta)?
+        };
+        for m in &meta[..n] {
+            let mut slot = self.block.split_to(SLOT);
+            slot.truncate(m.len.min(SLOT));
+            out.push(Received {
+                from: m.addr,
+                bytes: slot.freeze(),
+                stride: if m.stride == 0 { m.len } else { m.stride },
+            });
+        }
+        Ok(n)
+    }
+
+    /// Send one batch; `WouldBlock` when the send buffer is full (wait and try again). Any
+    /// other error loses the batch, which the transfers repair like any loss.
+    pub fn send(&self, socket: &UdpSocket, batch: &quinn_udp::Transmit<'_>) -> io::Result<()> {
+        match self.state.try_send(socket.into(), batch) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    to: SocketAddr,
+    datagrams: Vec<bytes::Bytes>,
+    bytes: usize,
+    segment: usize,
+    /// A shorter datagram ended it: nothing more may join.
+    closed: bool,
+}
+
+/// Datagrams waiting to be sent, gathered into runs one GSO send can carry: same
+/// destination, same size (the last may be shorter), at most `max_segments` and
+/// 64 000 bytes. A run of one datagram is sent from its own bytes; a longer run is
+/// copied once into one contiguous buffer, as a GSO send needs.
+#[derive(Debug, Default)]
+pub struct SendQueue {
+    runs: Vec<Run>,
+    max_segments: usize,
+    scratch: Vec<u8>,
+    /// Emptied runs' vectors, kept so a flush costs no allocation.
+    spare: Vec<Vec<bytes::Bytes>>,
+}
+
+impl SendQueue {
+    /// An empty queue for runs of at most `max_segments` datagrams.
+    pub fn new(max_segments: usize) -> Self {
+        Self {
+            runs: Vec::new(),
+            max_segments: max_segments.max(1),
+            scratch: Vec::with_capacity(MAX_GSO_BYTES),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Queue a datagram for `to`.
+    pub fn push(&mut self, to: SocketAddr, datagram: bytes::Bytes) {
+        let len = datagram.len();
+        let max_segments = self.max_segments;
+        match self.runs.last_mut() {
+            Some(r)
+                if !r.closed
+                    && r.to == to
+                    && len <= r.segment
+                    && r.datagrams.len() < max_segments
+                    && r.bytes + len <= MAX_GSO_BYTES =>
+            {
+                r.bytes += len;
+                r.closed = len < r.segment;
+                r.datagrams.push(datagram);
+            }
+            _ => {
+                let mut datagrams = self.spare.pop().unwrap_or_default();
+                datagrams.push(datagram);
+                self.runs.push(Run {
+                    to,
+                    datagrams,
+                    bytes: len,
+                    segment: len.max(1),
+                    closed: false,
+                });
+            }
+        }
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// How many sends the queue holds.
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Hand every queued send, as quinn-udp takes it, to `send`, in order; then forget them.
+    pub fn drain(&mut self, mut send: impl FnMut(&quinn_udp::Transmit<'_>)) {
+        for mut r in self.runs.drain(..) {
+            let contents: &[u8] = match r.datagrams.as_slice() {
+                [one] => one,
+                many => {
+                    self.scratch.clear();
+                    for d in many {
+                        self.scratch.extend_from_slice(d);
+                    }
+                    &self.scratch
+                }
+            };
+            send(&quinn_udp::Transmit {
+                destination: r.to,
+                ecn: None,
+                contents,
+                segment_size: (r.datagrams.len() > 1).then_some(r.segment),
+                src_ip: None,
+            });
+            r.datagrams.clear();
+            self.spare.push(r.datagrams);
+        }
+    }
+}
+
+/// Wait until `socket` is readable (or writable, with `write`), at most `timeout`.
+#[cfg(unix)]
+pub fn wait(socket: &UdpSocket, write: bool, timeout: std::time::Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: if write { libc::POLLOUT } else { libc::POLLIN },
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd for the duration of the call.
+    let r = unsafe { libc::poll(&mut fd, 1, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Wait until `socket` is ready, at most `timeout` (no readiness API here: a short nap).
+#[cfg(not(unix))]
+pub fn wait(_socket: &UdpSocket, _write: bool, timeout: std::time::Duration) -> io::Result<()> {
+    std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn d(byte: u8, len: usize) -> bytes::Bytes {
+        bytes::Bytes::from(vec![byte; len])
+    }
+
+    fn sends(q: &mut SendQueue) -> Vec<(SocketAddr, usize, Option<usize>)> {
+        let mut out = Vec::new();
+        q.drain(|t| out.push((t.destination, t.contents.len(), t.segment_size)));
+        out
+    }
+
+    #[test]
+    fn equal_datagrams_to_one_peer_make_one_send_and_a_shorter_one_ends_it() {
+        let mut q = SendQueue::new(64);
+        for _ in 0..10 {
+            q.push(addr(1), d(1, 1452));
+        }
+        q.push(addr(1), d(2, 100));
+        q.push(addr(1), d(3, 1452));
+        q.push(addr(2), d(4, 1452));
+        assert_eq!(q.len(), 3);
+        assert_eq!(
+            sends(&mut q),
+            vec![
+                (addr(1), 10 * 1452 + 100, Some(1452)),
+                (addr(1), 1452, None),
+                (addr(2), 1452, None)
+            ]
+        );
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_run_never_exceeds_the_segment_or_byte_limits() {
+        let mut q = SendQueue::new(4);
+        for _ in 0..9 {
+            q.push(addr(1), d(0, 1000));
+        }
+        assert_eq!(q.len(), 3);
+        let mut big = SendQueue::new(64);
+        for _ in 0..3 {
+            big.push(addr(1), d(0, 30_000));
+        }
+        assert_eq!(big.len(), 2);
+    }
+
+    #[test]
+    fn receive_blocks_are_reused_once_their_datagrams_are_dropped() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _ = raise_buffers(&b, DEFAULT_SOCKET_BUFFER);
+        let sa = BatchSocket::new(&a).unwrap();
+        let mut sb = BatchSocket::new(&b).unwrap();
+        let to = b.local_addr().unwrap();
+        let mut received = 0;
+        for round in 0..40 {
+            // One datagram per message, so every round uses 30 slots of a block.
+            for _ in 0..30 {
+                while sa
+                    .send(
+                        &a,
+                        &quinn_udp::Transmit {
+                            destination: to,
+                            ecn: None,
+                            contents: &[round as u8; 40_000],
+                            segment_size: None,
+                            src_ip: None,
+                        },
+                    )
+                    .is_err()
+                {
+                    wait(&a, true, std::time::Duration::from_millis(10)).unwrap();
+                }
+            }
+            let mut got = 0;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while got < 30 && std::time::Instant::now() < deadline {
+                wait(&b, false, std::time::Duration::from_millis(50)).unwrap();
+                let mut out = Vec::new();
+                if sb.recv(&b, &mut out).is_ok() {
+                    got += out.len();
+                }
+                // `out` (and every datagram in it) is dropped here.
+            }
+            received += got;
+        }
+        assert_eq!(received, 1_200);
+        assert!(
+            sb.fresh_blocks() <= 5,
+            "{} blocks allocated for 1,200 datagrams in 32-slot blocks",
+            sb.fresh_blocks()
+        );
+    }
+
+    #[test]
+    fn a_gso_send_arrives_as_datagrams_of_its_segment_size() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (mut sa, mut sb) = (BatchSocket::new(&a).unwrap(), BatchSocket::new(&b).unwrap());
+        let to = b.local_addr().unwrap();
+        let mut q = SendQueue::new(sa.max_segments());
+        for i in 0..20u8 {
+            q.push(to, d(i, 1200));
+        }
+        q.push(to, d(99, 7));
+        q.drain(|t| {
+            while sa.send(&a, t).is_err() {
+                wait(&a, true, std::time::Duration::from_millis(10)).unwrap();
+            }
+        });
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < 21 && std::time::Instant::now() < deadline {
+            wait(&b, false, std::time::Duration::from_millis(50)).unwrap();
+            let mut out = Vec::new();
+            if sb.recv(&b, &mut out).is_err() {
+                continue;
+            }
+            for r in out {
+                for d in r.bytes.chunks(r.stride) {
+                    got.push(d.to_vec());
+                }
+            }
+        }
+        let _ = &mut sa;
+        assert_eq!(got.len(), 21);
+        for (i, d) in got.iter().take(20).enumerate() {
+            assert_eq!(d, &vec![i as u8; 1200]);
+        }
+        assert_eq!(got[20], vec![99; 7]);
+    }
+}
