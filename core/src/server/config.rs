@@ -67,6 +67,10 @@ pub struct ServerConfig {
     pub login_timeout_millis: u64,
     /// Argon2 memory cost in KiB for new password hashes (lower in tests to keep them fast).
     pub hash_memory_kib: u32,
+    /// A connection that sends more than this many bytes without a newline is closed with
+    /// `421`: a line longer than `MAX_LINE` is refused with `503` as soon as it passes the
+    /// limit, but a peer that keeps going for a whole MiB is not speaking the protocol (1 MiB).
+    pub runaway_line_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
             rng_seed: [0; 32],
             hash_memory_kib: 19 * 1024,
             login_timeout_millis: 5 * 60 * 1000,
+            runaway_line_bytes: 1024 * 1024,
         }
     }
 }

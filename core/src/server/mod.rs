@@ -186,7 +186,10 @@ impl Server {
             conn,
             Conn {
                 peer,
-                framer: LineFramer::new(),
+                framer: LineFramer::with_limits(
+                    crate::proto::MAX_LINE,
+                    Some(self.config.runaway_line_bytes),
+                ),
                 phase: Phase::AwaitUser,
                 udp_port: None,
                 login_deadline: Some(now.plus_millis(self.config.login_timeout_millis)),
@@ -230,6 +233,25 @@ impl Server {
                         ),
                     ),
                 ),
+                Frame::Runaway => {
+                    let limit = self.config.runaway_line_bytes;
+                    let peer = self.conns.get(&conn).map(|c| c.peer);
+                    if let Some(peer) = peer {
+                        self.log(format!(
+                            "{peer}: sent more than {limit} bytes without a newline; connection closed"
+                        ));
+                    }
+                    self.reply(
+                        conn,
+                        Reply::new(
+                            Code::CLOSING,
+                            format!(
+                                "More than {limit} bytes without a newline: this is not a huddle client. Goodbye."
+                            ),
+                        ),
+                    );
+                    self.close(conn);
+                }
                 Frame::Line(line) => self.handle_line(conn, &line),
             }
         }
@@ -402,9 +424,15 @@ impl Server {
         self.outputs.push_back(Output::Log(line));
     }
 
+    /// Close `conn` once what is queued for it is written; a user still logged in on it is
+    /// logged out first, so nothing more is fanned out to it.
     fn close(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.phase = Phase::Closed;
+        let phase = self
+            .conns
+            .get_mut(&conn)
+            .map(|c| std::mem::replace(&mut c.phase, Phase::Closed));
+        if let Some(Phase::LoggedIn(user)) = phase {
+            self.logout(conn, &user);
         }
         self.outputs.push_back(Output::Close { conn });
     }

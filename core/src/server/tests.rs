@@ -386,7 +386,13 @@ fn a_message_with_separators_quotes_and_unicode_comes_back_identical_after_a_res
 fn msg_without_text_shows_the_usage() {
     let mut h = Harness::new();
     let y = h.login("yoda", "jedi");
-    assert_eq!(h.say(y, "MSG"), "501 missing message. Usage: MSG message\n");
+    assert_eq!(
+        h.say(y, "MSG"),
+        format!(
+            "501 missing message. Usage: MSG message; a message is at most {} bytes\n",
+            crate::proto::MAX_TEXT
+        )
+    );
 }
 
 #[test]
@@ -723,6 +729,63 @@ fn bad_input_gets_an_error_and_the_connection_stays_usable() {
             .starts_with("501 uploads need the huddle client")
     );
     assert!(h.say(y, "HELP").starts_with("214-"));
+}
+
+#[test]
+fn a_line_past_the_limit_is_refused_before_its_newline_arrives() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let luke = h.login("luke", "r2d2");
+    // 16 MiB with no newline, in read-sized chunks: the 503 comes with the first chunk that
+    // passes the limit, and nothing of the line is held.
+    h.server.handle_bytes(y, b"MSG ", UnixMillis(h.now));
+    let chunk = vec![b'x'; 16 * 1024];
+    h.server.handle_bytes(y, &chunk, UnixMillis(h.now));
+    h.drain();
+    let r = h.take(y);
+    assert!(r.starts_with("503 Line too long"), "{r}");
+    // The rest of the runaway line is dropped as it comes; past 1 MiB the connection is closed.
+    for _ in 0..62 {
+        h.server.handle_bytes(y, &chunk, UnixMillis(h.now));
+        h.drain();
+        assert!(!h.closed.contains(&y));
+    }
+    assert_eq!(h.take(y), "");
+    for _ in 0..2 {
+        h.server.handle_bytes(y, &chunk, UnixMillis(h.now));
+    }
+    h.drain();
+    let r = h.take(y);
+    assert!(
+        r.starts_with("421 More than 1048576 bytes without a newline"),
+        "{r}"
+    );
+    assert!(h.closed.contains(&y));
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("without a newline; connection closed"))
+    );
+    // yoda is logged out at once; everyone else is still served.
+    assert!(h.take(luke).contains("* OFFLINE yoda"));
+    assert!(h.say(luke, "MSG still here").starts_with("250 Message #1"));
+}
+
+#[test]
+fn a_long_line_that_ends_leaves_the_connection_usable() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    h.server
+        .handle_bytes(y, &vec![b'x'; 512 * 1024], UnixMillis(h.now));
+    h.drain();
+    assert!(h.take(y).starts_with("503 "));
+    h.server.handle_bytes(
+        y,
+        b"xxx
+",
+        UnixMillis(h.now),
+    );
+    assert!(h.say(y, "MSG after").starts_with("250 Message #1"));
 }
 
 #[test]
