@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use huddle_core::UnixMillis;
 use huddle_core::client::{Client, ClientConfig, ClientOutput, ExitStatus};
 use huddle_core::proto::{MAX_LINE, MAX_TEXT};
-use huddle_core::server::{ConnId, DataFiles, Output, Server, ServerConfig};
+use huddle_core::server::{ConnId, DataFiles, Server, ServerConfig};
 use huddle_core::store::DataFile;
 
 const T0: u64 = 1_795_300_000_000;
@@ -99,10 +99,19 @@ impl World {
     fn pump(&mut self) {
         loop {
             let mut moved = false;
+            let mut outs = Vec::new();
             while let Some(out) = self.server.poll_output() {
-                let Output::Send { conn, bytes } = out else {
-                    continue;
-                };
+                outs.push(out);
+            }
+            let sends: Vec<(ConnId, bytes::Bytes)> = outs
+                .iter()
+                .flat_map(|o| o.sends())
+                .map(|(c, b)| (c, b.clone()))
+                .collect();
+            for (conn, bytes) in sends {
+                self.server
+                    .handle_written(conn, bytes.len(), UnixMillis(self.now));
+                moved = true;
                 for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     self.longest_line = self.longest_line.max(line.len());
                 }

@@ -1,19 +1,23 @@
-//! One connection's outgoing bytes: a queue bounded in bytes, shared by both runtimes.
+//! One connection's plumbing between the core thread and the tasks that move its bytes,
+//! shared by both runtimes: the [`Outbox`] of bytes to write and the [`Gate`] that lets its
+//! reader read.
 //!
 //! The thread that owns the core must never block on a socket, or one client that stops
 //! reading would stall every other client. So it only *queues* bytes here; a writer per
-//! connection (a thread in the std runtime, a task in the smol runtime) does the writes. The
-//! queue is bounded in bytes: a client that lets more than the limit pile up is not reading,
-//! and the driver disconnects it instead of buffering without end.
+//! connection (a thread in the std runtime, a task in the smol runtime) does the writes and
+//! reports each one to the core, which decides everything about limits (see
+//! `huddle_core::server`): this queue has no limit of its own.
 //!
-//! The queue is a `VecDeque` under a mutex, with an [`Event`] to wake the writer either way
-//! (blocking or async), so the limit and the gathering of small lines into one write exist
-//! once for both runtimes. An emptied queue gives its memory back: a server holds thousands
-//! of idle connections, and none should keep the capacity of its last burst.
+//! The reader may have one chunk in flight to the core at a time, and reads nothing while
+//! the core has said to pause: so what a flooding client sends waits in its socket (TCP
+//! holds it back), never in this process's memory.
+//!
+//! An emptied queue gives its memory back: a server holds thousands of idle connections,
+//! and none should keep the capacity of its last burst.
 
 use std::collections::VecDeque;
-use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -22,19 +26,10 @@ use event_listener::{Event, Listener};
 /// Largest chunk a writer gathers into one `write` call: many small lines, one syscall.
 const GATHER: usize = 64 * 1024;
 
-/// Too many bytes are waiting for this connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow {
-    /// Bytes already queued when the new ones were refused.
-    pub queued: usize,
-}
-
-/// The core's end of one connection's queue. Dropping it lets the writer send what is queued,
-/// then close the connection: that is how `Output::Close` is carried out.
+/// The core thread's end of one connection's output queue.
 #[derive(Debug)]
 pub struct Outbox {
     shared: Arc<Shared>,
-    limit: usize,
 }
 
 /// The writer's end.
@@ -46,61 +41,67 @@ pub struct Drain {
 #[derive(Debug, Default)]
 struct Shared {
     queue: Mutex<Queue>,
-    /// Notified on every push and when the outbox is dropped.
+    /// Notified when bytes were queued and when the outbox is closed or cut.
     ready: Event,
+    /// Bytes written to the socket so far.
+    written: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
     lines: VecDeque<Bytes>,
-    /// Bytes queued or taken by the writer and not yet written.
-    pending: usize,
-    /// The outbox was dropped: no more bytes will come.
+    /// No more bytes will come: write what is queued, then end.
     closed: bool,
+    /// End now, dropping what is queued.
+    cut: bool,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // Nothing panics while holding the lock, but a poisoned queue is still a valid queue.
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks, but a poisoned one is still valid.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A queue that refuses more bytes once more than `limit` are waiting.
-///
-/// The check is on the backlog *before* the new bytes, so a long reply (a big `RDM`) always
-/// reaches a client that keeps up; only a client already `limit` bytes behind is refused.
-pub fn outbox(limit: usize) -> (Outbox, Drain) {
+/// A connection's output queue: the core thread's end and the writer's.
+pub fn outbox() -> (Outbox, Drain) {
     let shared = Arc::new(Shared::default());
     (
         Outbox {
             shared: Arc::clone(&shared),
-            limit,
         },
         Drain { shared },
     )
 }
 
 impl Outbox {
-    /// Queue `bytes`, or refuse them if the client has fallen too far behind.
-    pub fn push(&self, bytes: Bytes) -> Result<(), Overflow> {
-        {
-            let mut q = self.shared.lock();
-            if q.pending > self.limit {
-                return Err(Overflow { queued: q.pending });
-            }
-            q.pending += bytes.len();
-            q.lines.push_back(bytes);
-        }
-        self.shared.ready.notify(1);
-        Ok(())
+    /// Queue `bytes`; the writer is woken by [`Outbox::wake`] (once per batch, not per line).
+    pub fn push(&self, bytes: Bytes) {
+        lock(&self.shared.queue).lines.push_back(bytes);
     }
-}
 
-impl Drop for Outbox {
-    fn drop(&mut self) {
-        self.shared.lock().closed = true;
+    /// Wake the writer to write what was pushed.
+    pub fn wake(&self) {
         self.shared.ready.notify(1);
+    }
+
+    /// Write what is queued, then end.
+    pub fn close(&self) {
+        lock(&self.shared.queue).closed = true;
+        self.wake();
+    }
+
+    /// End now; drop what is queued.
+    pub fn cut(&self) {
+        {
+            let mut q = lock(&self.shared.queue);
+            q.cut = true;
+            q.lines = VecDeque::new();
+        }
+        self.wake();
+    }
+
+    /// Bytes the writer wrote to the socket so far.
+    pub fn written(&self) -> u64 {
+        self.shared.written.load(Ordering::Acquire)
     }
 }
 
@@ -108,48 +109,31 @@ impl Drop for Outbox {
 enum Take {
     Chunk(Vec<u8>),
     Empty,
-    Closed,
+    Done,
 }
 
 impl Drain {
-    /// Write everything queued until the queue's owner drops it, then shut the socket down
-    /// (the std runtime's writer thread).
-    ///
-    /// Returns the write error that ended it early, if any; the socket is shut down either
-    /// way, so the connection's reader sees the end and reports the disconnect to the core.
-    pub fn run(self, stream: &TcpStream) -> Result<(), std::io::Error> {
-        let result = self.write_all(stream);
-        let _ = stream.shutdown(Shutdown::Both);
-        result
-    }
-
-    fn write_all(&self, mut stream: &TcpStream) -> Result<(), std::io::Error> {
-        while let Some(chunk) = self.next_chunk_blocking() {
-            stream.write_all(&chunk)?;
-            self.written(chunk.len());
-        }
-        stream.flush()
-    }
-
-    fn next_chunk_blocking(&self) -> Option<Vec<u8>> {
+    /// The next bytes to write, blocking until there are some; `None` once the outbox was
+    /// closed and everything written, or cut (the std runtime's writer thread).
+    pub fn next_chunk_blocking(&self) -> Option<Vec<u8>> {
         loop {
             match self.take() {
                 Take::Chunk(chunk) => return Some(chunk),
-                Take::Closed => return None,
+                Take::Done => return None,
                 Take::Empty => {}
             }
             let listener = self.shared.ready.listen();
             // A push between `take` and `listen` would otherwise go unnoticed.
             match self.take() {
                 Take::Chunk(chunk) => return Some(chunk),
-                Take::Closed => return None,
+                Take::Done => return None,
                 Take::Empty => listener.wait(),
             }
         }
     }
 
     /// The next bytes to write, as many queued lines as fit in one write; `None` once the
-    /// queue's owner dropped it and everything was taken (the smol runtime's writer task).
+    /// outbox was closed and everything written, or cut (the smol runtime's writer task).
     ///
     /// Nothing is held between calls, so an idle connection costs no buffer. Call
     /// [`Drain::written`] once the chunk is written.
@@ -157,14 +141,13 @@ impl Drain {
         loop {
             match self.take() {
                 Take::Chunk(chunk) => return Some(chunk),
-                Take::Closed => return None,
+                Take::Done => return None,
                 Take::Empty => {}
             }
             let listener = self.shared.ready.listen();
-            // A push between `take` and `listen` would otherwise go unnoticed.
             match self.take() {
                 Take::Chunk(chunk) => return Some(chunk),
-                Take::Closed => return None,
+                Take::Done => return None,
                 Take::Empty => listener.await,
             }
         }
@@ -173,11 +156,13 @@ impl Drain {
     /// The first queued line and whatever follows it, up to [`GATHER`] bytes. An emptied
     /// queue frees its capacity.
     fn take(&self) -> Take {
-        let mut q = self.shared.lock();
-        if q.lines.is_empty() {
-            return if q.closed { Take::Closed } else { Take::Empty };
+        let mut q = lock(&self.shared.queue);
+        if q.cut {
+            return Take::Done;
         }
-        // The first line whole (however long), then as many more as fit under GATHER.
+        if q.lines.is_empty() {
+            return if q.closed { Take::Done } else { Take::Empty };
+        }
         let mut size = 0;
         let mut count = 0;
         for line in &q.lines {
@@ -197,11 +182,119 @@ impl Drain {
         Take::Chunk(chunk)
     }
 
-    /// `n` bytes left the queue for the socket: they no longer count against the limit.
+    /// `n` more bytes were written to the socket.
     pub fn written(&self, n: usize) {
-        let mut q = self.shared.lock();
-        q.pending = q.pending.saturating_sub(n);
+        self.shared.written.fetch_add(n as u64, Ordering::AcqRel);
     }
+}
+
+/// When a connection's reader may read: one chunk in flight to the core at a time, nothing
+/// while the core has paused it, nothing once it is shut.
+#[derive(Debug, Default)]
+pub struct Gate {
+    state: Mutex<GateState>,
+    event: Event,
+}
+
+#[derive(Debug)]
+struct GateState {
+    paused: bool,
+    /// Chunks the reader may still send before the core has taken the last one.
+    credit: usize,
+    shut: bool,
+}
+
+impl Default for GateState {
+    fn default() -> Self {
+        Self {
+            paused: false,
+            credit: 1,
+            shut: false,
+        }
+    }
+}
+
+impl Gate {
+    /// A gate open for one chunk.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn try_pass(&self) -> Option<bool> {
+        let mut s = lock(&self.state);
+        if s.shut {
+            return Some(false);
+        }
+        if !s.paused && s.credit > 0 {
+            s.credit -= 1;
+            return Some(true);
+        }
+        None
+    }
+
+    /// Wait until the reader may read one chunk (true), or the gate is shut (false).
+    pub fn pass_blocking(&self) -> bool {
+        loop {
+            if let Some(v) = self.try_pass() {
+                return v;
+            }
+            let listener = self.event.listen();
+            if let Some(v) = self.try_pass() {
+                return v;
+            }
+            listener.wait();
+        }
+    }
+
+    /// Wait until the reader may read one chunk (true), or the gate is shut (false).
+    pub async fn pass(&self) -> bool {
+        loop {
+            if let Some(v) = self.try_pass() {
+                return v;
+            }
+            let listener = self.event.listen();
+            if let Some(v) = self.try_pass() {
+                return v;
+            }
+            listener.await;
+        }
+    }
+
+    /// The core took the chunk in flight.
+    pub fn taken(&self) {
+        lock(&self.state).credit = 1;
+        self.event.notify(1);
+    }
+
+    /// Pause or resume reading.
+    pub fn set_paused(&self, paused: bool) {
+        lock(&self.state).paused = paused;
+        self.event.notify(1);
+    }
+
+    /// Stop the reader for good (the connection is being torn down).
+    pub fn shut(&self) {
+        lock(&self.state).shut = true;
+        self.event.notify(usize::MAX);
+    }
+}
+
+/// Of the bytes written to `stream`, how many its peer has not acknowledged yet (Linux's
+/// `SIOCOUTQ`); 0 where that cannot be known.
+pub fn unacked(stream: &TcpStream) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one c_int through the pointer, which is valid
+        // for the duration of the call; the descriptor is owned by `stream`.
+        let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        if rc == 0 {
+            return usize::try_from(n).unwrap_or(0);
+        }
+    }
+    let _ = stream;
+    0
 }
 
 #[cfg(test)]
@@ -209,48 +302,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_bytes_once_the_backlog_exceeds_the_limit_until_the_writer_catches_up() {
-        let (outbox, drain) = outbox(10);
-        outbox.push(Bytes::from_static(b"123456")).unwrap();
-        outbox.push(Bytes::from_static(b"7890")).unwrap();
-        outbox.push(Bytes::from_static(b"a")).unwrap();
-        assert_eq!(
-            outbox.push(Bytes::from_static(b"x")),
-            Err(Overflow { queued: 11 })
-        );
-        // The writer took everything off the queue and wrote it.
-        let Some(taken) = drain.next_chunk_blocking() else {
-            panic!("nothing queued")
-        };
-        drain.written(taken.len());
-        outbox.push(Bytes::from_static(b"abc")).unwrap();
-    }
-
-    #[test]
-    fn a_large_message_is_accepted_when_the_client_keeps_up() {
-        let (outbox, _drain) = outbox(4);
-        outbox.push(Bytes::from(vec![b'a'; 100])).unwrap();
-        assert!(outbox.push(Bytes::from_static(b"b")).is_err());
-    }
-
-    #[test]
     fn queued_lines_are_gathered_into_one_chunk_then_the_end_is_seen() {
-        let (outbox, drain) = outbox(100);
-        outbox.push(Bytes::from_static(b"one\n")).unwrap();
-        outbox.push(Bytes::from_static(b"two\n")).unwrap();
-        drop(outbox);
+        let (outbox, drain) = outbox();
+        outbox.push(Bytes::from_static(b"one\n"));
+        outbox.push(Bytes::from_static(b"two\n"));
+        outbox.close();
         let chunk = poll_once(drain.next_chunk());
         assert_eq!(chunk.as_deref(), Some(&b"one\ntwo\n"[..]));
         drain.written(8);
+        assert_eq!(outbox.written(), 8);
         assert_eq!(poll_once(drain.next_chunk()), None);
     }
 
     #[test]
-    fn a_waiting_writer_thread_is_woken_by_a_push() {
-        let (outbox, drain) = outbox(100);
+    fn a_cut_drops_what_is_queued() {
+        let (outbox, drain) = outbox();
+        outbox.push(Bytes::from_static(b"one\n"));
+        outbox.cut();
+        assert_eq!(poll_once(drain.next_chunk()), None);
+    }
+
+    #[test]
+    fn a_waiting_writer_thread_is_woken() {
+        let (outbox, drain) = outbox();
         let writer = std::thread::spawn(move || drain.next_chunk_blocking());
-        outbox.push(Bytes::from_static(b"hi\n")).unwrap();
+        outbox.push(Bytes::from_static(b"hi\n"));
+        outbox.wake();
         assert_eq!(writer.join().unwrap().as_deref(), Some(&b"hi\n"[..]));
+    }
+
+    #[test]
+    fn the_gate_lets_one_chunk_through_until_it_is_taken_and_none_while_paused() {
+        let gate = Gate::new();
+        assert_eq!(gate.try_pass(), Some(true));
+        assert_eq!(gate.try_pass(), None);
+        gate.taken();
+        gate.set_paused(true);
+        assert_eq!(gate.try_pass(), None);
+        gate.set_paused(false);
+        assert_eq!(gate.try_pass(), Some(true));
+        gate.shut();
+        assert_eq!(gate.try_pass(), Some(false));
     }
 
     /// Poll a future that is ready at once (the queue already holds everything).

@@ -170,6 +170,17 @@ impl LineFramer {
         !self.dead && self.buf[self.start..].contains(&b'\n')
     }
 
+    /// Whether [`LineFramer::next_frame`] has something to do: a whole line, or bytes that
+    /// are already too long or belong to a line being discarded.
+    pub fn has_frame(&self) -> bool {
+        let pending = &self.buf[self.start..];
+        !self.dead
+            && !pending.is_empty()
+            && (self.skipping.is_some()
+                || pending.len() > self.max_line + 1
+                || pending[self.scanned..].contains(&b'\n'))
+    }
+
     /// Whether an unfinished line is pending (used to report a truncated last line at EOF).
     pub fn has_partial(&self) -> bool {
         self.buffered() > 0 || self.skipping.is_some()

@@ -310,7 +310,7 @@ fn parse_text(command: Command, s: &str) -> Result<String, RequestError> {
     if s.len() > MAX_TEXT {
         return Err(RequestError::args(
             command,
-            format!("the message is {} bytes long, more than allowed", s.len()),
+            format!("the message is too long ({} bytes)", s.len()),
         ));
     }
     Ok(s.to_owned())
@@ -610,7 +610,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "the message is {} bytes long, more than allowed. Usage: PVT user message; a message is at most {MAX_TEXT} bytes",
+                "the message is too long ({} bytes). Usage: PVT user message; a message is at most {MAX_TEXT} bytes",
                 MAX_TEXT + 1
             )
         );
