@@ -1006,4 +1006,6 @@ impl Server {
 }
 
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod tests;
