@@ -73,6 +73,9 @@ struct LimitArgs {
     /// Bytes read from a socket at a time.
     #[arg(long, default_value_t = defaults().read_chunk_bytes)]
     read_chunk_bytes: usize,
+    /// Kernel send buffer per client socket in bytes (0: the system's autotuning).
+    #[arg(long, default_value_t = defaults().tcp_send_buffer_bytes)]
+    tcp_send_buffer_bytes: usize,
     /// Bytes without a newline after which a connection is closed.
     #[arg(long, default_value_t = defaults().runaway_line_bytes)]
     runaway_line_bytes: u64,
@@ -143,6 +146,7 @@ impl LimitArgs {
         config.max_input_buffer = self.max_input_buffer;
         config.read_chunk_bytes = self.read_chunk_bytes.max(1);
         config.runaway_line_bytes = self.runaway_line_bytes;
+        config.tcp_send_buffer_bytes = self.tcp_send_buffer_bytes;
         config.max_batch_inputs = self.max_batch_inputs.max(1);
         config.max_batch_lines = self.max_batch_lines.max(1);
         config.max_batch_fanout_bytes = self.max_batch_fanout_bytes.max(1);

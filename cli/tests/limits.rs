@@ -110,3 +110,155 @@ fn a_huge_line_without_a_newline_is_answered_at_once_then_closed_with_a_reason()
         luke.command("MSG still here", "Message #1 posted");
     }
 }
+
+/// Raise this test process's open-file limit (it holds a thousand client sockets).
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one rlimit through a valid pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Read one whole reply (its `NNN ` line), skipping events.
+fn reply(reader: &mut BufReader<TcpStream>) -> String {
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "closed: {out}");
+        if line.starts_with("* ") {
+            continue;
+        }
+        let last = line.as_bytes().get(3) == Some(&b' ');
+        out.push_str(&line);
+        if last {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn a_thousand_sign_ups_that_stay_online_leave_the_server_within_64_mib_of_its_start() {
+    raise_nofile();
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        // A quarter of the default Argon2 memory keeps the test short; the working memory is
+        // still far above malloc's mmap threshold, which is what made each sign-up leave its
+        // hash's memory behind before.
+        let server = ServerProc::start(rt, dir.path(), &["--hash-memory-kib", "4096"]);
+        // One sign-up first, so that lazily set up things (the hash workers' memory among
+        // them) are part of the start.
+        let (code, out) = run_script(&server, &["first", "pw first", "OUT"]);
+        assert_eq!(code, 0, "{out}");
+        let start = server.rss_kib();
+        assert!(start > 0, "cannot read the server's memory");
+        let addr = server.addr;
+        let workers: Vec<_> = (0..8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    (0..125)
+                        .map(|i| {
+                            let s = TcpStream::connect(addr).unwrap();
+                            s.set_read_timeout(Some(PATIENCE)).unwrap();
+                            let mut r = BufReader::new(s.try_clone().unwrap());
+                            let mut w = s;
+                            assert!(reply(&mut r).starts_with("331 "));
+                            writeln!(w, "user{t}x{i}").unwrap();
+                            assert!(reply(&mut r).starts_with("333 "));
+                            writeln!(w, "password {t} {i}").unwrap();
+                            let welcome = reply(&mut r);
+                            assert!(welcome.starts_with("230-"), "{welcome}");
+                            (r, w)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let online: Vec<_> = workers
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(online.len(), 1000);
+        let end = server.rss_kib();
+        let growth = end.saturating_sub(start);
+        println!("{rt}: RSS {start} KiB before 1,000 sign-ups, {end} KiB after (+{growth} KiB)");
+        assert!(
+            growth < 64 * 1024,
+            "{rt}: 1,000 sign-ups grew the server by {growth} KiB"
+        );
+        assert_eq!(
+            server.file("credentials.txt").matches("$argon2id$").count(),
+            1001
+        );
+        drop(online);
+    }
+}
+
+#[test]
+fn eight_pipelined_rdms_of_a_big_board_do_not_grow_the_server_and_all_arrive() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let mut log = String::new();
+        for i in 1..=50_000 {
+            log.push_str(&format!(
+                "{i}; 01 Nov 2026 10:00:00; yoda; post number {i} {}; no\n",
+                "x".repeat(80)
+            ));
+        }
+        std::fs::write(dir.path().join("messagelog.txt"), log).unwrap();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let (mut reader, mut writer) = raw_login(&server, "luke", "r2d2");
+        // Catch-up (the last 100 posts) first.
+        writeln!(writer, "MSG ready").unwrap();
+        let r = reply(&mut reader);
+        assert!(r.starts_with("250 Message #50001"), "{r}");
+        let start = server.rss_kib();
+        // Eight listings of 50,000 posts each (about 45 MB in all), and luke reads nothing.
+        writer
+            .write_all("RDM 01 Jan 2000 00:00:00\n".repeat(8).as_bytes())
+            .unwrap();
+        // Others are served meanwhile.
+        let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
+        yoda.command("MSG meanwhile", "Message #50002 posted");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let held = server.rss_kib().saturating_sub(start);
+        assert!(
+            held < 16 * 1024,
+            "{rt}: the server grew by {held} KiB while luke did not read"
+        );
+        // luke reads: all eight listings arrive, whole.
+        for i in 0..8 {
+            let r = reply(&mut reader);
+            let lines = r.lines().count();
+            assert!(lines >= 50_001, "{rt}: listing {i} had {lines} lines");
+        }
+        writeln!(writer, "OUT").unwrap();
+        assert!(reply(&mut reader).starts_with("221 "));
+        let end = server.rss_kib().saturating_sub(start);
+        println!("{rt}: RSS +{held} KiB while luke did not read, +{end} KiB at the end");
+    }
+}
+
+#[test]
+fn the_server_raises_its_open_file_limit_and_says_how_many_it_takes() {
+    let dir = data_dir();
+    let server = ServerProc::start("smol", dir.path(), &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        nums[0], nums[1],
+        "soft limit raised to the hard one: {line}"
+    );
+    let startup = server.log.wait_for("listening on");
+    assert!(startup.contains(" connections)"), "{startup}");
+}

@@ -89,6 +89,7 @@ pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         writers_done: Some((done_tx, done_rx)),
         console,
         read_chunk: opts.config.read_chunk_bytes.clamp(1, MAX_READ),
+        send_buffer: opts.config.tcp_send_buffer_bytes,
         acceptor: Some(acceptor),
         io: Some((io_thread, io_stop)),
     };
@@ -115,6 +116,7 @@ struct Tasks {
     writers_done: Option<(Sender<()>, Receiver<()>)>,
     console: Console,
     read_chunk: usize,
+    send_buffer: usize,
     acceptor: Option<Task<()>>,
     /// The I/O thread and the sender whose drop stops it.
     io: Option<(JoinHandle<()>, Sender<()>)>,
@@ -159,6 +161,9 @@ impl Transport for Tasks {
     ) -> io::Result<()> {
         // Replies are small lines that a person waits for: send them at once.
         stream.get_ref().set_nodelay(true)?;
+        if self.send_buffer > 0 {
+            socket2::SockRef::from(stream.get_ref()).set_send_buffer_size(self.send_buffer)?;
+        }
         let stream = Arc::new(stream);
         let done = self.writers_done.as_ref().map(|(tx, _)| tx.clone());
         let Plumbing { drain, gate } = plumbing;

@@ -196,6 +196,7 @@ pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         writers_done: Some((done_tx, done_rx)),
         console,
         read_chunk: opts.config.read_chunk_bytes.max(1),
+        send_buffer: opts.config.tcp_send_buffer_bytes,
         acceptor: Some((acceptor, stop, local_addr)),
         wake_acceptor: None,
     };
@@ -224,6 +225,7 @@ struct Threads {
     writers_done: Option<(mpsc::Sender<()>, Receiver<()>)>,
     console: Console,
     read_chunk: usize,
+    send_buffer: usize,
     acceptor: Option<(JoinHandle<()>, Arc<AtomicBool>, SocketAddr)>,
     /// The acceptor, once told to stop and woken (left behind if it could not be woken).
     wake_acceptor: Option<JoinHandle<()>>,
@@ -270,6 +272,9 @@ impl Transport for Threads {
     ) -> io::Result<()> {
         // Replies are small lines that a person waits for: send them at once.
         stream.set_nodelay(true)?;
+        if self.send_buffer > 0 {
+            socket2::SockRef::from(&stream).set_send_buffer_size(self.send_buffer)?;
+        }
         // One descriptor shared by reader, writer and core (`Read`/`Write` for `&TcpStream`),
         // not three: the process's open-file limit then bounds connections, not a third of them.
         let stream = Arc::new(stream);

@@ -101,6 +101,11 @@ pub struct ServerConfig {
     pub max_input_buffer: usize,
     /// Bytes a runtime reads from a socket at a time (16 KiB).
     pub read_chunk_bytes: usize,
+    /// The kernel send buffer a runtime asks for on each client socket (`SO_SNDBUF`; 0 keeps
+    /// the system's autotuning). 128 KiB: the core queues and accounts for output itself, so
+    /// a socket needs only enough to keep the wire busy — and a bounded one keeps a stuck
+    /// client from parking megabytes in the kernel, and "written" close to "delivered".
+    pub tcp_send_buffer_bytes: usize,
 
     // ----- batching -----
     /// Most inputs taken in one batch before its outputs go out (1024), so a busy server
@@ -159,6 +164,7 @@ impl Default for ServerConfig {
             write_timeout_millis: 30_000,
             max_input_buffer: 64 * 1024,
             read_chunk_bytes: 16 * 1024,
+            tcp_send_buffer_bytes: 128 * 1024,
             max_batch_inputs: 1024,
             max_batch_lines: 1024,
             max_batch_fanout_bytes: 256 * 1024,

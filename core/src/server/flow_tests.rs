@@ -731,3 +731,23 @@ fn two_pipelining_clients_take_turns() {
     assert_eq!(replies(&net.take(a)).len(), 36);
     assert_eq!(replies(&net.take(b)).len(), 36);
 }
+
+#[test]
+fn a_paused_connection_that_is_closed_is_read_again_so_its_end_is_seen() {
+    let mut files = users();
+    board(&mut files, 20_000);
+    let mut net = Net::new(config(), files);
+    let luke = net.login_lazy("luke", "r2d2");
+    net.send(luke, "RDM 01 Jan 2000 00:00:00\n");
+    assert!(
+        net.paused.contains(&luke),
+        "a listing in progress pauses reading"
+    );
+    net.server.shutdown(net.at());
+    net.step();
+    assert!(net.closed.contains(&luke));
+    assert!(
+        !net.paused.contains(&luke),
+        "reading resumed to see the peer go"
+    );
+}

@@ -937,6 +937,13 @@ impl Server {
     /// logged out first, so nothing more is fanned out to it.
     fn close(&mut self, conn: ConnId) {
         self.end(conn);
+        // The driver must go on reading (and the core discarding) until the peer's end
+        // comes, or a paused reader would hold the connection open for good.
+        if let Some(c) = self.conns.get_mut(conn)
+            && std::mem::take(&mut c.paused)
+        {
+            self.outputs.push_back(Output::ResumeReading { conn });
+        }
         self.outputs.push_back(Output::Close { conn });
     }
 
