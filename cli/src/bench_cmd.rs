@@ -4,7 +4,9 @@
 //!
 //! One nested subcommand per benchmark, each in its own module under `bench_cmd/`.
 
+mod chat;
 mod idle;
+mod proc;
 mod udp;
 
 use clap::{Args, Subcommand};
@@ -25,6 +27,9 @@ enum Bench {
     /// Goodput of a file over loopback UDP (std runtime) next to a TCP copy of it, with and
     /// without seeded loss, and the receiver's memory.
     Udp(udp::UdpArgs),
+    /// Fan-out: N clients, K senders × M posts, unpaced and paced; deliveries a second,
+    /// send → receive latency, server CPU per 1,000 deliveries, memory per connection.
+    Chat(chat::ChatArgs),
 }
 
 /// Run the chosen benchmark and print its figures.
@@ -32,5 +37,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Bench::Idle(args) => idle::run(args),
         Bench::Udp(args) => udp::run(args),
+        Bench::Chat(args) => chat::run(args),
     }
 }

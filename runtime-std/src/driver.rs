@@ -38,8 +38,9 @@ pub enum Incoming<S> {
     Accepted(S, SocketAddr),
     /// Bytes arrived on a connection.
     Bytes(ConnId, Vec<u8>),
-    /// A connection's writer wrote this many more bytes.
-    Wrote(ConnId, usize),
+    /// A connection's writer wrote more bytes (how many: [`Outbox::take_written`]; later
+    /// writes ride along until this is taken).
+    Wrote(ConnId),
     /// A connection ended: its reader saw the end or an error. `unacked`: written bytes the
     /// peer had not acknowledged (see [`outbox::unacked`]).
     Closed {
@@ -143,8 +144,8 @@ struct Link {
     peer: SocketAddr,
     outbox: Outbox,
     gate: Arc<Gate>,
-    /// Bytes were pushed in this flush: wake the writer at its end.
-    touched: bool,
+    /// Lines for this connection in the flush under way, queued together at its end.
+    staged: Vec<bytes::Bytes>,
 }
 
 /// The core, the data folder, the hash workers and the connections' queues, driven over a
@@ -288,8 +289,11 @@ impl<T: Transport> Driver<T> {
                     now,
                 );
             }
-            Incoming::Wrote(conn, n) => {
-                self.core.handle_input(Input::Wrote { conn, bytes: n }, now);
+            Incoming::Wrote(conn) => {
+                let n = self.link(conn).map_or(0, |l| l.outbox.take_written());
+                if n > 0 {
+                    self.core.handle_input(Input::Wrote { conn, bytes: n }, now);
+                }
             }
             Incoming::Accepted(stream, peer) => self.connect(stream, peer, now),
             Incoming::Closed {
@@ -298,6 +302,11 @@ impl<T: Transport> Driver<T> {
                 error,
             } => {
                 self.transport.forget(conn);
+                // What was written and not reported yet counts for what was delivered.
+                let n = self.link(conn).map_or(0, |l| l.outbox.take_written());
+                if n > 0 {
+                    self.core.handle_input(Input::Wrote { conn, bytes: n }, now);
+                }
                 if let Some(link) = self.links.get_mut(conn.slot()).and_then(Option::take) {
                     link.gate.shut();
                     link.outbox.cut();
@@ -351,7 +360,7 @@ impl<T: Transport> Driver<T> {
                     peer,
                     outbox,
                     gate,
-                    touched: false,
+                    staged: Vec::new(),
                 });
             }
             Err(e) => {
@@ -382,13 +391,21 @@ impl<T: Transport> Driver<T> {
         if !records.is_empty() {
             self.dir.apply(&records)?;
         }
+        self.hand_over();
+        Ok(())
+    }
+
+    /// Queue every staged line with its connection (one lock each) and wake the writers.
+    fn hand_over(&mut self) {
         for slot in self.touched.drain(..) {
             if let Some(link) = self.links.get_mut(slot).and_then(Option::as_mut) {
-                link.touched = false;
+                link.outbox.push_all(&mut link.staged);
+                if link.staged.capacity() > 256 {
+                    link.staged = Vec::new();
+                }
                 link.outbox.wake();
             }
         }
-        Ok(())
     }
 
     fn carry_out(&mut self, output: Output) {
@@ -400,6 +417,8 @@ impl<T: Transport> Driver<T> {
                 }
             }
             Output::Close { conn } => {
+                // Lines staged before the close go first.
+                self.hand_over();
                 if let Some(link) = self.link(conn) {
                     link.outbox.close();
                 }
@@ -414,12 +433,26 @@ impl<T: Transport> Driver<T> {
             Output::PauseReading { conn } => {
                 if let Some(link) = self.link(conn) {
                     link.gate.set_paused(true);
+                    // The core now waits on this output: every write counts.
+                    link.outbox.set_watched(true);
                 }
             }
             Output::ResumeReading { conn } => {
                 if let Some(link) = self.link(conn) {
                     link.gate.set_paused(false);
+                    link.outbox.set_watched(false);
                 }
+            }
+            Output::CheckProgress { conn } => {
+                let n = match self.link(conn) {
+                    Some(l) => {
+                        l.outbox.report_next();
+                        l.outbox.take_written()
+                    }
+                    None => 0,
+                };
+                self.core
+                    .handle_input(Input::Wrote { conn, bytes: n }, clock::now());
             }
             Output::Hash(job) => {
                 if let Some(h) = &self.hasher {
@@ -436,11 +469,10 @@ impl<T: Transport> Driver<T> {
         if let Some(link) = self.links.get_mut(slot).and_then(Option::as_mut)
             && link.conn == conn
         {
-            link.outbox.push(bytes);
-            if !link.touched {
-                link.touched = true;
+            if link.staged.is_empty() {
                 self.touched.push(slot);
             }
+            link.staged.push(bytes);
         }
     }
 

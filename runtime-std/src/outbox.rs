@@ -17,14 +17,25 @@
 
 use std::collections::VecDeque;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use event_listener::{Event, Listener};
 
-/// Largest chunk a writer gathers into one `write` call: many small lines, one syscall.
+/// Most bytes a writer hands to one vectored `write` call: many small lines, one syscall.
 const GATHER: usize = 64 * 1024;
+
+/// Most lines in one vectored write (below every system's `IOV_MAX`).
+const MAX_SLICES: usize = 512;
+
+/// A connection the core is not waiting on reports its writes once this many bytes are
+/// unreported (the core asks for the rest when it needs it: `Output::CheckProgress`).
+const REPORT_EVERY: u64 = 64 * 1024;
+
+/// Queue capacity kept when a queue empties: enough for the usual trickle, while a burst's
+/// peak capacity is given back (thousands of idle connections must not keep it).
+const KEEP: usize = 64;
 
 /// The core thread's end of one connection's output queue.
 #[derive(Debug)]
@@ -45,6 +56,15 @@ struct Shared {
     ready: Event,
     /// Bytes written to the socket so far.
     written: AtomicU64,
+    /// A report of writes is on its way to the core and not yet taken: later writes ride
+    /// along with it, so the core gets at most one report per connection at a time.
+    report_pending: AtomicBool,
+    /// Bytes of `written` the core has been told of.
+    reported: AtomicU64,
+    /// The core waits on this connection's output (it is paused): report every write.
+    watched: AtomicBool,
+    /// The core asked for progress: report the next write at once.
+    report_next: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +98,21 @@ impl Outbox {
         lock(&self.shared.queue).lines.push_back(bytes);
     }
 
+    /// Queue all of `lines` (emptied) under one lock.
+    pub fn push_all(&self, lines: &mut Vec<Bytes>) {
+        let mut q = lock(&self.shared.queue);
+        q.lines.reserve(lines.len());
+        q.lines.extend(lines.drain(..));
+    }
+
+    /// Bytes written since the last call, for the core; and the writer may report again.
+    pub fn take_written(&self) -> usize {
+        self.shared.report_pending.store(false, Ordering::SeqCst);
+        let total = self.shared.written.load(Ordering::SeqCst);
+        let before = self.shared.reported.swap(total, Ordering::SeqCst);
+        usize::try_from(total.saturating_sub(before)).unwrap_or(usize::MAX)
+    }
+
     /// Wake the writer to write what was pushed.
     pub fn wake(&self) {
         self.shared.ready.notify(1);
@@ -99,6 +134,16 @@ impl Outbox {
         self.wake();
     }
 
+    /// Whether the core waits on this connection's output (every write is then reported).
+    pub fn set_watched(&self, watched: bool) {
+        self.shared.watched.store(watched, Ordering::SeqCst);
+    }
+
+    /// Report the next write at once (the core asked for progress).
+    pub fn report_next(&self) {
+        self.shared.report_next.store(true, Ordering::SeqCst);
+    }
+
     /// Bytes the writer wrote to the socket so far.
     pub fn written(&self) -> u64 {
         self.shared.written.load(Ordering::Acquire)
@@ -107,55 +152,65 @@ impl Outbox {
 
 /// What the writer finds when it looks at the queue.
 enum Take {
-    Chunk(Vec<u8>),
+    Lines,
     Empty,
     Done,
 }
 
 impl Drain {
-    /// The next bytes to write, blocking until there are some; `None` once the outbox was
-    /// closed and everything written, or cut (the std runtime's writer thread).
-    pub fn next_chunk_blocking(&self) -> Option<Vec<u8>> {
+    /// Move the next lines to write into `out` (up to [`GATHER`] bytes), blocking until
+    /// there are some; false once the outbox was closed and everything taken, or cut (the
+    /// std runtime's writer thread).
+    pub fn next_blocking(&self, out: &mut Vec<Bytes>) -> bool {
         loop {
-            match self.take() {
-                Take::Chunk(chunk) => return Some(chunk),
-                Take::Done => return None,
+            match self.take(out) {
+                Take::Lines => return true,
+                Take::Done => return false,
                 Take::Empty => {}
             }
             let listener = self.shared.ready.listen();
             // A push between `take` and `listen` would otherwise go unnoticed.
-            match self.take() {
-                Take::Chunk(chunk) => return Some(chunk),
-                Take::Done => return None,
+            match self.take(out) {
+                Take::Lines => return true,
+                Take::Done => return false,
                 Take::Empty => listener.wait(),
             }
         }
     }
 
-    /// The next bytes to write, as many queued lines as fit in one write; `None` once the
-    /// outbox was closed and everything written, or cut (the smol runtime's writer task).
-    ///
-    /// Nothing is held between calls, so an idle connection costs no buffer. Call
-    /// [`Drain::written`] once the chunk is written.
-    pub async fn next_chunk(&self) -> Option<Vec<u8>> {
+    /// Move the next lines to write into `out` (up to [`GATHER`] bytes); false once the
+    /// outbox was closed and everything taken, or cut (the smol runtime's writer task).
+    pub async fn next(&self, out: &mut Vec<Bytes>) -> bool {
         loop {
-            match self.take() {
-                Take::Chunk(chunk) => return Some(chunk),
-                Take::Done => return None,
+            match self.take(out) {
+                Take::Lines => return true,
+                Take::Done => return false,
                 Take::Empty => {}
             }
             let listener = self.shared.ready.listen();
-            match self.take() {
-                Take::Chunk(chunk) => return Some(chunk),
-                Take::Done => return None,
+            match self.take(out) {
+                Take::Lines => return true,
+                Take::Done => return false,
                 Take::Empty => listener.await,
             }
         }
     }
 
-    /// The first queued line and whatever follows it, up to [`GATHER`] bytes. An emptied
-    /// queue frees its capacity.
-    fn take(&self) -> Take {
+    /// The next bytes to write as one chunk, blocking (for tests and simple writers).
+    pub fn next_chunk_blocking(&self) -> Option<Vec<u8>> {
+        let mut lines = Vec::new();
+        self.next_blocking(&mut lines).then(|| lines.concat())
+    }
+
+    /// The next bytes to write as one chunk (for tests and simple writers).
+    pub async fn next_chunk(&self) -> Option<Vec<u8>> {
+        let mut lines = Vec::new();
+        self.next(&mut lines).await.then(|| lines.concat())
+    }
+
+    /// The first queued line and whatever follows it, up to [`GATHER`] bytes and
+    /// [`MAX_SLICES`] lines. An emptied queue gives back the capacity of a burst.
+    fn take(&self, out: &mut Vec<Bytes>) -> Take {
         let mut q = lock(&self.shared.queue);
         if q.cut {
             return Take::Done;
@@ -164,28 +219,55 @@ impl Drain {
             return if q.closed { Take::Done } else { Take::Empty };
         }
         let mut size = 0;
-        let mut count = 0;
-        for line in &q.lines {
-            if count > 0 && size + line.len() > GATHER {
+        while let Some(line) = q.lines.front() {
+            if !out.is_empty() && (size + line.len() > GATHER || out.len() >= MAX_SLICES) {
                 break;
             }
             size += line.len();
-            count += 1;
+            if let Some(line) = q.lines.pop_front() {
+                out.push(line);
+            }
         }
-        let mut chunk = Vec::with_capacity(size);
-        for line in q.lines.drain(..count) {
-            chunk.extend_from_slice(&line);
-        }
-        if q.lines.is_empty() {
+        if q.lines.is_empty() && q.lines.capacity() > KEEP {
             q.lines = VecDeque::new();
         }
-        Take::Chunk(chunk)
+        Take::Lines
     }
 
-    /// `n` more bytes were written to the socket.
-    pub fn written(&self, n: usize) {
-        self.shared.written.fetch_add(n as u64, Ordering::AcqRel);
+    /// `n` more bytes were written to the socket. Returns whether the core should be sent a
+    /// report now ([`Outbox::take_written`] collects the bytes written meanwhile too): when
+    /// it waits on this connection, or once [`REPORT_EVERY`] bytes are unreported.
+    pub fn written(&self, n: usize) -> bool {
+        let total = self.shared.written.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+        let unreported = total.saturating_sub(self.shared.reported.load(Ordering::SeqCst));
+        let due = self.shared.watched.load(Ordering::SeqCst)
+            || self.shared.report_next.swap(false, Ordering::SeqCst)
+            || unreported >= REPORT_EVERY;
+        due && !self.shared.report_pending.swap(true, Ordering::SeqCst)
     }
+}
+
+/// Write all of `lines` to `stream` with as few vectored writes as it takes (the std
+/// runtime's blocking writer).
+pub fn write_lines(mut stream: &TcpStream, lines: &[Bytes]) -> std::io::Result<usize> {
+    use std::io::{IoSlice, Write};
+    if let [line] = lines {
+        // One line (the usual case between bursts): nothing to allocate.
+        stream.write_all(line)?;
+        return Ok(line.len());
+    }
+    let mut slices: Vec<IoSlice<'_>> = lines.iter().map(|l| IoSlice::new(l)).collect();
+    let total: usize = lines.iter().map(Bytes::len).sum();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match stream.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
 }
 
 /// When a connection's reader may read: one chunk in flight to the core at a time, nothing
@@ -309,8 +391,24 @@ mod tests {
         outbox.close();
         let chunk = poll_once(drain.next_chunk());
         assert_eq!(chunk.as_deref(), Some(&b"one\ntwo\n"[..]));
-        drain.written(8);
-        assert_eq!(outbox.written(), 8);
+        assert!(
+            !drain.written(8),
+            "small writes wait until the core needs them"
+        );
+        assert_eq!(outbox.take_written(), 8, "or asks for them");
+        outbox.set_watched(true);
+        assert!(drain.written(2), "the core waits on it: reported at once");
+        assert!(
+            !drain.written(2),
+            "the next rides along until the core takes the report"
+        );
+        assert_eq!(outbox.written(), 12);
+        assert_eq!(outbox.take_written(), 4);
+        outbox.set_watched(false);
+        assert!(
+            drain.written(REPORT_EVERY as usize),
+            "a lot is reported anyway"
+        );
         assert_eq!(poll_once(drain.next_chunk()), None);
     }
 

@@ -31,7 +31,7 @@ use crate::datadir::DataDirError;
 use crate::driver::{self, Driver, Incoming, Plumbing, Transport};
 use crate::hasher::Deliver;
 use crate::limits::Reserve;
-use crate::outbox::{Drain, Gate, unacked};
+use crate::outbox::{Drain, Gate, unacked, write_lines};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -353,17 +353,20 @@ impl Transport for Threads {
     }
 }
 
-/// Write what the outbox yields until it is closed or cut, reporting every write.
+/// Write what the outbox yields until it is closed or cut, reporting writes to the core.
 fn write_loop(
     conn: ConnId,
     mut stream: &TcpStream,
     drain: &Drain,
     reports: &Inputs,
 ) -> io::Result<()> {
-    while let Some(chunk) = drain.next_chunk_blocking() {
-        stream.write_all(&chunk)?;
-        drain.written(chunk.len());
-        let _ = reports.send(Incoming::Wrote(conn, chunk.len()));
+    let mut lines = Vec::new();
+    while drain.next_blocking(&mut lines) {
+        let n = write_lines(stream, &lines)?;
+        lines.clear();
+        if drain.written(n) {
+            let _ = reports.send(Incoming::Wrote(conn));
+        }
     }
     stream.flush()
 }

@@ -417,6 +417,8 @@ impl ServerHost {
                 Output::Hash(job) => {
                     let _ = tx.send(Incoming::Hashed(job.run(&mut memory)));
                 }
+                // Every write is reported as it completes: nothing is left to report.
+                Output::CheckProgress { .. } => {}
                 Output::Log(lines) => {
                     for line in lines.lines() {
                         self.trace.record(&self.name, line);

@@ -59,6 +59,8 @@ pub struct Conn {
     pub ready: bool,
     /// Counted as not logged in by the admission rules.
     pub pending_admission: bool,
+    /// The write timeout came; the driver was asked for writes it has not reported yet.
+    pub checking: bool,
     pub armed: Armed,
 }
 

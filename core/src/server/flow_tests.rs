@@ -74,6 +74,8 @@ struct Net {
     peak_pipe: BTreeMap<ConnId, usize>,
     next_port: u16,
     memory: HashMemory,
+    /// Peers whose reads are reported only when the server asks (a driver that batches).
+    batched: BTreeMap<ConnId, usize>,
 }
 
 impl Net {
@@ -96,6 +98,7 @@ impl Net {
             peak_pipe: BTreeMap::new(),
             next_port: 40_000,
             memory: HashMemory::new(),
+            batched: BTreeMap::new(),
         };
         n.step();
         n
@@ -137,6 +140,10 @@ impl Net {
                     }
                     Output::Hash(job) => hashed.push(job.run(&mut self.memory)),
                     Output::Log(l) => self.logs.extend(l.lines().map(str::to_owned)),
+                    Output::CheckProgress { conn } => {
+                        let n = self.batched.get_mut(&conn).map_or(0, std::mem::take);
+                        self.server.handle_written(conn, n, UnixMillis(self.now));
+                    }
                     Output::Send { .. } | Output::Broadcast { .. } => {}
                 }
             }
@@ -180,7 +187,10 @@ impl Net {
         }
         let bytes: Vec<u8> = pipe.drain(..n).collect();
         self.got.entry(conn).or_default().extend_from_slice(&bytes);
-        self.server.handle_written(conn, n, UnixMillis(self.now));
+        match self.batched.get_mut(&conn) {
+            Some(unreported) => *unreported += n,
+            None => self.server.handle_written(conn, n, UnixMillis(self.now)),
+        }
         n
     }
 
@@ -376,6 +386,25 @@ fn a_client_that_stops_reading_is_cut_after_the_write_timeout_but_a_slow_reader_
     // leia was logged out at once; the others were told.
     assert!(net.take(yoda).contains("* OFFLINE leia"));
     assert!(!net.server.render_file(DataFile::UserLog).contains("leia"));
+}
+
+#[test]
+fn a_driver_that_reports_writes_only_when_asked_keeps_a_slow_reader_and_cuts_a_stopped_one() {
+    let mut files = users();
+    board(&mut files, 20_000);
+    let mut net = Net::new(config(), files);
+    let leia = net.login_lazy("leia", "alderaan");
+    let luke = net.login_lazy("luke", "r2d2");
+    net.batched.insert(leia, 0);
+    net.batched.insert(luke, 0);
+    net.send(leia, "RDM 01 Jan 2000 00:00:00\n");
+    net.send(luke, "RDM 01 Jan 2000 00:00:00\n");
+    for _ in 0..12 {
+        net.advance(10_000);
+        net.read(luke, 1024);
+    }
+    assert!(net.closed.contains(&leia), "no progress when asked: cut");
+    assert!(!net.closed.contains(&luke), "progress when asked: kept");
 }
 
 #[test]

@@ -31,7 +31,9 @@
 //!   connection with more than [`ServerConfig::output_high_water`] unsent bytes has no
 //!   requests taken until it is back under [`ServerConfig::output_low_water`]; long listings
 //!   are produced as the output drains; a connection whose output makes no progress for
-//!   [`ServerConfig::write_timeout_millis`] is cut off ([`Output::Cut`]).
+//!   [`ServerConfig::write_timeout_millis`] is cut off ([`Output::Cut`]). A driver may report
+//!   writes in batches (at once for a paused connection, every few KiB for the others) as
+//!   long as it answers [`Output::CheckProgress`] with what it has not reported yet.
 //! - **Fair shares**: per-user token buckets for posts and the like, per-address limits on
 //!   sign-ups and on connections that have not logged in (see [`ServerConfig`]).
 
@@ -408,6 +410,7 @@ impl Server {
             wake_at: None,
             ready: false,
             pending_admission: false,
+            checking: false,
             armed: Default::default(),
         });
         let refusal = if self.stopping {
@@ -472,7 +475,11 @@ impl Server {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
+        if n == 0 {
+            return;
+        }
         c.flow.wrote(n, now);
+        c.checking = false;
         self.produce(conn);
         self.serve_later(conn);
     }
@@ -523,7 +530,8 @@ impl Server {
                 TimerKind::Stall => c
                     .flow
                     .stall_deadline(self.config.write_timeout_millis)
-                    .filter(|_| c.phase != Phase::Closed),
+                    .filter(|_| c.phase != Phase::Closed)
+                    .map(|d| if c.checking { d.min(now) } else { d }),
                 TimerKind::Wake => c.wake_at,
             };
             match deadline {
@@ -554,9 +562,19 @@ impl Server {
                 self.close(conn);
             }
             TimerKind::Stall => {
-                let Some(c) = self.conns.get(conn) else {
+                let Some(c) = self.conns.get_mut(conn) else {
                     return;
                 };
+                // A driver may report writes in batches: before cutting, ask it for the
+                // latest, and look again after a quarter of the timeout (any write reported
+                // meanwhile counts).
+                if !std::mem::replace(&mut c.checking, true) {
+                    let grace = (self.config.write_timeout_millis / 4).max(1);
+                    let at = self.clock.now().plus_millis(grace);
+                    self.timers.arm(&mut c.armed, conn, TimerKind::Stall, at);
+                    self.outputs.push_back(Output::CheckProgress { conn });
+                    return;
+                }
                 let who = match &c.phase {
                     Phase::LoggedIn(u) => format!("{u} ({})", c.peer),
                     _ => c.peer.to_string(),
@@ -882,22 +900,24 @@ impl Server {
         } else {
             Audience::new(members, except)
         };
-        let recipients: Vec<ConnId> = audience.iter().collect();
-        for conn in &recipients {
-            self.account(*conn, bytes.len(), None);
+        // Accounting is per recipient; nothing is allocated per recipient.
+        let limit = self.config.max_unsent_bytes;
+        let mut over = Vec::new();
+        for conn in audience.iter() {
+            if self.account(conn, bytes.len(), None)
+                && self
+                    .conns
+                    .get(conn)
+                    .is_some_and(|c| c.flow.unsent() > limit)
+            {
+                over.push(conn);
+            }
         }
         self.batch.fanout_bytes += bytes.len();
         self.outputs
             .push_back(Output::Broadcast { audience, bytes });
-        let limit = self.config.max_unsent_bytes;
-        for conn in recipients.into_iter().chain(holding) {
-            if self
-                .conns
-                .get(conn)
-                .is_some_and(|c| c.flow.unsent() > limit)
-            {
-                self.check_limit(conn);
-            }
+        for conn in over.into_iter().chain(holding) {
+            self.check_limit(conn);
         }
     }
 

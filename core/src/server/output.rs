@@ -120,6 +120,13 @@ pub enum Output {
         /// Which.
         conn: ConnId,
     },
+    /// Report at once what was written on this connection and not reported yet
+    /// ([`super::Input::Wrote`]), and the next write as soon as it happens: its output looks
+    /// stuck, and it is cut off if nothing is reported within a quarter of the write timeout.
+    CheckProgress {
+        /// Which.
+        conn: ConnId,
+    },
     /// Hash or check a password off the core's thread and hand the result back with
     /// [`super::Input::Hashed`]; [`HashJob::run`] does the work.
     Hash(HashJob),

@@ -105,7 +105,8 @@ impl Harness {
                     Output::Send { .. }
                     | Output::Broadcast { .. }
                     | Output::PauseReading { .. }
-                    | Output::ResumeReading { .. } => {}
+                    | Output::ResumeReading { .. }
+                    | Output::CheckProgress { .. } => {}
                 }
             }
             if written.is_empty() && ended.is_empty() && hashed.is_empty() {

@@ -64,8 +64,11 @@ impl TestServer {
         let (tx, logs) = mpsc::channel::<String>();
         let tx = std::sync::Mutex::new(tx);
         let mut opts = ServerOptions::new("127.0.0.1:0".parse().unwrap(), dir, config);
-        opts.log = LogSink::new(move |line| {
-            println!("{}", line.chars().take(160).collect::<String>());
+        opts.log = LogSink::new(move |text| {
+            for line in text.lines() {
+                println!("{}", line.chars().take(160).collect::<String>());
+            }
+            let line = text;
             let _ = tx.lock().unwrap().send(line.to_string());
         });
         tweak(&mut opts);
