@@ -262,3 +262,83 @@ fn the_server_raises_its_open_file_limit_and_says_how_many_it_takes() {
     let startup = server.log.wait_for("listening on");
     assert!(startup.contains(" connections)"), "{startup}");
 }
+
+/// Start the server with an open-file limit of `n` (soft and hard), as on a small host.
+fn start_with_nofile(
+    rt: &'static str,
+    dir: &std::path::Path,
+    n: u64,
+    extra: &[&str],
+) -> ServerProc {
+    use std::os::unix::process::CommandExt;
+    ServerProc::start_with(rt, dir, extra, |cmd| {
+        // SAFETY: setrlimit is async-signal-safe; the closure only calls it.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                Ok(())
+            });
+        }
+    })
+}
+
+/// The first line the server sends on a new connection.
+fn greeting(server: &ServerProc) -> String {
+    let s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut line = String::new();
+    let _ = BufReader::new(s).read_line(&mut line);
+    line
+}
+
+#[test]
+fn a_connection_the_server_cannot_take_is_told_so_not_left_hanging() {
+    for &rt in RUNTIMES {
+        // 100 descriptors: the server takes 36 connections (it keeps 64 for itself) and
+        // says so to the 37th.
+        let dir = data_dir();
+        let server = start_with_nofile(rt, dir.path(), 100, &[]);
+        let startup = server.log.wait_for("listening on");
+        assert!(startup.contains("up to 36 connections"), "{startup}");
+        let held: Vec<TcpStream> = (0..36)
+            .map(|_| {
+                let s = TcpStream::connect(server.addr).unwrap();
+                s.set_read_timeout(Some(PATIENCE)).unwrap();
+                let mut line = String::new();
+                BufReader::new(s.try_clone().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                assert!(line.starts_with("331 "), "{rt}: {line}");
+                s
+            })
+            .collect();
+        let line = greeting(&server);
+        assert!(
+            line.starts_with("421 The server is full (36 connections)"),
+            "{rt}: {line}"
+        );
+        drop(held);
+        // Out of descriptors altogether (a limit set higher than there are): still a line.
+        let dir = data_dir();
+        let server = start_with_nofile(rt, dir.path(), 100, &["--max-connections", "1000"]);
+        let mut held = Vec::new();
+        let mut told = None;
+        for _ in 0..200 {
+            let line = greeting(&server);
+            if line.starts_with("421 ") {
+                told = Some(line);
+                break;
+            }
+            held.push(TcpStream::connect(server.addr).unwrap());
+        }
+        let line = told.expect("the server never said it is out of descriptors");
+        assert!(
+            line.contains("cannot take more connections now (out of file descriptors)"),
+            "{rt}: {line}"
+        );
+    }
+}

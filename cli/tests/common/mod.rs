@@ -86,7 +86,18 @@ pub struct ServerProc {
 impl ServerProc {
     /// Start a server on an ephemeral port with a 1-second block time.
     pub fn start(runtime: &'static str, dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(runtime, dir, extra, |_| {})
+    }
+
+    /// [`ServerProc::start`], with the command adjusted first (limits, environment).
+    pub fn start_with(
+        runtime: &'static str,
+        dir: &Path,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Self {
         let mut cmd = huddle();
+        tweak(&mut cmd);
         cmd.args([
             "server",
             "0",
