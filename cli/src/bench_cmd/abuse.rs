@@ -111,8 +111,8 @@ fn measure(args: &AbuseArgs, dir: &std::path::Path) -> anyhow::Result<String> {
     );
     let _ = writeln!(
         out,
-        "{:<44} {:>10} {:>10} {:>10}  {}",
-        "while …", "MSG p50", "MSG p99", "MSG max", "and"
+        "{:<44} {:>10} {:>10} {:>10}  and",
+        "while …", "MSG p50", "MSG p99", "MSG max"
     );
     print!("{out}");
     // 1. Quiet.
