@@ -148,10 +148,10 @@ fn a_thousand_sign_ups_that_stay_online_leave_the_server_within_64_mib_of_its_st
     raise_nofile();
     for &rt in RUNTIMES {
         let dir = data_dir();
-        // A quarter of the default Argon2 memory keeps the test short; the working memory is
+        // A nineteenth of the default Argon2 memory keeps the test short; the working memory is
         // still far above malloc's mmap threshold, which is what made each sign-up leave its
         // hash's memory behind before.
-        let server = ServerProc::start(rt, dir.path(), &["--hash-memory-kib", "4096"]);
+        let server = ServerProc::start(rt, dir.path(), &["--hash-memory-kib", "1024"]);
         // One sign-up first, so that lazily set up things (the hash workers' memory among
         // them) are part of the start.
         let (code, out) = run_script(&server, &["first", "pw first", "OUT"]);
