@@ -86,7 +86,7 @@ impl Probe for ExchangeLog {
                     codes: reply_codes(outputs, *conn),
                 });
             }
-            InputSeen::Disconnect { .. } | InputSeen::Timeout => {}
+            InputSeen::Disconnect { .. } | InputSeen::Wrote { .. } | InputSeen::Timeout => {}
         }
     }
 }

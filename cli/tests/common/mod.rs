@@ -86,7 +86,18 @@ pub struct ServerProc {
 impl ServerProc {
     /// Start a server on an ephemeral port with a 1-second block time.
     pub fn start(runtime: &'static str, dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(runtime, dir, extra, |_| {})
+    }
+
+    /// [`ServerProc::start`], with the command adjusted first (limits, environment).
+    pub fn start_with(
+        runtime: &'static str,
+        dir: &Path,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Self {
         let mut cmd = huddle();
+        tweak(&mut cmd);
         cmd.args([
             "server",
             "0",
@@ -126,6 +137,21 @@ impl ServerProc {
             log,
             runtime,
         }
+    }
+
+    /// The server process's id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory in KiB (`VmRSS`), 0 if it cannot be read.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn file(&self, name: &str) -> String {

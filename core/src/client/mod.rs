@@ -147,7 +147,7 @@ impl Client {
             config,
             state: State::Greeting,
             user: None,
-            framer: LineFramer::new(),
+            framer: LineFramer::with_limits(crate::proto::MAX_SERVER_LINE, None),
             replies: ReplyAssembler::new(),
             outputs,
         }
@@ -335,7 +335,7 @@ impl Client {
                 return;
             }
             match frame {
-                Frame::TooLong => {
+                Frame::TooLong | Frame::Runaway => {
                     self.protocol_error("the server sent a line longer than the protocol allows")
                 }
                 Frame::Line(line) => match String::from_utf8(line) {

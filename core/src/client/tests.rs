@@ -63,6 +63,12 @@ impl Pair {
                         self.client.handle_server_closed(T0);
                         moved = true;
                     }
+                    Output::Hash(job) => {
+                        let done = job.run(&mut crate::server::HashMemory::new());
+                        self.server
+                            .handle_input(crate::server::Input::Hashed(done), T0);
+                        moved = true;
+                    }
                     _ => {}
                 }
             }

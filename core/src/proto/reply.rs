@@ -37,6 +37,9 @@ impl Code {
     pub const ASK_NEW_PASSWORD: Code = Code(333);
     /// The server is closing the connection (locked out, shutting down, protocol abuse).
     pub const CLOSING: Code = Code(421);
+    /// Slow down: the user sent rate-limited commands too fast for too long; this one was
+    /// refused (not carried out). Send it again later.
+    pub const SLOW_DOWN: Code = Code(450);
     /// The user name is blocked after too many failed logins; the server closes the connection.
     pub const LOCKED_OUT: Code = Code(435);
     /// That user name cannot log in now; send another user name.
@@ -125,13 +128,7 @@ impl Reply {
         let mut out = String::new();
         let last = self.lines.len().saturating_sub(1);
         for (i, line) in self.lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            out.push_str(&format!("{}{}", self.code, sep));
-            out.extend(
-                line.chars()
-                    .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
-            );
-            out.push('\n');
+            render_line(&mut out, self.code, i == last, line);
         }
         out
     }
@@ -140,6 +137,19 @@ impl Reply {
     pub fn text(&self) -> String {
         self.lines.join("\n")
     }
+}
+
+/// Append one line of a reply to `out`: `NNN-text` or, for the `last`, `NNN text`, with its
+/// `\n`. For replies produced a few lines at a time (long listings); [`Reply::render`] is
+/// this line after line.
+pub fn render_line(out: &mut String, code: Code, last: bool, text: &str) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{code}{}", if last { ' ' } else { '-' });
+    out.extend(
+        text.chars()
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
+    );
+    out.push('\n');
 }
 
 /// One line of a reply, as parsed.

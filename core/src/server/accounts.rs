@@ -116,9 +116,23 @@ impl Accounts {
         }
     }
 
+    /// `name`'s stored secret, if the account exists.
+    pub fn secret(&self, name: &UserName) -> Option<&Secret> {
+        self.secrets.get(name)
+    }
+
+    /// Add an account whose secret was made elsewhere (hashed off the core's thread).
+    pub fn insert(&mut self, name: UserName, secret: Secret) {
+        self.looks
+            .entry(name.lookalike_key())
+            .or_insert_with(|| name.clone());
+        self.secrets.insert(name, secret);
+    }
+
     /// Create an account; returns the record to append to `credentials.txt`.
     ///
     /// The password is stored as a salted Argon2id hash, never in clear.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn create(
         &mut self,
         name: UserName,
@@ -129,10 +143,7 @@ impl Accounts {
         let secret = hash_password(password, salt, memory_kib)
             .map(Secret::Hashed)
             .unwrap_or_else(|| Secret::Plain(password.to_owned()));
-        self.secrets.insert(name.clone(), secret.clone());
-        self.looks
-            .entry(name.lookalike_key())
-            .or_insert_with(|| name.clone());
+        self.insert(name.clone(), secret.clone());
         Credential { name, secret }
     }
 }
