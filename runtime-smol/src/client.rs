@@ -49,7 +49,7 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
             input_tx.send_blocking(ev).is_ok()
         });
 
-        let (mut core, mut files) = start_core(&opts, udp_port);
+        let (mut core, mut files) = start_core(&opts, udp_port)?;
         let mut local = Local {
             ui: ui.as_ref(),
             prompts: &prompts,

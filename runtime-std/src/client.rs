@@ -155,7 +155,7 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     let input_tx = tx.clone();
     let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| input_tx.send(ev).is_ok());
 
-    let (mut core, mut files) = start_core(&opts, udp_port);
+    let (mut core, mut files) = start_core(&opts, udp_port)?;
     let mut local = Local {
         ui: ui.as_ref(),
         prompts: &prompts,
@@ -165,18 +165,32 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
 }
 
 /// The client core and its transfer files, as both runtimes start them.
-pub fn start_core(opts: &ClientOptions, udp_port: u16) -> (Client, TransferFiles) {
+///
+/// The core's generator is seeded from the OS here: it draws every transfer's X25519 secret,
+/// so it must be unpredictable. Without the OS's randomness the client still runs, but its
+/// uploads would be readable by anyone who can guess the seed: it then refuses to start.
+pub fn start_core(
+    opts: &ClientOptions,
+    udp_port: u16,
+) -> Result<(Client, TransferFiles), ClientError> {
+    let mut rng_seed = [0u8; 32];
+    getrandom::getrandom(&mut rng_seed).map_err(|e| {
+        ClientError::Io(std::io::Error::other(format!(
+            "no randomness from the OS: {e}"
+        )))
+    })?;
     let config = ClientConfig {
         interactive: opts.interactive,
         udp_port: Some(udp_port),
         transfer: opts.transfer.clone(),
         emulate: opts.emulate.clone(),
         transfer_stats: opts.transfer_stats,
+        rng_seed,
     };
-    (
+    Ok((
         Client::new(config, clock::now()),
         TransferFiles::new(opts.downloads.clone()),
-    )
+    ))
 }
 
 /// Read the UDP socket in batches (GRO, `recvmmsg`) and hand each run of datagrams to the

@@ -136,6 +136,16 @@ impl UdpEnd {
     }
 }
 
+/// A client's generator seed, from its label: distinct per client, the same every run.
+fn seed_of(name: &str) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        seed[i % 32] = seed[i % 32].wrapping_mul(31).wrapping_add(b);
+    }
+    seed[31] ^= name.len() as u8;
+    seed
+}
+
 /// A user at a client, scripted.
 pub struct SimClient {
     name: String,
@@ -165,7 +175,11 @@ impl SimClient {
         trace: &Trace,
         udp: Option<UdpOptions>,
     ) -> io::Result<Self> {
-        let mut config = ClientConfig::default();
+        let mut config = ClientConfig {
+            // Each simulated client its own keys, the same in every run of a seed.
+            rng_seed: seed_of(name),
+            ..ClientConfig::default()
+        };
         let udp = match udp {
             None => None,
             Some(o) => {

@@ -70,6 +70,10 @@ pub struct ClientConfig {
     /// Close each upload and download with its counters (datagrams, repeats, time in ms,
     /// memory held), for benchmarks and for users who want to know.
     pub transfer_stats: bool,
+    /// Seed of the generator every transfer's key exchange draws from: 32 bytes from the OS
+    /// in the runtimes (it makes the session keys secret), fixed in tests and simulations
+    /// (so that a run replays exactly).
+    pub rng_seed: [u8; 32],
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -139,7 +143,11 @@ impl Client {
             outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts));
         }
         Self {
-            transfers: Transfers::new(config.transfer.clone(), config.transfer_stats),
+            transfers: Transfers::new(
+                config.transfer.clone(),
+                config.transfer_stats,
+                config.rng_seed,
+            ),
             emulation: config.emulate.clone().map(Emulation::new),
             scratch: Vec::new(),
             pending_upload: None,

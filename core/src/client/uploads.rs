@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
 
 use super::output::{
     ClientOutput, Direction, Display, FileOp, FileProblem, FileResult, Progress, Tone,
@@ -14,8 +16,8 @@ use crate::proto::upload::UploadGrant;
 use crate::time::UnixMillis;
 use crate::transfer::names::MAX_DUPLICATES;
 use crate::transfer::{
-    AbortReason, PeerReason, Receiver, ReceiverEvent, Role, Sender, SenderEvent, SetEvent,
-    TransferConfig, TransferId, TransferSet, candidate, part_name, saved_name,
+    AbortReason, EphemeralKey, PeerReason, Receiver, ReceiverEvent, Role, Sender, SenderEvent,
+    SetEvent, TransferConfig, TransferId, TransferSet, candidate, part_name, saved_name,
 };
 use crate::types::UserName;
 
@@ -53,6 +55,9 @@ pub struct Transfers {
     last_progress: BTreeMap<TransferId, UnixMillis>,
     /// Close each transfer's line with its counters.
     stats: bool,
+    /// Where every transfer's X25519 secret comes from: a CSPRNG seeded once (from the OS by
+    /// the runtimes, fixed in tests and simulations, so a session replays exactly).
+    rng: ChaCha20Rng,
 }
 
 fn rate(bytes: u64, since: UnixMillis, now: UnixMillis) -> String {
@@ -75,8 +80,9 @@ fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
 }
 
 impl Transfers {
-    /// Transfers with these settings; with `stats`, each closing line carries the counters.
-    pub fn new(config: TransferConfig, stats: bool) -> Self {
+    /// Transfers with these settings, their keys drawn from a generator seeded with
+    /// `rng_seed`; with `stats`, each closing line carries the counters.
+    pub fn new(config: TransferConfig, stats: bool, rng_seed: [u8; 32]) -> Self {
         Self {
             set: TransferSet::new(&config),
             config,
@@ -84,7 +90,15 @@ impl Transfers {
             downloads: BTreeMap::new(),
             last_progress: BTreeMap::new(),
             stats,
+            rng: ChaCha20Rng::from_seed(rng_seed),
         }
+    }
+
+    /// A fresh secret half of a key exchange, for one transfer.
+    fn ephemeral(&mut self) -> EphemeralKey {
+        let mut bytes = [0u8; 32];
+        self.rng.fill_bytes(&mut bytes);
+        EphemeralKey::from_bytes(bytes)
     }
 
     /// The counters of sender `id`, as the closing line shows them (empty without `stats`).
@@ -164,7 +178,16 @@ impl Transfers {
     ) {
         let mut config = self.config.clone();
         config.seed ^= grant.id.0;
-        let sender = Sender::new(grant.id, &grant.secret, grant.size, grant.peer, config, now);
+        let key = self.ephemeral();
+        let sender = Sender::new(
+            grant.id,
+            &grant.secret,
+            grant.size,
+            grant.peer,
+            config,
+            key,
+            now,
+        );
         self.set.add_sender(sender);
         out.push(ClientOutput::File(FileOp::OpenSource {
             id: grant.id,
@@ -210,7 +233,8 @@ impl Transfers {
         );
         let mut config = self.config.clone();
         config.seed ^= grant.id.0;
-        let refuse = |reason, config| {
+        let key = self.ephemeral();
+        let refuse = |reason, config, key| {
             Receiver::refuse(
                 grant.id,
                 &grant.secret,
@@ -218,6 +242,7 @@ impl Transfers {
                 grant.peer,
                 reason,
                 config,
+                key,
                 now,
             )
         };
@@ -232,7 +257,8 @@ impl Transfers {
                         grant.name, grant.user
                     ),
                 );
-                self.set.add_receiver(refuse(AbortReason::Refused, config));
+                self.set
+                    .add_receiver(refuse(AbortReason::Refused, config, key));
                 return;
             }
         };
@@ -250,17 +276,21 @@ impl Transfers {
                     }
                 ),
             );
-            self.set.add_receiver(refuse(AbortReason::Busy, config));
+            self.set
+                .add_receiver(refuse(AbortReason::Busy, config, key));
             return;
         }
-        self.set.add_receiver(Receiver::new(
+        let mut receiver = Receiver::new(
             grant.id,
             &grant.secret,
             grant.size,
             grant.peer,
             config,
+            key,
             now,
-        ));
+        );
+        receiver.accept(now);
+        self.set.add_receiver(receiver);
         out.push(ClientOutput::File(FileOp::CreatePart {
             id: grant.id,
             part: part_name(&saved_as, grant.id),
@@ -439,6 +469,8 @@ impl Transfers {
                     );
                 }
             }
+            // Nothing asks to resume yet.
+            SetEvent::Receiver(ReceiverEvent::ReadPart { .. }) => {}
             SetEvent::Receiver(ReceiverEvent::Write { offset, data }) => {
                 out.push(ClientOutput::File(FileOp::Write { id, offset, data }))
             }
