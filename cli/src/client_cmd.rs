@@ -23,6 +23,10 @@ pub struct ClientArgs {
     /// The UDP port to receive video uploads on (0 picks a free one).
     #[arg(default_value_t = 0)]
     pub udp_port: u16,
+    /// The UDP port to tell the server (and so presenters) instead of the one this client
+    /// listens on: for a client behind a NAT or relay that forwards another port to it.
+    #[arg(long, value_name = "PORT")]
+    pub public_udp_port: Option<u16>,
     /// Folder where received uploads are saved.
     #[arg(long = "dir", value_name = "DOWNLOADS", default_value = ".")]
     pub downloads: PathBuf,
@@ -46,6 +50,12 @@ pub struct ClientArgs {
     /// datagrams, repeats, losses, memory held).
     #[arg(long)]
     pub transfer_stats: bool,
+    /// Send and receive uploads unencrypted (the handshake is still sealed), only to measure
+    /// what encryption costs: `huddle bench udp` runs both ways. Both clients must use it; a
+    /// normal client refuses such an upload. Never for real use: anyone on the path can read
+    /// the file.
+    #[arg(long, hide = true)]
+    pub bench_clear_transfers: bool,
     /// Most uploads this client runs at once; another UPD is refused until one finishes.
     #[arg(long, value_name = "N", default_value_t = huddle_core::transfer::TransferConfig::default().max_outgoing)]
     pub max_uploads: usize,
@@ -126,6 +136,11 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
         max_datagram: args.datagram_size,
         max_outgoing: args.max_uploads,
         max_incoming: args.max_downloads,
+        protection: if args.bench_clear_transfers {
+            huddle_core::transfer::Protection::Clear
+        } else {
+            huddle_core::transfer::Protection::Encrypted
+        },
         seed: u64::from_le_bytes(seed()),
         ..Default::default()
     };
@@ -144,6 +159,7 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
     let opts = ClientOptions {
         server,
         udp_port: args.udp_port,
+        public_udp_port: args.public_udp_port.filter(|&p| p != 0),
         downloads: args.downloads,
         interactive,
         transfer,

@@ -47,6 +47,10 @@ pub struct ClientOptions {
     pub server: SocketAddr,
     /// The UDP port to receive uploads on (0 picks a free one).
     pub udp_port: u16,
+    /// The UDP port to tell the server instead of `udp_port`, when what reaches this client
+    /// from outside is another port (a NAT or a relay forwarding to it). `None`: the port
+    /// bound.
+    pub public_udp_port: Option<u16>,
     /// Where received uploads are saved.
     pub downloads: PathBuf,
     /// A person at a terminal rather than a script.
@@ -181,7 +185,7 @@ pub fn start_core(
     })?;
     let config = ClientConfig {
         interactive: opts.interactive,
-        udp_port: Some(udp_port),
+        udp_port: Some(opts.public_udp_port.unwrap_or(udp_port)),
         transfer: opts.transfer.clone(),
         emulate: opts.emulate.clone(),
         transfer_stats: opts.transfer_stats,

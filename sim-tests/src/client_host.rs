@@ -80,6 +80,11 @@ pub struct Files {
     pub saved: BTreeMap<String, Bytes>,
     /// Part files deleted because their download failed.
     pub discarded: u32,
+    /// Record every datagram this client sends into `wire` (a tap on the path, for tests of
+    /// what crosses it).
+    pub record_wire: bool,
+    /// The datagrams this client sent, when recording.
+    pub wire: Vec<Bytes>,
 }
 
 /// A shared [`Files`].
@@ -185,6 +190,10 @@ impl SimClient {
             Some(o) => {
                 let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, o.port)).await?;
                 config.udp_port = Some(o.port);
+                // The run's seed picks the keys too: another seed, another key exchange.
+                for (b, s) in config.rng_seed.iter_mut().zip(o.transfer.seed.to_le_bytes()) {
+                    *b ^= s;
+                }
                 config.transfer = o.transfer;
                 Some(UdpEnd {
                     socket,
@@ -441,6 +450,12 @@ impl SimClient {
                 ClientOutput::Transmit { to, bytes } => {
                     let now = clock::now();
                     if let Some(u) = self.udp.as_mut() {
+                        {
+                            let mut files = u.files.borrow_mut();
+                            if files.record_wire {
+                                files.wire.push(bytes.clone());
+                            }
+                        }
                         u.path(to).handle_input(bytes, now);
                         u.flush(now).await;
                     }

@@ -127,12 +127,14 @@ impl Transfers {
             (true, Some(Role::Receive(r))) => {
                 let st = r.stats();
                 format!(
-                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes]",
+                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes, {} rejected ({} failed authentication)]",
                     now.millis_since(since),
                     st.datagrams,
                     st.duplicates,
                     st.acks_sent,
-                    st.peak_buffered
+                    st.peak_buffered,
+                    st.rejected.total(),
+                    st.rejected.unauthentic
                 )
             }
             _ => String::new(),
