@@ -145,7 +145,7 @@ fn a_progress_line_is_redrawn_in_place_above_a_half_typed_line() {
         80,
         luke_home.path(),
         luke_home.path(),
-        &[],
+        &["--accept", "always"],
         &[],
     );
     luke.login("luke", "r2d2");
@@ -436,4 +436,43 @@ fn fifty_commands_in_a_row_amid_pushed_posts_all_land_and_the_prompt_survives() 
     let history = std::fs::read_to_string(room.home.path().join("huddle/history")).unwrap();
     assert_eq!(history.lines().count(), 50);
     assert!(yoda.is_running());
+}
+
+#[test]
+fn an_incoming_upload_asks_at_the_terminal_y_takes_it_and_n_declines_it() {
+    let room = Room::open("std");
+    let luke_home = tempfile::tempdir().unwrap();
+    let mut luke = client(
+        &room.server,
+        "std",
+        80,
+        luke_home.path(),
+        luke_home.path(),
+        &[],
+        &[],
+    );
+    luke.login("luke", "r2d2");
+    let mut yoda = LiveClient::login(&room.server, "yoda", "jedi*knight");
+    let src = tempfile::tempdir().unwrap();
+    let clip = src.path().join("clip.mp4");
+    std::fs::write(&clip, vec![3u8; 1 << 20]).unwrap();
+
+    yoda.send(&format!("UPD luke {}", clip.display()));
+    luke.wait_for("Accept clip.mp4 (1.0 MiB) from yoda? Answer y or n");
+    yoda.out.wait_for("Waiting for luke to accept clip.mp4");
+    // The question is above the prompt; a half-typed line is not disturbed by it.
+    luke.wait_cursor_row("luke> ");
+    luke.line("y");
+    luke.wait_for("Received clip.mp4 from yoda, saved as yoda_clip.mp4");
+    yoda.out.wait_for("clip.mp4 has been uploaded to luke");
+
+    let from = yoda.out.len();
+    yoda.send(&format!("UPD luke {}", clip.display()));
+    luke.wait_count("Accept clip.mp4 (1.0 MiB) from yoda?", 2);
+    luke.wait_cursor_row("luke> ");
+    luke.line("n");
+    luke.wait_for("Declined clip.mp4 from yoda; yoda was told");
+    yoda.out
+        .wait_for_after(from, "luke declined clip.mp4; nothing was sent");
+    assert!(!luke_home.path().join("yoda_clip (1).mp4").exists());
 }

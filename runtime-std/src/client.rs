@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, Display, ExitStatus, Input, Progress, Prompt,
+    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, Progress, Prompt,
 };
 use huddle_core::transfer::TransferConfig;
 use huddle_core::transfer::netem::NetemConfig;
@@ -61,6 +61,8 @@ pub struct ClientOptions {
     pub emulate: Option<NetemConfig>,
     /// Close each transfer's line with its counters.
     pub transfer_stats: bool,
+    /// Which incoming uploads are taken, declined, or asked about.
+    pub consent: ConsentPolicy,
 }
 
 /// Why the client could not run.
@@ -189,6 +191,7 @@ pub fn start_core(
         transfer: opts.transfer.clone(),
         emulate: opts.emulate.clone(),
         transfer_stats: opts.transfer_stats,
+        consent: opts.consent.clone(),
         rng_seed,
     };
     Ok((

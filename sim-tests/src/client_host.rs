@@ -191,7 +191,11 @@ impl SimClient {
                 let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, o.port)).await?;
                 config.udp_port = Some(o.port);
                 // The run's seed picks the keys too: another seed, another key exchange.
-                for (b, s) in config.rng_seed.iter_mut().zip(o.transfer.seed.to_le_bytes()) {
+                for (b, s) in config
+                    .rng_seed
+                    .iter_mut()
+                    .zip(o.transfer.seed.to_le_bytes())
+                {
                     *b ^= s;
                 }
                 config.transfer = o.transfer;

@@ -19,8 +19,10 @@
 //! The client asks for a new line only once the previous request has its reply, which is
 //! what lets a script pipe one command per line into it.
 
+pub mod consent;
 mod emulation;
 mod input;
+pub mod local;
 mod output;
 mod render;
 pub mod sanitize;
@@ -31,6 +33,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+pub use consent::{AcceptPolicy, ConsentPolicy};
 pub use input::Input;
 pub use output::{
     ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, Progress,
@@ -70,6 +73,8 @@ pub struct ClientConfig {
     /// Close each upload and download with its counters (datagrams, repeats, time in ms,
     /// memory held), for benchmarks and for users who want to know.
     pub transfer_stats: bool,
+    /// Which incoming uploads are taken, declined, or asked about.
+    pub consent: ConsentPolicy,
     /// Seed of the generator every transfer's key exchange draws from: 32 bytes from the OS
     /// in the runtimes (it makes the session keys secret), fixed in tests and simulations
     /// (so that a run replays exactly).
@@ -145,6 +150,7 @@ impl Client {
         Self {
             transfers: Transfers::new(
                 config.transfer.clone(),
+                config.consent.clone(),
                 config.transfer_stats,
                 config.rng_seed,
             ),
@@ -219,6 +225,7 @@ impl Client {
             } => self.handle_datagrams(from, bytes, stride, now),
             Input::Inspected(result) => self.handle_inspected(result, now),
             Input::File { id, result } => self.handle_file_result(id, result, now),
+            Input::Decision { id, accept } => self.handle_decision(id, accept, now),
             Input::Timeout => {}
         }
         if self.poll_timeout().is_some_and(|t| t <= now) {
@@ -289,6 +296,15 @@ impl Client {
                 self.command_prompt();
             }
         }
+    }
+
+    /// The user's answer about incoming upload `id`, from a UI's own control.
+    pub(crate) fn handle_decision(&mut self, id: TransferId, accept: bool, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        let mut out = Vec::new();
+        self.transfers.decide_id(id, accept, now, &mut out);
+        self.outputs.extend(out);
+        self.pump();
     }
 
     /// The driver's answer to a [`FileOp`] of transfer `id`.
@@ -641,6 +657,19 @@ impl Client {
         self.outputs.push_back(ClientOutput::InspectFile { path });
     }
 
+    /// A command about this client's own transfers, answered here.
+    fn on_local(&mut self, command: local::Local) {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        match command {
+            local::Local::Accept(t) => self.transfers.decide(&t, true, now, &mut out),
+            local::Local::Decline(t) => self.transfers.decide(&t, false, now, &mut out),
+            local::Local::Cancel(_) => {}
+        }
+        self.outputs.extend(out);
+        self.pump();
+    }
+
     fn ask_user(&mut self) {
         self.state = State::AskUser;
         self.prompt(Prompt::UserName);
@@ -648,6 +677,11 @@ impl Client {
 
     fn on_command_line(&mut self, line: &str) {
         if line.trim().is_empty() {
+            self.command_prompt();
+            return;
+        }
+        if let Some(command) = local::parse(line, self.transfers.has_question()) {
+            self.on_local(command);
             self.command_prompt();
             return;
         }
@@ -666,6 +700,10 @@ impl Client {
                 );
                 for c in Command::ALL {
                     text.push_str(&format!("\n  {:<24} {}", c.usage(), c.summary()));
+                }
+                text.push_str("\nYour transfers (answered by this client):");
+                for (usage, summary) in local::USAGE {
+                    text.push_str(&format!("\n  {usage:<24} {summary}"));
                 }
                 self.show(Tone::Info, text);
                 self.command_prompt();
@@ -704,4 +742,10 @@ impl Client {
 mod tests;
 
 #[cfg(test)]
+mod test_world;
+
+#[cfg(test)]
 mod upload_tests;
+
+#[cfg(test)]
+mod consent_tests;

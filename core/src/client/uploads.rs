@@ -1,13 +1,19 @@
 //! The transfers a client runs: uploads it presents and downloads it receives, all on one UDP
 //! socket through a [`TransferSet`], with the file operations and messages around them.
+//!
+//! An incoming upload is first judged by the audience's [`ConsentPolicy`]: taken, declined
+//! (the presenter is told at once), or asked about — then it waits, holding the presenter,
+//! until the user answers ([`Transfers::decide`]) or the decision time runs out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use super::consent::{ConsentPolicy, Verdict};
+use super::local::Target;
 use super::output::{
     ClientOutput, Direction, Display, FileOp, FileProblem, FileResult, Progress, Tone,
 };
@@ -16,8 +22,9 @@ use crate::proto::upload::UploadGrant;
 use crate::time::UnixMillis;
 use crate::transfer::names::MAX_DUPLICATES;
 use crate::transfer::{
-    AbortReason, EphemeralKey, PeerReason, Receiver, ReceiverEvent, Role, Sender, SenderEvent,
-    SetEvent, TransferConfig, TransferId, TransferSet, candidate, part_name, saved_name,
+    AbortReason, EphemeralKey, HoldReason, PeerReason, Receiver, ReceiverEvent, Role, Sender,
+    SenderEvent, SetEvent, TransferConfig, TransferId, TransferSet, candidate, part_name,
+    saved_name,
 };
 use crate::types::UserName;
 
@@ -30,6 +37,19 @@ struct Upload {
     name: String,
     size: u64,
     started: UnixMillis,
+    /// Whether the presenter was told that the audience is being asked.
+    told_waiting: bool,
+}
+
+/// Where a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The user is being asked whether to take it.
+    Asking,
+    /// Accepted; the bytes come.
+    Receiving,
+    /// Complete and verified; waiting for the driver to give the part file its name.
+    Finishing,
 }
 
 #[derive(Debug)]
@@ -39,8 +59,9 @@ struct Download {
     saved_as: String,
     size: u64,
     started: UnixMillis,
-    /// Complete and verified; waiting for the driver to give the part file its name.
-    finishing: bool,
+    stage: Stage,
+    /// Whether a part file was asked for (none while asking).
+    has_part: bool,
     /// Which of the names `candidate(saved_as, n)` is being tried.
     attempt: u32,
 }
@@ -50,8 +71,11 @@ struct Download {
 pub struct Transfers {
     set: TransferSet,
     config: TransferConfig,
+    consent: ConsentPolicy,
     uploads: BTreeMap<TransferId, Upload>,
     downloads: BTreeMap<TransferId, Download>,
+    /// Downloads the user is asked about, oldest first (what a bare `y` answers).
+    questions: VecDeque<TransferId>,
     last_progress: BTreeMap<TransferId, UnixMillis>,
     /// Close each transfer's line with its counters.
     stats: bool,
@@ -80,14 +104,22 @@ fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
 }
 
 impl Transfers {
-    /// Transfers with these settings, their keys drawn from a generator seeded with
-    /// `rng_seed`; with `stats`, each closing line carries the counters.
-    pub fn new(config: TransferConfig, stats: bool, rng_seed: [u8; 32]) -> Self {
+    /// Transfers with these settings and the audience's `consent` policy, their keys drawn
+    /// from a generator seeded with `rng_seed`; with `stats`, each closing line carries the
+    /// counters.
+    pub fn new(
+        config: TransferConfig,
+        consent: ConsentPolicy,
+        stats: bool,
+        rng_seed: [u8; 32],
+    ) -> Self {
         Self {
             set: TransferSet::new(&config),
             config,
+            consent,
             uploads: BTreeMap::new(),
             downloads: BTreeMap::new(),
+            questions: VecDeque::new(),
             last_progress: BTreeMap::new(),
             stats,
             rng: ChaCha20Rng::from_seed(rng_seed),
@@ -158,6 +190,80 @@ impl Transfers {
         self.set.is_lingering()
     }
 
+    /// Whether the user is asked about an incoming upload (a bare `y` or `n` answers it).
+    pub fn has_question(&self) -> bool {
+        !self.questions.is_empty()
+    }
+
+    /// The user's answer about the download `target` names (the oldest question when
+    /// implied): take it, or decline it (the presenter is told at once).
+    pub fn decide(
+        &mut self,
+        target: &Target,
+        accept: bool,
+        now: UnixMillis,
+        out: &mut Vec<ClientOutput>,
+    ) {
+        let verb = if accept { "ACCEPT" } else { "DECLINE" };
+        let candidates: Vec<(TransferId, String)> = self
+            .questions
+            .iter()
+            .filter_map(|id| self.downloads.get(id).map(|d| (*id, d.name.clone())))
+            .collect();
+        let picked = match target {
+            Target::Implied => candidates
+                .first()
+                .map(|c| c.0)
+                .ok_or_else(|| "No incoming upload is waiting for an answer.".to_string()),
+            Target::All => Err(format!(
+                "{verb} takes one upload at a time: {verb} <file>, or y / n for the oldest"
+            )),
+            Target::Named(name) => pick_named(
+                &candidates,
+                name,
+                "incoming upload waiting for an answer",
+                verb,
+            ),
+        };
+        match picked {
+            Ok(id) => self.decide_id(id, accept, now, out),
+            Err(why) => show(out, Tone::Error, why),
+        }
+    }
+
+    /// The user's answer about download `id` (from a line, or a UI's own control). Nothing
+    /// happens unless that download waits for one.
+    pub fn decide_id(
+        &mut self,
+        id: TransferId,
+        accept: bool,
+        now: UnixMillis,
+        out: &mut Vec<ClientOutput>,
+    ) {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        if d.stage != Stage::Asking {
+            return;
+        }
+        self.questions.retain(|q| *q != id);
+        if accept {
+            d.stage = Stage::Receiving;
+            d.has_part = true;
+            d.started = now;
+            let part = part_name(&d.saved_as, id);
+            show(
+                out,
+                Tone::Info,
+                format!("Accepted {} from {}; receiving it…", d.name, d.from),
+            );
+            out.push(ClientOutput::File(FileOp::CreatePart { id, part }));
+            self.set.accept(id, now);
+        } else {
+            self.set.abort(id, AbortReason::Declined, now);
+        }
+    }
+
     /// Why a new upload may not start now, if it may not: as many run as the client takes.
     pub fn upload_refusal(&self) -> Option<String> {
         let max = self.config.max_outgoing;
@@ -212,6 +318,7 @@ impl Transfers {
                 name: grant.name,
                 size: grant.size,
                 started: now,
+                told_waiting: false,
             },
         );
     }
@@ -265,6 +372,7 @@ impl Transfers {
             }
         };
         if self.downloads.len() >= self.config.max_incoming {
+            // Questions count: each holds a presenter and a share of the memory.
             show(
                 out,
                 Tone::Error,
@@ -282,6 +390,20 @@ impl Transfers {
                 .add_receiver(refuse(AbortReason::Busy, config, key));
             return;
         }
+        let verdict = self.consent.decide(&grant.user, grant.size);
+        if let Verdict::Decline(why) = &verdict {
+            show(
+                out,
+                Tone::Error,
+                format!(
+                    "Declined {} from {}: {why}; {} was told",
+                    grant.name, grant.user, grant.user
+                ),
+            );
+            self.set
+                .add_receiver(refuse(AbortReason::Declined, config, key));
+            return;
+        }
         let mut receiver = Receiver::new(
             grant.id,
             &grant.secret,
@@ -291,12 +413,33 @@ impl Transfers {
             key,
             now,
         );
-        receiver.accept(now);
+        let asking = verdict == Verdict::Ask;
+        if asking {
+            self.questions.push_back(grant.id);
+            let several = if self.questions.len() > 1 {
+                format!(" (ACCEPT {0} or DECLINE {0}: others wait too)", grant.name)
+            } else {
+                String::new()
+            };
+            show(
+                out,
+                Tone::Notice,
+                format!(
+                    "Accept {} ({}) from {}? Answer y or n{several}; no answer within {} declines it.",
+                    grant.name,
+                    human_bytes(grant.size),
+                    grant.user,
+                    render_duration(self.config.decision_timeout_ms)
+                ),
+            );
+        } else {
+            receiver.accept(now);
+            out.push(ClientOutput::File(FileOp::CreatePart {
+                id: grant.id,
+                part: part_name(&saved_as, grant.id),
+            }));
+        }
         self.set.add_receiver(receiver);
-        out.push(ClientOutput::File(FileOp::CreatePart {
-            id: grant.id,
-            part: part_name(&saved_as, grant.id),
-        }));
         self.downloads.insert(
             grant.id,
             Download {
@@ -305,7 +448,12 @@ impl Transfers {
                 saved_as,
                 size: grant.size,
                 started: now,
-                finishing: false,
+                stage: if asking {
+                    Stage::Asking
+                } else {
+                    Stage::Receiving
+                },
+                has_part: !asking,
                 attempt: 0,
             },
         );
@@ -379,7 +527,7 @@ impl Transfers {
                         Tone::Error,
                         format!("Cannot save {} from {}: {problem}", d.saved_as, d.from),
                     );
-                    if d.finishing {
+                    if d.stage == Stage::Finishing {
                         self.downloads.remove(&id);
                         out.push(ClientOutput::File(FileOp::Discard { id }));
                         return;
@@ -459,16 +607,24 @@ impl Transfers {
                 out.push(ClientOutput::File(FileOp::CloseSource { id }));
                 if let Some(u) = self.uploads.remove(&id) {
                     self.progress_done(id, Direction::Upload, &u.name, u.size, out);
-                    show(
-                        out,
-                        Tone::Error,
-                        format!(
+                    let text = match reason {
+                        AbortReason::PeerAborted(PeerReason::Declined) => {
+                            format!("{} declined {}; nothing was sent", u.to, u.name)
+                        }
+                        AbortReason::PeerAborted(PeerReason::NoAnswer) | AbortReason::NoAnswer => {
+                            format!(
+                                "{} did not answer whether to take {}; nothing was sent",
+                                u.to, u.name
+                            )
+                        }
+                        _ => format!(
                             "Upload of {} to {} failed: {}",
                             u.name,
                             u.to,
                             upload_failure(&u.to, reason)
                         ),
-                    );
+                    };
+                    show(out, Tone::Error, text);
                 }
             }
             // Nothing asks to resume yet.
@@ -478,25 +634,46 @@ impl Transfers {
             }
             SetEvent::Receiver(ReceiverEvent::Complete { .. }) => {
                 if let Some(d) = self.downloads.get_mut(&id) {
-                    d.finishing = true;
+                    d.stage = Stage::Finishing;
                     let (name, size, saved_as) = (d.name.clone(), d.size, d.saved_as.clone());
                     self.progress_done(id, Direction::Download, &name, size, out);
                     out.push(ClientOutput::File(FileOp::Finish { id, name: saved_as }));
                 }
             }
             SetEvent::Receiver(ReceiverEvent::Aborted(reason)) => {
-                out.push(ClientOutput::File(FileOp::Discard { id }));
-                if let Some(d) = self.downloads.remove(&id) {
-                    self.progress_done(id, Direction::Download, &d.name, d.size, out);
-                    show(
-                        out,
-                        Tone::Error,
-                        format!(
-                            "Upload of {} from {} failed: {reason}; the partial file was removed",
-                            d.name, d.from
-                        ),
-                    );
+                self.questions.retain(|q| *q != id);
+                let Some(d) = self.downloads.remove(&id) else {
+                    return;
+                };
+                if d.has_part {
+                    out.push(ClientOutput::File(FileOp::Discard { id }));
                 }
+                if d.stage != Stage::Asking {
+                    self.progress_done(id, Direction::Download, &d.name, d.size, out);
+                }
+                let text = match reason {
+                    AbortReason::Declined => {
+                        format!("Declined {} from {}; {} was told", d.name, d.from, d.from)
+                    }
+                    AbortReason::NoAnswer => format!(
+                        "No answer about {} from {} within {}: declined; {} was told",
+                        d.name,
+                        d.from,
+                        render_duration(self.config.decision_timeout_ms),
+                        d.from
+                    ),
+                    AbortReason::PeerAborted(PeerReason::Cancelled) if d.stage == Stage::Asking => {
+                        format!("{} withdrew {} before you answered", d.from, d.name)
+                    }
+                    _ if !d.has_part => {
+                        format!("Upload of {} from {} failed: {reason}", d.name, d.from)
+                    }
+                    _ => format!(
+                        "Upload of {} from {} failed: {reason}; the partial file was removed",
+                        d.name, d.from
+                    ),
+                };
+                show(out, Tone::Error, text);
             }
         }
     }
@@ -521,6 +698,19 @@ impl Transfers {
     }
 
     fn report_progress(&mut self, now: UnixMillis, out: &mut Vec<ClientOutput>) {
+        for (&id, u) in &mut self.uploads {
+            if let Some(Role::Send(s)) = self.set.get(id)
+                && s.waiting_for() == Some(HoldReason::Asking)
+                && !u.told_waiting
+            {
+                u.told_waiting = true;
+                show(
+                    out,
+                    Tone::Info,
+                    format!("Waiting for {} to accept {}…", u.to, u.name),
+                );
+            }
+        }
         for (&id, u) in &self.uploads {
             let due = self
                 .last_progress
@@ -543,7 +733,8 @@ impl Transfers {
                 .last_progress
                 .get(&id)
                 .is_none_or(|t| now.millis_since(*t) >= PROGRESS_EVERY_MS);
-            if let (true, false, Some(Role::Receive(r))) = (due, d.finishing, self.set.get(id)) {
+            let shown = d.stage == Stage::Receiving;
+            if let (true, true, Some(Role::Receive(r))) = (due, shown, self.set.get(id)) {
                 self.last_progress.insert(id, now);
                 out.push(ClientOutput::Progress(Progress {
                     id,
@@ -555,6 +746,51 @@ impl Transfers {
                 }));
             }
         }
+    }
+}
+
+/// `2 min`, `90 s`: a duration as a message says it.
+fn render_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// The one transfer among `candidates` (id and file name) that `name` names: its file name
+/// (exactly, else ignoring case), or its id or at least four hex digits of its start.
+pub(super) fn pick_named(
+    candidates: &[(TransferId, String)],
+    name: &str,
+    what: &str,
+    verb: &str,
+) -> Result<TransferId, String> {
+    let exact: Vec<_> = candidates.iter().filter(|c| c.1 == name).collect();
+    let matches = if exact.is_empty() {
+        let lower = name.to_ascii_lowercase();
+        let by_id = lower.len() >= 4 && lower.bytes().all(|b| b.is_ascii_hexdigit());
+        candidates
+            .iter()
+            .filter(|c| {
+                c.1.eq_ignore_ascii_case(name) || (by_id && c.0.to_string().starts_with(&lower))
+            })
+            .collect()
+    } else {
+        exact
+    };
+    match matches.as_slice() {
+        [one] => Ok(one.0),
+        [] => Err(format!("No {what} is named {name:?}.")),
+        several => Err(format!(
+            "Several of them are named {name:?}; {verb} one by its id: {}",
+            several
+                .iter()
+                .map(|c| c.0.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
