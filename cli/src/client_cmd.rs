@@ -56,6 +56,10 @@ pub struct ClientArgs {
     /// the file.
     #[arg(long, hide = true)]
     pub bench_clear_transfers: bool,
+    /// Cap the rate each upload sends at, per second (e.g. 5M, 500K): to leave room on a
+    /// slow uplink. No cap by default.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_rate: Option<u64>,
     /// Most uploads this client runs at once; another UPD is refused until one finishes.
     #[arg(long, value_name = "N", default_value_t = huddle_core::transfer::TransferConfig::default().max_outgoing)]
     pub max_uploads: usize,
@@ -192,6 +196,7 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
         max_datagram: args.datagram_size,
         max_outgoing: args.max_uploads,
         max_incoming: args.max_downloads,
+        max_rate: args.max_rate.filter(|&r| r > 0),
         protection: if args.bench_clear_transfers {
             huddle_core::transfer::Protection::Clear
         } else {

@@ -403,7 +403,7 @@ fn ctrl_c_while_waiting_for_a_transfer_explains_then_quits_on_a_second() {
     yoda.line("OUT");
     yoda.wait_for("Logging out once the running transfers finish");
     yoda.keys(CTRL_C);
-    yoda.wait_for("Press Ctrl-C again to quit now");
+    yoda.wait_for("Press Ctrl-C again to cancel the running transfers");
     assert!(yoda.is_running());
     yoda.keys(CTRL_C);
     assert_eq!(yoda.wait_exit(), 130);
@@ -475,4 +475,58 @@ fn an_incoming_upload_asks_at_the_terminal_y_takes_it_and_n_declines_it() {
     yoda.out
         .wait_for_after(from, "luke declined clip.mp4; nothing was sent");
     assert!(!luke_home.path().join("yoda_clip (1).mp4").exists());
+}
+
+/// A piped luke and a terminal yoda uploading to him at `rate` a file of `len` bytes.
+fn uploading(room: &Room, len: usize, rate: &str) -> (LiveClient, Pty, tempfile::TempDir) {
+    let luke = LiveClient::login(&room.server, "luke", "r2d2");
+    let mut yoda = room.client(100, &["--max-rate", rate], &[]);
+    yoda.login("yoda", "jedi*knight");
+    let src = tempfile::tempdir().unwrap();
+    let clip = src.path().join("clip.mp4");
+    std::fs::write(&clip, vec![9u8; len]).unwrap();
+    yoda.line(&format!("UPD luke {}", clip.display()));
+    yoda.wait_for("Uploading clip.mp4");
+    luke.out.wait_for("Incoming upload: yoda sends clip.mp4");
+    yoda.wait_until("the status line", |p| {
+        p.row_above_cursor(1).contains("clip.mp4 → luke")
+    });
+    (luke, yoda, src)
+}
+
+#[test]
+fn ctrl_c_on_an_empty_line_while_uploading_offers_cancel_and_enter_cancels() {
+    let room = Room::open("std");
+    let (luke, mut yoda, _src) = uploading(&room, 8 << 20, "1M");
+    yoda.wait_cursor_row("yoda> ");
+    yoda.keys(CTRL_C);
+    yoda.wait_cursor_row("yoda> CANCEL");
+    yoda.wait_for("Transfers are running: Enter cancels");
+    yoda.keys(ENTER);
+    yoda.wait_for("Cancelled the upload of clip.mp4 to luke; luke was told");
+    luke.out.wait_for("yoda cancelled clip.mp4 (or left); the ");
+    assert!(yoda.is_running(), "cancelling is not quitting");
+    // A second Ctrl-C clears the offered command instead.
+    yoda.wait_cursor_row("yoda> ");
+}
+
+#[test]
+fn quitting_with_ctrl_c_while_uploading_tells_the_audience_at_once() {
+    let room = Room::open("std");
+    let (luke, mut yoda, _src) = uploading(&room, 8 << 20, "1M");
+    yoda.wait_cursor_row("yoda> ");
+    // OUT waits for the upload: no prompt is open.
+    yoda.line("OUT");
+    yoda.wait_for("Logging out once the running transfers finish");
+    yoda.keys(CTRL_C);
+    yoda.wait_for("Press Ctrl-C again to cancel the running transfers");
+    let quit = std::time::Instant::now();
+    yoda.keys(CTRL_C);
+    assert_eq!(yoda.wait_exit(), 130);
+    yoda.wait_for("Interrupted.");
+    luke.out.wait_for("yoda cancelled clip.mp4 (or left)");
+    assert!(
+        quit.elapsed() < std::time::Duration::from_secs(5),
+        "told at once, not after the idle timeout"
+    );
 }

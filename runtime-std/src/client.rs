@@ -38,6 +38,10 @@ pub trait Ui: Send + Sync + 'static {
     fn read_line(&self, prompt: &Prompt) -> Option<String>;
     /// Show how far a transfer has come (a terminal draws a bar; a pipe shows nothing).
     fn progress(&self, _progress: &Progress) {}
+    /// Where to send the user's "stop now" when no prompt is open (a terminal's second
+    /// Ctrl-C): calling `interrupt` hands the core [`Input::Interrupt`], which cancels the
+    /// transfers — telling their peers — and exits. Given once, before the first prompt.
+    fn set_interrupt(&self, _interrupt: Box<dyn Fn() + Send + Sync>) {}
 }
 
 /// How to start a client.
@@ -160,6 +164,12 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     spawn_udp_reader(udp.try_clone()?, tx.clone());
     let input_tx = tx.clone();
     let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| input_tx.send(ev).is_ok());
+    let interrupt_tx = std::sync::Mutex::new(tx.clone());
+    ui.set_interrupt(Box::new(move || {
+        if let Ok(tx) = interrupt_tx.lock() {
+            let _ = tx.send(Input::Interrupt);
+        }
+    }));
 
     let (mut core, mut files) = start_core(&opts, udp_port)?;
     let mut local = Local {

@@ -70,6 +70,7 @@ fn run_one(seed: u64) -> Wire {
             ..TransferConfig::default()
         },
         files: files.clone(),
+        ..UdpOptions::default()
     };
     let ready = Rc::new(RefCell::new(false));
     let (t, o, r) = (trace.clone(), options(&bob_files, 2), ready.clone());

@@ -94,6 +94,12 @@ pub enum BusyOutcome {
 const BUSY_HINT: &str =
     "Waiting for the server or a transfer. Press Ctrl-C again to quit now, or wait.";
 
+/// The same while transfers run: quitting cancels them.
+const BUSY_TRANSFER_HINT: &str = "Waiting for a transfer. Press Ctrl-C again to cancel the running transfers (their peers are told; what was received is kept for resuming) and quit now, or wait.";
+
+/// Said when Ctrl-C on an empty command line offers to cancel the running transfers.
+const CANCEL_OFFER: &str = "Transfers are running: Enter cancels (the other side is told; what arrived is kept for resuming), Ctrl-C keeps them.";
+
 /// How to quit, said on a Ctrl-C at an empty prompt.
 fn quit_hint(prompt: &Prompt) -> &'static str {
     match prompt {
@@ -289,7 +295,12 @@ impl<W: Write> Session<W> {
                 if std::mem::replace(&mut self.interrupted_while_busy, true) {
                     return BusyOutcome::Quit;
                 }
-                self.print_hint(BUSY_HINT, size, now);
+                let hint = if self.board.is_empty() {
+                    BUSY_HINT
+                } else {
+                    BUSY_TRANSFER_HINT
+                };
+                self.print_hint(hint, size, now);
                 BusyOutcome::Handled
             }
             KeyCode::Char('z') if ctrl => BusyOutcome::Suspend,
@@ -332,6 +343,19 @@ impl<W: Write> Session<W> {
             Action::Interrupt { had_text: true } => {
                 open.browsing = None;
                 self.redraw_input(size);
+            }
+            // Ctrl-C on an empty command line while transfers run offers to cancel them: the
+            // command is typed for the user, Enter sends it, Ctrl-C clears it again.
+            Action::Interrupt { had_text: false }
+                if matches!(open.prompt, Prompt::Command(_)) && !self.board.is_empty() =>
+            {
+                let offer = if self.board.len() > 1 {
+                    "CANCEL ALL"
+                } else {
+                    "CANCEL"
+                };
+                open.editor.set_text(offer);
+                self.print_hint(CANCEL_OFFER, size, now);
             }
             Action::Interrupt { had_text: false } => {
                 let hint = quit_hint(&open.prompt);

@@ -104,6 +104,11 @@ impl StatusBoard {
         self.entries.is_empty()
     }
 
+    /// How many transfers are shown.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// A progress report from the core: a new transfer gets a line, a finished one loses it.
     pub fn handle_progress(&mut self, p: &Progress, now: Instant) {
         let pos = self.entries.iter().position(|e| e.id == p.id);

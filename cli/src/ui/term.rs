@@ -21,7 +21,9 @@
 //! The key reader hands keys to the open prompt, or keeps them for the next one (type-ahead).
 //! Ctrl-C and Ctrl-Z cannot wait: while no prompt is open (a reply or a transfer pending) the
 //! session answers them at once — a hint, then, on a second Ctrl-C, quitting — because raw mode
-//! turned off the signals that would otherwise have done it.
+//! turned off the signals that would otherwise have done it. Quitting goes through the core
+//! ([`Ui::set_interrupt`]): it cancels the running transfers, telling their peers, and exits;
+//! only if it has not done so within [`QUIT_GRACE`] does the terminal end the process itself.
 
 use std::io::{Stdout, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +51,10 @@ const TYPE_AHEAD: usize = 1024;
 /// The exit code of a client quit by Ctrl-C, as shells report a process ended by SIGINT.
 const INTERRUPTED: i32 = 130;
 
+/// How long the core has to cancel its transfers and exit after the quitting Ctrl-C before
+/// the terminal ends the process anyway.
+const QUIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The client's terminal.
 pub struct TermUi {
     shared: Arc<Shared>,
@@ -61,6 +67,8 @@ struct Shared {
     session: Mutex<Session<Stdout>>,
     /// Set once the terminal is given back; nothing draws after that.
     closed: AtomicBool,
+    /// How to ask the core to stop now (see [`Ui::set_interrupt`]).
+    interrupt: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl TermUi {
@@ -81,6 +89,7 @@ impl TermUi {
         let shared = Arc::new(Shared {
             session: Mutex::new(session),
             closed: AtomicBool::new(false),
+            interrupt: Mutex::new(None),
         });
         // The ticker: while transfers run, redraw their lines so a stall shows even when no
         // report comes. It holds the session only while drawing.
@@ -174,6 +183,14 @@ fn read_keys(shared: &Shared, tx: &SyncSender<Event>) {
             BusyOutcome::Handled => {}
             BusyOutcome::Suspend => shared.suspend(),
             BusyOutcome::Quit => {
+                let asked = match shared.interrupt.lock() {
+                    Ok(i) => i.as_ref().map(|f| f()).is_some(),
+                    Err(_) => false,
+                };
+                if asked {
+                    // The core cancels, tells the peers and exits; if it cannot, we do.
+                    std::thread::sleep(QUIT_GRACE);
+                }
                 shared.close();
                 println!("Interrupted.");
                 std::process::exit(INTERRUPTED);
@@ -198,6 +215,12 @@ fn restore_terminal() {
 }
 
 impl Ui for TermUi {
+    fn set_interrupt(&self, interrupt: Box<dyn Fn() + Send + Sync>) {
+        if let Ok(mut i) = self.shared.interrupt.lock() {
+            *i = Some(interrupt);
+        }
+    }
+
     fn show(&self, display: &Display) {
         if let Some(mut s) = self.shared.lock() {
             s.handle_display(display, size(), Instant::now());

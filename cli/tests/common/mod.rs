@@ -279,6 +279,26 @@ impl LiveClient {
         Self::login_on_port(server, client_runtime, user, password, downloads, 0, extra)
     }
 
+    /// Like [`LiveClient::login_with`], saving downloads in `dir`, a folder the test owns
+    /// (so that it outlives this client: a later client can find what this one kept). Its
+    /// `downloads` is then an unused placeholder.
+    pub fn login_in_folder(
+        server: &ServerProc,
+        client_runtime: &str,
+        user: &str,
+        password: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Self {
+        Self::spawn(
+            client_command_on_port(server, client_runtime, dir, 0),
+            user,
+            password,
+            tempfile::tempdir().unwrap(),
+            extra,
+        )
+    }
+
     /// Like [`LiveClient::login_with`], receiving uploads on UDP port `udp_port`.
     pub fn login_on_port(
         server: &ServerProc,
@@ -289,7 +309,18 @@ impl LiveClient {
         udp_port: u16,
         extra: &[&str],
     ) -> Self {
-        let mut child = client_command_on_port(server, client_runtime, downloads.path(), udp_port)
+        let cmd = client_command_on_port(server, client_runtime, downloads.path(), udp_port);
+        Self::spawn(cmd, user, password, downloads, extra)
+    }
+
+    fn spawn(
+        mut cmd: Command,
+        user: &str,
+        password: &str,
+        downloads: tempfile::TempDir,
+        extra: &[&str],
+    ) -> Self {
+        let mut child = cmd
             .args(extra)
             .stderr(Stdio::inherit())
             .spawn()

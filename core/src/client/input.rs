@@ -59,6 +59,9 @@ pub enum Input {
         /// Take it (or decline it).
         accept: bool,
     },
+    /// The user wants out now, whatever is pending (a terminal's second Ctrl-C while no
+    /// prompt is open): the core cancels the transfers, telling their peers, and exits.
+    Interrupt,
     /// Nothing arrived: the wait for [`super::Client::poll_timeout`] ended (a spurious one
     /// is harmless).
     Timeout,

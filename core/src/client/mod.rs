@@ -23,6 +23,7 @@ pub mod consent;
 mod emulation;
 mod input;
 pub mod local;
+mod narration;
 mod output;
 mod render;
 pub mod sanitize;
@@ -36,8 +37,8 @@ use bytes::Bytes;
 pub use consent::{AcceptPolicy, ConsentPolicy};
 pub use input::Input;
 pub use output::{
-    ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, Progress,
-    Prompt, Tone,
+    ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, KeptPart,
+    Progress, Prompt, Tone,
 };
 pub use render::human_bytes;
 
@@ -145,7 +146,10 @@ impl Client {
     pub fn new(config: ClientConfig, now: UnixMillis) -> Self {
         let mut outputs = VecDeque::new();
         if config.udp_port.is_some() {
-            outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts));
+            outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts {
+                now,
+                max_age_ms: config.transfer.resume_max_age_ms,
+            }));
         }
         Self {
             transfers: Transfers::new(
@@ -226,6 +230,7 @@ impl Client {
             Input::Inspected(result) => self.handle_inspected(result, now),
             Input::File { id, result } => self.handle_file_result(id, result, now),
             Input::Decision { id, accept } => self.handle_decision(id, accept, now),
+            Input::Interrupt => self.handle_interrupt(now),
             Input::Timeout => {}
         }
         if self.poll_timeout().is_some_and(|t| t <= now) {
@@ -291,11 +296,28 @@ impl Client {
                 self.pending_upload = None;
                 self.show(
                     Tone::Error,
-                    uploads::upload_problem(&pending.path, &problem),
+                    narration::upload_problem(&pending.path, &problem),
                 );
                 self.command_prompt();
             }
         }
+    }
+
+    /// The user wants out now (a second Ctrl-C while no prompt is open): every transfer is
+    /// cancelled — its peer told at once, a download's bytes kept for resuming — and the
+    /// client stops with [`ExitStatus::Interrupted`], without waiting for the server.
+    pub(crate) fn handle_interrupt(&mut self, now: UnixMillis) {
+        self.clock.advance(now);
+        if self.state == State::Done {
+            return;
+        }
+        let text = if self.transfers.is_busy() {
+            "Interrupted. The running transfers were cancelled and their peers told; what was received is kept for resuming."
+        } else {
+            "Interrupted."
+        };
+        self.show(Tone::Error, text);
+        self.exit(ExitStatus::Interrupted);
     }
 
     /// The user's answer about incoming upload `id`, from a UI's own control.
@@ -564,6 +586,9 @@ impl Client {
                 }
                 Code::LOGGED_IN => {
                     self.show(Tone::Success, reply.text());
+                    if let Some(user) = &self.user {
+                        self.transfers.set_user(user);
+                    }
                     self.command_prompt();
                 }
                 Code::LOCKED_OUT => {
@@ -664,7 +689,7 @@ impl Client {
         match command {
             local::Local::Accept(t) => self.transfers.decide(&t, true, now, &mut out),
             local::Local::Decline(t) => self.transfers.decide(&t, false, now, &mut out),
-            local::Local::Cancel(_) => {}
+            local::Local::Cancel(t) => self.transfers.cancel(&t, now, &mut out),
         }
         self.outputs.extend(out);
         self.pump();
@@ -749,3 +774,6 @@ mod upload_tests;
 
 #[cfg(test)]
 mod consent_tests;
+
+#[cfg(test)]
+mod resume_tests;

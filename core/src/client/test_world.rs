@@ -27,6 +27,12 @@ pub(super) struct Peer {
     pub(super) failing_writes: bool,
     pub(super) open: BTreeMap<TransferId, String>,
     pub(super) parts: BTreeMap<TransferId, (String, Vec<u8>)>,
+    /// The part file name of each running download.
+    pub(super) part_names: BTreeMap<TransferId, String>,
+    /// Parts kept for resuming, by part file name: their bytes and their sidecar.
+    pub(super) kept: BTreeMap<String, (Vec<u8>, Bytes)>,
+    /// Reads of kept parts fail (the disk went bad under them).
+    pub(super) failing_part_reads: bool,
     pub(super) saved: BTreeMap<String, Vec<u8>>,
     pub(super) exit: Option<ExitStatus>,
 }
@@ -127,6 +133,9 @@ impl World {
             failing_writes: false,
             open: BTreeMap::new(),
             parts: BTreeMap::new(),
+            part_names: BTreeMap::new(),
+            kept: BTreeMap::new(),
+            failing_part_reads: false,
             saved: BTreeMap::new(),
             exit: None,
         });
@@ -263,12 +272,60 @@ impl World {
                 // `<saved name>.<id>.part`: the test watches downloads by their saved name.
                 let name = part.rsplitn(3, '.').nth(2).unwrap_or_default().to_string();
                 p.parts.insert(id, (name, Vec::new()));
+                p.part_names.insert(id, part);
             }
-            FileOp::RemoveStaleParts => {}
+            FileOp::RemoveStaleParts { .. } => {}
             FileOp::Write { id, offset, data } => {
                 let part = &mut p.parts.get_mut(&id).unwrap().1;
-                assert_eq!(part.len() as u64, offset, "writes arrive in order");
+                assert!(offset as usize <= part.len(), "writes leave no holes");
+                part.truncate(offset as usize);
                 part.extend_from_slice(&data);
+            }
+            FileOp::KeepPart { id, held, sidecar } => {
+                let (_, mut data) = p.parts.remove(&id).unwrap();
+                data.truncate(held as usize);
+                let name = p.part_names.remove(&id).unwrap();
+                p.kept.insert(name, (data, sidecar));
+            }
+            FileOp::FindResumable { id, saved_as } => {
+                let found = p
+                    .kept
+                    .iter()
+                    .filter(|(name, _)| crate::transfer::is_part_of(name, &saved_as))
+                    .map(|(name, (data, sidecar))| KeptPart {
+                        part: name.clone(),
+                        len: data.len() as u64,
+                        sidecar: sidecar.clone(),
+                    })
+                    .collect();
+                let result = FileResult::Resumable(found);
+                p.client.handle_input(Input::File { id, result }, now);
+            }
+            FileOp::OpenPart { id, part, keep } => {
+                let result = match p.kept.remove(&part) {
+                    Some((mut data, _)) => {
+                        data.truncate(keep as usize);
+                        let len = data.len() as u64;
+                        let name = part.rsplitn(3, '.').nth(2).unwrap_or_default().to_string();
+                        p.parts.insert(id, (name, data));
+                        p.part_names.insert(id, part);
+                        FileResult::Resumed { len }
+                    }
+                    None => FileResult::Failed(FileProblem::NotFound),
+                };
+                p.client.handle_input(Input::File { id, result }, now);
+            }
+            FileOp::ReadPart { id, offset, len } => {
+                let data = &p.parts[&id].1;
+                let range = offset as usize..offset as usize + len;
+                let result = match data.get(range) {
+                    Some(bytes) if !p.failing_part_reads => FileResult::Data {
+                        offset,
+                        data: Bytes::copy_from_slice(bytes),
+                    },
+                    _ => FileResult::Failed(FileProblem::Other("input/output error".into())),
+                };
+                p.client.handle_input(Input::File { id, result }, now);
             }
             FileOp::Finish { id, name } => {
                 // Exactly the name offered, never over an existing file.
@@ -276,6 +333,7 @@ impl World {
                     FileResult::NameTaken
                 } else {
                     let (_, data) = p.parts.remove(&id).unwrap();
+                    p.part_names.remove(&id);
                     p.saved.insert(name.clone(), data);
                     FileResult::Saved { name }
                 };
@@ -283,6 +341,7 @@ impl World {
             }
             FileOp::Discard { id } => {
                 p.parts.remove(&id);
+                p.part_names.remove(&id);
             }
         }
     }

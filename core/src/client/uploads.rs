@@ -1,9 +1,17 @@
 //! The transfers a client runs: uploads it presents and downloads it receives, all on one UDP
-//! socket through a [`TransferSet`], with the file operations and messages around them.
+//! socket through a [`TransferSet`], with the file operations around them.
 //!
-//! An incoming upload is first judged by the audience's [`ConsentPolicy`]: taken, declined
-//! (the presenter is told at once), or asked about — then it waits, holding the presenter,
-//! until the user answers ([`Transfers::decide`]) or the decision time runs out.
+//! # A download's life
+//! 1. Judged by the audience's [`ConsentPolicy`]: taken, declined (the presenter is told at
+//!    once), or asked about — then it waits, holding the presenter, until the user answers
+//!    ([`Transfers::decide`]) or the decision time runs out.
+//! 2. Taken: the driver looks for a part an interrupted transfer of the same file kept
+//!    ([`FileOp::FindResumable`]); the best match is opened ([`FileOp::OpenPart`]) and its
+//!    blocks are read back for the receiver's resume offer, otherwise a new part is created.
+//! 3. Received, then verified and named; or interrupted — cancelled by either side
+//!    ([`Transfers::cancel`]), the network cut, the client quitting — when the part is kept
+//!    with its sidecar ([`FileOp::KeepPart`]) if `resume::keeps_part` says so, else
+//!    discarded.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -14,17 +22,20 @@ use rand_core::{RngCore, SeedableRng};
 
 use super::consent::{ConsentPolicy, Verdict};
 use super::local::Target;
+use super::narration::{duration, part_fate, rate, upload_failure};
 use super::output::{
-    ClientOutput, Direction, Display, FileOp, FileProblem, FileResult, Progress, Tone,
+    ClientOutput, Direction, Display, FileOp, FileResult, KeptPart, Progress, Tone,
 };
 use super::render::human_bytes;
 use crate::proto::upload::UploadGrant;
 use crate::time::UnixMillis;
 use crate::transfer::names::MAX_DUPLICATES;
+use crate::transfer::resume::{self, Sidecar};
+use crate::transfer::tree::BLOCK;
 use crate::transfer::{
     AbortReason, EphemeralKey, HoldReason, PeerReason, Receiver, ReceiverEvent, Role, Sender,
-    SenderEvent, SetEvent, TransferConfig, TransferId, TransferSet, candidate, part_name,
-    saved_name,
+    SenderEvent, SetEvent, TransferConfig, TransferId, TransferSet, candidate, is_part_of,
+    part_name, saved_name,
 };
 use crate::types::UserName;
 
@@ -39,6 +50,10 @@ struct Upload {
     started: UnixMillis,
     /// Whether the presenter was told that the audience is being asked.
     told_waiting: bool,
+    /// Whether the presenter was told that the audience resumes.
+    told_resume: bool,
+    /// The local user cancelled it.
+    cancelled: bool,
 }
 
 /// Where a download stands.
@@ -46,10 +61,23 @@ struct Upload {
 enum Stage {
     /// The user is being asked whether to take it.
     Asking,
-    /// Accepted; the bytes come.
+    /// Taken; its part file is being found, opened or created.
+    Preparing,
+    /// The bytes come (after a resume's check of the kept part).
     Receiving,
     /// Complete and verified; waiting for the driver to give the part file its name.
     Finishing,
+}
+
+/// The part file of a download, as far as the core asked for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// None yet (asking, or looking for a kept one).
+    None,
+    /// A kept part is being opened, to hold `keep` bytes.
+    Opening { keep: u64 },
+    /// Created or opened.
+    Open,
 }
 
 #[derive(Debug)]
@@ -60,10 +88,15 @@ struct Download {
     size: u64,
     started: UnixMillis,
     stage: Stage,
-    /// Whether a part file was asked for (none while asking).
-    has_part: bool,
+    part: Part,
+    /// A read of the kept part is outstanding (its failure ends the resume check).
+    reading_part: bool,
+    /// Bytes a kept part held when this download took it.
+    resuming: u64,
     /// Which of the names `candidate(saved_as, n)` is being tried.
     attempt: u32,
+    /// The local user cancelled it.
+    cancelled: bool,
 }
 
 /// Every transfer of one client and what to say about it.
@@ -82,17 +115,8 @@ pub struct Transfers {
     /// Where every transfer's X25519 secret comes from: a CSPRNG seeded once (from the OS by
     /// the runtimes, fixed in tests and simulations, so a session replays exactly).
     rng: ChaCha20Rng,
-}
-
-fn rate(bytes: u64, since: UnixMillis, now: UnixMillis) -> String {
-    let ms = now.millis_since(since).max(1);
-    let per_sec = bytes as f64 * 1000.0 / ms as f64;
-    format!(
-        "{} in {:.1} s, {}/s",
-        human_bytes(bytes),
-        ms as f64 / 1000.0,
-        human_bytes(per_sec as u64)
-    )
+    /// The logged-in user: whose downloads a kept part may resume.
+    user: Option<UserName>,
 }
 
 fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
@@ -123,7 +147,13 @@ impl Transfers {
             last_progress: BTreeMap::new(),
             stats,
             rng: ChaCha20Rng::from_seed(rng_seed),
+            user: None,
         }
+    }
+
+    /// The user logged in as `user`: kept parts are resumed only for downloads to them.
+    pub fn set_user(&mut self, user: &str) {
+        self.user = UserName::new(user).ok();
     }
 
     /// A fresh secret half of a key exchange, for one transfer.
@@ -248,19 +278,122 @@ impl Transfers {
         }
         self.questions.retain(|q| *q != id);
         if accept {
-            d.stage = Stage::Receiving;
-            d.has_part = true;
             d.started = now;
-            let part = part_name(&d.saved_as, id);
             show(
                 out,
                 Tone::Info,
                 format!("Accepted {} from {}; receiving it…", d.name, d.from),
             );
-            out.push(ClientOutput::File(FileOp::CreatePart { id, part }));
-            self.set.accept(id, now);
+            self.take(id, out);
         } else {
             self.set.abort(id, AbortReason::Declined, now);
+        }
+    }
+
+    /// Download `id` is taken: look for a kept part of the same file.
+    fn take(&mut self, id: TransferId, out: &mut Vec<ClientOutput>) {
+        if let Some(d) = self.downloads.get_mut(&id) {
+            d.stage = Stage::Preparing;
+            let saved_as = d.saved_as.clone();
+            out.push(ClientOutput::File(FileOp::FindResumable { id, saved_as }));
+        }
+    }
+
+    /// Start download `id` from scratch in a new part file.
+    fn create_part(&mut self, id: TransferId, now: UnixMillis, out: &mut Vec<ClientOutput>) {
+        if let Some(d) = self.downloads.get_mut(&id) {
+            d.stage = Stage::Receiving;
+            d.part = Part::Open;
+            out.push(ClientOutput::File(FileOp::CreatePart {
+                id,
+                part: part_name(&d.saved_as, id),
+            }));
+            self.set.accept(id, now);
+        }
+    }
+
+    /// The kept part for download `d` among `kept`: the same file between the same users, at
+    /// least a block of it, the most held. Its name and the bytes to keep.
+    fn best_kept(&self, d: &Download, kept: &[KeptPart]) -> Option<(String, u64)> {
+        let me = self.user.as_ref()?;
+        kept.iter()
+            .filter(|k| is_part_of(&k.part, &d.saved_as))
+            .filter_map(|k| {
+                let s = Sidecar::parse(&k.sidecar)?;
+                let held = s.held.min(k.len);
+                (s.matches(&d.from, me, &d.name, d.size) && held >= BLOCK)
+                    .then(|| (k.part.clone(), held))
+            })
+            .max_by_key(|(_, held)| *held)
+    }
+
+    /// Cancel the running transfer `target` names (the only one when implied, or all): the
+    /// other side is told at once; a download keeps its part for resuming. A download still
+    /// asked about is declined.
+    pub fn cancel(&mut self, target: &Target, now: UnixMillis, out: &mut Vec<ClientOutput>) {
+        let mut candidates: Vec<(TransferId, String, String)> = self
+            .uploads
+            .iter()
+            .map(|(id, u)| (*id, u.name.clone(), format!("{} to {}", u.name, u.to)))
+            .collect();
+        candidates.extend(
+            self.downloads
+                .iter()
+                .filter(|(_, d)| d.stage != Stage::Finishing)
+                .map(|(id, d)| (*id, d.name.clone(), format!("{} from {}", d.name, d.from))),
+        );
+        let list = || {
+            candidates
+                .iter()
+                .map(|c| c.2.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let ids: Vec<TransferId> = match target {
+            Target::All => candidates.iter().map(|c| c.0).collect(),
+            Target::Implied => match candidates.as_slice() {
+                [one] => vec![one.0],
+                [] => Vec::new(),
+                _ => {
+                    show(
+                        out,
+                        Tone::Error,
+                        format!(
+                            "Several transfers are running ({}): CANCEL <file>, or CANCEL ALL",
+                            list()
+                        ),
+                    );
+                    return;
+                }
+            },
+            Target::Named(name) => {
+                let named: Vec<(TransferId, String)> =
+                    candidates.iter().map(|c| (c.0, c.1.clone())).collect();
+                match pick_named(&named, name, "running transfer", "CANCEL") {
+                    Ok(id) => vec![id],
+                    Err(why) => {
+                        show(out, Tone::Error, why);
+                        return;
+                    }
+                }
+            }
+        };
+        if ids.is_empty() {
+            show(out, Tone::Error, "No transfer is running.".to_string());
+            return;
+        }
+        for id in ids {
+            if let Some(u) = self.uploads.get_mut(&id) {
+                u.cancelled = true;
+                self.set.abort(id, AbortReason::Cancelled, now);
+            } else if let Some(d) = self.downloads.get_mut(&id) {
+                if d.stage == Stage::Asking {
+                    self.decide_id(id, false, now, out);
+                } else {
+                    d.cancelled = true;
+                    self.set.abort(id, AbortReason::Cancelled, now);
+                }
+            }
         }
     }
 
@@ -319,11 +452,13 @@ impl Transfers {
                 size: grant.size,
                 started: now,
                 told_waiting: false,
+                told_resume: false,
+                cancelled: false,
             },
         );
     }
 
-    /// A presenter announced a file for us: get ready to receive it.
+    /// A presenter announced a file for us: judge it, then ask, take or refuse it.
     pub fn start_download(
         &mut self,
         grant: UploadGrant,
@@ -371,8 +506,8 @@ impl Transfers {
                 return;
             }
         };
+        // Questions count: each holds a presenter and a share of the memory.
         if self.downloads.len() >= self.config.max_incoming {
-            // Questions count: each holds a presenter and a share of the memory.
             show(
                 out,
                 Tone::Error,
@@ -404,7 +539,7 @@ impl Transfers {
                 .add_receiver(refuse(AbortReason::Declined, config, key));
             return;
         }
-        let mut receiver = Receiver::new(
+        let receiver = Receiver::new(
             grant.id,
             &grant.secret,
             grant.size,
@@ -413,6 +548,7 @@ impl Transfers {
             key,
             now,
         );
+        self.set.add_receiver(receiver);
         let asking = verdict == Verdict::Ask;
         if asking {
             self.questions.push_back(grant.id);
@@ -429,17 +565,10 @@ impl Transfers {
                     grant.name,
                     human_bytes(grant.size),
                     grant.user,
-                    render_duration(self.config.decision_timeout_ms)
+                    duration(self.config.decision_timeout_ms)
                 ),
             );
-        } else {
-            receiver.accept(now);
-            out.push(ClientOutput::File(FileOp::CreatePart {
-                id: grant.id,
-                part: part_name(&saved_as, grant.id),
-            }));
         }
-        self.set.add_receiver(receiver);
         self.downloads.insert(
             grant.id,
             Download {
@@ -448,15 +577,17 @@ impl Transfers {
                 saved_as,
                 size: grant.size,
                 started: now,
-                stage: if asking {
-                    Stage::Asking
-                } else {
-                    Stage::Receiving
-                },
-                has_part: !asking,
+                stage: Stage::Asking,
+                part: Part::None,
+                reading_part: false,
+                resuming: 0,
                 attempt: 0,
+                cancelled: false,
             },
         );
+        if !asking {
+            self.take(grant.id, out);
+        }
     }
 
     /// A datagram arrived on the UDP socket.
@@ -483,15 +614,70 @@ impl Transfers {
         out: &mut Vec<ClientOutput>,
     ) {
         match result {
-            FileResult::Data { offset, data } => self.set.handle_file_data(id, offset, data, now),
+            FileResult::Data { offset, data } => {
+                if let Some(d) = self.downloads.get_mut(&id) {
+                    d.reading_part = false;
+                    self.set.handle_part_data(id, offset, &data, now);
+                } else {
+                    self.set.handle_file_data(id, offset, data, now);
+                }
+            }
+            FileResult::Resumable(kept) => {
+                let Some(d) = self.downloads.get(&id) else {
+                    return;
+                };
+                if d.stage != Stage::Preparing || d.part != Part::None {
+                    return;
+                }
+                match self.best_kept(d, &kept) {
+                    Some((part, keep)) => {
+                        if let Some(d) = self.downloads.get_mut(&id) {
+                            d.part = Part::Opening { keep };
+                        }
+                        out.push(ClientOutput::File(FileOp::OpenPart { id, part, keep }));
+                    }
+                    None => self.create_part(id, now, out),
+                }
+            }
+            FileResult::Resumed { len } => {
+                let Some(d) = self.downloads.get_mut(&id) else {
+                    return;
+                };
+                let Part::Opening { keep } = d.part else {
+                    return;
+                };
+                let held = keep.min(len);
+                d.part = Part::Open;
+                d.stage = Stage::Receiving;
+                d.resuming = held;
+                show(
+                    out,
+                    Tone::Info,
+                    format!(
+                        "Resuming {} from {}: {} of {} are here from before; checking them with {}…",
+                        d.name,
+                        d.from,
+                        human_bytes(held),
+                        human_bytes(d.size),
+                        d.from
+                    ),
+                );
+                self.set.accept_resuming(id, held, now);
+            }
             FileResult::Saved { name } => {
                 if let Some(d) = self.downloads.remove(&id) {
                     let stats = self.receiver_stats(id, d.started, now);
+                    let here = self
+                        .resumed_from(id)
+                        .filter(|&r| r > 0)
+                        .map_or(String::new(), |r| {
+                            format!("; {} of it was already here", human_bytes(r))
+                        });
                     show(
                         out,
                         Tone::Success,
                         format!(
-                            "Received {} from {}, saved as {name} ({}){stats}",
+                            "Received {} from {}, saved as {name} ({}{here}){stats}",
                             d.name,
                             d.from,
                             rate(d.size, d.started, now)
@@ -521,7 +707,18 @@ impl Transfers {
                 out.push(ClientOutput::File(FileOp::Finish { id, name }));
             }
             FileResult::Failed(problem) => {
-                if let Some(d) = self.downloads.get(&id) {
+                if let Some(d) = self.downloads.get_mut(&id) {
+                    if matches!(d.part, Part::Opening { .. }) {
+                        // The kept part went away or is taken: start afresh.
+                        d.part = Part::None;
+                        self.create_part(id, now, out);
+                        return;
+                    }
+                    if d.reading_part {
+                        d.reading_part = false;
+                        self.set.part_unreadable(id, now);
+                        return;
+                    }
                     show(
                         out,
                         Tone::Error,
@@ -548,7 +745,16 @@ impl Transfers {
         }
     }
 
-    /// Cancel every transfer (logging out).
+    /// Bytes of download `id` it held before it started (a resume), once known.
+    fn resumed_from(&self, id: TransferId) -> Option<u64> {
+        match self.set.get(id) {
+            Some(Role::Receive(r)) => Some(r.stats().resumed_from),
+            _ => None,
+        }
+    }
+
+    /// Cancel every transfer (logging out, quitting, the server gone): every peer is told,
+    /// and downloads keep what they received for resuming.
     pub fn cancel_all(&mut self, now: UnixMillis) {
         let ids: Vec<TransferId> = self.set.ids().collect();
         for id in ids {
@@ -591,11 +797,17 @@ impl Transfers {
                 if let Some(u) = self.uploads.remove(&id) {
                     self.progress_done(id, Direction::Upload, &u.name, u.size, out);
                     let stats = self.sender_stats(id, u.started, now);
+                    let had = self
+                        .sent_from(id)
+                        .filter(|&r| r > 0)
+                        .map_or(String::new(), |r| {
+                            format!("; {} had {} of it already", u.to, human_bytes(r))
+                        });
                     show(
                         out,
                         Tone::Success,
                         format!(
-                            "{} has been uploaded to {} ({}){stats}",
+                            "{} has been uploaded to {} ({}{had}){stats}",
                             u.name,
                             u.to,
                             rate(u.size, u.started, now)
@@ -607,28 +819,15 @@ impl Transfers {
                 out.push(ClientOutput::File(FileOp::CloseSource { id }));
                 if let Some(u) = self.uploads.remove(&id) {
                     self.progress_done(id, Direction::Upload, &u.name, u.size, out);
-                    let text = match reason {
-                        AbortReason::PeerAborted(PeerReason::Declined) => {
-                            format!("{} declined {}; nothing was sent", u.to, u.name)
-                        }
-                        AbortReason::PeerAborted(PeerReason::NoAnswer) | AbortReason::NoAnswer => {
-                            format!(
-                                "{} did not answer whether to take {}; nothing was sent",
-                                u.to, u.name
-                            )
-                        }
-                        _ => format!(
-                            "Upload of {} to {} failed: {}",
-                            u.name,
-                            u.to,
-                            upload_failure(&u.to, reason)
-                        ),
-                    };
-                    show(out, Tone::Error, text);
+                    show(out, Tone::Error, upload_ended(&u, reason));
                 }
             }
-            // Nothing asks to resume yet.
-            SetEvent::Receiver(ReceiverEvent::ReadPart { .. }) => {}
+            SetEvent::Receiver(ReceiverEvent::ReadPart { offset, len }) => {
+                if let Some(d) = self.downloads.get_mut(&id) {
+                    d.reading_part = true;
+                }
+                out.push(ClientOutput::File(FileOp::ReadPart { id, offset, len }));
+            }
             SetEvent::Receiver(ReceiverEvent::Write { offset, data }) => {
                 out.push(ClientOutput::File(FileOp::Write { id, offset, data }))
             }
@@ -645,36 +844,48 @@ impl Transfers {
                 let Some(d) = self.downloads.remove(&id) else {
                     return;
                 };
-                if d.has_part {
-                    out.push(ClientOutput::File(FileOp::Discard { id }));
+                let held = match self.set.get(id) {
+                    Some(Role::Receive(r)) => r.stats().bytes_received,
+                    _ => 0,
+                };
+                let kept = (d.part == Part::Open && resume::keeps_part(reason, held)).then(|| {
+                    let sidecar = self.user.as_ref().map(|me| Sidecar {
+                        from: d.from.clone(),
+                        to: me.clone(),
+                        name: d.name.clone(),
+                        size: d.size,
+                        held,
+                        kept_at: now,
+                    });
+                    sidecar.map(|s| (held, s))
+                });
+                let kept = kept.flatten();
+                match (&kept, &d.part) {
+                    (Some((held, sidecar)), _) => out.push(ClientOutput::File(FileOp::KeepPart {
+                        id,
+                        held: *held,
+                        sidecar: Bytes::from(sidecar.render()),
+                    })),
+                    (None, Part::Open) => out.push(ClientOutput::File(FileOp::Discard { id })),
+                    (None, _) => {}
                 }
                 if d.stage != Stage::Asking {
                     self.progress_done(id, Direction::Download, &d.name, d.size, out);
                 }
-                let text = match reason {
-                    AbortReason::Declined => {
-                        format!("Declined {} from {}; {} was told", d.name, d.from, d.from)
-                    }
-                    AbortReason::NoAnswer => format!(
-                        "No answer about {} from {} within {}: declined; {} was told",
-                        d.name,
-                        d.from,
-                        render_duration(self.config.decision_timeout_ms),
-                        d.from
-                    ),
-                    AbortReason::PeerAborted(PeerReason::Cancelled) if d.stage == Stage::Asking => {
-                        format!("{} withdrew {} before you answered", d.from, d.name)
-                    }
-                    _ if !d.has_part => {
-                        format!("Upload of {} from {} failed: {reason}", d.name, d.from)
-                    }
-                    _ => format!(
-                        "Upload of {} from {} failed: {reason}; the partial file was removed",
-                        d.name, d.from
-                    ),
-                };
-                show(out, Tone::Error, text);
+                show(
+                    out,
+                    Tone::Error,
+                    download_ended(&d, reason, kept.map(|k| k.0), &self.config),
+                );
             }
+        }
+    }
+
+    /// Bytes of upload `id` its audience held before it started (a resume), once known.
+    fn sent_from(&self, id: TransferId) -> Option<u64> {
+        match self.set.get(id) {
+            Some(Role::Send(s)) => Some(s.stats().resumed_from),
+            _ => None,
         }
     }
 
@@ -699,15 +910,29 @@ impl Transfers {
 
     fn report_progress(&mut self, now: UnixMillis, out: &mut Vec<ClientOutput>) {
         for (&id, u) in &mut self.uploads {
-            if let Some(Role::Send(s)) = self.set.get(id)
-                && s.waiting_for() == Some(HoldReason::Asking)
-                && !u.told_waiting
-            {
+            let Some(Role::Send(s)) = self.set.get(id) else {
+                continue;
+            };
+            if s.waiting_for() == Some(HoldReason::Asking) && !u.told_waiting {
                 u.told_waiting = true;
                 show(
                     out,
                     Tone::Info,
                     format!("Waiting for {} to accept {}…", u.to, u.name),
+                );
+            }
+            let from = s.stats().resumed_from;
+            if from > 0 && !u.told_resume {
+                u.told_resume = true;
+                show(
+                    out,
+                    Tone::Info,
+                    format!(
+                        "Resuming {} for {}: {} of it checked as already there; sending the rest…",
+                        u.name,
+                        u.to,
+                        human_bytes(from)
+                    ),
                 );
             }
         }
@@ -749,19 +974,80 @@ impl Transfers {
     }
 }
 
-/// `2 min`, `90 s`: a duration as a message says it.
-fn render_duration(ms: u64) -> String {
-    let s = ms / 1000;
-    if s >= 60 && s.is_multiple_of(60) {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
+/// The line a presenter reads when its upload ended without the file arriving.
+fn upload_ended(u: &Upload, reason: AbortReason) -> String {
+    match reason {
+        AbortReason::PeerAborted(PeerReason::Declined) => {
+            format!("{} declined {}; nothing was sent", u.to, u.name)
+        }
+        AbortReason::PeerAborted(PeerReason::NoAnswer) | AbortReason::NoAnswer => format!(
+            "{} did not answer whether to take {}; nothing was sent",
+            u.to, u.name
+        ),
+        AbortReason::Cancelled if u.cancelled => format!(
+            "Cancelled the upload of {} to {}; {} was told",
+            u.name, u.to, u.to
+        ),
+        _ => format!(
+            "Upload of {} to {} failed: {}",
+            u.name,
+            u.to,
+            upload_failure(&u.to, reason)
+        ),
+    }
+}
+
+/// The line an audience reads when a download ended without the file; `kept` is what was
+/// kept for resuming.
+fn download_ended(
+    d: &Download,
+    reason: AbortReason,
+    kept: Option<u64>,
+    config: &TransferConfig,
+) -> String {
+    let fate = || {
+        if d.part == Part::None {
+            String::new()
+        } else {
+            part_fate(kept, &d.from)
+        }
+    };
+    match reason {
+        AbortReason::Declined => {
+            format!("Declined {} from {}; {} was told", d.name, d.from, d.from)
+        }
+        AbortReason::NoAnswer => format!(
+            "No answer about {} from {} within {}: declined; {} was told",
+            d.name,
+            d.from,
+            duration(config.decision_timeout_ms),
+            d.from
+        ),
+        AbortReason::PeerAborted(PeerReason::Cancelled) if d.stage == Stage::Asking => {
+            format!("{} withdrew {} before you answered", d.from, d.name)
+        }
+        AbortReason::PeerAborted(PeerReason::Cancelled) => {
+            format!("{} cancelled {} (or left){}", d.from, d.name, fate())
+        }
+        AbortReason::Cancelled if d.cancelled => format!(
+            "Cancelled {} from {}; {} was told{}",
+            d.name,
+            d.from,
+            d.from,
+            fate()
+        ),
+        _ => format!(
+            "Upload of {} from {} failed: {reason}{}",
+            d.name,
+            d.from,
+            fate()
+        ),
     }
 }
 
 /// The one transfer among `candidates` (id and file name) that `name` names: its file name
 /// (exactly, else ignoring case), or its id or at least four hex digits of its start.
-pub(super) fn pick_named(
+fn pick_named(
     candidates: &[(TransferId, String)],
     name: &str,
     what: &str,
@@ -792,29 +1078,4 @@ pub(super) fn pick_named(
                 .join(", ")
         )),
     }
-}
-
-/// Why an upload failed, as its presenter should read it: what the audience's client said,
-/// in words about that client.
-fn upload_failure(to: &UserName, reason: AbortReason) -> String {
-    match reason {
-        AbortReason::PeerAborted(PeerReason::LocalIo) => format!(
-            "{to}'s client cannot save the file (its download folder is missing, full or not writable)"
-        ),
-        AbortReason::PeerAborted(PeerReason::Busy) => format!(
-            "{to}'s client is receiving too many files at once; try again when one has finished"
-        ),
-        AbortReason::PeerAborted(PeerReason::Refused) => {
-            format!("{to}'s client refused the file")
-        }
-        AbortReason::PeerAborted(PeerReason::Cancelled) => {
-            format!("{to} cancelled it (or logged out)")
-        }
-        other => other.to_string(),
-    }
-}
-
-/// The problem to report for an upload source that is not a readable regular file.
-pub fn upload_problem(path: &str, problem: &FileProblem) -> String {
-    format!("Cannot upload {path}: {problem}")
 }

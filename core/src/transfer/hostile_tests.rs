@@ -750,29 +750,6 @@ fn replayed_handshake_and_start_datagrams_change_nothing() {
     );
 }
 
-impl Pair {
-    /// Run for `ms` of virtual time (or until both machines finished).
-    fn run_for(&mut self, ms: u64) {
-        let until = self.now.plus_millis(ms);
-        while self.now < until && !(self.sender.is_finished() && self.receiver.is_finished()) {
-            if self.step() {
-                continue;
-            }
-            self.now = self.now.plus_millis(1);
-            self.sender.handle_timeout(self.now);
-            self.receiver.handle_timeout(self.now);
-        }
-    }
-
-    /// Run until the receiver wrote at least `bytes`.
-    fn run_until_received(&mut self, bytes: u64) {
-        let limit = self.now.plus_millis(60_000);
-        while self.receiver.stats().bytes_received < bytes && self.now < limit {
-            self.run_for(1);
-        }
-    }
-}
-
 #[test]
 fn the_machines_never_ask_to_be_woken_in_the_past() {
     // A driver that honours poll_timeout must not spin: after the timers ran at `now` and the

@@ -47,6 +47,7 @@ pub(crate) mod pacer;
 pub(crate) mod rate;
 pub(crate) mod reassembly;
 pub mod receiver;
+pub mod resume;
 pub(crate) mod rtt;
 pub(crate) mod sack;
 pub mod sender;
@@ -56,6 +57,8 @@ pub mod tree;
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod resume_tests;
 #[cfg(test)]
 mod set_tests;
 #[cfg(test)]
@@ -69,7 +72,7 @@ use bytes::Bytes;
 pub use datagram::{DatagramError, HoldReason};
 pub use keys::{EphemeralKey, Protection};
 pub use names::{
-    NameError, base_name, candidate, is_part_name, part_name, saved_name, unique_name,
+    NameError, base_name, candidate, is_part_name, is_part_of, part_name, saved_name, unique_name,
 };
 pub use receiver::{Receiver, ReceiverEvent, ReceiverStats};
 pub use sender::{Sender, SenderEvent, SenderStats};
@@ -167,6 +170,10 @@ pub struct TransferConfig {
     /// the benchmark that measures what encryption costs; a receiver refuses a sender that
     /// does not use its own.
     pub protection: Protection,
+    /// How long a part file kept for resuming stays (ms): a client starting in the folder
+    /// removes older ones. A week: long enough to try again after a weekend, short enough
+    /// that forgotten parts do not pile up.
+    pub resume_max_age_ms: u64,
     /// Seed for the few random choices (the rate controller's probing phase).
     pub seed: u64,
 }
@@ -187,6 +194,7 @@ impl Default for TransferConfig {
             linger_ms: 2_000,
             decision_timeout_ms: 120_000,
             protection: Protection::Encrypted,
+            resume_max_age_ms: 7 * 24 * 3600 * 1000,
             seed: 0,
         }
     }

@@ -193,6 +193,10 @@ pub(super) fn net(seed: u64) -> NetemConfig {
 pub(super) struct Disk {
     pub(super) part: Option<Vec<u8>>,
     pub(super) saved: Option<Vec<u8>>,
+    /// Keep the part when the transfer aborts (as a client does for an interruption), in
+    /// `kept`, instead of deleting it.
+    pub(super) keep_parts: bool,
+    pub(super) kept: Option<Vec<u8>>,
 }
 
 impl Disk {
@@ -209,7 +213,12 @@ impl Disk {
             ReceiverEvent::Complete { .. } => {
                 self.saved = Some(self.part.take().unwrap_or_default())
             }
-            ReceiverEvent::Aborted(_) => self.part = None,
+            ReceiverEvent::Aborted(_) => {
+                let part = self.part.take();
+                if self.keep_parts {
+                    self.kept = part;
+                }
+            }
             ReceiverEvent::ReadPart { .. } => {}
         }
     }
@@ -418,6 +427,29 @@ impl Pair {
     /// File bytes per second of virtual time.
     pub(super) fn goodput(&self) -> u64 {
         self.file.len() as u64 * 1000 / self.elapsed_ms().max(1)
+    }
+}
+
+impl Pair {
+    /// Run for `ms` of virtual time (or until both machines finished).
+    pub(super) fn run_for(&mut self, ms: u64) {
+        let until = self.now.plus_millis(ms);
+        while self.now < until && !(self.sender.is_finished() && self.receiver.is_finished()) {
+            if self.step() {
+                continue;
+            }
+            self.now = self.now.plus_millis(1);
+            self.sender.handle_timeout(self.now);
+            self.receiver.handle_timeout(self.now);
+        }
+    }
+
+    /// Run until the receiver wrote at least `bytes`.
+    pub(super) fn run_until_received(&mut self, bytes: u64) {
+        let limit = self.now.plus_millis(60_000);
+        while self.receiver.stats().bytes_received < bytes && self.now < limit {
+            self.run_for(1);
+        }
     }
 }
 
