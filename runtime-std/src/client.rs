@@ -202,6 +202,7 @@ pub fn start_core(
         emulate: opts.emulate.clone(),
         transfer_stats: opts.transfer_stats,
         consent: opts.consent.clone(),
+        progress: Default::default(),
         rng_seed,
     };
     Ok((

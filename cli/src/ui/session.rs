@@ -3,11 +3,11 @@
 //!
 //! # Driving it
 //! A driver (see `term.rs`) owns the real terminal, the clock and the key reader, and calls:
-//! - [`Session::handle_display`] and [`Session::handle_progress`] with the core's outputs;
+//! - [`Session::handle_display`] and [`Session::handle_progress`] with the core's outputs (the
+//!   core reports each running transfer at least every 200 ms, with its rate, ETA and stall,
+//!   so the status area needs no clock of its own);
 //! - [`Session::open_prompt`] when the core asks for a line, then [`Session::handle_event`]
 //!   with each terminal event until it returns a [`KeyOutcome`] other than `Pending`;
-//! - [`Session::handle_tick`] every [`StatusConfig::redraw_every`] while
-//!   [`Session::is_transferring`], so that a stall shows without a report;
 //! - [`Session::leave`] once, at the end.
 //!
 //! Every call takes the terminal's [`Size`] (asked for anew each time, so a resize takes
@@ -169,7 +169,8 @@ impl<W: Write> Session<W> {
         &self.screen
     }
 
-    /// Whether transfers are shown (the driver then ticks).
+    /// Whether transfers are shown.
+    #[cfg(test)]
     pub fn is_transferring(&self) -> bool {
         !self.board.is_empty()
     }
@@ -222,14 +223,9 @@ impl<W: Write> Session<W> {
     }
 
     /// A transfer's progress: its status line is added, updated or removed.
-    pub fn handle_progress(&mut self, p: &Progress, size: Size, now: Instant) {
-        self.board.handle_progress(p, now);
-        self.redraw_status(size, now);
-    }
-
-    /// Time passed: redraw the status area if what it says changed (a stall, a rate).
-    pub fn handle_tick(&mut self, size: Size, now: Instant) {
-        self.redraw_status(size, now);
+    pub fn handle_progress(&mut self, p: &Progress, size: Size, _now: Instant) {
+        self.board.handle_progress(p);
+        self.redraw_status(size);
     }
 
     /// The core asks for a line.
@@ -314,8 +310,8 @@ impl<W: Write> Session<W> {
     }
 
     /// Draw the live area again (after a suspend, or whenever in doubt).
-    pub fn redraw(&mut self, size: Size, now: Instant) {
-        self.drawn = self.board.lines(size.live_columns(), now);
+    pub fn redraw(&mut self, size: Size, _now: Instant) {
+        self.drawn = self.board.lines(size.live_columns());
         let live = live(&self.drawn, self.open.as_ref());
         self.screen.redraw(&live, size);
     }
@@ -369,7 +365,7 @@ impl<W: Write> Session<W> {
             Action::HistoryBack => self.history_step(true, size),
             Action::HistoryForward => self.history_step(false, size),
             Action::ClearScreen => {
-                self.drawn = self.board.lines(size.live_columns(), now);
+                self.drawn = self.board.lines(size.live_columns());
                 let live = live(&self.drawn, self.open.as_ref());
                 self.screen.clear(&live, size);
             }
@@ -487,14 +483,14 @@ impl<W: Write> Session<W> {
         self.print(&rows, size, now);
     }
 
-    fn print(&mut self, rows: &[StyledRow], size: Size, now: Instant) {
-        self.drawn = self.board.lines(size.live_columns(), now);
+    fn print(&mut self, rows: &[StyledRow], size: Size, _now: Instant) {
+        self.drawn = self.board.lines(size.live_columns());
         let live = live(&self.drawn, self.open.as_ref());
         self.screen.print(rows, &live, size);
     }
 
-    fn redraw_status(&mut self, size: Size, now: Instant) {
-        let lines = self.board.lines(size.live_columns(), now);
+    fn redraw_status(&mut self, size: Size) {
+        let lines = self.board.lines(size.live_columns());
         if lines != self.drawn {
             self.drawn = lines;
             let live = live(&self.drawn, self.open.as_ref());

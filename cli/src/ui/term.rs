@@ -13,9 +13,10 @@
 //! with modifiers, bracketed paste and resize.
 //!
 //! # Threads
-//! [`Ui::show`] and [`Ui::progress`] come from the core's thread, [`Ui::read_line`] blocks on the
-//! input thread, a ticker redraws the status area while transfers run, and a key reader reads
-//! the terminal all the time. All of them draw through one mutex around the [`Session`], so
+//! [`Ui::show`] and [`Ui::progress`] come from the core's thread (the core reports running
+//! transfers every 200 ms, moving or not, so no ticker is needed to show a stall),
+//! [`Ui::read_line`] blocks on the input thread, and a key reader reads the terminal all the
+//! time. All of them draw through one mutex around the [`Session`], so
 //! output never interleaves; no lock is held while waiting for a key.
 //!
 //! The key reader hands keys to the open prompt, or keeps them for the next one (type-ahead).
@@ -75,7 +76,6 @@ impl TermUi {
     /// Take over the terminal: raw mode (so Ctrl-C and Ctrl-Z are keys, not signals),
     /// bracketed paste, and a panic hook that gives the terminal back first.
     pub fn new(config: TermConfig) -> anyhow::Result<Self> {
-        let redraw_every = config.status.redraw_every;
         let session = Session::new(config, std::io::stdout());
         terminal::enable_raw_mode()?;
         let mut out = std::io::stdout();
@@ -90,18 +90,6 @@ impl TermUi {
             session: Mutex::new(session),
             closed: AtomicBool::new(false),
             interrupt: Mutex::new(None),
-        });
-        // The ticker: while transfers run, redraw their lines so a stall shows even when no
-        // report comes. It holds the session only while drawing.
-        let ticker = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            loop {
-                std::thread::sleep(redraw_every);
-                let Some(mut s) = ticker.lock() else { return };
-                if s.is_transferring() {
-                    s.handle_tick(size(), Instant::now());
-                }
-            }
         });
         let (tx, rx) = mpsc::sync_channel(TYPE_AHEAD);
         let reader = Arc::clone(&shared);

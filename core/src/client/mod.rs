@@ -25,6 +25,7 @@ mod input;
 pub mod local;
 mod narration;
 mod output;
+mod progress;
 mod render;
 pub mod sanitize;
 mod uploads;
@@ -38,8 +39,9 @@ pub use consent::{AcceptPolicy, ConsentPolicy};
 pub use input::Input;
 pub use output::{
     ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, KeptPart,
-    Progress, Prompt, Tone,
+    Outcome, Phase, Progress, Prompt, Tone,
 };
+pub use progress::ProgressConfig;
 pub use render::human_bytes;
 
 use crate::proto::event::Event;
@@ -76,6 +78,8 @@ pub struct ClientConfig {
     pub transfer_stats: bool,
     /// Which incoming uploads are taken, declined, or asked about.
     pub consent: ConsentPolicy,
+    /// How transfer progress is measured and reported.
+    pub progress: ProgressConfig,
     /// Seed of the generator every transfer's key exchange draws from: 32 bytes from the OS
     /// in the runtimes (it makes the session keys secret), fixed in tests and simulations
     /// (so that a run replays exactly).
@@ -155,6 +159,7 @@ impl Client {
             transfers: Transfers::new(
                 config.transfer.clone(),
                 config.consent.clone(),
+                config.progress.clone(),
                 config.transfer_stats,
                 config.rng_seed,
             ),
@@ -777,3 +782,6 @@ mod consent_tests;
 
 #[cfg(test)]
 mod resume_tests;
+
+#[cfg(test)]
+mod progress_tests;

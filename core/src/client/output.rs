@@ -290,7 +290,12 @@ pub enum Direction {
     Download,
 }
 
-/// How far a transfer has come, for a progress bar.
+/// How far a transfer has come, for a status line: the core judges rate, ETA and stalls, so
+/// a UI only draws what it is told.
+///
+/// While a transfer runs, a report comes at least every `ProgressConfig::every_ms`, moving
+/// or not; the last one has [`Phase::Ended`] with the bytes really done and the outcome (the
+/// line saying how it ended comes as a [`Display`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     /// Which transfer.
@@ -299,12 +304,55 @@ pub struct Progress {
     pub direction: Direction,
     /// A short label, e.g. `clip.mp4 → bob`.
     pub label: String,
-    /// Bytes done.
+    /// Bytes done (for a download, those received in order, a resume's kept bytes
+    /// included; for an upload, those the audience acknowledged).
     pub done: u64,
     /// Bytes in all.
     pub total: u64,
-    /// Whether this is the last report for this transfer (remove the bar).
-    pub finished: bool,
+    /// Bytes per second over the last few seconds, once it can be told (not while waiting,
+    /// starting or stalled).
+    pub rate: Option<u64>,
+    /// Milliseconds left at that rate.
+    pub eta_ms: Option<u64>,
+    /// How long nothing has moved, once that is at least `ProgressConfig::stall_after_ms`.
+    pub stalled_for_ms: Option<u64>,
+    /// What the transfer is doing.
+    pub phase: Phase,
+}
+
+impl Progress {
+    /// Whether this is the last report for this transfer (remove its line).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Ended(_))
+    }
+}
+
+/// What a transfer is doing, as its status line says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The user is asked whether to take this download.
+    Asking,
+    /// The presenter waits for the audience to decide.
+    Waiting,
+    /// A resume is being checked: the kept part hashed, or compared with the file.
+    Checking,
+    /// Bytes move (or should: see `stalled_for_ms`).
+    Moving,
+    /// Over.
+    Ended(Outcome),
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file arrived, verified.
+    Complete,
+    /// The audience declined it (or did not answer in time).
+    Declined,
+    /// Either side cancelled it (or left).
+    Cancelled,
+    /// It failed (the network, a disk, the file's check).
+    Failed,
 }
 
 /// One thing to do, in order.

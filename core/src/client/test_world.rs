@@ -18,6 +18,8 @@ pub(super) struct Peer {
     pub(super) conn: ConnId,
     pub(super) udp: SocketAddr,
     pub(super) shown: Vec<String>,
+    /// Every progress report, with the virtual time it came at.
+    pub(super) progress: Vec<(u64, Progress)>,
     pub(super) sources: BTreeMap<String, Vec<u8>>,
     /// Paths whose reads fail (a disk error under a running upload).
     pub(super) failing_reads: BTreeSet<String>,
@@ -127,6 +129,7 @@ impl World {
             conn,
             udp,
             shown: vec![],
+            progress: vec![],
             sources: BTreeMap::new(),
             failing_reads: BTreeSet::new(),
             failing_creates: false,
@@ -201,7 +204,8 @@ impl World {
                 self.server.handle_bytes(conn, &b, now);
             }
             ClientOutput::Show(d) => self.peers[i].shown.push(d.text),
-            ClientOutput::Prompt(_) | ClientOutput::Progress(_) => {}
+            ClientOutput::Progress(p) => self.peers[i].progress.push((now.0, p)),
+            ClientOutput::Prompt(_) => {}
             ClientOutput::Exit(s) => self.peers[i].exit = Some(s),
             ClientOutput::Transmit { to, bytes } => {
                 self.sent += 1;

@@ -24,8 +24,9 @@ use super::consent::{ConsentPolicy, Verdict};
 use super::local::Target;
 use super::narration::{duration, part_fate, rate, upload_failure};
 use super::output::{
-    ClientOutput, Direction, Display, FileOp, FileResult, KeptPart, Progress, Tone,
+    ClientOutput, Direction, Display, FileOp, FileResult, KeptPart, Outcome, Phase, Progress, Tone,
 };
+use super::progress::{Meter, ProgressConfig};
 use super::render::human_bytes;
 use crate::proto::upload::UploadGrant;
 use crate::time::UnixMillis;
@@ -38,9 +39,6 @@ use crate::transfer::{
     part_name, saved_name,
 };
 use crate::types::UserName;
-
-/// How often a progress report is emitted per transfer, at most (ms).
-const PROGRESS_EVERY_MS: u64 = 200;
 
 #[derive(Debug)]
 struct Upload {
@@ -109,7 +107,9 @@ pub struct Transfers {
     downloads: BTreeMap<TransferId, Download>,
     /// Downloads the user is asked about, oldest first (what a bare `y` answers).
     questions: VecDeque<TransferId>,
-    last_progress: BTreeMap<TransferId, UnixMillis>,
+    /// Each running transfer's rate and stall, and when it was last reported.
+    meters: BTreeMap<TransferId, Meter>,
+    progress: ProgressConfig,
     /// Close each transfer's line with its counters.
     stats: bool,
     /// Where every transfer's X25519 secret comes from: a CSPRNG seeded once (from the OS by
@@ -128,12 +128,13 @@ fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
 }
 
 impl Transfers {
-    /// Transfers with these settings and the audience's `consent` policy, their keys drawn
-    /// from a generator seeded with `rng_seed`; with `stats`, each closing line carries the
-    /// counters.
+    /// Transfers with these settings, the audience's `consent` policy and `progress`
+    /// reporting, their keys drawn from a generator seeded with `rng_seed`; with `stats`, each
+    /// closing line carries the counters.
     pub fn new(
         config: TransferConfig,
         consent: ConsentPolicy,
+        progress: ProgressConfig,
         stats: bool,
         rng_seed: [u8; 32],
     ) -> Self {
@@ -144,7 +145,8 @@ impl Transfers {
             uploads: BTreeMap::new(),
             downloads: BTreeMap::new(),
             questions: VecDeque::new(),
-            last_progress: BTreeMap::new(),
+            meters: BTreeMap::new(),
+            progress,
             stats,
             rng: ChaCha20Rng::from_seed(rng_seed),
             user: None,
@@ -444,6 +446,7 @@ impl Transfers {
                 grant.user
             ),
         );
+        self.meters.insert(grant.id, Meter::new(now, 0));
         self.uploads.insert(
             grant.id,
             Upload {
@@ -569,6 +572,7 @@ impl Transfers {
                 ),
             );
         }
+        self.meters.insert(grant.id, Meter::new(now, 0));
         self.downloads.insert(
             grant.id,
             Download {
@@ -600,9 +604,28 @@ impl Transfers {
         self.set.handle_timeout(now);
     }
 
-    /// When the next timer is due.
+    /// When the next timer is due: a transfer's, or the next progress report of a running
+    /// one (reports come even when nothing moves, so a stall shows without a UI clock).
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.set.poll_timeout()
+        let report = self
+            .meters
+            .iter()
+            .filter(|(id, _)| self.reports(**id))
+            .filter_map(|(_, m)| m.next_due(&self.progress))
+            .min();
+        [self.set.poll_timeout(), report]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether transfer `id` gets progress reports now (not once a download is being named).
+    fn reports(&self, id: TransferId) -> bool {
+        self.uploads.contains_key(&id)
+            || self
+                .downloads
+                .get(&id)
+                .is_some_and(|d| d.stage != Stage::Finishing)
     }
 
     /// The driver's answer to a file operation of transfer `id`.
@@ -795,7 +818,17 @@ impl Transfers {
             SetEvent::Sender(SenderEvent::Complete) => {
                 out.push(ClientOutput::File(FileOp::CloseSource { id }));
                 if let Some(u) = self.uploads.remove(&id) {
-                    self.progress_done(id, Direction::Upload, &u.name, u.size, out);
+                    let label = format!("{} → {}", u.name, u.to);
+                    let done = u.size;
+                    self.progress_done(
+                        id,
+                        Direction::Upload,
+                        label,
+                        done,
+                        u.size,
+                        Outcome::Complete,
+                        out,
+                    );
                     let stats = self.sender_stats(id, u.started, now);
                     let had = self
                         .sent_from(id)
@@ -818,7 +851,10 @@ impl Transfers {
             SetEvent::Sender(SenderEvent::Aborted(reason)) => {
                 out.push(ClientOutput::File(FileOp::CloseSource { id }));
                 if let Some(u) = self.uploads.remove(&id) {
-                    self.progress_done(id, Direction::Upload, &u.name, u.size, out);
+                    let label = format!("{} → {}", u.name, u.to);
+                    let done = self.bytes_done(id);
+                    let outcome = outcome_of(reason);
+                    self.progress_done(id, Direction::Upload, label, done, u.size, outcome, out);
                     show(out, Tone::Error, upload_ended(&u, reason));
                 }
             }
@@ -834,8 +870,17 @@ impl Transfers {
             SetEvent::Receiver(ReceiverEvent::Complete { .. }) => {
                 if let Some(d) = self.downloads.get_mut(&id) {
                     d.stage = Stage::Finishing;
-                    let (name, size, saved_as) = (d.name.clone(), d.size, d.saved_as.clone());
-                    self.progress_done(id, Direction::Download, &name, size, out);
+                    let label = format!("{} ← {}", d.name, d.from);
+                    let (size, saved_as) = (d.size, d.saved_as.clone());
+                    self.progress_done(
+                        id,
+                        Direction::Download,
+                        label,
+                        size,
+                        size,
+                        Outcome::Complete,
+                        out,
+                    );
                     out.push(ClientOutput::File(FileOp::Finish { id, name: saved_as }));
                 }
             }
@@ -869,9 +914,9 @@ impl Transfers {
                     (None, Part::Open) => out.push(ClientOutput::File(FileOp::Discard { id })),
                     (None, _) => {}
                 }
-                if d.stage != Stage::Asking {
-                    self.progress_done(id, Direction::Download, &d.name, d.size, out);
-                }
+                let label = format!("{} ← {}", d.name, d.from);
+                let outcome = outcome_of(reason);
+                self.progress_done(id, Direction::Download, label, held, d.size, outcome, out);
                 show(
                     out,
                     Tone::Error,
@@ -889,23 +934,43 @@ impl Transfers {
         }
     }
 
+    /// The last report of transfer `id`: the bytes really done and how it ended.
+    #[allow(clippy::too_many_arguments)]
     fn progress_done(
         &mut self,
         id: TransferId,
         direction: Direction,
-        label: &str,
+        label: String,
+        done: u64,
         total: u64,
+        outcome: Outcome,
         out: &mut Vec<ClientOutput>,
     ) {
-        self.last_progress.remove(&id);
+        self.meters.remove(&id);
         out.push(ClientOutput::Progress(Progress {
             id,
             direction,
-            label: label.to_string(),
-            done: total,
+            label,
+            done: if outcome == Outcome::Complete {
+                total
+            } else {
+                done.min(total)
+            },
             total,
-            finished: true,
+            rate: None,
+            eta_ms: None,
+            stalled_for_ms: None,
+            phase: Phase::Ended(outcome),
         }));
+    }
+
+    /// Bytes transfer `id` has done, as its machine counts them.
+    fn bytes_done(&self, id: TransferId) -> u64 {
+        match self.set.get(id) {
+            Some(Role::Send(s)) => s.stats().bytes_acked,
+            Some(Role::Receive(r)) => r.stats().bytes_received,
+            None => 0,
+        }
     }
 
     fn report_progress(&mut self, now: UnixMillis, out: &mut Vec<ClientOutput>) {
@@ -924,6 +989,10 @@ impl Transfers {
             let from = s.stats().resumed_from;
             if from > 0 && !u.told_resume {
                 u.told_resume = true;
+                // The kept bytes did not move now: the rate starts from them.
+                if let Some(m) = self.meters.get_mut(&id) {
+                    *m = Meter::new(now, from);
+                }
                 show(
                     out,
                     Tone::Info,
@@ -936,41 +1005,86 @@ impl Transfers {
                 );
             }
         }
+        let mut reports = Vec::new();
         for (&id, u) in &self.uploads {
-            let due = self
-                .last_progress
-                .get(&id)
-                .is_none_or(|t| now.millis_since(*t) >= PROGRESS_EVERY_MS);
-            if let (true, Some(Role::Send(s))) = (due, self.set.get(id)) {
-                self.last_progress.insert(id, now);
-                out.push(ClientOutput::Progress(Progress {
-                    id,
-                    direction: Direction::Upload,
-                    label: format!("{} → {}", u.name, u.to),
-                    done: s.stats().bytes_acked,
-                    total: u.size,
-                    finished: false,
-                }));
-            }
+            let Some(Role::Send(s)) = self.set.get(id) else {
+                continue;
+            };
+            let phase = match s.waiting_for() {
+                Some(HoldReason::Asking) => Phase::Waiting,
+                Some(_) => Phase::Checking,
+                None => Phase::Moving,
+            };
+            let label = format!("{} → {}", u.name, u.to);
+            reports.push((
+                id,
+                Direction::Upload,
+                label,
+                s.stats().bytes_acked,
+                u.size,
+                phase,
+            ));
         }
         for (&id, d) in &self.downloads {
-            let due = self
-                .last_progress
-                .get(&id)
-                .is_none_or(|t| now.millis_since(*t) >= PROGRESS_EVERY_MS);
-            let shown = d.stage == Stage::Receiving;
-            if let (true, true, Some(Role::Receive(r))) = (due, shown, self.set.get(id)) {
-                self.last_progress.insert(id, now);
-                out.push(ClientOutput::Progress(Progress {
-                    id,
-                    direction: Direction::Download,
-                    label: format!("{} ← {}", d.name, d.from),
-                    done: r.stats().bytes_received,
-                    total: d.size,
-                    finished: false,
-                }));
-            }
+            let receiver = match self.set.get(id) {
+                Some(Role::Receive(r)) => r,
+                _ => continue,
+            };
+            let phase = match d.stage {
+                Stage::Asking => Phase::Asking,
+                Stage::Preparing => Phase::Checking,
+                Stage::Receiving if receiver.is_checking() => Phase::Checking,
+                Stage::Receiving => Phase::Moving,
+                Stage::Finishing => continue,
+            };
+            let label = format!("{} ← {}", d.name, d.from);
+            let done = receiver.stats().bytes_received;
+            reports.push((id, Direction::Download, label, done, d.size, phase));
         }
+        for (id, direction, label, done, total, phase) in reports {
+            let Some(m) = self.meters.get_mut(&id) else {
+                continue;
+            };
+            // Waiting and checking are not a rate nor a stall, and a resume's kept bytes arrive
+            // all at once: the meter starts when bytes start to move.
+            if phase != Phase::Moving {
+                *m = Meter::new(now, done);
+            }
+            m.update(now, done);
+            if !m.due(now, &self.progress) {
+                continue;
+            }
+            m.sample(now, &self.progress);
+            m.reported_at = Some(now);
+            let reading = m.reading(now, total, &self.progress);
+            let moving = phase == Phase::Moving;
+            out.push(ClientOutput::Progress(Progress {
+                id,
+                direction,
+                label,
+                done,
+                total,
+                rate: reading.rate.filter(|_| moving),
+                eta_ms: reading.eta_ms.filter(|_| moving),
+                stalled_for_ms: reading.stalled_for_ms.filter(|_| moving),
+                phase,
+            }));
+        }
+    }
+}
+
+/// How a transfer that ended for `reason` ended, for its last progress report.
+fn outcome_of(reason: AbortReason) -> Outcome {
+    match reason {
+        AbortReason::Declined
+        | AbortReason::NoAnswer
+        | AbortReason::PeerAborted(PeerReason::Declined | PeerReason::NoAnswer) => {
+            Outcome::Declined
+        }
+        AbortReason::Cancelled | AbortReason::PeerAborted(PeerReason::Cancelled) => {
+            Outcome::Cancelled
+        }
+        _ => Outcome::Failed,
     }
 }
 

@@ -370,6 +370,13 @@ impl Receiver {
         self.state == State::Lingering
     }
 
+    /// Whether a kept part is being checked (hashed, or compared by the sender) before data
+    /// comes.
+    pub fn is_checking(&self) -> bool {
+        matches!(self.state, State::Checking | State::AwaitingStart) && !self.offer.is_empty()
+            || self.state == State::Checking
+    }
+
     /// Whether the audience's decision is still awaited.
     pub fn is_deciding(&self) -> bool {
         self.state == State::Deciding
