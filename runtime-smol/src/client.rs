@@ -48,8 +48,12 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| {
             input_tx.send_blocking(ev).is_ok()
         });
+        let interrupt_tx = tx.clone();
+        ui.set_interrupt(Box::new(move || {
+            let _ = interrupt_tx.send_blocking(Input::Interrupt);
+        }));
 
-        let (mut core, mut files) = start_core(&opts, udp_port);
+        let (mut core, mut files) = start_core(&opts, udp_port)?;
         let mut local = Local {
             ui: ui.as_ref(),
             prompts: &prompts,
