@@ -24,6 +24,7 @@ mod input;
 mod output;
 mod render;
 pub mod sanitize;
+mod secure;
 mod uploads;
 
 use std::collections::VecDeque;
@@ -37,6 +38,7 @@ pub use output::{
     Prompt, Tone,
 };
 pub use render::human_bytes;
+pub use secure::{Security, TlsSetup};
 
 use crate::proto::event::Event;
 use crate::proto::request::{is_upload_line, parse_user_upload};
@@ -46,6 +48,7 @@ use crate::transfer::netem::NetemConfig;
 use crate::transfer::{TransferConfig, TransferId, base_name};
 use crate::types::UserName;
 use emulation::Emulation;
+use secure::Link;
 use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
@@ -70,6 +73,12 @@ pub struct ClientConfig {
     /// Close each upload and download with its counters (datagrams, repeats, time in ms,
     /// memory held), for benchmarks and for users who want to know.
     pub transfer_stats: bool,
+    /// TLS on the text link (upgrade with `STARTTLS`, the default of the binary) or not.
+    pub security: Security,
+    /// Keep every plaintext byte received from the server for [`Client::take_received`]: for
+    /// observers that check the protocol with their own parsers (simulators), since on an
+    /// upgraded link the wire shows only ciphertext. Off by default.
+    pub keep_received: bool,
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -82,8 +91,10 @@ struct PendingUpload {
 /// Where the client is in its conversation with the server and the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Connected; waiting for the greeting.
+    /// Connected (or just upgraded to TLS); waiting for the greeting.
     Greeting,
+    /// Sent `STARTTLS`; waiting for the server's `220`.
+    StartingTls,
     /// Sent our UDP port; waiting for the server to note it.
     DeclaringPort,
     /// Asked the user for a user name.
@@ -118,6 +129,10 @@ pub struct Client {
     state: State,
     user: Option<String>,
     framer: LineFramer,
+    /// In clear, or through TLS after `STARTTLS`.
+    link: Link,
+    /// Plaintext received, kept for an observer ([`ClientConfig::keep_received`]).
+    tap: Vec<u8>,
     replies: ReplyAssembler,
     outputs: VecDeque<ClientOutput>,
     transfers: Transfers,
@@ -148,6 +163,8 @@ impl Client {
             state: State::Greeting,
             user: None,
             framer: LineFramer::with_limits(crate::proto::MAX_SERVER_LINE, None),
+            link: Link::Clear,
+            tap: Vec::new(),
             replies: ReplyAssembler::new(),
             outputs,
         }
@@ -159,6 +176,17 @@ impl Client {
             State::Ready | State::Waiting(_) | State::Inspecting => self.user.as_deref(),
             _ => None,
         }
+    }
+
+    /// Whether the link to the server is encrypted (upgraded with `STARTTLS`).
+    pub fn is_encrypted(&self) -> bool {
+        self.link.is_tls()
+    }
+
+    /// The plaintext received from the server since the last call (only with
+    /// [`ClientConfig::keep_received`]).
+    pub fn take_received(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.tap)
     }
 
     /// Whether the client has finished (an [`ClientOutput::Exit`] was emitted).
@@ -183,10 +211,14 @@ impl Client {
     /// When the core next wants [`Input::Timeout`], if ever.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         let emulated = self.emulation.as_ref().and_then(Emulation::poll_timeout);
-        [self.transfers.poll_timeout(), emulated]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.transfers.poll_timeout(),
+            emulated,
+            self.tls_poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether an upload or download is running.
@@ -221,6 +253,7 @@ impl Client {
     /// Time passed; a spurious call is harmless.
     pub(crate) fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
+        self.tls_timeout(now);
         self.transfers.handle_timeout(now);
         self.pump();
     }
@@ -327,10 +360,23 @@ impl Client {
 
     /// Bytes arrived from the server.
     pub(crate) fn handle_server_bytes(&mut self, bytes: &[u8], now: UnixMillis) {
-        self.clock.advance(now);
-        let mut frames = Vec::new();
-        self.framer.push(bytes, &mut frames);
-        for frame in frames {
+        let now = self.clock.advance(now);
+        if self.state == State::Done {
+            return;
+        }
+        match self.link {
+            Link::Clear => self.received(bytes),
+            Link::Tls(_) => {
+                if !self.open_tls(bytes, now) {
+                    self.pump();
+                    return;
+                }
+            }
+            Link::Broken => return,
+        }
+        // One line at a time: a line may switch the link to TLS, and what follows it must
+        // then not be read as if it had come through TLS.
+        while let Some(frame) = self.framer.next_frame() {
             if self.state == State::Done {
                 return;
             }
@@ -345,6 +391,14 @@ impl Client {
             }
         }
         self.pump();
+    }
+
+    /// Plaintext from the server, for the line framer (and the observer's tap).
+    fn received(&mut self, bytes: &[u8]) {
+        if self.config.keep_received {
+            self.tap.extend_from_slice(bytes);
+        }
+        self.framer.extend(bytes);
     }
 
     /// The server closed the connection (or it broke).
@@ -398,6 +452,7 @@ impl Client {
             }
             State::Ready => self.on_command_line(line),
             State::Greeting
+            | State::StartingTls
             | State::DeclaringPort
             | State::SentUser
             | State::SentPassword
@@ -434,7 +489,7 @@ impl Client {
         let mut s = String::with_capacity(line.len() + 1);
         s.push_str(line);
         s.push('\n');
-        self.outputs.push_back(ClientOutput::Send(Bytes::from(s)));
+        self.send_bytes(Bytes::from(s));
     }
 
     fn show(&mut self, tone: Tone, text: impl Into<String>) {
@@ -461,6 +516,7 @@ impl Client {
         // instead of waiting for their timeout.
         self.transfers.cancel_all(self.clock.now());
         self.pump();
+        self.close_tls();
         self.outputs.push_back(ClientOutput::Exit(status));
     }
 
@@ -507,16 +563,8 @@ impl Client {
             Tone::Info
         };
         match self.state.clone() {
-            State::Greeting => {
-                self.show(Tone::Info, reply.text());
-                match self.config.udp_port {
-                    Some(port) => {
-                        self.send_line(&format!("UDP {port}"));
-                        self.state = State::DeclaringPort;
-                    }
-                    None => self.ask_user(),
-                }
-            }
+            State::Greeting => self.on_greeting(reply),
+            State::StartingTls => self.on_starttls_answer(reply, self.clock.now()),
             State::DeclaringPort => {
                 if code.is_error() {
                     self.show(Tone::Error, reply.text());
@@ -546,7 +594,10 @@ impl Client {
                     self.show(Tone::Error, reply.text());
                     self.exit(ExitStatus::LockedOut);
                 }
-                Code::CLOSING => {
+                // The server wants TLS from us (we were told to speak in clear): another
+                // user name would meet the same answer, and the next line a script pipes in
+                // is its password — which must not follow a name in clear.
+                Code::CLOSING | Code::TLS_REQUIRED => {
                     self.show(Tone::Error, reply.text());
                     self.exit(ExitStatus::LoginFailed);
                 }
@@ -633,6 +684,18 @@ impl Client {
         self.outputs.push_back(ClientOutput::InspectFile { path });
     }
 
+    /// After the greeting (inside TLS, or in clear where that is allowed): declare the UDP
+    /// port, then ask for the user name.
+    fn after_greeting(&mut self) {
+        match self.config.udp_port {
+            Some(port) => {
+                self.send_line(&format!("UDP {port}"));
+                self.state = State::DeclaringPort;
+            }
+            None => self.ask_user(),
+        }
+    }
+
     fn ask_user(&mut self) {
         self.state = State::AskUser;
         self.prompt(Prompt::UserName);
@@ -697,3 +760,6 @@ mod tests;
 
 #[cfg(test)]
 mod upload_tests;
+
+#[cfg(test)]
+mod secure_tests;

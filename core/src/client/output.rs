@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::tls::KnownHost;
 use crate::transfer::TransferId;
 
 /// How a shown line should look; the terminal picks colours from it, a pipe ignores it.
@@ -84,6 +85,10 @@ pub enum ExitStatus {
     ConnectionLost,
     /// The server broke the protocol.
     ProtocolError,
+    /// The server could not be trusted: its certificate changed or could not be checked,
+    /// the TLS handshake failed, or it offers no TLS and is not on loopback. Nothing secret
+    /// was sent.
+    Untrusted,
 }
 
 impl ExitStatus {
@@ -96,6 +101,7 @@ impl ExitStatus {
             ExitStatus::LockedOut => 4,
             ExitStatus::ConnectionLost => 5,
             ExitStatus::ProtocolError => 6,
+            ExitStatus::Untrusted => 7,
         }
     }
 }
@@ -255,8 +261,13 @@ pub enum ClientOutput {
     File(FileOp),
     /// Transfer progress (a terminal draws a bar; a pipe ignores it).
     Progress(Progress),
-    /// Send these bytes to the server.
+    /// Send these bytes to the server (TLS records once the link is upgraded: the core
+    /// seals them).
     Send(Bytes),
+    /// The server was met for the first time and its certificate is now trusted on first
+    /// use: append this pin to the known-hosts file (and fsync it), so that a changed
+    /// certificate is refused next time. No answer.
+    PinServer(KnownHost),
     /// Show this to the user.
     Show(Display),
     /// Ask the user for one line of input.

@@ -170,7 +170,7 @@ impl World {
                 self.server.handle_bytes(conn, &b, now);
             }
             ClientOutput::Show(d) => self.peers[i].shown.push(d.text),
-            ClientOutput::Prompt(_) | ClientOutput::Progress(_) => {}
+            ClientOutput::Prompt(_) | ClientOutput::Progress(_) | ClientOutput::PinServer(_) => {}
             ClientOutput::Exit(s) => self.peers[i].exit = Some(s),
             ClientOutput::Transmit { to, bytes } => {
                 self.sent += 1;
