@@ -133,6 +133,9 @@ pub struct Client {
     link: Link,
     /// Plaintext received, kept for an observer ([`ClientConfig::keep_received`]).
     tap: Vec<u8>,
+    /// The server is closing the connection (it said goodbye, or it is gone): nothing more
+    /// need be said to it — data sent to a socket it shut down only makes it reset.
+    server_closing: bool,
     replies: ReplyAssembler,
     outputs: VecDeque<ClientOutput>,
     transfers: Transfers,
@@ -165,6 +168,7 @@ impl Client {
             framer: LineFramer::with_limits(crate::proto::MAX_SERVER_LINE, None),
             link: Link::Clear,
             tap: Vec::new(),
+            server_closing: false,
             replies: ReplyAssembler::new(),
             outputs,
         }
@@ -403,6 +407,7 @@ impl Client {
 
     /// The server closed the connection (or it broke).
     pub(crate) fn handle_server_closed(&mut self, _now: UnixMillis) {
+        self.server_closing = true;
         if self.state == State::Done {
             return;
         }
@@ -557,6 +562,9 @@ impl Client {
 
     fn on_reply(&mut self, reply: Reply) {
         let code = reply.code;
+        if matches!(code, Code::BYE | Code::CLOSING | Code::LOCKED_OUT) {
+            self.server_closing = true;
+        }
         let tone = if code.is_error() {
             Tone::Error
         } else {

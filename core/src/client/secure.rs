@@ -190,7 +190,8 @@ impl Client {
                         self.outputs.push_back(ClientOutput::PinServer(pin));
                     }
                 }
-                TlsEvent::Established { .. } | TlsEvent::PeerClosed { .. } => {}
+                TlsEvent::PeerClosed { .. } => self.server_closing = true,
+                TlsEvent::Established { .. } => {}
             }
         }
         for p in plaintext {
@@ -251,8 +252,12 @@ impl Client {
         }
     }
 
-    /// Leaving: end an upgraded session with `close_notify`.
+    /// Leaving first: end an upgraded session with `close_notify` (not when the server is
+    /// closing already: it has said its own).
     pub(super) fn close_tls(&mut self) {
+        if self.server_closing {
+            return;
+        }
         if let Link::Tls(session) = &mut self.link
             && session.is_established()
         {
