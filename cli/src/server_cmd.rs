@@ -280,19 +280,19 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "huddle server listening on {} (data folder {}, {} attempts, blocked for {} s, sign-up {}, UTC offset {}, up to {} connections, logins in clear {})",
+        "huddle server listening on {} (data folder {}, {} attempts, blocked for {} s, sign-up {}, UTC offset {}, logins in clear {}, up to {} connections)",
         handle.local_addr(),
         dir.display(),
         args.attempts.get(),
         args.block_secs.as_secs_f64(),
         if args.no_signup { "off" } else { "on" },
         offset_text(zone),
-        max_connections,
         match plaintext_login {
             PlaintextLogin::LoopbackOnly => "from loopback only",
             PlaintextLogin::Anywhere => "from anywhere",
-            PlaintextLogin::Nowhere => "from nowhere: TLS only",
+            PlaintextLogin::Nowhere => "from nowhere (TLS only)",
         },
+        max_connections,
     );
     let _ = out.flush();
     drop(out);
