@@ -26,7 +26,7 @@ pub fn huddle() -> Command {
 pub struct Transcript(Arc<Mutex<Vec<String>>>);
 
 impl Transcript {
-    fn follow(stream: impl std::io::Read + Send + 'static) -> Self {
+    pub fn follow(stream: impl std::io::Read + Send + 'static) -> Self {
         let t = Transcript::default();
         let lines = Arc::clone(&t.0);
         thread::spawn(move || {
@@ -96,14 +96,27 @@ impl ServerProc {
         extra: &[&str],
         tweak: impl FnOnce(&mut Command),
     ) -> Self {
+        Self::start_at(runtime, dir, "127.0.0.1", 0, extra, tweak)
+    }
+
+    /// [`ServerProc::start_with`] on a given address and port (0: a free one).
+    pub fn start_at(
+        runtime: &'static str,
+        dir: &Path,
+        bind: &str,
+        port: u16,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Self {
         let mut cmd = huddle();
         tweak(&mut cmd);
+        let port = port.to_string();
         cmd.args([
             "server",
-            "0",
+            port.as_str(),
             "3",
             "--bind",
-            "127.0.0.1",
+            bind,
             "--block-secs",
             "1",
             "--runtime",
