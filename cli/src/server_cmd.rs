@@ -240,7 +240,47 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let _ = out.flush();
     drop(out);
-    handle.join().context("the server stopped")
+    stop_on_signals(handle.stopper())?;
+    handle.join().context("the server stopped")?;
+    println!("huddle server stopped");
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM stop the server gracefully: it says so, tells every client
+/// (`421`), makes everything durable and exits 0. A second signal while it does stops the
+/// process at once (exit 130): every acknowledged change is durable already.
+fn stop_on_signals(stopper: huddle_runtime_std::Stopper) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot catch signals")?;
+    std::thread::Builder::new()
+        .name("huddle-signals".into())
+        .spawn(move || {
+            let mut forever = signals.forever();
+            if let Some(sig) = forever.next() {
+                println!("huddle server: {}: shutting down", signal_name(sig));
+                let _ = std::io::stdout().flush();
+                stopper.stop();
+            }
+            if let Some(sig) = forever.next() {
+                println!(
+                    "huddle server: {} again: stopping at once",
+                    signal_name(sig)
+                );
+                let _ = std::io::stdout().flush();
+                std::process::exit(130);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
 }
 
 /// The machine's UTC offset now, or UTC with a note if it cannot be read.

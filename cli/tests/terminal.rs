@@ -437,3 +437,34 @@ fn fifty_commands_in_a_row_amid_pushed_posts_all_land_and_the_prompt_survives() 
     assert_eq!(history.lines().count(), 50);
     assert!(yoda.is_running());
 }
+
+#[test]
+fn a_server_shutdown_is_told_on_a_line_of_its_own_and_the_exit_code_says_so() {
+    for runtime in common::RUNTIMES {
+        let mut room = Room::open(runtime);
+        let mut p = room.client(80, &[], &[]);
+        p.login("yoda", "jedi*knight");
+        p.wait_cursor_row("yoda> ");
+        p.type_text("half a thought");
+        p.wait_cursor_row("yoda> half a thought");
+        room.server.signal(libc::SIGTERM);
+        assert_eq!(p.wait_exit(), 7, "{runtime}:\n{}", p.transcript());
+        let screen = p.transcript();
+        let why = screen
+            .lines()
+            .find(|l| l.contains("Disconnected by the server:"))
+            .unwrap_or_else(|| panic!("{runtime}: no reason line:\n{screen}"));
+        assert_eq!(
+            why.trim_end(),
+            "Disconnected by the server: The server is shutting down. Goodbye.",
+            "{runtime}: the reason stands alone on its line:\n{screen}"
+        );
+        // The terminal is given back with the cursor at the start of a fresh line, so the
+        // shell's prompt does not land on the client's.
+        p.with_screen(|s| {
+            let (_, col) = s.cursor_position();
+            assert_eq!(col, 0, "{runtime}:\n{screen}");
+        });
+        assert_eq!(room.server.wait_exit(), 0);
+    }
+}

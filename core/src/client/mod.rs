@@ -501,6 +501,10 @@ impl Client {
 
     fn on_reply(&mut self, reply: Reply) {
         let code = reply.code;
+        if code == Code::CLOSING && self.state != State::Done {
+            self.closed_by_server(&reply);
+            return;
+        }
         let tone = if code.is_error() {
             Tone::Error
         } else {
@@ -546,10 +550,6 @@ impl Client {
                     self.show(Tone::Error, reply.text());
                     self.exit(ExitStatus::LockedOut);
                 }
-                Code::CLOSING => {
-                    self.show(Tone::Error, reply.text());
-                    self.exit(ExitStatus::LoginFailed);
-                }
                 _ => {
                     self.show(tone, reply.text());
                     self.ask_user();
@@ -588,8 +588,6 @@ impl Client {
                 self.show(tone, reply.text());
                 if command == Command::Out && code == Code::BYE {
                     self.exit(ExitStatus::LoggedOut);
-                } else if code == Code::CLOSING {
-                    self.exit(ExitStatus::ConnectionLost);
                 } else {
                     self.command_prompt();
                 }
@@ -601,14 +599,24 @@ impl Client {
             | State::AskPassword
             | State::AskNewPassword
             | State::ConfirmPassword(_) => {
-                // A reply nobody asked for: the server is closing (shutdown) or confused.
+                // A reply nobody asked for: the server is confused (a closing one is handled
+                // above).
                 self.show(tone, reply.text());
-                if code == Code::CLOSING {
-                    self.exit(ExitStatus::ConnectionLost);
-                }
             }
             State::Done => {}
         }
+    }
+
+    /// The server said it is closing the connection (`421`, in any state): say why on a line
+    /// of its own — pushed, so a terminal prints it above whatever is being typed — and stop
+    /// with [`ExitStatus::ServerClosed`].
+    fn closed_by_server(&mut self, reply: &Reply) {
+        self.outputs.push_back(ClientOutput::Show(Display {
+            tone: Tone::Error,
+            text: format!("Disconnected by the server: {}", reply.text()),
+            pushed: true,
+        }));
+        self.exit(ExitStatus::ServerClosed);
     }
 
     fn on_upload_line(&mut self, line: &str) {

@@ -80,8 +80,12 @@ pub enum ExitStatus {
     LoginFailed,
     /// The user name is blocked after too many failed logins.
     LockedOut,
-    /// The connection to the server was lost.
+    /// The connection to the server was lost without a word from the server (it crashed,
+    /// or the network failed).
     ConnectionLost,
+    /// The server ended the session and said why (`421`): it is shutting down, or it closed
+    /// a connection that timed out or stopped answering its keepalive.
+    ServerClosed,
     /// The server broke the protocol.
     ProtocolError,
 }
@@ -96,6 +100,7 @@ impl ExitStatus {
             ExitStatus::LockedOut => 4,
             ExitStatus::ConnectionLost => 5,
             ExitStatus::ProtocolError => 6,
+            ExitStatus::ServerClosed => 7,
         }
     }
 }
