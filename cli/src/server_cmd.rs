@@ -60,6 +60,14 @@ struct LimitArgs {
     /// Seconds a connection may take to log in before it is closed.
     #[arg(long, default_value_t = defaults().login_timeout_millis as f64 / 1000.0)]
     login_timeout_secs: f64,
+    /// Seconds without a byte from a logged-in client before the server sends it a keepalive
+    /// ping (0: no keepalive).
+    #[arg(long, default_value_t = defaults().keepalive_idle_millis as f64 / 1000.0)]
+    keepalive_idle_secs: f64,
+    /// Seconds after a keepalive ping within which the client must send something, or it is
+    /// disconnected and its user logged out.
+    #[arg(long, default_value_t = defaults().keepalive_timeout_millis as f64 / 1000.0)]
+    keepalive_timeout_secs: f64,
     /// Seconds a client's output may make no progress before it is cut off.
     #[arg(long, default_value_t = defaults().write_timeout_millis as f64 / 1000.0)]
     write_timeout_secs: f64,
@@ -145,6 +153,8 @@ impl LimitArgs {
     fn apply(&self, config: &mut ServerConfig, nofile: u64) {
         config.login_timeout_millis = millis(self.login_timeout_secs);
         config.write_timeout_millis = millis(self.write_timeout_secs);
+        config.keepalive_idle_millis = millis(self.keepalive_idle_secs);
+        config.keepalive_timeout_millis = millis(self.keepalive_timeout_secs).max(1);
         config.output_high_water = self.output_high_water;
         config.output_low_water = self.output_low_water.min(self.output_high_water);
         config.max_unsent_bytes = self.max_unsent_bytes;

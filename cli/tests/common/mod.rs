@@ -351,6 +351,17 @@ impl LiveClient {
         self.out.wait_for_after(from, expect)
     }
 
+    /// Send `signal` (`libc::SIGSTOP`, say) to the client process.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
     pub fn wait_exit(&mut self) -> i32 {
         let deadline = Instant::now() + PATIENCE;
         loop {

@@ -475,6 +475,11 @@ impl Client {
     fn on_server_line(&mut self, line: &str) {
         if is_event_line(line) && !self.replies.is_pending() {
             let (tone, text) = match parse_event(line) {
+                Some(Event::Ping { token }) => {
+                    // The server's keepalive: answered at once, whatever the user is doing.
+                    self.send_line(&format!("PONG {token}"));
+                    return;
+                }
                 Some(Event::Upload(grant)) => {
                     let mut out = Vec::new();
                     self.transfers

@@ -154,6 +154,16 @@ pub struct ServerConfig {
     /// Most connections the server holds at once (10,000 by default; the binary sets it from
     /// the open-file limit). Beyond it a connection gets `421` and is closed.
     pub max_connections: usize,
+    // ----- liveness -----
+    /// A logged-in connection that sends nothing for this long is sent `* PING <token>`,
+    /// which a huddle client answers by itself (ms; 30 s; 0 turns the keepalive off).
+    pub keepalive_idle_millis: u64,
+    /// After a ping, a connection from which nothing at all arrives for this long is closed
+    /// and its user logged out, so a dead or half-open connection frees its name within
+    /// `keepalive_idle_millis + keepalive_timeout_millis` of its last byte (ms; 20 s: 50 s in
+    /// all, "about a minute", and far above any round trip).
+    pub keepalive_timeout_millis: u64,
+
     /// Addresses the per-address limits do not apply to (127.0.0.1 and ::1 by default, so
     /// local tools and tests are not throttled). Per-user rate limits apply to everyone.
     pub exempt: Vec<IpAddr>,
@@ -190,6 +200,8 @@ impl Default for ServerConfig {
             signups_per_ip_per_minute: 5,
             max_unauthenticated_per_ip: 8,
             max_connections: 10_000,
+            keepalive_idle_millis: 30_000,
+            keepalive_timeout_millis: 20_000,
             exempt: vec![
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),

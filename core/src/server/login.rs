@@ -503,6 +503,7 @@ impl Server {
                 .map(|c| format!("  {:<24} {}", c.usage(), c.summary())),
         );
         self.reply(conn, Reply::lines(Code::LOGGED_IN, welcome));
+        self.start_keepalive(conn);
         self.broadcast(Some(conn), &name, &Event::Online { user: name.clone() });
         if !letters.is_empty() || backlog.is_some() || !posts.is_empty() {
             self.start_listing(

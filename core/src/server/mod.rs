@@ -50,6 +50,7 @@ mod flow;
 mod inbox;
 mod input;
 mod listing;
+mod liveness;
 mod lockout;
 mod login;
 mod logins;
@@ -425,6 +426,7 @@ impl Server {
             pending_admission: false,
             checking: false,
             armed: Default::default(),
+            liveness: liveness::Liveness::new(now),
         });
         let refusal = if self.stopping {
             Some("The server is shutting down. Goodbye.".to_string())
@@ -476,8 +478,12 @@ impl Server {
     }
 
     fn on_bytes(&mut self, conn: ConnId, bytes: &[u8]) {
+        let now = self.now();
         match self.conns.get_mut(conn) {
-            Some(c) if c.phase != Phase::Closed => c.framer.extend(bytes),
+            Some(c) if c.phase != Phase::Closed => {
+                c.liveness.heard(now);
+                c.framer.extend(bytes);
+            }
             _ => return,
         }
         self.serve(conn);
@@ -546,6 +552,13 @@ impl Server {
                     .filter(|_| c.phase != Phase::Closed)
                     .map(|d| if c.checking { d.min(now) } else { d }),
                 TimerKind::Wake => c.wake_at,
+                TimerKind::Keepalive => match c.phase {
+                    Phase::LoggedIn(_) => c.liveness.deadline(
+                        self.config.keepalive_idle_millis,
+                        self.config.keepalive_timeout_millis,
+                    ),
+                    _ => None,
+                },
             };
             match deadline {
                 Some(at) if at <= now => self.fire(conn, kind),
@@ -607,6 +620,7 @@ impl Server {
                 }
                 self.serve_later(conn);
             }
+            TimerKind::Keepalive => self.keepalive_due(conn),
         }
     }
 
@@ -790,6 +804,10 @@ impl Server {
                 self.close(conn);
             }
             Frame::Line(line) => {
+                if liveness::is_pong(&line) {
+                    // The answer to a keepalive: hearing it was the point (see `liveness`).
+                    return;
+                }
                 let Some(phase) = self.conns.get(conn).map(|c| c.phase.clone()) else {
                     return;
                 };

@@ -22,6 +22,8 @@ pub enum TimerKind {
     Stall,
     /// The end of a rate-limit delay: the connection's held request may run.
     Wake,
+    /// The keepalive of a logged-in connection: ping it, or give it up (see `liveness`).
+    Keepalive,
 }
 
 impl TimerKind {
@@ -30,6 +32,7 @@ impl TimerKind {
             TimerKind::Login => 1,
             TimerKind::Stall => 2,
             TimerKind::Wake => 4,
+            TimerKind::Keepalive => 8,
         }
     }
 }
