@@ -129,6 +129,20 @@ struct LimitArgs {
     /// Do not exempt 127.0.0.1 and ::1 from the per-address limits.
     #[arg(long)]
     no_default_exempt: bool,
+    /// Failed logins an address may make across all user names before its further passwords
+    /// are slowed down (the exempt addresses are never counted).
+    #[arg(long, default_value_t = defaults().guess_free_failures)]
+    guess_free_failures: u32,
+    /// Seconds the next password from such an address waits; doubles with each further
+    /// failure.
+    #[arg(long, default_value_t = defaults().guess_delay_millis as f64 / 1000.0)]
+    guess_delay_secs: f64,
+    /// The longest such wait, in seconds.
+    #[arg(long, default_value_t = defaults().guess_max_delay_millis as f64 / 1000.0)]
+    guess_max_delay_secs: f64,
+    /// Seconds after its last failed login an address starts afresh.
+    #[arg(long, default_value_t = defaults().guess_forget_millis as f64 / 1000.0)]
+    guess_forget_secs: f64,
     /// Threads hashing passwords.
     #[arg(long, default_value_t = defaults().hash_workers)]
     hash_workers: usize,
@@ -182,6 +196,10 @@ impl LimitArgs {
             config.exempt.clear();
         }
         config.exempt.extend(self.exempt.iter().copied());
+        config.guess_free_failures = self.guess_free_failures;
+        config.guess_delay_millis = millis(self.guess_delay_secs);
+        config.guess_max_delay_millis = millis(self.guess_max_delay_secs);
+        config.guess_forget_millis = millis(self.guess_forget_secs);
         config.hash_workers = self.hash_workers.max(1);
         config.hash_memory_kib = self.hash_memory_kib;
         config.backlog_limit = self.backlog_limit;

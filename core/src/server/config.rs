@@ -154,6 +154,19 @@ pub struct ServerConfig {
     /// Most connections the server holds at once (10,000 by default; the binary sets it from
     /// the open-file limit). Beyond it a connection gets `421` and is closed.
     pub max_connections: usize,
+    /// Failed logins an address (other than the exempt ones) may make, across all user names,
+    /// before its further passwords are slowed down (10: plenty for people who mistype;
+    /// DESIGN §3's per-name lockout applies to every address besides).
+    pub guess_free_failures: u32,
+    /// After the free failures, how long the next password from that address waits before it
+    /// is checked (ms; 1 s), doubling with each further failure: one address then gets about
+    /// sixty guesses an hour instead of thousands, and cannot keep even one account locked.
+    pub guess_delay_millis: u64,
+    /// The longest such wait (ms; 60 s).
+    pub guess_max_delay_millis: u64,
+    /// An address whose last failed login is this old starts afresh (ms; 15 min).
+    pub guess_forget_millis: u64,
+
     // ----- liveness -----
     /// A logged-in connection that sends nothing for this long is sent `* PING <token>`,
     /// which a huddle client answers by itself (ms; 30 s; 0 turns the keepalive off).
@@ -200,6 +213,10 @@ impl Default for ServerConfig {
             signups_per_ip_per_minute: 5,
             max_unauthenticated_per_ip: 8,
             max_connections: 10_000,
+            guess_free_failures: 10,
+            guess_delay_millis: 1_000,
+            guess_max_delay_millis: 60_000,
+            guess_forget_millis: 15 * 60_000,
             keepalive_idle_millis: 30_000,
             keepalive_timeout_millis: 20_000,
             exempt: vec![

@@ -165,6 +165,9 @@ impl Server {
             self.refuse_blocked(conn, &name, until);
             return;
         }
+        if self.guess_wait(conn, password) {
+            return;
+        }
         match self.accounts.secret(&name) {
             // An Argon2 hash takes tens of milliseconds: a worker checks it while the server
             // goes on serving everyone else.
@@ -178,10 +181,15 @@ impl Server {
                 );
                 self.update_reading(conn);
             }
-            _ => {
+            Some(Secret::Plain(plain)) => {
+                let plain = plain.clone();
                 let ok = self.accounts.verify(&name, password);
+                if ok {
+                    self.rehash_later(&name, plain);
+                }
                 self.password_checked(conn, name, ok);
             }
+            None => self.password_checked(conn, name, false),
         }
     }
 
@@ -195,6 +203,7 @@ impl Server {
         }
         if !ok {
             let peer = self.peer(conn);
+            let slowed = self.guess_failed(conn);
             match self.lockout.fail(&name, now) {
                 Failure::Remaining(left) => {
                     self.log(format!(
@@ -206,7 +215,7 @@ impl Server {
                         Reply::new(
                             Code::WRONG_PASSWORD,
                             format!(
-                                "Invalid password. Please try again ({left} attempt{} left).",
+                                "Invalid password. Please try again ({left} attempt{} left).{slowed}",
                                 if left == 1 { "" } else { "s" }
                             ),
                         ),
@@ -367,6 +376,7 @@ impl Server {
                 if std::mem::take(&mut self.credentials_need_newline) {
                     text.insert(0, '\n');
                 }
+                self.credentials_text.extend_from_slice(text.as_bytes());
                 self.persist(Persist::Append {
                     file: DataFile::Credentials,
                     text: text.into_bytes(),
@@ -376,6 +386,11 @@ impl Server {
                 self.try_login(conn, name);
                 self.serve_later(conn);
             }
+            (PendingHash::Rehash { name, plain }, HashResult::Derived(Some(phc))) => {
+                self.rehashed(name, &plain, phc);
+            }
+            // Hashing failed: the plain password stays, and is rehashed at the next login.
+            (PendingHash::Rehash { .. }, _) => {}
             (PendingHash::Login { conn, .. } | PendingHash::SignUp { conn, .. }, _) => {
                 // A result of the wrong kind: a driver bug. Start the dialogue again.
                 self.set_phase(conn, Phase::AwaitUser);

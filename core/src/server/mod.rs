@@ -47,6 +47,7 @@ mod commands;
 mod config;
 mod conn;
 mod flow;
+mod guessing;
 mod inbox;
 mod input;
 mod listing;
@@ -56,6 +57,7 @@ mod login;
 mod logins;
 mod output;
 mod passwords;
+mod rehash;
 mod sessions;
 mod throttle;
 mod timers;
@@ -107,6 +109,9 @@ enum PendingHash {
         name: UserName,
         password: String,
     },
+    /// A plaintext password from `credentials.txt` that just logged in, hashed to replace it
+    /// (see `rehash`); `plain` is what it replaces, so a change meanwhile is not undone.
+    Rehash { name: UserName, plain: String },
 }
 
 /// What the current batch has taken so far.
@@ -138,6 +143,7 @@ pub struct Server {
     admission: Admission,
     post_rate: Buckets<UserName>,
     signup_rate: Buckets<IpAddr>,
+    guessing: guessing::Guessing,
     hashes: HashMap<JobId, PendingHash>,
     next_job: u64,
     /// Names being signed up while their hash is computed: nobody else may take them.
@@ -150,6 +156,9 @@ pub struct Server {
     batch: BatchCount,
     stopping: bool,
     credentials_need_newline: bool,
+    /// `credentials.txt` as it is on disk, byte for byte (it is rewritten whole only to
+    /// replace a plaintext password by its hash).
+    credentials_text: Vec<u8>,
 }
 
 impl Server {
@@ -211,6 +220,12 @@ impl Server {
             ),
             post_rate: Buckets::new(post_rate, Some(config.throttle_refuse_after_millis)),
             signup_rate: Buckets::new(signup_rate, None),
+            guessing: guessing::Guessing::new(guessing::GuessRules {
+                free_failures: config.guess_free_failures,
+                delay_millis: config.guess_delay_millis,
+                max_delay_millis: config.guess_max_delay_millis,
+                forget_millis: config.guess_forget_millis,
+            }),
             hashes: HashMap::new(),
             next_job: 1,
             signing_up: HashSet::new(),
@@ -222,6 +237,7 @@ impl Server {
             stopping: false,
             credentials_need_newline: !cleaned_credentials.is_empty()
                 && !cleaned_credentials.ends_with(b"\n"),
+            credentials_text: cleaned_credentials.clone(),
             clock: Clock::new(now),
             config,
         };
@@ -310,6 +326,9 @@ impl Server {
         }
         if self.signup_rate.len() > 1024 {
             self.signup_rate.forget_full(now);
+        }
+        if self.guessing.len() > 1024 {
+            self.guessing.forget_old(now);
         }
         // A burst (a post fanned out to thousands) must not pin its peak capacity for good.
         if self.outputs.capacity() > 4096 {

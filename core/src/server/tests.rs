@@ -178,6 +178,7 @@ impl Harness {
 use crate::proto::event::Event;
 use crate::time::Zone;
 
+mod guessing;
 mod liveness;
 
 // ----- login -----
