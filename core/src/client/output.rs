@@ -82,8 +82,12 @@ pub enum ExitStatus {
     LoginFailed,
     /// The user name is blocked after too many failed logins.
     LockedOut,
-    /// The connection to the server was lost.
+    /// The connection to the server was lost without a word from the server (it crashed,
+    /// or the network failed).
     ConnectionLost,
+    /// The server ended the session and said why (`421`): it is shutting down, or it closed
+    /// a connection that timed out or stopped answering its keepalive.
+    ServerClosed,
     /// The server broke the protocol.
     ProtocolError,
     /// The user interrupted the client (Ctrl-C twice while it waited).
@@ -106,7 +110,8 @@ impl ExitStatus {
             ExitStatus::ProtocolError => 6,
             // As shells report a process ended by SIGINT.
             ExitStatus::Interrupted => 130,
-            ExitStatus::Untrusted => 7,
+            ExitStatus::ServerClosed => 7,
+            ExitStatus::Untrusted => 8,
         }
     }
 }
