@@ -125,6 +125,41 @@ fn ctrl_c_clears_the_line_and_a_second_says_how_to_quit_at_every_prompt() {
 }
 
 #[test]
+fn enter_on_an_empty_new_password_goes_back_to_the_user_name() {
+    for &rt in common::RUNTIMES {
+        let room = Room::open(rt);
+        let mut p = room.client(80, &[], &[]);
+        p.wait_for("Username: ");
+        // A mistyped name leads to sign-up; Enter at the new password is the way back.
+        p.line("yodaa");
+        p.wait_cursor_row("New password: ");
+        let words = p
+            .transcript()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            words.contains("Enter on an empty line goes back"),
+            "{words}"
+        );
+        p.line("");
+        p.wait_for("Sign-up of yodaa cancelled");
+        p.wait_cursor_row("Username: ");
+        p.line("yoda");
+        p.wait_cursor_row("Password: ");
+        p.line("jedi*knight");
+        p.wait_for("Welcome to huddle, yoda!");
+        p.wait_cursor_row("yoda> ");
+        p.line("OUT");
+        assert_eq!(p.wait_exit(), 0, "{rt}");
+        assert!(
+            !room.server.file("credentials.txt").contains("yodaa"),
+            "{rt}: no account was made"
+        );
+    }
+}
+
+#[test]
 fn ctrl_d_at_the_password_prompt_ends_the_client_as_a_failed_login() {
     let room = Room::open("std");
     let mut p = room.client(80, &[], &[]);

@@ -96,20 +96,26 @@ pub enum ClientSecurity {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server could not be reached.
-    #[error("cannot connect to the server at {addr}: {source}")]
+    #[error(
+        "cannot connect to the server at {addr}: {}",
+        crate::hints::connect(error)
+    )]
     Connect {
         /// Where we tried.
         addr: SocketAddr,
         /// Why it failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The UDP port could not be bound.
-    #[error("cannot listen for uploads on UDP port {port}: {source}")]
+    #[error(
+        "cannot listen for uploads on UDP port {port}: {}",
+        crate::hints::plain(error)
+    )]
     Udp {
         /// The port asked for.
         port: u16,
         /// Why it failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Any other socket failure while starting.
     #[error("socket error: {0}")]
@@ -192,14 +198,14 @@ impl Local<'_> {
 
 /// Connect and run the client until it exits; returns why it stopped.
 pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, ClientError> {
-    let stream = TcpStream::connect(opts.server).map_err(|source| ClientError::Connect {
+    let stream = TcpStream::connect(opts.server).map_err(|error| ClientError::Connect {
         addr: opts.server,
-        source,
+        error,
     })?;
     stream.set_nodelay(true)?;
-    let udp = UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(|source| ClientError::Udp {
+    let udp = UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(|error| ClientError::Udp {
         port: opts.udp_port,
-        source,
+        error,
     })?;
     // Best effort: a smaller buffer only means more losses for the transfer to repair.
     let _ = crate::udp::raise_buffers(&udp, UDP_BUFFER_BYTES);

@@ -47,6 +47,7 @@ pub use render::human_bytes;
 pub use secure::{Security, TlsSetup};
 
 use crate::proto::event::Event;
+use crate::proto::report::{UploadOutcome, UploadReport};
 use crate::proto::request::{is_upload_line, parse_user_upload};
 use crate::proto::upload::parse_upload_grant;
 use crate::time::Clock;
@@ -367,7 +368,7 @@ impl Client {
         let now = self.clock.advance(now);
         let mut out = Vec::new();
         self.transfers.decide_id(id, accept, now, &mut out);
-        self.outputs.extend(out);
+        self.queue_transfer_outputs(out);
         self.pump();
     }
 
@@ -381,7 +382,7 @@ impl Client {
         let now = self.clock.advance(now);
         let mut out = Vec::new();
         self.transfers.handle_file_result(id, result, now, &mut out);
-        self.outputs.extend(out);
+        self.queue_transfer_outputs(out);
         self.pump();
     }
 
@@ -392,16 +393,21 @@ impl Client {
         let mut out = std::mem::take(&mut self.scratch);
         self.transfers.drain(now, &mut out);
         match self.emulation.as_mut() {
-            None => self.outputs.extend(out.drain(..)),
+            None => {}
             Some(path) => {
+                let mut kept = Vec::new();
                 for o in out.drain(..) {
                     match o {
                         ClientOutput::Transmit { to, bytes } => path.send(to, bytes, now),
-                        other => self.outputs.push_back(other),
+                        other => kept.push(other),
                     }
                 }
-                path.release(now, &mut self.outputs);
+                out.extend(kept);
             }
+        }
+        self.queue_transfer_outputs(out.drain(..));
+        if let Some(path) = self.emulation.as_mut() {
+            path.release(now, &mut self.outputs);
         }
         self.scratch = out;
         if self.state == State::Draining
@@ -410,6 +416,36 @@ impl Client {
         {
             self.send_line("OUT");
             self.state = State::Waiting(Command::Out);
+        }
+    }
+
+    /// Queue what the transfers want done; the end of an upload is also reported to the
+    /// server (`XFR`, no reply), whose console narrates each upload's outcome once.
+    fn queue_transfer_outputs(&mut self, out: impl IntoIterator<Item = ClientOutput>) {
+        for o in out {
+            let report = match &o {
+                ClientOutput::Progress(Progress {
+                    id,
+                    direction: Direction::Upload,
+                    done,
+                    phase: Phase::Ended(outcome),
+                    ..
+                }) if !self.server_closing => Some(UploadReport {
+                    id: *id,
+                    outcome: match outcome {
+                        Outcome::Complete => UploadOutcome::Complete,
+                        Outcome::Declined => UploadOutcome::Declined,
+                        Outcome::Cancelled => UploadOutcome::Cancelled,
+                        Outcome::Failed => UploadOutcome::Failed,
+                    },
+                    bytes: *done,
+                }),
+                _ => None,
+            };
+            self.outputs.push_back(o);
+            if let Some(r) = report {
+                self.send_line(&r.to_string());
+            }
         }
     }
 
@@ -485,7 +521,9 @@ impl Client {
                 self.state = State::SentPassword;
             }
             State::AskNewPassword => {
-                if self.config.interactive {
+                // An empty line goes back to the user name (a mistyped name leads here): the
+                // server cancels the sign-up and asks for a name again.
+                if self.config.interactive && !line.is_empty() {
                     self.state = State::ConfirmPassword(line.to_string());
                     self.prompt(Prompt::ConfirmPassword);
                 } else {
@@ -596,7 +634,7 @@ impl Client {
                     let mut out = Vec::new();
                     self.transfers
                         .start_download(grant, self.clock.now(), &mut out);
-                    self.outputs.extend(out);
+                    self.queue_transfer_outputs(out);
                     return;
                 }
                 Some(e) => render::event(&e),
@@ -644,6 +682,17 @@ impl Client {
                     self.state = State::AskPassword;
                     self.prompt(Prompt::Password);
                 }
+                Code::ASK_NEW_PASSWORD if self.config.interactive => {
+                    self.show(
+                        tone,
+                        format!(
+                            "{} (Enter on an empty line goes back to the user name.)",
+                            reply.text()
+                        ),
+                    );
+                    self.state = State::AskNewPassword;
+                    self.prompt(Prompt::NewPassword);
+                }
                 Code::ASK_NEW_PASSWORD | Code::NEW_PASSWORD_REFUSED => {
                     self.show(tone, reply.text());
                     self.state = State::AskNewPassword;
@@ -684,7 +733,7 @@ impl Client {
                         let mut out = Vec::new();
                         self.transfers
                             .start_upload(grant, p.path, self.clock.now(), &mut out);
-                        self.outputs.extend(out);
+                        self.queue_transfer_outputs(out);
                     }
                     _ => self.show(
                         Tone::Error,
@@ -772,7 +821,7 @@ impl Client {
             local::Local::Decline(t) => self.transfers.decide(&t, false, now, &mut out),
             local::Local::Cancel(t) => self.transfers.cancel(&t, now, &mut out),
         }
-        self.outputs.extend(out);
+        self.queue_transfer_outputs(out);
         self.pump();
     }
 

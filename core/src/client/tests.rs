@@ -173,6 +173,33 @@ fn interactive_sign_up_asks_for_the_password_twice() {
 }
 
 #[test]
+fn interactive_enter_on_an_empty_new_password_goes_back_to_the_user_name() {
+    let mut p = Pair::new(
+        server(),
+        ClientConfig {
+            interactive: true,
+            ..ClientConfig::default()
+        },
+    );
+    for _ in 0..3 {
+        p.type_line("yodaa");
+        assert_eq!(p.last_prompt(), Some(&Prompt::NewPassword));
+        assert!(p.texts().contains("Enter on an empty line goes back"));
+        p.type_line("");
+        assert!(
+            p.texts().contains("Sign-up of yodaa cancelled"),
+            "{}",
+            p.texts()
+        );
+        assert_eq!(p.last_prompt(), Some(&Prompt::UserName));
+    }
+    p.type_line("yoda");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Password));
+    p.type_line("jedi");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Command("yoda".into())));
+}
+
+#[test]
 fn piped_sign_up_takes_the_password_once() {
     let mut p = Pair::new(server(), ClientConfig::default());
     p.type_line("rey");

@@ -70,13 +70,7 @@ impl Server {
                     if let Some(c) = self.conns.get_mut(conn) {
                         c.udp_port = Some(p);
                     }
-                    self.reply(
-                        conn,
-                        Reply::new(
-                            Code::new(200).unwrap_or(Code::OK),
-                            format!("UDP port {p} noted"),
-                        ),
-                    );
+                    self.reply(conn, Reply::new(Code::NOTED, format!("UDP port {p} noted")));
                 }
                 _ => self.reply(
                     conn,
@@ -288,6 +282,21 @@ impl Server {
     }
 
     fn on_new_password(&mut self, conn: ConnId, name: UserName, password: &str) {
+        // An empty line is the way back from a sign-up nobody meant (a mistyped user name):
+        // no account, and the name is asked for again.
+        if password.is_empty() {
+            let peer = self.peer(conn);
+            self.log(format!("{peer}: sign-up of {name} cancelled"));
+            self.set_phase(conn, Phase::AwaitUser);
+            self.reply(
+                conn,
+                Reply::new(
+                    Code::USER_REFUSED,
+                    format!("Sign-up of {name} cancelled. Send a user name:"),
+                ),
+            );
+            return;
+        }
         if let Err(e) = check_new_password(password) {
             self.reply(
                 conn,
