@@ -112,3 +112,35 @@ fn an_empty_new_password_cancels_a_sign_up_and_the_name_is_asked_again() {
         server.log.wait_for("sign-up of yodaa cancelled");
     }
 }
+
+#[test]
+fn rdm_reads_relative_times_today_and_since_the_last_logout() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let (code, out) = run_script(&server, &["yoda", "jedi*knight", "OUT"]);
+        assert_eq!(code, 0, "{rt}: {out}");
+        let (code, out) = run_script(
+            &server,
+            &[
+                "luke",
+                "r2d2",
+                "MSG one",
+                "MSG two",
+                "RDM 10m",
+                "RDM today",
+                "RDM 2h",
+                "OUT",
+            ],
+        );
+        assert_eq!(code, 0, "{rt}: {out}");
+        assert_eq!(out.matches("2 messages since ").count(), 3, "{rt}: {out}");
+        assert!(out.contains("#2 luke, "), "{out}");
+        // yoda's catch-up and RDM alone: since yoda's last logout.
+        let (code, out) = run_script(&server, &["yoda", "jedi*knight", "RDM", "RDM 0m", "OUT"]);
+        assert_eq!(code, 0, "{rt}: {out}");
+        assert!(out.contains("While you were away: 2 posts."), "{out}");
+        assert!(out.contains("2 messages since "), "{out}");
+        assert!(out.contains("Usage: RDM"), "{out}");
+    }
+}

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, Progress,
-    Prompt, Security, TlsSetup, Tone,
+    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, KnownUser,
+    Progress, Prompt, Security, TlsSetup, Tone,
 };
 use huddle_core::tls::{ClientTls, FileLimits, HostPort, TlsLimits};
 use huddle_core::transfer::TransferConfig;
@@ -41,6 +41,9 @@ pub trait Ui: Send + Sync + 'static {
     fn read_line(&self, prompt: &Prompt) -> Option<String>;
     /// Show how far a transfer has come (a terminal draws a bar; a pipe shows nothing).
     fn progress(&self, _progress: &Progress) {}
+    /// The user names the core knows of now, online first: what a terminal completes after
+    /// `PVT`, `BLK`, `UNB` and `UPD` (a pipe ignores them).
+    fn users(&self, _users: &[KnownUser]) {}
     /// Where to send the user's "stop now" when no prompt is open (a terminal's second
     /// Ctrl-C): calling `interrupt` hands the core [`Input::Interrupt`], which cancels the
     /// transfers — telling their peers — and exits. Given once, before the first prompt.
@@ -162,6 +165,7 @@ impl Local<'_> {
             ClientOutput::Exit(status) => return Some(NetAction::Exit(status)),
             ClientOutput::Show(d) => self.ui.show(&d),
             ClientOutput::Progress(p) => self.ui.progress(&p),
+            ClientOutput::Users(users) => self.ui.users(&users),
             ClientOutput::Prompt(p) => {
                 // If the input thread has ended, input is over: tell the core.
                 if self.prompts.send(p).is_err() {
@@ -312,6 +316,7 @@ pub fn start_core(
         rng_seed,
         security,
         keep_received: false,
+        ..ClientConfig::default()
     };
     Ok(Started {
         core: Client::new(config, clock::now()),

@@ -2,9 +2,96 @@
 
 use super::output::Tone;
 use crate::proto::event::Event;
+use crate::time::CivilTime;
+use crate::types::{MessageNumber, UserName};
 
-/// The text and tone of an event.
-pub fn event(e: &Event) -> (Tone, String) {
+/// How posts read, in one format wherever they appear — live, caught up at login, after an
+/// edit, and in an `RDM` listing (which the server writes the same way):
+/// `#3 yoda, 07:46: text` (` (edited)` when edited).
+///
+/// A person at a terminal sees the short time, with a `Day changed to 01 Dec 2026` line before
+/// the first post of each day shown; a script (piped mode) gets the full timestamp on every
+/// line, `#3 yoda, 01 Dec 2026 07:46:05: text`, so that it can be parsed alone and fed back to
+/// `DLT`, `EDT` or `RDM`.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    /// Short times and day lines (a terminal) rather than full timestamps (a pipe).
+    short: bool,
+    /// The day of the last post or message shown, as (year, month, day).
+    day: Option<(i32, u8, u8)>,
+}
+
+impl Timeline {
+    /// A timeline for a terminal (`short`) or a pipe.
+    pub fn new(short: bool) -> Self {
+        Self { short, day: None }
+    }
+
+    /// `at` as this timeline writes it, after a day line if the day changed.
+    fn time(&mut self, at: &CivilTime) -> (Option<String>, String) {
+        if !self.short {
+            return (None, at.to_string());
+        }
+        let day = (at.year, at.month, at.day);
+        let changed = (self.day != Some(day)).then(|| {
+            let date = at.to_string();
+            format!("Day changed to {}", &date[..11])
+        });
+        self.day = Some(day);
+        (changed, format!("{:02}:{:02}", at.hour, at.minute))
+    }
+
+    /// One post's line (after a day line, if the day changed).
+    pub fn post(
+        &mut self,
+        number: MessageNumber,
+        author: &UserName,
+        at: &CivilTime,
+        text: &str,
+        edited: bool,
+    ) -> String {
+        let (day, time) = self.time(at);
+        let edited = if edited { " (edited)" } else { "" };
+        let line = format!("#{number} {author}, {time}: {text}{edited}");
+        match day {
+            Some(d) => format!("{d}\n{line}"),
+            None => line,
+        }
+    }
+
+    /// The text and tone of an event.
+    pub fn event(&mut self, e: &Event) -> (Tone, String) {
+        match e {
+            Event::Post {
+                number,
+                at,
+                author,
+                edited,
+                text,
+            } => (Tone::Post, self.post(*number, author, at, text, *edited)),
+            Event::Edited {
+                number,
+                at,
+                author,
+                text,
+            } => (Tone::Post, self.post(*number, author, at, text, true)),
+            Event::Private { at, from, text } => {
+                let (day, time) = self.time(at);
+                let line = format!("Private message from {from}, {time}: {text}");
+                let text = match day {
+                    Some(d) => format!("{d}\n{line}"),
+                    None => line,
+                };
+                (Tone::Private, text)
+            }
+            other => event(other),
+        }
+    }
+}
+
+/// The text and tone of an event that is not a post or a private message (those depend on
+/// the [`Timeline`]).
+fn event(e: &Event) -> (Tone, String) {
     match e {
         Event::Post {
             number,
@@ -12,13 +99,10 @@ pub fn event(e: &Event) -> (Tone, String) {
             author,
             edited,
             text,
-        } => {
-            let edited = if *edited { " (edited)" } else { "" };
-            (
-                Tone::Post,
-                format!("#{number} {author} ({at}): {text}{edited}"),
-            )
-        }
+        } => (
+            Tone::Post,
+            Timeline::new(false).post(*number, author, at, text, *edited),
+        ),
         Event::Edited {
             number,
             at,
@@ -26,7 +110,7 @@ pub fn event(e: &Event) -> (Tone, String) {
             text,
         } => (
             Tone::Post,
-            format!("#{number} edited by {author} ({at}): {text}"),
+            Timeline::new(false).post(*number, author, at, text, true),
         ),
         Event::Deleted { number, author } => (
             Tone::Notice,
@@ -34,7 +118,7 @@ pub fn event(e: &Event) -> (Tone, String) {
         ),
         Event::Private { at, from, text } => (
             Tone::Private,
-            format!("Private message from {from} ({at}): {text}"),
+            format!("Private message from {from}, {at}: {text}"),
         ),
         Event::Backlog { hidden, since } => (
             Tone::Notice,

@@ -88,7 +88,7 @@ impl Command {
             Command::Pvt => "PVT user message",
             Command::Dlt => "DLT n timestamp",
             Command::Edt => "EDT n timestamp message",
-            Command::Rdm => "RDM [timestamp|10m|2h|today]",
+            Command::Rdm => "RDM [time]",
             Command::Atu => "ATU",
             Command::Rcu => "RCU [minutes]",
             Command::Blk => "BLK user",
@@ -133,11 +133,9 @@ impl Command {
         match self {
             Command::Msg => "post a message to everyone",
             Command::Pvt => "send a private message to one user",
-            Command::Dlt => "delete your message n (timestamp as shown when posted)",
-            Command::Edt => "edit your message n (timestamp as shown when posted)",
-            Command::Rdm => {
-                "read every post made after the time (10m, 2h, today; alone: since your last logout)"
-            }
+            Command::Dlt => "delete your message n",
+            Command::Edt => "edit your message n",
+            Command::Rdm => "read posts made after a time: timestamp, 10m, 2h, today",
             Command::Atu => "list the other active users",
             Command::Rcu => "list users who logged in within the last minutes (default 60)",
             Command::Blk => "block a user: you stop seeing them and they cannot reach you",

@@ -448,10 +448,14 @@ impl Server {
                 let start = self.instant(midnight)?.unix_secs();
                 Timestamp::from_unix_secs(start - 1)
             }
+            // As the catch-up at login reads it: from the second before, so a post made in
+            // the same second as the logout is not missed.
             Since::LastLogout => self
                 .logins
                 .last_logout(user)
-                .unwrap_or(Timestamp::from_unix_secs(0)),
+                .map_or(Timestamp::from_unix_secs(0), |t| {
+                    Timestamp::from_unix_secs(t.unix_secs() - 1)
+                }),
         })
     }
 

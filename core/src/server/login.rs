@@ -502,7 +502,8 @@ impl Server {
         let mut posts: VecDeque<usize> = VecDeque::new();
         let mut total = 0usize;
         for (number, p) in self.board.since(since) {
-            if self.blocks.blocks(&name, &p.author) {
+            // Blocked users' posts are not shown, and your own are not news to you.
+            if self.blocks.blocks(&name, &p.author) || p.author == name {
                 continue;
             }
             total += 1;
@@ -536,6 +537,9 @@ impl Server {
                 .iter()
                 .map(|c| format!("  {:<24} {}", c.usage(), c.summary())),
         );
+        if let Some(away) = away_line(letters.len(), posts.len(), total) {
+            welcome.push(away);
+        }
         self.reply(conn, Reply::lines(Code::LOGGED_IN, welcome));
         self.start_keepalive(conn);
         self.broadcast(Some(conn), &name, &Event::Online { user: name.clone() });
@@ -549,6 +553,29 @@ impl Server {
                 },
             );
         }
+    }
+}
+
+/// The welcome's last line when a catch-up follows it: the header of what the user missed,
+/// with how many lines of it come (so a client knows where it ends).
+fn away_line(letters: usize, shown: usize, total: usize) -> Option<String> {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let posts = if total > shown {
+        format!("the latest {} of {total}", plural(shown, "post"))
+    } else {
+        plural(shown, "post")
+    };
+    match (letters, shown) {
+        (0, 0) => None,
+        (0, _) => Some(format!("While you were away: {posts}.")),
+        (_, 0) => Some(format!(
+            "While you were away: {}.",
+            plural(letters, "private message")
+        )),
+        _ => Some(format!(
+            "While you were away: {} and {posts}.",
+            plural(letters, "private message")
+        )),
     }
 }
 

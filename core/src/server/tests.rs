@@ -535,7 +535,7 @@ fn rdm_reads_relative_times_today_and_since_the_last_logout_in_the_servers_zone(
         r.lines().next().unwrap().ends_with(&format!(
             "{}:",
             Zone::from_offset_seconds(5400).render(Timestamp::from_unix_secs(
-                (T0 + 90 * 60 * 1000) as i64 / 1000
+                (T0 + 90 * 60 * 1000) as i64 / 1000 - 1
             ))
         )),
         "{r}"
