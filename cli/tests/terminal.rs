@@ -343,6 +343,7 @@ fn every_output_wraps_at_word_boundaries_at_60_columns() {
     }
     // After a resize, what comes next fits the new width.
     p.resize(40, 24);
+    p.wait_cursor_row("yoda> ");
     p.line("HELP");
     p.wait_count("Commands (case-insensitive;", 3);
     p.wait_cursor_row("yoda> ");
