@@ -22,6 +22,7 @@
 mod emulation;
 mod input;
 mod output;
+mod post_ids;
 mod render;
 pub mod sanitize;
 mod uploads;
@@ -125,6 +126,8 @@ pub struct Client {
     emulation: Option<Emulation>,
     /// Reused for the transfers' outputs, so a datagram costs no allocation here.
     scratch: Vec<ClientOutput>,
+    /// The id each post number stood for when it was shown.
+    seen: post_ids::SeenPosts,
     clock: Clock,
 }
 
@@ -142,6 +145,7 @@ impl Client {
             transfers: Transfers::new(config.transfer.clone(), config.transfer_stats),
             emulation: config.emulate.clone().map(Emulation::new),
             scratch: Vec::new(),
+            seen: post_ids::SeenPosts::default(),
             pending_upload: None,
             clock: Clock::new(now),
             config,
@@ -475,6 +479,11 @@ impl Client {
     fn on_server_line(&mut self, line: &str) {
         if is_event_line(line) && !self.replies.is_pending() {
             let (tone, text) = match parse_event(line) {
+                Some(Event::Posted { number, id }) => {
+                    // Our own post's id: remembered, not shown (the reply that follows is).
+                    self.seen.saw(number, id);
+                    return;
+                }
                 Some(Event::Ping { token }) => {
                     // The server's keepalive: answered at once, whatever the user is doing.
                     self.send_line(&format!("PONG {token}"));
@@ -487,7 +496,12 @@ impl Client {
                     self.outputs.extend(out);
                     return;
                 }
-                Some(e) => render::event(&e),
+                Some(e) => {
+                    if let Event::Post { number, id, .. } | Event::Edited { number, id, .. } = &e {
+                        self.seen.saw(*number, *id);
+                    }
+                    render::event(&e)
+                }
                 None => (Tone::Notice, format!("(unrecognised event) {}", &line[2..])),
             };
             self.outputs.push_back(ClientOutput::Show(Display {
@@ -590,6 +604,12 @@ impl Client {
                 } else {
                     Tone::Info
                 };
+                if command == Command::Rdm {
+                    // Remember which post each number shown is.
+                    for line in reply.text().lines() {
+                        self.seen.listing_line(line);
+                    }
+                }
                 self.show(tone, reply.text());
                 if command == Command::Out && code == Code::BYE {
                     self.exit(ExitStatus::LoggedOut);
@@ -678,6 +698,19 @@ impl Client {
             Ok(Request::Out) => self.log_out(),
             Ok(request) => {
                 let command = request.command();
+                // `DLT 3 …` means the post the user saw as number 3.
+                let request = match request {
+                    Request::Dlt { target, at } => Request::Dlt {
+                        target: self.seen.resolve(target),
+                        at,
+                    },
+                    Request::Edt { target, at, text } => Request::Edt {
+                        target: self.seen.resolve(target),
+                        at,
+                        text,
+                    },
+                    other => other,
+                };
                 self.send_line(&request.to_string());
                 self.state = State::Waiting(command);
             }

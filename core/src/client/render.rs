@@ -9,6 +9,7 @@ pub fn event(e: &Event) -> (Tone, String) {
         Event::Post {
             number,
             at,
+            id,
             author,
             edited,
             text,
@@ -16,21 +17,22 @@ pub fn event(e: &Event) -> (Tone, String) {
             let edited = if *edited { " (edited)" } else { "" };
             (
                 Tone::Post,
-                format!("#{number} {author} ({at}): {text}{edited}"),
+                format!("#{number}@{id} {author} ({at}): {text}{edited}"),
             )
         }
         Event::Edited {
             number,
             at,
+            id,
             author,
             text,
         } => (
             Tone::Post,
-            format!("#{number} edited by {author} ({at}): {text}"),
+            format!("#{number}@{id} edited by {author} ({at}): {text}"),
         ),
-        Event::Deleted { number, author } => (
+        Event::Deleted { number, id, author } => (
             Tone::Notice,
-            format!("{author} deleted message #{number}; later messages moved up one number"),
+            format!("{author} deleted message #{number}@{id}; later messages moved up one number"),
         ),
         Event::Private { at, from, text } => (
             Tone::Private,
@@ -55,7 +57,8 @@ pub fn event(e: &Event) -> (Tone, String) {
             ),
         ),
         Event::Notice { text } => (Tone::Notice, text.clone()),
-        // Answered by the client itself, never shown; here for completeness.
+        // Taken in by the client itself, never shown; here for completeness.
+        Event::Posted { number, id } => (Tone::Notice, format!("your post #{number} is @{id}")),
         Event::Ping { token } => (Tone::Notice, format!("keepalive {token}")),
     }
 }
