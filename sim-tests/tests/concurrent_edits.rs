@@ -138,10 +138,10 @@ impl BoardChecker {
                 "{user}: {line:?} ({code}) changed the ids"
             );
         };
-        if let Request::Dlt { target, .. } | Request::Edt { target, .. } = &request {
-            if target.id().is_some() {
-                self.by_id += 1;
-            }
+        if let Request::Dlt { target, .. } | Request::Edt { target, .. } = &request
+            && target.id().is_some()
+        {
+            self.by_id += 1;
         }
         match request {
             Request::Msg { text } => {
