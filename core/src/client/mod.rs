@@ -500,7 +500,7 @@ impl Client {
                     if let Event::Post { number, id, .. } | Event::Edited { number, id, .. } = &e {
                         self.seen.saw(*number, *id);
                     }
-                    render::event(&e)
+                    render::event(&e, self.config.interactive)
                 }
                 None => (Tone::Notice, format!("(unrecognised event) {}", &line[2..])),
             };
@@ -604,13 +604,20 @@ impl Client {
                 } else {
                     Tone::Info
                 };
-                if command == Command::Rdm {
-                    // Remember which post each number shown is.
-                    for line in reply.text().lines() {
-                        self.seen.listing_line(line);
-                    }
-                }
-                self.show(tone, reply.text());
+                let text = if command == Command::Rdm {
+                    // Remember which post each number shown is; ids are shown to a person
+                    // (who may type them), not to scripts (see `render::event`).
+                    let ids = self.config.interactive;
+                    reply
+                        .text()
+                        .lines()
+                        .map(|l| self.seen.listing_line(l, ids))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                } else {
+                    reply.text()
+                };
+                self.show(tone, text);
                 if command == Command::Out && code == Code::BYE {
                     self.exit(ExitStatus::LoggedOut);
                 } else {

@@ -45,17 +45,26 @@ impl SeenPosts {
         }
     }
 
-    /// A line of an `RDM` listing (`#3@17 yoda, …`): remember which post number 3 is.
-    pub fn listing_line(&mut self, line: &str) {
+    /// A line of an `RDM` listing (`#3@17 yoda, …`): remember which post number 3 is, and
+    /// return the line to show, with the id or (`ids` false) without it (`#3 yoda, …`).
+    pub fn listing_line(&mut self, line: &str, ids: bool) -> String {
         let parsed = line.strip_prefix('#').and_then(|rest| {
-            let (token, _) = rest.split_once(' ')?;
+            let (token, tail) = rest.split_once(' ')?;
             let (n, id) = token.split_once('@')?;
             let n = MessageNumber::new(n.parse().ok()?)?;
             let id = PostId(id.parse().ok()?);
-            Some((n, id))
+            Some((n, id, tail))
         });
-        if let Some((n, id)) = parsed {
-            self.saw(n, id);
+        match parsed {
+            Some((n, id, tail)) => {
+                self.saw(n, id);
+                if ids {
+                    line.to_string()
+                } else {
+                    format!("#{n} {tail}")
+                }
+            }
+            None => line.to_string(),
         }
     }
 }
@@ -71,7 +80,12 @@ mod tests {
     #[test]
     fn a_number_is_sent_with_the_id_it_was_shown_with() {
         let mut s = SeenPosts::default();
-        s.listing_line("#2@17 yoda, 21 Nov 2026 22:30:01: b #3@9 x");
+        let line = "#2@17 yoda, 21 Nov 2026 22:30:01: b #3@9 x";
+        assert_eq!(s.listing_line(line, true), line);
+        assert_eq!(
+            s.listing_line(line, false),
+            "#2 yoda, 21 Nov 2026 22:30:01: b #3@9 x"
+        );
         assert_eq!(
             s.resolve(PostRef::Number(n(2))),
             PostRef::Both(n(2), PostId(17))
@@ -83,8 +97,11 @@ mod tests {
             s.resolve(PostRef::Number(n(2))),
             PostRef::Both(n(2), PostId(18))
         );
-        s.listing_line("2 messages since x:");
-        s.listing_line("#x@1 junk");
+        assert_eq!(
+            s.listing_line("2 messages since x:", false),
+            "2 messages since x:"
+        );
+        assert_eq!(s.listing_line("#x@1 junk", false), "#x@1 junk");
         assert_eq!(
             s.by_number.len(),
             1,

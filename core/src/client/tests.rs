@@ -332,10 +332,10 @@ fn dlt_by_the_number_shown_never_hits_a_post_that_moved_into_it() {
     p.type_line("MSG a");
     p.type_line("MSG b");
     let ts = crate::time::Zone::UTC.render(T0.timestamp());
-    // The listing shows each post's id beside its number.
+    // A script sees the numbers as ever (the client keeps the ids to itself).
     p.type_line("RDM 01 Jan 2000 00:00:00");
     assert!(
-        p.texts().contains(&format!("#2@2 yoda, {ts}: a")),
+        p.texts().contains(&format!("\n#2 yoda, {ts}: a")),
         "{}",
         p.texts()
     );
@@ -344,7 +344,7 @@ fn dlt_by_the_number_shown_never_hits_a_post_that_moved_into_it() {
         .handle_bytes(luke, format!("DLT 1 {ts}\n").as_bytes(), T0);
     p.pump();
     assert!(
-        p.texts().contains("luke deleted message #1@1"),
+        p.texts().contains("luke deleted message #1;"),
         "{}",
         p.texts()
     );
@@ -389,4 +389,42 @@ fn dlt_by_the_number_shown_never_hits_a_post_that_moved_into_it() {
             .starts_with("Message #1 edited")
     );
     assert_eq!(board(&p.server), ["bee"]);
+}
+
+#[test]
+fn a_person_at_a_terminal_sees_each_posts_id_beside_its_number() {
+    let config = ClientConfig {
+        interactive: true,
+        ..ClientConfig::default()
+    };
+    let mut p = Pair::new(server(), config);
+    let luke = p
+        .server
+        .handle_connect("127.0.0.1:6666".parse().unwrap(), T0);
+    p.type_line("yoda");
+    p.type_line("jedi");
+    for line in ["luke\n", "r2d2\n", "MSG first\n", "MSG second\n"] {
+        p.server.handle_bytes(luke, line.as_bytes(), T0);
+        p.pump();
+    }
+    let ts = crate::time::Zone::UTC.render(T0.timestamp());
+    assert!(
+        p.texts().contains(&format!("#2@2 luke ({ts}): second")),
+        "{}",
+        p.texts()
+    );
+    p.type_line("RDM 01 Jan 2000 00:00:00");
+    assert!(
+        p.texts().contains(&format!("#1@1 luke, {ts}: first")),
+        "{}",
+        p.texts()
+    );
+    p.server
+        .handle_bytes(luke, format!("DLT @1 {ts}\n").as_bytes(), T0);
+    p.pump();
+    assert!(
+        p.texts().contains("luke deleted message #1@1;"),
+        "{}",
+        p.texts()
+    );
 }
