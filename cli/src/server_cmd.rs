@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use huddle_core::server::{Attempts, OnDamage, ServerConfig};
+use huddle_core::server::{Attempts, OnDamage, PlaintextLogin, ServerConfig};
 use huddle_core::time::Zone;
-use huddle_runtime_std::ServerOptions;
+use huddle_runtime_std::{ServerOptions, TlsSource};
 
 /// Options of `huddle server`.
 #[derive(Debug, Args)]
@@ -46,7 +46,55 @@ pub struct ServerArgs {
     #[arg(long)]
     repair: bool,
     #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// TLS on the text link: the greeting offers STARTTLS and clients upgrade. Without a given
+/// certificate the server keeps a self-signed one in its data folder, created at first start;
+/// it prints the certificate's fingerprint at every start, for users to compare with the one
+/// their client shows on first use.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+struct TlsArgs {
+    /// The certificate chain to present (PEM, leaf first), e.g. one signed by a certificate
+    /// authority for the server's host name.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Accept user names and passwords in clear from every address, not only from loopback:
+    /// for a trusted network or clients that cannot do TLS (anyone on the path reads them).
+    #[arg(long)]
+    allow_plaintext: bool,
+    /// Accept user names and passwords only over TLS, from loopback too: for a server behind
+    /// a proxy or tunnel on the same machine, whose remote clients all arrive from loopback.
+    #[arg(long, conflicts_with = "allow_plaintext")]
+    require_tls: bool,
+}
+
+impl TlsArgs {
+    fn source(&self) -> TlsSource {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => TlsSource::DataFolder,
+        }
+    }
+
+    fn plaintext_login(&self) -> PlaintextLogin {
+        if self.allow_plaintext {
+            PlaintextLogin::Anywhere
+        } else if self.require_tls {
+            PlaintextLogin::Nowhere
+        } else {
+            PlaintextLogin::LoopbackOnly
+        }
+    }
 }
 
 fn defaults() -> ServerConfig {
@@ -243,11 +291,14 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         },
         zone,
         rng_seed,
+        plaintext_login: args.tls.plaintext_login(),
         ..ServerConfig::default()
     };
     args.limits.apply(&mut config, nofile);
     let max_connections = config.max_connections;
-    let opts = ServerOptions::new(SocketAddr::new(args.bind, args.port), &dir, config);
+    let plaintext_login = config.plaintext_login;
+    let mut opts = ServerOptions::new(SocketAddr::new(args.bind, args.port), &dir, config);
+    opts.tls = args.tls.source();
     // Both runtimes take the same options and return the same handle.
     let handle = match args.runtime {
         crate::Runtime::Std => huddle_runtime_std::spawn_server(opts),
@@ -257,13 +308,18 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "huddle server listening on {} (data folder {}, {} attempts, blocked for {} s, sign-up {}, UTC offset {}, up to {} connections)",
+        "huddle server listening on {} (data folder {}, {} attempts, blocked for {} s, sign-up {}, UTC offset {}, logins in clear {}, up to {} connections)",
         handle.local_addr(),
         dir.display(),
         args.attempts.get(),
         args.block_secs.as_secs_f64(),
         if args.no_signup { "off" } else { "on" },
         offset_text(zone),
+        match plaintext_login {
+            PlaintextLogin::LoopbackOnly => "from loopback only",
+            PlaintextLogin::Anywhere => "from anywhere",
+            PlaintextLogin::Nowhere => "from nowhere (TLS only)",
+        },
         max_connections,
     );
     let _ = out.flush();

@@ -14,13 +14,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, Display, ExitStatus, Input, Progress, Prompt,
+    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, Progress,
+    Prompt, Security, TlsSetup, Tone,
 };
+use huddle_core::tls::{ClientTls, FileLimits, HostPort, TlsLimits};
 use huddle_core::transfer::TransferConfig;
 use huddle_core::transfer::netem::NetemConfig;
 
 use crate::clock;
 use crate::files::{self, TransferFiles};
+use crate::tls_files::{KnownHostsFile, TlsFilesError};
 use crate::udp::{BatchSocket, SendQueue};
 
 /// Kernel buffer asked for the client's UDP socket: a burst of a fast transfer overflows the
@@ -38,6 +41,10 @@ pub trait Ui: Send + Sync + 'static {
     fn read_line(&self, prompt: &Prompt) -> Option<String>;
     /// Show how far a transfer has come (a terminal draws a bar; a pipe shows nothing).
     fn progress(&self, _progress: &Progress) {}
+    /// Where to send the user's "stop now" when no prompt is open (a terminal's second
+    /// Ctrl-C): calling `interrupt` hands the core [`Input::Interrupt`], which cancels the
+    /// transfers — telling their peers — and exits. Given once, before the first prompt.
+    fn set_interrupt(&self, _interrupt: Box<dyn Fn() + Send + Sync>) {}
 }
 
 /// How to start a client.
@@ -47,6 +54,10 @@ pub struct ClientOptions {
     pub server: SocketAddr,
     /// The UDP port to receive uploads on (0 picks a free one).
     pub udp_port: u16,
+    /// The UDP port to tell the server instead of `udp_port`, when what reaches this client
+    /// from outside is another port (a NAT or a relay forwarding to it). `None`: the port
+    /// bound.
+    pub public_udp_port: Option<u16>,
     /// Where received uploads are saved.
     pub downloads: PathBuf,
     /// A person at a terminal rather than a script.
@@ -57,6 +68,28 @@ pub struct ClientOptions {
     pub emulate: Option<NetemConfig>,
     /// Close each transfer's line with its counters.
     pub transfer_stats: bool,
+    /// Which incoming uploads are taken, declined, or asked about.
+    pub consent: ConsentPolicy,
+    /// TLS on the text link, or not.
+    pub security: ClientSecurity,
+}
+
+/// How the client protects its link to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSecurity {
+    /// Upgrade with `STARTTLS` (the default): trust a CA-signed certificate for the host, or
+    /// pin one on first use in the known-hosts file; a loopback server is encrypted but any
+    /// certificate is accepted.
+    Tls {
+        /// The server as the user named it (the name its pin is filed under).
+        server: HostPort,
+        /// The known-hosts file.
+        known_hosts: PathBuf,
+        /// Judge a loopback server like any other (a tunnelled port; tests).
+        verify_loopback: bool,
+    },
+    /// In clear (`--insecure`): for testing only.
+    Insecure,
 }
 
 /// Why the client could not run.
@@ -81,6 +114,12 @@ pub enum ClientError {
     /// Any other socket failure while starting.
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
+    /// The known-hosts file could not be read.
+    #[error(transparent)]
+    KnownHosts(#[from] TlsFilesError),
+    /// TLS could not be set up (a bug, or a broken build of the trust roots).
+    #[error("TLS could not be set up: {0}")]
+    Tls(#[from] huddle_core::tls::TlsError),
 }
 
 /// What a runtime must do itself after [`Local::carry_out`]: the network side.
@@ -103,6 +142,8 @@ pub struct Local<'a> {
     pub prompts: &'a Sender<Prompt>,
     /// Source and part files of transfers.
     pub files: &'a mut TransferFiles,
+    /// The known-hosts file, when the link is upgraded.
+    pub pins: Option<&'a mut KnownHostsFile>,
 }
 
 impl Local<'_> {
@@ -127,6 +168,21 @@ impl Local<'_> {
             ClientOutput::File(op) => {
                 if let Some((id, result)) = self.files.apply(op) {
                     core.handle_input(Input::File { id, result }, clock::now());
+                }
+            }
+            ClientOutput::PinServer(pin) => {
+                if let Some(pins) = self.pins.as_deref_mut()
+                    && let Err(e) = pins.append(pin)
+                {
+                    // The connection is trusted all the same; only the next one is not helped.
+                    self.ui.show(&Display {
+                        tone: Tone::Error,
+                        text: format!(
+                            "TLS: the pin could not be saved ({e}); the certificate will be \
+                             trusted on first use again next time"
+                        ),
+                        pushed: false,
+                    });
                 }
             }
         }
@@ -154,29 +210,108 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     spawn_udp_reader(udp.try_clone()?, tx.clone());
     let input_tx = tx.clone();
     let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| input_tx.send(ev).is_ok());
+    let interrupt_tx = std::sync::Mutex::new(tx.clone());
+    ui.set_interrupt(Box::new(move || {
+        if let Ok(tx) = interrupt_tx.lock() {
+            let _ = tx.send(Input::Interrupt);
+        }
+    }));
 
-    let (mut core, mut files) = start_core(&opts, udp_port);
+    let Started {
+        mut core,
+        mut files,
+        mut pins,
+    } = start_core(&opts, udp_port, stream.peer_addr()?, ui.as_ref())?;
     let mut local = Local {
         ui: ui.as_ref(),
         prompts: &prompts,
         files: &mut files,
+        pins: pins.as_mut(),
     };
     Ok(drive(&mut core, stream, &udp, &rx, &mut local))
 }
 
-/// The client core and its transfer files, as both runtimes start them.
-pub fn start_core(opts: &ClientOptions, udp_port: u16) -> (Client, TransferFiles) {
+/// What [`start_core`] sets up.
+pub struct Started {
+    /// The client core.
+    pub core: Client,
+    /// Source and part files of transfers.
+    pub files: TransferFiles,
+    /// The known-hosts file, when the link is upgraded.
+    pub pins: Option<KnownHostsFile>,
+}
+
+/// The client core, its transfer files and its known-hosts file, as both runtimes start them.
+/// `server_ip` is the address actually connected to (it decides whether the server is on
+/// loopback); lines of the known-hosts file that cannot be read are shown on `ui`, skipped.
+///
+/// The core's generator is seeded from the OS here: it draws every transfer's X25519 secret,
+/// so it must be unpredictable. Without the OS's randomness the client still runs, but its
+/// uploads would be readable by anyone who can guess the seed: it then refuses to start.
+pub fn start_core(
+    opts: &ClientOptions,
+    udp_port: u16,
+    server_ip: SocketAddr,
+    ui: &dyn Ui,
+) -> Result<Started, ClientError> {
+    let mut rng_seed = [0u8; 32];
+    getrandom::getrandom(&mut rng_seed).map_err(|e| {
+        ClientError::Io(std::io::Error::other(format!(
+            "no randomness from the OS: {e}"
+        )))
+    })?;
+    let (security, pins) = match &opts.security {
+        ClientSecurity::Insecure => (Security::Clear, None),
+        ClientSecurity::Tls {
+            server,
+            known_hosts,
+            verify_loopback,
+        } => {
+            let (file, warnings) = KnownHostsFile::open(known_hosts, &FileLimits::default())?;
+            for w in warnings {
+                ui.show(&Display {
+                    tone: Tone::Error,
+                    text: format!("{}: {w} (line skipped)", known_hosts.display()),
+                    pushed: false,
+                });
+            }
+            let mut tls = ClientTls::with_mozilla_roots(TlsLimits::default())?;
+            if *verify_loopback {
+                tls = tls.without_loopback_exemption();
+            }
+            let mut seed = [0u8; 32];
+            getrandom::getrandom(&mut seed).map_err(|e| {
+                ClientError::Io(std::io::Error::other(format!(
+                    "cannot get random bytes from the system: {e}"
+                )))
+            })?;
+            let setup = TlsSetup {
+                tls,
+                server: server.clone(),
+                server_ip: server_ip.ip(),
+                known_hosts: file.known().clone(),
+                seed,
+            };
+            (Security::Tls(Box::new(setup)), Some(file))
+        }
+    };
     let config = ClientConfig {
         interactive: opts.interactive,
-        udp_port: Some(udp_port),
+        udp_port: Some(opts.public_udp_port.unwrap_or(udp_port)),
         transfer: opts.transfer.clone(),
         emulate: opts.emulate.clone(),
         transfer_stats: opts.transfer_stats,
+        consent: opts.consent.clone(),
+        progress: Default::default(),
+        rng_seed,
+        security,
+        keep_received: false,
     };
-    (
-        Client::new(config, clock::now()),
-        TransferFiles::new(opts.downloads.clone()),
-    )
+    Ok(Started {
+        core: Client::new(config, clock::now()),
+        files: TransferFiles::new(opts.downloads.clone()),
+        pins,
+    })
 }
 
 /// Read the UDP socket in batches (GRO, `recvmmsg`) and hand each run of datagrams to the

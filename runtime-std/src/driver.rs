@@ -29,7 +29,9 @@ use crate::console::Console;
 use crate::datadir::DataDir;
 use crate::hasher::{Deliver, Hasher};
 use crate::outbox::{self, Drain, Gate, Outbox};
-use crate::server::{ServerError, ServerOptions};
+use crate::server::{ServerError, ServerOptions, TlsSource};
+use crate::tls_files::{self, IdentityOrigin, TlsFilesError};
+use huddle_core::tls::{FileLimits, ServerTls, TlsLimits};
 
 /// Something for the thread that owns the core. `S` is the transport's socket type.
 #[derive(Debug)]
@@ -125,9 +127,39 @@ pub fn load(opts: &ServerOptions) -> Result<Loaded, ServerError> {
     };
     let dir = DataDir::open(&opts.dir)?;
     let files = dir.load()?;
-    let core =
-        Server::new(opts.config.clone(), &files, clock::now()).map_err(|e| dir.damaged(e))?;
+    let mut config = opts.config.clone();
+    if config.tls.is_none() {
+        config.tls = load_tls(opts, &console)?;
+    }
+    let core = Server::new(config, &files, clock::now()).map_err(|e| dir.damaged(e))?;
     Ok(Loaded { console, dir, core })
+}
+
+/// The server's TLS configuration from `opts.tls`, narrated: where the certificate comes
+/// from and its fingerprint (what clients that trust on first use show their users).
+fn load_tls(opts: &ServerOptions, console: &Console) -> Result<Option<ServerTls>, ServerError> {
+    let given = match &opts.tls {
+        TlsSource::Off => return Ok(None),
+        TlsSource::DataFolder => None,
+        TlsSource::Files { cert, key } => Some((cert.as_path(), key.as_path())),
+    };
+    let loaded = tls_files::load_or_create_identity(&opts.dir, given, &FileLimits::default())?;
+    let tls = ServerTls::new(&loaded.identity, TlsLimits::default())
+        .map_err(|e| ServerError::Tls(TlsFilesError::Generate(e.to_string())))?;
+    let origin = match loaded.origin {
+        IdentityOrigin::Given => "given",
+        IdentityOrigin::Created => "created now, self-signed",
+        IdentityOrigin::Reused => "self-signed, kept in the data folder",
+    };
+    console.note(&format!(
+        "TLS certificate {} ({origin}): fingerprint {}",
+        loaded.cert_path.display(),
+        loaded.fingerprint()
+    ));
+    for warning in &loaded.warnings {
+        console.note(&format!("warning: {warning}"));
+    }
+    Ok(Some(tls))
 }
 
 impl Loaded {

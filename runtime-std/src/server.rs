@@ -46,6 +46,27 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// Where log lines go (standard output by default).
     pub log: LogSink,
+    /// Where the server's TLS certificate comes from (the data folder's by default).
+    pub tls: TlsSource,
+}
+
+/// Where the server's certificate and key come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TlsSource {
+    /// The self-signed pair in the data folder (`tls-cert.pem`, `tls-key.pem`), created at
+    /// first start and reused after, so clients that pinned it keep trusting the server.
+    #[default]
+    DataFolder,
+    /// Given files (`--tls-cert`, `--tls-key`): a CA-signed certificate, typically.
+    Files {
+        /// The certificate chain (PEM, leaf first).
+        cert: PathBuf,
+        /// Its private key (PEM).
+        key: PathBuf,
+    },
+    /// No TLS: the greeting offers no `STARTTLS`, and logins come only from the addresses
+    /// the core allows in clear (for tests of such servers).
+    Off,
 }
 
 impl ServerOptions {
@@ -57,6 +78,7 @@ impl ServerOptions {
             config,
             shutdown_grace: Duration::from_secs(2),
             log: LogSink::stdout(),
+            tls: TlsSource::default(),
         }
     }
 }
@@ -68,6 +90,9 @@ pub enum ServerError {
     /// replies of the failed batch were not sent: nothing unsaved was acknowledged.
     #[error(transparent)]
     DataDir(#[from] DataDirError),
+    /// The TLS certificate or key could not be read, created or used.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls_files::TlsFilesError),
     /// Listening failed: the port is taken, or the address is not this machine's.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -20,11 +20,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use huddle_core::UnixMillis;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, ExitStatus, FileOp, FileProblem, FileResult, Input, Prompt,
+    Client, ClientConfig, ClientOutput, ConsentPolicy, ExitStatus, FileOp, FileProblem, FileResult,
+    Input, KeptPart, Prompt, Security, TlsSetup,
 };
 use huddle_core::proto::event::{Event, is_event_line, parse_event};
 use huddle_core::proto::framing::{Frame, LineFramer};
 use huddle_core::proto::reply::{Reply, ReplyAssembler};
+use huddle_core::tls::{ClientTls, HostPort, KnownHosts, TlsLimits, render_known_host};
 use huddle_core::transfer::netem::{Netem, NetemConfig};
 use huddle_core::transfer::{TransferConfig, TransferId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -80,13 +82,20 @@ pub struct Files {
     pub saved: BTreeMap<String, Bytes>,
     /// Part files deleted because their download failed.
     pub discarded: u32,
+    /// Parts kept for resuming, by part file name: their bytes and their sidecar.
+    pub kept: BTreeMap<String, (Vec<u8>, Bytes)>,
+    /// Record every datagram this client sends into `wire` (a tap on the path, for tests of
+    /// what crosses it).
+    pub record_wire: bool,
+    /// The datagrams this client sent, when recording.
+    pub wire: Vec<Bytes>,
 }
 
 /// A shared [`Files`].
 pub type SharedFiles = Rc<RefCell<Files>>;
 
 /// The client's UDP side: where it receives uploads, how the path out of it behaves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct UdpOptions {
     /// The port to bind and declare to the server.
     pub port: u16,
@@ -96,6 +105,8 @@ pub struct UdpOptions {
     pub netem: NetemConfig,
     /// Settings of the client's transfers.
     pub transfer: TransferConfig,
+    /// Which incoming uploads the client takes, declines or asks about.
+    pub consent: ConsentPolicy,
     /// The folder.
     pub files: SharedFiles,
 }
@@ -136,6 +147,39 @@ impl UdpEnd {
     }
 }
 
+/// A client's generator seed, from its label: distinct per client, the same every run.
+fn seed_of(name: &str) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        seed[i % 32] = seed[i % 32].wrapping_mul(31).wrapping_add(b);
+    }
+    seed[31] ^= name.len() as u8;
+    seed
+}
+
+/// TLS for a simulated client: it upgrades with `STARTTLS` and keeps its pins in a
+/// known-hosts "file" that outlives the connection (shared, so the next connection of the same
+/// user reads what the last one pinned).
+#[derive(Debug, Clone)]
+pub struct SimTls {
+    /// The known-hosts file's text.
+    pub known_hosts: Rc<RefCell<String>>,
+    /// Seeds the session's randomness (a run replays from it).
+    pub seed: [u8; 32],
+}
+
+impl SimTls {
+    /// A client that knows no server yet, its sessions seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut s = [0u8; 32];
+        s[..8].copy_from_slice(&seed.to_le_bytes());
+        Self {
+            known_hosts: Rc::default(),
+            seed: s,
+        }
+    }
+}
+
 /// A user at a client, scripted.
 pub struct SimClient {
     name: String,
@@ -150,6 +194,8 @@ pub struct SimClient {
     trace: Trace,
     udp: Option<UdpEnd>,
     shown: Vec<(u64, String)>,
+    /// The known-hosts file of a TLS client.
+    pins: Option<Rc<RefCell<String>>>,
 }
 
 impl SimClient {
@@ -165,13 +211,44 @@ impl SimClient {
         trace: &Trace,
         udp: Option<UdpOptions>,
     ) -> io::Result<Self> {
-        let mut config = ClientConfig::default();
+        Self::connect_secure(name, trace, udp, None).await
+    }
+
+    /// Connect over TLS (`STARTTLS`), the way the real client does by default.
+    pub async fn connect_tls(name: &str, trace: &Trace, tls: &SimTls) -> io::Result<Self> {
+        Self::connect_secure(name, trace, None, Some(tls.clone())).await
+    }
+
+    /// Connect with an optional UDP side and optional TLS.
+    pub async fn connect_secure(
+        name: &str,
+        trace: &Trace,
+        udp: Option<UdpOptions>,
+        tls: Option<SimTls>,
+    ) -> io::Result<Self> {
+        let mut config = ClientConfig {
+            // The wire shows only ciphertext once upgraded: the tap reads the core's
+            // plaintext instead.
+            keep_received: true,
+            // Each simulated client its own keys, the same in every run of a seed.
+            rng_seed: seed_of(name),
+            ..ClientConfig::default()
+        };
         let udp = match udp {
             None => None,
             Some(o) => {
                 let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, o.port)).await?;
                 config.udp_port = Some(o.port);
+                // The run's seed picks the keys too: another seed, another key exchange.
+                for (b, s) in config
+                    .rng_seed
+                    .iter_mut()
+                    .zip(o.transfer.seed.to_le_bytes())
+                {
+                    *b ^= s;
+                }
                 config.transfer = o.transfer;
+                config.consent = o.consent;
                 Some(UdpEnd {
                     socket,
                     netem: o.netem,
@@ -182,11 +259,25 @@ impl SimClient {
         };
         let stream = TcpStream::connect((SERVER, PORT)).await?;
         trace.record(name, "connected");
+        if let Some(tls) = &tls {
+            let server_ip = stream.peer_addr()?.ip();
+            let (known_hosts, _) = KnownHosts::parse("known_hosts", &tls.known_hosts.borrow());
+            let server = HostPort::new(SERVER, PORT)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            config.security = Security::Tls(Box::new(TlsSetup {
+                tls: ClientTls::pins_only(TlsLimits::default()),
+                server,
+                server_ip,
+                known_hosts,
+                seed: tls.seed,
+            }));
+        }
         Ok(Self {
             name: name.to_string(),
             stream: Some(stream),
             udp,
             shown: Vec::new(),
+            pins: tls.map(|t| t.known_hosts),
             core: Client::new(config, clock::now()),
             framer: LineFramer::new(),
             assembler: ReplyAssembler::new(),
@@ -397,13 +488,12 @@ impl SimClient {
                     .record(&self.name, "connection closed by the server");
                 Input::ServerClosed
             }
-            Woke::Tcp(Ok(n)) => {
-                self.tap(&buf[..n]);
-                Input::ServerBytes(Bytes::copy_from_slice(&buf[..n]))
-            }
+            Woke::Tcp(Ok(n)) => Input::ServerBytes(Bytes::copy_from_slice(&buf[..n])),
         };
         // The same door as the real runtimes: one input, then the timers that are due.
         self.core.handle_input(input, now);
+        let received = self.core.take_received();
+        self.tap(&received);
         self.drain().await;
     }
 
@@ -427,6 +517,12 @@ impl SimClient {
                 ClientOutput::Transmit { to, bytes } => {
                     let now = clock::now();
                     if let Some(u) = self.udp.as_mut() {
+                        {
+                            let mut files = u.files.borrow_mut();
+                            if files.record_wire {
+                                files.wire.push(bytes.clone());
+                            }
+                        }
                         u.path(to).handle_input(bytes, now);
                         u.flush(now).await;
                     }
@@ -442,6 +538,14 @@ impl SimClient {
                 }
                 ClientOutput::File(op) => self.file_op(op),
                 ClientOutput::Progress(_) => {}
+                ClientOutput::PinServer(pin) => {
+                    let line = render_known_host(&pin);
+                    self.trace
+                        .record(&self.name, format!("pinned {}", line.trim_end()));
+                    if let Some(file) = &self.pins {
+                        file.borrow_mut().push_str(&line);
+                    }
+                }
                 ClientOutput::Exit(status) => {
                     self.trace.record(&self.name, format!("exit {status:?}"));
                     self.exit = Some(status);
@@ -486,6 +590,52 @@ impl SimClient {
                 }
                 part[offset as usize..end].copy_from_slice(&data);
             }
+            FileOp::KeepPart { id, held, sidecar } => {
+                if let Some((name, mut data)) = f.parts.remove(&id) {
+                    data.truncate(held as usize);
+                    f.kept.insert(name, (data, sidecar));
+                }
+            }
+            FileOp::FindResumable { id, saved_as } => {
+                let found = f
+                    .kept
+                    .iter()
+                    .filter(|(name, _)| huddle_core::transfer::is_part_of(name, &saved_as))
+                    .map(|(name, (data, sidecar))| KeptPart {
+                        part: name.clone(),
+                        len: data.len() as u64,
+                        sidecar: sidecar.clone(),
+                    })
+                    .collect();
+                drop(f);
+                let result = FileResult::Resumable(found);
+                self.core.handle_input(Input::File { id, result }, now);
+            }
+            FileOp::OpenPart { id, part, keep } => {
+                let result = match f.kept.remove(&part) {
+                    Some((mut data, _)) => {
+                        data.truncate(keep as usize);
+                        let len = data.len() as u64;
+                        f.parts.insert(id, (part, data));
+                        FileResult::Resumed { len }
+                    }
+                    None => FileResult::Failed(FileProblem::NotFound),
+                };
+                drop(f);
+                self.core.handle_input(Input::File { id, result }, now);
+            }
+            FileOp::ReadPart { id, offset, len } => {
+                let range = offset as usize..offset as usize + len;
+                let result = match f.parts.get(&id).and_then(|p| p.1.get(range)) {
+                    Some(bytes) => FileResult::Data {
+                        offset,
+                        data: Bytes::copy_from_slice(bytes),
+                    },
+                    None => FileResult::Failed(FileProblem::Other("short read".into())),
+                };
+                drop(f);
+                self.core.handle_input(Input::File { id, result }, now);
+            }
             FileOp::Finish { id, name } => {
                 // Exactly the name the core offers, never over an existing file.
                 let result = if f.saved.contains_key(&name) {
@@ -503,7 +653,7 @@ impl SimClient {
                 f.discarded += 1;
             }
             // The in-memory folder starts empty: nothing was left by a crash.
-            FileOp::RemoveStaleParts => {}
+            FileOp::RemoveStaleParts { .. } => {}
         }
     }
 

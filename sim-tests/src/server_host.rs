@@ -27,13 +27,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::UnixMillis;
-use huddle_core::server::{ConnId, HashDone, HashMemory, Input, Output, Server, ServerConfig};
+use huddle_core::server::{
+    ConnId, HashDone, HashMemory, Input, Output, PlaintextLogin, Server, ServerConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 use turmoil::net::{TcpListener, TcpStream};
 
 use crate::clock;
 use crate::disk::Disk;
+use crate::tls::{Cert, server_tls};
 use crate::trace::Trace;
 
 /// The port the simulated server listens on.
@@ -112,15 +115,26 @@ pub struct ServerHost {
     /// what it asks, wait for every connection to close, and end the host's software. A boot
     /// after that instant (`sim.bounce`) runs on.
     pub stop_at: Option<UnixMillis>,
+    /// Record in the trace, as each connection ends, how many bytes the server wrote on it
+    /// and a digest of them: with TLS on, what proves that a seed replays byte for byte.
+    pub record_wire: bool,
+    /// Which certificate the server presents, read at every boot: an operator who replaces
+    /// it between runs (`None`: the config's, unchanged).
+    pub cert: Option<Rc<Cell<Cert>>>,
 }
 
-/// A server configuration for simulations: everything fixed by `seed`, cheap password hashes.
+/// A server configuration for simulations: everything fixed by `seed`, cheap password hashes,
+/// a fixed certificate ([`Cert::A`]). turmoil's hosts are not on loopback, so logins in clear
+/// are allowed from anywhere: the simulated clients speak in clear unless a test gives them
+/// TLS ([`crate::client_host::SimTls`]); [`PlaintextLogin::LoopbackOnly`] makes TLS required.
 pub fn sim_config(seed: u64) -> ServerConfig {
     let mut rng_seed = [0u8; 32];
     rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
     ServerConfig {
         rng_seed,
         hash_memory_kib: 64,
+        tls: Some(server_tls(Cert::A)),
+        plaintext_login: PlaintextLogin::Anywhere,
         ..ServerConfig::default()
     }
 }
@@ -184,6 +198,8 @@ impl ServerHost {
             fsync_latency: Duration::from_millis(2),
             probe: None,
             stop_at: None,
+            record_wire: false,
+            cert: None,
         }
     }
 
@@ -202,7 +218,11 @@ impl ServerHost {
     /// Boot from the disk and serve until the host is crashed (or stopped at `stop_at`).
     pub async fn run(self) -> turmoil::Result {
         let files = self.disk.boot();
-        let mut server = match Server::new(self.config.clone(), &files, clock::now()) {
+        let mut config = self.config.clone();
+        if let Some(cert) = &self.cert {
+            config.tls = Some(server_tls(cert.get()));
+        }
+        let mut server = match Server::new(config, &files, clock::now()) {
             Ok(server) => server,
             Err(damage) => {
                 self.trace
@@ -295,7 +315,10 @@ impl ServerHost {
                         gate: Rc::clone(&gate),
                     },
                 );
-                tokio::task::spawn_local(connection(conn, stream, tx.clone(), cmd_rx, gate));
+                let wire = self
+                    .record_wire
+                    .then(|| (self.trace.clone(), self.name.clone()));
+                tokio::task::spawn_local(connection(conn, stream, tx.clone(), cmd_rx, gate, wire));
                 self.show(server, InputSeen::Connect { conn, peer }, shown)
             }
             Incoming::Bytes(conn, bytes) => {
@@ -444,8 +467,10 @@ async fn connection(
     inputs: mpsc::UnboundedSender<Incoming>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     gate: Rc<Gate>,
+    wire: Option<(Trace, String)>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut written = WireDigest::default();
     loop {
         tokio::select! {
             biased;
@@ -454,6 +479,7 @@ async fn connection(
                     if stream.write_all(&bytes).await.is_err() {
                         break;
                     }
+                    written.add(&bytes);
                     let _ = inputs.send(Incoming::Wrote(conn, bytes.len()));
                 }
                 Some(Cmd::Close) | None => {
@@ -476,5 +502,38 @@ async fn connection(
             },
         }
     }
+    if let Some((trace, name)) = wire {
+        trace.record(
+            &name,
+            format!(
+                "{conn} wrote {} bytes, digest {:016x}",
+                written.len, written.hash
+            ),
+        );
+    }
     let _ = inputs.send(Incoming::Closed(conn));
+}
+
+/// FNV-1a over every byte written on a connection: enough to tell two runs' bytes apart.
+struct WireDigest {
+    len: u64,
+    hash: u64,
+}
+
+impl Default for WireDigest {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            hash: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+}
+
+impl WireDigest {
+    fn add(&mut self, bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        for &b in bytes {
+            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }

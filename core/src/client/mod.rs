@@ -19,12 +19,17 @@
 //! The client asks for a new line only once the previous request has its reply, which is
 //! what lets a script pipe one command per line into it.
 
+pub mod consent;
 mod emulation;
 mod input;
+pub mod local;
+mod narration;
 mod output;
 mod post_ids;
+mod progress;
 mod render;
 pub mod sanitize;
+mod secure;
 mod uploads;
 
 use std::collections::VecDeque;
@@ -32,12 +37,15 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+pub use consent::{AcceptPolicy, ConsentPolicy};
 pub use input::Input;
 pub use output::{
-    ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, Progress,
-    Prompt, Tone,
+    ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, KeptPart,
+    Outcome, Phase, Progress, Prompt, Tone,
 };
+pub use progress::ProgressConfig;
 pub use render::human_bytes;
+pub use secure::{Security, TlsSetup};
 
 use crate::proto::event::Event;
 use crate::proto::request::{is_upload_line, parse_user_upload};
@@ -47,6 +55,7 @@ use crate::transfer::netem::NetemConfig;
 use crate::transfer::{TransferConfig, TransferId, base_name};
 use crate::types::UserName;
 use emulation::Emulation;
+use secure::Link;
 use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
@@ -71,6 +80,20 @@ pub struct ClientConfig {
     /// Close each upload and download with its counters (datagrams, repeats, time in ms,
     /// memory held), for benchmarks and for users who want to know.
     pub transfer_stats: bool,
+    /// Which incoming uploads are taken, declined, or asked about.
+    pub consent: ConsentPolicy,
+    /// How transfer progress is measured and reported.
+    pub progress: ProgressConfig,
+    /// Seed of the generator every transfer's key exchange draws from: 32 bytes from the OS
+    /// in the runtimes (it makes the session keys secret), fixed in tests and simulations
+    /// (so that a run replays exactly).
+    pub rng_seed: [u8; 32],
+    /// TLS on the text link (upgrade with `STARTTLS`, the default of the binary) or not.
+    pub security: Security,
+    /// Keep every plaintext byte received from the server for [`Client::take_received`]: for
+    /// observers that check the protocol with their own parsers (simulators), since on an
+    /// upgraded link the wire shows only ciphertext. Off by default.
+    pub keep_received: bool,
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -83,8 +106,10 @@ struct PendingUpload {
 /// Where the client is in its conversation with the server and the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Connected; waiting for the greeting.
+    /// Connected (or just upgraded to TLS); waiting for the greeting.
     Greeting,
+    /// Sent `STARTTLS`; waiting for the server's `220`.
+    StartingTls,
     /// Sent our UDP port; waiting for the server to note it.
     DeclaringPort,
     /// Asked the user for a user name.
@@ -119,6 +144,13 @@ pub struct Client {
     state: State,
     user: Option<String>,
     framer: LineFramer,
+    /// In clear, or through TLS after `STARTTLS`.
+    link: Link,
+    /// Plaintext received, kept for an observer ([`ClientConfig::keep_received`]).
+    tap: Vec<u8>,
+    /// The server is closing the connection (it said goodbye, or it is gone): nothing more
+    /// need be said to it — data sent to a socket it shut down only makes it reset.
+    server_closing: bool,
     replies: ReplyAssembler,
     outputs: VecDeque<ClientOutput>,
     transfers: Transfers,
@@ -139,10 +171,19 @@ impl Client {
     pub fn new(config: ClientConfig, now: UnixMillis) -> Self {
         let mut outputs = VecDeque::new();
         if config.udp_port.is_some() {
-            outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts));
+            outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts {
+                now,
+                max_age_ms: config.transfer.resume_max_age_ms,
+            }));
         }
         Self {
-            transfers: Transfers::new(config.transfer.clone(), config.transfer_stats),
+            transfers: Transfers::new(
+                config.transfer.clone(),
+                config.consent.clone(),
+                config.progress.clone(),
+                config.transfer_stats,
+                config.rng_seed,
+            ),
             emulation: config.emulate.clone().map(Emulation::new),
             scratch: Vec::new(),
             seen: post_ids::SeenPosts::default(),
@@ -152,6 +193,9 @@ impl Client {
             state: State::Greeting,
             user: None,
             framer: LineFramer::with_limits(crate::proto::MAX_SERVER_LINE, None),
+            link: Link::Clear,
+            tap: Vec::new(),
+            server_closing: false,
             replies: ReplyAssembler::new(),
             outputs,
         }
@@ -163,6 +207,17 @@ impl Client {
             State::Ready | State::Waiting(_) | State::Inspecting => self.user.as_deref(),
             _ => None,
         }
+    }
+
+    /// Whether the link to the server is encrypted (upgraded with `STARTTLS`).
+    pub fn is_encrypted(&self) -> bool {
+        self.link.is_tls()
+    }
+
+    /// The plaintext received from the server since the last call (only with
+    /// [`ClientConfig::keep_received`]).
+    pub fn take_received(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.tap)
     }
 
     /// Whether the client has finished (an [`ClientOutput::Exit`] was emitted).
@@ -187,10 +242,14 @@ impl Client {
     /// When the core next wants [`Input::Timeout`], if ever.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         let emulated = self.emulation.as_ref().and_then(Emulation::poll_timeout);
-        [self.transfers.poll_timeout(), emulated]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.transfers.poll_timeout(),
+            emulated,
+            self.tls_poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether an upload or download is running.
@@ -215,6 +274,8 @@ impl Client {
             } => self.handle_datagrams(from, bytes, stride, now),
             Input::Inspected(result) => self.handle_inspected(result, now),
             Input::File { id, result } => self.handle_file_result(id, result, now),
+            Input::Decision { id, accept } => self.handle_decision(id, accept, now),
+            Input::Interrupt => self.handle_interrupt(now),
             Input::Timeout => {}
         }
         if self.poll_timeout().is_some_and(|t| t <= now) {
@@ -225,6 +286,7 @@ impl Client {
     /// Time passed; a spurious call is harmless.
     pub(crate) fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
+        self.tls_timeout(now);
         self.transfers.handle_timeout(now);
         self.pump();
     }
@@ -280,11 +342,37 @@ impl Client {
                 self.pending_upload = None;
                 self.show(
                     Tone::Error,
-                    uploads::upload_problem(&pending.path, &problem),
+                    narration::upload_problem(&pending.path, &problem),
                 );
                 self.command_prompt();
             }
         }
+    }
+
+    /// The user wants out now (a second Ctrl-C while no prompt is open): every transfer is
+    /// cancelled — its peer told at once, a download's bytes kept for resuming — and the
+    /// client stops with [`ExitStatus::Interrupted`], without waiting for the server.
+    pub(crate) fn handle_interrupt(&mut self, now: UnixMillis) {
+        self.clock.advance(now);
+        if self.state == State::Done {
+            return;
+        }
+        let text = if self.transfers.is_busy() {
+            "Interrupted. The running transfers were cancelled and their peers told; what was received is kept for resuming."
+        } else {
+            "Interrupted."
+        };
+        self.show(Tone::Error, text);
+        self.exit(ExitStatus::Interrupted);
+    }
+
+    /// The user's answer about incoming upload `id`, from a UI's own control.
+    pub(crate) fn handle_decision(&mut self, id: TransferId, accept: bool, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        let mut out = Vec::new();
+        self.transfers.decide_id(id, accept, now, &mut out);
+        self.outputs.extend(out);
+        self.pump();
     }
 
     /// The driver's answer to a [`FileOp`] of transfer `id`.
@@ -331,10 +419,23 @@ impl Client {
 
     /// Bytes arrived from the server.
     pub(crate) fn handle_server_bytes(&mut self, bytes: &[u8], now: UnixMillis) {
-        self.clock.advance(now);
-        let mut frames = Vec::new();
-        self.framer.push(bytes, &mut frames);
-        for frame in frames {
+        let now = self.clock.advance(now);
+        if self.state == State::Done {
+            return;
+        }
+        match self.link {
+            Link::Clear => self.received(bytes),
+            Link::Tls(_) => {
+                if !self.open_tls(bytes, now) {
+                    self.pump();
+                    return;
+                }
+            }
+            Link::Broken => return,
+        }
+        // One line at a time: a line may switch the link to TLS, and what follows it must
+        // then not be read as if it had come through TLS.
+        while let Some(frame) = self.framer.next_frame() {
             if self.state == State::Done {
                 return;
             }
@@ -351,8 +452,17 @@ impl Client {
         self.pump();
     }
 
+    /// Plaintext from the server, for the line framer (and the observer's tap).
+    fn received(&mut self, bytes: &[u8]) {
+        if self.config.keep_received {
+            self.tap.extend_from_slice(bytes);
+        }
+        self.framer.extend(bytes);
+    }
+
     /// The server closed the connection (or it broke).
     pub(crate) fn handle_server_closed(&mut self, _now: UnixMillis) {
+        self.server_closing = true;
         if self.state == State::Done {
             return;
         }
@@ -402,6 +512,7 @@ impl Client {
             }
             State::Ready => self.on_command_line(line),
             State::Greeting
+            | State::StartingTls
             | State::DeclaringPort
             | State::SentUser
             | State::SentPassword
@@ -438,7 +549,7 @@ impl Client {
         let mut s = String::with_capacity(line.len() + 1);
         s.push_str(line);
         s.push('\n');
-        self.outputs.push_back(ClientOutput::Send(Bytes::from(s)));
+        self.send_bytes(Bytes::from(s));
     }
 
     fn show(&mut self, tone: Tone, text: impl Into<String>) {
@@ -465,6 +576,7 @@ impl Client {
         // instead of waiting for their timeout.
         self.transfers.cancel_all(self.clock.now());
         self.pump();
+        self.close_tls();
         self.outputs.push_back(ClientOutput::Exit(status));
     }
 
@@ -520,6 +632,9 @@ impl Client {
 
     fn on_reply(&mut self, reply: Reply) {
         let code = reply.code;
+        if matches!(code, Code::BYE | Code::CLOSING | Code::LOCKED_OUT) {
+            self.server_closing = true;
+        }
         if code == Code::CLOSING && self.state != State::Done {
             self.closed_by_server(&reply);
             return;
@@ -530,16 +645,8 @@ impl Client {
             Tone::Info
         };
         match self.state.clone() {
-            State::Greeting => {
-                self.show(Tone::Info, reply.text());
-                match self.config.udp_port {
-                    Some(port) => {
-                        self.send_line(&format!("UDP {port}"));
-                        self.state = State::DeclaringPort;
-                    }
-                    None => self.ask_user(),
-                }
-            }
+            State::Greeting => self.on_greeting(reply),
+            State::StartingTls => self.on_starttls_answer(reply, self.clock.now()),
             State::DeclaringPort => {
                 if code.is_error() {
                     self.show(Tone::Error, reply.text());
@@ -563,11 +670,21 @@ impl Client {
                 }
                 Code::LOGGED_IN => {
                     self.show(Tone::Success, reply.text());
+                    if let Some(user) = &self.user {
+                        self.transfers.set_user(user);
+                    }
                     self.command_prompt();
                 }
                 Code::LOCKED_OUT => {
                     self.show(Tone::Error, reply.text());
                     self.exit(ExitStatus::LockedOut);
+                }
+                // The server wants TLS from us (we were told to speak in clear): another
+                // user name would meet the same answer, and the next line a script pipes in
+                // is its password — which must not follow a name in clear.
+                Code::TLS_REQUIRED => {
+                    self.show(Tone::Error, reply.text());
+                    self.exit(ExitStatus::LoginFailed);
                 }
                 _ => {
                     self.show(tone, reply.text());
@@ -673,6 +790,31 @@ impl Client {
         self.outputs.push_back(ClientOutput::InspectFile { path });
     }
 
+    /// A command about this client's own transfers, answered here.
+    fn on_local(&mut self, command: local::Local) {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        match command {
+            local::Local::Accept(t) => self.transfers.decide(&t, true, now, &mut out),
+            local::Local::Decline(t) => self.transfers.decide(&t, false, now, &mut out),
+            local::Local::Cancel(t) => self.transfers.cancel(&t, now, &mut out),
+        }
+        self.outputs.extend(out);
+        self.pump();
+    }
+
+    /// After the greeting (inside TLS, or in clear where that is allowed): declare the UDP
+    /// port, then ask for the user name.
+    fn after_greeting(&mut self) {
+        match self.config.udp_port {
+            Some(port) => {
+                self.send_line(&format!("UDP {port}"));
+                self.state = State::DeclaringPort;
+            }
+            None => self.ask_user(),
+        }
+    }
+
     fn ask_user(&mut self) {
         self.state = State::AskUser;
         self.prompt(Prompt::UserName);
@@ -680,6 +822,11 @@ impl Client {
 
     fn on_command_line(&mut self, line: &str) {
         if line.trim().is_empty() {
+            self.command_prompt();
+            return;
+        }
+        if let Some(command) = local::parse(line, self.transfers.has_question()) {
+            self.on_local(command);
             self.command_prompt();
             return;
         }
@@ -698,6 +845,10 @@ impl Client {
                 );
                 for c in Command::ALL {
                     text.push_str(&format!("\n  {:<24} {}", c.usage(), c.summary()));
+                }
+                text.push_str("\nYour transfers (answered by this client):");
+                for (usage, summary) in local::USAGE {
+                    text.push_str(&format!("\n  {usage:<24} {summary}"));
                 }
                 self.show(Tone::Info, text);
                 self.command_prompt();
@@ -749,4 +900,19 @@ impl Client {
 mod tests;
 
 #[cfg(test)]
+mod test_world;
+
+#[cfg(test)]
 mod upload_tests;
+
+#[cfg(test)]
+mod consent_tests;
+
+#[cfg(test)]
+mod resume_tests;
+
+#[cfg(test)]
+mod progress_tests;
+
+#[cfg(test)]
+mod secure_tests;

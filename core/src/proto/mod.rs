@@ -8,6 +8,7 @@
 //!   final `NNN ` line, as SMTP and FTP do;
 //! - [`event`] renders and parses pushed events, lines starting with `* `, which can never be
 //!   mistaken for a reply because a reply line always starts with a digit;
+//! - [`starttls`] says how a connection upgrades to TLS (the greeting's offer, `STARTTLS`);
 //! - [`timestamp`] parses `DD Mon YYYY HH:MM:SS`;
 //! - [`text`] says which characters are unsafe on a terminal and checks new messages.
 //!
@@ -17,6 +18,7 @@ pub mod event;
 pub mod framing;
 pub mod reply;
 pub mod request;
+pub mod starttls;
 pub mod text;
 pub mod timestamp;
 pub mod upload;

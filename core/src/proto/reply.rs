@@ -29,6 +29,8 @@ impl Code {
     pub const OK: Code = Code(250);
     /// Upload approved: where to send and the transfer's id and secret (issue 3).
     pub const UPLOAD_APPROVED: Code = Code(227);
+    /// `STARTTLS` accepted: the TLS handshake starts with the next byte (sent in clear).
+    pub const READY_FOR_TLS: Code = Code(220);
     /// Send your user name.
     pub const ASK_USER: Code = Code(331);
     /// Send your password.
@@ -56,6 +58,12 @@ impl Code {
     pub const NOT_AVAILABLE: Code = Code(502);
     /// Line too long or not UTF-8.
     pub const BAD_LINE: Code = Code(503);
+    /// A request out of sequence: `STARTTLS` on a connection already encrypted, or after
+    /// login (the same 503 as [`Code::BAD_LINE`], as SMTP's "bad sequence of commands").
+    pub const BAD_SEQUENCE: Code = Code(503);
+    /// A user name sent in clear from an address the server accepts logins from only over
+    /// TLS: send `STARTTLS` first (SMTP's 530).
+    pub const TLS_REQUIRED: Code = Code(530);
     /// No such message or user.
     pub const NOT_FOUND: Code = Code(550);
     /// The timestamp given is not the message's current one (it changed, or is wrong).

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
 use crate::proto::request::{Command, Request, RequestError, parse_request};
+use crate::proto::starttls::is_starttls;
 use crate::proto::upload::UploadGrant;
 use crate::store::{DataFile, InboxRecord, Persist, postids, render_inbox, render_post};
 use crate::time::{CivilTime, Timestamp};
@@ -50,6 +51,17 @@ fn is_rate_limited(command: Command) -> bool {
 
 impl Server {
     pub(super) fn on_command(&mut self, conn: ConnId, user: UserName, line: Vec<u8>) {
+        if is_starttls(&line) {
+            self.log(format!("{user}: refused STARTTLS after login"));
+            self.reply(
+                conn,
+                Reply::new(
+                    Code::BAD_SEQUENCE,
+                    "STARTTLS comes before login, right after the greeting; nothing changed.",
+                ),
+            );
+            return;
+        }
         let request = match parse_request(&line) {
             Ok(r) => r,
             Err(e) => {
@@ -179,6 +191,9 @@ impl Server {
     /// still go first, as every batch's do): a post to 10,000 users should not make its author
     /// wait for 10,000 writes. Each connection still gets its own lines in order, since a
     /// command never pushes an event to its own author.
+    ///
+    /// On an upgraded connection the reply is sealed here, so its records still come after
+    /// everything sealed for this connection before (a TLS stream is in order).
     fn reply_before_fanout(
         &mut self,
         conn: ConnId,
@@ -186,11 +201,18 @@ impl Server {
         reply: Reply,
         mark: usize,
     ) {
+        let now = self.now();
         // A new post's number and id go to its author just before the reply (`* POSTED`).
         let mut text = posted.map(|e| e.render()).unwrap_or_default();
         text.push_str(&reply.render());
-        let bytes = Bytes::from(text);
-        if self.account(conn, bytes.len(), None) {
+        let Some(bytes) = self
+            .conns
+            .get_mut(conn)
+            .and_then(|c| c.link.seal(Bytes::from(text), now))
+        else {
+            return;
+        };
+        if !bytes.is_empty() && self.account(conn, bytes.len(), None) {
             let at = mark.min(self.outputs.len());
             self.outputs.insert(at, Output::Send { conn, bytes });
         }

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::time::Zone;
+use crate::tls::ServerTls;
 
 /// Consecutive failed logins that block a user name: 1..=5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,35 @@ pub enum OnDamage {
     Repair,
 }
 
+/// From which addresses a user name and password may be sent in clear, before `STARTTLS`.
+///
+/// Passwords, private messages and the secrets of uploads cross the text link; in clear,
+/// anyone on the path reads them. Loopback never leaves the machine, so `nc 127.0.0.1 4000`
+/// and local scripts keep working in clear; everyone else must upgrade first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlaintextLogin {
+    /// Only from loopback addresses (127.0.0.0/8, ::1): the default.
+    #[default]
+    LoopbackOnly,
+    /// From anywhere (`huddle server --allow-plaintext`): for a trusted network, or clients
+    /// that cannot do TLS.
+    Anywhere,
+    /// From nowhere, loopback included (`huddle server --require-tls`): for a server behind a
+    /// proxy or tunnel on the same machine, whose remote clients all arrive from loopback.
+    Nowhere,
+}
+
+impl PlaintextLogin {
+    /// Whether a peer at `ip` may log in without TLS.
+    pub fn allows(self, ip: IpAddr) -> bool {
+        match self {
+            PlaintextLogin::LoopbackOnly => crate::tls::is_loopback(ip),
+            PlaintextLogin::Anywhere => true,
+            PlaintextLogin::Nowhere => false,
+        }
+    }
+}
+
 /// Server settings: what the operator chooses and every limit the server enforces, each with
 /// its default and the reason for it.
 #[derive(Debug, Clone)]
@@ -86,6 +116,13 @@ pub struct ServerConfig {
     pub hash_memory_kib: u32,
     /// Damaged lines in the data files: refuse to start, or repair.
     pub on_damage: OnDamage,
+    /// The server's certificate and key, read by the runtime at start (`--tls-cert` /
+    /// `--tls-key`, or the self-signed pair of the data folder). With it the greeting offers
+    /// `STARTTLS`; without it (`None`, the default of a bare core) the server speaks in clear
+    /// only. The handshake deadline is in its [`TlsLimits`](crate::tls::TlsLimits).
+    pub tls: Option<ServerTls>,
+    /// Who may log in without TLS (loopback only, by default).
+    pub plaintext_login: PlaintextLogin,
     /// Threads a runtime gives to password hashing (2). Each holds one Argon2 working memory
     /// (`hash_memory_kib`) and reuses it, so this bounds both the CPU hashing may take from
     /// serving and the memory it keeps.
@@ -194,6 +231,8 @@ impl Default for ServerConfig {
             hash_memory_kib: 19 * 1024,
             hash_workers: 2,
             on_damage: OnDamage::Refuse,
+            tls: None,
+            plaintext_login: PlaintextLogin::default(),
             login_timeout_millis: 60 * 1000,
             runaway_line_bytes: 1024 * 1024,
             output_high_water: 256 * 1024,

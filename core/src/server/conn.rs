@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use super::flow::Flow;
+use super::link::Link;
 use super::listing::Listing;
 use super::liveness::Liveness;
 use super::output::ConnId;
@@ -44,6 +45,8 @@ pub struct Conn {
     pub id: ConnId,
     pub peer: SocketAddr,
     pub framer: LineFramer,
+    /// In clear, or through TLS after `STARTTLS`.
+    pub link: Link,
     pub phase: Phase,
     pub udp_port: Option<u16>,
     /// Until login succeeds: when the connection is closed if it has not.

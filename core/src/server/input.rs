@@ -14,7 +14,8 @@ pub enum Input<'a> {
         /// Where from.
         peer: SocketAddr,
     },
-    /// Bytes arrived on a connection.
+    /// Bytes arrived on a connection (as they came off the socket: TLS records on an
+    /// upgraded connection, which the core opens).
     Bytes {
         /// Which.
         conn: ConnId,

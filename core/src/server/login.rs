@@ -11,6 +11,7 @@ use super::{ConnId, PendingHash, Phase, Server};
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
 use crate::proto::request::Command;
+use crate::proto::starttls::is_starttls;
 use crate::store::{Credential, DataFile, Persist, Secret, render_credential};
 use crate::time::{Timestamp, UnixMillis};
 use crate::types::UserName;
@@ -56,6 +57,10 @@ impl Server {
     }
 
     fn on_user_name(&mut self, conn: ConnId, text: &str) {
+        if is_starttls(text.as_bytes()) {
+            self.on_starttls(conn);
+            return;
+        }
         if let Some(port) = text
             .strip_prefix("UDP ")
             .or_else(|| text.strip_prefix("udp "))
@@ -81,6 +86,9 @@ impl Server {
                     ),
                 ),
             }
+            return;
+        }
+        if !self.may_log_in(conn) {
             return;
         }
         let name = match UserName::new(text) {
@@ -455,7 +463,7 @@ impl Server {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let (peer, udp_port) = (c.peer, c.udp_port.unwrap_or(0));
+        let (peer, udp_port, tls) = (c.peer, c.udp_port.unwrap_or(0), c.link.is_tls());
         c.login_deadline = None;
         c.phase = Phase::LoggedIn(name.clone());
         if std::mem::take(&mut c.pending_admission) {
@@ -469,6 +477,7 @@ impl Server {
             ip: peer.ip(),
             udp_port,
             since: now,
+            tls,
         });
         self.logins.login(&name, now);
 
@@ -504,7 +513,8 @@ impl Server {
         self.persist_whole(DataFile::Logins);
         self.persist_whole(DataFile::UserLog);
         self.log(format!(
-            "{name} logged in from {peer} (UDP port {udp_port}); {} stored private message(s), {total} post(s) since last logout",
+            "{name} logged in from {peer} {} (UDP port {udp_port}); {} stored private message(s), {total} post(s) since last logout",
+            if tls { "over TLS" } else { "in clear" },
             letters.len(),
         ));
 

@@ -38,6 +38,11 @@
 //!   long as it answers [`Output::CheckProgress`] with what it has not reported yet.
 //! - **Fair shares**: per-user token buckets for posts and the like, per-address limits on
 //!   sign-ups and on connections that have not logged in (see [`ServerConfig`]).
+//! - **TLS in the byte path**: with a certificate ([`ServerConfig::tls`]) the greeting offers
+//!   `STARTTLS`; an upgraded connection's bytes are opened and sealed here, in the core, so
+//!   the driver moves ciphertext only and every count above is of bytes on the wire. A user
+//!   name in clear is refused (`530`) from addresses [`ServerConfig::plaintext_login`] does
+//!   not allow (all but loopback, by default).
 
 mod accounts;
 mod admission;
@@ -50,6 +55,7 @@ mod flow;
 mod guessing;
 mod inbox;
 mod input;
+mod link;
 mod listing;
 mod liveness;
 mod lockout;
@@ -59,6 +65,7 @@ mod output;
 mod passwords;
 mod rehash;
 mod sessions;
+mod starttls;
 mod throttle;
 mod timers;
 
@@ -72,7 +79,7 @@ use rand_core::{RngCore, SeedableRng};
 pub use crate::store::{DamagedFiles, DataFiles};
 pub use accounts::{MAX_PASSWORD, PasswordError, check_new_password};
 pub use admission::OUT_OF_RESOURCES_LINE;
-pub use config::{Attempts, AttemptsError, OnDamage, ServerConfig};
+pub use config::{Attempts, AttemptsError, OnDamage, PlaintextLogin, ServerConfig};
 pub use input::Input;
 pub use output::{Audience, ConnId, Output};
 pub use passwords::{HashDone, HashJob, HashMemory, HashResult, JobId, MAX_HASH_MEMORY_KIB};
@@ -80,6 +87,7 @@ pub use passwords::{HashDone, HashJob, HashMemory, HashResult, JobId, MAX_HASH_M
 use crate::proto::event::Event;
 use crate::proto::framing::{Frame, LineFramer};
 use crate::proto::reply::{Code, Reply};
+use crate::proto::starttls::{GREETING, GREETING_OFFER};
 use crate::store::{DataFile, Folder, Persist};
 use crate::time::{Clock, Timestamp, UnixMillis};
 use crate::types::UserName;
@@ -91,6 +99,7 @@ use board::Board;
 use conn::{Conn, Conns, Phase};
 use flow::Flow;
 use inbox::{Inbox, LetterId};
+use link::Link;
 use lockout::Lockout;
 use logins::Logins;
 use sessions::Sessions;
@@ -448,6 +457,7 @@ impl Server {
                 crate::proto::MAX_LINE,
                 Some(self.config.runaway_line_bytes),
             ),
+            link: Link::Clear,
             phase: Phase::AwaitUser,
             udp_port: None,
             login_deadline: None,
@@ -501,25 +511,25 @@ impl Server {
                 .arm(&mut c.armed, id, TimerKind::Login, deadline);
         }
         self.log(format!("{peer} connected"));
-        self.reply(
-            id,
-            Reply::new(
-                Code::ASK_USER,
-                "Welcome to huddle. Please log in with your user name.",
-            ),
-        );
+        let greeting = match self.config.tls {
+            Some(_) => format!("{GREETING}{GREETING_OFFER}"),
+            None => GREETING.to_string(),
+        };
+        self.reply(id, Reply::new(Code::ASK_USER, greeting));
         id
     }
 
     fn on_bytes(&mut self, conn: ConnId, bytes: &[u8]) {
         let now = self.now();
-        match self.conns.get_mut(conn) {
+        let opened = match self.conns.get_mut(conn) {
             Some(c) if c.phase != Phase::Closed => {
                 c.liveness.heard(now);
-                c.framer.extend(bytes);
+                let Conn { link, framer, .. } = c;
+                link.open(bytes, now, |plaintext| framer.extend(plaintext))
             }
             _ => return,
-        }
+        };
+        self.after_tls(conn, opened);
         self.serve(conn);
     }
 
@@ -586,6 +596,7 @@ impl Server {
                     .filter(|_| c.phase != Phase::Closed)
                     .map(|d| if c.checking { d.min(now) } else { d }),
                 TimerKind::Wake => c.wake_at,
+                TimerKind::Handshake => c.link.poll_timeout(),
                 TimerKind::Keepalive => match c.phase {
                     Phase::LoggedIn(_) => c.liveness.deadline(
                         self.config.keepalive_idle_millis,
@@ -654,6 +665,7 @@ impl Server {
                 }
                 self.serve_later(conn);
             }
+            TimerKind::Handshake => self.on_handshake_timeout(conn),
             TimerKind::Keepalive => self.keepalive_due(conn),
         }
     }
@@ -872,10 +884,20 @@ impl Server {
         self.send_direct(conn, Bytes::from(reply.render()), None);
     }
 
-    /// Hand bytes to the driver for `conn` now, accounting for them.
+    /// Hand bytes to the driver for `conn` now — sealed into TLS records on an upgraded
+    /// connection — accounting for the bytes that go on the wire.
     fn send_direct(&mut self, conn: ConnId, bytes: Bytes, letter: Option<LetterId>) {
-        if self.account(conn, bytes.len(), letter) {
-            self.outputs.push_back(Output::Send { conn, bytes });
+        let now = self.now();
+        let Some(wire) = self
+            .conns
+            .get_mut(conn)
+            .and_then(|c| c.link.seal(bytes, now))
+        else {
+            return;
+        };
+        // Empty while a handshake runs: the session sends it once the handshake is done.
+        if !wire.is_empty() && self.account(conn, wire.len(), letter) {
+            self.outputs.push_back(Output::Send { conn, bytes: wire });
         }
     }
 
@@ -954,33 +976,56 @@ impl Server {
             }
             except.push(*conn);
         }
-        let members = self.sessions.conns();
-        let audience = if except.len() > 16 {
-            let only: std::sync::Arc<[ConnId]> = members
-                .iter()
-                .copied()
-                .filter(|c| !except.contains(c))
-                .collect();
-            Audience::new(only, Vec::new())
-        } else {
-            Audience::new(members, except)
-        };
-        // Accounting is per recipient; nothing is allocated per recipient.
+        self.batch.fanout_bytes += bytes.len();
         let limit = self.config.max_unsent_bytes;
         let mut over = Vec::new();
-        for conn in audience.iter() {
-            if self.account(conn, bytes.len(), None)
-                && self
+        // Each encrypted connection gets its own records of the event (its own keys and
+        // sequence numbers): sealed and accounted one by one.
+        let encrypted = self.sessions.conns(true);
+        if !encrypted.is_empty() {
+            let many: Option<HashSet<ConnId>> =
+                (except.len() > 16).then(|| except.iter().copied().collect());
+            let skip = |c: &ConnId| match &many {
+                Some(set) => set.contains(c),
+                None => except.contains(c),
+            };
+            for &conn in encrypted.iter().filter(|c| !skip(c)) {
+                self.send_direct(conn, bytes.clone(), None);
+                if self
                     .conns
                     .get(conn)
                     .is_some_and(|c| c.flow.unsent() > limit)
-            {
-                over.push(conn);
+                {
+                    over.push(conn);
+                }
             }
         }
-        self.batch.fanout_bytes += bytes.len();
-        self.outputs
-            .push_back(Output::Broadcast { audience, bytes });
+        let members = self.sessions.conns(false);
+        if !members.is_empty() {
+            let audience = if except.len() > 16 {
+                let only: std::sync::Arc<[ConnId]> = members
+                    .iter()
+                    .copied()
+                    .filter(|c| !except.contains(c))
+                    .collect();
+                Audience::new(only, Vec::new())
+            } else {
+                Audience::new(members, except)
+            };
+            // Accounting is per recipient; nothing is allocated per recipient.
+            for conn in audience.iter() {
+                if self.account(conn, bytes.len(), None)
+                    && self
+                        .conns
+                        .get(conn)
+                        .is_some_and(|c| c.flow.unsent() > limit)
+                {
+                    over.push(conn);
+                }
+            }
+            self.outputs
+                .push_back(Output::Broadcast { audience, bytes });
+        }
         for conn in over.into_iter().chain(holding) {
             self.check_limit(conn);
         }
@@ -1023,6 +1068,10 @@ impl Server {
     /// logged out first, so nothing more is fanned out to it.
     fn close(&mut self, conn: ConnId) {
         self.end(conn);
+        // An upgraded connection says goodbye to its session too (`close_notify`).
+        if let Some(bye) = self.conns.get_mut(conn).and_then(|c| c.link.close()) {
+            self.hand_out_sealed(conn, bye);
+        }
         // The driver must go on reading (and the core discarding) until the peer's end
         // comes, or a paused reader would hold the connection open for good.
         if let Some(c) = self.conns.get_mut(conn)
@@ -1108,3 +1157,5 @@ mod name_tests;
 mod test_folder;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

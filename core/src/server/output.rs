@@ -82,15 +82,18 @@ impl Audience {
 pub enum Output {
     /// Write this to the data folder, durably.
     Persist(Persist),
-    /// Send these bytes on this connection (whole lines of the text protocol). Report what
-    /// was written with [`super::Input::Wrote`].
+    /// Send these bytes on this connection: whole lines of the text protocol in clear, TLS
+    /// records on a connection upgraded with `STARTTLS` (the core seals them; the driver
+    /// writes them as they are). Report what was written with [`super::Input::Wrote`].
     Send {
         /// To whom.
         conn: ConnId,
-        /// Whole lines of the text protocol.
+        /// The bytes for the wire.
         bytes: Bytes,
     },
-    /// Send the same bytes on every connection of the audience (a fanned-out event).
+    /// Send the same bytes on every connection of the audience (a fanned-out event). Only
+    /// connections in clear are in an audience: each encrypted one gets its own
+    /// [`Output::Send`] of the event's records.
     Broadcast {
         /// To whom.
         audience: Audience,

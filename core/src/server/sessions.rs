@@ -23,6 +23,8 @@ pub struct Online {
     pub udp_port: u16,
     /// When they logged in.
     pub since: Timestamp,
+    /// Whether their connection is encrypted (each gets its own TLS records of an event).
+    pub tls: bool,
 }
 
 /// Where a listing of the online users stopped: the login sequence number of the last user
@@ -36,8 +38,10 @@ pub struct Sessions {
     by_user: HashMap<UserName, u64>,
     by_conn: HashMap<ConnId, u64>,
     next_seq: u64,
-    /// Every online connection, shared with fan-out outputs until the set changes.
-    conns: Option<Arc<[ConnId]>>,
+    /// Every online connection in clear, shared with fan-out outputs until the set changes.
+    clear: Option<Arc<[ConnId]>>,
+    /// Every online connection over TLS, likewise.
+    tls: Option<Arc<[ConnId]>>,
 }
 
 impl Sessions {
@@ -48,7 +52,12 @@ impl Sessions {
         self.by_user.insert(online.user.clone(), seq);
         self.by_conn.insert(online.conn, seq);
         self.by_seq.insert(seq, online);
-        self.conns = None;
+        self.forget_lists();
+    }
+
+    fn forget_lists(&mut self) {
+        self.clear = None;
+        self.tls = None;
     }
 
     /// Remove the user of `conn`, if logged in.
@@ -56,7 +65,7 @@ impl Sessions {
         let seq = self.by_conn.remove(&conn)?;
         let online = self.by_seq.remove(&seq)?;
         self.by_user.remove(&online.user);
-        self.conns = None;
+        self.forget_lists();
         Some(online)
     }
 
@@ -90,14 +99,21 @@ impl Sessions {
             .map(|(s, o)| (*s, o))
     }
 
-    /// Every online connection, in login order; shared until someone logs in or out.
-    pub fn conns(&mut self) -> Arc<[ConnId]> {
-        if let Some(c) = &self.conns {
+    /// Every online connection in clear (`tls == false`) or over TLS, in login order;
+    /// shared until someone logs in or out.
+    pub fn conns(&mut self, tls: bool) -> Arc<[ConnId]> {
+        let slot = if tls { &mut self.tls } else { &mut self.clear };
+        if let Some(c) = slot {
             return Arc::clone(c);
         }
-        let all: Arc<[ConnId]> = self.by_seq.values().map(|o| o.conn).collect();
-        self.conns = Some(Arc::clone(&all));
-        all
+        let list: Arc<[ConnId]> = self
+            .by_seq
+            .values()
+            .filter(|o| o.tls == tls)
+            .map(|o| o.conn)
+            .collect();
+        *slot = Some(Arc::clone(&list));
+        list
     }
 
     /// How many are online.

@@ -22,6 +22,8 @@ pub enum TimerKind {
     Stall,
     /// The end of a rate-limit delay: the connection's held request may run.
     Wake,
+    /// The deadline of a TLS handshake after `STARTTLS`.
+    Handshake,
     /// The keepalive of a logged-in connection: ping it, or give it up (see `liveness`).
     Keepalive,
 }
@@ -32,7 +34,8 @@ impl TimerKind {
             TimerKind::Login => 1,
             TimerKind::Stall => 2,
             TimerKind::Wake => 4,
-            TimerKind::Keepalive => 8,
+            TimerKind::Handshake => 8,
+            TimerKind::Keepalive => 16,
         }
     }
 }

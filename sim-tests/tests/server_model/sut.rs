@@ -13,7 +13,7 @@ use huddle_core::UnixMillis;
 use huddle_core::proto::event::{Event, is_event_line, parse_event};
 use huddle_core::proto::reply::{Reply, ReplyAssembler};
 use huddle_core::server::{
-    Attempts, ConnId, DataFiles, HashMemory, Input, Output, Server, ServerConfig,
+    Attempts, ConnId, DataFiles, HashMemory, Input, Output, PlaintextLogin, Server, ServerConfig,
 };
 use huddle_core::store::{
     BlockRecord, DataFile, InboxRecord, Persist, PostRecord, render_block, render_inbox,
@@ -140,6 +140,8 @@ impl Sut {
             block_millis: BLOCK_MS,
             backlog_limit: BACKLOG,
             hash_memory_kib: 64,
+            // The model's users come from 10.0.0.x and speak in clear (TLS is tested apart).
+            plaintext_login: PlaintextLogin::Anywhere,
             // The reference model has no keepalive (its sessions answer nothing): off here,
             // tested in keepalive.rs and the core's liveness tests.
             keepalive_idle_millis: 0,
