@@ -805,3 +805,37 @@ fn fifty_sessions_in_a_row_upgrade_log_in_post_and_leave_nothing_behind() {
     net.advance(61_000);
     assert_eq!(net.server.timers.len(), 0, "no timers left behind");
 }
+
+// ----- item 3: the secrets of uploads -----
+
+#[test]
+fn an_uploads_secret_reaches_both_clients_only_inside_tls() {
+    let id = identity();
+    let mut net = Net::new(config(&id));
+    let login = |net: &mut Net, name: &str, password: &str, udp: u16| {
+        let c = net.connect(REMOTE);
+        net.starttls(c);
+        assert!(net.say(c, &format!("UDP {udp}")).starts_with("200 "));
+        net.say(c, name);
+        assert!(net.say(c, password).starts_with("230-"));
+        c
+    };
+    let leia = login(&mut net, "leia", "alderaan", 6001);
+    let yoda = login(&mut net, "yoda", "jedi", 6002);
+    net.take(leia);
+    let approval = net.say(yoda, "UPD leia 1000 clip.mp4");
+    assert!(approval.starts_with("227 "), "{approval}");
+    let grant = crate::proto::upload::parse_upload_grant(approval[4..].trim_end())
+        .expect("a grant in the 227");
+    let announced = net.take(leia);
+    let secret_hex: String = grant.secret.0.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(announced.contains(&secret_hex), "{announced}");
+    for c in [leia, yoda] {
+        let p = net.peer(c);
+        for wire in [&p.wire_in, &p.wire_out] {
+            assert!(!contains(wire, secret_hex.as_bytes()));
+            assert!(!contains(wire, &grant.secret.0));
+            assert!(!contains(wire, b"clip.mp4"));
+        }
+    }
+}
