@@ -25,6 +25,10 @@ pub struct ClientArgs {
     /// The UDP port to receive video uploads on (0 picks a free one).
     #[arg(default_value_t = 0)]
     pub udp_port: u16,
+    /// The UDP port to tell the server (and so presenters) instead of the one this client
+    /// listens on: for a client behind a NAT or relay that forwards another port to it.
+    #[arg(long, value_name = "PORT")]
+    pub public_udp_port: Option<u16>,
     /// Folder where received uploads are saved.
     #[arg(long = "dir", value_name = "DOWNLOADS", default_value = ".")]
     pub downloads: PathBuf,
@@ -48,6 +52,16 @@ pub struct ClientArgs {
     /// datagrams, repeats, losses, memory held).
     #[arg(long)]
     pub transfer_stats: bool,
+    /// Send and receive uploads unencrypted (the handshake is still sealed), only to measure
+    /// what encryption costs: `huddle bench udp` runs both ways. Both clients must use it; a
+    /// normal client refuses such an upload. Never for real use: anyone on the path can read
+    /// the file.
+    #[arg(long, hide = true)]
+    pub bench_clear_transfers: bool,
+    /// Cap the rate each upload sends at, per second (e.g. 5M, 500K): to leave room on a
+    /// slow uplink. No cap by default.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_rate: Option<u64>,
     /// Most uploads this client runs at once; another UPD is refused until one finishes.
     #[arg(long, value_name = "N", default_value_t = huddle_core::transfer::TransferConfig::default().max_outgoing)]
     pub max_uploads: usize,
@@ -58,6 +72,19 @@ pub struct ClientArgs {
     /// TLS on the link to the server.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// What to do with an incoming upload from someone not in --trust: take it, ask (y/n,
+    /// or ACCEPT/DECLINE; declined after 2 minutes without an answer), or decline it
+    /// [default: ask at a terminal, always when piped, so scripts keep working].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub accept: Option<AcceptArg>,
+    /// Decline incoming uploads larger than this, from anyone (e.g. 500M, 2G, 1.5GiB;
+    /// plain numbers are bytes).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_upload: Option<u64>,
+    /// Take uploads from these presenters without asking (comma-separated user names; still
+    /// within --max-upload).
+    #[arg(long, value_name = "USERS", value_delimiter = ',', value_parser = parse_user)]
+    pub trust: Vec<huddle_core::UserName>,
     /// The interactive terminal.
     #[command(flatten)]
     pub terminal: TerminalArgs,
@@ -97,6 +124,49 @@ impl TlsArgs {
             verify_loopback: self.verify_loopback,
         })
     }
+}
+
+/// `--accept`: the policy for uploads from presenters not trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AcceptArg {
+    /// Take every upload.
+    Always,
+    /// Ask each time.
+    Ask,
+    /// Decline them (only --trust presenters get through).
+    Never,
+}
+
+/// A size as a person writes it: `500M`, `2G`, `1.5GiB`, `300MB`, `1024` (bytes). K, M, G and
+/// T are binary (KiB, MiB…), as the client shows sizes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 500M, 2G, 1048576)"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.trim_end_matches("ib").trim_end_matches('b');
+    let scale: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M, G or T)")),
+    };
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+        return Err(format!("{s:?} is not a size this client can hold"));
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_user(s: &str) -> Result<huddle_core::UserName, String> {
+    huddle_core::UserName::new(s.trim()).map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// Options of the interactive terminal; a piped client ignores them (it keeps no history and
@@ -167,6 +237,12 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
         max_datagram: args.datagram_size,
         max_outgoing: args.max_uploads,
         max_incoming: args.max_downloads,
+        max_rate: args.max_rate.filter(|&r| r > 0),
+        protection: if args.bench_clear_transfers {
+            huddle_core::transfer::Protection::Clear
+        } else {
+            huddle_core::transfer::Protection::Encrypted
+        },
         seed: u64::from_le_bytes(seed()),
         ..Default::default()
     };
@@ -182,15 +258,30 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
         seed: args.emulate_seed,
         ..Default::default()
     });
+    let accept = match args.accept {
+        Some(AcceptArg::Always) => huddle_core::client::AcceptPolicy::Always,
+        Some(AcceptArg::Ask) => huddle_core::client::AcceptPolicy::Ask,
+        Some(AcceptArg::Never) => huddle_core::client::AcceptPolicy::Never,
+        // A person is asked; a script gets what it got before consent existed.
+        None if interactive => huddle_core::client::AcceptPolicy::Ask,
+        None => huddle_core::client::AcceptPolicy::Always,
+    };
+    let consent = huddle_core::client::ConsentPolicy {
+        accept,
+        max_upload: args.max_upload,
+        trusted: args.trust.clone(),
+    };
     let opts = ClientOptions {
         server,
         udp_port: args.udp_port,
+        public_udp_port: args.public_udp_port.filter(|&p| p != 0),
         downloads: args.downloads,
         interactive,
         transfer,
         emulate,
         transfer_stats: args.transfer_stats,
         security: args.tls.security(&args.server_ip, args.server_port)?,
+        consent,
     };
     let term = if rich_terminal() {
         Some(Arc::new(
@@ -221,4 +312,22 @@ fn seed() -> [u8; 8] {
     // Only the rate controller's probing phase uses it: a fixed seed would be fine too.
     let _ = getrandom::getrandom(&mut b);
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("300MB"), Ok(300 << 20));
+        assert_eq!(parse_size(" 7k "), Ok(7 << 10));
+        for bad in ["", "M", "-5M", "1.2.3G", "5X", "99999999999T", "NaN"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 }

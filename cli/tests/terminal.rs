@@ -145,7 +145,7 @@ fn a_progress_line_is_redrawn_in_place_above_a_half_typed_line() {
         80,
         luke_home.path(),
         luke_home.path(),
-        &[],
+        &["--accept", "always"],
         &[],
     );
     luke.login("luke", "r2d2");
@@ -403,7 +403,7 @@ fn ctrl_c_while_waiting_for_a_transfer_explains_then_quits_on_a_second() {
     yoda.line("OUT");
     yoda.wait_for("Logging out once the running transfers finish");
     yoda.keys(CTRL_C);
-    yoda.wait_for("Press Ctrl-C again to quit now");
+    yoda.wait_for("Press Ctrl-C again to cancel the running transfers");
     assert!(yoda.is_running());
     yoda.keys(CTRL_C);
     assert_eq!(yoda.wait_exit(), 130);
@@ -436,4 +436,97 @@ fn fifty_commands_in_a_row_amid_pushed_posts_all_land_and_the_prompt_survives() 
     let history = std::fs::read_to_string(room.home.path().join("huddle/history")).unwrap();
     assert_eq!(history.lines().count(), 50);
     assert!(yoda.is_running());
+}
+
+#[test]
+fn an_incoming_upload_asks_at_the_terminal_y_takes_it_and_n_declines_it() {
+    let room = Room::open("std");
+    let luke_home = tempfile::tempdir().unwrap();
+    let mut luke = client(
+        &room.server,
+        "std",
+        80,
+        luke_home.path(),
+        luke_home.path(),
+        &[],
+        &[],
+    );
+    luke.login("luke", "r2d2");
+    let mut yoda = LiveClient::login(&room.server, "yoda", "jedi*knight");
+    let src = tempfile::tempdir().unwrap();
+    let clip = src.path().join("clip.mp4");
+    std::fs::write(&clip, vec![3u8; 1 << 20]).unwrap();
+
+    yoda.send(&format!("UPD luke {}", clip.display()));
+    luke.wait_for("Accept clip.mp4 (1.0 MiB) from yoda? Answer y or n");
+    yoda.out.wait_for("Waiting for luke to accept clip.mp4");
+    // The question is above the prompt; a half-typed line is not disturbed by it.
+    luke.wait_cursor_row("luke> ");
+    luke.line("y");
+    luke.wait_for("Received clip.mp4 from yoda, saved as yoda_clip.mp4");
+    yoda.out.wait_for("clip.mp4 has been uploaded to luke");
+
+    let from = yoda.out.len();
+    yoda.send(&format!("UPD luke {}", clip.display()));
+    luke.wait_count("Accept clip.mp4 (1.0 MiB) from yoda?", 2);
+    luke.wait_cursor_row("luke> ");
+    luke.line("n");
+    luke.wait_for("Declined clip.mp4 from yoda; yoda was told");
+    yoda.out
+        .wait_for_after(from, "luke declined clip.mp4; nothing was sent");
+    assert!(!luke_home.path().join("yoda_clip (1).mp4").exists());
+}
+
+/// A piped luke and a terminal yoda uploading to him at `rate` a file of `len` bytes.
+fn uploading(room: &Room, len: usize, rate: &str) -> (LiveClient, Pty, tempfile::TempDir) {
+    let luke = LiveClient::login(&room.server, "luke", "r2d2");
+    let mut yoda = room.client(100, &["--max-rate", rate], &[]);
+    yoda.login("yoda", "jedi*knight");
+    let src = tempfile::tempdir().unwrap();
+    let clip = src.path().join("clip.mp4");
+    std::fs::write(&clip, vec![9u8; len]).unwrap();
+    yoda.line(&format!("UPD luke {}", clip.display()));
+    yoda.wait_for("Uploading clip.mp4");
+    luke.out.wait_for("Incoming upload: yoda sends clip.mp4");
+    yoda.wait_until("the status line", |p| {
+        p.row_above_cursor(1).contains("clip.mp4 → luke")
+    });
+    (luke, yoda, src)
+}
+
+#[test]
+fn ctrl_c_on_an_empty_line_while_uploading_offers_cancel_and_enter_cancels() {
+    let room = Room::open("std");
+    let (luke, mut yoda, _src) = uploading(&room, 8 << 20, "1M");
+    yoda.wait_cursor_row("yoda> ");
+    yoda.keys(CTRL_C);
+    yoda.wait_cursor_row("yoda> CANCEL");
+    yoda.wait_for("Transfers are running: Enter cancels");
+    yoda.keys(ENTER);
+    yoda.wait_for("Cancelled the upload of clip.mp4 to luke; luke was told");
+    luke.out.wait_for("yoda cancelled clip.mp4 (or left); the ");
+    assert!(yoda.is_running(), "cancelling is not quitting");
+    // A second Ctrl-C clears the offered command instead.
+    yoda.wait_cursor_row("yoda> ");
+}
+
+#[test]
+fn quitting_with_ctrl_c_while_uploading_tells_the_audience_at_once() {
+    let room = Room::open("std");
+    let (luke, mut yoda, _src) = uploading(&room, 8 << 20, "1M");
+    yoda.wait_cursor_row("yoda> ");
+    // OUT waits for the upload: no prompt is open.
+    yoda.line("OUT");
+    yoda.wait_for("Logging out once the running transfers finish");
+    yoda.keys(CTRL_C);
+    yoda.wait_for("Press Ctrl-C again to cancel the running transfers");
+    let quit = std::time::Instant::now();
+    yoda.keys(CTRL_C);
+    assert_eq!(yoda.wait_exit(), 130);
+    yoda.wait_for("Interrupted.");
+    luke.out.wait_for("yoda cancelled clip.mp4 (or left)");
+    assert!(
+        quit.elapsed() < std::time::Duration::from_secs(5),
+        "told at once, not after the idle timeout"
+    );
 }

@@ -48,6 +48,10 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| {
             input_tx.send_blocking(ev).is_ok()
         });
+        let interrupt_tx = tx.clone();
+        ui.set_interrupt(Box::new(move || {
+            let _ = interrupt_tx.send_blocking(Input::Interrupt);
+        }));
 
         let Started {
             mut core,

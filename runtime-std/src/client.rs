@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, Display, ExitStatus, Input, Progress, Prompt, Security,
-    TlsSetup, Tone,
+    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, Progress,
+    Prompt, Security, TlsSetup, Tone,
 };
 use huddle_core::tls::{ClientTls, FileLimits, HostPort, TlsLimits};
 use huddle_core::transfer::TransferConfig;
@@ -41,6 +41,10 @@ pub trait Ui: Send + Sync + 'static {
     fn read_line(&self, prompt: &Prompt) -> Option<String>;
     /// Show how far a transfer has come (a terminal draws a bar; a pipe shows nothing).
     fn progress(&self, _progress: &Progress) {}
+    /// Where to send the user's "stop now" when no prompt is open (a terminal's second
+    /// Ctrl-C): calling `interrupt` hands the core [`Input::Interrupt`], which cancels the
+    /// transfers — telling their peers — and exits. Given once, before the first prompt.
+    fn set_interrupt(&self, _interrupt: Box<dyn Fn() + Send + Sync>) {}
 }
 
 /// How to start a client.
@@ -50,6 +54,10 @@ pub struct ClientOptions {
     pub server: SocketAddr,
     /// The UDP port to receive uploads on (0 picks a free one).
     pub udp_port: u16,
+    /// The UDP port to tell the server instead of `udp_port`, when what reaches this client
+    /// from outside is another port (a NAT or a relay forwarding to it). `None`: the port
+    /// bound.
+    pub public_udp_port: Option<u16>,
     /// Where received uploads are saved.
     pub downloads: PathBuf,
     /// A person at a terminal rather than a script.
@@ -62,6 +70,8 @@ pub struct ClientOptions {
     pub transfer_stats: bool,
     /// TLS on the text link, or not.
     pub security: ClientSecurity,
+    /// Which incoming uploads are taken, declined, or asked about.
+    pub consent: ConsentPolicy,
 }
 
 /// How the client protects its link to the server.
@@ -200,6 +210,12 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     spawn_udp_reader(udp.try_clone()?, tx.clone());
     let input_tx = tx.clone();
     let prompts = spawn_input_reader(Arc::clone(&ui), move |ev| input_tx.send(ev).is_ok());
+    let interrupt_tx = std::sync::Mutex::new(tx.clone());
+    ui.set_interrupt(Box::new(move || {
+        if let Ok(tx) = interrupt_tx.lock() {
+            let _ = tx.send(Input::Interrupt);
+        }
+    }));
 
     let Started {
         mut core,
@@ -228,6 +244,10 @@ pub struct Started {
 /// The client core, its transfer files and its known-hosts file, as both runtimes start them.
 /// `server_ip` is the address actually connected to (it decides whether the server is on
 /// loopback); lines of the known-hosts file that cannot be read are shown on `ui`, skipped.
+///
+/// The core's generator is seeded from the OS here: it draws every transfer's X25519 secret,
+/// so it must be unpredictable. Without the OS's randomness the client still runs, but its
+/// uploads would be readable by anyone who can guess the seed: it then refuses to start.
 pub fn start_core(
     opts: &ClientOptions,
     udp_port: u16,
@@ -269,14 +289,23 @@ pub fn start_core(
             (Security::Tls(Box::new(setup)), Some(file))
         }
     };
+    let mut rng_seed = [0u8; 32];
+    getrandom::getrandom(&mut rng_seed).map_err(|e| {
+        ClientError::Io(std::io::Error::other(format!(
+            "no randomness from the OS: {e}"
+        )))
+    })?;
     let config = ClientConfig {
         interactive: opts.interactive,
-        udp_port: Some(udp_port),
+        udp_port: Some(opts.public_udp_port.unwrap_or(udp_port)),
         transfer: opts.transfer.clone(),
         emulate: opts.emulate.clone(),
         transfer_stats: opts.transfer_stats,
         security,
         keep_received: false,
+        consent: opts.consent.clone(),
+        progress: Default::default(),
+        rng_seed,
     };
     Ok(Started {
         core: Client::new(config, clock::now()),

@@ -20,8 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use huddle_core::UnixMillis;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, ExitStatus, FileOp, FileProblem, FileResult, Input, Prompt,
-    Security, TlsSetup,
+    Client, ClientConfig, ClientOutput, ConsentPolicy, ExitStatus, FileOp, FileProblem, FileResult,
+    Input, KeptPart, Prompt, Security, TlsSetup,
 };
 use huddle_core::proto::event::{Event, is_event_line, parse_event};
 use huddle_core::proto::framing::{Frame, LineFramer};
@@ -82,13 +82,20 @@ pub struct Files {
     pub saved: BTreeMap<String, Bytes>,
     /// Part files deleted because their download failed.
     pub discarded: u32,
+    /// Parts kept for resuming, by part file name: their bytes and their sidecar.
+    pub kept: BTreeMap<String, (Vec<u8>, Bytes)>,
+    /// Record every datagram this client sends into `wire` (a tap on the path, for tests of
+    /// what crosses it).
+    pub record_wire: bool,
+    /// The datagrams this client sent, when recording.
+    pub wire: Vec<Bytes>,
 }
 
 /// A shared [`Files`].
 pub type SharedFiles = Rc<RefCell<Files>>;
 
 /// The client's UDP side: where it receives uploads, how the path out of it behaves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct UdpOptions {
     /// The port to bind and declare to the server.
     pub port: u16,
@@ -98,6 +105,8 @@ pub struct UdpOptions {
     pub netem: NetemConfig,
     /// Settings of the client's transfers.
     pub transfer: TransferConfig,
+    /// Which incoming uploads the client takes, declines or asks about.
+    pub consent: ConsentPolicy,
     /// The folder.
     pub files: SharedFiles,
 }
@@ -161,6 +170,16 @@ impl SimTls {
     }
 }
 
+/// A client's generator seed, from its label: distinct per client, the same every run.
+fn seed_of(name: &str) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        seed[i % 32] = seed[i % 32].wrapping_mul(31).wrapping_add(b);
+    }
+    seed[31] ^= name.len() as u8;
+    seed
+}
+
 /// A user at a client, scripted.
 pub struct SimClient {
     name: String,
@@ -211,6 +230,8 @@ impl SimClient {
             // The wire shows only ciphertext once upgraded: the tap reads the core's
             // plaintext instead.
             keep_received: true,
+            // Each simulated client its own keys, the same in every run of a seed.
+            rng_seed: seed_of(name),
             ..ClientConfig::default()
         };
         let udp = match udp {
@@ -218,7 +239,16 @@ impl SimClient {
             Some(o) => {
                 let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, o.port)).await?;
                 config.udp_port = Some(o.port);
+                // The run's seed picks the keys too: another seed, another key exchange.
+                for (b, s) in config
+                    .rng_seed
+                    .iter_mut()
+                    .zip(o.transfer.seed.to_le_bytes())
+                {
+                    *b ^= s;
+                }
                 config.transfer = o.transfer;
+                config.consent = o.consent;
                 Some(UdpEnd {
                     socket,
                     netem: o.netem,
@@ -487,6 +517,12 @@ impl SimClient {
                 ClientOutput::Transmit { to, bytes } => {
                     let now = clock::now();
                     if let Some(u) = self.udp.as_mut() {
+                        {
+                            let mut files = u.files.borrow_mut();
+                            if files.record_wire {
+                                files.wire.push(bytes.clone());
+                            }
+                        }
                         u.path(to).handle_input(bytes, now);
                         u.flush(now).await;
                     }
@@ -554,6 +590,52 @@ impl SimClient {
                 }
                 part[offset as usize..end].copy_from_slice(&data);
             }
+            FileOp::KeepPart { id, held, sidecar } => {
+                if let Some((name, mut data)) = f.parts.remove(&id) {
+                    data.truncate(held as usize);
+                    f.kept.insert(name, (data, sidecar));
+                }
+            }
+            FileOp::FindResumable { id, saved_as } => {
+                let found = f
+                    .kept
+                    .iter()
+                    .filter(|(name, _)| huddle_core::transfer::is_part_of(name, &saved_as))
+                    .map(|(name, (data, sidecar))| KeptPart {
+                        part: name.clone(),
+                        len: data.len() as u64,
+                        sidecar: sidecar.clone(),
+                    })
+                    .collect();
+                drop(f);
+                let result = FileResult::Resumable(found);
+                self.core.handle_input(Input::File { id, result }, now);
+            }
+            FileOp::OpenPart { id, part, keep } => {
+                let result = match f.kept.remove(&part) {
+                    Some((mut data, _)) => {
+                        data.truncate(keep as usize);
+                        let len = data.len() as u64;
+                        f.parts.insert(id, (part, data));
+                        FileResult::Resumed { len }
+                    }
+                    None => FileResult::Failed(FileProblem::NotFound),
+                };
+                drop(f);
+                self.core.handle_input(Input::File { id, result }, now);
+            }
+            FileOp::ReadPart { id, offset, len } => {
+                let range = offset as usize..offset as usize + len;
+                let result = match f.parts.get(&id).and_then(|p| p.1.get(range)) {
+                    Some(bytes) => FileResult::Data {
+                        offset,
+                        data: Bytes::copy_from_slice(bytes),
+                    },
+                    None => FileResult::Failed(FileProblem::Other("short read".into())),
+                };
+                drop(f);
+                self.core.handle_input(Input::File { id, result }, now);
+            }
             FileOp::Finish { id, name } => {
                 // Exactly the name the core offers, never over an existing file.
                 let result = if f.saved.contains_key(&name) {
@@ -571,7 +653,7 @@ impl SimClient {
                 f.discarded += 1;
             }
             // The in-memory folder starts empty: nothing was left by a crash.
-            FileOp::RemoveStaleParts => {}
+            FileOp::RemoveStaleParts { .. } => {}
         }
     }
 

@@ -184,6 +184,7 @@ fn upload(seed: u64) -> (Vec<String>, Option<Bytes>) {
             ..TransferConfig::default()
         },
         files: files.clone(),
+        ..UdpOptions::default()
     };
     let alice_files = SharedFiles::default();
     let mut rng = Rng::new(seed, 5);

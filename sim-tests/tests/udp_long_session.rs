@@ -92,6 +92,7 @@ fn run_one(seed: u64) {
         netem: lossy(seed ^ stream),
         transfer: transfer.clone(),
         files: files.clone(),
+        ..UdpOptions::default()
     };
 
     let (t, o, me, other) = (

@@ -92,6 +92,7 @@ fn run_one(seed: u64, loss: f64, cut: Cut) -> Outcome {
         netem: lossy(loss, seed ^ stream),
         transfer: transfer.clone(),
         files: files.clone(),
+        ..UdpOptions::default()
     };
     let (t, o, shown) = (trace.clone(), options(&bob_files, 2), shown_bob.clone());
     let bob_ready = Rc::new(RefCell::new(false));

@@ -3,11 +3,11 @@
 //!
 //! # Driving it
 //! A driver (see `term.rs`) owns the real terminal, the clock and the key reader, and calls:
-//! - [`Session::handle_display`] and [`Session::handle_progress`] with the core's outputs;
+//! - [`Session::handle_display`] and [`Session::handle_progress`] with the core's outputs (the
+//!   core reports each running transfer at least every 200 ms, with its rate, ETA and stall,
+//!   so the status area needs no clock of its own);
 //! - [`Session::open_prompt`] when the core asks for a line, then [`Session::handle_event`]
 //!   with each terminal event until it returns a [`KeyOutcome`] other than `Pending`;
-//! - [`Session::handle_tick`] every [`StatusConfig::redraw_every`] while
-//!   [`Session::is_transferring`], so that a stall shows without a report;
 //! - [`Session::leave`] once, at the end.
 //!
 //! Every call takes the terminal's [`Size`] (asked for anew each time, so a resize takes
@@ -94,6 +94,12 @@ pub enum BusyOutcome {
 const BUSY_HINT: &str =
     "Waiting for the server or a transfer. Press Ctrl-C again to quit now, or wait.";
 
+/// The same while transfers run: quitting cancels them.
+const BUSY_TRANSFER_HINT: &str = "Waiting for a transfer. Press Ctrl-C again to cancel the running transfers (their peers are told; what was received is kept for resuming) and quit now, or wait.";
+
+/// Said when Ctrl-C on an empty command line offers to cancel the running transfers.
+const CANCEL_OFFER: &str = "Transfers are running: Enter cancels (the other side is told; what arrived is kept for resuming), Ctrl-C keeps them.";
+
 /// How to quit, said on a Ctrl-C at an empty prompt.
 fn quit_hint(prompt: &Prompt) -> &'static str {
     match prompt {
@@ -163,7 +169,8 @@ impl<W: Write> Session<W> {
         &self.screen
     }
 
-    /// Whether transfers are shown (the driver then ticks).
+    /// Whether transfers are shown.
+    #[cfg(test)]
     pub fn is_transferring(&self) -> bool {
         !self.board.is_empty()
     }
@@ -216,14 +223,9 @@ impl<W: Write> Session<W> {
     }
 
     /// A transfer's progress: its status line is added, updated or removed.
-    pub fn handle_progress(&mut self, p: &Progress, size: Size, now: Instant) {
-        self.board.handle_progress(p, now);
-        self.redraw_status(size, now);
-    }
-
-    /// Time passed: redraw the status area if what it says changed (a stall, a rate).
-    pub fn handle_tick(&mut self, size: Size, now: Instant) {
-        self.redraw_status(size, now);
+    pub fn handle_progress(&mut self, p: &Progress, size: Size, _now: Instant) {
+        self.board.handle_progress(p);
+        self.redraw_status(size);
     }
 
     /// The core asks for a line.
@@ -289,7 +291,12 @@ impl<W: Write> Session<W> {
                 if std::mem::replace(&mut self.interrupted_while_busy, true) {
                     return BusyOutcome::Quit;
                 }
-                self.print_hint(BUSY_HINT, size, now);
+                let hint = if self.board.is_empty() {
+                    BUSY_HINT
+                } else {
+                    BUSY_TRANSFER_HINT
+                };
+                self.print_hint(hint, size, now);
                 BusyOutcome::Handled
             }
             KeyCode::Char('z') if ctrl => BusyOutcome::Suspend,
@@ -303,8 +310,8 @@ impl<W: Write> Session<W> {
     }
 
     /// Draw the live area again (after a suspend, or whenever in doubt).
-    pub fn redraw(&mut self, size: Size, now: Instant) {
-        self.drawn = self.board.lines(size.live_columns(), now);
+    pub fn redraw(&mut self, size: Size, _now: Instant) {
+        self.drawn = self.board.lines(size.live_columns());
         let live = live(&self.drawn, self.open.as_ref());
         self.screen.redraw(&live, size);
     }
@@ -333,6 +340,19 @@ impl<W: Write> Session<W> {
                 open.browsing = None;
                 self.redraw_input(size);
             }
+            // Ctrl-C on an empty command line while transfers run offers to cancel them: the
+            // command is typed for the user, Enter sends it, Ctrl-C clears it again.
+            Action::Interrupt { had_text: false }
+                if matches!(open.prompt, Prompt::Command(_)) && !self.board.is_empty() =>
+            {
+                let offer = if self.board.len() > 1 {
+                    "CANCEL ALL"
+                } else {
+                    "CANCEL"
+                };
+                open.editor.set_text(offer);
+                self.print_hint(CANCEL_OFFER, size, now);
+            }
             Action::Interrupt { had_text: false } => {
                 let hint = quit_hint(&open.prompt);
                 self.print_hint(hint, size, now);
@@ -345,7 +365,7 @@ impl<W: Write> Session<W> {
             Action::HistoryBack => self.history_step(true, size),
             Action::HistoryForward => self.history_step(false, size),
             Action::ClearScreen => {
-                self.drawn = self.board.lines(size.live_columns(), now);
+                self.drawn = self.board.lines(size.live_columns());
                 let live = live(&self.drawn, self.open.as_ref());
                 self.screen.clear(&live, size);
             }
@@ -463,14 +483,14 @@ impl<W: Write> Session<W> {
         self.print(&rows, size, now);
     }
 
-    fn print(&mut self, rows: &[StyledRow], size: Size, now: Instant) {
-        self.drawn = self.board.lines(size.live_columns(), now);
+    fn print(&mut self, rows: &[StyledRow], size: Size, _now: Instant) {
+        self.drawn = self.board.lines(size.live_columns());
         let live = live(&self.drawn, self.open.as_ref());
         self.screen.print(rows, &live, size);
     }
 
-    fn redraw_status(&mut self, size: Size, now: Instant) {
-        let lines = self.board.lines(size.live_columns(), now);
+    fn redraw_status(&mut self, size: Size) {
+        let lines = self.board.lines(size.live_columns());
         if lines != self.drawn {
             self.drawn = lines;
             let live = live(&self.drawn, self.open.as_ref());

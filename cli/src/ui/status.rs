@@ -1,58 +1,35 @@
 //! The status area: one line per running transfer, redrawn in place below the output.
 //!
 //! # Driving it
-//! Feed [`StatusBoard::handle_progress`] every progress report of the core, and ask
-//! [`StatusBoard::lines`] for what to draw, as often as the screen is drawn (at least every
-//! [`StatusConfig::redraw_every`] while [`StatusBoard::is_empty`] is false, or a stall is never
-//! seen). Both take `now`, so tests run on virtual time.
+//! Feed [`StatusBoard::handle_progress`] every progress report of the core and ask
+//! [`StatusBoard::lines`] for what to draw. The board judges nothing: rate, ETA, "stalled"
+//! and what a transfer waits for all come from the core (`huddle_core::client::Progress`),
+//! which reports every running transfer at least every 200 ms, moving or not — so the area
+//! needs neither a clock nor a ticker to show a stall.
 //!
 //! The board keeps no final line: when a transfer ends its line goes, and the core's own
 //! outcome line (`clip.mp4 has been uploaded to luke …`, `Received clip.mp4 from yoda …`, or
 //! the failure) is what stays in the scrollback, once per side.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use huddle_core::client::{Progress, human_bytes};
-use huddle_core::transfer::TransferId;
+use huddle_core::client::{Phase, Progress, human_bytes};
 
 use super::wrap::{truncate, width};
 
-/// How the status area decides what to say.
-///
-/// These are presentation settings of the terminal: until the core reports a stall itself (see
-/// the report of issue 12), "stalled" is judged here, from the reports' own progress.
+/// How the status area is laid out.
 #[derive(Debug, Clone)]
 pub struct StatusConfig {
-    /// A transfer whose byte count has not moved for this long reads "stalled" instead of a rate
-    /// and an ETA that would only grow. Three seconds: well above the core's 200 ms report
-    /// interval and a few round trips, well below its 10 s idle timeout, so a person sees the
-    /// stall before the transfer gives up.
-    pub stall_after: Duration,
-    /// The rate (and so the ETA) is measured over this last stretch of the transfer: short
-    /// enough to follow a change of speed, long enough not to jump with every report.
-    pub rate_window: Duration,
     /// At most this many transfers get a line; the rest are summed up in one more line, so a
     /// burst of uploads never pushes the line being typed off the screen.
     pub max_lines: usize,
-    /// How often the area is redrawn while transfers run, even without a report (so that a
-    /// stall shows): half a second keeps the elapsed seconds of a stall current.
-    pub redraw_every: Duration,
 }
 
 impl Default for StatusConfig {
     fn default() -> Self {
-        Self {
-            stall_after: Duration::from_secs(3),
-            rate_window: Duration::from_secs(5),
-            max_lines: 4,
-            redraw_every: Duration::from_millis(500),
-        }
+        Self { max_lines: 4 }
     }
 }
-
-/// Samples kept per transfer for its rate: bounded whatever the report rate.
-const MAX_SAMPLES: usize = 64;
 
 /// The narrowest progress bar worth drawing, and the widest.
 const BAR_MIN: usize = 10;
@@ -60,19 +37,6 @@ const BAR_MAX: usize = 30;
 
 /// The fewest columns a label is cut to before less important fields go instead.
 const LABEL_MIN: usize = 12;
-
-#[derive(Debug)]
-struct Entry {
-    id: TransferId,
-    label: String,
-    done: u64,
-    total: u64,
-    /// When the byte count last moved (or the transfer was first seen).
-    moved: Instant,
-    /// `(when, bytes done)`, oldest first, the first at most `rate_window` old or the last one
-    /// before it.
-    samples: VecDeque<(Instant, u64)>,
-}
 
 /// One line of the status area.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,11 +47,11 @@ pub struct StatusLine {
     pub stalled: bool,
 }
 
-/// The running transfers, as the status area shows them.
+/// The running transfers, as the status area shows them: the latest report of each.
 #[derive(Debug)]
 pub struct StatusBoard {
     config: StatusConfig,
-    entries: Vec<Entry>,
+    entries: Vec<Progress>,
 }
 
 impl StatusBoard {
@@ -104,48 +68,26 @@ impl StatusBoard {
         self.entries.is_empty()
     }
 
+    /// How many transfers are shown.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// A progress report from the core: a new transfer gets a line, a finished one loses it.
-    pub fn handle_progress(&mut self, p: &Progress, now: Instant) {
+    pub fn handle_progress(&mut self, p: &Progress) {
         let pos = self.entries.iter().position(|e| e.id == p.id);
-        if p.finished {
-            if let Some(i) = pos {
+        match (pos, p.is_finished()) {
+            (Some(i), true) => {
                 self.entries.remove(i);
             }
-            return;
-        }
-        let i = match pos {
-            Some(i) => i,
-            None => {
-                self.entries.push(Entry {
-                    id: p.id,
-                    label: p.label.clone(),
-                    done: p.done,
-                    total: p.total,
-                    moved: now,
-                    samples: VecDeque::from([(now, p.done)]),
-                });
-                return;
-            }
-        };
-        let e = &mut self.entries[i];
-        if p.done != e.done {
-            e.moved = now;
-        }
-        e.done = p.done;
-        e.total = p.total;
-        e.samples.push_back((now, p.done));
-        // Keep one sample at or before the window's start as the baseline.
-        let start = now.checked_sub(self.config.rate_window).unwrap_or(now);
-        while e.samples.len() > 2 && e.samples[1].0 <= start {
-            e.samples.pop_front();
-        }
-        while e.samples.len() > MAX_SAMPLES {
-            e.samples.pop_front();
+            (Some(i), false) => self.entries[i] = p.clone(),
+            (None, false) => self.entries.push(p.clone()),
+            (None, true) => {}
         }
     }
 
     /// The lines to draw now, each at most `columns` wide.
-    pub fn lines(&self, columns: usize, now: Instant) -> Vec<StatusLine> {
+    pub fn lines(&self, columns: usize) -> Vec<StatusLine> {
         let max = self.config.max_lines.max(1);
         let shown = if self.entries.len() > max {
             max - 1
@@ -154,7 +96,7 @@ impl StatusBoard {
         };
         let mut lines: Vec<StatusLine> = self.entries[..shown]
             .iter()
-            .map(|e| self.line(e, columns, now))
+            .map(|e| line(e, columns))
             .collect();
         if shown < self.entries.len() {
             let rest = &self.entries[shown..];
@@ -175,70 +117,62 @@ impl StatusBoard {
         }
         lines
     }
+}
 
-    fn line(&self, e: &Entry, columns: usize, now: Instant) -> StatusLine {
-        let done = e.done.min(e.total);
-        let percent = (u128::from(done) * 100)
-            .checked_div(u128::from(e.total))
-            .unwrap_or(100);
-        let stalled_for = now.saturating_duration_since(e.moved);
-        let stalled = done < e.total && stalled_for >= self.config.stall_after;
-        let mut bytes = Some(bytes_field(done, e.total));
-        let (speed, mut eta) = if stalled {
-            (format!("stalled {}", duration(stalled_for)), None)
-        } else {
-            match self.rate(e, now) {
-                Some(rate) if rate >= 1.0 => {
-                    let left = e.total.saturating_sub(done) as f64 / rate;
-                    (
-                        format!("{}/s", human_bytes(rate as u64)),
-                        Some(format!("ETA {}", duration(Duration::from_secs_f64(left)))),
-                    )
-                }
-                _ => ("starting…".to_string(), None),
-            }
-        };
-        let pct = format!("{percent:>3}%");
-        // Drop fields from the least to the most important until the rest fits beside a label
-        // of useful length: the byte counts, then the ETA (the bar goes first, below).
-        let tail = loop {
-            let tail = [Some(&pct), bytes.as_ref(), Some(&speed), eta.as_ref()]
-                .into_iter()
-                .flatten()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join("  ");
-            if width(&tail) + 2 + LABEL_MIN <= columns {
-                break tail;
-            }
-            if bytes.take().is_none() && eta.take().is_none() {
-                break tail;
-            }
-        };
-        let room = columns.saturating_sub(width(&tail) + 2);
-        let label_w = width(&e.label);
-        let text = if room >= label_w + 2 + BAR_MIN {
-            let bar_w = (room - label_w - 2).min(BAR_MAX);
-            format!("{}  {}  {tail}", e.label, bar(done, e.total, bar_w))
-        } else if room > 0 {
-            format!("{}  {tail}", truncate(&e.label, room.max(1)))
-        } else {
-            tail
-        };
-        StatusLine {
-            text: truncate(&text, columns),
-            stalled,
+/// One transfer's line: label, bar, then the fields that fit (the byte counts go first, then
+/// the ETA, then the bar).
+fn line(e: &Progress, columns: usize) -> StatusLine {
+    let done = e.done.min(e.total);
+    let percent = (u128::from(done) * 100)
+        .checked_div(u128::from(e.total))
+        .unwrap_or(100);
+    let stalled = e.phase == Phase::Moving && e.stalled_for_ms.is_some();
+    let mut bytes = Some(bytes_field(done, e.total));
+    let (what, mut eta) = match e.phase {
+        Phase::Asking => ("asking you: y or n".to_string(), None),
+        Phase::Waiting => ("waiting for an answer".to_string(), None),
+        Phase::Checking => ("checking what was kept…".to_string(), None),
+        Phase::Moving | Phase::Ended(_) => match (e.stalled_for_ms, e.rate) {
+            (Some(ms), _) => (
+                format!("stalled {}", duration(Duration::from_millis(ms))),
+                None,
+            ),
+            (None, Some(rate)) if rate > 0 => (
+                format!("{}/s", human_bytes(rate)),
+                e.eta_ms
+                    .map(|ms| format!("ETA {}", duration(Duration::from_millis(ms)))),
+            ),
+            _ => ("starting…".to_string(), None),
+        },
+    };
+    let pct = format!("{percent:>3}%");
+    let tail = loop {
+        let tail = [Some(&pct), bytes.as_ref(), Some(&what), eta.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("  ");
+        if width(&tail) + 2 + LABEL_MIN <= columns {
+            break tail;
         }
-    }
-
-    /// Bytes per second over the rate window, if it can be told yet.
-    fn rate(&self, e: &Entry, now: Instant) -> Option<f64> {
-        let &(t0, d0) = e.samples.front()?;
-        let span = now.saturating_duration_since(t0).as_secs_f64();
-        if span < 0.2 {
-            return None;
+        if bytes.take().is_none() && eta.take().is_none() {
+            break tail;
         }
-        Some(e.done.saturating_sub(d0) as f64 / span)
+    };
+    let room = columns.saturating_sub(width(&tail) + 2);
+    let label_w = width(&e.label);
+    let text = if room >= label_w + 2 + BAR_MIN {
+        let bar_w = (room - label_w - 2).min(BAR_MAX);
+        format!("{}  {}  {tail}", e.label, bar(done, e.total, bar_w))
+    } else if room > 0 {
+        format!("{}  {tail}", truncate(&e.label, room.max(1)))
+    } else {
+        tail
+    };
+    StatusLine {
+        text: truncate(&text, columns),
+        stalled,
     }
 }
 
@@ -274,36 +208,41 @@ fn duration(d: Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use huddle_core::client::Direction;
+    use huddle_core::client::{Direction, Outcome};
+    use huddle_core::transfer::TransferId;
 
     const MIB: u64 = 1 << 20;
 
-    fn report(id: u64, done: u64, total: u64) -> Progress {
+    /// A report as the core makes one, moving with no rate yet.
+    pub(crate) fn report(id: u64, done: u64, total: u64) -> Progress {
         Progress {
             id: TransferId(id),
             direction: Direction::Upload,
             label: "clip.mp4 → luke".into(),
             done,
             total,
-            finished: false,
+            rate: None,
+            eta_ms: None,
+            stalled_for_ms: None,
+            phase: Phase::Moving,
         }
     }
 
-    fn ms(t0: Instant, ms: u64) -> Instant {
-        t0 + Duration::from_millis(ms)
+    fn moving(id: u64, done: u64, total: u64, rate: u64) -> Progress {
+        Progress {
+            rate: Some(rate),
+            eta_ms: Some((total - done) * 1000 / rate),
+            ..report(id, done, total)
+        }
     }
 
     #[test]
     fn a_running_transfer_shows_percent_bytes_rate_and_eta() {
-        let t0 = Instant::now();
         let mut b = StatusBoard::new(StatusConfig::default());
-        b.handle_progress(&report(1, 0, 10 * MIB), t0);
-        for i in 1..=10 {
-            b.handle_progress(&report(1, i * MIB / 2, 10 * MIB), ms(t0, i * 500));
-        }
-        let lines = b.lines(100, ms(t0, 5000));
+        b.handle_progress(&moving(1, 5 * MIB, 10 * MIB, MIB));
+        let lines = b.lines(100);
         assert_eq!(lines.len(), 1);
         let l = &lines[0];
         assert!(!l.stalled);
@@ -316,94 +255,89 @@ mod tests {
     }
 
     #[test]
-    fn every_width_from_60_to_100_fits_without_wrapping() {
-        let t0 = Instant::now();
+    fn every_width_from_20_to_140_fits_without_wrapping() {
         let mut b = StatusBoard::new(StatusConfig::default());
         let long = Progress {
             label: "a very long file name of a holiday video.mp4 → somebody".into(),
-            ..report(1, 0, 300 * MIB)
+            ..moving(1, 123 * MIB, 300 * MIB, 20 * MIB)
         };
-        b.handle_progress(&long, t0);
-        b.handle_progress(
-            &Progress {
-                done: 123 * MIB,
-                ..long.clone()
-            },
-            ms(t0, 2000),
-        );
+        b.handle_progress(&long);
         for columns in 20..=140 {
-            for now in [ms(t0, 2000), ms(t0, 60_000)] {
-                for l in b.lines(columns, now) {
-                    assert!(width(&l.text) <= columns, "{columns}: {}", l.text);
-                }
+            for l in b.lines(columns) {
+                assert!(width(&l.text) <= columns, "{columns}: {}", l.text);
             }
         }
-        let at60 = &b.lines(60, ms(t0, 2000))[0].text;
+        let at60 = &b.lines(60)[0].text;
         assert!(at60.contains("41%") && at60.contains("ETA"), "{at60}");
     }
 
     #[test]
-    fn no_progress_for_a_while_reads_stalled_not_an_eta() {
-        let t0 = Instant::now();
+    fn a_stall_the_core_reports_reads_stalled_not_an_eta() {
         let mut b = StatusBoard::new(StatusConfig::default());
-        b.handle_progress(&report(1, 0, 10 * MIB), t0);
-        b.handle_progress(&report(1, MIB, 10 * MIB), ms(t0, 1000));
-        // Reports keep coming, the count does not move.
-        for i in 0..20 {
-            b.handle_progress(&report(1, MIB, 10 * MIB), ms(t0, 1200 + i * 200));
-        }
-        let l = &b.lines(80, ms(t0, 5200))[0];
+        b.handle_progress(&Progress {
+            stalled_for_ms: Some(4_200),
+            ..report(1, MIB, 10 * MIB)
+        });
+        let l = &b.lines(80)[0];
         assert!(l.stalled, "{}", l.text);
         assert!(l.text.contains("stalled 4s"), "{}", l.text);
         assert!(!l.text.contains("ETA"), "{}", l.text);
-        // It moves again: the stall is over.
-        b.handle_progress(&report(1, 2 * MIB, 10 * MIB), ms(t0, 5400));
-        assert!(!b.lines(80, ms(t0, 5400))[0].stalled);
+        b.handle_progress(&moving(1, 2 * MIB, 10 * MIB, MIB));
+        assert!(!b.lines(80)[0].stalled);
     }
 
     #[test]
-    fn a_transfer_that_never_starts_is_stalled_too() {
-        let t0 = Instant::now();
+    fn what_a_transfer_waits_for_is_said_in_words() {
         let mut b = StatusBoard::new(StatusConfig::default());
-        b.handle_progress(&report(1, 0, MIB), t0);
-        assert!(b.lines(80, ms(t0, 100))[0].text.contains("starting…"));
-        assert!(b.lines(80, ms(t0, 3000))[0].stalled);
+        for (phase, words) in [
+            (Phase::Asking, "asking you: y or n"),
+            (Phase::Waiting, "waiting for an answer"),
+            (Phase::Checking, "checking what was kept"),
+        ] {
+            b.handle_progress(&Progress {
+                phase,
+                ..report(1, 0, MIB)
+            });
+            let l = &b.lines(80)[0];
+            assert!(l.text.contains(words), "{}", l.text);
+            assert!(!l.stalled);
+        }
+        b.handle_progress(&report(1, 0, MIB));
+        assert!(b.lines(80)[0].text.contains("starting…"));
     }
 
     #[test]
-    fn a_finished_transfer_leaves_no_line() {
-        let t0 = Instant::now();
+    fn a_finished_transfer_leaves_no_line_whatever_its_outcome() {
         let mut b = StatusBoard::new(StatusConfig::default());
-        b.handle_progress(&report(1, 0, MIB), t0);
-        b.handle_progress(&report(2, 0, MIB), t0);
-        b.handle_progress(
-            &Progress {
-                finished: true,
-                ..report(1, MIB, MIB)
-            },
-            ms(t0, 10),
-        );
-        assert_eq!(b.lines(80, ms(t0, 10)).len(), 1);
+        b.handle_progress(&report(1, 0, MIB));
+        b.handle_progress(&report(2, 0, MIB));
+        b.handle_progress(&Progress {
+            phase: Phase::Ended(Outcome::Cancelled),
+            ..report(1, MIB / 3, MIB)
+        });
+        assert_eq!(b.lines(80).len(), 1);
         assert!(!b.is_empty());
-        b.handle_progress(
-            &Progress {
-                finished: true,
-                ..report(2, MIB, MIB)
-            },
-            ms(t0, 10),
-        );
+        b.handle_progress(&Progress {
+            phase: Phase::Ended(Outcome::Complete),
+            ..report(2, MIB, MIB)
+        });
         assert!(b.is_empty());
-        assert!(b.lines(80, ms(t0, 10)).is_empty());
+        assert!(b.lines(80).is_empty());
+        // A last report for a transfer never shown adds nothing.
+        b.handle_progress(&Progress {
+            phase: Phase::Ended(Outcome::Failed),
+            ..report(3, 0, MIB)
+        });
+        assert!(b.is_empty());
     }
 
     #[test]
     fn many_transfers_are_summed_up_in_a_bounded_area() {
-        let t0 = Instant::now();
         let mut b = StatusBoard::new(StatusConfig::default());
         for id in 0..1000 {
-            b.handle_progress(&report(id, MIB, 2 * MIB), t0);
+            b.handle_progress(&report(id, MIB, 2 * MIB));
         }
-        let lines = b.lines(80, t0);
+        let lines = b.lines(80);
         assert_eq!(lines.len(), StatusConfig::default().max_lines);
         assert!(
             lines[3].text.contains("997 more transfers"),
@@ -413,24 +347,21 @@ mod tests {
     }
 
     #[test]
-    fn a_long_session_keeps_bounded_samples() {
-        let t0 = Instant::now();
-        let mut b = StatusBoard::new(StatusConfig::default());
-        for i in 0..100_000u64 {
-            b.handle_progress(&report(1, i, u64::MAX), ms(t0, i));
-        }
-        assert!(b.entries[0].samples.len() <= MAX_SAMPLES);
-    }
-
-    #[test]
     fn hostile_sizes_do_not_panic() {
-        let t0 = Instant::now();
         let mut b = StatusBoard::new(StatusConfig::default());
-        b.handle_progress(&report(1, u64::MAX, 0), t0);
-        b.handle_progress(&report(2, 0, u64::MAX), t0);
-        b.handle_progress(&report(2, u64::MAX - 1, u64::MAX), ms(t0, 1000));
+        b.handle_progress(&report(1, u64::MAX, 0));
+        b.handle_progress(&Progress {
+            rate: Some(u64::MAX),
+            eta_ms: Some(u64::MAX),
+            stalled_for_ms: None,
+            ..report(2, u64::MAX - 1, u64::MAX)
+        });
+        b.handle_progress(&Progress {
+            stalled_for_ms: Some(u64::MAX),
+            ..report(3, 0, u64::MAX)
+        });
         for columns in 0..120 {
-            for l in b.lines(columns, ms(t0, 1000)) {
+            for l in b.lines(columns) {
                 assert!(width(&l.text) <= columns);
             }
         }

@@ -13,15 +13,18 @@
 //! with modifiers, bracketed paste and resize.
 //!
 //! # Threads
-//! [`Ui::show`] and [`Ui::progress`] come from the core's thread, [`Ui::read_line`] blocks on the
-//! input thread, a ticker redraws the status area while transfers run, and a key reader reads
-//! the terminal all the time. All of them draw through one mutex around the [`Session`], so
+//! [`Ui::show`] and [`Ui::progress`] come from the core's thread (the core reports running
+//! transfers every 200 ms, moving or not, so no ticker is needed to show a stall),
+//! [`Ui::read_line`] blocks on the input thread, and a key reader reads the terminal all the
+//! time. All of them draw through one mutex around the [`Session`], so
 //! output never interleaves; no lock is held while waiting for a key.
 //!
 //! The key reader hands keys to the open prompt, or keeps them for the next one (type-ahead).
 //! Ctrl-C and Ctrl-Z cannot wait: while no prompt is open (a reply or a transfer pending) the
 //! session answers them at once — a hint, then, on a second Ctrl-C, quitting — because raw mode
-//! turned off the signals that would otherwise have done it.
+//! turned off the signals that would otherwise have done it. Quitting goes through the core
+//! ([`Ui::set_interrupt`]): it cancels the running transfers, telling their peers, and exits;
+//! only if it has not done so within [`QUIT_GRACE`] does the terminal end the process itself.
 
 use std::io::{Stdout, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +52,10 @@ const TYPE_AHEAD: usize = 1024;
 /// The exit code of a client quit by Ctrl-C, as shells report a process ended by SIGINT.
 const INTERRUPTED: i32 = 130;
 
+/// How long the core has to cancel its transfers and exit after the quitting Ctrl-C before
+/// the terminal ends the process anyway.
+const QUIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The client's terminal.
 pub struct TermUi {
     shared: Arc<Shared>,
@@ -61,13 +68,14 @@ struct Shared {
     session: Mutex<Session<Stdout>>,
     /// Set once the terminal is given back; nothing draws after that.
     closed: AtomicBool,
+    /// How to ask the core to stop now (see [`Ui::set_interrupt`]).
+    interrupt: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl TermUi {
     /// Take over the terminal: raw mode (so Ctrl-C and Ctrl-Z are keys, not signals),
     /// bracketed paste, and a panic hook that gives the terminal back first.
     pub fn new(config: TermConfig) -> anyhow::Result<Self> {
-        let redraw_every = config.status.redraw_every;
         let session = Session::new(config, std::io::stdout());
         terminal::enable_raw_mode()?;
         let mut out = std::io::stdout();
@@ -81,18 +89,7 @@ impl TermUi {
         let shared = Arc::new(Shared {
             session: Mutex::new(session),
             closed: AtomicBool::new(false),
-        });
-        // The ticker: while transfers run, redraw their lines so a stall shows even when no
-        // report comes. It holds the session only while drawing.
-        let ticker = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            loop {
-                std::thread::sleep(redraw_every);
-                let Some(mut s) = ticker.lock() else { return };
-                if s.is_transferring() {
-                    s.handle_tick(size(), Instant::now());
-                }
-            }
+            interrupt: Mutex::new(None),
         });
         let (tx, rx) = mpsc::sync_channel(TYPE_AHEAD);
         let reader = Arc::clone(&shared);
@@ -174,6 +171,14 @@ fn read_keys(shared: &Shared, tx: &SyncSender<Event>) {
             BusyOutcome::Handled => {}
             BusyOutcome::Suspend => shared.suspend(),
             BusyOutcome::Quit => {
+                let asked = match shared.interrupt.lock() {
+                    Ok(i) => i.as_ref().map(|f| f()).is_some(),
+                    Err(_) => false,
+                };
+                if asked {
+                    // The core cancels, tells the peers and exits; if it cannot, we do.
+                    std::thread::sleep(QUIT_GRACE);
+                }
                 shared.close();
                 println!("Interrupted.");
                 std::process::exit(INTERRUPTED);
@@ -198,6 +203,12 @@ fn restore_terminal() {
 }
 
 impl Ui for TermUi {
+    fn set_interrupt(&self, interrupt: Box<dyn Fn() + Send + Sync>) {
+        if let Ok(mut i) = self.shared.interrupt.lock() {
+            *i = Some(interrupt);
+        }
+    }
+
     fn show(&self, display: &Display) {
         if let Some(mut s) = self.shared.lock() {
             s.handle_display(display, size(), Instant::now());

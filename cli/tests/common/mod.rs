@@ -203,12 +203,22 @@ pub fn run_script(server: &ServerProc, script: &[&str]) -> (i32, String) {
 
 /// A piped `huddle client` of `client_runtime` for `server`, saving uploads in `downloads`.
 fn client_command(server: &ServerProc, client_runtime: &str, downloads: &Path) -> Command {
+    client_command_on_port(server, client_runtime, downloads, 0)
+}
+
+/// Like [`client_command`], receiving uploads on UDP port `udp_port` (0: any).
+fn client_command_on_port(
+    server: &ServerProc,
+    client_runtime: &str,
+    downloads: &Path,
+    udp_port: u16,
+) -> Command {
     let mut cmd = huddle();
     cmd.args([
         "client",
         "127.0.0.1",
         &server.addr.port().to_string(),
-        "0",
+        &udp_port.to_string(),
         "--runtime",
         client_runtime,
         "--dir",
@@ -305,7 +315,51 @@ impl LiveClient {
         downloads: tempfile::TempDir,
         extra: &[&str],
     ) -> Self {
-        let mut child = client_command(server, client_runtime, downloads.path())
+        Self::login_on_port(server, client_runtime, user, password, downloads, 0, extra)
+    }
+
+    /// Like [`LiveClient::login_with`], saving downloads in `dir`, a folder the test owns
+    /// (so that it outlives this client: a later client can find what this one kept). Its
+    /// `downloads` is then an unused placeholder.
+    pub fn login_in_folder(
+        server: &ServerProc,
+        client_runtime: &str,
+        user: &str,
+        password: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Self {
+        Self::spawn(
+            client_command_on_port(server, client_runtime, dir, 0),
+            user,
+            password,
+            tempfile::tempdir().unwrap(),
+            extra,
+        )
+    }
+
+    /// Like [`LiveClient::login_with`], receiving uploads on UDP port `udp_port`.
+    pub fn login_on_port(
+        server: &ServerProc,
+        client_runtime: &str,
+        user: &str,
+        password: &str,
+        downloads: tempfile::TempDir,
+        udp_port: u16,
+        extra: &[&str],
+    ) -> Self {
+        let cmd = client_command_on_port(server, client_runtime, downloads.path(), udp_port);
+        Self::spawn(cmd, user, password, downloads, extra)
+    }
+
+    fn spawn(
+        mut cmd: Command,
+        user: &str,
+        password: &str,
+        downloads: tempfile::TempDir,
+        extra: &[&str],
+    ) -> Self {
+        let mut child = cmd
             .args(extra)
             .stderr(Stdio::inherit())
             .spawn()

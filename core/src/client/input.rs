@@ -51,6 +51,17 @@ pub enum Input {
         /// What happened.
         result: FileResult,
     },
+    /// The user's answer about an incoming upload, from a UI's own control (a line `y`, `n`,
+    /// `ACCEPT` or `DECLINE` comes as [`Input::UserLine`] and means the same).
+    Decision {
+        /// The download asked about.
+        id: TransferId,
+        /// Take it (or decline it).
+        accept: bool,
+    },
+    /// The user wants out now, whatever is pending (a terminal's second Ctrl-C while no
+    /// prompt is open): the core cancels the transfers, telling their peers, and exits.
+    Interrupt,
     /// Nothing arrived: the wait for [`super::Client::poll_timeout`] ended (a spurious one
     /// is harmless).
     Timeout,

@@ -19,9 +19,13 @@
 //! The client asks for a new line only once the previous request has its reply, which is
 //! what lets a script pipe one command per line into it.
 
+pub mod consent;
 mod emulation;
 mod input;
+pub mod local;
+mod narration;
 mod output;
+mod progress;
 mod render;
 pub mod sanitize;
 mod secure;
@@ -32,11 +36,13 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+pub use consent::{AcceptPolicy, ConsentPolicy};
 pub use input::Input;
 pub use output::{
-    ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, Progress,
-    Prompt, Tone,
+    ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, KeptPart,
+    Outcome, Phase, Progress, Prompt, Tone,
 };
+pub use progress::ProgressConfig;
 pub use render::human_bytes;
 pub use secure::{Security, TlsSetup};
 
@@ -79,6 +85,14 @@ pub struct ClientConfig {
     /// observers that check the protocol with their own parsers (simulators), since on an
     /// upgraded link the wire shows only ciphertext. Off by default.
     pub keep_received: bool,
+    /// Which incoming uploads are taken, declined, or asked about.
+    pub consent: ConsentPolicy,
+    /// How transfer progress is measured and reported.
+    pub progress: ProgressConfig,
+    /// Seed of the generator every transfer's key exchange draws from: 32 bytes from the OS
+    /// in the runtimes (it makes the session keys secret), fixed in tests and simulations
+    /// (so that a run replays exactly).
+    pub rng_seed: [u8; 32],
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -154,10 +168,19 @@ impl Client {
     pub fn new(config: ClientConfig, now: UnixMillis) -> Self {
         let mut outputs = VecDeque::new();
         if config.udp_port.is_some() {
-            outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts));
+            outputs.push_back(ClientOutput::File(FileOp::RemoveStaleParts {
+                now,
+                max_age_ms: config.transfer.resume_max_age_ms,
+            }));
         }
         Self {
-            transfers: Transfers::new(config.transfer.clone(), config.transfer_stats),
+            transfers: Transfers::new(
+                config.transfer.clone(),
+                config.consent.clone(),
+                config.progress.clone(),
+                config.transfer_stats,
+                config.rng_seed,
+            ),
             emulation: config.emulate.clone().map(Emulation::new),
             scratch: Vec::new(),
             pending_upload: None,
@@ -247,6 +270,8 @@ impl Client {
             } => self.handle_datagrams(from, bytes, stride, now),
             Input::Inspected(result) => self.handle_inspected(result, now),
             Input::File { id, result } => self.handle_file_result(id, result, now),
+            Input::Decision { id, accept } => self.handle_decision(id, accept, now),
+            Input::Interrupt => self.handle_interrupt(now),
             Input::Timeout => {}
         }
         if self.poll_timeout().is_some_and(|t| t <= now) {
@@ -313,11 +338,37 @@ impl Client {
                 self.pending_upload = None;
                 self.show(
                     Tone::Error,
-                    uploads::upload_problem(&pending.path, &problem),
+                    narration::upload_problem(&pending.path, &problem),
                 );
                 self.command_prompt();
             }
         }
+    }
+
+    /// The user wants out now (a second Ctrl-C while no prompt is open): every transfer is
+    /// cancelled — its peer told at once, a download's bytes kept for resuming — and the
+    /// client stops with [`ExitStatus::Interrupted`], without waiting for the server.
+    pub(crate) fn handle_interrupt(&mut self, now: UnixMillis) {
+        self.clock.advance(now);
+        if self.state == State::Done {
+            return;
+        }
+        let text = if self.transfers.is_busy() {
+            "Interrupted. The running transfers were cancelled and their peers told; what was received is kept for resuming."
+        } else {
+            "Interrupted."
+        };
+        self.show(Tone::Error, text);
+        self.exit(ExitStatus::Interrupted);
+    }
+
+    /// The user's answer about incoming upload `id`, from a UI's own control.
+    pub(crate) fn handle_decision(&mut self, id: TransferId, accept: bool, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        let mut out = Vec::new();
+        self.transfers.decide_id(id, accept, now, &mut out);
+        self.outputs.extend(out);
+        self.pump();
     }
 
     /// The driver's answer to a [`FileOp`] of transfer `id`.
@@ -596,6 +647,9 @@ impl Client {
                 }
                 Code::LOGGED_IN => {
                     self.show(Tone::Success, reply.text());
+                    if let Some(user) = &self.user {
+                        self.transfers.set_user(user);
+                    }
                     self.command_prompt();
                 }
                 Code::LOCKED_OUT => {
@@ -704,6 +758,19 @@ impl Client {
         }
     }
 
+    /// A command about this client's own transfers, answered here.
+    fn on_local(&mut self, command: local::Local) {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        match command {
+            local::Local::Accept(t) => self.transfers.decide(&t, true, now, &mut out),
+            local::Local::Decline(t) => self.transfers.decide(&t, false, now, &mut out),
+            local::Local::Cancel(t) => self.transfers.cancel(&t, now, &mut out),
+        }
+        self.outputs.extend(out);
+        self.pump();
+    }
+
     fn ask_user(&mut self) {
         self.state = State::AskUser;
         self.prompt(Prompt::UserName);
@@ -711,6 +778,11 @@ impl Client {
 
     fn on_command_line(&mut self, line: &str) {
         if line.trim().is_empty() {
+            self.command_prompt();
+            return;
+        }
+        if let Some(command) = local::parse(line, self.transfers.has_question()) {
+            self.on_local(command);
             self.command_prompt();
             return;
         }
@@ -729,6 +801,10 @@ impl Client {
                 );
                 for c in Command::ALL {
                     text.push_str(&format!("\n  {:<24} {}", c.usage(), c.summary()));
+                }
+                text.push_str("\nYour transfers (answered by this client):");
+                for (usage, summary) in local::USAGE {
+                    text.push_str(&format!("\n  {usage:<24} {summary}"));
                 }
                 self.show(Tone::Info, text);
                 self.command_prompt();
@@ -767,7 +843,19 @@ impl Client {
 mod tests;
 
 #[cfg(test)]
+mod test_world;
+
+#[cfg(test)]
 mod upload_tests;
 
 #[cfg(test)]
 mod secure_tests;
+
+#[cfg(test)]
+mod consent_tests;
+
+#[cfg(test)]
+mod resume_tests;
+
+#[cfg(test)]
+mod progress_tests;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::UnixMillis;
 use crate::tls::KnownHost;
 use crate::transfer::TransferId;
 
@@ -89,6 +90,8 @@ pub enum ExitStatus {
     /// the TLS handshake failed, or it offers no TLS and is not on loopback. Nothing secret
     /// was sent.
     Untrusted,
+    /// The user interrupted the client (Ctrl-C twice while it waited).
+    Interrupted,
 }
 
 impl ExitStatus {
@@ -102,6 +105,8 @@ impl ExitStatus {
             ExitStatus::ConnectionLost => 5,
             ExitStatus::ProtocolError => 6,
             ExitStatus::Untrusted => 7,
+            // As shells report a process ended by SIGINT.
+            ExitStatus::Interrupted => 130,
         }
     }
 }
@@ -163,10 +168,70 @@ pub enum FileOp {
         /// The download.
         id: TransferId,
     },
-    /// Delete the part files in the download folder that no running client is writing:
-    /// those left by a client that crashed (names for which `transfer::is_part_name` holds).
-    /// Asked once, when the client starts (no answer).
-    RemoveStaleParts,
+    /// Keep the part file of `id` for resuming: flush it, cut it to exactly `held` bytes, sync
+    /// it, write `sidecar` beside it as `<part>.resume` (atomically: a temporary name, then
+    /// renamed), and close it. No answer; if any of that fails, delete the part instead (a
+    /// part without its sidecar is never resumed).
+    KeepPart {
+        /// The download.
+        id: TransferId,
+        /// Bytes of the file the part holds, from its start.
+        held: u64,
+        /// The sidecar's bytes (`transfer::resume::Sidecar::render`).
+        sidecar: Bytes,
+    },
+    /// Look for parts an interrupted download of `saved_as` kept: files named
+    /// `transfer::is_part_of(name, saved_as)` that have a sidecar and no running client holds.
+    /// Answer [`FileResult::Resumable`] with at most `transfer::resume::MAX_CANDIDATES` of
+    /// them, each with at most `transfer::resume::MAX_SIDECAR` bytes of sidecar.
+    FindResumable {
+        /// The download that may resume one.
+        id: TransferId,
+        /// The name the download is saved under.
+        saved_as: String,
+    },
+    /// Take the kept part `part` for download `id`: open it for writing, lock it (fail if
+    /// another client holds it), remove its sidecar, and cut it to at most `keep` bytes.
+    /// Answer [`FileResult::Resumed`] with its length after that, or `Failed`.
+    OpenPart {
+        /// The download.
+        id: TransferId,
+        /// The part file's name, from [`FileResult::Resumable`].
+        part: String,
+        /// Bytes to keep of it.
+        keep: u64,
+    },
+    /// Read `len` bytes at `offset` of the part file of `id` (a resume checks them): answer
+    /// [`FileResult::Data`], or `Failed`.
+    ReadPart {
+        /// The download.
+        id: TransferId,
+        /// Where.
+        offset: u64,
+        /// How many bytes.
+        len: usize,
+    },
+    /// Delete the part files in the download folder that no running client is writing and
+    /// that `transfer::resume::keep_at_start(sidecar, now, max_age_ms)` does not keep (a
+    /// crash's leftovers, damaged or old sidecars), and sidecars whose part is gone. Asked
+    /// once, when the client starts (no answer).
+    RemoveStaleParts {
+        /// The core's clock.
+        now: UnixMillis,
+        /// How old a kept part may be.
+        max_age_ms: u64,
+    },
+}
+
+/// A part an interrupted download kept, as [`FileOp::FindResumable`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPart {
+    /// The part file's name in the download folder.
+    pub part: String,
+    /// Its length on disk.
+    pub len: u64,
+    /// Its sidecar's bytes.
+    pub sidecar: Bytes,
 }
 
 /// The driver's answer to a [`FileOp`] or a [`ClientOutput::InspectFile`].
@@ -191,6 +256,13 @@ pub enum FileResult {
     },
     /// A file of the name a [`FileOp::Finish`] offered exists already; nothing changed.
     NameTaken,
+    /// The kept parts [`FileOp::FindResumable`] found (perhaps none).
+    Resumable(Vec<KeptPart>),
+    /// The part [`FileOp::OpenPart`] opened, and its length now.
+    Resumed {
+        /// Bytes it holds.
+        len: u64,
+    },
     /// The operation failed.
     Failed(FileProblem),
 }
@@ -224,7 +296,12 @@ pub enum Direction {
     Download,
 }
 
-/// How far a transfer has come, for a progress bar.
+/// How far a transfer has come, for a status line: the core judges rate, ETA and stalls, so
+/// a UI only draws what it is told.
+///
+/// While a transfer runs, a report comes at least every `ProgressConfig::every_ms`, moving
+/// or not; the last one has [`Phase::Ended`] with the bytes really done and the outcome (the
+/// line saying how it ended comes as a [`Display`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     /// Which transfer.
@@ -233,12 +310,55 @@ pub struct Progress {
     pub direction: Direction,
     /// A short label, e.g. `clip.mp4 → bob`.
     pub label: String,
-    /// Bytes done.
+    /// Bytes done (for a download, those received in order, a resume's kept bytes
+    /// included; for an upload, those the audience acknowledged).
     pub done: u64,
     /// Bytes in all.
     pub total: u64,
-    /// Whether this is the last report for this transfer (remove the bar).
-    pub finished: bool,
+    /// Bytes per second over the last few seconds, once it can be told (not while waiting,
+    /// starting or stalled).
+    pub rate: Option<u64>,
+    /// Milliseconds left at that rate.
+    pub eta_ms: Option<u64>,
+    /// How long nothing has moved, once that is at least `ProgressConfig::stall_after_ms`.
+    pub stalled_for_ms: Option<u64>,
+    /// What the transfer is doing.
+    pub phase: Phase,
+}
+
+impl Progress {
+    /// Whether this is the last report for this transfer (remove its line).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Ended(_))
+    }
+}
+
+/// What a transfer is doing, as its status line says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The user is asked whether to take this download.
+    Asking,
+    /// The presenter waits for the audience to decide.
+    Waiting,
+    /// A resume is being checked: the kept part hashed, or compared with the file.
+    Checking,
+    /// Bytes move (or should: see `stalled_for_ms`).
+    Moving,
+    /// Over.
+    Ended(Outcome),
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file arrived, verified.
+    Complete,
+    /// The audience declined it (or did not answer in time).
+    Declined,
+    /// Either side cancelled it (or left).
+    Cancelled,
+    /// It failed (the network, a disk, the file's check).
+    Failed,
 }
 
 /// One thing to do, in order.

@@ -80,7 +80,7 @@ impl Pair {
                     ClientOutput::Prompt(p) => self.prompts.push(p),
                     ClientOutput::Exit(s) => self.exit = Some(s),
                     // Asked once at start by a client with a UDP port.
-                    ClientOutput::File(FileOp::RemoveStaleParts) => {}
+                    ClientOutput::File(FileOp::RemoveStaleParts { .. }) => {}
                     other => panic!("no transfers in these tests: {other:?}"),
                 }
             }

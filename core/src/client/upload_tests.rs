@@ -1,323 +1,7 @@
-//! Uploads end to end in one process: a server core, client cores, an in-memory "disk" per
-//! client and seeded datagram paths between the clients (latency, optional loss), all in
-//! virtual time.
+//! Uploads end to end in one process, in virtual time (see `test_world`).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-
-use bytes::Bytes;
-
+use super::test_world::*;
 use super::*;
-use crate::server::{ConnId, DataFiles, Output, Server, ServerConfig};
-use crate::store::DataFile;
-use crate::transfer::netem::{Netem, NetemConfig};
-
-const T0: u64 = 1_795_300_000_000;
-
-struct Peer {
-    client: Client,
-    conn: ConnId,
-    udp: SocketAddr,
-    shown: Vec<String>,
-    sources: BTreeMap<String, Vec<u8>>,
-    /// Paths whose reads fail (a disk error under a running upload).
-    failing_reads: BTreeSet<String>,
-    /// The download folder cannot take new files (missing, full, read-only).
-    failing_creates: bool,
-    /// Writes to part files fail (the disk filled up).
-    failing_writes: bool,
-    open: BTreeMap<TransferId, String>,
-    parts: BTreeMap<TransferId, (String, Vec<u8>)>,
-    saved: BTreeMap<String, Vec<u8>>,
-    exit: Option<ExitStatus>,
-}
-
-struct World {
-    server: Server,
-    peers: Vec<Peer>,
-    now: u64,
-    /// What every path between two clients does (one seeded `Netem` per ordered pair).
-    link: NetemConfig,
-    links: BTreeMap<(usize, usize), Netem>,
-    /// Drop every n-th datagram (0: none).
-    drop_every: u64,
-    /// Drop the next this many datagrams of this exact length (a `Done` is 36 bytes).
-    drop_sized: Option<(usize, u32)>,
-    sent: u64,
-    server_log: Vec<String>,
-}
-
-impl World {
-    fn new() -> Self {
-        let mut files = DataFiles::new();
-        files.insert(
-            DataFile::Credentials,
-            "yoda jedi\nluke r2d2\nleia alderaan\nhans solo\nobiwan kenobi\n",
-        );
-        let server = Server::new(
-            ServerConfig {
-                hash_memory_kib: 64,
-                rng_seed: [7; 32],
-                ..ServerConfig::default()
-            },
-            &files,
-            UnixMillis(T0),
-        )
-        .expect("the folder is clean");
-        World {
-            server,
-            peers: vec![],
-            now: T0,
-            link: NetemConfig {
-                latency_ms: 5,
-                ..NetemConfig::default()
-            },
-            links: BTreeMap::new(),
-            drop_every: 0,
-            drop_sized: None,
-            sent: 0,
-            server_log: vec![],
-        }
-    }
-
-    fn join(&mut self, name: &str, password: &str) -> usize {
-        self.join_with(name, password, TransferConfig::default())
-    }
-
-    fn join_with(&mut self, name: &str, password: &str, transfer: TransferConfig) -> usize {
-        let i = self.peers.len();
-        let udp: SocketAddr = format!("127.0.0.1:{}", 6000 + i).parse().unwrap();
-        let tcp: SocketAddr = format!("127.0.0.1:{}", 7000 + i).parse().unwrap();
-        let conn = self.server.handle_connect(tcp, UnixMillis(self.now));
-        let config = ClientConfig {
-            udp_port: Some(udp.port()),
-            transfer,
-            ..ClientConfig::default()
-        };
-        self.peers.push(Peer {
-            client: Client::new(config, UnixMillis(self.now)),
-            conn,
-            udp,
-            shown: vec![],
-            sources: BTreeMap::new(),
-            failing_reads: BTreeSet::new(),
-            failing_creates: false,
-            failing_writes: false,
-            open: BTreeMap::new(),
-            parts: BTreeMap::new(),
-            saved: BTreeMap::new(),
-            exit: None,
-        });
-        self.settle();
-        self.type_line(i, name);
-        self.type_line(i, password);
-        assert_eq!(self.peers[i].client.user(), Some(name));
-        i
-    }
-
-    fn type_line(&mut self, i: usize, line: &str) {
-        self.peers[i]
-            .client
-            .handle_input(Input::UserLine(line.into()), UnixMillis(self.now));
-        self.settle();
-    }
-
-    /// Move bytes, due datagrams and file results until nothing moves.
-    fn settle(&mut self) {
-        let now = UnixMillis(self.now);
-        loop {
-            let mut moved = false;
-            while let Some(o) = self.server.poll_output() {
-                match o {
-                    Output::Send { conn, bytes } => {
-                        if let Some(p) = self.peers.iter_mut().find(|p| p.conn == conn) {
-                            p.client.handle_input(Input::ServerBytes(bytes), now);
-                            moved = true;
-                        }
-                    }
-                    Output::Log(l) => self.server_log.push(l),
-                    _ => {}
-                }
-            }
-            for i in 0..self.peers.len() {
-                while let Some(o) = self.peers[i].client.poll_output() {
-                    moved = true;
-                    self.carry_out(i, o, now);
-                }
-            }
-            for (&(from, to), link) in self.links.iter_mut() {
-                while let Some(d) = link.poll_output(now) {
-                    moved = true;
-                    // A client that exited is a process that ended: its socket is gone.
-                    if self.peers[to].exit.is_some() {
-                        continue;
-                    }
-                    let from = self.peers[from].udp;
-                    let input = Input::Datagram { from, bytes: d };
-                    self.peers[to].client.handle_input(input, now);
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-    }
-
-    fn carry_out(&mut self, i: usize, o: ClientOutput, now: UnixMillis) {
-        match o {
-            ClientOutput::Send(b) => {
-                let conn = self.peers[i].conn;
-                self.server.handle_bytes(conn, &b, now);
-            }
-            ClientOutput::Show(d) => self.peers[i].shown.push(d.text),
-            ClientOutput::Prompt(_) | ClientOutput::Progress(_) | ClientOutput::PinServer(_) => {}
-            ClientOutput::Exit(s) => self.peers[i].exit = Some(s),
-            ClientOutput::Transmit { to, bytes } => {
-                self.sent += 1;
-                if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
-                    return;
-                }
-                if let Some((len, n)) = self.drop_sized.as_mut()
-                    && *len == bytes.len()
-                    && *n > 0
-                {
-                    *n -= 1;
-                    return;
-                }
-                if let Some(j) = self.peers.iter().position(|p| p.udp == to) {
-                    let config = NetemConfig {
-                        seed: self.link.seed ^ (i as u64) << 8 ^ j as u64,
-                        ..self.link.clone()
-                    };
-                    self.links
-                        .entry((i, j))
-                        .or_insert_with(|| Netem::new(config))
-                        .handle_input(bytes, now);
-                }
-            }
-            ClientOutput::InspectFile { path } => {
-                let p = &mut self.peers[i];
-                let r = p
-                    .sources
-                    .get(&path)
-                    .map(|b| b.len() as u64)
-                    .ok_or(FileProblem::NotFound);
-                p.client.handle_input(Input::Inspected(r), now);
-            }
-            ClientOutput::File(op) => self.file_op(i, op, now),
-        }
-    }
-
-    fn file_op(&mut self, i: usize, op: FileOp, now: UnixMillis) {
-        let p = &mut self.peers[i];
-        match op {
-            FileOp::OpenSource { id, path } => {
-                p.open.insert(id, path);
-            }
-            FileOp::Read { id, offset, len } => {
-                let path = &p.open[&id];
-                let result = if p.failing_reads.contains(path) {
-                    FileResult::Failed(FileProblem::Other("input/output error".into()))
-                } else {
-                    let src = &p.sources[path];
-                    let data = Bytes::copy_from_slice(&src[offset as usize..offset as usize + len]);
-                    FileResult::Data { offset, data }
-                };
-                p.client.handle_input(Input::File { id, result }, now);
-            }
-            FileOp::CloseSource { id } => {
-                p.open.remove(&id);
-            }
-            FileOp::CreatePart { id, .. } if p.failing_creates => {
-                let result = FileResult::Failed(FileProblem::PermissionDenied);
-                p.client.handle_input(Input::File { id, result }, now);
-            }
-            FileOp::Write { id, .. } if p.failing_writes => {
-                let result = FileResult::Failed(FileProblem::Other("no space left".into()));
-                p.client.handle_input(Input::File { id, result }, now);
-            }
-            FileOp::CreatePart { id, part } => {
-                assert!(crate::transfer::is_part_name(&part), "{part}");
-                // `<saved name>.<id>.part`: the test watches downloads by their saved name.
-                let name = part.rsplitn(3, '.').nth(2).unwrap_or_default().to_string();
-                p.parts.insert(id, (name, Vec::new()));
-            }
-            FileOp::RemoveStaleParts => {}
-            FileOp::Write { id, offset, data } => {
-                let part = &mut p.parts.get_mut(&id).unwrap().1;
-                assert_eq!(part.len() as u64, offset, "writes arrive in order");
-                part.extend_from_slice(&data);
-            }
-            FileOp::Finish { id, name } => {
-                // Exactly the name offered, never over an existing file.
-                let result = if p.saved.contains_key(&name) {
-                    FileResult::NameTaken
-                } else {
-                    let (_, data) = p.parts.remove(&id).unwrap();
-                    p.saved.insert(name.clone(), data);
-                    FileResult::Saved { name }
-                };
-                p.client.handle_input(Input::File { id, result }, now);
-            }
-            FileOp::Discard { id } => {
-                p.parts.remove(&id);
-            }
-        }
-    }
-
-    /// Advance virtual time to the next wake-up of any client or path and run the timers.
-    fn tick(&mut self) {
-        let next = self
-            .peers
-            .iter()
-            .filter_map(|p| p.client.poll_timeout())
-            .chain(self.links.values().filter_map(Netem::poll_timeout))
-            .min();
-        self.now = next.map(|t| t.0.max(self.now + 1)).unwrap_or(self.now + 1);
-        for p in self.peers.iter_mut().filter(|p| p.exit.is_none()) {
-            p.client.handle_input(Input::Timeout, UnixMillis(self.now));
-        }
-    }
-
-    /// Run until no transfer is active (or a virtual minute passes).
-    fn run_transfers(&mut self) {
-        let limit = self.now + 60_000;
-        self.run_until(limit, |w| {
-            !w.peers.iter().any(|p| p.client.is_transferring())
-        });
-    }
-
-    /// Run until `done` holds or virtual time reaches `limit` (ms since the epoch).
-    fn run_until(&mut self, limit: u64, mut done: impl FnMut(&World) -> bool) {
-        self.settle();
-        while !done(self) && self.now < limit {
-            self.tick();
-            self.settle();
-        }
-    }
-
-    fn shown(&self, i: usize) -> String {
-        self.peers[i].shown.join("\n")
-    }
-
-    fn count_shown(&self, i: usize, needle: &str) -> usize {
-        self.peers[i]
-            .shown
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    /// Type `UPD to path` at peer `i` and wait until it is over on both sides.
-    fn upload(&mut self, i: usize, to: &str, path: &str) {
-        self.type_line(i, &format!("UPD {to} {path}"));
-        self.run_transfers();
-    }
-}
-
-fn video(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 31 % 251) as u8).collect()
-}
 
 #[test]
 fn an_upload_arrives_whole_under_the_presenter_underscore_name() {
@@ -870,8 +554,8 @@ fn an_audience_that_logs_out_right_after_a_download_still_confirms_it_to_the_pre
     let luke = w.join("luke", "r2d2");
     let file = video(200_000);
     w.peers[yoda].sources.insert("a.mp4".into(), file.clone());
-    // luke's first two confirmations (`Done`, 36 bytes) are lost on the way.
-    w.drop_sized = Some((36, 2));
+    // luke's first two confirmations (`Done`, 44 bytes) are lost on the way.
+    w.drop_sized = Some((44, 2));
     w.type_line(yoda, "UPD luke a.mp4");
     w.run_until(w.now + 10_000, |w| w.shown(luke).contains("Received a.mp4"));
     assert_eq!(w.peers[luke].saved.get("yoda_a.mp4"), Some(&file));
@@ -889,6 +573,7 @@ fn an_audience_that_logs_out_right_after_a_download_still_confirms_it_to_the_pre
         !w.shown(luke).contains("Logging out once"),
         "nothing was running"
     );
+    assert_eq!(w.drop_sized, Some((44, 0)), "both confirmations were lost");
 }
 
 #[test]
@@ -915,6 +600,11 @@ fn three_thousand_pipelined_announcements_open_at_most_the_limit_of_part_files()
     let (mut creates, mut refusals, mut aborts) = (0, 0, 0);
     while let Some(o) = p.client.poll_output() {
         match o {
+            // No part kept from before: each accepted download creates one.
+            ClientOutput::File(FileOp::FindResumable { id, .. }) => {
+                let result = FileResult::Resumable(Vec::new());
+                p.client.handle_input(Input::File { id, result }, now);
+            }
             ClientOutput::File(FileOp::CreatePart { .. }) => creates += 1,
             ClientOutput::Show(d) if d.text.contains("already receiving 16 files at once") => {
                 refusals += 1

@@ -1,26 +1,44 @@
 //! The transfers a client runs: uploads it presents and downloads it receives, all on one UDP
-//! socket through a [`TransferSet`], with the file operations and messages around them.
+//! socket through a [`TransferSet`], with the file operations around them.
+//!
+//! # A download's life
+//! 1. Judged by the audience's [`ConsentPolicy`]: taken, declined (the presenter is told at
+//!    once), or asked about — then it waits, holding the presenter, until the user answers
+//!    ([`Transfers::decide`]) or the decision time runs out.
+//! 2. Taken: the driver looks for a part an interrupted transfer of the same file kept
+//!    ([`FileOp::FindResumable`]); the best match is opened ([`FileOp::OpenPart`]) and its
+//!    blocks are read back for the receiver's resume offer, otherwise a new part is created.
+//! 3. Received, then verified and named; or interrupted — cancelled by either side
+//!    ([`Transfers::cancel`]), the network cut, the client quitting — when the part is kept
+//!    with its sidecar ([`FileOp::KeepPart`]) if `resume::keeps_part` says so, else
+//!    discarded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
 
+use super::consent::{ConsentPolicy, Verdict};
+use super::local::Target;
+use super::narration::{duration, part_fate, rate, upload_failure};
 use super::output::{
-    ClientOutput, Direction, Display, FileOp, FileProblem, FileResult, Progress, Tone,
+    ClientOutput, Direction, Display, FileOp, FileResult, KeptPart, Outcome, Phase, Progress, Tone,
 };
+use super::progress::{Meter, ProgressConfig};
 use super::render::human_bytes;
 use crate::proto::upload::UploadGrant;
 use crate::time::UnixMillis;
 use crate::transfer::names::MAX_DUPLICATES;
+use crate::transfer::resume::{self, Sidecar};
+use crate::transfer::tree::BLOCK;
 use crate::transfer::{
-    AbortReason, PeerReason, Receiver, ReceiverEvent, Role, Sender, SenderEvent, SetEvent,
-    TransferConfig, TransferId, TransferSet, candidate, part_name, saved_name,
+    AbortReason, EphemeralKey, HoldReason, PeerReason, Receiver, ReceiverEvent, Role, Sender,
+    SenderEvent, SetEvent, TransferConfig, TransferId, TransferSet, candidate, is_part_of,
+    part_name, saved_name,
 };
 use crate::types::UserName;
-
-/// How often a progress report is emitted per transfer, at most (ms).
-const PROGRESS_EVERY_MS: u64 = 200;
 
 #[derive(Debug)]
 struct Upload {
@@ -28,6 +46,36 @@ struct Upload {
     name: String,
     size: u64,
     started: UnixMillis,
+    /// Whether the presenter was told that the audience is being asked.
+    told_waiting: bool,
+    /// Whether the presenter was told that the audience resumes.
+    told_resume: bool,
+    /// The local user cancelled it.
+    cancelled: bool,
+}
+
+/// Where a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The user is being asked whether to take it.
+    Asking,
+    /// Taken; its part file is being found, opened or created.
+    Preparing,
+    /// The bytes come (after a resume's check of the kept part).
+    Receiving,
+    /// Complete and verified; waiting for the driver to give the part file its name.
+    Finishing,
+}
+
+/// The part file of a download, as far as the core asked for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// None yet (asking, or looking for a kept one).
+    None,
+    /// A kept part is being opened, to hold `keep` bytes.
+    Opening { keep: u64 },
+    /// Created or opened.
+    Open,
 }
 
 #[derive(Debug)]
@@ -37,10 +85,16 @@ struct Download {
     saved_as: String,
     size: u64,
     started: UnixMillis,
-    /// Complete and verified; waiting for the driver to give the part file its name.
-    finishing: bool,
+    stage: Stage,
+    part: Part,
+    /// A read of the kept part is outstanding (its failure ends the resume check).
+    reading_part: bool,
+    /// Bytes a kept part held when this download took it.
+    resuming: u64,
     /// Which of the names `candidate(saved_as, n)` is being tried.
     attempt: u32,
+    /// The local user cancelled it.
+    cancelled: bool,
 }
 
 /// Every transfer of one client and what to say about it.
@@ -48,22 +102,21 @@ struct Download {
 pub struct Transfers {
     set: TransferSet,
     config: TransferConfig,
+    consent: ConsentPolicy,
     uploads: BTreeMap<TransferId, Upload>,
     downloads: BTreeMap<TransferId, Download>,
-    last_progress: BTreeMap<TransferId, UnixMillis>,
+    /// Downloads the user is asked about, oldest first (what a bare `y` answers).
+    questions: VecDeque<TransferId>,
+    /// Each running transfer's rate and stall, and when it was last reported.
+    meters: BTreeMap<TransferId, Meter>,
+    progress: ProgressConfig,
     /// Close each transfer's line with its counters.
     stats: bool,
-}
-
-fn rate(bytes: u64, since: UnixMillis, now: UnixMillis) -> String {
-    let ms = now.millis_since(since).max(1);
-    let per_sec = bytes as f64 * 1000.0 / ms as f64;
-    format!(
-        "{} in {:.1} s, {}/s",
-        human_bytes(bytes),
-        ms as f64 / 1000.0,
-        human_bytes(per_sec as u64)
-    )
+    /// Where every transfer's X25519 secret comes from: a CSPRNG seeded once (from the OS by
+    /// the runtimes, fixed in tests and simulations, so a session replays exactly).
+    rng: ChaCha20Rng,
+    /// The logged-in user: whose downloads a kept part may resume.
+    user: Option<UserName>,
 }
 
 fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
@@ -75,16 +128,41 @@ fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
 }
 
 impl Transfers {
-    /// Transfers with these settings; with `stats`, each closing line carries the counters.
-    pub fn new(config: TransferConfig, stats: bool) -> Self {
+    /// Transfers with these settings, the audience's `consent` policy and `progress`
+    /// reporting, their keys drawn from a generator seeded with `rng_seed`; with `stats`, each
+    /// closing line carries the counters.
+    pub fn new(
+        config: TransferConfig,
+        consent: ConsentPolicy,
+        progress: ProgressConfig,
+        stats: bool,
+        rng_seed: [u8; 32],
+    ) -> Self {
         Self {
             set: TransferSet::new(&config),
             config,
+            consent,
             uploads: BTreeMap::new(),
             downloads: BTreeMap::new(),
-            last_progress: BTreeMap::new(),
+            questions: VecDeque::new(),
+            meters: BTreeMap::new(),
+            progress,
             stats,
+            rng: ChaCha20Rng::from_seed(rng_seed),
+            user: None,
         }
+    }
+
+    /// The user logged in as `user`: kept parts are resumed only for downloads to them.
+    pub fn set_user(&mut self, user: &str) {
+        self.user = UserName::new(user).ok();
+    }
+
+    /// A fresh secret half of a key exchange, for one transfer.
+    fn ephemeral(&mut self) -> EphemeralKey {
+        let mut bytes = [0u8; 32];
+        self.rng.fill_bytes(&mut bytes);
+        EphemeralKey::from_bytes(bytes)
     }
 
     /// The counters of sender `id`, as the closing line shows them (empty without `stats`).
@@ -113,12 +191,14 @@ impl Transfers {
             (true, Some(Role::Receive(r))) => {
                 let st = r.stats();
                 format!(
-                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes]",
+                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes, {} rejected ({} failed authentication)]",
                     now.millis_since(since),
                     st.datagrams,
                     st.duplicates,
                     st.acks_sent,
-                    st.peak_buffered
+                    st.peak_buffered,
+                    st.rejected.total(),
+                    st.rejected.unauthentic
                 )
             }
             _ => String::new(),
@@ -140,6 +220,183 @@ impl Transfers {
     /// leave the presenter unsure whether the file arrived.
     pub fn is_lingering(&self) -> bool {
         self.set.is_lingering()
+    }
+
+    /// Whether the user is asked about an incoming upload (a bare `y` or `n` answers it).
+    pub fn has_question(&self) -> bool {
+        !self.questions.is_empty()
+    }
+
+    /// The user's answer about the download `target` names (the oldest question when
+    /// implied): take it, or decline it (the presenter is told at once).
+    pub fn decide(
+        &mut self,
+        target: &Target,
+        accept: bool,
+        now: UnixMillis,
+        out: &mut Vec<ClientOutput>,
+    ) {
+        let verb = if accept { "ACCEPT" } else { "DECLINE" };
+        let candidates: Vec<(TransferId, String)> = self
+            .questions
+            .iter()
+            .filter_map(|id| self.downloads.get(id).map(|d| (*id, d.name.clone())))
+            .collect();
+        let picked = match target {
+            Target::Implied => candidates
+                .first()
+                .map(|c| c.0)
+                .ok_or_else(|| "No incoming upload is waiting for an answer.".to_string()),
+            Target::All => Err(format!(
+                "{verb} takes one upload at a time: {verb} <file>, or y / n for the oldest"
+            )),
+            Target::Named(name) => pick_named(
+                &candidates,
+                name,
+                "incoming upload waiting for an answer",
+                verb,
+            ),
+        };
+        match picked {
+            Ok(id) => self.decide_id(id, accept, now, out),
+            Err(why) => show(out, Tone::Error, why),
+        }
+    }
+
+    /// The user's answer about download `id` (from a line, or a UI's own control). Nothing
+    /// happens unless that download waits for one.
+    pub fn decide_id(
+        &mut self,
+        id: TransferId,
+        accept: bool,
+        now: UnixMillis,
+        out: &mut Vec<ClientOutput>,
+    ) {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        if d.stage != Stage::Asking {
+            return;
+        }
+        self.questions.retain(|q| *q != id);
+        if accept {
+            d.started = now;
+            show(
+                out,
+                Tone::Info,
+                format!("Accepted {} from {}; receiving it…", d.name, d.from),
+            );
+            self.take(id, out);
+        } else {
+            self.set.abort(id, AbortReason::Declined, now);
+        }
+    }
+
+    /// Download `id` is taken: look for a kept part of the same file.
+    fn take(&mut self, id: TransferId, out: &mut Vec<ClientOutput>) {
+        if let Some(d) = self.downloads.get_mut(&id) {
+            d.stage = Stage::Preparing;
+            let saved_as = d.saved_as.clone();
+            out.push(ClientOutput::File(FileOp::FindResumable { id, saved_as }));
+        }
+    }
+
+    /// Start download `id` from scratch in a new part file.
+    fn create_part(&mut self, id: TransferId, now: UnixMillis, out: &mut Vec<ClientOutput>) {
+        if let Some(d) = self.downloads.get_mut(&id) {
+            d.stage = Stage::Receiving;
+            d.part = Part::Open;
+            out.push(ClientOutput::File(FileOp::CreatePart {
+                id,
+                part: part_name(&d.saved_as, id),
+            }));
+            self.set.accept(id, now);
+        }
+    }
+
+    /// The kept part for download `d` among `kept`: the same file between the same users, at
+    /// least a block of it, the most held. Its name and the bytes to keep.
+    fn best_kept(&self, d: &Download, kept: &[KeptPart]) -> Option<(String, u64)> {
+        let me = self.user.as_ref()?;
+        kept.iter()
+            .filter(|k| is_part_of(&k.part, &d.saved_as))
+            .filter_map(|k| {
+                let s = Sidecar::parse(&k.sidecar)?;
+                let held = s.held.min(k.len);
+                (s.matches(&d.from, me, &d.name, d.size) && held >= BLOCK)
+                    .then(|| (k.part.clone(), held))
+            })
+            .max_by_key(|(_, held)| *held)
+    }
+
+    /// Cancel the running transfer `target` names (the only one when implied, or all): the
+    /// other side is told at once; a download keeps its part for resuming. A download still
+    /// asked about is declined.
+    pub fn cancel(&mut self, target: &Target, now: UnixMillis, out: &mut Vec<ClientOutput>) {
+        let mut candidates: Vec<(TransferId, String, String)> = self
+            .uploads
+            .iter()
+            .map(|(id, u)| (*id, u.name.clone(), format!("{} to {}", u.name, u.to)))
+            .collect();
+        candidates.extend(
+            self.downloads
+                .iter()
+                .filter(|(_, d)| d.stage != Stage::Finishing)
+                .map(|(id, d)| (*id, d.name.clone(), format!("{} from {}", d.name, d.from))),
+        );
+        let list = || {
+            candidates
+                .iter()
+                .map(|c| c.2.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let ids: Vec<TransferId> = match target {
+            Target::All => candidates.iter().map(|c| c.0).collect(),
+            Target::Implied => match candidates.as_slice() {
+                [one] => vec![one.0],
+                [] => Vec::new(),
+                _ => {
+                    show(
+                        out,
+                        Tone::Error,
+                        format!(
+                            "Several transfers are running ({}): CANCEL <file>, or CANCEL ALL",
+                            list()
+                        ),
+                    );
+                    return;
+                }
+            },
+            Target::Named(name) => {
+                let named: Vec<(TransferId, String)> =
+                    candidates.iter().map(|c| (c.0, c.1.clone())).collect();
+                match pick_named(&named, name, "running transfer", "CANCEL") {
+                    Ok(id) => vec![id],
+                    Err(why) => {
+                        show(out, Tone::Error, why);
+                        return;
+                    }
+                }
+            }
+        };
+        if ids.is_empty() {
+            show(out, Tone::Error, "No transfer is running.".to_string());
+            return;
+        }
+        for id in ids {
+            if let Some(u) = self.uploads.get_mut(&id) {
+                u.cancelled = true;
+                self.set.abort(id, AbortReason::Cancelled, now);
+            } else if let Some(d) = self.downloads.get_mut(&id) {
+                if d.stage == Stage::Asking {
+                    self.decide_id(id, false, now, out);
+                } else {
+                    d.cancelled = true;
+                    self.set.abort(id, AbortReason::Cancelled, now);
+                }
+            }
+        }
     }
 
     /// Why a new upload may not start now, if it may not: as many run as the client takes.
@@ -164,7 +421,16 @@ impl Transfers {
     ) {
         let mut config = self.config.clone();
         config.seed ^= grant.id.0;
-        let sender = Sender::new(grant.id, &grant.secret, grant.size, grant.peer, config, now);
+        let key = self.ephemeral();
+        let sender = Sender::new(
+            grant.id,
+            &grant.secret,
+            grant.size,
+            grant.peer,
+            config,
+            key,
+            now,
+        );
         self.set.add_sender(sender);
         out.push(ClientOutput::File(FileOp::OpenSource {
             id: grant.id,
@@ -180,6 +446,7 @@ impl Transfers {
                 grant.user
             ),
         );
+        self.meters.insert(grant.id, Meter::new(now, 0));
         self.uploads.insert(
             grant.id,
             Upload {
@@ -187,11 +454,14 @@ impl Transfers {
                 name: grant.name,
                 size: grant.size,
                 started: now,
+                told_waiting: false,
+                told_resume: false,
+                cancelled: false,
             },
         );
     }
 
-    /// A presenter announced a file for us: get ready to receive it.
+    /// A presenter announced a file for us: judge it, then ask, take or refuse it.
     pub fn start_download(
         &mut self,
         grant: UploadGrant,
@@ -210,7 +480,8 @@ impl Transfers {
         );
         let mut config = self.config.clone();
         config.seed ^= grant.id.0;
-        let refuse = |reason, config| {
+        let key = self.ephemeral();
+        let refuse = |reason, config, key| {
             Receiver::refuse(
                 grant.id,
                 &grant.secret,
@@ -218,6 +489,7 @@ impl Transfers {
                 grant.peer,
                 reason,
                 config,
+                key,
                 now,
             )
         };
@@ -232,10 +504,12 @@ impl Transfers {
                         grant.name, grant.user
                     ),
                 );
-                self.set.add_receiver(refuse(AbortReason::Refused, config));
+                self.set
+                    .add_receiver(refuse(AbortReason::Refused, config, key));
                 return;
             }
         };
+        // Questions count: each holds a presenter and a share of the memory.
         if self.downloads.len() >= self.config.max_incoming {
             show(
                 out,
@@ -250,21 +524,55 @@ impl Transfers {
                     }
                 ),
             );
-            self.set.add_receiver(refuse(AbortReason::Busy, config));
+            self.set
+                .add_receiver(refuse(AbortReason::Busy, config, key));
             return;
         }
-        self.set.add_receiver(Receiver::new(
+        let verdict = self.consent.decide(&grant.user, grant.size);
+        if let Verdict::Decline(why) = &verdict {
+            show(
+                out,
+                Tone::Error,
+                format!(
+                    "Declined {} from {}: {why}; {} was told",
+                    grant.name, grant.user, grant.user
+                ),
+            );
+            self.set
+                .add_receiver(refuse(AbortReason::Declined, config, key));
+            return;
+        }
+        let receiver = Receiver::new(
             grant.id,
             &grant.secret,
             grant.size,
             grant.peer,
             config,
+            key,
             now,
-        ));
-        out.push(ClientOutput::File(FileOp::CreatePart {
-            id: grant.id,
-            part: part_name(&saved_as, grant.id),
-        }));
+        );
+        self.set.add_receiver(receiver);
+        let asking = verdict == Verdict::Ask;
+        if asking {
+            self.questions.push_back(grant.id);
+            let several = if self.questions.len() > 1 {
+                format!(" (ACCEPT {0} or DECLINE {0}: others wait too)", grant.name)
+            } else {
+                String::new()
+            };
+            show(
+                out,
+                Tone::Notice,
+                format!(
+                    "Accept {} ({}) from {}? Answer y or n{several}; no answer within {} declines it.",
+                    grant.name,
+                    human_bytes(grant.size),
+                    grant.user,
+                    duration(self.config.decision_timeout_ms)
+                ),
+            );
+        }
+        self.meters.insert(grant.id, Meter::new(now, 0));
         self.downloads.insert(
             grant.id,
             Download {
@@ -273,10 +581,17 @@ impl Transfers {
                 saved_as,
                 size: grant.size,
                 started: now,
-                finishing: false,
+                stage: Stage::Asking,
+                part: Part::None,
+                reading_part: false,
+                resuming: 0,
                 attempt: 0,
+                cancelled: false,
             },
         );
+        if !asking {
+            self.take(grant.id, out);
+        }
     }
 
     /// A datagram arrived on the UDP socket.
@@ -289,9 +604,28 @@ impl Transfers {
         self.set.handle_timeout(now);
     }
 
-    /// When the next timer is due.
+    /// When the next timer is due: a transfer's, or the next progress report of a running
+    /// one (reports come even when nothing moves, so a stall shows without a UI clock).
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.set.poll_timeout()
+        let report = self
+            .meters
+            .iter()
+            .filter(|(id, _)| self.reports(**id))
+            .filter_map(|(_, m)| m.next_due(&self.progress))
+            .min();
+        [self.set.poll_timeout(), report]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether transfer `id` gets progress reports now (not once a download is being named).
+    fn reports(&self, id: TransferId) -> bool {
+        self.uploads.contains_key(&id)
+            || self
+                .downloads
+                .get(&id)
+                .is_some_and(|d| d.stage != Stage::Finishing)
     }
 
     /// The driver's answer to a file operation of transfer `id`.
@@ -303,15 +637,70 @@ impl Transfers {
         out: &mut Vec<ClientOutput>,
     ) {
         match result {
-            FileResult::Data { offset, data } => self.set.handle_file_data(id, offset, data, now),
+            FileResult::Data { offset, data } => {
+                if let Some(d) = self.downloads.get_mut(&id) {
+                    d.reading_part = false;
+                    self.set.handle_part_data(id, offset, &data, now);
+                } else {
+                    self.set.handle_file_data(id, offset, data, now);
+                }
+            }
+            FileResult::Resumable(kept) => {
+                let Some(d) = self.downloads.get(&id) else {
+                    return;
+                };
+                if d.stage != Stage::Preparing || d.part != Part::None {
+                    return;
+                }
+                match self.best_kept(d, &kept) {
+                    Some((part, keep)) => {
+                        if let Some(d) = self.downloads.get_mut(&id) {
+                            d.part = Part::Opening { keep };
+                        }
+                        out.push(ClientOutput::File(FileOp::OpenPart { id, part, keep }));
+                    }
+                    None => self.create_part(id, now, out),
+                }
+            }
+            FileResult::Resumed { len } => {
+                let Some(d) = self.downloads.get_mut(&id) else {
+                    return;
+                };
+                let Part::Opening { keep } = d.part else {
+                    return;
+                };
+                let held = keep.min(len);
+                d.part = Part::Open;
+                d.stage = Stage::Receiving;
+                d.resuming = held;
+                show(
+                    out,
+                    Tone::Info,
+                    format!(
+                        "Resuming {} from {}: {} of {} are here from before; checking them with {}…",
+                        d.name,
+                        d.from,
+                        human_bytes(held),
+                        human_bytes(d.size),
+                        d.from
+                    ),
+                );
+                self.set.accept_resuming(id, held, now);
+            }
             FileResult::Saved { name } => {
                 if let Some(d) = self.downloads.remove(&id) {
                     let stats = self.receiver_stats(id, d.started, now);
+                    let here = self
+                        .resumed_from(id)
+                        .filter(|&r| r > 0)
+                        .map_or(String::new(), |r| {
+                            format!("; {} of it was already here", human_bytes(r))
+                        });
                     show(
                         out,
                         Tone::Success,
                         format!(
-                            "Received {} from {}, saved as {name} ({}){stats}",
+                            "Received {} from {}, saved as {name} ({}{here}){stats}",
                             d.name,
                             d.from,
                             rate(d.size, d.started, now)
@@ -341,13 +730,24 @@ impl Transfers {
                 out.push(ClientOutput::File(FileOp::Finish { id, name }));
             }
             FileResult::Failed(problem) => {
-                if let Some(d) = self.downloads.get(&id) {
+                if let Some(d) = self.downloads.get_mut(&id) {
+                    if matches!(d.part, Part::Opening { .. }) {
+                        // The kept part went away or is taken: start afresh.
+                        d.part = Part::None;
+                        self.create_part(id, now, out);
+                        return;
+                    }
+                    if d.reading_part {
+                        d.reading_part = false;
+                        self.set.part_unreadable(id, now);
+                        return;
+                    }
                     show(
                         out,
                         Tone::Error,
                         format!("Cannot save {} from {}: {problem}", d.saved_as, d.from),
                     );
-                    if d.finishing {
+                    if d.stage == Stage::Finishing {
                         self.downloads.remove(&id);
                         out.push(ClientOutput::File(FileOp::Discard { id }));
                         return;
@@ -368,7 +768,16 @@ impl Transfers {
         }
     }
 
-    /// Cancel every transfer (logging out).
+    /// Bytes of download `id` it held before it started (a resume), once known.
+    fn resumed_from(&self, id: TransferId) -> Option<u64> {
+        match self.set.get(id) {
+            Some(Role::Receive(r)) => Some(r.stats().resumed_from),
+            _ => None,
+        }
+    }
+
+    /// Cancel every transfer (logging out, quitting, the server gone): every peer is told,
+    /// and downloads keep what they received for resuming.
     pub fn cancel_all(&mut self, now: UnixMillis) {
         let ids: Vec<TransferId> = self.set.ids().collect();
         for id in ids {
@@ -409,13 +818,29 @@ impl Transfers {
             SetEvent::Sender(SenderEvent::Complete) => {
                 out.push(ClientOutput::File(FileOp::CloseSource { id }));
                 if let Some(u) = self.uploads.remove(&id) {
-                    self.progress_done(id, Direction::Upload, &u.name, u.size, out);
+                    let label = format!("{} → {}", u.name, u.to);
+                    let done = u.size;
+                    self.progress_done(
+                        id,
+                        Direction::Upload,
+                        label,
+                        done,
+                        u.size,
+                        Outcome::Complete,
+                        out,
+                    );
                     let stats = self.sender_stats(id, u.started, now);
+                    let had = self
+                        .sent_from(id)
+                        .filter(|&r| r > 0)
+                        .map_or(String::new(), |r| {
+                            format!("; {} had {} of it already", u.to, human_bytes(r))
+                        });
                     show(
                         out,
                         Tone::Success,
                         format!(
-                            "{} has been uploaded to {} ({}){stats}",
+                            "{} has been uploaded to {} ({}{had}){stats}",
                             u.name,
                             u.to,
                             rate(u.size, u.started, now)
@@ -426,125 +851,345 @@ impl Transfers {
             SetEvent::Sender(SenderEvent::Aborted(reason)) => {
                 out.push(ClientOutput::File(FileOp::CloseSource { id }));
                 if let Some(u) = self.uploads.remove(&id) {
-                    self.progress_done(id, Direction::Upload, &u.name, u.size, out);
-                    show(
-                        out,
-                        Tone::Error,
-                        format!(
-                            "Upload of {} to {} failed: {}",
-                            u.name,
-                            u.to,
-                            upload_failure(&u.to, reason)
-                        ),
-                    );
+                    let label = format!("{} → {}", u.name, u.to);
+                    let done = self.bytes_done(id);
+                    let outcome = outcome_of(reason);
+                    self.progress_done(id, Direction::Upload, label, done, u.size, outcome, out);
+                    show(out, Tone::Error, upload_ended(&u, reason));
                 }
+            }
+            SetEvent::Receiver(ReceiverEvent::ReadPart { offset, len }) => {
+                if let Some(d) = self.downloads.get_mut(&id) {
+                    d.reading_part = true;
+                }
+                out.push(ClientOutput::File(FileOp::ReadPart { id, offset, len }));
             }
             SetEvent::Receiver(ReceiverEvent::Write { offset, data }) => {
                 out.push(ClientOutput::File(FileOp::Write { id, offset, data }))
             }
             SetEvent::Receiver(ReceiverEvent::Complete { .. }) => {
                 if let Some(d) = self.downloads.get_mut(&id) {
-                    d.finishing = true;
-                    let (name, size, saved_as) = (d.name.clone(), d.size, d.saved_as.clone());
-                    self.progress_done(id, Direction::Download, &name, size, out);
+                    d.stage = Stage::Finishing;
+                    let label = format!("{} ← {}", d.name, d.from);
+                    let (size, saved_as) = (d.size, d.saved_as.clone());
+                    self.progress_done(
+                        id,
+                        Direction::Download,
+                        label,
+                        size,
+                        size,
+                        Outcome::Complete,
+                        out,
+                    );
                     out.push(ClientOutput::File(FileOp::Finish { id, name: saved_as }));
                 }
             }
             SetEvent::Receiver(ReceiverEvent::Aborted(reason)) => {
-                out.push(ClientOutput::File(FileOp::Discard { id }));
-                if let Some(d) = self.downloads.remove(&id) {
-                    self.progress_done(id, Direction::Download, &d.name, d.size, out);
-                    show(
-                        out,
-                        Tone::Error,
-                        format!(
-                            "Upload of {} from {} failed: {reason}; the partial file was removed",
-                            d.name, d.from
-                        ),
-                    );
+                self.questions.retain(|q| *q != id);
+                let Some(d) = self.downloads.remove(&id) else {
+                    return;
+                };
+                let held = match self.set.get(id) {
+                    Some(Role::Receive(r)) => r.stats().bytes_received,
+                    _ => 0,
+                };
+                let kept = (d.part == Part::Open && resume::keeps_part(reason, held)).then(|| {
+                    let sidecar = self.user.as_ref().map(|me| Sidecar {
+                        from: d.from.clone(),
+                        to: me.clone(),
+                        name: d.name.clone(),
+                        size: d.size,
+                        held,
+                        kept_at: now,
+                    });
+                    sidecar.map(|s| (held, s))
+                });
+                let kept = kept.flatten();
+                match (&kept, &d.part) {
+                    (Some((held, sidecar)), _) => out.push(ClientOutput::File(FileOp::KeepPart {
+                        id,
+                        held: *held,
+                        sidecar: Bytes::from(sidecar.render()),
+                    })),
+                    (None, Part::Open) => out.push(ClientOutput::File(FileOp::Discard { id })),
+                    (None, _) => {}
                 }
+                let label = format!("{} ← {}", d.name, d.from);
+                let outcome = outcome_of(reason);
+                self.progress_done(id, Direction::Download, label, held, d.size, outcome, out);
+                show(
+                    out,
+                    Tone::Error,
+                    download_ended(&d, reason, kept.map(|k| k.0), &self.config),
+                );
             }
         }
     }
 
+    /// Bytes of upload `id` its audience held before it started (a resume), once known.
+    fn sent_from(&self, id: TransferId) -> Option<u64> {
+        match self.set.get(id) {
+            Some(Role::Send(s)) => Some(s.stats().resumed_from),
+            _ => None,
+        }
+    }
+
+    /// The last report of transfer `id`: the bytes really done and how it ended.
+    #[allow(clippy::too_many_arguments)]
     fn progress_done(
         &mut self,
         id: TransferId,
         direction: Direction,
-        label: &str,
+        label: String,
+        done: u64,
         total: u64,
+        outcome: Outcome,
         out: &mut Vec<ClientOutput>,
     ) {
-        self.last_progress.remove(&id);
+        self.meters.remove(&id);
         out.push(ClientOutput::Progress(Progress {
             id,
             direction,
-            label: label.to_string(),
-            done: total,
+            label,
+            done: if outcome == Outcome::Complete {
+                total
+            } else {
+                done.min(total)
+            },
             total,
-            finished: true,
+            rate: None,
+            eta_ms: None,
+            stalled_for_ms: None,
+            phase: Phase::Ended(outcome),
         }));
     }
 
+    /// Bytes transfer `id` has done, as its machine counts them.
+    fn bytes_done(&self, id: TransferId) -> u64 {
+        match self.set.get(id) {
+            Some(Role::Send(s)) => s.stats().bytes_acked,
+            Some(Role::Receive(r)) => r.stats().bytes_received,
+            None => 0,
+        }
+    }
+
     fn report_progress(&mut self, now: UnixMillis, out: &mut Vec<ClientOutput>) {
-        for (&id, u) in &self.uploads {
-            let due = self
-                .last_progress
-                .get(&id)
-                .is_none_or(|t| now.millis_since(*t) >= PROGRESS_EVERY_MS);
-            if let (true, Some(Role::Send(s))) = (due, self.set.get(id)) {
-                self.last_progress.insert(id, now);
-                out.push(ClientOutput::Progress(Progress {
-                    id,
-                    direction: Direction::Upload,
-                    label: format!("{} → {}", u.name, u.to),
-                    done: s.stats().bytes_acked,
-                    total: u.size,
-                    finished: false,
-                }));
+        for (&id, u) in &mut self.uploads {
+            let Some(Role::Send(s)) = self.set.get(id) else {
+                continue;
+            };
+            if s.waiting_for() == Some(HoldReason::Asking) && !u.told_waiting {
+                u.told_waiting = true;
+                show(
+                    out,
+                    Tone::Info,
+                    format!("Waiting for {} to accept {}…", u.to, u.name),
+                );
             }
+            let from = s.stats().resumed_from;
+            if from > 0 && !u.told_resume {
+                u.told_resume = true;
+                // The kept bytes did not move now: the rate starts from them.
+                if let Some(m) = self.meters.get_mut(&id) {
+                    *m = Meter::new(now, from);
+                }
+                show(
+                    out,
+                    Tone::Info,
+                    format!(
+                        "Resuming {} for {}: {} of it checked as already there; sending the rest…",
+                        u.name,
+                        u.to,
+                        human_bytes(from)
+                    ),
+                );
+            }
+        }
+        let mut reports = Vec::new();
+        for (&id, u) in &self.uploads {
+            let Some(Role::Send(s)) = self.set.get(id) else {
+                continue;
+            };
+            let phase = match s.waiting_for() {
+                Some(HoldReason::Asking) => Phase::Waiting,
+                Some(_) => Phase::Checking,
+                None => Phase::Moving,
+            };
+            let label = format!("{} → {}", u.name, u.to);
+            reports.push((
+                id,
+                Direction::Upload,
+                label,
+                s.stats().bytes_acked,
+                u.size,
+                phase,
+            ));
         }
         for (&id, d) in &self.downloads {
-            let due = self
-                .last_progress
-                .get(&id)
-                .is_none_or(|t| now.millis_since(*t) >= PROGRESS_EVERY_MS);
-            if let (true, false, Some(Role::Receive(r))) = (due, d.finishing, self.set.get(id)) {
-                self.last_progress.insert(id, now);
-                out.push(ClientOutput::Progress(Progress {
-                    id,
-                    direction: Direction::Download,
-                    label: format!("{} ← {}", d.name, d.from),
-                    done: r.stats().bytes_received,
-                    total: d.size,
-                    finished: false,
-                }));
+            let receiver = match self.set.get(id) {
+                Some(Role::Receive(r)) => r,
+                _ => continue,
+            };
+            let phase = match d.stage {
+                Stage::Asking => Phase::Asking,
+                Stage::Preparing => Phase::Checking,
+                Stage::Receiving if receiver.is_checking() => Phase::Checking,
+                Stage::Receiving => Phase::Moving,
+                Stage::Finishing => continue,
+            };
+            let label = format!("{} ← {}", d.name, d.from);
+            let done = receiver.stats().bytes_received;
+            reports.push((id, Direction::Download, label, done, d.size, phase));
+        }
+        for (id, direction, label, done, total, phase) in reports {
+            let Some(m) = self.meters.get_mut(&id) else {
+                continue;
+            };
+            // Waiting and checking are not a rate nor a stall, and a resume's kept bytes arrive
+            // all at once: the meter starts when bytes start to move.
+            if phase != Phase::Moving {
+                *m = Meter::new(now, done);
             }
+            m.update(now, done);
+            if !m.due(now, &self.progress) {
+                continue;
+            }
+            m.sample(now, &self.progress);
+            m.reported_at = Some(now);
+            let reading = m.reading(now, total, &self.progress);
+            let moving = phase == Phase::Moving;
+            out.push(ClientOutput::Progress(Progress {
+                id,
+                direction,
+                label,
+                done,
+                total,
+                rate: reading.rate.filter(|_| moving),
+                eta_ms: reading.eta_ms.filter(|_| moving),
+                stalled_for_ms: reading.stalled_for_ms.filter(|_| moving),
+                phase,
+            }));
         }
     }
 }
 
-/// Why an upload failed, as its presenter should read it: what the audience's client said,
-/// in words about that client.
-fn upload_failure(to: &UserName, reason: AbortReason) -> String {
+/// How a transfer that ended for `reason` ended, for its last progress report.
+fn outcome_of(reason: AbortReason) -> Outcome {
     match reason {
-        AbortReason::PeerAborted(PeerReason::LocalIo) => format!(
-            "{to}'s client cannot save the file (its download folder is missing, full or not writable)"
+        AbortReason::Declined
+        | AbortReason::NoAnswer
+        | AbortReason::PeerAborted(PeerReason::Declined | PeerReason::NoAnswer) => {
+            Outcome::Declined
+        }
+        AbortReason::Cancelled | AbortReason::PeerAborted(PeerReason::Cancelled) => {
+            Outcome::Cancelled
+        }
+        _ => Outcome::Failed,
+    }
+}
+
+/// The line a presenter reads when its upload ended without the file arriving.
+fn upload_ended(u: &Upload, reason: AbortReason) -> String {
+    match reason {
+        AbortReason::PeerAborted(PeerReason::Declined) => {
+            format!("{} declined {}; nothing was sent", u.to, u.name)
+        }
+        AbortReason::PeerAborted(PeerReason::NoAnswer) | AbortReason::NoAnswer => format!(
+            "{} did not answer whether to take {}; nothing was sent",
+            u.to, u.name
         ),
-        AbortReason::PeerAborted(PeerReason::Busy) => format!(
-            "{to}'s client is receiving too many files at once; try again when one has finished"
+        AbortReason::Cancelled if u.cancelled => format!(
+            "Cancelled the upload of {} to {}; {} was told",
+            u.name, u.to, u.to
         ),
-        AbortReason::PeerAborted(PeerReason::Refused) => {
-            format!("{to}'s client refused the file")
+        _ => format!(
+            "Upload of {} to {} failed: {}",
+            u.name,
+            u.to,
+            upload_failure(&u.to, reason)
+        ),
+    }
+}
+
+/// The line an audience reads when a download ended without the file; `kept` is what was
+/// kept for resuming.
+fn download_ended(
+    d: &Download,
+    reason: AbortReason,
+    kept: Option<u64>,
+    config: &TransferConfig,
+) -> String {
+    let fate = || {
+        if d.part == Part::None {
+            String::new()
+        } else {
+            part_fate(kept, &d.from)
+        }
+    };
+    match reason {
+        AbortReason::Declined => {
+            format!("Declined {} from {}; {} was told", d.name, d.from, d.from)
+        }
+        AbortReason::NoAnswer => format!(
+            "No answer about {} from {} within {}: declined; {} was told",
+            d.name,
+            d.from,
+            duration(config.decision_timeout_ms),
+            d.from
+        ),
+        AbortReason::PeerAborted(PeerReason::Cancelled) if d.stage == Stage::Asking => {
+            format!("{} withdrew {} before you answered", d.from, d.name)
         }
         AbortReason::PeerAborted(PeerReason::Cancelled) => {
-            format!("{to} cancelled it (or logged out)")
+            format!("{} cancelled {} (or left){}", d.from, d.name, fate())
         }
-        other => other.to_string(),
+        AbortReason::Cancelled if d.cancelled => format!(
+            "Cancelled {} from {}; {} was told{}",
+            d.name,
+            d.from,
+            d.from,
+            fate()
+        ),
+        _ => format!(
+            "Upload of {} from {} failed: {reason}{}",
+            d.name,
+            d.from,
+            fate()
+        ),
     }
 }
 
-/// The problem to report for an upload source that is not a readable regular file.
-pub fn upload_problem(path: &str, problem: &FileProblem) -> String {
-    format!("Cannot upload {path}: {problem}")
+/// The one transfer among `candidates` (id and file name) that `name` names: its file name
+/// (exactly, else ignoring case), or its id or at least four hex digits of its start.
+fn pick_named(
+    candidates: &[(TransferId, String)],
+    name: &str,
+    what: &str,
+    verb: &str,
+) -> Result<TransferId, String> {
+    let exact: Vec<_> = candidates.iter().filter(|c| c.1 == name).collect();
+    let matches = if exact.is_empty() {
+        let lower = name.to_ascii_lowercase();
+        let by_id = lower.len() >= 4 && lower.bytes().all(|b| b.is_ascii_hexdigit());
+        candidates
+            .iter()
+            .filter(|c| {
+                c.1.eq_ignore_ascii_case(name) || (by_id && c.0.to_string().starts_with(&lower))
+            })
+            .collect()
+    } else {
+        exact
+    };
+    match matches.as_slice() {
+        [one] => Ok(one.0),
+        [] => Err(format!("No {what} is named {name:?}.")),
+        several => Err(format!(
+            "Several of them are named {name:?}; {verb} one by its id: {}",
+            several
+                .iter()
+                .map(|c| c.0.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }

@@ -1,35 +1,40 @@
-//! The versioned binary datagram format of a transfer, parsed with nom over [`Bytes`].
+//! The versioned binary datagram format of a transfer, sealed and opened in one place.
 //!
 //! ```text
-//! 0      2       3      4               12                      len-16     len
-//! | "HU" | ver=1 | kind | transfer id u64 | body (per kind)     | tag (16) |
+//! 0      2       3      4                 12       20               (28 for Data)
+//! | "HU" | ver=2 | kind | transfer id u64 | pn u64 | [offset u64] | sealed body | tag (16) |
 //! ```
 //!
-//! All integers are big-endian. The tag is BLAKE3 in keyed mode over everything before it,
-//! keyed by a key derived from the transfer's secret and truncated to 16 bytes: it is both the
-//! checksum of the datagram and the proof that it belongs to this transfer. A receiver checks
-//! it before parsing the body, so a forged or corrupted datagram never reaches the state
-//! machines. The transfer id travels in clear so a client can route before authenticating.
+//! All integers are big-endian. The header (and a `Data` datagram's file offset) travels in
+//! clear, as the AEAD's associated data: a client routes a datagram by its transfer id and
+//! picks the key by its kind before opening it. The body is AES-256-GCM under the key of its
+//! kind's class (see [`keys`](super::keys)) with the packet number `pn` as the nonce, so the
+//! bytes on the wire reveal neither the file nor its name; the tag authenticates header and
+//! body together, so a forged, altered or foreign datagram never reaches the state machines.
+//! Each side numbers the datagrams it seals, per key, from 0 and never reuses a number.
 //!
-//! In tree mode (see `tree`: payloads are aligned power-of-two leaves of the file's
-//! BLAKE3 tree, announced by the `Hello`'s payload size) the tag of a `Data` datagram covers
-//! the header, packet number, offset and the payload's BLAKE3 chaining value instead of the
-//! payload bytes: still a keyed BLAKE3 over a collision-resistant digest of every byte, but the
-//! payload is hashed once for both the tag and the whole-file hash.
-//!
-//! Bodies:
-//! - `Hello` (sender → receiver): file size u64, payload size u32.
-//! - `Data`: packet number u64, file offset u64, payload (the rest).
-//! - `Fin`: file size u64, BLAKE3 hash of the whole file (32 bytes).
-//! - `Ack` (receiver → sender): ack delay ms u16, cumulative offset u64 (every byte below is
-//!   held), window end u64 (no byte at or beyond may be sent), range count u16, then that
-//!   many packet-number ranges `first u64, last u64` (inclusive, highest first).
-//! - `Done`: file size u64; the receiver verified the hash and kept the file.
+//! Handshake class (keys from the transfer's secret):
+//! - `Hello` (sender → receiver): X25519 public key (32), file size u64, payload size u32,
+//!   protection u8 (0 encrypted, 1 clear for benchmarks).
+//! - `Welcome` (receiver → sender): X25519 public key (32), resume block size u64, block
+//!   count u16, then that many block CVs (32 each): the receiver's resume offer, none if 0.
+//! - `Hold` (either way): reason u8. "Heard you; wait": the audience is deciding, or a side is
+//!   checking a partial file. Keeps the other side from timing out.
 //! - `Abort`: reason code u8.
 //! - `Challenge` (receiver → a new sender address): token u64. Data from an address other
 //!   than the one the server named moves the receiver's answers there only after the
 //!   sender answers the challenge from that address.
 //! - `Response` (sender → receiver): the token of the challenge it answers.
+//!
+//! Session class (keys from the X25519 exchange, see `keys`):
+//! - `Start` (sender → receiver): the offset the file is sent from (0, or where a resume
+//!   starts).
+//! - `Data`: the file bytes at the header's offset (the rest of the body).
+//! - `Fin`: file size u64, BLAKE3 hash of the whole file (32 bytes).
+//! - `Ack` (receiver → sender): ack delay ms u16, cumulative offset u64 (every byte below is
+//!   held), window end u64 (no byte at or beyond may be sent), range count u16, then that
+//!   many packet-number ranges `first u64, last u64` (inclusive, highest first).
+//! - `Done`: file size u64; the receiver verified the hash and kept the file.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use nom::Parser;
@@ -38,32 +43,32 @@ use nom::combinator::all_consuming;
 use nom::multi::count;
 use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
 
-use super::tree::{ChainingValueOf, leaf_cv};
-use super::{HASH_LEN, MAX_DATAGRAM, PeerReason, TransferId, TransferSecret};
+use super::keys::{KeyPair, PUBLIC_KEY_LEN, Protection};
+use super::tree::Cv;
+use super::{HASH_LEN, MAX_DATAGRAM, PeerReason, TransferId};
 
-/// A BLAKE3 chaining value: the hash of a subtree of the file.
-pub type ChainingValue = ChainingValueOf;
+pub use super::keys::TAG_LEN;
 
 /// First two bytes of every datagram: rejects unrelated traffic cheaply.
 pub const MAGIC: [u8; 2] = *b"HU";
 /// The format version this code writes and reads.
-pub const VERSION: u8 = 1;
-/// Magic, version, kind and transfer id.
-pub const HEADER_LEN: usize = 12;
-/// Truncated BLAKE3 tag at the end of every datagram.
-pub const TAG_LEN: usize = 16;
-/// Packet number and offset in front of a data payload.
-pub const DATA_BODY_LEN: usize = 16;
+pub const VERSION: u8 = 2;
+/// Magic, version, kind, transfer id and packet number.
+pub const HEADER_LEN: usize = 20;
+/// The header of a `Data` datagram: the common header and the file offset.
+pub const DATA_HEADER_LEN: usize = HEADER_LEN + 8;
 /// Smallest datagram size a configuration may ask for (room for a useful ACK).
 pub const MIN_DATAGRAM: usize = 512;
 /// Most SACK ranges one ACK carries, whatever the datagram size.
 pub const MAX_ACK_RANGES: usize = 128;
+/// Most block CVs one resume offer carries, whatever the datagram size.
+pub const MAX_OFFER_BLOCKS: usize = 64;
 const ACK_FIXED_LEN: usize = 2 + 8 + 8 + 2;
-const MAC_CONTEXT: &str = "huddle 2026-11 transfer v1 datagram tag";
+const WELCOME_FIXED_LEN: usize = PUBLIC_KEY_LEN + 8 + 2;
 
 /// Payload bytes in a data datagram of at most `max_datagram` bytes.
 pub fn payload_capacity(max_datagram: usize) -> usize {
-    max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM) - HEADER_LEN - DATA_BODY_LEN - TAG_LEN
+    max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM) - DATA_HEADER_LEN - TAG_LEN
 }
 
 /// How many SACK ranges fit in an ACK of at most `max_datagram` bytes.
@@ -71,6 +76,13 @@ pub fn ack_range_capacity(max_datagram: usize) -> usize {
     let room =
         max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM) - HEADER_LEN - TAG_LEN - ACK_FIXED_LEN;
     (room / 16).min(MAX_ACK_RANGES)
+}
+
+/// How many block CVs fit in a `Welcome` of at most `max_datagram` bytes.
+pub fn offer_capacity(max_datagram: usize) -> usize {
+    let room =
+        max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM) - HEADER_LEN - TAG_LEN - WELCOME_FIXED_LEN;
+    (room / 32).min(MAX_OFFER_BLOCKS)
 }
 
 /// Why bytes are not a datagram of this transfer.
@@ -83,55 +95,21 @@ pub enum DatagramError {
     #[error("not a huddle transfer datagram")]
     BadMagic,
     /// A version this build does not speak; both peers should run the same release.
-    #[error("transfer datagram version {0} is not supported (this build speaks version 1)")]
+    #[error("transfer datagram version {0} is not supported (this build speaks version 2)")]
     UnsupportedVersion(u8),
-    /// The tag does not match: corrupted, or not keyed with this transfer's secret.
-    #[error("datagram failed authentication (corrupted, stale or forged)")]
-    BadTag,
-    /// Authentic but with an unknown kind.
+    /// The tag does not match: tampered with, corrupted, or not sealed with this transfer's
+    /// keys.
+    #[error("datagram failed authentication (tampered with, corrupted, stale or forged)")]
+    Unauthentic,
+    /// A session datagram before the keys are agreed: it cannot be authenticated yet.
+    #[error("datagram arrived before the keys to open it")]
+    NoKey,
+    /// A kind this version does not know.
     #[error("unknown datagram kind {0}")]
     UnknownKind(u8),
     /// Authentic but its body does not parse.
     #[error("malformed datagram body")]
     Malformed,
-}
-
-/// The key that tags datagrams of one transfer, derived from its secret.
-///
-/// Derived rather than used raw so the secret could later key other things (e.g. encryption)
-/// without reusing one key for two purposes.
-#[derive(Clone)]
-pub struct TagKey([u8; 32]);
-
-impl TagKey {
-    /// The tag key of the transfer with this secret.
-    pub fn derive(secret: &TransferSecret) -> Self {
-        Self(blake3::derive_key(MAC_CONTEXT, &secret.0))
-    }
-
-    pub(crate) fn tag(&self, bytes: &[u8]) -> [u8; TAG_LEN] {
-        truncate(blake3::keyed_hash(&self.0, bytes))
-    }
-
-    /// The tag of a tree-mode data datagram: its first bytes, then the payload's CV.
-    fn tag_with_cv(&self, head: &[u8], cv: &ChainingValue) -> [u8; TAG_LEN] {
-        let mut h = blake3::Hasher::new_keyed(&self.0);
-        h.update(head);
-        h.update(cv);
-        truncate(h.finalize())
-    }
-}
-
-impl std::fmt::Debug for TagKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TagKey(..)")
-    }
-}
-
-fn truncate(hash: blake3::Hash) -> [u8; TAG_LEN] {
-    let mut out = [0u8; TAG_LEN];
-    out.copy_from_slice(&hash.as_bytes()[..TAG_LEN]);
-    out
 }
 
 /// A selective acknowledgement: what the receiver holds and how much more it accepts.
@@ -148,20 +126,97 @@ pub struct Ack {
     pub ranges: Vec<(u64, u64)>,
 }
 
+/// What a receiver already holds of the file, offered for resuming: the CVs of its first
+/// `cvs.len()` blocks of `block` bytes each (see `resume`). No offer: `block` 0, no CVs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// Bytes per offered block: a power of two, a multiple of the hashing block.
+    pub block: u64,
+    /// The CV of each block, in file order.
+    pub cvs: Vec<Cv>,
+}
+
+impl Offer {
+    /// Bytes the offer covers.
+    pub fn len(&self) -> u64 {
+        self.block.saturating_mul(self.cvs.len() as u64)
+    }
+
+    /// Whether nothing is offered.
+    pub fn is_empty(&self) -> bool {
+        self.cvs.is_empty()
+    }
+}
+
+/// Why a side asks the other to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldReason {
+    /// The audience is being asked whether to accept the file.
+    Asking,
+    /// The receiver is checking the partial file it would resume.
+    CheckingPart,
+    /// The sender is checking the receiver's resume offer against its file.
+    CheckingOffer,
+    /// A reason this version does not know (waiting all the same).
+    Other(u8),
+}
+
+impl HoldReason {
+    /// The wire code.
+    pub fn code(self) -> u8 {
+        match self {
+            HoldReason::Asking => 1,
+            HoldReason::CheckingPart => 2,
+            HoldReason::CheckingOffer => 3,
+            HoldReason::Other(c) => c,
+        }
+    }
+
+    /// The reason of a wire code.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => HoldReason::Asking,
+            2 => HoldReason::CheckingPart,
+            3 => HoldReason::CheckingOffer,
+            c => HoldReason::Other(c),
+        }
+    }
+}
+
 /// What a datagram says, by kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    /// Sender → receiver: "I am about to send a file of this size in payloads of this size".
+    /// Sender → receiver: "I am about to send a file of this size in payloads of this size;
+    /// here is my half of the key exchange".
     Hello {
+        /// The sender's X25519 public key for this transfer.
+        public: [u8; PUBLIC_KEY_LEN],
         /// Size of the whole file in bytes.
         file_size: u64,
         /// Payload bytes per data datagram the sender will use.
         payload_size: u32,
+        /// How the sender will protect the file's datagrams.
+        protection: Protection,
+    },
+    /// Receiver → sender: "go ahead; here is my half of the key exchange, and what I hold".
+    Welcome {
+        /// The receiver's X25519 public key for this transfer.
+        public: [u8; PUBLIC_KEY_LEN],
+        /// What the receiver already holds, for resuming.
+        offer: Offer,
+    },
+    /// Either way: "I heard you; wait".
+    Hold {
+        /// Why.
+        reason: HoldReason,
+    },
+    /// Sender → receiver: the file comes from this offset on.
+    Start {
+        /// Where sending starts (0, or the end of the verified part of a resume offer).
+        offset: u64,
     },
     /// Sender → receiver: file bytes at an offset.
     Data {
-        /// Unique per transmission (a retransmission gets a new one), so ACKs are unambiguous.
-        pn: u64,
         /// Where in the file the payload goes.
         offset: u64,
         /// The file bytes.
@@ -198,6 +253,15 @@ pub enum Body {
     },
 }
 
+/// Which keys protect a kind of datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Keys from the transfer secret: the exchange before the peers share a key.
+    Handshake,
+    /// Keys from the X25519 exchange: everything about the file.
+    Session,
+}
+
 /// The kind byte of a datagram: which [`Body`] follows the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -217,6 +281,12 @@ pub enum Kind {
     Challenge,
     /// [`Body::Response`].
     Response,
+    /// [`Body::Welcome`].
+    Welcome,
+    /// [`Body::Hold`].
+    Hold,
+    /// [`Body::Start`].
+    Start,
 }
 
 impl Kind {
@@ -231,6 +301,9 @@ impl Kind {
             Kind::Abort => 6,
             Kind::Challenge => 7,
             Kind::Response => 8,
+            Kind::Welcome => 9,
+            Kind::Hold => 10,
+            Kind::Start => 11,
         }
     }
 
@@ -245,8 +318,32 @@ impl Kind {
             6 => Kind::Abort,
             7 => Kind::Challenge,
             8 => Kind::Response,
+            9 => Kind::Welcome,
+            10 => Kind::Hold,
+            11 => Kind::Start,
             _ => return None,
         })
+    }
+
+    /// Which keys protect this kind.
+    pub fn class(self) -> Class {
+        match self {
+            Kind::Hello
+            | Kind::Welcome
+            | Kind::Hold
+            | Kind::Abort
+            | Kind::Challenge
+            | Kind::Response => Class::Handshake,
+            Kind::Start | Kind::Data | Kind::Fin | Kind::Ack | Kind::Done => Class::Session,
+        }
+    }
+
+    fn header_len(self) -> usize {
+        if self == Kind::Data {
+            DATA_HEADER_LEN
+        } else {
+            HEADER_LEN
+        }
     }
 }
 
@@ -255,6 +352,9 @@ impl Body {
     pub fn kind(&self) -> Kind {
         match self {
             Body::Hello { .. } => Kind::Hello,
+            Body::Welcome { .. } => Kind::Welcome,
+            Body::Hold { .. } => Kind::Hold,
+            Body::Start { .. } => Kind::Start,
             Body::Data { .. } => Kind::Data,
             Body::Fin { .. } => Kind::Fin,
             Body::Ack(_) => Kind::Ack,
@@ -264,24 +364,105 @@ impl Body {
             Body::Response { .. } => Kind::Response,
         }
     }
+
+    /// Bytes of the body in clear (what is sealed).
+    fn len(&self) -> usize {
+        match self {
+            Body::Hello { .. } => PUBLIC_KEY_LEN + 8 + 4 + 1,
+            Body::Welcome { offer, .. } => WELCOME_FIXED_LEN + 32 * offer.cvs.len(),
+            Body::Hold { .. } | Body::Abort { .. } => 1,
+            Body::Start { .. } | Body::Done { .. } => 8,
+            Body::Data { payload, .. } => payload.len(),
+            Body::Fin { .. } => 8 + HASH_LEN,
+            Body::Ack(a) => ACK_FIXED_LEN + 16 * a.ranges.len().min(usize::from(u16::MAX)),
+            Body::Challenge { .. } | Body::Response { .. } => 8,
+        }
+    }
+
+    fn put(&self, buf: &mut BytesMut) {
+        match self {
+            Body::Hello {
+                public,
+                file_size,
+                payload_size,
+                protection,
+            } => {
+                buf.put_slice(public);
+                buf.put_u64(*file_size);
+                buf.put_u32(*payload_size);
+                buf.put_u8(protection.code());
+            }
+            Body::Welcome { public, offer } => {
+                buf.put_slice(public);
+                buf.put_u64(offer.block);
+                let n = offer.cvs.len().min(usize::from(u16::MAX));
+                buf.put_u16(n as u16);
+                for cv in &offer.cvs[..n] {
+                    buf.put_slice(cv);
+                }
+            }
+            Body::Hold { reason } => buf.put_u8(reason.code()),
+            Body::Start { offset } => buf.put_u64(*offset),
+            Body::Data { payload, .. } => buf.put_slice(payload),
+            Body::Fin { file_size, hash } => {
+                buf.put_u64(*file_size);
+                buf.put_slice(hash);
+            }
+            Body::Ack(ack) => {
+                buf.put_u16(ack.ack_delay_ms);
+                buf.put_u64(ack.cum_offset);
+                buf.put_u64(ack.window_end);
+                let n = ack.ranges.len().min(usize::from(u16::MAX));
+                buf.put_u16(n as u16);
+                for &(first, last) in &ack.ranges[..n] {
+                    buf.put_u64(first);
+                    buf.put_u64(last);
+                }
+            }
+            Body::Done { file_size } => buf.put_u64(*file_size),
+            Body::Abort { reason } => buf.put_u8(reason.code()),
+            Body::Challenge { token } | Body::Response { token } => buf.put_u64(*token),
+        }
+    }
 }
 
-/// A datagram of a transfer: which transfer, and what it says.
+/// A datagram of a transfer: which transfer, its packet number, and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
     /// The transfer it belongs to.
     pub id: TransferId,
+    /// Its packet number: unique per sender and key, the nonce of its seal.
+    pub pn: u64,
     /// What it says.
     pub body: Body,
 }
 
-/// Read the transfer id of a datagram without authenticating it, to pick the machine (and so
-/// the key) that will.
-pub fn peek_transfer_id(bytes: &[u8]) -> Result<TransferId, DatagramError> {
+/// What a datagram's clear header says (not yet authenticated when peeked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The kind of body that follows.
+    pub kind: Kind,
+    /// The transfer.
+    pub id: TransferId,
+    /// The packet number (the nonce).
+    pub pn: u64,
+    /// A `Data` datagram's file offset (0 for other kinds).
+    pub offset: u64,
+}
+
+type NomErr<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
+
+fn malformed(_: NomErr<'_>) -> DatagramError {
+    DatagramError::Malformed
+}
+
+/// Read the clear header of a datagram without authenticating it: to route it to its
+/// transfer and pick the key that will.
+pub fn peek(bytes: &[u8]) -> Result<Header, DatagramError> {
     if bytes.len() < HEADER_LEN + TAG_LEN {
         return Err(DatagramError::TooShort);
     }
-    let (_, (magic, version, _kind, id)) = (take(2usize), be_u8, be_u8, be_u64)
+    let (rest, (magic, version, kind, id, pn)) = (take(2usize), be_u8, be_u8, be_u64, be_u64)
         .parse(bytes)
         .map_err(|_: NomErr<'_>| DatagramError::TooShort)?;
     if magic != MAGIC {
@@ -290,179 +471,137 @@ pub fn peek_transfer_id(bytes: &[u8]) -> Result<TransferId, DatagramError> {
     if version != VERSION {
         return Err(DatagramError::UnsupportedVersion(version));
     }
-    Ok(TransferId(id))
+    let kind = Kind::from_code(kind).ok_or(DatagramError::UnknownKind(kind))?;
+    let offset = if kind == Kind::Data {
+        if bytes.len() < DATA_HEADER_LEN + TAG_LEN {
+            return Err(DatagramError::TooShort);
+        }
+        be_u64.parse(rest).map_err(malformed)?.1
+    } else {
+        0
+    };
+    Ok(Header {
+        kind,
+        id: TransferId(id),
+        pn,
+        offset,
+    })
 }
 
-/// The `Abort` datagram either side sends when it gives up (best effort: the peer also has
-/// its own idle timeout).
-pub fn encode_abort(id: TransferId, reason: PeerReason, key: &TagKey) -> Bytes {
-    encode(
-        &Datagram {
-            id,
-            body: Body::Abort { reason },
-        },
-        key,
-    )
-}
-
-/// Render a datagram and tag it with `key`.
-pub fn encode(d: &Datagram, key: &TagKey) -> Bytes {
-    encode_with(d, key, None)
-}
-
-/// Render a datagram; a data datagram in tree mode is tagged over its payload's chaining
-/// value `payload_cv` (which the caller computed once for the file hash too).
-pub fn encode_with(d: &Datagram, key: &TagKey, payload_cv: Option<&ChainingValue>) -> Bytes {
-    let mut buf = BytesMut::with_capacity(encoded_len(&d.body));
-    encode_into(d, key, payload_cv, &mut buf)
+/// Read the transfer id of a datagram without authenticating it, to pick the machine (and so
+/// the keys) that will.
+pub fn peek_transfer_id(bytes: &[u8]) -> Result<TransferId, DatagramError> {
+    peek(bytes).map(|h| h.id)
 }
 
 /// Bytes a datagram pool hands out before it takes a new block.
 const POOL_BLOCK: usize = 1 << 20;
 
-/// Like [`encode_with`], rendering into `pool`, a block the encoder reuses: the datagram is
-/// split off it, so encoding costs no allocation per datagram, only one per block (a block
-/// is freed once every datagram cut from it is dropped).
-pub(crate) fn encode_pooled(
-    d: &Datagram,
-    key: &TagKey,
-    payload_cv: Option<&ChainingValue>,
-    pool: &mut BytesMut,
-) -> Bytes {
-    let len = encoded_len(&d.body);
+/// The length of `d` on the wire.
+pub fn sealed_len(d: &Datagram) -> usize {
+    d.body.kind().header_len() + d.body.len() + TAG_LEN
+}
+
+/// Render `d` and seal it with `keys` (its own direction), into `pool`: a block the encoder
+/// reuses, from which the datagram is split off, so sealing costs no allocation per datagram,
+/// only one per block (a block is freed once every datagram cut from it is dropped). The body
+/// is encrypted in place where it was rendered.
+pub(crate) fn seal(d: &Datagram, keys: &KeyPair, pool: &mut BytesMut) -> Bytes {
+    let len = sealed_len(d);
     if pool.capacity() - pool.len() < len {
         *pool = BytesMut::with_capacity(POOL_BLOCK.max(len));
     }
-    encode_into(d, key, payload_cv, pool)
-}
-
-/// Append `d`, tagged, to `buf` and split it off as a datagram.
-fn encode_into(
-    d: &Datagram,
-    key: &TagKey,
-    payload_cv: Option<&ChainingValue>,
-    buf: &mut BytesMut,
-) -> Bytes {
-    let start = buf.len();
-    buf.put_slice(&MAGIC);
-    buf.put_u8(VERSION);
-    buf.put_u8(d.body.kind().code());
-    buf.put_u64(d.id.0);
-    match &d.body {
-        Body::Hello {
-            file_size,
-            payload_size,
-        } => {
-            buf.put_u64(*file_size);
-            buf.put_u32(*payload_size);
-        }
-        Body::Data {
-            pn,
-            offset,
-            payload,
-        } => {
-            buf.put_u64(*pn);
-            buf.put_u64(*offset);
-            buf.put_slice(payload);
-        }
-        Body::Fin { file_size, hash } => {
-            buf.put_u64(*file_size);
-            buf.put_slice(hash);
-        }
-        Body::Ack(ack) => {
-            buf.put_u16(ack.ack_delay_ms);
-            buf.put_u64(ack.cum_offset);
-            buf.put_u64(ack.window_end);
-            let n = ack.ranges.len().min(usize::from(u16::MAX));
-            buf.put_u16(n as u16);
-            for &(first, last) in &ack.ranges[..n] {
-                buf.put_u64(first);
-                buf.put_u64(last);
-            }
-        }
-        Body::Done { file_size } => buf.put_u64(*file_size),
-        Body::Abort { reason } => buf.put_u8(reason.code()),
-        Body::Challenge { token } | Body::Response { token } => buf.put_u64(*token),
+    let start = pool.len();
+    let kind = d.body.kind();
+    pool.put_slice(&MAGIC);
+    pool.put_u8(VERSION);
+    pool.put_u8(kind.code());
+    pool.put_u64(d.id.0);
+    pool.put_u64(d.pn);
+    if let Body::Data { offset, .. } = &d.body {
+        pool.put_u64(*offset);
     }
-    let tag = match (&d.body, payload_cv) {
-        (Body::Data { .. }, Some(cv)) => {
-            key.tag_with_cv(&buf[start..start + HEADER_LEN + DATA_BODY_LEN], cv)
-        }
-        _ => key.tag(&buf[start..]),
-    };
-    buf.put_slice(&tag);
-    buf.split_to(buf.len()).split_off(start).freeze()
+    let body_start = pool.len();
+    d.body.put(pool);
+    let (header, body) = pool[start..].split_at_mut(body_start - start);
+    let tag = keys.seal(d.pn, header, body);
+    pool.put_slice(&tag);
+    pool.split_to(pool.len()).split_off(start).freeze()
 }
 
-fn encoded_len(body: &Body) -> usize {
-    let body_len = match body {
-        Body::Hello { .. } => 12,
-        Body::Data { payload, .. } => DATA_BODY_LEN + payload.len(),
-        Body::Fin { .. } => 8 + HASH_LEN,
-        Body::Ack(a) => ACK_FIXED_LEN + 16 * a.ranges.len(),
-        Body::Done { .. } => 8,
-        Body::Abort { .. } => 1,
-        Body::Challenge { .. } | Body::Response { .. } => 8,
-    };
-    HEADER_LEN + body_len + TAG_LEN
-}
-
-/// Authenticate `bytes` with `key` and parse them. Data payloads are zero-copy slices of
-/// `bytes`.
-pub fn decode(bytes: &Bytes, key: &TagKey) -> Result<Datagram, DatagramError> {
-    decode_with(bytes, key, None).map(|(d, _)| d)
-}
-
-/// Like [`decode`]; in tree mode (`leaf` is the payload size) a data datagram is authenticated
-/// through its payload's chaining value, which is returned for the file hash. A payload that
-/// cannot be a leaf at its offset is refused before any hashing.
-pub fn decode_with(
-    bytes: &Bytes,
-    key: &TagKey,
-    leaf: Option<u64>,
-) -> Result<(Datagram, Option<ChainingValue>), DatagramError> {
-    let id = peek_transfer_id(bytes)?;
-    let split = bytes.len() - TAG_LEN;
-    let (signed, tag) = bytes.split_at(split);
-    let mut cv = None;
-    let expected = match leaf {
-        Some(leaf) if signed[3] == Kind::Data.code() => {
-            let head_len = HEADER_LEN + DATA_BODY_LEN;
-            let head = signed.get(..head_len).ok_or(DatagramError::Malformed)?;
-            let (_, offset) = be_u64.parse(&head[HEADER_LEN + 8..]).map_err(malformed)?;
-            let c = leaf_cv(leaf, offset, &signed[head_len..]).ok_or(DatagramError::Malformed)?;
-            cv = Some(c);
-            key.tag_with_cv(head, &c)
-        }
-        _ => key.tag(signed),
-    };
-    if !constant_time_eq(&expected, tag) {
-        return Err(DatagramError::BadTag);
+/// Open `bytes` with `keys` (the peer's direction): the plaintext body is appended to `dst`
+/// (decrypted in place there) and the authenticated header returned. On any failure `dst` is
+/// as it was: nothing unauthenticated ever stays in it.
+pub(crate) fn open_into(
+    bytes: &[u8],
+    keys: &KeyPair,
+    dst: &mut BytesMut,
+) -> Result<Header, DatagramError> {
+    let header = peek(bytes)?;
+    let head_len = header.kind.header_len();
+    let (head, rest) = bytes.split_at(head_len);
+    let (sealed, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(tag);
+    let start = dst.len();
+    dst.extend_from_slice(sealed);
+    if keys.open(header.pn, head, &mut dst[start..], &t).is_err() {
+        dst.truncate(start);
+        return Err(DatagramError::Unauthentic);
     }
-    let kind = Kind::from_code(signed[3]).ok_or(DatagramError::UnknownKind(signed[3]))?;
-    let body_bytes = &signed[HEADER_LEN..];
-    let body = match kind {
+    Ok(header)
+}
+
+/// Parse the plaintext `body` of an authenticated datagram with this `header`. A `Data`
+/// payload is `body` itself, without a copy.
+pub(crate) fn parse_body(header: &Header, body: Bytes) -> Result<Body, DatagramError> {
+    let b = &body[..];
+    Ok(match header.kind {
         Kind::Hello => {
-            let (_, (file_size, payload_size)) = all_consuming((be_u64, be_u32))
-                .parse(body_bytes)
-                .map_err(malformed)?;
+            let (_, (public, file_size, payload_size, protection)) =
+                all_consuming((take(PUBLIC_KEY_LEN), be_u64, be_u32, be_u8))
+                    .parse(b)
+                    .map_err(malformed)?;
             Body::Hello {
+                public: key32(public),
                 file_size,
                 payload_size,
+                protection: Protection::from_code(protection).ok_or(DatagramError::Malformed)?,
             }
         }
-        Kind::Data => {
-            let (rest, (pn, offset)) = (be_u64, be_u64).parse(body_bytes).map_err(malformed)?;
-            let start = split - rest.len();
-            Body::Data {
-                pn,
-                offset,
-                payload: bytes.slice(start..split),
+        Kind::Welcome => {
+            let (rest, (public, block, n)) = (take(PUBLIC_KEY_LEN), be_u64, be_u16)
+                .parse(b)
+                .map_err(malformed)?;
+            // More blocks than any receiver offers: bounded work per datagram.
+            if usize::from(n) > MAX_OFFER_BLOCKS || rest.len() != usize::from(n) * 32 {
+                return Err(DatagramError::Malformed);
+            }
+            Body::Welcome {
+                public: key32(public),
+                offer: Offer {
+                    block,
+                    cvs: rest.chunks_exact(32).map(key32).collect(),
+                },
             }
         }
+        Kind::Hold => {
+            let (_, code) = all_consuming(be_u8).parse(b).map_err(malformed)?;
+            Body::Hold {
+                reason: HoldReason::from_code(code),
+            }
+        }
+        Kind::Start => {
+            let (_, offset) = all_consuming(be_u64).parse(b).map_err(malformed)?;
+            Body::Start { offset }
+        }
+        Kind::Data => Body::Data {
+            offset: header.offset,
+            payload: body,
+        },
         Kind::Fin => {
             let (_, (file_size, h)) = all_consuming((be_u64, take(HASH_LEN)))
-                .parse(body_bytes)
+                .parse(b)
                 .map_err(malformed)?;
             let mut hash = [0u8; HASH_LEN];
             hash.copy_from_slice(h);
@@ -471,7 +610,7 @@ pub fn decode_with(
         Kind::Ack => {
             let (rest, (ack_delay_ms, cum_offset, window_end, n)) =
                 (be_u16, be_u64, be_u64, be_u16)
-                    .parse(body_bytes)
+                    .parse(b)
                     .map_err(malformed)?;
             // More ranges than any receiver sends: bounded work per datagram.
             if usize::from(n) > MAX_ACK_RANGES || rest.len() != usize::from(n) * 16 {
@@ -491,60 +630,110 @@ pub fn decode_with(
             })
         }
         Kind::Done => {
-            let (_, file_size) = all_consuming(be_u64).parse(body_bytes).map_err(malformed)?;
+            let (_, file_size) = all_consuming(be_u64).parse(b).map_err(malformed)?;
             Body::Done { file_size }
         }
         Kind::Abort => {
-            let (_, code) = all_consuming(be_u8).parse(body_bytes).map_err(malformed)?;
+            let (_, code) = all_consuming(be_u8).parse(b).map_err(malformed)?;
             Body::Abort {
                 reason: PeerReason::from_code(code),
             }
         }
         Kind::Challenge => {
-            let (_, token) = all_consuming(be_u64).parse(body_bytes).map_err(malformed)?;
+            let (_, token) = all_consuming(be_u64).parse(b).map_err(malformed)?;
             Body::Challenge { token }
         }
         Kind::Response => {
-            let (_, token) = all_consuming(be_u64).parse(body_bytes).map_err(malformed)?;
+            let (_, token) = all_consuming(be_u64).parse(b).map_err(malformed)?;
             Body::Response { token }
         }
-    };
-    Ok((Datagram { id, body }, cv))
+    })
 }
 
-type NomErr<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
-
-fn malformed(_: NomErr<'_>) -> DatagramError {
-    DatagramError::Malformed
+fn key32(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&bytes[..32]);
+    out
 }
 
-/// Compare tags without an early exit, so timing does not reveal how much of a forgery matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Open and parse a whole datagram into a buffer of its own (tests).
+#[cfg(test)]
+pub(crate) fn open(bytes: &[u8], keys: &KeyPair) -> Result<Datagram, DatagramError> {
+    let mut dst = BytesMut::new();
+    let header = open_into(bytes, keys, &mut dst)?;
+    let body = parse_body(&header, dst.freeze())?;
+    Ok(Datagram {
+        id: header.id,
+        pn: header.pn,
+        body,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::TransferSecret;
+    use super::super::keys::{EphemeralKey, Side, Transcript};
     use super::*;
     use proptest::prelude::*;
 
-    fn key() -> TagKey {
-        TagKey::derive(&TransferSecret([7; 32]))
+    /// Session keys of both sides, as a handshake would derive them.
+    pub(crate) fn session() -> (KeyPair, KeyPair) {
+        let (s, r) = (
+            EphemeralKey::from_bytes([1; 32]),
+            EphemeralKey::from_bytes([2; 32]),
+        );
+        let t = Transcript {
+            sender_public: s.public(),
+            receiver_public: r.public(),
+            file_size: 10,
+            payload_size: 1408,
+        };
+        let secret = TransferSecret([7; 32]);
+        let id = TransferId(3);
+        let p = Protection::Encrypted;
+        (
+            KeyPair::session(&s, &r.public(), &secret, id, &t, Side::Sender, p).unwrap(),
+            KeyPair::session(&r, &s.public(), &secret, id, &t, Side::Receiver, p).unwrap(),
+        )
+    }
+
+    fn seal_one(d: &Datagram, keys: &KeyPair) -> Bytes {
+        seal(d, keys, &mut BytesMut::new())
     }
 
     fn body_strategy() -> impl Strategy<Value = Body> {
+        let cv = any::<[u8; 32]>();
         prop_oneof![
-            (any::<u64>(), any::<u32>()).prop_map(|(file_size, payload_size)| Body::Hello {
-                file_size,
-                payload_size
-            }),
+            (any::<[u8; 32]>(), any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
+                |(public, file_size, payload_size, clear)| Body::Hello {
+                    public,
+                    file_size,
+                    payload_size,
+                    protection: if clear {
+                        Protection::Clear
+                    } else {
+                        Protection::Encrypted
+                    },
+                }
+            ),
             (
+                any::<[u8; 32]>(),
                 any::<u64>(),
+                proptest::collection::vec(cv, 0..=MAX_OFFER_BLOCKS)
+            )
+                .prop_map(|(public, block, cvs)| Body::Welcome {
+                    public,
+                    offer: Offer { block, cvs }
+                }),
+            any::<u8>().prop_map(|c| Body::Hold {
+                reason: HoldReason::from_code(c)
+            }),
+            any::<u64>().prop_map(|offset| Body::Start { offset }),
+            (
                 any::<u64>(),
                 proptest::collection::vec(any::<u8>(), 0..2000)
             )
-                .prop_map(|(pn, offset, p)| Body::Data {
-                    pn,
+                .prop_map(|(offset, p)| Body::Data {
                     offset,
                     payload: Bytes::from(p)
                 }),
@@ -576,121 +765,144 @@ mod tests {
 
     proptest! {
         #[test]
-        fn render_then_parse_is_identity(id in any::<u64>(), body in body_strategy()) {
-            let d = Datagram { id: TransferId(id), body };
-            let bytes = encode(&d, &key());
+        fn seal_then_open_is_identity(id in any::<u64>(), pn in any::<u64>(), body in body_strategy()) {
+            let (s, r) = session();
+            let d = Datagram { id: TransferId(id), pn, body };
+            let bytes = seal_one(&d, &s);
+            prop_assert_eq!(bytes.len(), sealed_len(&d));
             prop_assert_eq!(peek_transfer_id(&bytes), Ok(TransferId(id)));
-            prop_assert_eq!(decode(&bytes, &key()), Ok(d));
+            prop_assert_eq!(open(&bytes, &r), Ok(d));
         }
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
-            let bytes = Bytes::from(bytes);
-            let _ = peek_transfer_id(&bytes);
-            let _ = decode(&bytes, &key());
+            let (_, r) = session();
+            let _ = peek(&bytes);
+            let _ = open(&bytes, &r);
         }
 
         #[test]
-        fn authentic_header_with_arbitrary_body_never_panics(
-            kind in 0u8..9,
+        fn an_authentic_header_with_an_arbitrary_body_never_panics(
+            kind in 0u8..14,
             body in proptest::collection::vec(any::<u8>(), 0..200),
         ) {
-            // Forge a correctly tagged datagram around random bytes: the parser sees real
-            // garbage instead of stopping at the tag.
+            // Seal random bytes as a real peer would: the parser sees real garbage instead of
+            // stopping at the tag.
+            let (s, r) = session();
             let mut buf = BytesMut::new();
             buf.put_slice(&MAGIC);
             buf.put_u8(VERSION);
             buf.put_u8(kind);
             buf.put_u64(1);
+            buf.put_u64(9);
+            let head_len = Kind::from_code(kind).map_or(HEADER_LEN, Kind::header_len);
+            while buf.len() < head_len {
+                buf.put_u8(0);
+            }
             buf.put_slice(&body);
-            let t = key().tag(&buf);
-            buf.put_slice(&t);
-            let _ = decode(&buf.freeze(), &key());
+            let (head, b) = buf.split_at_mut(head_len);
+            let tag = s.seal(9, head, b);
+            buf.put_slice(&tag);
+            let _ = open(&buf, &r);
         }
 
         #[test]
         fn any_flipped_bit_is_rejected(body in body_strategy(), bit in any::<usize>()) {
-            let bytes = encode(&Datagram { id: TransferId(3), body }, &key());
+            let (s, r) = session();
+            let bytes = seal_one(&Datagram { id: TransferId(3), pn: 1, body }, &s);
             let mut v = bytes.to_vec();
             let i = bit % (v.len() * 8);
             v[i / 8] ^= 1 << (i % 8);
-            prop_assert!(decode(&Bytes::from(v), &key()).is_err());
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn tree_mode_data_round_trips_and_binds_the_payload(
-            index in 0u64..1000,
-            len in 1usize..=4096,
-            byte in any::<u8>(),
-            flip in any::<usize>(),
-        ) {
-            let leaf = 4096u64;
-            let payload = Bytes::from(vec![byte; len]);
-            let offset = index * leaf;
-            let cv = leaf_cv(leaf, offset, &payload).unwrap();
-            let d = Datagram { id: TransferId(5), body: Body::Data { pn: index, offset, payload } };
-            let bytes = encode_with(&d, &key(), Some(&cv));
-            prop_assert_eq!(decode_with(&bytes, &key(), Some(leaf)), Ok((d, Some(cv))));
-            let mut v = bytes.to_vec();
-            let i = flip % v.len();
-            v[i] ^= 1;
-            prop_assert!(decode_with(&Bytes::from(v), &key(), Some(leaf)).is_err());
-        }
-
-        #[test]
-        fn arbitrary_bytes_never_panic_in_tree_mode(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
-            let mut v = bytes;
-            if v.len() > 4 {
-                v[0] = b'H';
-                v[1] = b'U';
-                v[2] = VERSION;
-                v[3] = 2;
-            }
-            let _ = decode_with(&Bytes::from(v), &key(), Some(2048));
+            prop_assert!(open(&v, &r).is_err());
         }
     }
 
     #[test]
-    fn another_transfers_key_is_rejected() {
+    fn the_payload_is_not_on_the_wire() {
+        let (s, r) = session();
+        let payload = Bytes::from(b"0123456789abcdef".repeat(80));
         let d = Datagram {
             id: TransferId(1),
-            body: Body::Done { file_size: 5 },
+            pn: 0,
+            body: Body::Data {
+                offset: 0,
+                payload: payload.clone(),
+            },
         };
-        let bytes = encode(&d, &key());
-        let other = TagKey::derive(&TransferSecret([8; 32]));
-        assert_eq!(decode(&bytes, &other), Err(DatagramError::BadTag));
+        let bytes = seal_one(&d, &s);
+        assert!(
+            !bytes.windows(16).any(|w| w == b"0123456789abcdef"),
+            "the payload must be encrypted"
+        );
+        let mut dst = BytesMut::new();
+        let header = open_into(&bytes, &r, &mut dst).unwrap();
+        assert_eq!((header.kind, header.offset), (Kind::Data, 0));
+        assert_eq!(
+            &dst[..],
+            &payload[..],
+            "opened in place into the caller's buffer"
+        );
     }
 
     #[test]
-    fn default_data_datagram_fits_a_1500_byte_mtu() {
+    fn a_failed_open_leaves_the_buffer_as_it_was() {
+        let (s, r) = session();
+        let d = Datagram {
+            id: TransferId(1),
+            pn: 4,
+            body: Body::Done { file_size: 5 },
+        };
+        let mut v = seal_one(&d, &s).to_vec();
+        let last = v.len() - 1;
+        v[last] ^= 1;
+        let mut dst = BytesMut::from(&b"kept"[..]);
+        assert_eq!(open_into(&v, &r, &mut dst), Err(DatagramError::Unauthentic));
+        assert_eq!(&dst[..], b"kept");
+    }
+
+    #[test]
+    fn a_datagram_of_another_exchange_is_rejected() {
+        let (s, _) = session();
+        let other = KeyPair::handshake(&TransferSecret([8; 32]), TransferId(1), Side::Receiver);
+        let bytes = seal_one(
+            &Datagram {
+                id: TransferId(1),
+                pn: 0,
+                body: Body::Done { file_size: 5 },
+            },
+            &s,
+        );
+        assert_eq!(open(&bytes, &other), Err(DatagramError::Unauthentic));
+    }
+
+    #[test]
+    fn a_default_data_datagram_fits_a_1500_byte_mtu() {
+        let (s, _) = session();
         let payload = payload_capacity(super::super::MTU_DATAGRAM);
         let d = Datagram {
             id: TransferId(1),
+            pn: 0,
             body: Body::Data {
-                pn: 0,
                 offset: 0,
                 payload: Bytes::from(vec![0; payload]),
             },
         };
-        assert!(encode(&d, &key()).len() + 40 + 8 <= 1500);
+        assert_eq!(seal_one(&d, &s).len() + 40 + 8, 1500);
     }
 
     #[test]
-    fn unknown_version_is_named() {
-        let mut v = encode(
+    fn an_unknown_version_is_named() {
+        let (s, _) = session();
+        let mut v = seal_one(
             &Datagram {
                 id: TransferId(1),
+                pn: 0,
                 body: Body::Done { file_size: 0 },
             },
-            &key(),
+            &s,
         )
         .to_vec();
-        v[2] = 9;
-        assert_eq!(
-            peek_transfer_id(&v),
-            Err(DatagramError::UnsupportedVersion(9))
-        );
+        v[2] = 1;
+        assert_eq!(peek(&v), Err(DatagramError::UnsupportedVersion(1)));
     }
 }

@@ -9,9 +9,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::datagram::{self, Ack, Body, Datagram, TagKey};
+use super::datagram::{self, Ack, Body, Datagram, HoldReason, Offer};
 use super::netem::NetemConfig;
-use super::tests::{ID, Pair, RECEIVER_ADDR, SECRET, SENDER_ADDR, net};
+use super::tests::{
+    Forger, ID, Pair, RECEIVER_ADDR, RECEIVER_KEY, SECRET, SENDER_ADDR, SENDER_KEY, hello, net,
+};
 use super::*;
 
 const ATTACKER: SocketAddr = SocketAddr::new(
@@ -19,24 +21,47 @@ const ATTACKER: SocketAddr = SocketAddr::new(
     6666,
 );
 
-fn key() -> TagKey {
-    TagKey::derive(&SECRET)
+fn receiver_key() -> EphemeralKey {
+    EphemeralKey::from_bytes(RECEIVER_KEY)
 }
 
-fn authentic(body: Body) -> Bytes {
-    datagram::encode(&Datagram { id: ID, body }, &key())
+fn sender_key() -> EphemeralKey {
+    EphemeralKey::from_bytes(SENDER_KEY)
 }
 
-/// A receiver of a `len`-byte file that already took the sender's `Hello` (1408-byte payloads).
-fn open_receiver(len: u64, config: TransferConfig) -> Receiver {
-    let mut r = Receiver::new(ID, &SECRET, len, SENDER_ADDR, config, tests::START);
-    let hello = authentic(Body::Hello {
-        file_size: len,
-        payload_size: 1408,
-    });
-    assert!(r.handle_datagram(SENDER_ADDR, &hello, tests::START).is_ok());
+/// A receiver of transfer `id`, a `len`-byte file, that accepted it, took a forging sender's
+/// `Hello` (1408-byte payloads) and `Start`: ready for data. Returns the forger too.
+fn open_receiver_of(id: TransferId, len: u64, config: TransferConfig) -> (Receiver, Forger) {
+    let mut r = Receiver::new(
+        id,
+        &SECRET,
+        len,
+        SENDER_ADDR,
+        config,
+        receiver_key(),
+        tests::START,
+    );
+    r.accept(tests::START);
+    let mut f = Forger::sender(id);
+    let h = f.seal(hello(&f, len, 1408));
+    assert!(r.handle_datagram(SENDER_ADDR, &h, tests::START).is_ok());
+    let welcome = r.poll_transmit(tests::START).map(|t| t.contents);
+    let Some(Ok(Datagram {
+        body: Body::Welcome { public, .. },
+        ..
+    })) = welcome.map(|w| f.open(&w))
+    else {
+        panic!("the receiver welcomes the sender");
+    };
+    f.agree(public, len, 1408);
+    let start = f.seal(Body::Start { offset: 0 });
+    assert!(r.handle_datagram(SENDER_ADDR, &start, tests::START).is_ok());
     drain_receiver(&mut r);
-    r
+    (r, f)
+}
+
+fn open_receiver(len: u64, config: TransferConfig) -> (Receiver, Forger) {
+    open_receiver_of(ID, len, config)
 }
 
 /// Drain a receiver's outputs; returns the bytes it asked to write, in order.
@@ -51,17 +76,23 @@ fn drain_receiver(r: &mut Receiver) -> Vec<(u64, usize)> {
     writes
 }
 
-fn data(pn: u64, offset: u64, payload: Bytes) -> Bytes {
-    authentic(Body::Data {
-        pn,
-        offset,
-        payload,
-    })
+fn data(f: &mut Forger, pn: u64, offset: u64, payload: Bytes) -> Bytes {
+    f.seal_pn(pn, Body::Data { offset, payload })
 }
 
 #[test]
 fn forged_datagrams_are_counted_and_never_written() {
-    let forger = TagKey::derive(&TransferSecret([1; 32]));
+    let config = TransferConfig::default();
+    let mut tap = Forger::receiver(ID);
+    tap.agree_with_pair(300_000, &config);
+    // The server knows the transfer secret; with a key pair of its own it still cannot seal
+    // for the session the two clients agreed.
+    let mut server = Forger::sender(ID);
+    server.agree(
+        EphemeralKey::from_bytes([9; 32]).public(),
+        300_000,
+        config.payload_size() as u32,
+    );
     let mut p = Pair::lossy(300_000, net(101), net(102));
     let mut n = 0u64;
     p.tamper = Some(Box::new(move |d| {
@@ -70,25 +101,17 @@ fn forged_datagrams_are_counted_and_never_written() {
             return d;
         }
         // Right id, right shape, wrong key, evil bytes.
-        match datagram::decode(&d, &key()) {
+        match tap.open(&d) {
             Ok(Datagram {
-                id,
-                body:
-                    Body::Data {
-                        pn,
-                        offset,
-                        payload,
-                    },
-            }) => datagram::encode(
-                &Datagram {
-                    id,
-                    body: Body::Data {
-                        pn,
-                        offset,
-                        payload: Bytes::from(vec![0xEE; payload.len()]),
-                    },
+                pn,
+                body: Body::Data { offset, payload },
+                ..
+            }) => server.seal_pn(
+                pn,
+                Body::Data {
+                    offset,
+                    payload: Bytes::from(vec![0xEE; payload.len()]),
                 },
-                &forger,
             ),
             _ => d,
         }
@@ -96,10 +119,31 @@ fn forged_datagrams_are_counted_and_never_written() {
     p.run(60_000);
     p.assert_delivered();
     assert!(
-        p.receiver.stats().rejected.bad > 20,
+        p.receiver.stats().rejected.unauthentic > 20,
         "{:?}",
         p.receiver.stats()
     );
+}
+
+#[test]
+fn a_tampered_ciphertext_is_rejected_and_counted_and_the_file_still_arrives() {
+    // One bit of the ciphertext of every fifth data datagram flipped on the wire.
+    let mut p = Pair::lossy(400_000, net(117), net(118));
+    let mut n = 0u64;
+    p.tamper = Some(Box::new(move |d| {
+        n += 1;
+        if d.get(3) != Some(&datagram::Kind::Data.code()) || !n.is_multiple_of(5) {
+            return d;
+        }
+        let mut v = d.to_vec();
+        v[datagram::DATA_HEADER_LEN + 7] ^= 0x01;
+        Bytes::from(v)
+    }));
+    p.run(60_000);
+    p.assert_delivered();
+    let s = p.receiver.stats();
+    assert!(s.rejected.unauthentic >= 20, "{s:?}");
+    assert_eq!(s.rejected.bad, 0, "{s:?}");
 }
 
 #[test]
@@ -117,8 +161,10 @@ fn replayed_datagrams_change_nothing_during_or_after_the_transfer() {
         400_000,
         SENDER_ADDR,
         TransferConfig::default(),
+        receiver_key(),
         tests::START,
     );
+    r.accept(tests::START);
     let mut now = tests::START;
     let mut written = 0u64;
     for round in 0..3 {
@@ -164,11 +210,8 @@ fn truncated_datagrams_are_rejected_and_the_file_still_arrives() {
     }));
     p.run(60_000);
     p.assert_delivered();
-    assert!(
-        p.receiver.stats().rejected.bad > 10,
-        "{:?}",
-        p.receiver.stats()
-    );
+    let r = p.receiver.stats().rejected;
+    assert!(r.bad + r.unauthentic > 10, "{:?}", p.receiver.stats());
 }
 
 #[test]
@@ -243,10 +286,12 @@ fn a_challenge_relayed_from_another_address_is_not_answered() {
         10_000,
         RECEIVER_ADDR,
         TransferConfig::default(),
+        sender_key(),
         tests::START,
     );
     while s.poll_transmit(tests::START).is_some() {}
-    let challenge = authentic(Body::Challenge { token: 7 });
+    let mut f = Forger::receiver(ID);
+    let challenge = f.seal(Body::Challenge { token: 7 });
     assert!(
         s.handle_datagram(ATTACKER, &challenge, tests::START)
             .is_ok()
@@ -265,7 +310,7 @@ fn a_challenge_relayed_from_another_address_is_not_answered() {
     };
     assert_eq!(to, RECEIVER_ADDR);
     assert_eq!(
-        datagram::decode(&bytes, &key()).map(|d| d.body),
+        f.open(&bytes).map(|d| d.body),
         Ok(Body::Response { token: 7 })
     );
 }
@@ -277,9 +322,10 @@ fn absurd_offsets_abort_without_touching_the_file() {
         (10_000_000, 1408),        // beyond the end
         (1408 * 3 + 5, 1408),      // not on a chunk boundary
         (0, 0),                    // empty
+        (0, 1000),                 // short but not the last
     ] {
-        let mut r = open_receiver(100_000, TransferConfig::default());
-        let d = data(1, offset, Bytes::from(vec![1; len]));
+        let (mut r, mut f) = open_receiver(100_000, TransferConfig::default());
+        let d = data(&mut f, 1, offset, Bytes::from(vec![1; len]));
         assert!(r.handle_datagram(SENDER_ADDR, &d, tests::START).is_ok());
         let mut writes = Vec::new();
         let mut outcome = None;
@@ -302,7 +348,7 @@ fn absurd_offsets_abort_without_touching_the_file() {
         };
         assert_eq!(to, SENDER_ADDR);
         assert_eq!(
-            datagram::decode(&bytes, &key()).map(|d| d.body),
+            f.open(&bytes).map(|d| d.body),
             Ok(Body::Abort {
                 reason: PeerReason::ProtocolViolation
             })
@@ -324,19 +370,141 @@ fn absurd_sizes_in_a_hello_are_refused() {
             100_000,
             SENDER_ADDR,
             TransferConfig::default(),
+            receiver_key(),
             tests::START,
         );
-        let hello = authentic(Body::Hello {
-            file_size,
-            payload_size,
-        });
-        let _ = r.handle_datagram(SENDER_ADDR, &hello, tests::START);
+        let mut f = Forger::sender(ID);
+        let h = f.seal(hello(&f, file_size, payload_size));
+        let _ = r.handle_datagram(SENDER_ADDR, &h, tests::START);
         assert_eq!(
             r.poll_event(),
             Some(ReceiverEvent::Aborted(reason)),
             "{file_size} {payload_size}"
         );
     }
+}
+
+#[test]
+fn a_weak_public_key_or_a_changed_hello_is_refused() {
+    // A low-order point gives no shared secret; a second `Hello` with another key is not the
+    // same sender.
+    let mut r = Receiver::new(
+        ID,
+        &SECRET,
+        100_000,
+        SENDER_ADDR,
+        TransferConfig::default(),
+        receiver_key(),
+        tests::START,
+    );
+    r.accept(tests::START);
+    let mut f = Forger::sender(ID);
+    let weak = f.seal(Body::Hello {
+        public: [0; 32],
+        file_size: 100_000,
+        payload_size: 1408,
+        protection: Protection::Encrypted,
+    });
+    let _ = r.handle_datagram(SENDER_ADDR, &weak, tests::START);
+    assert_eq!(
+        r.poll_event(),
+        Some(ReceiverEvent::Aborted(AbortReason::ProtocolViolation))
+    );
+
+    let mut r = Receiver::new(
+        ID,
+        &SECRET,
+        100_000,
+        SENDER_ADDR,
+        TransferConfig::default(),
+        receiver_key(),
+        tests::START,
+    );
+    let first = f.seal(hello(&f, 100_000, 1408));
+    let _ = r.handle_datagram(SENDER_ADDR, &first, tests::START);
+    let other = Forger::new_with_key(ID, [7; 32]);
+    let mut other = other;
+    let second = other.seal(hello(&other, 100_000, 1408));
+    let _ = r.handle_datagram(SENDER_ADDR, &second, tests::START);
+    assert_eq!(
+        r.poll_event(),
+        Some(ReceiverEvent::Aborted(AbortReason::ProtocolViolation))
+    );
+}
+
+#[test]
+fn a_sender_refuses_a_weak_key_and_offers_no_receiver_makes() {
+    let len = 5 * tree::BLOCK;
+    let bad = [
+        Body::Welcome {
+            public: [0; 32],
+            offer: Offer::default(),
+        },
+        Body::Welcome {
+            public: EphemeralKey::from_bytes(RECEIVER_KEY).public(),
+            offer: Offer {
+                block: 1000,
+                cvs: vec![[0; 32]],
+            },
+        },
+        Body::Welcome {
+            public: EphemeralKey::from_bytes(RECEIVER_KEY).public(),
+            offer: Offer {
+                block: tree::BLOCK,
+                cvs: vec![[0; 32]; 5],
+            },
+        },
+    ];
+    for welcome in bad {
+        let mut s = Sender::new(
+            ID,
+            &SECRET,
+            len,
+            RECEIVER_ADDR,
+            TransferConfig::default(),
+            sender_key(),
+            tests::START,
+        );
+        while s.poll_transmit(tests::START).is_some() {}
+        let mut f = Forger::receiver(ID);
+        let _ = s.handle_datagram(RECEIVER_ADDR, &f.seal(welcome.clone()), tests::START);
+        assert_eq!(
+            s.poll_event(),
+            Some(SenderEvent::Aborted(AbortReason::ProtocolViolation)),
+            "{welcome:?}"
+        );
+    }
+}
+
+#[test]
+fn a_receiver_that_holds_the_sender_for_ever_is_given_up_on() {
+    // Hold after Hold: the sender waits for a decision, but not beyond its bound.
+    let config = TransferConfig::default();
+    let mut s = Sender::new(
+        ID,
+        &SECRET,
+        10_000,
+        RECEIVER_ADDR,
+        config.clone(),
+        sender_key(),
+        tests::START,
+    );
+    let mut f = Forger::receiver(ID);
+    let mut now = tests::START;
+    let limit = config.decision_timeout_ms + config.idle_timeout_ms;
+    let mut outcome = None;
+    while now.millis_since(tests::START) < limit + 5_000 && outcome.is_none() {
+        while s.poll_transmit(now).is_some() {}
+        let hold = f.seal(Body::Hold {
+            reason: HoldReason::Asking,
+        });
+        let _ = s.handle_datagram(RECEIVER_ADDR, &hold, now);
+        now = now.plus_millis(500);
+        s.handle_timeout(now);
+        outcome = s.poll_event();
+    }
+    assert_eq!(outcome, Some(SenderEvent::Aborted(AbortReason::NoAnswer)));
+    assert!(now.millis_since(tests::START) >= config.decision_timeout_ms);
 }
 
 #[test]
@@ -349,8 +517,17 @@ fn absurd_acks_are_refused_and_cannot_make_the_sender_hold_the_file() {
         len,
         RECEIVER_ADDR,
         config.clone(),
+        sender_key(),
         tests::START,
     );
+    while s.poll_transmit(tests::START).is_some() {}
+    let mut f = Forger::receiver(ID);
+    f.agree_with_pair(len, &config);
+    let welcome = f.seal(Body::Welcome {
+        public: f.public(),
+        offer: Offer::default(),
+    });
+    let _ = s.handle_datagram(RECEIVER_ADDR, &welcome, tests::START);
     let mut now = tests::START;
     let file = Bytes::from(vec![7u8; 1 << 20]);
     let mut held_max = 0u64;
@@ -358,7 +535,7 @@ fn absurd_acks_are_refused_and_cannot_make_the_sender_hold_the_file() {
     // A window as large as the file, and ACKs that never acknowledge anything.
     for _ in 0..200 {
         now = now.plus_millis(1);
-        let ack = authentic(Body::Ack(Ack {
+        let ack = f.seal(Body::Ack(Ack {
             ack_delay_ms: 0,
             cum_offset: 0,
             window_end: u64::MAX,
@@ -380,7 +557,7 @@ fn absurd_acks_are_refused_and_cannot_make_the_sender_hold_the_file() {
         "the sender read {held_max} bytes ahead of any acknowledgement"
     );
     // An ACK claiming more than the file aborts.
-    let ack = authentic(Body::Ack(Ack {
+    let ack = f.seal(Body::Ack(Ack {
         ack_delay_ms: 0,
         cum_offset: len + 1,
         window_end: len + 1,
@@ -399,37 +576,50 @@ fn absurd_acks_are_refused_and_cannot_make_the_sender_hold_the_file() {
 
 #[test]
 fn an_ack_with_more_ranges_than_any_receiver_sends_is_malformed() {
-    // Hand-built: the encoder itself would not write it.
-    let mut buf = BytesMut::new();
-    buf.put_slice(&datagram::MAGIC);
-    buf.put_u8(datagram::VERSION);
-    buf.put_u8(datagram::Kind::Ack.code());
-    buf.put_u64(ID.0);
-    buf.put_u16(0);
-    buf.put_u64(0);
-    buf.put_u64(0);
+    // Hand-built, then sealed as a receiver would: the encoder itself would not write it.
+    let mut body = BytesMut::new();
+    body.put_u16(0);
+    body.put_u64(0);
+    body.put_u64(0);
     let n = datagram::MAX_ACK_RANGES as u16 + 1;
-    buf.put_u16(n);
+    body.put_u16(n);
     for i in 0..u64::from(n) {
-        buf.put_u64(2 * i);
-        buf.put_u64(2 * i);
+        body.put_u64(2 * i);
+        body.put_u64(2 * i);
     }
-    let tag = key().tag(&buf);
-    buf.put_slice(&tag);
+    let mut s = Sender::new(
+        ID,
+        &SECRET,
+        1_000_000,
+        RECEIVER_ADDR,
+        TransferConfig::default(),
+        sender_key(),
+        tests::START,
+    );
+    while s.poll_transmit(tests::START).is_some() {}
+    let mut f = Forger::receiver(ID);
+    f.agree_with_pair(1_000_000, &TransferConfig::default());
+    let welcome = f.seal(Body::Welcome {
+        public: f.public(),
+        offer: Offer::default(),
+    });
+    let _ = s.handle_datagram(RECEIVER_ADDR, &welcome, tests::START);
+    let forged = f.seal_raw(datagram::Kind::Ack, &body);
     assert_eq!(
-        datagram::decode(&buf.freeze(), &key()),
+        s.handle_datagram(RECEIVER_ADDR, &forged, tests::START),
         Err(DatagramError::Malformed)
     );
+    assert_eq!(s.stats().rejected.bad, 1);
 }
 
 #[test]
 fn a_flood_of_tiny_authentic_datagrams_is_a_protocol_violation_not_memory() {
-    let mut r = open_receiver(10_000_000, TransferConfig::default());
+    let (mut r, mut f) = open_receiver(10_000_000, TransferConfig::default());
     let mut events = Vec::new();
     let mut answers = 0;
     // One-byte payloads, out of order so they would all be held.
     for i in 0..1_000u64 {
-        let d = data(i, 1408 * (2 + 2 * i), Bytes::from_static(b"x"));
+        let d = data(&mut f, i, 1408 * (2 + 2 * i), Bytes::from_static(b"x"));
         let _ = r.handle_datagram(SENDER_ADDR, &d, tests::START);
         events.extend(std::iter::from_fn(|| r.poll_event()));
         answers += std::iter::from_fn(|| r.poll_transmit(tests::START)).count();
@@ -446,16 +636,18 @@ fn a_flood_of_tiny_authentic_datagrams_is_a_protocol_violation_not_memory() {
 #[test]
 fn a_flood_of_unauthentic_tiny_datagrams_is_dropped_by_the_set() {
     let mut set = TransferSet::default();
-    set.add_receiver(open_receiver(1_000_000, TransferConfig::default()));
+    set.add_receiver(open_receiver(1_000_000, TransferConfig::default()).0);
     for i in 0..10_000u32 {
-        let mut v = b"HU\x01\x02".to_vec();
+        // Right magic, version, kind and id; no valid seal.
+        let mut v = b"HU\x02\x02".to_vec();
         v.extend_from_slice(&ID.0.to_be_bytes());
-        v.extend_from_slice(&i.to_be_bytes());
-        v.extend_from_slice(&[0; 16]);
+        v.extend_from_slice(&u64::from(i).to_be_bytes());
+        v.extend_from_slice(&u64::from(i % 71 * 1408).to_be_bytes());
+        v.extend_from_slice(&[0; 1424]);
         set.handle_datagram(ATTACKER, &Bytes::from(v), tests::START);
         set.handle_datagram(ATTACKER, &Bytes::from_static(b"x"), tests::START);
     }
-    assert_eq!(set.stray(), 10_000);
+    assert_eq!(set.stray(), 10_000, "the runt datagrams name no transfer");
     assert_eq!(set.memory_charged(), 0);
     assert!(
         set.poll_transmit(tests::START).is_none(),
@@ -474,43 +666,17 @@ fn out_of_order_data_is_held_within_the_shared_memory_budget() {
     };
     let mut set = TransferSet::new(&config);
     let ids = [TransferId(1), TransferId(2)];
+    let mut forgers = Vec::new();
     for &id in &ids {
-        let mut r = Receiver::new(
-            id,
-            &SECRET,
-            100 << 20,
-            SENDER_ADDR,
-            config.clone(),
-            tests::START,
-        );
-        let hello = datagram::encode(
-            &Datagram {
-                id,
-                body: Body::Hello {
-                    file_size: 100 << 20,
-                    payload_size: 1408,
-                },
-            },
-            &key(),
-        );
-        let _ = r.handle_datagram(SENDER_ADDR, &hello, tests::START);
+        let (r, f) = open_receiver_of(id, 100 << 20, config.clone());
         set.add_receiver(r);
+        forgers.push(f);
     }
     let payload = Bytes::from(vec![3u8; 1408]);
     let chunks = (4u64 << 20) / 1408;
     for i in (1..chunks).step_by(2) {
-        for &id in &ids {
-            let d = datagram::encode(
-                &Datagram {
-                    id,
-                    body: Body::Data {
-                        pn: i,
-                        offset: i * 1408,
-                        payload: payload.clone(),
-                    },
-                },
-                &key(),
-            );
+        for f in &mut forgers {
+            let d = data(f, i, i * 1408, payload.clone());
             set.handle_datagram(SENDER_ADDR, &d, tests::START);
             assert!(set.memory_charged() <= config.receive_memory);
         }
@@ -531,16 +697,26 @@ fn a_receiver_holds_at_most_its_memory_cap_whatever_the_sender_sends() {
     let config = TransferConfig::default();
     let len = 1u64 << 30;
     let payload = receiver::MIN_PAYLOAD;
-    let mut r = Receiver::new(ID, &SECRET, len, SENDER_ADDR, config.clone(), tests::START);
-    let hello = authentic(Body::Hello {
-        file_size: len,
-        payload_size: payload as u32,
-    });
-    let _ = r.handle_datagram(SENDER_ADDR, &hello, tests::START);
+    let mut r = Receiver::new(
+        ID,
+        &SECRET,
+        len,
+        SENDER_ADDR,
+        config.clone(),
+        receiver_key(),
+        tests::START,
+    );
+    r.accept(tests::START);
+    let mut f = Forger::sender(ID);
+    let h = f.seal(hello(&f, len, payload as u32));
+    let _ = r.handle_datagram(SENDER_ADDR, &h, tests::START);
+    f.agree(receiver_key().public(), len, payload as u32);
+    let start = f.seal(Body::Start { offset: 0 });
+    let _ = r.handle_datagram(SENDER_ADDR, &start, tests::START);
     let bytes = Bytes::from(vec![9u8; payload as usize]);
     let chunks = config.receive_window / payload;
     for i in (1..chunks).step_by(2) {
-        let d = data(i, i * payload, bytes.clone());
+        let d = data(&mut f, i, i * payload, bytes.clone());
         let _ = r.handle_datagram(SENDER_ADDR, &d, tests::START);
         if i % 4096 == 1 {
             while r.poll_transmit(tests::START).is_some() {}
@@ -552,27 +728,26 @@ fn a_receiver_holds_at_most_its_memory_cap_whatever_the_sender_sends() {
     assert!(!r.is_finished());
 }
 
-impl Pair {
-    /// Run for `ms` of virtual time (or until both machines finished).
-    fn run_for(&mut self, ms: u64) {
-        let until = self.now.plus_millis(ms);
-        while self.now < until && !(self.sender.is_finished() && self.receiver.is_finished()) {
-            if self.step() {
-                continue;
-            }
-            self.now = self.now.plus_millis(1);
-            self.sender.handle_timeout(self.now);
-            self.receiver.handle_timeout(self.now);
-        }
+#[test]
+fn replayed_handshake_and_start_datagrams_change_nothing() {
+    // Every handshake datagram of a finished transfer, replayed many times into a fresh
+    // transfer of the same id: no state, no answer but the handshake's own, no file.
+    let (mut r, mut f) = open_receiver(1_000_000, TransferConfig::default());
+    let start = f.seal(Body::Start { offset: 0 });
+    let h = f.seal(hello(&f, 1_000_000, 1408));
+    for _ in 0..1000 {
+        assert!(r.handle_datagram(SENDER_ADDR, &start, tests::START).is_ok());
+        assert!(r.handle_datagram(SENDER_ADDR, &h, tests::START).is_ok());
     }
-
-    /// Run until the receiver wrote at least `bytes`.
-    fn run_until_received(&mut self, bytes: u64) {
-        let limit = self.now.plus_millis(60_000);
-        while self.receiver.stats().bytes_received < bytes && self.now < limit {
-            self.run_for(1);
-        }
-    }
+    assert!(drain_receiver(&mut r).is_empty(), "nothing is written");
+    assert!(!r.is_finished());
+    // A `Start` elsewhere than where it started is a protocol violation.
+    let moved = f.seal(Body::Start { offset: 1408 });
+    let _ = r.handle_datagram(SENDER_ADDR, &moved, tests::START);
+    assert_eq!(
+        r.poll_event(),
+        Some(ReceiverEvent::Aborted(AbortReason::ProtocolViolation))
+    );
 }
 
 #[test]

@@ -1,53 +1,64 @@
-//! Reliable, fast, authenticated file transfer over UDP (issues 3 and 8), without any I/O.
+//! Reliable, fast, end-to-end encrypted file transfer over UDP (issues 3, 8, 11 and 12),
+//! without any I/O.
 //!
 //! A presenter's client runs a [`Sender`], the audience's client a [`Receiver`]; both are
 //! Sans-IO state machines in the quinn-proto / str0m mould:
 //!
 //! - network input: `handle_datagram(from, bytes, now)`;
 //! - timer input: `handle_timeout(now)` (a spurious call is harmless);
-//! - file input (sender only): [`Sender::handle_file_data`], answering a
-//!   [`SenderEvent::Read`] request; a driver's failure: `abort(reason, now)`;
+//! - file input: [`Sender::handle_file_data`] answering a [`SenderEvent::Read`],
+//!   [`Receiver::handle_part_data`] answering a [`ReceiverEvent::ReadPart`]; a driver's
+//!   failure or the user's cancel: `abort(reason, now)`;
+//! - the audience's decision (receiver only): [`Receiver::accept`],
+//!   [`Receiver::accept_resuming`], or `abort` with [`AbortReason::Declined`];
 //! - output: `poll_event()` (file operations and outcomes), then `poll_transmit(now)`
 //!   (datagrams and where they go), then `poll_timeout()` (when to call `handle_timeout`).
 //!
 //! After every input a driver drains `poll_event` and `poll_transmit` until both return
 //! `None`, then sleeps until `poll_timeout` or the next datagram. The driver does the I/O: it
 //! reads the file ranges the sender asks for, writes what the receiver emits into the part
-//! file, names it on [`ReceiverEvent::Complete`] and deletes it on [`ReceiverEvent::Aborted`].
+//! file, and names it on [`ReceiverEvent::Complete`]; what becomes of the part file after
+//! [`ReceiverEvent::Aborted`] (kept for resuming, or deleted) the client core decides.
 //!
 //! Both peers learn each other's address from the server's handshake and answer only there
 //! (a receiver follows a sender that moved only once it answered a challenge from its new
 //! address). Several transfers share one UDP socket: every datagram starts with its
-//! [`TransferId`], which [`datagram::peek_transfer_id`] reads without a key, and ends with a
-//! tag keyed by the per-transfer [`TransferSecret`]. [`TransferSet`] routes, takes the
-//! transfers in turn and shares the receivers' memory budget.
+//! [`TransferId`], which [`datagram::peek_transfer_id`] reads without a key, and is sealed
+//! with AES-256-GCM: the handshake under keys from the per-transfer [`TransferSecret`], the
+//! file under keys from an X25519 exchange that the server cannot learn (see [`keys`]).
+//! [`TransferSet`] routes, takes the transfers in turn and shares the receivers' memory
+//! budget.
 //!
-//! The pieces, one module per concept: [`datagram`] (wire format and, in one place, the
-//! per-datagram authentication: rendered and tagged into a caller's buffer, checked before
-//! parsing), `sack` (range sets), `rtt` (RFC 6298/9002 estimator), `rate` (BBR-style
-//! delivery-rate controller), `pacer` (token bucket), `tree` (the file hash from payload
-//! hashes), `timer` (the timer table both machines use), [`sender`] (with its file
-//! `source`, `chunks` window and packets in `flight`), [`receiver`] (with `reassembly`,
-//! out-of-order data bounded in bytes), [`set`] (routing), [`names`] (safe file names, the
-//! names a download gets) and [`netem`] (a seeded lossy channel for tests, simulations and
-//! the benchmark).
+//! The pieces, one module per concept: [`keys`] (the key exchange, and in one place the
+//! sealing and opening of every datagram, in place over the caller's buffer), [`datagram`]
+//! (wire format), `sack` (range sets), `rtt` (RFC 6298/9002 estimator), `rate` (BBR-style
+//! delivery-rate controller), `pacer` (token bucket), [`tree`] (the file hash block by
+//! block, whose CVs make resuming safe), `timer` (the timer table both machines use),
+//! [`sender`] (with its file `source`, `chunks` window and packets in `flight`), [`receiver`]
+//! (with `reassembly`, out-of-order data bounded in bytes), [`set`] (routing), [`names`]
+//! (safe file names, the names a download gets) and [`netem`] (a seeded lossy channel for
+//! tests, simulations and the benchmark).
 
 pub mod datagram;
+pub mod keys;
 pub mod names;
 pub mod netem;
 pub(crate) mod pacer;
 pub(crate) mod rate;
 pub(crate) mod reassembly;
 pub mod receiver;
+pub mod resume;
 pub(crate) mod rtt;
 pub(crate) mod sack;
 pub mod sender;
 pub mod set;
 pub(crate) mod timer;
-pub(crate) mod tree;
+pub mod tree;
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod resume_tests;
 #[cfg(test)]
 mod set_tests;
 #[cfg(test)]
@@ -58,9 +69,10 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-pub use datagram::DatagramError;
+pub use datagram::{DatagramError, HoldReason};
+pub use keys::{EphemeralKey, Protection};
 pub use names::{
-    NameError, base_name, candidate, is_part_name, part_name, saved_name, unique_name,
+    NameError, base_name, candidate, is_part_name, is_part_of, part_name, saved_name, unique_name,
 };
 pub use receiver::{Receiver, ReceiverEvent, ReceiverStats};
 pub use sender::{Sender, SenderEvent, SenderStats};
@@ -82,8 +94,8 @@ impl fmt::Display for TransferId {
 
 /// The random per-transfer secret the server hands to both peers.
 ///
-/// Datagram tags are keyed by a key derived from it, so a datagram from another transfer, an
-/// old run or a third party is rejected before any of its bytes reach a file.
+/// It keys the handshake and salts the session keys (see [`keys`]), so a datagram from another
+/// transfer, an old run or a third party is rejected before any of its bytes reach a file.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TransferSecret(pub [u8; 32]);
 
@@ -118,7 +130,7 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// raises [`TransferConfig::max_datagram`] because per-datagram costs dominate there.
 #[derive(Debug, Clone)]
 pub struct TransferConfig {
-    /// Largest datagram written on the wire, tag included. Clamped to
+    /// Largest datagram written on the wire, header and tag included. Clamped to
     /// `[datagram::MIN_DATAGRAM, MAX_DATAGRAM]`.
     pub max_datagram: usize,
     /// Give up when nothing authentic has been heard from the peer for this long (ms).
@@ -149,6 +161,19 @@ pub struct TransferConfig {
     /// How long a receiver stays to confirm completion to a sender whose confirmation got
     /// lost (ms).
     pub linger_ms: u64,
+    /// How long the audience may take to accept or decline a file before it is declined for
+    /// it (ms); a presenter waits that long beyond its idle timeout for the answer. Two
+    /// minutes: time to read the question and answer it, short enough that a presenter
+    /// whose audience walked away learns so.
+    pub decision_timeout_ms: u64,
+    /// How the file's datagrams are protected. Always [`Protection::Encrypted`] except in
+    /// the benchmark that measures what encryption costs; a receiver refuses a sender that
+    /// does not use its own.
+    pub protection: Protection,
+    /// How long a part file kept for resuming stays (ms): a client starting in the folder
+    /// removes older ones. A week: long enough to try again after a weekend, short enough
+    /// that forgotten parts do not pile up.
+    pub resume_max_age_ms: u64,
     /// Seed for the few random choices (the rate controller's probing phase).
     pub seed: u64,
 }
@@ -167,6 +192,9 @@ impl Default for TransferConfig {
             max_rate: None,
             read_size: 256 << 10,
             linger_ms: 2_000,
+            decision_timeout_ms: 120_000,
+            protection: Protection::Encrypted,
+            resume_max_age_ms: 7 * 24 * 3600 * 1000,
             seed: 0,
         }
     }
@@ -209,6 +237,12 @@ pub enum AbortReason {
     /// The offered file cannot be saved here (e.g. its name is not a safe file name).
     #[error("the file was refused")]
     Refused,
+    /// The audience declined the file (asked, or by its policy).
+    #[error("the file was declined")]
+    Declined,
+    /// The audience did not decide in time ([`TransferConfig::decision_timeout_ms`]).
+    #[error("no answer came in time")]
+    NoAnswer,
 }
 
 /// The reason code carried in an `Abort` datagram: the peer's view, coarse on purpose.
@@ -238,6 +272,12 @@ pub enum PeerReason {
     /// The peer refused the file.
     #[error("the peer refused the file")]
     Refused,
+    /// The audience declined the file.
+    #[error("the audience declined the file")]
+    Declined,
+    /// The audience did not answer in time.
+    #[error("the audience did not answer in time")]
+    NoAnswer,
     /// A code this version does not know.
     #[error("unknown reason {0}")]
     Other(u8),
@@ -255,6 +295,8 @@ impl PeerReason {
             PeerReason::TimedOut => 6,
             PeerReason::Busy => 7,
             PeerReason::Refused => 8,
+            PeerReason::Declined => 9,
+            PeerReason::NoAnswer => 10,
             PeerReason::Other(c) => c,
         }
     }
@@ -270,6 +312,8 @@ impl PeerReason {
             6 => PeerReason::TimedOut,
             7 => PeerReason::Busy,
             8 => PeerReason::Refused,
+            9 => PeerReason::Declined,
+            10 => PeerReason::NoAnswer,
             c => PeerReason::Other(c),
         }
     }
@@ -288,6 +332,8 @@ impl AbortReason {
             AbortReason::ProtocolViolation => PeerReason::ProtocolViolation,
             AbortReason::Busy => PeerReason::Busy,
             AbortReason::Refused => PeerReason::Refused,
+            AbortReason::Declined => PeerReason::Declined,
+            AbortReason::NoAnswer => PeerReason::NoAnswer,
         }
     }
 }
@@ -295,11 +341,34 @@ impl AbortReason {
 /// Counters of datagrams that were not acted on, shared by both machines.
 ///
 /// A datagram that fails authentication or parsing is counted and dropped; it never changes
-/// state, so a forged datagram can cost a hash computation but nothing else.
+/// state, so a forged datagram can cost a decryption but nothing else.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rejected {
-    /// Unparseable, wrong version or wrong tag.
+    /// Unparseable, or of a version or kind this build does not speak.
     pub bad: u64,
-    /// Authentic but meaningless here (wrong direction, after the end, duplicates of the end).
+    /// Failed authentication: tampered with, corrupted, forged, or another transfer's.
+    pub unauthentic: u64,
+    /// Authentic (or not yet openable) but meaningless here: wrong direction, before the keys,
+    /// after the end, duplicates of the end.
     pub stale: u64,
+}
+
+impl Rejected {
+    /// Count a datagram refused for `e`.
+    pub(crate) fn count(&mut self, e: DatagramError) {
+        match e {
+            DatagramError::Unauthentic => self.unauthentic += 1,
+            DatagramError::NoKey => self.stale += 1,
+            DatagramError::TooShort
+            | DatagramError::BadMagic
+            | DatagramError::UnsupportedVersion(_)
+            | DatagramError::UnknownKind(_)
+            | DatagramError::Malformed => self.bad += 1,
+        }
+    }
+
+    /// Every datagram refused, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.bad + self.unauthentic + self.stale
+    }
 }

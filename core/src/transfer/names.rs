@@ -138,6 +138,15 @@ pub fn is_part_name(name: &str) -> bool {
     name.len() > PART_SUFFIX.len() && name.ends_with(PART_SUFFIX)
 }
 
+/// Whether `name` is a part file of a download saved as `saved_as`, whatever its transfer:
+/// `<saved_as>.<16 hex digits>.part`.
+pub fn is_part_of(name: &str, saved_as: &str) -> bool {
+    name.strip_prefix(saved_as)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(PART_SUFFIX))
+        .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +214,13 @@ mod tests {
         assert!(is_part_name(&p));
         assert!(!is_part_name("yoda_clip.mp4"));
         assert!(!is_part_name(".part"));
+        assert!(is_part_of(&p, "yoda_clip.mp4"));
+        assert!(!is_part_of(&p, "yoda_clip"));
+        assert!(!is_part_of("yoda_clip.mp4.part", "yoda_clip.mp4"));
+        assert!(!is_part_of(
+            "yoda_clip.mp4.00000000000000zz.part",
+            "yoda_clip.mp4"
+        ));
     }
 
     proptest! {

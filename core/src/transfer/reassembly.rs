@@ -11,10 +11,8 @@ use std::collections::btree_map::Entry;
 
 use bytes::Bytes;
 
-use super::datagram::ChainingValue;
-
 /// What one held segment costs besides its payload: the map entry (key, `Bytes` handle,
-/// optional chaining value, node slack) and the allocation's own header, rounded up.
+/// node slack) and the allocation's own header, rounded up.
 pub(crate) const SEGMENT_OVERHEAD: u64 = 160;
 
 /// What [`Reassembly::insert`] did.
@@ -31,7 +29,7 @@ pub(crate) enum Insert {
 /// Segments by file offset, with what they cost.
 #[derive(Debug, Default)]
 pub(crate) struct Reassembly {
-    segments: BTreeMap<u64, (Bytes, Option<ChainingValue>)>,
+    segments: BTreeMap<u64, Bytes>,
     charged: u64,
 }
 
@@ -46,23 +44,18 @@ impl Reassembly {
         self.charged
     }
 
-    /// Hold a copy of `payload` at `offset` if the charge stays within `cap`.
+    /// Hold `payload` at `offset` if the charge stays within `cap`.
     ///
-    /// Copied, not kept as a slice: the driver may receive into large shared blocks, and a
-    /// held slice would pin its whole block, so the bound would not be the bytes held.
-    pub(crate) fn insert(
-        &mut self,
-        offset: u64,
-        payload: &[u8],
-        cv: Option<ChainingValue>,
-        cap: u64,
-    ) -> Insert {
+    /// The payload must own its allocation, exactly its size (the receiver opens a waiting
+    /// datagram into a buffer of its own): a slice of a larger shared block would pin the whole
+    /// block, and the bound would not be the bytes held.
+    pub(crate) fn insert(&mut self, offset: u64, payload: Bytes, cap: u64) -> Insert {
         let charge = Self::charge_of(payload.len());
         match self.segments.entry(offset) {
             Entry::Occupied(_) => Insert::Duplicate,
             Entry::Vacant(_) if self.charged.saturating_add(charge) > cap => Insert::NoRoom,
             Entry::Vacant(v) => {
-                v.insert((Bytes::copy_from_slice(payload), cv));
+                v.insert(payload);
                 self.charged += charge;
                 Insert::Held
             }
@@ -70,9 +63,9 @@ impl Reassembly {
     }
 
     /// Take the segment that starts exactly at `offset`, if held.
-    pub(crate) fn take(&mut self, offset: u64) -> Option<(Bytes, Option<ChainingValue>)> {
+    pub(crate) fn take(&mut self, offset: u64) -> Option<Bytes> {
         let seg = self.segments.remove(&offset)?;
-        self.charged -= Self::charge_of(seg.0.len());
+        self.charged -= Self::charge_of(seg.len());
         Some(seg)
     }
 
@@ -91,13 +84,14 @@ mod tests {
     fn tiny_segments_are_charged_their_overhead_and_refused_past_the_cap() {
         let mut r = Reassembly::default();
         let cap = 10 * Reassembly::charge_of(1);
+        let x = || Bytes::from_static(b"x");
         for i in 0..10 {
-            assert_eq!(r.insert(i * 2, b"x", None, cap), Insert::Held);
+            assert_eq!(r.insert(i * 2, x(), cap), Insert::Held);
         }
-        assert_eq!(r.insert(100, b"x", None, cap), Insert::NoRoom);
-        assert_eq!(r.insert(0, b"x", None, cap), Insert::Duplicate);
+        assert_eq!(r.insert(100, x(), cap), Insert::NoRoom);
+        assert_eq!(r.insert(0, x(), cap), Insert::Duplicate);
         assert_eq!(r.charged(), cap);
-        assert_eq!(r.take(2).map(|s| s.0), Some(Bytes::from_static(b"x")));
+        assert_eq!(r.take(2), Some(x()));
         assert_eq!(r.charged(), cap - Reassembly::charge_of(1));
         assert_eq!(r.take(3), None);
         r.clear();

@@ -1,30 +1,46 @@
-//! The audience's side of a transfer: accepts authentic data within its window, hands the
-//! driver in-order writes for the `.part` file, acknowledges selectively, and declares success
-//! only after the whole-file BLAKE3 hash matches the presenter's.
+//! The audience's side of a transfer: waits for its user's decision, agrees the session keys,
+//! offers what a partial file already holds, accepts authentic data within its window, hands
+//! the driver in-order writes for the `.part` file, acknowledges selectively, and declares
+//! success only after the whole-file BLAKE3 hash matches the presenter's.
 //!
 //! # Driving a receiver
 //! - Inputs: [`Receiver::handle_datagram`] for every datagram of this transfer (with the
 //!   address it came from), [`Receiver::handle_timeout`] when [`Receiver::poll_timeout`] is due
-//!   (a spurious call is harmless), [`Receiver::abort`] when the driver cannot create or write
-//!   the file, or the user cancels.
+//!   (a spurious call is harmless); the audience's decision, [`Receiver::accept`],
+//!   [`Receiver::accept_resuming`] or [`Receiver::abort`] (declined, cancelled, or the driver
+//!   cannot create or write the file); [`Receiver::handle_part_data`] or
+//!   [`Receiver::part_unreadable`] answering a [`ReceiverEvent::ReadPart`].
 //! - Outputs, after every input: drain [`Receiver::poll_event`], then
 //!   [`Receiver::poll_transmit`], until both return `None`; then wait for a datagram or
 //!   [`Receiver::poll_timeout`].
+//! - [`ReceiverEvent::ReadPart`]: read `len` bytes at `offset` of the partial file being
+//!   resumed and hand them to [`Receiver::handle_part_data`]. Reads are sequential.
 //! - [`ReceiverEvent::Write`]: write `data` at `offset` of the `.part` file. Writes come in
-//!   file order, so a buffered sequential writer suffices. In plain mode the in-order bytes
-//!   of the datagrams handled since the last drain come as one write.
+//!   file order (from where a resume starts), so a buffered sequential writer suffices; the
+//!   in-order bytes of the datagrams handled since the last drain come as one write.
 //! - [`ReceiverEvent::Complete`]: every write before it is the whole, verified file: flush and
 //!   give the `.part` file its final name (without overwriting anything).
-//! - [`ReceiverEvent::Aborted`]: delete the `.part` file. The machine stays a little longer
-//!   (until [`Receiver::is_finished`]) to repeat its `Abort` to a sender that missed it.
+//! - [`ReceiverEvent::Aborted`]: the transfer is over without the file; the client core decides
+//!   whether the `.part` is kept for resuming. The machine stays a little longer (until
+//!   [`Receiver::is_finished`]) to repeat its `Abort` to a sender that missed it.
+//!
+//! # The handshake
+//! A new receiver waits for its user's decision for at most
+//! [`TransferConfig::decision_timeout_ms`] (then it declines with
+//! [`AbortReason::NoAnswer`]); meanwhile it answers the sender's `Hello`s with `Hold`, which
+//! keeps the sender waiting. Once accepted — and, for a resume, once its partial file is
+//! hashed into block CVs (`Hold` again meanwhile) — it answers the `Hello` with a `Welcome`:
+//! its X25519 public key and its resume offer. Both sides then derive the session keys (see
+//! `keys`); the sender's `Start` says where the file starts (0, or the end of the offered
+//! blocks that agree with the sender's file) and data follows.
 //!
 //! # Who the peer is
 //! The server named the presenter's address in its announcement; every answer goes there,
 //! including an `Abort` sent before anything arrived (a file that cannot be created, too many
-//! transfers at once). Authentic data from another address is accepted, but moves the answers
-//! there only if it carries a packet number higher than any seen (or is the `Hello`) and the
-//! sender then answers a `Challenge` from that address (a NAT that rebinds, or maps the port
-//! anew): one replayed datagram cannot redirect the acknowledgements.
+//! transfers at once, a decline). Authentic data from another address is accepted, but moves
+//! the answers there only if it carries a packet number higher than any seen (or is the
+//! `Hello`) and the sender then answers a `Challenge` from that address (a NAT that rebinds,
+//! or maps the port anew): one replayed datagram cannot redirect the acknowledgements.
 //!
 //! # Memory
 //! Data arriving out of order waits in memory until the gap before it fills, then goes to the
@@ -33,18 +49,19 @@
 //! memory cap (see `reassembly`), shared by all receivers of a [`super::TransferSet`].
 //! Payloads must be whole, aligned chunks of the size the `Hello` announced (at least
 //! [`MIN_PAYLOAD`] bytes), so a sender of tiny datagrams breaks the protocol instead of
-//! filling the memory.
+//! filling the memory. In-order data is opened straight into the buffer it is written from.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 
-use super::datagram::{self, Ack, Body, ChainingValue, Datagram, DatagramError, TagKey};
+use super::datagram::{self, Ack, Body, DatagramError, Header, HoldReason, Kind, Offer};
+use super::keys::{EphemeralKey, KeyPair, Protection, Side, Transcript, TransferKeys};
 use super::reassembly::{Insert, Reassembly};
 use super::sack::RangeSet;
 use super::timer::{Timer, TimerTable};
-use super::tree::{FileHasher, is_leaf_size};
+use super::tree::{BLOCK, Cv, FileHasher, merge_blocks};
 use super::{
     AbortReason, HASH_LEN, MAX_DATAGRAM, Rejected, TransferConfig, TransferId, TransferSecret,
     Transmit,
@@ -62,22 +79,33 @@ pub const LINGER_QUIET_MS: u64 = 500;
 /// Smallest payload a `Hello` may announce: what the smallest allowed datagram carries. Why:
 /// a held segment costs its overhead whatever its size; tiny payloads would multiply it.
 pub const MIN_PAYLOAD: u64 =
-    (datagram::MIN_DATAGRAM - datagram::HEADER_LEN - datagram::DATA_BODY_LEN - datagram::TAG_LEN)
-        as u64;
+    (datagram::MIN_DATAGRAM - datagram::DATA_HEADER_LEN - datagram::TAG_LEN) as u64;
 
 /// After the end, stragglers from the sender are answered (with `Done` or `Abort`) at most
-/// this often (ms): enough for a sender that missed the answer, never a flood.
+/// this often (ms): enough for a sender that missed the answer, never a flood. The same
+/// bound holds for the `Hold`s and `Welcome`s that answer repeated `Hello`s.
 const ANSWER_EVERY_MS: u64 = 10;
 
-/// In-order bytes gathered before they are hashed and handed to the driver (plain mode).
+/// In-order bytes gathered before they are hashed and handed to the driver.
 const STAGE_BYTES: usize = 256 << 10;
 
 /// How long a challenge to a new sender address waits for its answer (ms).
 const CHALLENGE_TIMEOUT_MS: u64 = 1_000;
 
+/// Bytes of the partial file asked for at a time while checking it.
+const PART_READ: u64 = BLOCK;
+
 /// What the receiver tells its driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceiverEvent {
+    /// Read `len` bytes at `offset` of the partial file being resumed, for
+    /// [`Receiver::handle_part_data`].
+    ReadPart {
+        /// Where in the file.
+        offset: u64,
+        /// How many bytes.
+        len: usize,
+    },
     /// Write `data` at `offset` of the `.part` file.
     Write {
         /// Where in the file.
@@ -92,7 +120,7 @@ pub enum ReceiverEvent {
         /// Its BLAKE3 hash.
         hash: [u8; HASH_LEN],
     },
-    /// The transfer is over without a file: delete the `.part` file.
+    /// The transfer is over without a file.
     Aborted(AbortReason),
 }
 
@@ -101,8 +129,10 @@ pub enum ReceiverEvent {
 pub struct ReceiverStats {
     /// Size of the file.
     pub file_size: u64,
-    /// Bytes received in order (written and hashed).
+    /// Bytes received in order (written and hashed), those kept from a resume included.
     pub bytes_received: u64,
+    /// Bytes of a partial file kept from an earlier transfer (verified with the sender).
+    pub resumed_from: u64,
     /// Authentic data datagrams received.
     pub datagrams: u64,
     /// Data datagrams whose bytes we already had.
@@ -127,7 +157,14 @@ pub struct ReceiverStats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// The audience has not decided yet.
+    Deciding,
+    /// Accepted; hashing the partial file to offer it.
+    Checking,
+    /// Ready; the sender's `Hello` has not arrived yet.
     AwaitingHello,
+    /// `Welcome` sent; waiting for the sender's `Start`.
+    AwaitingStart,
     Receiving,
     /// Verified; confirming `Done` to a sender that may have missed it.
     Lingering,
@@ -144,11 +181,30 @@ struct Challenge {
     token: u64,
 }
 
+/// What the sender's `Hello` announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hello {
+    public: [u8; 32],
+    payload: u64,
+}
+
+/// The partial file being hashed into block CVs.
+#[derive(Debug)]
+struct PartCheck {
+    /// Bytes to check: whole blocks, fewer than the file.
+    len: u64,
+    next: u64,
+    outstanding: bool,
+    hasher: FileHasher,
+}
+
 /// The receiving machine of one transfer. See the module documentation for how to drive it.
 #[derive(Debug)]
 pub struct Receiver {
     id: TransferId,
-    key: TagKey,
+    secret: TransferSecret,
+    ephemeral: EphemeralKey,
+    keys: TransferKeys,
     config: TransferConfig,
     file_size: u64,
     state: State,
@@ -156,22 +212,27 @@ pub struct Receiver {
     timers: TimerTable,
     // The peer.
     peer: SocketAddr,
+    hello: Option<Hello>,
     challenge: Option<Challenge>,
     next_token: u64,
     last_heard: UnixMillis,
     last_answer: Option<UnixMillis>,
     /// Why we gave up, to repeat it.
     abort_reason: Option<AbortReason>,
+    // Resuming.
+    check: Option<PartCheck>,
+    /// The hashing-block CVs of the partial file, and what we offered from them.
+    part_cvs: Vec<Cv>,
+    offer: Offer,
     // The file.
     /// Payload size announced by the `Hello` (0 before it).
     payload: u64,
-    leaf: Option<u64>,
     cum: u64,
-    hasher: Option<FileHasher>,
+    hasher: FileHasher,
     expected_hash: Option<[u8; HASH_LEN]>,
     held: Reassembly,
     memory_cap: u64,
-    /// Plain mode: in-order bytes gathered for one hash update and one write.
+    /// In-order bytes, opened straight into here, for one hash update and one write.
     staged: BytesMut,
     // Acknowledgements.
     pns: RangeSet,
@@ -184,12 +245,15 @@ pub struct Receiver {
     // Outputs.
     control: VecDeque<Transmit>,
     events: VecDeque<ReceiverEvent>,
+    pool: BytesMut,
+    scratch: BytesMut,
     stats: ReceiverStats,
 }
 
 impl Receiver {
     /// A receiver for transfer `id` of a file the server announced as `file_size` bytes, from
-    /// the presenter's client at `peer` (as the server named it).
+    /// the presenter's client at `peer` (as the server named it), with `ephemeral` as its half
+    /// of the key exchange. It waits for the audience's decision ([`Receiver::accept`]).
     ///
     /// If the sender's `Hello` announces another size the transfer aborts: the audience
     /// agreed to receive what the server described, nothing else.
@@ -199,6 +263,7 @@ impl Receiver {
         file_size: u64,
         peer: SocketAddr,
         config: TransferConfig,
+        ephemeral: EphemeralKey,
         now: UnixMillis,
     ) -> Self {
         let max_datagram = config
@@ -209,23 +274,29 @@ impl Receiver {
         let ack_every = (65_536 / own_payload).clamp(2, 8) as u32;
         let mut timers = TimerTable::default();
         timers.set(Timer::Idle, now.plus_millis(config.idle_timeout_ms));
+        timers.set(Timer::Decision, now.plus_millis(config.decision_timeout_ms));
         Self {
             id,
-            key: TagKey::derive(secret),
+            secret: secret.clone(),
+            ephemeral,
+            keys: TransferKeys::new(secret, id, Side::Receiver),
             file_size,
-            state: State::AwaitingHello,
+            state: State::Deciding,
             clock: Clock::new(now),
             timers,
             peer,
+            hello: None,
             challenge: None,
             next_token: config.seed ^ id.0.rotate_left(17),
             last_heard: now,
             last_answer: None,
             abort_reason: None,
+            check: None,
+            part_cvs: Vec::new(),
+            offer: Offer::default(),
             payload: 0,
-            leaf: None,
             cum: 0,
-            hasher: None,
+            hasher: FileHasher::new(file_size),
             expected_hash: None,
             held: Reassembly::default(),
             memory_cap: config.receive_memory,
@@ -239,6 +310,8 @@ impl Receiver {
             max_ranges: datagram::ack_range_capacity(max_datagram),
             control: VecDeque::new(),
             events: VecDeque::new(),
+            pool: BytesMut::new(),
+            scratch: BytesMut::new(),
             stats: ReceiverStats {
                 file_size,
                 ..ReceiverStats::default()
@@ -252,7 +325,8 @@ impl Receiver {
 
     /// A receiver that refuses the transfer at once: it tells the presenter at `peer` why
     /// (and again if the presenter sends anyway), then ends. For a client that already
-    /// receives as many files as it takes, or a file it cannot save.
+    /// receives as many files as it takes, a file it cannot save, or a decline by policy.
+    #[allow(clippy::too_many_arguments)]
     pub fn refuse(
         id: TransferId,
         secret: &TransferSecret,
@@ -260,9 +334,10 @@ impl Receiver {
         peer: SocketAddr,
         reason: AbortReason,
         config: TransferConfig,
+        ephemeral: EphemeralKey,
         now: UnixMillis,
     ) -> Self {
-        let mut r = Self::new(id, secret, file_size, peer, config, now);
+        let mut r = Self::new(id, secret, file_size, peer, config, ephemeral, now);
         r.abort(reason, now);
         r
     }
@@ -295,9 +370,24 @@ impl Receiver {
         self.state == State::Lingering
     }
 
+    /// Whether a kept part is being checked (hashed, or compared by the sender) before data
+    /// comes.
+    pub fn is_checking(&self) -> bool {
+        matches!(self.state, State::Checking | State::AwaitingStart) && !self.offer.is_empty()
+            || self.state == State::Checking
+    }
+
+    /// Whether the audience's decision is still awaited.
+    pub fn is_deciding(&self) -> bool {
+        self.state == State::Deciding
+    }
+
     /// Whether the outcome is known (verified or given up), lingering or not.
     fn is_over(&self) -> bool {
-        !matches!(self.state, State::AwaitingHello | State::Receiving)
+        matches!(
+            self.state,
+            State::Lingering | State::Closing | State::Complete | State::Aborted
+        )
     }
 
     /// Counters, for progress display.
@@ -326,8 +416,140 @@ impl Receiver {
             .min(self.file_size)
     }
 
+    /// The audience accepts the file, from its first byte.
+    pub fn accept(&mut self, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        if self.state != State::Deciding {
+            return;
+        }
+        self.timers.stop(Timer::Decision);
+        self.ready(now);
+    }
+
+    /// The audience accepts the file and holds its first `held` bytes from an interrupted
+    /// transfer: they are read back ([`ReceiverEvent::ReadPart`]), hashed, and offered to the
+    /// sender, which keeps what agrees with its file. Less than a block is not worth it: then
+    /// this is [`Receiver::accept`].
+    pub fn accept_resuming(&mut self, held: u64, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        if self.state != State::Deciding {
+            return;
+        }
+        self.timers.stop(Timer::Decision);
+        // Whole blocks only, and never the whole file: the last bytes always travel, so the
+        // file's hash is always a merge (see `tree`).
+        let len = held.min(self.file_size.saturating_sub(1)) / BLOCK * BLOCK;
+        if len == 0 {
+            self.ready(now);
+            return;
+        }
+        self.state = State::Checking;
+        self.check = Some(PartCheck {
+            len,
+            next: 0,
+            outstanding: false,
+            hasher: FileHasher::new(self.file_size),
+        });
+    }
+
+    /// Bytes of the partial file a [`ReceiverEvent::ReadPart`] asked for. Anything else than
+    /// what was asked for ends the check with nothing to offer.
+    pub fn handle_part_data(&mut self, offset: u64, data: &[u8], now: UnixMillis) {
+        let now = self.clock.advance(now);
+        let Some(check) = self.check.as_mut() else {
+            return;
+        };
+        let expected = PART_READ.min(check.len - check.next);
+        if !check.outstanding || offset != check.next || data.len() as u64 != expected {
+            self.part_unreadable(now);
+            return;
+        }
+        check.outstanding = false;
+        check.next += data.len() as u64;
+        let cvs = &mut self.part_cvs;
+        check.hasher.push_with(data, |_, cv| cvs.push(cv));
+        if check.next == check.len {
+            self.check = None;
+            self.offer = build_offer(
+                &self.part_cvs,
+                datagram::offer_capacity(self.config.max_datagram),
+            );
+            self.ready(now);
+        }
+    }
+
+    /// The partial file could not be read: nothing is offered, the file comes whole.
+    pub fn part_unreadable(&mut self, now: UnixMillis) {
+        let now = self.clock.advance(now);
+        if self.state != State::Checking {
+            return;
+        }
+        self.check = None;
+        self.part_cvs.clear();
+        self.ready(now);
+    }
+
+    /// Ready for the `Hello`: answer it if it came already.
+    fn ready(&mut self, now: UnixMillis) {
+        self.state = State::AwaitingHello;
+        if self.hello.is_some() {
+            self.send_welcome(now);
+        }
+    }
+
+    fn send_welcome(&mut self, now: UnixMillis) {
+        let Some(hello) = self.hello else { return };
+        if !self.keys.has_session() {
+            let transcript = Transcript {
+                sender_public: hello.public,
+                receiver_public: self.ephemeral.public(),
+                file_size: self.file_size,
+                payload_size: hello.payload as u32,
+            };
+            match KeyPair::session(
+                &self.ephemeral,
+                &hello.public,
+                &self.secret,
+                self.id,
+                &transcript,
+                Side::Receiver,
+                self.config.protection,
+            ) {
+                Ok(k) => self.keys.set_session(k),
+                Err(_) => {
+                    self.abort(AbortReason::ProtocolViolation, now);
+                    return;
+                }
+            }
+        }
+        // Twice the first time: it is tiny, and a lost one costs the sender an initial probe
+        // timeout (see the sender's `HANDSHAKE_COPIES`).
+        let copies = if self.state == State::AwaitingStart {
+            1
+        } else {
+            2
+        };
+        self.state = State::AwaitingStart;
+        self.last_answer = Some(now);
+        for _ in 0..copies {
+            let body = Body::Welcome {
+                public: self.ephemeral.public(),
+                offer: self.offer.clone(),
+            };
+            self.queue(self.peer, body);
+        }
+    }
+
+    /// Seal `body` and queue it for `to`.
+    fn queue(&mut self, to: SocketAddr, body: Body) {
+        if let Some(contents) = self.keys.seal(self.id, body, &mut self.pool) {
+            self.control.push_back(Transmit { to, contents });
+        }
+    }
+
     /// Give up: tell the peer (at once, and again to its stragglers) and emit
-    /// [`ReceiverEvent::Aborted`].
+    /// [`ReceiverEvent::Aborted`]. Also how the audience declines
+    /// ([`AbortReason::Declined`]).
     ///
     /// After success (lingering) there is nothing to give up: the machine says `Done` once
     /// more, for a sender that may have missed it, and ends (the client is leaving).
@@ -342,17 +564,19 @@ impl Receiver {
         if self.is_over() {
             return;
         }
+        self.flush_staged();
         self.send_abort(reason);
         self.end(State::Closing, ReceiverEvent::Aborted(reason), now);
     }
 
     fn send_abort(&mut self, reason: AbortReason) {
-        let contents = datagram::encode_abort(self.id, reason.to_peer(), &self.key);
-        self.control.push_back(Transmit {
-            to: self.peer,
-            contents,
-        });
         self.abort_reason = Some(reason);
+        self.queue(
+            self.peer,
+            Body::Abort {
+                reason: reason.to_peer(),
+            },
+        );
     }
 
     fn end(&mut self, state: State, event: ReceiverEvent, now: UnixMillis) {
@@ -360,6 +584,8 @@ impl Receiver {
         self.events.push_back(event);
         self.held.clear();
         self.staged.clear();
+        self.check = None;
+        self.part_cvs = Vec::new();
         self.ack_now = false;
         self.challenge = None;
         self.timers.stop_all();
@@ -383,20 +609,21 @@ impl Receiver {
     pub fn handle_datagram(
         &mut self,
         from: SocketAddr,
-        bytes: &Bytes,
+        bytes: &[u8],
         now: UnixMillis,
     ) -> Result<(), DatagramError> {
         let now = self.clock.advance(now);
-        let (d, cv) = match datagram::decode_with(bytes, &self.key, self.leaf) {
-            Ok((d, cv)) if d.id == self.id => (d, cv),
-            Ok(_) => {
-                self.stats.rejected.bad += 1;
-                return Err(DatagramError::BadTag);
-            }
-            Err(e) => {
-                self.stats.rejected.bad += 1;
-                return Err(e);
-            }
+        let header = match datagram::peek(bytes) {
+            Ok(h) if h.id == self.id => h,
+            Ok(_) => return self.reject(DatagramError::Unauthentic),
+            Err(e) => return self.reject(e),
+        };
+        if header.kind == Kind::Data && self.state == State::Receiving {
+            return self.handle_data(from, header, bytes, now);
+        }
+        let d = match self.keys.open(bytes, &mut self.scratch) {
+            Ok(d) => d,
+            Err(e) => return self.reject(e),
         };
         match self.state {
             State::Complete | State::Aborted => {
@@ -407,38 +634,41 @@ impl Receiver {
                 self.on_straggler(&d.body, now);
                 return Ok(());
             }
-            State::AwaitingHello | State::Receiving => {}
+            _ => {}
         }
-        self.last_heard = now;
-        self.timers
-            .set(Timer::Idle, now.plus_millis(self.config.idle_timeout_ms));
+        self.heard(now);
         match d.body {
             Body::Hello {
+                public,
                 file_size,
                 payload_size,
-            } => {
-                self.on_hello(file_size, u64::from(payload_size), now);
-                // The presenter's datagrams come from elsewhere than the server said (a NAT
-                // that maps its port anew): without an answer there, its `Hello` would never
-                // be acknowledged. Ask it to prove itself from there, as for data.
-                if from != self.peer && self.state == State::Receiving {
-                    self.challenge_address(from, now);
-                }
+                protection,
+            } => self.on_hello(
+                from,
+                file_size,
+                Hello {
+                    public,
+                    payload: u64::from(payload_size),
+                },
+                protection,
+                now,
+            ),
+            Body::Start { offset } => self.on_start(offset, now),
+            // Nothing was offered, so the file starts at 0: data whose `Start` was lost or
+            // overtaken says so as well as the `Start` would.
+            Body::Data { offset, payload }
+                if self.state == State::AwaitingStart && self.offer.is_empty() =>
+            {
+                self.on_start(0, now);
+                self.on_data(from, d.pn, offset, payload, now);
             }
-            Body::Data {
-                pn,
-                offset,
-                payload,
-            } => {
-                if self.state == State::AwaitingHello {
-                    // Data before the sender heard our answer to its `Hello` cannot be ours.
-                    self.stats.rejected.stale += 1;
-                } else {
-                    self.on_data(from, pn, offset, payload, cv, now);
-                }
+            Body::Data { .. } => {
+                // Data before the sender said where a resume starts: it cannot be placed yet
+                // (it is repeated).
+                self.stats.rejected.stale += 1;
             }
             Body::Fin { file_size, hash } => {
-                if self.state == State::AwaitingHello {
+                if self.state != State::Receiving {
                     self.stats.rejected.stale += 1;
                 } else if file_size != self.file_size {
                     self.abort(AbortReason::SizeMismatch, now);
@@ -450,6 +680,7 @@ impl Receiver {
             }
             Body::Abort { reason } => {
                 // The sender knows: nothing to repeat to it.
+                self.flush_staged();
                 self.end(
                     State::Aborted,
                     ReceiverEvent::Aborted(AbortReason::PeerAborted(reason)),
@@ -457,11 +688,113 @@ impl Receiver {
                 );
             }
             Body::Response { token } => self.on_response(from, token),
-            Body::Ack(_) | Body::Done { .. } | Body::Challenge { .. } => {
+            // The sender checks our offer: it is alive.
+            Body::Hold { .. } => {}
+            Body::Ack(_) | Body::Done { .. } | Body::Challenge { .. } | Body::Welcome { .. } => {
                 self.stats.rejected.stale += 1
             }
         }
         Ok(())
+    }
+
+    fn reject(&mut self, e: DatagramError) -> Result<(), DatagramError> {
+        self.stats.rejected.count(e);
+        Err(e)
+    }
+
+    /// Something authentic arrived from the sender.
+    fn heard(&mut self, now: UnixMillis) {
+        self.last_heard = now;
+        self.timers
+            .set(Timer::Idle, now.plus_millis(self.config.idle_timeout_ms));
+    }
+
+    fn on_hello(
+        &mut self,
+        from: SocketAddr,
+        file_size: u64,
+        hello: Hello,
+        protection: Protection,
+        now: UnixMillis,
+    ) {
+        let max_payload = datagram::payload_capacity(MAX_DATAGRAM) as u64;
+        if file_size != self.file_size {
+            self.abort(AbortReason::SizeMismatch, now);
+            return;
+        }
+        // Only the protection we are configured with: nobody on the path, nor the server,
+        // can talk a client out of encrypting.
+        if !(MIN_PAYLOAD..=max_payload).contains(&hello.payload)
+            || protection != self.config.protection
+            || self.hello.is_some_and(|h| h != hello)
+        {
+            self.abort(AbortReason::ProtocolViolation, now);
+            return;
+        }
+        if self.hello.is_none() {
+            self.hello = Some(hello);
+            self.payload = hello.payload;
+        }
+        // The presenter's datagrams come from elsewhere than the server said (a NAT that maps
+        // its port anew): without an answer there, its `Hello` would never be answered. Ask it
+        // to prove itself from there.
+        if from != self.peer {
+            self.challenge_address(from, now);
+        }
+        let due = self
+            .last_answer
+            .is_none_or(|t| now.millis_since(t) >= ANSWER_EVERY_MS);
+        match self.state {
+            State::Deciding | State::Checking if due => {
+                self.last_answer = Some(now);
+                let reason = if self.state == State::Deciding {
+                    HoldReason::Asking
+                } else {
+                    HoldReason::CheckingPart
+                };
+                self.queue(self.peer, Body::Hold { reason });
+            }
+            State::AwaitingHello => self.send_welcome(now),
+            // Our `Welcome` got lost: again.
+            State::AwaitingStart if due => self.send_welcome(now),
+            _ => self.stats.rejected.stale += 1,
+        }
+    }
+
+    fn on_start(&mut self, offset: u64, now: UnixMillis) {
+        match self.state {
+            State::AwaitingStart => {}
+            // Our first ACK got lost: the next one goes at once.
+            State::Receiving if offset == self.stats.resumed_from => {
+                self.ack_now = true;
+                return;
+            }
+            State::Receiving => {
+                self.abort(AbortReason::ProtocolViolation, now);
+                return;
+            }
+            _ => {
+                self.stats.rejected.stale += 1;
+                return;
+            }
+        }
+        // Only from the start, or from the end of offered blocks the sender found equal.
+        let resumable = !self.offer.is_empty()
+            && offset.is_multiple_of(self.offer.block)
+            && offset <= self.offer.len();
+        if offset != 0 && !resumable {
+            self.abort(AbortReason::ProtocolViolation, now);
+            return;
+        }
+        for cv in &self.part_cvs[..(offset / BLOCK) as usize] {
+            self.hasher.push_block(*cv);
+        }
+        self.part_cvs = Vec::new();
+        self.offer = Offer::default();
+        self.cum = offset;
+        self.stats.resumed_from = offset;
+        self.state = State::Receiving;
+        self.ack_now = true;
     }
 
     /// An authentic datagram after the outcome: the sender missed our `Done` or `Abort`.
@@ -497,48 +830,83 @@ impl Receiver {
         }
     }
 
-    fn on_hello(&mut self, file_size: u64, payload: u64, now: UnixMillis) {
-        let max_payload = datagram::payload_capacity(MAX_DATAGRAM) as u64;
-        if file_size != self.file_size {
-            self.abort(AbortReason::SizeMismatch, now);
-        } else if !(MIN_PAYLOAD..=max_payload).contains(&payload)
-            || (self.payload != 0 && payload != self.payload)
-        {
-            self.abort(AbortReason::ProtocolViolation, now);
-        } else {
-            if self.state == State::AwaitingHello {
-                self.payload = payload;
-                // A power-of-two payload size announces tree mode (see `tree`).
-                self.leaf = is_leaf_size(payload).then_some(payload);
-                self.hasher = Some(FileHasher::new(self.file_size, self.leaf));
-            }
-            self.state = State::Receiving;
-            self.ack_now = true;
-        }
-    }
-
-    fn on_data(
+    /// A data datagram while receiving: opened straight into the staging buffer when it is
+    /// the next in order, into a buffer of its own when it must wait, into scratch space when
+    /// it is only checked (a duplicate, or beyond the window).
+    fn handle_data(
         &mut self,
         from: SocketAddr,
-        pn: u64,
-        offset: u64,
-        payload: Bytes,
-        cv: Option<ChainingValue>,
+        header: Header,
+        bytes: &[u8],
         now: UnixMillis,
-    ) {
-        let len = payload.len() as u64;
-        let Some(end) = offset
-            .checked_add(len)
-            .filter(|&e| e <= self.file_size && len > 0)
-        else {
-            self.abort(AbortReason::ProtocolViolation, now);
-            return;
+    ) -> Result<(), DatagramError> {
+        let Some(keys) = self.keys.for_kind(Kind::Data) else {
+            return self.reject(DatagramError::NoKey);
         };
-        // Only whole chunks of the announced size, at their place; only the last may be short.
-        if !offset.is_multiple_of(self.payload) || (len != self.payload && end != self.file_size) {
-            self.abort(AbortReason::ProtocolViolation, now);
-            return;
+        let len = bytes.len() - datagram::DATA_HEADER_LEN - datagram::TAG_LEN;
+        let offset = header.offset;
+        if offset == self.cum && len > 0 {
+            if self.staged.capacity() - self.staged.len() < len {
+                self.make_room();
+            }
+            let start = self.staged.len();
+            let Some(keys) = self.keys.for_kind(Kind::Data) else {
+                return self.reject(DatagramError::NoKey);
+            };
+            if let Err(e) = datagram::open_into(bytes, keys, &mut self.staged) {
+                return self.reject(e);
+            }
+            self.heard(now);
+            if !self.fits(offset, len as u64) {
+                self.staged.truncate(start);
+                self.abort(AbortReason::ProtocolViolation, now);
+                return Ok(());
+            }
+            self.note_packet(from, header.pn, now);
+            self.cum += len as u64;
+            if self.staged.len() >= STAGE_BYTES || self.cum == self.file_size {
+                self.flush_staged();
+            }
+            self.drain_held();
+            self.after_data(now);
+            return Ok(());
         }
+        let end = offset.saturating_add(len as u64);
+        let keep = end > self.cum && end <= self.window_end();
+        let dst = if keep {
+            // Exactly its own size: a held payload pins nothing else.
+            BytesMut::with_capacity(len)
+        } else {
+            self.scratch.clear();
+            std::mem::take(&mut self.scratch)
+        };
+        let mut dst = dst;
+        let opened = datagram::open_into(bytes, keys, &mut dst);
+        let payload = dst.split().freeze();
+        if !keep {
+            self.scratch = dst;
+        }
+        if let Err(e) = opened {
+            return self.reject(e);
+        }
+        self.heard(now);
+        self.on_data(from, header.pn, offset, payload, now);
+        Ok(())
+    }
+
+    /// Whether `len` bytes at `offset` are a whole chunk of the announced size at its place
+    /// (only the last may be short), within the file.
+    fn fits(&self, offset: u64, len: u64) -> bool {
+        let within = offset
+            .checked_add(len)
+            .is_some_and(|e| e <= self.file_size && len > 0);
+        within
+            && offset.is_multiple_of(self.payload)
+            && (len == self.payload || offset + len == self.file_size)
+    }
+
+    /// Acknowledgement bookkeeping for data packet `pn` from `from`.
+    fn note_packet(&mut self, from: SocketAddr, pn: u64, now: UnixMillis) {
         self.stats.datagrams += 1;
         let newest = self.largest_pn.is_none_or(|l| pn > l);
         if self.pns.insert_one(pn) {
@@ -558,18 +926,39 @@ impl Receiver {
         if from != self.peer && newest {
             self.challenge_address(from, now);
         }
+    }
 
+    fn after_data(&mut self, now: UnixMillis) {
+        self.unacked += 1;
+        if self.unacked >= self.ack_every {
+            self.ack_now = true;
+        } else if self.timers.get(Timer::AckDelay).is_none() {
+            self.timers
+                .set(Timer::AckDelay, now.plus_millis(MAX_ACK_DELAY_MS));
+        }
+        self.try_finish(now);
+    }
+
+    fn on_data(&mut self, from: SocketAddr, pn: u64, offset: u64, payload: Bytes, now: UnixMillis) {
+        let len = payload.len() as u64;
+        if !self.fits(offset, len) {
+            self.abort(AbortReason::ProtocolViolation, now);
+            return;
+        }
+        let end = offset + len;
+        self.note_packet(from, pn, now);
         if end <= self.cum {
             self.stats.duplicates += 1;
             self.ack_now = true;
         } else if end > self.window_end() {
             self.stats.beyond_window += 1;
             self.ack_now = true;
-        } else if offset == self.cum {
-            self.deliver(payload, cv);
+        } else if offset <= self.cum {
+            // In order — or, right after a resume that starts inside a chunk, its tail.
+            self.deliver(&payload[(self.cum - offset) as usize..]);
             self.drain_held();
         } else {
-            match self.held.insert(offset, &payload, cv, self.memory_cap) {
+            match self.held.insert(offset, payload, self.memory_cap) {
                 Insert::Held => {
                     self.stats.peak_buffered = self.stats.peak_buffered.max(self.held.charged());
                 }
@@ -580,15 +969,7 @@ impl Receiver {
                 Insert::NoRoom => self.stats.over_memory += 1,
             }
         }
-
-        self.unacked += 1;
-        if self.unacked >= self.ack_every {
-            self.ack_now = true;
-        } else if self.timers.get(Timer::AckDelay).is_none() {
-            self.timers
-                .set(Timer::AckDelay, now.plus_millis(MAX_ACK_DELAY_MS));
-        }
-        self.try_finish(now);
+        self.after_data(now);
     }
 
     /// The newest data came from another address: ask the sender to prove it is there.
@@ -602,14 +983,7 @@ impl Receiver {
         self.timers
             .set(Timer::PathValidation, now.plus_millis(CHALLENGE_TIMEOUT_MS));
         self.stats.challenges += 1;
-        let contents = datagram::encode(
-            &Datagram {
-                id: self.id,
-                body: Body::Challenge { token },
-            },
-            &self.key,
-        );
-        self.control.push_back(Transmit { to, contents });
+        self.queue(to, Body::Challenge { token });
     }
 
     fn on_response(&mut self, from: SocketAddr, token: u64) {
@@ -620,29 +994,39 @@ impl Receiver {
                 self.timers.stop(Timer::PathValidation);
                 self.stats.migrations += 1;
                 self.ack_now = true;
+                // What we said before went to the old address: say it again here.
+                let now = self.clock.now();
+                match self.state {
+                    State::AwaitingStart => self.send_welcome(now),
+                    State::Deciding | State::Checking => {
+                        let reason = if self.state == State::Deciding {
+                            HoldReason::Asking
+                        } else {
+                            HoldReason::CheckingPart
+                        };
+                        self.queue(self.peer, Body::Hold { reason });
+                    }
+                    _ => {}
+                }
             }
             _ => self.stats.rejected.stale += 1,
         }
     }
 
-    fn deliver(&mut self, data: Bytes, cv: Option<ChainingValue>) {
-        if self.leaf.is_some() {
-            // Tree mode: the payload's CV was computed with its tag; hand the bytes on as
-            // they are.
-            if let Some(h) = self.hasher.as_mut() {
-                h.push(&data, cv);
-            }
-            let offset = self.cum;
-            self.cum += data.len() as u64;
-            self.events.push_back(ReceiverEvent::Write { offset, data });
-            return;
+    /// Hand on what is staged and make room for a stage and a largest payload, so that
+    /// bytes opened into the buffer never move before they are written.
+    fn make_room(&mut self) {
+        self.flush_staged();
+        self.staged
+            .reserve(STAGE_BYTES + datagram::payload_capacity(MAX_DATAGRAM));
+    }
+
+    /// Append in-order bytes to the staging buffer.
+    fn deliver(&mut self, data: &[u8]) {
+        if self.staged.capacity() - self.staged.len() < data.len() {
+            self.make_room();
         }
-        // Plain mode: gather in-order payloads into one run, hashed and written as a whole
-        // (BLAKE3 hashes a long run many chunks at a time; datagram by datagram it cannot).
-        if self.staged.is_empty() {
-            self.staged.reserve(STAGE_BYTES);
-        }
-        self.staged.extend_from_slice(&data);
+        self.staged.extend_from_slice(data);
         self.cum += data.len() as u64;
         if self.staged.len() >= STAGE_BYTES || self.cum == self.file_size {
             self.flush_staged();
@@ -655,16 +1039,14 @@ impl Receiver {
             return;
         }
         let data = self.staged.split().freeze();
-        if let Some(h) = self.hasher.as_mut() {
-            h.push(&data, None);
-        }
+        self.hasher.push(&data);
         let offset = self.cum - data.len() as u64;
         self.events.push_back(ReceiverEvent::Write { offset, data });
     }
 
     fn drain_held(&mut self) {
-        while let Some((data, cv)) = self.held.take(self.cum) {
-            self.deliver(data, cv);
+        while let Some(data) = self.held.take(self.cum) {
+            self.deliver(&data);
         }
     }
 
@@ -675,10 +1057,8 @@ impl Receiver {
         if self.cum < self.file_size || self.state != State::Receiving {
             return;
         }
-        let hash = match self.hasher.as_ref() {
-            Some(h) => h.finalize(),
-            None => *blake3::hash(&[]).as_bytes(),
-        };
+        self.flush_staged();
+        let hash = self.hasher.finalize();
         if hash == expected {
             self.end(
                 State::Lingering,
@@ -695,20 +1075,16 @@ impl Receiver {
     }
 
     fn queue_done(&mut self) {
-        let d = Datagram {
-            id: self.id,
-            body: Body::Done {
+        self.queue(
+            self.peer,
+            Body::Done {
                 file_size: self.file_size,
             },
-        };
-        self.control.push_back(Transmit {
-            to: self.peer,
-            contents: datagram::encode(&d, &self.key),
-        });
+        );
     }
 
-    /// Timers: delayed ACK, idle timeout, an unanswered challenge, the end of lingering.
-    /// Harmless when nothing is due.
+    /// Timers: delayed ACK, idle timeout, the audience's decision, an unanswered challenge,
+    /// the end of lingering. Harmless when nothing is due.
     pub fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
         match self.state {
@@ -723,7 +1099,11 @@ impl Receiver {
                     self.timers.stop_all();
                 }
             }
-            State::AwaitingHello | State::Receiving => {
+            _ => {
+                if self.timers.expire(Timer::Decision, now) {
+                    self.abort(AbortReason::NoAnswer, now);
+                    return;
+                }
                 if self.timers.expire(Timer::Idle, now) {
                     self.abort(AbortReason::PeerSilent, now);
                     return;
@@ -746,6 +1126,17 @@ impl Receiver {
     /// The next file operation or outcome, if any. In-order bytes gathered since the last
     /// drain come out here as one write.
     pub fn poll_event(&mut self) -> Option<ReceiverEvent> {
+        if let Some(check) = self.check.as_mut()
+            && !check.outstanding
+            && check.next < check.len
+        {
+            check.outstanding = true;
+            let len = PART_READ.min(check.len - check.next) as usize;
+            self.events.push_back(ReceiverEvent::ReadPart {
+                offset: check.next,
+                len,
+            });
+        }
         if self.events.is_empty() {
             self.flush_staged();
         }
@@ -774,16 +1165,30 @@ impl Receiver {
             ranges: self.pns.iter_desc().take(self.max_ranges).collect(),
         };
         self.stats.acks_sent += 1;
-        let contents = datagram::encode(
-            &Datagram {
-                id: self.id,
-                body: Body::Ack(ack),
-            },
-            &self.key,
-        );
+        let contents = self.keys.seal(self.id, Body::Ack(ack), &mut self.pool)?;
         Some(Transmit {
             to: self.peer,
             contents,
         })
+    }
+}
+
+/// The offer made of a partial file's hashing-block CVs: the smallest power-of-two group of
+/// blocks for which at most `capacity` groups cover them, each group's CV merged.
+fn build_offer(cvs: &[Cv], capacity: usize) -> Offer {
+    let capacity = capacity.max(1);
+    let mut per = 1usize;
+    while cvs.len() / per > capacity {
+        per *= 2;
+    }
+    let groups = cvs.len() / per;
+    if groups == 0 {
+        return Offer::default();
+    }
+    Offer {
+        block: BLOCK * per as u64,
+        cvs: (0..groups)
+            .filter_map(|g| merge_blocks(&cvs[g * per..(g + 1) * per]))
+            .collect(),
     }
 }

@@ -172,7 +172,36 @@ impl TransferSet {
         }
     }
 
-    /// Abort transfer `id` (a user's cancel, a file error).
+    /// The audience accepts download `id` (see [`Receiver::accept`]).
+    pub fn accept(&mut self, id: TransferId, now: UnixMillis) {
+        if let Some(Role::Receive(r)) = self.entries.get_mut(&id) {
+            r.accept(now);
+        }
+    }
+
+    /// The audience accepts download `id` and holds its first `held` bytes already (see
+    /// [`Receiver::accept_resuming`]).
+    pub fn accept_resuming(&mut self, id: TransferId, held: u64, now: UnixMillis) {
+        if let Some(Role::Receive(r)) = self.entries.get_mut(&id) {
+            r.accept_resuming(held, now);
+        }
+    }
+
+    /// Bytes of download `id`'s partial file a [`ReceiverEvent::ReadPart`] asked for.
+    pub fn handle_part_data(&mut self, id: TransferId, offset: u64, data: &[u8], now: UnixMillis) {
+        if let Some(Role::Receive(r)) = self.entries.get_mut(&id) {
+            r.handle_part_data(offset, data, now);
+        }
+    }
+
+    /// Download `id`'s partial file could not be read.
+    pub fn part_unreadable(&mut self, id: TransferId, now: UnixMillis) {
+        if let Some(Role::Receive(r)) = self.entries.get_mut(&id) {
+            r.part_unreadable(now);
+        }
+    }
+
+    /// Abort transfer `id` (a user's cancel or decline, a file error).
     pub fn abort(&mut self, id: TransferId, reason: AbortReason, now: UnixMillis) {
         match self.entries.get_mut(&id) {
             Some(Role::Send(s)) => s.abort(reason, now),

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::datagram::{self, Body, Datagram, TagKey};
+use super::datagram::{self, Body, Offer};
+use super::keys::Side;
 use super::netem::{Netem, NetemConfig};
-use super::tests::{Disk, file, net};
+use super::tests::{Disk, Forger, file, net};
 use super::*;
 use crate::UnixMillis;
 
@@ -22,6 +23,37 @@ fn addr(n: usize) -> SocketAddr {
 
 fn secret(id: u64) -> TransferSecret {
     TransferSecret(*blake3::hash(&id.to_be_bytes()).as_bytes())
+}
+
+/// The secret bytes of one side's X25519 key for transfer `id`.
+fn key_bytes(id: u64, side: Side) -> [u8; 32] {
+    let tag = if side == Side::Sender { b"s" } else { b"r" };
+    *blake3::hash(&[&id.to_be_bytes()[..], tag].concat()).as_bytes()
+}
+
+fn key(id: u64, side: Side) -> EphemeralKey {
+    EphemeralKey::from_bytes(key_bytes(id, side))
+}
+
+/// An accepting receiver of transfer `id`.
+fn receiver(
+    id: u64,
+    len: u64,
+    from: SocketAddr,
+    config: TransferConfig,
+    now: UnixMillis,
+) -> Receiver {
+    let mut r = Receiver::new(
+        TransferId(id),
+        &secret(id),
+        len,
+        from,
+        config,
+        key(id, Side::Receiver),
+        now,
+    );
+    r.accept(now);
+    r
 }
 
 /// A client: one socket address, one transfer set, the files it sends and receives.
@@ -97,10 +129,18 @@ impl Mesh {
         let data = file(len, id);
         let now = self.now;
         let (from_addr, to_addr) = (self.nodes[from].addr, self.nodes[to].addr);
-        let sender = Sender::new(tid, &secret(id), len as u64, to_addr, config.clone(), now);
+        let sender = Sender::new(
+            tid,
+            &secret(id),
+            len as u64,
+            to_addr,
+            config.clone(),
+            key(id, Side::Sender),
+            now,
+        );
         self.nodes[from].set.add_sender(sender);
         self.nodes[from].sources.insert(tid, data.clone());
-        let receiver = Receiver::new(tid, &secret(id), len as u64, from_addr, config, now);
+        let receiver = receiver(id, len as u64, from_addr, config, now);
         self.nodes[to].set.add_receiver(receiver);
         self.nodes[to].disks.insert(tid, Disk::default());
         self.originals.insert(tid, data);
@@ -398,7 +438,6 @@ fn the_set_takes_its_transfers_in_turn_datagram_by_datagram() {
     let mut set = TransferSet::default();
     let len = 2_000_000u64;
     let data = file(len as usize, 3);
-    let key = |id: u64| TagKey::derive(&secret(id));
     let ids: Vec<u64> = vec![17, 3, 99, 42, 8, 61, 25, 77];
     let mut now = START;
     for &id in &ids {
@@ -408,28 +447,35 @@ fn the_set_takes_its_transfers_in_turn_datagram_by_datagram() {
             len,
             addr(id as usize),
             TransferConfig::default(),
+            key(id, Side::Sender),
             now,
         );
         set.add_sender(s);
     }
-    // Open every transfer: each sends its Hello, the receiver's first ACK opens the window.
+    // Open every transfer: each sends its Hello; the receiver's Welcome and first ACK open
+    // the window.
     while set.poll_transmit(now).is_some() {}
     now = now.plus_millis(5);
     for &id in &ids {
-        let ack = Body::Ack(datagram::Ack {
+        let mut f = Forger::with_secret(
+            TransferId(id),
+            &secret(id),
+            Side::Receiver,
+            key_bytes(id, Side::Receiver),
+        );
+        let welcome = f.seal(Body::Welcome {
+            public: f.public(),
+            offer: Offer::default(),
+        });
+        set.handle_datagram(addr(id as usize), &welcome, now);
+        f.agree(key(id, Side::Sender).public(), len, 1408);
+        let ack = f.seal(Body::Ack(datagram::Ack {
             ack_delay_ms: 0,
             cum_offset: 0,
             window_end: len,
             ranges: vec![],
-        });
-        let bytes = datagram::encode(
-            &Datagram {
-                id: TransferId(id),
-                body: ack,
-            },
-            &key(id),
-        );
-        set.handle_datagram(addr(id as usize), &bytes, now);
+        }));
+        set.handle_datagram(addr(id as usize), &ack, now);
     }
     let mut order = Vec::new();
     for _ in 0..10 {
@@ -509,18 +555,16 @@ fn a_stale_transfer_datagram_is_stray_to_the_set() {
         10,
         addr(9),
         TransferConfig::default(),
+        key(1, Side::Receiver),
         START,
     ));
-    let old = datagram::encode(
-        &Datagram {
-            id: TransferId(7),
-            body: Body::Hello {
-                file_size: 10,
-                payload_size: 100,
-            },
-        },
-        &TagKey::derive(&SECRET),
-    );
+    let mut f = Forger::with_secret(TransferId(7), &SECRET, Side::Sender, [5; 32]);
+    let old = f.seal(Body::Hello {
+        public: f.public(),
+        file_size: 10,
+        payload_size: 1408,
+        protection: Protection::Encrypted,
+    });
     set.handle_datagram(addr(9), &old, START);
     set.handle_datagram(
         addr(9),
@@ -549,6 +593,7 @@ fn a_refusal_reaches_a_presenter_that_was_not_listening_yet() {
         addr(0),
         AbortReason::Busy,
         TransferConfig::default(),
+        key(77, Side::Receiver),
         now,
     );
     m.nodes[1].set.add_receiver(refusal);
@@ -562,6 +607,7 @@ fn a_refusal_reaches_a_presenter_that_was_not_listening_yet() {
         100_000,
         addr(1),
         TransferConfig::default(),
+        key(77, Side::Sender),
         m.now,
     );
     m.nodes[0].set.add_sender(sender);

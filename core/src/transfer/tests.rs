@@ -10,7 +10,10 @@ use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::datagram::{self, Body, Datagram, TagKey};
+use bytes::BytesMut;
+
+use super::datagram::{self, Body, Datagram, DatagramError};
+use super::keys::{KeyPair, Side, Transcript, TransferKeys};
 use super::netem::{BurstLoss, Netem, NetemConfig};
 use super::*;
 use crate::UnixMillis;
@@ -24,6 +27,152 @@ pub(super) const SENDER_ADDR: SocketAddr =
 /// Where the receiver's client listens, as the server tells the sender.
 pub(super) const RECEIVER_ADDR: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 5002);
+
+/// The random bytes of the pair's sender's and receiver's X25519 secrets.
+pub(super) const SENDER_KEY: [u8; 32] = [1; 32];
+pub(super) const RECEIVER_KEY: [u8; 32] = [2; 32];
+
+/// One side of a transfer played by a test: it knows that side's secret key and the transfer
+/// secret, so it seals and opens datagrams exactly as that side would — a tap on the wire
+/// that holds the keys, or a hostile peer forging authentic datagrams.
+pub(super) struct Forger {
+    id: TransferId,
+    secret: TransferSecret,
+    side: Side,
+    key: EphemeralKey,
+    keys: TransferKeys,
+    pool: BytesMut,
+    next_pn: u64,
+}
+
+impl Forger {
+    /// The sender of transfer `id` (with the pair's sender key).
+    pub(super) fn sender(id: TransferId) -> Self {
+        Self::new(id, Side::Sender, SENDER_KEY)
+    }
+
+    /// The receiver of transfer `id` (with the pair's receiver key).
+    pub(super) fn receiver(id: TransferId) -> Self {
+        Self::new(id, Side::Receiver, RECEIVER_KEY)
+    }
+
+    /// A sender of transfer `id` with a key of its own.
+    pub(super) fn new_with_key(id: TransferId, key: [u8; 32]) -> Self {
+        Self::new(id, Side::Sender, key)
+    }
+
+    pub(super) fn new(id: TransferId, side: Side, key: [u8; 32]) -> Self {
+        Self::with_secret(id, &SECRET, side, key)
+    }
+
+    /// A side of transfer `id`, whose secret is `secret`, with secret key `key`.
+    pub(super) fn with_secret(
+        id: TransferId,
+        secret: &TransferSecret,
+        side: Side,
+        key: [u8; 32],
+    ) -> Self {
+        Self {
+            id,
+            secret: secret.clone(),
+            side,
+            key: EphemeralKey::from_bytes(key),
+            keys: TransferKeys::new(secret, id, side),
+            pool: BytesMut::new(),
+            next_pn: 1 << 40,
+        }
+    }
+
+    /// Its public key.
+    pub(super) fn public(&self) -> [u8; 32] {
+        self.key.public()
+    }
+
+    /// Agree session keys with the peer whose public key is `theirs`, for a file of
+    /// `file_size` bytes in payloads of `payload` bytes.
+    pub(super) fn agree(&mut self, theirs: [u8; 32], file_size: u64, payload: u32) {
+        let (sender_public, receiver_public) = match self.side {
+            Side::Sender => (self.public(), theirs),
+            Side::Receiver => (theirs, self.public()),
+        };
+        let t = Transcript {
+            sender_public,
+            receiver_public,
+            file_size,
+            payload_size: payload,
+        };
+        let k = KeyPair::session(
+            &self.key,
+            &theirs,
+            &self.secret,
+            self.id,
+            &t,
+            self.side,
+            Protection::Encrypted,
+        );
+        if let Ok(k) = k {
+            self.keys.set_session(k);
+        }
+    }
+
+    /// Agree with the pair's other side (its fixed key), for a file of `file_size` bytes sent
+    /// with `config`.
+    pub(super) fn agree_with_pair(&mut self, file_size: u64, config: &TransferConfig) {
+        let other = match self.side {
+            Side::Sender => RECEIVER_KEY,
+            Side::Receiver => SENDER_KEY,
+        };
+        let theirs = EphemeralKey::from_bytes(other).public();
+        self.agree(theirs, file_size, config.payload_size() as u32);
+    }
+
+    /// Seal `body` under a packet number of its own (never one the real side uses).
+    pub(super) fn seal(&mut self, body: Body) -> Bytes {
+        self.next_pn += 1;
+        self.seal_pn(self.next_pn, body)
+    }
+
+    /// Seal `body` under packet number `pn`.
+    pub(super) fn seal_pn(&mut self, pn: u64, body: Body) -> Bytes {
+        self.keys
+            .seal_numbered(self.id, pn, body, &mut self.pool)
+            .unwrap_or_default()
+    }
+
+    /// Seal `body`, raw bytes the encoder would never write, as a datagram of `kind`.
+    pub(super) fn seal_raw(&mut self, kind: datagram::Kind, body: &[u8]) -> Bytes {
+        self.next_pn += 1;
+        let mut v = BytesMut::new();
+        v.extend_from_slice(&datagram::MAGIC);
+        v.extend_from_slice(&[datagram::VERSION, kind.code()]);
+        v.extend_from_slice(&self.id.0.to_be_bytes());
+        v.extend_from_slice(&self.next_pn.to_be_bytes());
+        let head = v.len();
+        v.extend_from_slice(body);
+        let Some(keys) = self.keys.for_kind(kind) else {
+            return Bytes::new();
+        };
+        let (h, b) = v.split_at_mut(head);
+        let tag = keys.seal(self.next_pn, h, b);
+        v.extend_from_slice(&tag);
+        v.freeze()
+    }
+
+    /// Open a datagram the other side sent.
+    pub(super) fn open(&self, bytes: &[u8]) -> Result<Datagram, DatagramError> {
+        self.keys.open(bytes, &mut BytesMut::new())
+    }
+}
+
+/// A `Hello` as the pair's sender would send it, for a file of `file_size` bytes.
+pub(super) fn hello(f: &Forger, file_size: u64, payload: u32) -> Body {
+    Body::Hello {
+        public: f.public(),
+        file_size,
+        payload_size: payload,
+        protection: Protection::Encrypted,
+    }
+}
 
 pub(super) fn file(len: usize, seed: u64) -> Bytes {
     let mut v = vec![0u8; len];
@@ -44,6 +193,10 @@ pub(super) fn net(seed: u64) -> NetemConfig {
 pub(super) struct Disk {
     pub(super) part: Option<Vec<u8>>,
     pub(super) saved: Option<Vec<u8>>,
+    /// Keep the part when the transfer aborts (as a client does for an interruption), in
+    /// `kept`, instead of deleting it.
+    pub(super) keep_parts: bool,
+    pub(super) kept: Option<Vec<u8>>,
 }
 
 impl Disk {
@@ -60,7 +213,13 @@ impl Disk {
             ReceiverEvent::Complete { .. } => {
                 self.saved = Some(self.part.take().unwrap_or_default())
             }
-            ReceiverEvent::Aborted(_) => self.part = None,
+            ReceiverEvent::Aborted(_) => {
+                let part = self.part.take();
+                if self.keep_parts {
+                    self.kept = part;
+                }
+            }
+            ReceiverEvent::ReadPart { .. } => {}
         }
     }
 }
@@ -97,6 +256,16 @@ impl Pair {
         back: NetemConfig,
     ) -> Self {
         let file = file(len, fwd.seed ^ 0xf11e);
+        let mut receiver = Receiver::new(
+            ID,
+            &SECRET,
+            len as u64,
+            SENDER_ADDR,
+            config.clone(),
+            EphemeralKey::from_bytes(RECEIVER_KEY),
+            START,
+        );
+        receiver.accept(START);
         Self {
             now: START,
             sender: Sender::new(
@@ -104,10 +273,11 @@ impl Pair {
                 &SECRET,
                 len as u64,
                 RECEIVER_ADDR,
-                config.clone(),
+                config,
+                EphemeralKey::from_bytes(SENDER_KEY),
                 START,
             ),
-            receiver: Receiver::new(ID, &SECRET, len as u64, SENDER_ADDR, config, START),
+            receiver,
             file,
             fwd: Netem::new(fwd),
             back: Netem::new(back),
@@ -168,7 +338,13 @@ impl Pair {
         while let Some(ev) = self.receiver.poll_event() {
             moved = true;
             self.disk.apply(&ev);
-            if !matches!(ev, ReceiverEvent::Write { .. }) {
+            if let ReceiverEvent::ReadPart { offset, len } = ev {
+                let part = self.disk.part.clone().unwrap_or_default();
+                match part.get(offset as usize..offset as usize + len) {
+                    Some(bytes) => self.receiver.handle_part_data(offset, bytes, now),
+                    None => self.receiver.part_unreadable(now),
+                }
+            } else if !matches!(ev, ReceiverEvent::Write { .. }) {
                 self.receiver_done_at = Some(now);
                 self.receiver_outcome = Some(ev);
             }
@@ -251,6 +427,29 @@ impl Pair {
     /// File bytes per second of virtual time.
     pub(super) fn goodput(&self) -> u64 {
         self.file.len() as u64 * 1000 / self.elapsed_ms().max(1)
+    }
+}
+
+impl Pair {
+    /// Run for `ms` of virtual time (or until both machines finished).
+    pub(super) fn run_for(&mut self, ms: u64) {
+        let until = self.now.plus_millis(ms);
+        while self.now < until && !(self.sender.is_finished() && self.receiver.is_finished()) {
+            if self.step() {
+                continue;
+            }
+            self.now = self.now.plus_millis(1);
+            self.sender.handle_timeout(self.now);
+            self.receiver.handle_timeout(self.now);
+        }
+    }
+
+    /// Run until the receiver wrote at least `bytes`.
+    pub(super) fn run_until_received(&mut self, bytes: u64) {
+        let limit = self.now.plus_millis(60_000);
+        while self.receiver.stats().bytes_received < bytes && self.now < limit {
+            self.run_for(1);
+        }
     }
 }
 
@@ -494,16 +693,16 @@ fn large_datagrams_are_used_when_configured() {
     );
     p.run(60_000);
     p.assert_delivered();
-    // 32 KiB leaves (tree mode): 96 datagrams and a few retransmissions.
+    // 65,463-byte payloads: 49 datagrams and a few retransmissions.
     assert!(
-        p.sender.stats().datagrams_sent < 150,
+        p.sender.stats().datagrams_sent < 80,
         "{:?}",
         p.sender.stats()
     );
 }
 
 #[test]
-fn tree_mode_survives_twenty_percent_loss_and_reordering() {
+fn large_datagrams_survive_twenty_percent_loss_and_reordering() {
     let config = TransferConfig {
         max_datagram: 9000,
         ..TransferConfig::default()
@@ -520,30 +719,35 @@ fn tree_mode_survives_twenty_percent_loss_and_reordering() {
     p.assert_delivered();
 }
 
+/// A tap holding the pair's keys that replaces the `Fin`'s hash with `hash`, sealed as the
+/// sender would: only the whole-file hash check can catch it.
+fn wrong_fin(
+    len: u64,
+    config: &TransferConfig,
+    hash: [u8; HASH_LEN],
+) -> impl FnMut(Bytes) -> Bytes + use<> {
+    let mut as_receiver = Forger::receiver(ID);
+    as_receiver.agree_with_pair(len, config);
+    let mut as_sender = Forger::sender(ID);
+    as_sender.agree_with_pair(len, config);
+    move |d| match as_receiver.open(&d) {
+        Ok(Datagram {
+            pn,
+            body: Body::Fin { file_size, .. },
+            ..
+        }) => as_sender.seal_pn(pn, Body::Fin { file_size, hash }),
+        _ => d,
+    }
+}
+
 #[test]
-fn tree_mode_still_catches_a_wrong_hash() {
-    let key = TagKey::derive(&SECRET);
+fn large_datagrams_still_catch_a_wrong_hash() {
     let config = TransferConfig {
         max_datagram: MAX_DATAGRAM,
         ..TransferConfig::default()
     };
-    let mut p = Pair::new(300_000, config, net(35), net(36));
-    p.tamper = Some(Box::new(move |d| match datagram::decode(&d, &key) {
-        Ok(Datagram {
-            id,
-            body: Body::Fin { file_size, .. },
-        }) => datagram::encode(
-            &Datagram {
-                id,
-                body: Body::Fin {
-                    file_size,
-                    hash: [1; HASH_LEN],
-                },
-            },
-            &key,
-        ),
-        _ => d,
-    }));
+    let mut p = Pair::new(300_000, config.clone(), net(35), net(36));
+    p.tamper = Some(Box::new(wrong_fin(300_000, &config, [1; HASH_LEN])));
     p.run(60_000);
     assert_eq!(
         p.receiver_outcome,
@@ -553,8 +757,9 @@ fn tree_mode_still_catches_a_wrong_hash() {
 }
 
 #[test]
-fn tree_mode_small_files_use_the_plain_root() {
-    for len in [1usize, 2048, 32 * 1024, 32 * 1024 + 1] {
+fn files_around_the_hashing_block_size_arrive() {
+    let block = tree::BLOCK as usize;
+    for len in [1usize, 2048, block - 1, block, block + 1, 2 * block] {
         let config = TransferConfig {
             max_datagram: MAX_DATAGRAM,
             ..TransferConfig::default()
@@ -574,25 +779,9 @@ fn an_empty_file_is_transferred() {
 
 #[test]
 fn a_wrong_hash_makes_both_sides_abort_and_discard() {
-    let key = TagKey::derive(&SECRET);
+    let config = TransferConfig::default();
     let mut p = Pair::lossy(100_000, net(27), net(28));
-    // Replace the `Fin`'s hash with another, correctly tagged: only the hash check can catch it.
-    p.tamper = Some(Box::new(move |d| match datagram::decode(&d, &key) {
-        Ok(Datagram {
-            id,
-            body: Body::Fin { file_size, .. },
-        }) => datagram::encode(
-            &Datagram {
-                id,
-                body: Body::Fin {
-                    file_size,
-                    hash: [0xAB; HASH_LEN],
-                },
-            },
-            &key,
-        ),
-        _ => d,
-    }));
+    p.tamper = Some(Box::new(wrong_fin(100_000, &config, [0xAB; HASH_LEN])));
     p.run(60_000);
     assert_eq!(
         p.receiver_outcome,
@@ -616,8 +805,10 @@ fn a_size_other_than_announced_is_refused() {
         9_999,
         SENDER_ADDR,
         TransferConfig::default(),
+        EphemeralKey::from_bytes(RECEIVER_KEY),
         START,
     );
+    p.receiver.accept(START);
     p.run(60_000);
     assert_eq!(
         p.receiver_outcome,
@@ -633,35 +824,37 @@ fn a_size_other_than_announced_is_refused() {
 
 #[test]
 fn forged_stray_and_corrupted_datagrams_are_counted_and_never_written() {
-    let other_key = TagKey::derive(&TransferSecret([1; 32]));
+    let config = TransferConfig::default();
     let mut corrupt_rng = ChaCha8Rng::seed_from_u64(31);
     let mut p = Pair::lossy(200_000, net(31), net(32));
+    let mut tap = Forger::receiver(ID);
+    tap.agree_with_pair(200_000, &config);
+    // A forger that knows the transfer secret (the server, say) but not the sender's private
+    // key: its own key pair gives other session keys.
+    let mut forger = Forger::new(ID, Side::Sender, [3; 32]);
+    forger.agree(
+        EphemeralKey::from_bytes(RECEIVER_KEY).public(),
+        200_000,
+        1408,
+    );
     let mut n = 0u64;
     p.tamper = Some(Box::new(move |d| {
         n += 1;
         match n % 4 {
             // A forgery: right id, right shape, wrong key.
-            1 => match datagram::decode(&d, &TagKey::derive(&SECRET)) {
+            1 => match tap.open(&d) {
                 Ok(Datagram {
-                    id,
-                    body:
-                        Body::Data {
-                            pn,
-                            offset,
-                            payload,
-                        },
+                    pn,
+                    body: Body::Data { offset, payload },
+                    ..
                 }) => {
                     let evil = Bytes::from(vec![0xEE; payload.len()]);
-                    datagram::encode(
-                        &Datagram {
-                            id,
-                            body: Body::Data {
-                                pn,
-                                offset,
-                                payload: evil,
-                            },
+                    forger.seal_pn(
+                        pn,
+                        Body::Data {
+                            offset,
+                            payload: evil,
                         },
-                        &other_key,
                     )
                 }
                 _ => d,
@@ -679,10 +872,90 @@ fn forged_stray_and_corrupted_datagrams_are_counted_and_never_written() {
     p.run(60_000);
     p.assert_delivered();
     assert!(
-        p.receiver.stats().rejected.bad > 50,
+        p.receiver.stats().rejected.unauthentic > 50,
         "{:?}",
         p.receiver.stats()
     );
+}
+
+#[test]
+fn the_file_never_appears_on_the_wire() {
+    // A file of a recognisable repeating pattern; every datagram the sender sends is searched.
+    let len = 300_000usize;
+    let pattern = b"huddle-pattern!";
+    let mut p = Pair::lossy(len, net(43), net(44));
+    p.file = Bytes::from(pattern.repeat(len / pattern.len() + 1)[..len].to_vec());
+    p.captured = Some(Vec::new());
+    p.run(60_000);
+    p.assert_delivered();
+    let captured = p.captured.take().unwrap_or_default();
+    assert!(captured.len() > 200);
+    for d in &captured {
+        assert!(
+            !d.windows(8).any(|w| pattern.windows(8).any(|q| q == w)),
+            "a datagram carries the file in clear"
+        );
+    }
+}
+
+#[test]
+fn the_same_keys_and_seeds_replay_the_same_datagrams_byte_for_byte() {
+    // Sans-IO and seeded: the handshake, the keys and every sealed datagram follow from the
+    // inputs alone.
+    let run = || {
+        let lossy = |seed| NetemConfig {
+            loss: 0.05,
+            ..net(seed)
+        };
+        let mut p = Pair::lossy(200_000, lossy(49), lossy(50));
+        p.captured = Some(Vec::new());
+        p.run(60_000);
+        p.assert_delivered();
+        p.captured.take().unwrap_or_default()
+    };
+    let (a, b) = (run(), run());
+    assert!(a.len() > 100);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_clear_sender_is_refused_by_an_encrypting_receiver() {
+    let clear = TransferConfig {
+        protection: Protection::Clear,
+        ..TransferConfig::default()
+    };
+    let mut p = Pair::lossy(10_000, net(45), net(46));
+    p.sender = Sender::new(
+        ID,
+        &SECRET,
+        10_000,
+        RECEIVER_ADDR,
+        clear,
+        EphemeralKey::from_bytes(SENDER_KEY),
+        START,
+    );
+    p.run(60_000);
+    assert_eq!(
+        p.receiver_outcome,
+        Some(ReceiverEvent::Aborted(AbortReason::ProtocolViolation))
+    );
+    assert_eq!(
+        p.sender_outcome,
+        Some(SenderEvent::Aborted(AbortReason::PeerAborted(
+            PeerReason::ProtocolViolation
+        )))
+    );
+}
+
+#[test]
+fn two_clear_peers_transfer_for_the_benchmark() {
+    let clear = TransferConfig {
+        protection: Protection::Clear,
+        ..TransferConfig::default()
+    };
+    let mut p = Pair::new(200_000, clear, net(47), net(48));
+    p.run(60_000);
+    p.assert_delivered();
 }
 
 mod robustness {
@@ -693,24 +966,40 @@ mod robustness {
 
     fn body() -> impl Strategy<Value = Body> {
         prop_oneof![
-            (0u64..3_000_000, any::<u32>()).prop_map(|(file_size, payload_size)| Body::Hello {
-                file_size,
-                payload_size
-            }),
+            (any::<[u8; 32]>(), 0u64..3_000_000, any::<u32>()).prop_map(
+                |(public, file_size, payload_size)| Body::Hello {
+                    public,
+                    file_size,
+                    payload_size,
+                    protection: Protection::Encrypted,
+                }
+            ),
             (
-                any::<u64>(),
                 prop_oneof![
                     0u64..2_000_000,
                     any::<u64>(),
-                    (0u64..40).prop_map(|i| i * 32_768)
+                    (0u64..40).prop_map(|i| i * 1408),
+                    (0u64..40).prop_map(|i| i * 65_463)
                 ],
                 proptest::collection::vec(any::<u8>(), 0..3000)
             )
-                .prop_map(|(pn, offset, p)| Body::Data {
-                    pn,
+                .prop_map(|(offset, p)| Body::Data {
                     offset,
                     payload: Bytes::from(p)
                 }),
+            (
+                any::<[u8; 32]>(),
+                any::<u64>(),
+                proptest::collection::vec(any::<[u8; 32]>(), 0..5)
+            )
+                .prop_map(|(public, block, cvs)| Body::Welcome {
+                    public,
+                    offer: datagram::Offer { block, cvs }
+                }),
+            any::<u64>().prop_map(|offset| Body::Start { offset }),
+            any::<u8>().prop_map(|c| Body::Hold {
+                reason: datagram::HoldReason::from_code(c)
+            }),
             (0u64..3_000_000, any::<[u8; 32]>())
                 .prop_map(|(file_size, hash)| Body::Fin { file_size, hash }),
             (
@@ -767,18 +1056,16 @@ mod robustness {
         ) {
             let max_datagram = if large { MAX_DATAGRAM } else { MTU_DATAGRAM };
             let config = TransferConfig { max_datagram, ..TransferConfig::default() };
-            let key = TagKey::derive(&SECRET);
-            let mut r = Receiver::new(ID, &SECRET, 1_000_000, SENDER_ADDR, config, START);
+            let payload = config.payload_size() as u32;
+            let mut r = Receiver::new(ID, &SECRET, 1_000_000, SENDER_ADDR, config, EphemeralKey::from_bytes(RECEIVER_KEY), START);
+            r.accept(START);
+            let mut f = Forger::sender(ID);
+            f.agree(EphemeralKey::from_bytes(RECEIVER_KEY).public(), 1_000_000, payload);
             let mut now = START;
-            let hello = Body::Hello { file_size: 1_000_000, payload_size: if large { 32_768 } else { 1408 } };
-            for b in std::iter::once(hello).chain(bodies) {
+            let opening = [hello(&f, 1_000_000, payload), Body::Start { offset: 0 }];
+            for b in opening.into_iter().chain(bodies) {
                 now = now.plus_millis(3);
-                // In tree mode, tag aligned data the way a real sender would.
-                let cv = match &b {
-                    Body::Data { offset, payload, .. } if large => super::super::tree::leaf_cv(32_768, *offset, payload),
-                    _ => None,
-                };
-                let bytes = datagram::encode_with(&Datagram { id: ID, body: b }, &key, cv.as_ref());
+                let bytes = f.seal(b);
                 let _ = r.handle_datagram(SENDER_ADDR, &bytes, now);
                 r.handle_timeout(now);
                 while r.poll_event().is_some() {}
@@ -794,15 +1081,19 @@ mod robustness {
         ) {
             let max_datagram = if large { MAX_DATAGRAM } else { MTU_DATAGRAM };
             let config = TransferConfig { max_datagram, ..TransferConfig::default() };
-            let key = TagKey::derive(&SECRET);
             let data = file(1_000_000, 1);
-            let mut s = Sender::new(ID, &SECRET, 1_000_000, RECEIVER_ADDR, config, START);
+            let mut f = Forger::receiver(ID);
+            f.agree_with_pair(1_000_000, &config);
+            let mut s = Sender::new(ID, &SECRET, 1_000_000, RECEIVER_ADDR, config, EphemeralKey::from_bytes(SENDER_KEY), START);
             let mut now = START;
             drain_sender(&mut s, &data, now);
-            let first_ack = Body::Ack(datagram::Ack { ack_delay_ms: 0, cum_offset: 0, window_end: 1_000_000, ranges: vec![] });
-            for b in std::iter::once(first_ack).chain(bodies) {
+            let opening = [
+                Body::Welcome { public: f.public(), offer: datagram::Offer::default() },
+                Body::Ack(datagram::Ack { ack_delay_ms: 0, cum_offset: 0, window_end: 1_000_000, ranges: vec![] }),
+            ];
+            for b in opening.into_iter().chain(bodies) {
                 now = now.plus_millis(3);
-                let _ = s.handle_datagram(RECEIVER_ADDR, &datagram::encode(&Datagram { id: ID, body: b }, &key), now);
+                let _ = s.handle_datagram(RECEIVER_ADDR, &f.seal(b), now);
                 s.handle_timeout(now);
                 drain_sender(&mut s, &data, now);
             }

@@ -25,10 +25,15 @@ pub(crate) enum Timer {
     Linger,
     /// Receiver: a challenge to a new peer address expires unanswered.
     PathValidation,
+    /// Receiver: the audience's decision is due (declined for it then). Sender: the longest
+    /// it waits for that decision.
+    Decision,
+    /// A `Hold` is due, so that the peer does not time out while we check a partial file.
+    KeepAlive,
 }
 
 impl Timer {
-    const COUNT: usize = 7;
+    const COUNT: usize = 9;
 
     fn index(self) -> usize {
         match self {
@@ -39,6 +44,8 @@ impl Timer {
             Timer::AckDelay => 4,
             Timer::Linger => 5,
             Timer::PathValidation => 6,
+            Timer::Decision => 7,
+            Timer::KeepAlive => 8,
         }
     }
 }

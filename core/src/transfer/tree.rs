@@ -1,228 +1,256 @@
-//! The whole-file BLAKE3 hash, assembled from the hashes of the datagram payloads.
+//! The whole-file BLAKE3 hash, computed block by block over the file's BLAKE3 tree.
 //!
-//! Why: hashing is the dominant CPU cost of a fast transfer (on this machine BLAKE3 runs at
-//! about 3 GB/s, a loopback TCP copy at about 2 GB/s). Tagging every datagram with a keyed
-//! hash of its payload *and* hashing the whole file would read every byte twice on each side.
-//! BLAKE3 is a tree hash, so when every payload is an aligned, power-of-two-sized subtree of
-//! the file ("leaf"), the chaining value (CV) of each payload is a node of the file's hash
-//! tree: each side hashes each payload once, tags the datagram with a keyed hash of its
-//! header and that CV, and merges the CVs into the standard BLAKE3 hash of the file. The
-//! result is exactly `blake3::hash(file)`, so nothing about the file check is weakened.
+//! Why blocks: BLAKE3 is a tree hash. Hashed as aligned 1 MiB subtrees ([`BLOCK`]) whose
+//! chaining values (CVs) are merged as the file goes, the result is exactly
+//! `blake3::hash(file)`, and the CV of every block comes for free. Those CVs are what lets a
+//! resumed download trust what it already holds: the receiver hashes its `.part` file into
+//! block CVs, the sender hashes its file the same way, and only blocks whose CVs agree are
+//! kept (see `resume`). Each block is hashed by one `update` over large runs, so BLAKE3 still
+//! works many chunks at a time (SIMD).
 //!
-//! This is the "tree mode" of a transfer, used when the payload size is a power of two of at
-//! least [`MIN_LEAF`] bytes (large datagrams); with MTU-sized datagrams it is not worth the
-//! 30 % of payload it would cost, and payloads are tagged and the file hashed separately.
-//!
-//! The BLAKE3 "hazmat" functions used here panic on misuse, so every offset and length that
-//! reaches them is checked first ([`leaf_cv`]).
+//! The BLAKE3 "hazmat" functions used here panic on misuse (a subtree longer than its
+//! alignment allows), so every offset reaching them is a multiple of [`BLOCK`] by construction
+//! and every length at most [`BLOCK`].
 
 use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
 };
 
-/// A BLAKE3 chaining value (re-exported as `datagram::ChainingValue`).
-pub type ChainingValueOf = ChainingValue;
+/// A BLAKE3 chaining value: the hash of a subtree of the file.
+pub type Cv = ChainingValue;
 
-/// Smallest leaf for which tree mode is used (two BLAKE3 chunks).
-pub const MIN_LEAF: u64 = 2048;
-/// Largest leaf: the largest power of two that fits a UDP datagram with our header.
-pub const MAX_LEAF: u64 = 32 * 1024;
+/// Size of the subtrees the file is hashed in (a power of two, so every block is a subtree).
+pub const BLOCK: u64 = 1 << 20;
 
-/// Whether payloads of `payload` bytes can be tree leaves.
-pub fn is_leaf_size(payload: u64) -> bool {
-    payload.is_power_of_two() && (MIN_LEAF..=MAX_LEAF).contains(&payload)
-}
-
-/// The leaf size tree mode would use for a payload capacity, if any.
-pub fn leaf_size_for(capacity: u64) -> Option<u64> {
-    if capacity < MIN_LEAF {
-        return None;
-    }
-    let leaf = 1u64 << (63 - capacity.leading_zeros());
-    Some(leaf.min(MAX_LEAF))
-}
-
-/// The chaining value of `payload` as the subtree at `offset` of a file, or `None` if it cannot
-/// be one (misaligned, empty or too long): checked here because BLAKE3's hazmat functions
-/// panic on such input and the offset comes from the network.
-pub fn leaf_cv(leaf: u64, offset: u64, payload: &[u8]) -> Option<ChainingValue> {
-    let len = payload.len() as u64;
-    if !is_leaf_size(leaf) || offset & (leaf - 1) != 0 || len == 0 || len > leaf {
-        return None;
-    }
-    let mut h = blake3::Hasher::new();
-    h.set_input_offset(offset);
-    h.update(payload);
-    Some(h.finalize_non_root())
-}
-
-/// Merges leaf CVs, fed in file order, into the file's BLAKE3 hash.
-///
-/// The same stack discipline as BLAKE3's own incremental hasher, one level up: a leaf is
-/// merged into completed subtrees only when the next leaf arrives, because the very last
-/// merge must be the root one.
+/// The whole-file hash of a file of known size, fed its bytes in order.
 #[derive(Debug, Clone)]
-pub struct TreeHasher {
+pub struct FileHasher {
     file_size: u64,
-    leaf: u64,
-    stack: Vec<ChainingValue>,
-    pending: Option<ChainingValue>,
-    leaves: u64,
-    /// A file of at most one leaf: its root is the plain hash of its bytes.
-    single: Option<blake3::Hash>,
-}
-
-impl TreeHasher {
-    /// A hasher for a file of `file_size` bytes cut into leaves of `leaf` bytes.
-    pub fn new(file_size: u64, leaf: u64) -> Self {
-        let single = (file_size == 0).then(|| blake3::hash(&[]));
-        Self {
-            file_size,
-            leaf,
-            stack: Vec::new(),
-            pending: None,
-            leaves: 0,
-            single,
-        }
-    }
-
-    /// Offset of the next leaf expected.
-    pub fn next_offset(&self) -> u64 {
-        (self.leaves + u64::from(self.pending.is_some())) * self.leaf
-    }
-
-    /// Whether the file is a single leaf (its hash then needs the bytes, not the CV).
-    pub fn is_single_leaf(&self) -> bool {
-        self.file_size <= self.leaf
-    }
-
-    /// Add the next leaf: its CV and, for a single-leaf file, its bytes.
-    pub fn push(&mut self, cv: ChainingValue, bytes: &[u8]) {
-        if self.is_single_leaf() {
-            self.single = Some(blake3::hash(bytes));
-            return;
-        }
-        if let Some(prev) = self.pending.replace(cv) {
-            self.leaves += 1;
-            let mut merged = prev;
-            let mut total = self.leaves;
-            while total & 1 == 0 {
-                match self.stack.pop() {
-                    Some(left) => merged = merge_subtrees_non_root(&left, &merged, Mode::Hash),
-                    None => break,
-                }
-                total >>= 1;
-            }
-            self.stack.push(merged);
-        }
-    }
-
-    /// The hash of the file, once every leaf was pushed.
-    pub fn finalize(&self) -> blake3::Hash {
-        if let Some(h) = self.single {
-            return h;
-        }
-        let Some(mut right) = self.pending else {
-            return blake3::hash(&[]);
-        };
-        let mut stack = self.stack.clone();
-        while let Some(left) = stack.pop() {
-            if stack.is_empty() {
-                return merge_subtrees_root(&left, &right, Mode::Hash);
-            }
-            right = merge_subtrees_non_root(&left, &right, Mode::Hash);
-        }
-        // Only reachable if a multi-leaf file got a single leaf: not the file's hash.
-        blake3::hash(&right)
-    }
-}
-
-/// The whole-file hash, computed whichever way the transfer's mode allows.
-#[derive(Debug, Clone)]
-pub enum FileHasher {
-    /// Plain mode: every byte is hashed once more, in file order.
-    Stream(Box<blake3::Hasher>),
-    /// Tree mode: leaf CVs (already computed for the datagram tags) are merged.
-    Tree(TreeHasher),
+    /// A file of at most one block: its hash is the plain hash of its bytes.
+    single: Option<Box<blake3::Hasher>>,
+    /// The block being hashed (a subtree starting at `done - block_len`).
+    block: Box<blake3::Hasher>,
+    block_len: u64,
+    /// CVs of completed subtrees, merged as BLAKE3's own hasher merges chunks.
+    stack: Vec<Cv>,
+    blocks_done: u64,
+    /// Bytes pushed so far.
+    done: u64,
 }
 
 impl FileHasher {
-    /// A hasher for a file of `file_size` bytes, in tree mode if `leaf` is given.
-    pub fn new(file_size: u64, leaf: Option<u64>) -> Self {
-        match leaf {
-            Some(leaf) => FileHasher::Tree(TreeHasher::new(file_size, leaf)),
-            None => FileHasher::Stream(Box::new(blake3::Hasher::new())),
+    /// A hasher for a file of `file_size` bytes.
+    pub fn new(file_size: u64) -> Self {
+        Self {
+            file_size,
+            single: (file_size <= BLOCK).then(|| Box::new(blake3::Hasher::new())),
+            block: Box::new(blake3::Hasher::new()),
+            block_len: 0,
+            stack: Vec::new(),
+            blocks_done: 0,
+            done: 0,
         }
     }
 
-    /// Add the next piece of the file, in order; in tree mode a whole leaf and its CV.
-    pub fn push(&mut self, data: &[u8], cv: Option<ChainingValue>) {
-        match self {
-            FileHasher::Stream(h) => {
-                h.update(data);
-            }
-            FileHasher::Tree(t) => {
-                let cv = cv.or_else(|| leaf_cv(t.leaf, t.next_offset(), data));
-                if let Some(cv) = cv {
-                    t.push(cv, data);
+    /// Bytes hashed so far.
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+
+    /// Add the next bytes of the file, in order; `on_block` gets the index and CV of every
+    /// block they complete (never for a file of a single block, whose hash is not a merge).
+    /// Bytes beyond the file's size are ignored.
+    pub fn push_with(&mut self, mut data: &[u8], mut on_block: impl FnMut(u64, Cv)) {
+        let left = self.file_size - self.done;
+        if (data.len() as u64) > left {
+            data = &data[..left as usize];
+        }
+        if let Some(h) = self.single.as_mut() {
+            h.update(data);
+            self.done += data.len() as u64;
+            return;
+        }
+        while !data.is_empty() {
+            let room = (BLOCK - self.block_len) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.block.update(now);
+            self.block_len += now.len() as u64;
+            self.done += now.len() as u64;
+            data = rest;
+            if self.block_len == BLOCK || self.done == self.file_size {
+                let cv = self.block.finalize_non_root();
+                let index = self.blocks_done;
+                self.push_cv(cv);
+                on_block(index, cv);
+                *self.block = blake3::Hasher::new();
+                if self.done < self.file_size {
+                    self.block.set_input_offset(self.done);
                 }
+                self.block_len = 0;
             }
         }
     }
 
-    /// The file's BLAKE3 hash.
-    pub fn finalize(&self) -> [u8; 32] {
-        match self {
-            FileHasher::Stream(h) => *h.finalize().as_bytes(),
-            FileHasher::Tree(t) => *t.finalize().as_bytes(),
-        }
+    /// Add the next bytes of the file, in order.
+    pub fn push(&mut self, data: &[u8]) {
+        self.push_with(data, |_, _| {});
     }
+
+    /// Add the next whole block by its CV, computed elsewhere (the verified blocks of a
+    /// resumed download). Refused (returns false) unless the hasher stands at a block
+    /// boundary with a whole block still to come.
+    pub fn push_block(&mut self, cv: Cv) -> bool {
+        if self.single.is_some()
+            || self.block_len != 0
+            || self.done.saturating_add(BLOCK) > self.file_size
+        {
+            return false;
+        }
+        self.push_cv(cv);
+        self.done += BLOCK;
+        *self.block = blake3::Hasher::new();
+        if self.done < self.file_size {
+            self.block.set_input_offset(self.done);
+        }
+        true
+    }
+
+    fn push_cv(&mut self, cv: Cv) {
+        // As BLAKE3's hasher does with chunks: before adding a subtree, merge the completed
+        // ones down to one per set bit of the count so far; the last merges wait for
+        // `finalize`, because the very last one must be the root.
+        while self.stack.len() > self.blocks_done.count_ones() as usize {
+            let (Some(right), Some(left)) = (self.stack.pop(), self.stack.pop()) else {
+                break;
+            };
+            self.stack
+                .push(merge_subtrees_non_root(&left, &right, Mode::Hash));
+        }
+        self.stack.push(cv);
+        self.blocks_done += 1;
+    }
+
+    /// The file's BLAKE3 hash, once every byte was pushed (before that, not the file's).
+    pub fn finalize(&self) -> [u8; 32] {
+        if let Some(h) = &self.single {
+            return *h.finalize().as_bytes();
+        }
+        let mut stack = self.stack.clone();
+        let Some(mut right) = stack.pop() else {
+            return *blake3::hash(&[]).as_bytes();
+        };
+        while let Some(left) = stack.pop() {
+            if stack.is_empty() {
+                return *merge_subtrees_root(&left, &right, Mode::Hash).as_bytes();
+            }
+            right = merge_subtrees_non_root(&left, &right, Mode::Hash);
+        }
+        // One block only in a file of more than one block: not reachable for a whole file.
+        right
+    }
+}
+
+/// The CV of the subtree made of `blocks` (consecutive, aligned, their count a power of
+/// two): what a resume offer compares, one CV per group of blocks.
+pub fn merge_blocks(blocks: &[Cv]) -> Option<Cv> {
+    if blocks.is_empty() || !blocks.len().is_power_of_two() {
+        return None;
+    }
+    let mut level: Vec<Cv> = blocks.to_vec();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|p| merge_subtrees_non_root(&p[0], &p[1], Mode::Hash))
+            .collect();
+    }
+    level.first().copied()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tree_hash(data: &[u8], leaf: u64) -> blake3::Hash {
-        let mut t = TreeHasher::new(data.len() as u64, leaf);
-        for (i, piece) in data.chunks(leaf as usize).enumerate() {
-            let cv = leaf_cv(leaf, i as u64 * leaf, piece).unwrap();
-            t.push(cv, piece);
-        }
-        t.finalize()
+    fn data(len: usize) -> Vec<u8> {
+        (0..len as u32).map(|i| (i * 31 % 251) as u8).collect()
     }
 
     #[test]
-    fn equals_blake3_of_the_file_for_many_sizes() {
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
-        for leaf in [2048u64, 4096, 32768] {
-            for len in [
-                0usize, 1, 2047, 2048, 2049, 4096, 6000, 8192, 10_000, 65_536, 65_537, 123_457,
-                300_000,
-            ] {
+    fn equals_blake3_of_the_file_for_many_sizes_and_pieces() {
+        let all = data(3 * BLOCK as usize + 5000);
+        let b = BLOCK as usize;
+        for len in [
+            0usize,
+            1,
+            1024,
+            b - 1,
+            b,
+            b + 1,
+            2 * b,
+            2 * b + 1000,
+            3 * b,
+            3 * b + 5000,
+        ] {
+            for piece in [1000usize, 65_536, 300_001] {
+                let mut h = FileHasher::new(len as u64);
+                for p in all[..len].chunks(piece) {
+                    h.push(p);
+                }
                 assert_eq!(
-                    tree_hash(&data[..len], leaf),
-                    blake3::hash(&data[..len]),
-                    "leaf {leaf} len {len}"
+                    h.finalize(),
+                    *blake3::hash(&all[..len]).as_bytes(),
+                    "len {len} piece {piece}"
                 );
             }
         }
     }
 
     #[test]
-    fn misaligned_or_oversized_leaves_are_refused_not_panicked_on() {
-        assert!(leaf_cv(4096, 100, b"x").is_none());
-        assert!(leaf_cv(4096, 4096, &[]).is_none());
-        assert!(leaf_cv(4096, 0, &[0; 4097]).is_none());
-        assert!(leaf_cv(3000, 0, b"x").is_none());
-        assert!(leaf_cv(4096, u64::MAX - 4095, b"x").is_some());
+    fn block_cvs_seed_a_hasher_to_the_same_result() {
+        let all = data(5 * BLOCK as usize + 77);
+        let mut full = FileHasher::new(all.len() as u64);
+        let mut cvs = Vec::new();
+        full.push_with(&all, |i, cv| cvs.push((i, cv)));
+        assert_eq!(cvs.len(), 6, "five whole blocks and the short last one");
+        assert!(cvs.iter().enumerate().all(|(n, (i, _))| n as u64 == *i));
+        // A resumed receiver: three verified blocks by CV, then the rest as bytes.
+        let mut resumed = FileHasher::new(all.len() as u64);
+        for (_, cv) in &cvs[..3] {
+            assert!(resumed.push_block(*cv));
+        }
+        resumed.push(&all[3 * BLOCK as usize..]);
+        assert_eq!(resumed.finalize(), *blake3::hash(&all).as_bytes());
     }
 
     #[test]
-    fn leaf_size_is_the_largest_power_of_two_that_fits() {
-        assert_eq!(leaf_size_for(1408), None);
-        assert_eq!(leaf_size_for(2048), Some(2048));
-        assert_eq!(leaf_size_for(65_463), Some(32_768));
-        assert_eq!(leaf_size_for(9000), Some(8192));
+    fn a_block_cv_is_refused_where_it_cannot_be_a_block() {
+        let mut small = FileHasher::new(BLOCK);
+        assert!(!small.push_block([0; 32]), "a single-block file has no CVs");
+        let mut h = FileHasher::new(2 * BLOCK + 1);
+        h.push(b"x");
+        assert!(!h.push_block([0; 32]), "not at a block boundary");
+        let mut h = FileHasher::new(BLOCK + 10);
+        assert!(h.push_block([0; 32]));
+        assert!(!h.push_block([0; 32]), "no whole block left");
+    }
+
+    #[test]
+    fn merged_blocks_are_the_cv_of_the_larger_subtree() {
+        let all = data(4 * BLOCK as usize + 1);
+        let mut cvs = Vec::new();
+        FileHasher::new(all.len() as u64).push_with(&all, |_, cv| cvs.push(cv));
+        let mut two = blake3::Hasher::new();
+        two.set_input_offset(2 * BLOCK);
+        two.update(&all[2 * BLOCK as usize..4 * BLOCK as usize]);
+        assert_eq!(merge_blocks(&cvs[2..4]), Some(two.finalize_non_root()));
+        assert_eq!(merge_blocks(&cvs[..3]), None);
+        assert_eq!(merge_blocks(&[]), None);
+    }
+
+    #[test]
+    fn bytes_beyond_the_size_are_ignored() {
+        let mut h = FileHasher::new(3);
+        h.push(b"abcdef");
+        assert_eq!(h.finalize(), *blake3::hash(b"abc").as_bytes());
+        assert_eq!(h.done(), 3);
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use huddle_core::client::{FileOp, FileProblem, FileResult};
 use huddle_core::transfer::TransferId;
 
-pub use part::{Finished, PartFile, remove_stale_parts};
+pub use part::{Finished, PartFile, find_kept, remove_stale_parts};
 pub use source::SourceFile;
 
 /// Open sources and part files, by transfer.
@@ -127,9 +127,38 @@ impl TransferFiles {
                 }
                 None
             }
-            FileOp::RemoveStaleParts => {
-                remove_stale_parts(&self.downloads);
+            FileOp::RemoveStaleParts { now, max_age_ms } => {
+                remove_stale_parts(&self.downloads, now, max_age_ms);
                 None
+            }
+            FileOp::KeepPart { id, held, sidecar } => {
+                if let Some(mut part) = self.parts.remove(&id) {
+                    // On failure the part is removed (no answer: see `FileOp::KeepPart`).
+                    let _ = part.keep(held, &sidecar);
+                }
+                None
+            }
+            FileOp::FindResumable { id, saved_as } => Some((
+                id,
+                FileResult::Resumable(find_kept(&self.downloads, &saved_as)),
+            )),
+            FileOp::OpenPart { id, part, keep } => Some(
+                match PartFile::open_kept(&self.downloads, &part, keep, true) {
+                    Ok((f, len)) => {
+                        self.parts.insert(id, f);
+                        (id, FileResult::Resumed { len })
+                    }
+                    Err(e) => (id, FileResult::Failed(problem(&e))),
+                },
+            ),
+            FileOp::ReadPart { id, offset, len } => {
+                let Some(part) = self.parts.get_mut(&id) else {
+                    return Some((id, failed("the part file is not open")));
+                };
+                Some(match part.read_at(offset, len) {
+                    Ok(data) => (id, FileResult::Data { offset, data }),
+                    Err(e) => (id, FileResult::Failed(problem(&e))),
+                })
             }
         }
     }
@@ -221,13 +250,154 @@ mod tests {
         fs::write(dir.path().join("notes.txt"), b"keep").unwrap();
 
         let mut starting = TransferFiles::new(dir.path().to_path_buf());
-        assert_eq!(starting.apply(FileOp::RemoveStaleParts), None);
+        let now = huddle_core::UnixMillis(1_800_000_000_000);
+        let op = FileOp::RemoveStaleParts {
+            now,
+            max_age_ms: 1000,
+        };
+        assert_eq!(starting.apply(op), None);
         assert!(!stale.exists(), "the crash's leftover is removed");
         assert!(
             dir.path().join(&live).exists(),
             "a running download is kept"
         );
         assert!(dir.path().join("notes.txt").exists());
+    }
+
+    fn sidecar(held: u64, kept_at: u64) -> bytes::Bytes {
+        use huddle_core::UserName;
+        use huddle_core::transfer::resume::Sidecar;
+        Bytes::from(
+            Sidecar {
+                from: UserName::new("yoda").unwrap(),
+                to: UserName::new("luke").unwrap(),
+                name: "a.mp4".into(),
+                size: 10 << 20,
+                held,
+                kept_at: huddle_core::UnixMillis(kept_at),
+            }
+            .render(),
+        )
+    }
+
+    #[test]
+    fn a_kept_part_is_cut_described_found_reopened_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = TransferFiles::new(dir.path().to_path_buf());
+        let id = TransferId(7);
+        let part = huddle_core::transfer::part_name("yoda_a.mp4", id);
+        files.apply(FileOp::CreatePart {
+            id,
+            part: part.clone(),
+        });
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        files.apply(FileOp::Write {
+            id,
+            offset: 0,
+            data: Bytes::from(data.clone()),
+        });
+        let held = 2_000_000;
+        assert_eq!(
+            files.apply(FileOp::KeepPart {
+                id,
+                held,
+                sidecar: sidecar(held, 1),
+            }),
+            None
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join(&part)).unwrap().len(),
+            held
+        );
+        assert!(dir.path().join(format!("{part}.resume")).exists());
+
+        // Another client, later: it finds the part, takes it, reads it back.
+        let mut later = TransferFiles::new(dir.path().to_path_buf());
+        let next = TransferId(8);
+        let Some((_, FileResult::Resumable(found))) = later.apply(FileOp::FindResumable {
+            id: next,
+            saved_as: "yoda_a.mp4".into(),
+        }) else {
+            panic!("a list of kept parts");
+        };
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].part.as_str(), found[0].len),
+            (part.as_str(), held)
+        );
+        assert_eq!(found[0].sidecar, sidecar(held, 1));
+        let opened = later.apply(FileOp::OpenPart {
+            id: next,
+            part: part.clone(),
+            keep: 1_500_000,
+        });
+        assert_eq!(opened, Some((next, FileResult::Resumed { len: 1_500_000 })));
+        assert!(
+            !dir.path().join(format!("{part}.resume")).exists(),
+            "a taken part has no sidecar: a crash now leaves a leftover"
+        );
+        let read = later.apply(FileOp::ReadPart {
+            id: next,
+            offset: 1_000_000,
+            len: 1000,
+        });
+        assert_eq!(
+            read,
+            Some((
+                next,
+                FileResult::Data {
+                    offset: 1_000_000,
+                    data: Bytes::copy_from_slice(&data[1_000_000..1_001_000])
+                }
+            ))
+        );
+        // Reading past what it holds fails, and does not disturb the writes that follow.
+        let past = later.apply(FileOp::ReadPart {
+            id: next,
+            offset: 1_400_000,
+            len: 200_000,
+        });
+        assert!(matches!(past, Some((_, FileResult::Failed(_)))));
+        // While it is taken, nobody else finds or opens it.
+        let mut third = TransferFiles::new(dir.path().to_path_buf());
+        assert_eq!(
+            third.apply(FileOp::FindResumable {
+                id: TransferId(9),
+                saved_as: "yoda_a.mp4".into()
+            }),
+            Some((TransferId(9), FileResult::Resumable(Vec::new())))
+        );
+    }
+
+    #[test]
+    fn at_start_only_kept_parts_with_young_sidecars_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: u8| {
+            dir.path()
+                .join(format!("yoda_a.mp4.00000000000000{n:02x}.part"))
+        };
+        let write = |n: u8, side: Option<Bytes>| {
+            std::fs::write(p(n), b"bytes").unwrap();
+            if let Some(s) = side {
+                std::fs::write(format!("{}.resume", p(n).display()), s).unwrap();
+            }
+        };
+        let now = 10_000u64;
+        write(1, None); // a crash's leftover
+        write(2, Some(sidecar(5, now - 100))); // young: kept
+        write(3, Some(sidecar(5, now - 5_000))); // too old
+        write(4, Some(Bytes::from_static(b"damaged"))); // damaged
+        // A sidecar whose part is gone, and a half-written one.
+        std::fs::write(dir.path().join("x.mp4.0000000000000005.part.resume"), b"x").unwrap();
+        std::fs::write(dir.path().join("x.part.resume.new"), b"x").unwrap();
+        let removed = remove_stale_parts(dir.path(), huddle_core::UnixMillis(now), 1_000);
+        assert_eq!(removed, 3);
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(p(2).exists());
     }
 
     #[test]

@@ -4,8 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
-use huddle_core::client::{Direction, Display, Progress, Prompt, Tone};
-use huddle_core::transfer::TransferId;
+use huddle_core::client::{Display, Outcome, Phase, Progress, Prompt, Tone};
 
 use super::*;
 
@@ -115,21 +114,27 @@ impl Harness {
         self.key(KeyCode::Tab, KeyModifiers::NONE)
     }
 
+    /// A report as the core sends one: moving at 1 MiB/s (with its ETA) once some bytes are
+    /// done, or finished.
     fn progress(&mut self, id: u64, done: u64, total: u64, finished: bool) {
-        let p = Progress {
-            id: TransferId(id),
-            direction: Direction::Upload,
-            label: "clip.mp4 → luke".into(),
-            done,
-            total,
-            finished,
-        };
+        let mut p = crate::ui::status::tests::report(id, done, total);
+        if done > 0 && done < total {
+            p.rate = Some(1 << 20);
+            p.eta_ms = Some((total - done) * 1000 / (1 << 20));
+        }
+        if finished {
+            p.phase = Phase::Ended(Outcome::Complete);
+        }
         self.s.handle_progress(&p, self.size, self.now);
     }
 
-    fn advance(&mut self, ms: u64) {
-        self.now += Duration::from_millis(ms);
-        self.s.handle_tick(self.size, self.now);
+    /// The core's report of a stall of `ms` at `done` of `total`.
+    fn stalled(&mut self, id: u64, done: u64, total: u64, ms: u64) {
+        let p = Progress {
+            stalled_for_ms: Some(ms),
+            ..crate::ui::status::tests::report(id, done, total)
+        };
+        self.s.handle_progress(&p, self.size, self.now);
     }
 }
 
@@ -359,7 +364,7 @@ fn no_color_means_no_colour_anywhere() {
     h.show(Tone::Error, "Invalid command", false);
     h.show(Tone::Post, "#2 luke (…): yoda!", true);
     h.progress(1, 0, 100, false);
-    h.advance(5000);
+    h.stalled(1, 0, 100, 5000);
     let p = h.parser();
     for r in 0..h.size.rows {
         for c in 0..h.size.cols {
@@ -443,9 +448,8 @@ fn a_transfer_is_one_status_line_redrawn_in_place_then_gone() {
     tall.process(h.s.screen().output());
     let all = tall.screen().contents();
     assert_eq!(all.matches("clip.mp4 → luke").count(), 1, "{all}");
-    // It stalls: the line says so, and no ETA.
-    h.advance(1000);
-    h.advance(2500);
+    // It stalls (the core says so): the line says so, and no ETA.
+    h.stalled(1, 5 * MIB, 10 * MIB, 3_500);
     let line = h.rows()[n - 2].clone();
     assert!(line.contains("stalled 3s"), "{line}");
     assert!(!line.contains("ETA"), "{line}");

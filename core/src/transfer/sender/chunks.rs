@@ -5,13 +5,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::super::datagram::ChainingValue;
-
 #[derive(Debug)]
 struct Chunk {
     data: Bytes,
-    /// In tree mode, the payload's BLAKE3 chaining value (tags every transmission).
-    cv: Option<ChainingValue>,
     acked: bool,
     /// The packet number of its latest transmission.
     latest_pn: Option<u64>,
@@ -33,12 +29,18 @@ pub(super) struct Chunks {
 impl Chunks {
     /// No chunk read yet, of a file of `file_size` bytes in chunks of `payload`.
     pub(super) fn new(file_size: u64, payload: u64) -> Self {
+        Self::starting_at(file_size, payload, 0)
+    }
+
+    /// No chunk read yet, and every chunk before `first` already held by the receiver (a
+    /// resumed transfer).
+    pub(super) fn starting_at(file_size: u64, payload: u64, first: u64) -> Self {
         Self {
             payload,
             file_size,
-            base: 0,
+            base: first,
             held: VecDeque::new(),
-            next_new: 0,
+            next_new: first,
             retx: VecDeque::new(),
         }
     }
@@ -66,10 +68,9 @@ impl Chunks {
     }
 
     /// Add the next chunk read from the file.
-    pub(super) fn push(&mut self, data: Bytes, cv: Option<ChainingValue>) {
+    pub(super) fn push(&mut self, data: Bytes) {
         self.held.push_back(Chunk {
             data,
-            cv,
             acked: false,
             latest_pn: None,
             queued: false,
@@ -190,14 +191,14 @@ impl Chunks {
         self.next_new = self.next_new.max(self.base);
     }
 
-    /// Record that chunk `index` goes out as packet `pn`; returns its bytes and CV.
-    pub(super) fn send(&mut self, index: u64, pn: u64) -> (Bytes, Option<ChainingValue>) {
+    /// Record that chunk `index` goes out as packet `pn`; returns its bytes.
+    pub(super) fn send(&mut self, index: u64, pn: u64) -> Bytes {
         match self.get_mut(index) {
             Some(c) => {
                 c.latest_pn = Some(pn);
-                (c.data.clone(), c.cv)
+                c.data.clone()
             }
-            None => (Bytes::new(), None),
+            None => Bytes::new(),
         }
     }
 

@@ -21,9 +21,17 @@
 //! The pieces, one module each: `source` reads the file and hashes it, `chunks` holds
 //! what was read until it is acknowledged and decides what goes next, `flight` tracks the
 //! packets in flight and detects losses; the RTT estimator, the rate controller and the
-//! pacer are the transfer's own modules. A `Hello` (repeated on the probe timeout) opens the
-//! transfer and measures a first RTT. Data goes in payload-sized chunks, one fresh packet
-//! number per transmission. A lost chunk is queued again unless a newer transmission of it
+//! pacer are the transfer's own modules.
+//!
+//! A `Hello` with our X25519 public key (repeated on the probe timeout, backing off to
+//! [`TransferConfig::max_probe_timeout_ms`]) opens the transfer. The receiver may answer
+//! `Hold` while its user decides or it checks a partial file: we keep waiting, up to
+//! [`TransferConfig::decision_timeout_ms`] beyond the idle timeout. Its `Welcome` brings its
+//! public key — from then on every datagram about the file is sealed with the session keys
+//! (see `keys`) — and, for a resume, the CVs of what it holds: we read and hash that range
+//! first (telling the receiver to `Hold` on), and start where the file stops agreeing. A
+//! `Start` (repeated until acknowledged; its first ACK is the first RTT sample) says where.
+//! Data goes in payload-sized chunks, one fresh packet number per transmission. A lost chunk is queued again unless a newer transmission of it
 //! is in flight or it was acknowledged meanwhile. When nothing is acknowledged for a probe
 //! timeout, the oldest unacknowledged chunk is sent again regardless of the window, with
 //! exponential backoff up to [`TransferConfig::max_probe_timeout_ms`]. The chunks in flight
@@ -43,12 +51,12 @@ use bytes::{Bytes, BytesMut};
 use self::chunks::Chunks;
 use self::flight::{Flight, SentPacket};
 use self::source::Source;
-use super::datagram::{self, Ack, Body, Datagram, DatagramError, TagKey};
+use super::datagram::{self, Ack, Body, DatagramError, HoldReason, Offer};
+use super::keys::{EphemeralKey, KeyPair, Side, Transcript, TransferKeys};
 use super::pacer::Pacer;
 use super::rate::{Mode, RateController};
 use super::rtt::RttEstimator;
 use super::timer::{Timer, TimerTable};
-use super::tree::leaf_size_for;
 use super::{
     AbortReason, HASH_LEN, Rejected, TransferConfig, TransferId, TransferSecret, Transmit,
 };
@@ -58,11 +66,18 @@ use crate::{Clock, UnixMillis};
 pub const MAX_ACK_DELAY_MS: u64 = 2;
 /// Datagrams sent when the probe timer fires.
 const PROBES_PER_TIMEOUT: u8 = 2;
+/// Copies of each handshake datagram sent at first (`Hello`, a resume's `Start`): they are
+/// tiny, and a lost one costs a whole initial probe timeout (hundreds of ms) before any data
+/// moves — at 5 % loss two copies make that twenty times rarer.
+const HANDSHAKE_COPIES: u8 = 2;
 /// After giving up, the receiver's stragglers are answered with `Abort` at most this often
 /// (ms).
 const ANSWER_EVERY_MS: u64 = 10;
 /// A closing sender leaves once the receiver has been quiet this long (ms).
 const CLOSING_QUIET_MS: u64 = 500;
+/// While checking a resume offer, a `Hold` goes to the receiver this often (ms), so it does
+/// not time out on a long check.
+const KEEP_ALIVE_MS: u64 = 1_000;
 
 /// What the sender needs from its driver, or tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +117,8 @@ pub struct SenderStats {
     pub spurious_losses: u64,
     /// Bytes written to the wire, all kinds.
     pub wire_bytes: u64,
+    /// File bytes the receiver already held and we did not send again (a resume).
+    pub resumed_from: u64,
     /// Smoothed RTT (ms).
     pub srtt_ms: u64,
     /// Current pacing rate (bytes per second).
@@ -116,7 +133,10 @@ pub struct SenderStats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Sending `Hello`s until the receiver's `Welcome`.
     Hello,
+    /// Reading and hashing the range the receiver offered to resume from.
+    Checking,
     Sending,
     /// Gave up; repeating `Abort` to a receiver that may have missed it.
     Closing,
@@ -128,7 +148,9 @@ enum State {
 #[derive(Debug)]
 pub struct Sender {
     id: TransferId,
-    key: TagKey,
+    keys: TransferKeys,
+    secret: TransferSecret,
+    ephemeral: EphemeralKey,
     config: TransferConfig,
     peer: SocketAddr,
     file_size: u64,
@@ -144,8 +166,16 @@ pub struct Sender {
     peer_cum: u64,
     peer_window_end: u64,
     // Control datagrams.
-    hello_sent_at: Option<UnixMillis>,
-    hello_sends: u32,
+    hello_sent: bool,
+    /// Why the receiver asked us to wait, while it does.
+    held: Option<HoldReason>,
+    /// Where sending starts, once the receiver's offer (if any) was checked.
+    start: Option<u64>,
+    start_sent_at: Option<UnixMillis>,
+    start_sends: u32,
+    start_acked: bool,
+    /// The receiver offered part of the file (so data waits for the `Start`'s ACK).
+    offered: bool,
     fin_sent: bool,
     fin_sent_at: Option<UnixMillis>,
     fin_due: bool,
@@ -157,8 +187,10 @@ pub struct Sender {
     abort_reason: Option<AbortReason>,
     control: VecDeque<Bytes>,
     events: VecDeque<SenderEvent>,
-    /// Where data datagrams are rendered (one allocation per block, not per datagram).
+    /// Where datagrams are sealed (one allocation per block, not per datagram).
     pool: BytesMut,
+    /// Where received datagrams are opened.
+    scratch: BytesMut,
     // Models.
     rtt: RttEstimator,
     rate: RateController,
@@ -168,7 +200,8 @@ pub struct Sender {
 
 impl Sender {
     /// A sender of a file of `file_size` bytes for transfer `id` to the audience's client at
-    /// `peer` (as the server named it), starting at `now`.
+    /// `peer` (as the server named it), starting at `now`, with `ephemeral` as its half of the
+    /// key exchange (fresh random bytes for every transfer).
     ///
     /// The file name does not travel here: the server told the audience already.
     pub fn new(
@@ -177,6 +210,7 @@ impl Sender {
         file_size: u64,
         peer: SocketAddr,
         config: TransferConfig,
+        ephemeral: EphemeralKey,
         now: UnixMillis,
     ) -> Self {
         let max_datagram = config
@@ -186,17 +220,15 @@ impl Sender {
             max_datagram,
             ..config
         };
-        // Tree mode when the datagram can carry a power-of-two leaf of at least 2 KiB.
-        let capacity = config.payload_size() as u64;
-        let leaf = leaf_size_for(capacity);
-        let payload = leaf.unwrap_or(capacity);
-        let datagram_size =
-            payload + (datagram::HEADER_LEN + datagram::DATA_BODY_LEN + datagram::TAG_LEN) as u64;
+        let payload = config.payload_size() as u64;
+        let datagram_size = payload + (datagram::DATA_HEADER_LEN + datagram::TAG_LEN) as u64;
         let mut timers = TimerTable::default();
         timers.set(Timer::Idle, now.plus_millis(config.idle_timeout_ms));
         Self {
             id,
-            key: TagKey::derive(secret),
+            keys: TransferKeys::new(secret, id, Side::Sender),
+            secret: secret.clone(),
+            ephemeral,
             peer,
             file_size,
             payload,
@@ -204,17 +236,22 @@ impl Sender {
             state: State::Hello,
             clock: Clock::new(now),
             timers,
-            source: Source::new(file_size, payload, leaf, config.read_size),
+            source: Source::new(file_size, payload, config.read_size),
             chunks: Chunks::new(file_size, payload),
             flight: Flight::new(),
             peer_cum: 0,
             peer_window_end: 0,
-            hello_sent_at: None,
-            hello_sends: 0,
+            hello_sent: false,
+            held: None,
+            start: None,
+            start_sent_at: None,
+            start_sends: 0,
+            start_acked: false,
+            offered: false,
             fin_sent: false,
             fin_sent_at: None,
             fin_due: false,
-            probes: 0,
+            probes: HANDSHAKE_COPIES,
             pto_count: 0,
             last_sent: now,
             last_heard: now,
@@ -223,6 +260,7 @@ impl Sender {
             control: VecDeque::new(),
             events: VecDeque::new(),
             pool: BytesMut::new(),
+            scratch: BytesMut::new(),
             rtt: RttEstimator::new(config.initial_rtt_ms),
             rate: RateController::new(
                 now,
@@ -255,6 +293,16 @@ impl Sender {
             self.state,
             State::Closing | State::Complete | State::Aborted
         )
+    }
+
+    /// Why the receiver asked us to wait, while it does (its user deciding, or its check of a
+    /// partial file): for a presenter's progress line.
+    pub fn waiting_for(&self) -> Option<HoldReason> {
+        match self.state {
+            State::Hello => self.held,
+            State::Checking => Some(HoldReason::CheckingOffer),
+            _ => None,
+        }
     }
 
     /// Counters and the current model, for progress display.
@@ -290,8 +338,16 @@ impl Sender {
 
     fn send_abort(&mut self) {
         let reason = self.abort_reason.unwrap_or(AbortReason::Cancelled);
-        self.control
-            .push_back(datagram::encode_abort(self.id, reason.to_peer(), &self.key));
+        self.queue(Body::Abort {
+            reason: reason.to_peer(),
+        });
+    }
+
+    /// Seal a handshake-class datagram for the control queue.
+    fn queue(&mut self, body: Body) {
+        if let Some(d) = self.keys.seal(self.id, body, &mut self.pool) {
+            self.control.push_back(d);
+        }
     }
 
     fn finish(&mut self, state: State, event: SenderEvent) {
@@ -312,35 +368,42 @@ impl Sender {
             return;
         }
         let chunks = &mut self.chunks;
-        let accepted = self
-            .source
-            .accept(offset, data, |piece, cv| chunks.push(piece, cv));
+        let accepted = self.source.accept(offset, data, |piece| chunks.push(piece));
         if accepted.is_err() {
             self.abort(AbortReason::LocalIo, now);
             return;
+        }
+        if self.state == State::Checking
+            && let Some(from) = self.source.take_verdict()
+        {
+            self.begin(from, now);
         }
         self.arm_timers();
     }
 
     fn maybe_request_read(&mut self) {
-        if self.state != State::Sending {
-            return;
-        }
-        // Keep a read's worth of unsent data ready, and never hold more than the receiver's
-        // window plus that: memory stays bounded whatever the file size.
-        let read_end = self.source.read_end();
-        let read_len = self.source.read_len();
-        let unsent = self.chunks.unsent_bytes(read_end);
-        let held = self.chunks.held_bytes(read_end);
-        // The receiver's advertised window, but never more than our own configured window:
-        // a peer cannot make us hold the whole file in memory.
-        let window = self
-            .peer_window_end
-            .saturating_sub(self.peer_cum)
-            .min(self.config.receive_window)
-            .max(self.config.receive_window.min(1 << 20));
-        if unsent >= read_len || held >= window.saturating_add(read_len) {
-            return;
+        match self.state {
+            // Checking an offer holds nothing: the reads go back to back.
+            State::Checking => {}
+            State::Sending => {
+                // Keep a read's worth of unsent data ready, and never hold more than the
+                // receiver's window plus that: memory stays bounded whatever the file size.
+                let read_end = self.source.read_end();
+                let read_len = self.source.read_len();
+                let unsent = self.chunks.unsent_bytes(read_end);
+                let held = self.chunks.held_bytes(read_end);
+                // The receiver's advertised window, but never more than our own configured
+                // window: a peer cannot make us hold the whole file in memory.
+                let window = self
+                    .peer_window_end
+                    .saturating_sub(self.peer_cum)
+                    .min(self.config.receive_window)
+                    .max(self.config.receive_window.min(1 << 20));
+                if unsent >= read_len || held >= window.saturating_add(read_len) {
+                    return;
+                }
+            }
+            _ => return,
         }
         if let Some((offset, len)) = self.source.start_read() {
             self.events.push_back(SenderEvent::Read { offset, len });
@@ -360,18 +423,18 @@ impl Sender {
     pub fn handle_datagram(
         &mut self,
         from: SocketAddr,
-        bytes: &Bytes,
+        bytes: &[u8],
         now: UnixMillis,
     ) -> Result<(), DatagramError> {
         let now = self.clock.advance(now);
-        let d = match datagram::decode(bytes, &self.key) {
+        let d = match self.keys.open(bytes, &mut self.scratch) {
             Ok(d) if d.id == self.id => d,
             Ok(_) => {
-                self.stats.rejected.bad += 1;
-                return Err(DatagramError::BadTag);
+                self.stats.rejected.unauthentic += 1;
+                return Err(DatagramError::Unauthentic);
             }
             Err(e) => {
-                self.stats.rejected.bad += 1;
+                self.stats.rejected.count(e);
                 return Err(e);
             }
         };
@@ -384,15 +447,22 @@ impl Sender {
                 self.on_straggler(&d.body, now);
                 return Ok(());
             }
-            State::Hello | State::Sending => {}
+            State::Hello | State::Checking | State::Sending => {}
         }
         self.last_heard = now;
         self.timers
             .set(Timer::Idle, now.plus_millis(self.config.idle_timeout_ms));
         match d.body {
-            Body::Ack(ack) => self.on_ack(ack, now),
+            Body::Hold { reason } if self.state == State::Hello => self.on_hold(reason, now),
+            Body::Welcome { public, offer } if self.state == State::Hello => {
+                self.on_welcome(public, offer, now)
+            }
+            Body::Ack(ack) if self.state == State::Sending => self.on_ack(ack, now),
             Body::Done { file_size }
-                if file_size == self.file_size && self.source.hash().is_some() && self.fin_sent =>
+                if self.state == State::Sending
+                    && file_size == self.file_size
+                    && self.source.hash().is_some()
+                    && self.fin_sent =>
             {
                 self.peer_cum = self.file_size;
                 self.finish(State::Complete, SenderEvent::Complete);
@@ -407,22 +477,113 @@ impl Sender {
             // Only the receiver at the address the server named asks us to prove where we
             // are; anyone else relaying its challenge gets nothing.
             Body::Challenge { token } if from == self.peer => {
-                self.control.push_back(datagram::encode(
-                    &Datagram {
-                        id: self.id,
-                        body: Body::Response { token },
-                    },
-                    &self.key,
-                ));
+                self.queue(Body::Response { token });
             }
-            Body::Challenge { .. }
+            // A repeated `Welcome` (ours was answered already), a `Hold` after it, an ACK
+            // before `Start`, anything only a sender sends: nothing to do.
+            Body::Hold { .. }
+            | Body::Welcome { .. }
+            | Body::Ack(_)
+            | Body::Challenge { .. }
             | Body::Response { .. }
             | Body::Hello { .. }
+            | Body::Start { .. }
             | Body::Data { .. }
             | Body::Fin { .. } => self.stats.rejected.stale += 1,
         }
         self.arm_timers();
         Ok(())
+    }
+
+    /// The receiver asks us to wait (its user decides, or it checks a partial file): wait, but
+    /// not for ever.
+    fn on_hold(&mut self, reason: HoldReason, now: UnixMillis) {
+        if self.held.is_none() {
+            let limit = self
+                .config
+                .decision_timeout_ms
+                .saturating_add(self.config.idle_timeout_ms);
+            self.timers.set(Timer::Decision, now.plus_millis(limit));
+        }
+        self.held = Some(reason);
+        // It heard us: repeat the `Hello` only as a keep-alive, not as a probe backing off.
+        self.pto_count = self.pto_count.max(16);
+    }
+
+    /// The receiver's half of the exchange and its resume offer: derive the session keys, then
+    /// check the offer (if any) or start at once.
+    fn on_welcome(&mut self, public: [u8; 32], offer: Offer, now: UnixMillis) {
+        let transcript = Transcript {
+            sender_public: self.ephemeral.public(),
+            receiver_public: public,
+            file_size: self.file_size,
+            payload_size: self.payload as u32,
+        };
+        let Ok(session) = KeyPair::session(
+            &self.ephemeral,
+            &public,
+            &self.secret,
+            self.id,
+            &transcript,
+            Side::Sender,
+            self.config.protection,
+        ) else {
+            self.abort(AbortReason::ProtocolViolation, now);
+            return;
+        };
+        self.keys.set_session(session);
+        self.held = None;
+        self.timers.stop(Timer::Decision);
+        self.pto_count = 0;
+        if offer.is_empty() {
+            self.begin(0, now);
+            return;
+        }
+        self.offered = true;
+        if self.source.check(offer).is_err() {
+            self.abort(AbortReason::ProtocolViolation, now);
+            return;
+        }
+        self.state = State::Checking;
+        // Tell the receiver at once that its offer is being checked, then every so often.
+        self.queue(Body::Hold {
+            reason: HoldReason::CheckingOffer,
+        });
+        self.timers
+            .set(Timer::KeepAlive, now.plus_millis(KEEP_ALIVE_MS));
+    }
+
+    /// Start sending the file from `from` (everything below the receiver holds already).
+    fn begin(&mut self, from: u64, now: UnixMillis) {
+        let first = from / self.payload;
+        self.chunks = Chunks::starting_at(self.file_size, self.payload, first);
+        self.peer_cum = from;
+        self.stats.resumed_from = from;
+        self.start = Some(from);
+        self.state = State::Sending;
+        self.timers.stop(Timer::KeepAlive);
+        // The `Start` leaves first and is repeated by the probes until acknowledged.
+        self.probes = 0;
+        self.last_sent = now;
+        self.send_start(now);
+        if self.offered {
+            // Data waits for it: a lost one would stall the resume.
+            self.send_start(now);
+        }
+    }
+
+    fn send_start(&mut self, now: UnixMillis) {
+        let Some(offset) = self.start else { return };
+        let pn = self.flight.take_pn();
+        self.start_sends += 1;
+        self.start_sent_at = Some(now);
+        self.last_sent = now;
+        if let Some(d) =
+            self.keys
+                .seal_numbered(self.id, pn, Body::Start { offset }, &mut self.pool)
+        {
+            self.control.push_back(d);
+        }
     }
 
     /// An authentic datagram after we gave up: the receiver missed our `Abort`.
@@ -446,11 +607,11 @@ impl Sender {
     }
 
     fn on_ack(&mut self, ack: Ack, now: UnixMillis) {
-        if self.state == State::Hello {
-            self.state = State::Sending;
-            // Only an unrepeated `Hello` gives an unambiguous RTT sample (Karn).
-            match self.hello_sent_at {
-                Some(t) if self.hello_sends == 1 => {
+        if !self.start_acked {
+            self.start_acked = true;
+            // Only an unrepeated `Start` gives an unambiguous RTT sample (Karn).
+            match self.start_sent_at {
+                Some(t) if self.start_sends == 1 => {
                     self.rtt
                         .update(now.millis_since(t), u64::from(ack.ack_delay_ms));
                 }
@@ -536,11 +697,17 @@ impl Sender {
     }
 
     fn pto_deadline(&self) -> Option<UnixMillis> {
-        let outstanding = self.state == State::Hello
-            || self.flight.bytes_in_flight() > 0
-            || self.fin_sent
-            || self.chunks.window_blocked(self.peer_window_end);
-        if self.is_over() || !outstanding {
+        let outstanding = match self.state {
+            State::Hello => true,
+            State::Sending => {
+                !self.start_acked
+                    || self.flight.bytes_in_flight() > 0
+                    || self.fin_sent
+                    || self.chunks.window_blocked(self.peer_window_end)
+            }
+            _ => false,
+        };
+        if !outstanding {
             return None;
         }
         let base = self.rtt.pto_base(MAX_ACK_DELAY_MS);
@@ -571,8 +738,8 @@ impl Sender {
             .set_or_stop(Timer::Pacing, self.pacing_deadline());
     }
 
-    /// Timers: idle timeout, loss detection, probe timeout, end of closing. Harmless when
-    /// nothing is due.
+    /// Timers: idle timeout, the wait for the audience's decision, loss detection, probe
+    /// timeout, keep-alive, end of closing. Harmless when nothing is due.
     pub fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
         match self.state {
@@ -584,11 +751,24 @@ impl Sender {
                 }
                 return;
             }
-            State::Hello | State::Sending => {}
+            State::Hello | State::Checking | State::Sending => {}
         }
+        if self.timers.is_due(Timer::Decision, now) {
+            self.abort(AbortReason::NoAnswer, now);
+            return;
+        }
+        // While the receiver holds us (its user deciding), its `Hold`s keep us alive; without
+        // them, silence is silence.
         if self.timers.is_due(Timer::Idle, now) {
             self.abort(AbortReason::PeerSilent, now);
             return;
+        }
+        if self.timers.expire(Timer::KeepAlive, now) && self.state == State::Checking {
+            self.queue(Body::Hold {
+                reason: HoldReason::CheckingOffer,
+            });
+            self.timers
+                .set(Timer::KeepAlive, now.plus_millis(KEEP_ALIVE_MS));
         }
         if self.flight.loss_time().is_some_and(|t| t <= now) {
             self.detect_lost(now);
@@ -612,8 +792,15 @@ impl Sender {
         self.timers.next()
     }
 
+    /// Whether data must wait for the `Start` to be acknowledged: when resuming, the receiver
+    /// cannot place data before it knows where the file starts (from scratch it can).
+    fn start_pending(&self) -> bool {
+        !self.start_acked && self.start.is_some_and(|s| s > 0 || self.offered)
+    }
+
     fn has_paced_data(&self) -> bool {
         self.state == State::Sending
+            && !self.start_pending()
             && (self.chunks.has_retx()
                 || self.chunks.has_new(self.peer_window_end)
                 || (self.fin_ready() && (!self.fin_sent || self.fin_due)))
@@ -628,37 +815,43 @@ impl Sender {
         let now = self.clock.advance(now);
         let out = self.next_datagram(now);
         self.arm_timers();
-        out.map(|contents| Transmit {
-            to: self.peer,
-            contents,
+        out.map(|contents| {
+            self.stats.wire_bytes += contents.len() as u64;
+            Transmit {
+                to: self.peer,
+                contents,
+            }
         })
     }
 
     fn next_datagram(&mut self, now: UnixMillis) -> Option<Bytes> {
         if let Some(c) = self.control.pop_front() {
-            self.stats.wire_bytes += c.len() as u64;
             return Some(c);
         }
         match self.state {
-            State::Closing | State::Complete | State::Aborted => None,
+            State::Closing | State::Complete | State::Aborted | State::Checking => None,
             State::Hello => {
-                if self.hello_sent_at.is_some() && self.probes == 0 {
+                if self.hello_sent && self.probes == 0 {
                     return None;
                 }
                 self.probes = self.probes.saturating_sub(1);
-                self.hello_sent_at = Some(now);
-                self.hello_sends += 1;
+                self.hello_sent = true;
                 self.last_sent = now;
                 let body = Body::Hello {
+                    public: self.ephemeral.public(),
                     file_size: self.file_size,
                     payload_size: self.payload as u32,
+                    protection: self.config.protection,
                 };
-                Some(self.encode(body))
+                self.keys.seal(self.id, body, &mut self.pool)
             }
             State::Sending => {
                 if self.probes > 0 {
                     self.probes -= 1;
                     return self.send_probe(now);
+                }
+                if self.start_pending() {
+                    return None;
                 }
                 let size = self.datagram_size;
                 self.pacer.refill(now, self.rate.pacing_rate(), size);
@@ -669,14 +862,14 @@ impl Sender {
                 }
                 if let Some(i) = self.chunks.take_retx() {
                     self.stats.retransmissions += 1;
-                    return Some(self.send_chunk(i, now));
+                    return self.send_chunk(i, now);
                 }
                 if self.chunks.has_new(self.peer_window_end) {
                     let i = self.chunks.take_new()?;
-                    return Some(self.send_chunk(i, now));
+                    return self.send_chunk(i, now);
                 }
                 if self.fin_ready() && (!self.fin_sent || self.fin_due) {
-                    return Some(self.send_fin(now));
+                    return self.send_fin(now);
                 }
                 None
             }
@@ -684,49 +877,49 @@ impl Sender {
     }
 
     fn send_probe(&mut self, now: UnixMillis) -> Option<Bytes> {
-        // The oldest chunk not yet acknowledged, else the next one even beyond the window
-        // (the receiver drops it but answers with its window), else the `Fin`.
+        // The `Start` until it is acknowledged; then the oldest chunk not yet acknowledged,
+        // else the next one even beyond the window (the receiver drops it but answers with its
+        // window), else the `Fin`.
+        if !self.start_acked {
+            self.send_start(now);
+            return self.control.pop_front();
+        }
         if let Some(i) = self.chunks.oldest_unacked() {
             self.stats.retransmissions += 1;
-            return Some(self.send_chunk(i, now));
+            return self.send_chunk(i, now);
         }
         if let Some(i) = self.chunks.take_new() {
-            return Some(self.send_chunk(i, now));
+            return self.send_chunk(i, now);
         }
         if self.fin_ready() {
-            return Some(self.send_fin(now));
+            return self.send_fin(now);
         }
         None
     }
 
-    fn send_fin(&mut self, now: UnixMillis) -> Bytes {
+    fn send_fin(&mut self, now: UnixMillis) -> Option<Bytes> {
         self.fin_sent = true;
         self.fin_sent_at = Some(now);
         self.fin_due = false;
         self.last_sent = now;
         let hash = self.source.hash().unwrap_or([0; HASH_LEN]);
-        self.encode(Body::Fin {
+        let pn = self.flight.take_pn();
+        let body = Body::Fin {
             file_size: self.file_size,
             hash,
-        })
+        };
+        self.keys.seal_numbered(self.id, pn, body, &mut self.pool)
     }
 
-    fn send_chunk(&mut self, index: u64, now: UnixMillis) -> Bytes {
+    fn send_chunk(&mut self, index: u64, now: UnixMillis) -> Option<Bytes> {
         let pn = self.flight.take_pn();
-        let (payload, cv) = self.chunks.send(index, pn);
+        let payload = self.chunks.send(index, pn);
         let data_len = payload.len() as u64;
         let body = Body::Data {
-            pn,
             offset: self.chunks.offset_of(index),
             payload,
         };
-        let bytes = datagram::encode_pooled(
-            &Datagram { id: self.id, body },
-            &self.key,
-            cv.as_ref(),
-            &mut self.pool,
-        );
-        self.stats.wire_bytes += bytes.len() as u64;
+        let bytes = self.keys.seal_numbered(self.id, pn, body, &mut self.pool)?;
         let size = bytes.len() as u64;
         self.pacer.on_sent(size);
         let app_limited = !self.chunks.has_retx() && !self.chunks.has_new(self.peer_window_end);
@@ -746,12 +939,6 @@ impl Sender {
         );
         self.last_sent = now;
         self.stats.datagrams_sent += 1;
-        bytes
-    }
-
-    fn encode(&mut self, body: Body) -> Bytes {
-        let bytes = datagram::encode(&Datagram { id: self.id, body }, &self.key);
-        self.stats.wire_bytes += bytes.len() as u64;
-        bytes
+        Some(bytes)
     }
 }
