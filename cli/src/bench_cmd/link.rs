@@ -8,6 +8,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
+use huddle_core::proto::starttls::offers_starttls;
 use huddle_core::tls::{ClientSession, ClientTls, HostPort, KnownHosts, TlsLimits};
 use huddle_runtime_std::clock;
 use smol::Async;
@@ -36,12 +37,23 @@ impl Link {
             tls: None,
             writing: smol::lock::Mutex::new(()),
         };
-        let mut got = link.read_until_line(Vec::new(), b"331 ").await?;
+        let (greeting, got) = link.read_line(Vec::new()).await?;
+        if !greeting.starts_with("331 ") {
+            return Err(tls_error(format!("not a huddle greeting: {greeting}")));
+        }
         if !tls {
             return Ok((link, got));
         }
+        if !offers_starttls(&greeting) {
+            return Err(tls_error(format!(
+                "the server does not offer STARTTLS (an older build?): {greeting}"
+            )));
+        }
         link.write(b"STARTTLS\n").await?;
-        got = link.read_until_line(got, b"220 ").await?;
+        let (answer, got) = link.read_line(got).await?;
+        if !answer.starts_with("220 ") {
+            return Err(tls_error(format!("STARTTLS refused: {answer}")));
+        }
         if !got.is_empty() {
             return Err(tls_error("bytes after the server's 220"));
         }
@@ -62,6 +74,25 @@ impl Link {
         // The greeting again, inside TLS.
         let got = link.read_until_line(Vec::new(), b"331 ").await?;
         Ok((link, got))
+    }
+
+    /// Read one whole line (in `buf` and what comes next); returns it without its ending, and
+    /// what came after it.
+    async fn read_line(&self, mut buf: Vec<u8>) -> io::Result<(String, Vec<u8>)> {
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let rest = buf.split_off(nl + 1);
+                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                return Ok((line, rest));
+            }
+            if !self.read_into(&mut chunk, &mut buf).await? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                ));
+            }
+        }
     }
 
     /// Read until a line that starts with `prefix` has come; returns what came after it.
