@@ -108,6 +108,14 @@ struct LimitArgs {
     /// Seconds a connection may take to log in before it is closed.
     #[arg(long, default_value_t = defaults().login_timeout_millis as f64 / 1000.0)]
     login_timeout_secs: f64,
+    /// Seconds without a byte from a logged-in client before the server sends it a keepalive
+    /// ping (0: no keepalive).
+    #[arg(long, default_value_t = defaults().keepalive_idle_millis as f64 / 1000.0)]
+    keepalive_idle_secs: f64,
+    /// Seconds after a keepalive ping within which the client must send something, or it is
+    /// disconnected and its user logged out.
+    #[arg(long, default_value_t = defaults().keepalive_timeout_millis as f64 / 1000.0)]
+    keepalive_timeout_secs: f64,
     /// Seconds a client's output may make no progress before it is cut off.
     #[arg(long, default_value_t = defaults().write_timeout_millis as f64 / 1000.0)]
     write_timeout_secs: f64,
@@ -169,6 +177,20 @@ struct LimitArgs {
     /// Do not exempt 127.0.0.1 and ::1 from the per-address limits.
     #[arg(long)]
     no_default_exempt: bool,
+    /// Failed logins an address may make across all user names before its further passwords
+    /// are slowed down (the exempt addresses are never counted).
+    #[arg(long, default_value_t = defaults().guess_free_failures)]
+    guess_free_failures: u32,
+    /// Seconds the next password from such an address waits; doubles with each further
+    /// failure.
+    #[arg(long, default_value_t = defaults().guess_delay_millis as f64 / 1000.0)]
+    guess_delay_secs: f64,
+    /// The longest such wait, in seconds.
+    #[arg(long, default_value_t = defaults().guess_max_delay_millis as f64 / 1000.0)]
+    guess_max_delay_secs: f64,
+    /// Seconds after its last failed login an address starts afresh.
+    #[arg(long, default_value_t = defaults().guess_forget_millis as f64 / 1000.0)]
+    guess_forget_secs: f64,
     /// Threads hashing passwords.
     #[arg(long, default_value_t = defaults().hash_workers)]
     hash_workers: usize,
@@ -193,6 +215,8 @@ impl LimitArgs {
     fn apply(&self, config: &mut ServerConfig, nofile: u64) {
         config.login_timeout_millis = millis(self.login_timeout_secs);
         config.write_timeout_millis = millis(self.write_timeout_secs);
+        config.keepalive_idle_millis = millis(self.keepalive_idle_secs);
+        config.keepalive_timeout_millis = millis(self.keepalive_timeout_secs).max(1);
         config.output_high_water = self.output_high_water;
         config.output_low_water = self.output_low_water.min(self.output_high_water);
         config.max_unsent_bytes = self.max_unsent_bytes;
@@ -220,6 +244,10 @@ impl LimitArgs {
             config.exempt.clear();
         }
         config.exempt.extend(self.exempt.iter().copied());
+        config.guess_free_failures = self.guess_free_failures;
+        config.guess_delay_millis = millis(self.guess_delay_secs);
+        config.guess_max_delay_millis = millis(self.guess_max_delay_secs);
+        config.guess_forget_millis = millis(self.guess_forget_secs);
         config.hash_workers = self.hash_workers.max(1);
         config.hash_memory_kib = self.hash_memory_kib;
         config.backlog_limit = self.backlog_limit;
@@ -296,7 +324,47 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let _ = out.flush();
     drop(out);
-    handle.join().context("the server stopped")
+    stop_on_signals(handle.stopper())?;
+    handle.join().context("the server stopped")?;
+    println!("huddle server stopped");
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM stop the server gracefully: it says so, tells every client
+/// (`421`), makes everything durable and exits 0. A second signal while it does stops the
+/// process at once (exit 130): every acknowledged change is durable already.
+fn stop_on_signals(stopper: huddle_runtime_std::Stopper) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot catch signals")?;
+    std::thread::Builder::new()
+        .name("huddle-signals".into())
+        .spawn(move || {
+            let mut forever = signals.forever();
+            if let Some(sig) = forever.next() {
+                println!("huddle server: {}: shutting down", signal_name(sig));
+                let _ = std::io::stdout().flush();
+                stopper.stop();
+            }
+            if let Some(sig) = forever.next() {
+                println!(
+                    "huddle server: {} again: stopping at once",
+                    signal_name(sig)
+                );
+                let _ = std::io::stdout().flush();
+                std::process::exit(130);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
 }
 
 /// The machine's UTC offset now, or UTC with a note if it cannot be read.

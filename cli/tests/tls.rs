@@ -164,7 +164,7 @@ fn trust_on_first_use_then_a_changed_certificate_is_refused() {
         let new_fp = printed_fingerprint(&impostor);
         assert_ne!(new_fp, fp);
         let (code, out) = client(&args, SESSION);
-        assert_eq!(code, 7, "{rt}: refused with its own exit code: {out}");
+        assert_eq!(code, 8, "{rt}: refused with its own exit code: {out}");
         assert!(
             out.contains(&format!(
                 "WARNING: THE CERTIFICATE OF 127.0.0.2:{port} HAS CHANGED!"
@@ -337,7 +337,7 @@ fn the_client_sends_no_password_in_clear_to_a_server_without_tls_off_loopback() 
             ],
             SESSION,
         );
-        assert_eq!(code, 7, "{rt}: {out}");
+        assert_eq!(code, 8, "{rt}: {out}");
         assert!(out.contains("does not offer TLS"), "{out}");
         assert!(
             out.contains("refusing to send a user name and password in clear"),

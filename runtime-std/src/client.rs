@@ -68,10 +68,10 @@ pub struct ClientOptions {
     pub emulate: Option<NetemConfig>,
     /// Close each transfer's line with its counters.
     pub transfer_stats: bool,
-    /// TLS on the text link, or not.
-    pub security: ClientSecurity,
     /// Which incoming uploads are taken, declined, or asked about.
     pub consent: ConsentPolicy,
+    /// TLS on the text link, or not.
+    pub security: ClientSecurity,
 }
 
 /// How the client protects its link to the server.
@@ -254,6 +254,12 @@ pub fn start_core(
     server_ip: SocketAddr,
     ui: &dyn Ui,
 ) -> Result<Started, ClientError> {
+    let mut rng_seed = [0u8; 32];
+    getrandom::getrandom(&mut rng_seed).map_err(|e| {
+        ClientError::Io(std::io::Error::other(format!(
+            "no randomness from the OS: {e}"
+        )))
+    })?;
     let (security, pins) = match &opts.security {
         ClientSecurity::Insecure => (Security::Clear, None),
         ClientSecurity::Tls {
@@ -289,23 +295,17 @@ pub fn start_core(
             (Security::Tls(Box::new(setup)), Some(file))
         }
     };
-    let mut rng_seed = [0u8; 32];
-    getrandom::getrandom(&mut rng_seed).map_err(|e| {
-        ClientError::Io(std::io::Error::other(format!(
-            "no randomness from the OS: {e}"
-        )))
-    })?;
     let config = ClientConfig {
         interactive: opts.interactive,
         udp_port: Some(opts.public_udp_port.unwrap_or(udp_port)),
         transfer: opts.transfer.clone(),
         emulate: opts.emulate.clone(),
         transfer_stats: opts.transfer_stats,
-        security,
-        keep_received: false,
         consent: opts.consent.clone(),
         progress: Default::default(),
         rng_seed,
+        security,
+        keep_received: false,
     };
     Ok(Started {
         core: Client::new(config, clock::now()),

@@ -240,7 +240,7 @@ impl<T: Transport> Driver<T> {
     pub fn spawn(
         self,
         local_addr: SocketAddr,
-        stop: impl FnOnce() + Send + 'static,
+        stop: impl Fn() + Send + Sync + 'static,
     ) -> Result<crate::server::ServerHandle, ServerError>
     where
         T: Send + 'static,

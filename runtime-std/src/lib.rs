@@ -30,4 +30,6 @@ pub mod udp;
 
 pub use console::LogSink;
 pub use datadir::{DataDir, DataDirError};
-pub use server::{ServerError, ServerHandle, ServerOptions, TlsSource, run_server, spawn_server};
+pub use server::{
+    ServerError, ServerHandle, ServerOptions, Stopper, TlsSource, run_server, spawn_server,
+};

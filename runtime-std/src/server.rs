@@ -119,7 +119,7 @@ pub enum ServerError {
 /// [`ServerHandle::shutdown`] does.
 pub struct ServerHandle {
     local_addr: SocketAddr,
-    stop: Option<Box<dyn FnOnce() + Send>>,
+    stop: Stopper,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
@@ -137,14 +137,20 @@ impl ServerHandle {
     /// caller does not care which runtime serves.
     pub fn new(
         local_addr: SocketAddr,
-        stop: impl FnOnce() + Send + 'static,
+        stop: impl Fn() + Send + Sync + 'static,
         thread: JoinHandle<Result<(), ServerError>>,
     ) -> Self {
         Self {
             local_addr,
-            stop: Some(Box::new(stop)),
+            stop: Stopper(Arc::new(stop)),
             thread: Some(thread),
         }
+    }
+
+    /// Something another thread can call to stop the server gracefully (a signal handler,
+    /// say) while this thread waits in [`ServerHandle::join`].
+    pub fn stopper(&self) -> Stopper {
+        self.stop.clone()
     }
 
     /// The address actually listened on (the real port when the options asked for port 0).
@@ -158,8 +164,8 @@ impl ServerHandle {
         self.stop_and_join()
     }
 
-    /// Wait until the server stops (it stops only on [`ServerHandle::shutdown`] from elsewhere
-    /// — impossible once this consumes the handle — or on a fatal data-folder error).
+    /// Wait until the server stops: after a [`Stopper::stop`] from another thread, or on a
+    /// fatal error.
     pub fn join(mut self) -> Result<(), ServerError> {
         match self.thread.take() {
             Some(t) => t.join().unwrap_or(Err(ServerError::Panicked)),
@@ -171,10 +177,27 @@ impl ServerHandle {
         let Some(t) = self.thread.take() else {
             return Ok(());
         };
-        if let Some(stop) = self.stop.take() {
-            stop();
-        }
+        self.stop.stop();
         t.join().unwrap_or(Err(ServerError::Panicked))
+    }
+}
+
+/// Asks a running server to stop gracefully: every client is told (`421`), everything is made
+/// durable, then the server's threads end. Calling it again, or after the server stopped, does
+/// nothing more.
+#[derive(Clone)]
+pub struct Stopper(Arc<dyn Fn() + Send + Sync>);
+
+impl Stopper {
+    /// Ask the server to stop; returns at once (wait with [`ServerHandle::join`]).
+    pub fn stop(&self) {
+        (self.0)();
+    }
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stopper")
     }
 }
 

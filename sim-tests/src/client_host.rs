@@ -147,6 +147,16 @@ impl UdpEnd {
     }
 }
 
+/// A client's generator seed, from its label: distinct per client, the same every run.
+fn seed_of(name: &str) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        seed[i % 32] = seed[i % 32].wrapping_mul(31).wrapping_add(b);
+    }
+    seed[31] ^= name.len() as u8;
+    seed
+}
+
 /// TLS for a simulated client: it upgrades with `STARTTLS` and keeps its pins in a
 /// known-hosts "file" that outlives the connection (shared, so the next connection of the same
 /// user reads what the last one pinned).
@@ -168,16 +178,6 @@ impl SimTls {
             seed: s,
         }
     }
-}
-
-/// A client's generator seed, from its label: distinct per client, the same every run.
-fn seed_of(name: &str) -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    for (i, b) in name.bytes().enumerate() {
-        seed[i % 32] = seed[i % 32].wrapping_mul(31).wrapping_add(b);
-    }
-    seed[31] ^= name.len() as u8;
-    seed
 }
 
 /// A user at a client, scripted.

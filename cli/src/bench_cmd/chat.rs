@@ -573,9 +573,15 @@ async fn read_loop(
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let mut start = 0;
+        let mut pongs = Vec::new();
         while let Some(nl) = carry[start..].iter().position(|&b| b == b'\n') {
             let line = &carry[start..start + nl];
-            if line.starts_with(b"* POST ") {
+            if let Some(token) = line.strip_prefix(b"* PING ") {
+                // The server's keepalive: a real client answers it by itself, so do we.
+                pongs.extend_from_slice(b"PONG ");
+                pongs.extend_from_slice(token);
+                pongs.push(b'\n');
+            } else if line.starts_with(b"* POST ") {
                 seen.posts.fetch_add(1, Ordering::Relaxed);
                 if let Some((recording, epoch)) = &sample
                     && recording.load(Ordering::Relaxed)
@@ -595,6 +601,10 @@ async fn read_loop(
             start += nl + 1;
         }
         carry.drain(..start);
+        if !pongs.is_empty() && link.write(&pongs).await.is_err() {
+            seen.closed.store(true, Ordering::Relaxed);
+            return;
+        }
         match link.read_into(&mut chunk, &mut carry).await {
             Ok(true) => {}
             Ok(false) | Err(_) => {

@@ -171,6 +171,33 @@ impl ServerProc {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
+    /// Send `signal` (`libc::SIGTERM`, say) to the server process.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
+    /// Wait for the server process to end by itself; its exit code (-1 for a signal).
+    pub fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit:\n{}",
+                self.log.text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Kill -9, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -389,6 +416,17 @@ impl LiveClient {
         let from = self.out.len();
         self.send(line);
         self.out.wait_for_after(from, expect)
+    }
+
+    /// Send `signal` (`libc::SIGSTOP`, say) to the client process.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
     }
 
     pub fn wait_exit(&mut self) -> i32 {

@@ -79,12 +79,6 @@ pub struct ClientConfig {
     /// Close each upload and download with its counters (datagrams, repeats, time in ms,
     /// memory held), for benchmarks and for users who want to know.
     pub transfer_stats: bool,
-    /// TLS on the text link (upgrade with `STARTTLS`, the default of the binary) or not.
-    pub security: Security,
-    /// Keep every plaintext byte received from the server for [`Client::take_received`]: for
-    /// observers that check the protocol with their own parsers (simulators), since on an
-    /// upgraded link the wire shows only ciphertext. Off by default.
-    pub keep_received: bool,
     /// Which incoming uploads are taken, declined, or asked about.
     pub consent: ConsentPolicy,
     /// How transfer progress is measured and reported.
@@ -93,6 +87,12 @@ pub struct ClientConfig {
     /// in the runtimes (it makes the session keys secret), fixed in tests and simulations
     /// (so that a run replays exactly).
     pub rng_seed: [u8; 32],
+    /// TLS on the text link (upgrade with `STARTTLS`, the default of the binary) or not.
+    pub security: Security,
+    /// Keep every plaintext byte received from the server for [`Client::take_received`]: for
+    /// observers that check the protocol with their own parsers (simulators), since on an
+    /// upgraded link the wire shows only ciphertext. Off by default.
+    pub keep_received: bool,
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -587,6 +587,11 @@ impl Client {
     fn on_server_line(&mut self, line: &str) {
         if is_event_line(line) && !self.replies.is_pending() {
             let (tone, text) = match parse_event(line) {
+                Some(Event::Ping { token }) => {
+                    // The server's keepalive: answered at once, whatever the user is doing.
+                    self.send_line(&format!("PONG {token}"));
+                    return;
+                }
                 Some(Event::Upload(grant)) => {
                     let mut out = Vec::new();
                     self.transfers
@@ -615,6 +620,10 @@ impl Client {
         let code = reply.code;
         if matches!(code, Code::BYE | Code::CLOSING | Code::LOCKED_OUT) {
             self.server_closing = true;
+        }
+        if code == Code::CLOSING && self.state != State::Done {
+            self.closed_by_server(&reply);
+            return;
         }
         let tone = if code.is_error() {
             Tone::Error
@@ -659,7 +668,7 @@ impl Client {
                 // The server wants TLS from us (we were told to speak in clear): another
                 // user name would meet the same answer, and the next line a script pipes in
                 // is its password — which must not follow a name in clear.
-                Code::CLOSING | Code::TLS_REQUIRED => {
+                Code::TLS_REQUIRED => {
                     self.show(Tone::Error, reply.text());
                     self.exit(ExitStatus::LoginFailed);
                 }
@@ -701,8 +710,6 @@ impl Client {
                 self.show(tone, reply.text());
                 if command == Command::Out && code == Code::BYE {
                     self.exit(ExitStatus::LoggedOut);
-                } else if code == Code::CLOSING {
-                    self.exit(ExitStatus::ConnectionLost);
                 } else {
                     self.command_prompt();
                 }
@@ -714,14 +721,24 @@ impl Client {
             | State::AskPassword
             | State::AskNewPassword
             | State::ConfirmPassword(_) => {
-                // A reply nobody asked for: the server is closing (shutdown) or confused.
+                // A reply nobody asked for: the server is confused (a closing one is handled
+                // above).
                 self.show(tone, reply.text());
-                if code == Code::CLOSING {
-                    self.exit(ExitStatus::ConnectionLost);
-                }
             }
             State::Done => {}
         }
+    }
+
+    /// The server said it is closing the connection (`421`, in any state): say why on a line
+    /// of its own — pushed, so a terminal prints it above whatever is being typed — and stop
+    /// with [`ExitStatus::ServerClosed`].
+    fn closed_by_server(&mut self, reply: &Reply) {
+        self.outputs.push_back(ClientOutput::Show(Display {
+            tone: Tone::Error,
+            text: format!("Disconnected by the server: {}", reply.text()),
+            pushed: true,
+        }));
+        self.exit(ExitStatus::ServerClosed);
     }
 
     fn on_upload_line(&mut self, line: &str) {
@@ -746,18 +763,6 @@ impl Client {
         self.outputs.push_back(ClientOutput::InspectFile { path });
     }
 
-    /// After the greeting (inside TLS, or in clear where that is allowed): declare the UDP
-    /// port, then ask for the user name.
-    fn after_greeting(&mut self) {
-        match self.config.udp_port {
-            Some(port) => {
-                self.send_line(&format!("UDP {port}"));
-                self.state = State::DeclaringPort;
-            }
-            None => self.ask_user(),
-        }
-    }
-
     /// A command about this client's own transfers, answered here.
     fn on_local(&mut self, command: local::Local) {
         let now = self.clock.now();
@@ -769,6 +774,18 @@ impl Client {
         }
         self.outputs.extend(out);
         self.pump();
+    }
+
+    /// After the greeting (inside TLS, or in clear where that is allowed): declare the UDP
+    /// port, then ask for the user name.
+    fn after_greeting(&mut self) {
+        match self.config.udp_port {
+            Some(port) => {
+                self.send_line(&format!("UDP {port}"));
+                self.state = State::DeclaringPort;
+            }
+            None => self.ask_user(),
+        }
     }
 
     fn ask_user(&mut self) {
@@ -849,9 +866,6 @@ mod test_world;
 mod upload_tests;
 
 #[cfg(test)]
-mod secure_tests;
-
-#[cfg(test)]
 mod consent_tests;
 
 #[cfg(test)]
@@ -859,3 +873,6 @@ mod resume_tests;
 
 #[cfg(test)]
 mod progress_tests;
+
+#[cfg(test)]
+mod secure_tests;

@@ -82,16 +82,20 @@ pub enum ExitStatus {
     LoginFailed,
     /// The user name is blocked after too many failed logins.
     LockedOut,
-    /// The connection to the server was lost.
+    /// The connection to the server was lost without a word from the server (it crashed,
+    /// or the network failed).
     ConnectionLost,
+    /// The server ended the session and said why (`421`): it is shutting down, or it closed
+    /// a connection that timed out or stopped answering its keepalive.
+    ServerClosed,
     /// The server broke the protocol.
     ProtocolError,
+    /// The user interrupted the client (Ctrl-C twice while it waited).
+    Interrupted,
     /// The server could not be trusted: its certificate changed or could not be checked,
     /// the TLS handshake failed, or it offers no TLS and is not on loopback. Nothing secret
     /// was sent.
     Untrusted,
-    /// The user interrupted the client (Ctrl-C twice while it waited).
-    Interrupted,
 }
 
 impl ExitStatus {
@@ -104,9 +108,10 @@ impl ExitStatus {
             ExitStatus::LockedOut => 4,
             ExitStatus::ConnectionLost => 5,
             ExitStatus::ProtocolError => 6,
-            ExitStatus::Untrusted => 7,
             // As shells report a process ended by SIGINT.
             ExitStatus::Interrupted => 130,
+            ExitStatus::ServerClosed => 7,
+            ExitStatus::Untrusted => 8,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use super::passwords::nfc;
 use crate::store::{Credential, Secret};
 use crate::types::UserName;
 
@@ -106,10 +107,10 @@ impl Accounts {
     pub fn verify(&self, name: &UserName, password: &str) -> bool {
         match self.secrets.get(name) {
             None => false,
-            Some(Secret::Plain(p)) => constant_time_eq(p.as_bytes(), password.as_bytes()),
+            Some(Secret::Plain(p)) => constant_time_eq(nfc(p).as_bytes(), nfc(password).as_bytes()),
             Some(Secret::Hashed(h)) => match PasswordHash::new(h) {
                 Ok(parsed) => Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
+                    .verify_password(nfc(password).as_bytes(), &parsed)
                     .is_ok(),
                 Err(_) => false,
             },
@@ -153,7 +154,7 @@ fn hash_password(password: &str, salt: [u8; 16], memory_kib: u32) -> Option<Stri
     let params = Params::new(memory_kib.max(Params::MIN_M_COST), 2, 1, None).ok()?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     argon
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(nfc(password).as_bytes(), &salt)
         .ok()
         .map(|h| h.to_string())
 }

@@ -191,6 +191,29 @@ pub struct ServerConfig {
     /// Most connections the server holds at once (10,000 by default; the binary sets it from
     /// the open-file limit). Beyond it a connection gets `421` and is closed.
     pub max_connections: usize,
+    /// Failed logins an address (other than the exempt ones) may make, across all user names,
+    /// before its further passwords are slowed down (10: plenty for people who mistype;
+    /// DESIGN §3's per-name lockout applies to every address besides).
+    pub guess_free_failures: u32,
+    /// After the free failures, how long the next password from that address waits before it
+    /// is checked (ms; 1 s), doubling with each further failure: one address then gets about
+    /// sixty guesses an hour instead of thousands, and cannot keep even one account locked.
+    pub guess_delay_millis: u64,
+    /// The longest such wait (ms; 60 s).
+    pub guess_max_delay_millis: u64,
+    /// An address whose last failed login is this old starts afresh (ms; 15 min).
+    pub guess_forget_millis: u64,
+
+    // ----- liveness -----
+    /// A logged-in connection that sends nothing for this long is sent `* PING <token>`,
+    /// which a huddle client answers by itself (ms; 30 s; 0 turns the keepalive off).
+    pub keepalive_idle_millis: u64,
+    /// After a ping, a connection from which nothing at all arrives for this long is closed
+    /// and its user logged out, so a dead or half-open connection frees its name within
+    /// `keepalive_idle_millis + keepalive_timeout_millis` of its last byte (ms; 20 s: 50 s in
+    /// all, "about a minute", and far above any round trip).
+    pub keepalive_timeout_millis: u64,
+
     /// Addresses the per-address limits do not apply to (127.0.0.1 and ::1 by default, so
     /// local tools and tests are not throttled). Per-user rate limits apply to everyone.
     pub exempt: Vec<IpAddr>,
@@ -229,6 +252,12 @@ impl Default for ServerConfig {
             signups_per_ip_per_minute: 5,
             max_unauthenticated_per_ip: 8,
             max_connections: 10_000,
+            guess_free_failures: 10,
+            guess_delay_millis: 1_000,
+            guess_max_delay_millis: 60_000,
+            guess_forget_millis: 15 * 60_000,
+            keepalive_idle_millis: 30_000,
+            keepalive_timeout_millis: 20_000,
             exempt: vec![
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use super::flow::Flow;
 use super::link::Link;
 use super::listing::Listing;
+use super::liveness::Liveness;
 use super::output::ConnId;
 use super::timers::Armed;
 use crate::proto::framing::LineFramer;
@@ -65,6 +66,8 @@ pub struct Conn {
     /// The write timeout came; the driver was asked for writes it has not reported yet.
     pub checking: bool,
     pub armed: Armed,
+    /// When the peer was last heard from, and the keepalive ping in flight.
+    pub liveness: Liveness,
 }
 
 /// The table of connections.

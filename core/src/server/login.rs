@@ -173,6 +173,9 @@ impl Server {
             self.refuse_blocked(conn, &name, until);
             return;
         }
+        if self.guess_wait(conn, password) {
+            return;
+        }
         match self.accounts.secret(&name) {
             // An Argon2 hash takes tens of milliseconds: a worker checks it while the server
             // goes on serving everyone else.
@@ -186,10 +189,15 @@ impl Server {
                 );
                 self.update_reading(conn);
             }
-            _ => {
+            Some(Secret::Plain(plain)) => {
+                let plain = plain.clone();
                 let ok = self.accounts.verify(&name, password);
+                if ok {
+                    self.rehash_later(&name, plain);
+                }
                 self.password_checked(conn, name, ok);
             }
+            None => self.password_checked(conn, name, false),
         }
     }
 
@@ -203,6 +211,7 @@ impl Server {
         }
         if !ok {
             let peer = self.peer(conn);
+            let slowed = self.guess_failed(conn);
             match self.lockout.fail(&name, now) {
                 Failure::Remaining(left) => {
                     self.log(format!(
@@ -214,7 +223,7 @@ impl Server {
                         Reply::new(
                             Code::WRONG_PASSWORD,
                             format!(
-                                "Invalid password. Please try again ({left} attempt{} left).",
+                                "Invalid password. Please try again ({left} attempt{} left).{slowed}",
                                 if left == 1 { "" } else { "s" }
                             ),
                         ),
@@ -375,6 +384,7 @@ impl Server {
                 if std::mem::take(&mut self.credentials_need_newline) {
                     text.insert(0, '\n');
                 }
+                self.credentials_text.extend_from_slice(text.as_bytes());
                 self.persist(Persist::Append {
                     file: DataFile::Credentials,
                     text: text.into_bytes(),
@@ -384,6 +394,11 @@ impl Server {
                 self.try_login(conn, name);
                 self.serve_later(conn);
             }
+            (PendingHash::Rehash { name, plain }, HashResult::Derived(Some(phc))) => {
+                self.rehashed(name, &plain, phc);
+            }
+            // Hashing failed: the plain password stays, and is rehashed at the next login.
+            (PendingHash::Rehash { .. }, _) => {}
             (PendingHash::Login { conn, .. } | PendingHash::SignUp { conn, .. }, _) => {
                 // A result of the wrong kind: a driver bug. Start the dialogue again.
                 self.set_phase(conn, Phase::AwaitUser);
@@ -513,6 +528,7 @@ impl Server {
                 .map(|c| format!("  {:<24} {}", c.usage(), c.summary())),
         );
         self.reply(conn, Reply::lines(Code::LOGGED_IN, welcome));
+        self.start_keepalive(conn);
         self.broadcast(Some(conn), &name, &Event::Online { user: name.clone() });
         if !letters.is_empty() || backlog.is_some() || !posts.is_empty() {
             self.start_listing(

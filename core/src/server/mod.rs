@@ -52,15 +52,18 @@ mod commands;
 mod config;
 mod conn;
 mod flow;
+mod guessing;
 mod inbox;
 mod input;
 mod link;
 mod listing;
+mod liveness;
 mod lockout;
 mod login;
 mod logins;
 mod output;
 mod passwords;
+mod rehash;
 mod sessions;
 mod starttls;
 mod throttle;
@@ -115,6 +118,9 @@ enum PendingHash {
         name: UserName,
         password: String,
     },
+    /// A plaintext password from `credentials.txt` that just logged in, hashed to replace it
+    /// (see `rehash`); `plain` is what it replaces, so a change meanwhile is not undone.
+    Rehash { name: UserName, plain: String },
 }
 
 /// What the current batch has taken so far.
@@ -149,6 +155,7 @@ pub struct Server {
     admission: Admission,
     post_rate: Buckets<UserName>,
     signup_rate: Buckets<IpAddr>,
+    guessing: guessing::Guessing,
     hashes: HashMap<JobId, PendingHash>,
     next_job: u64,
     /// Names being signed up while their hash is computed: nobody else may take them.
@@ -161,6 +168,9 @@ pub struct Server {
     batch: BatchCount,
     stopping: bool,
     credentials_need_newline: bool,
+    /// `credentials.txt` as it is on disk, byte for byte (it is rewritten whole only to
+    /// replace a plaintext password by its hash).
+    credentials_text: Vec<u8>,
 }
 
 impl Server {
@@ -223,6 +233,12 @@ impl Server {
             ),
             post_rate: Buckets::new(post_rate, Some(config.throttle_refuse_after_millis)),
             signup_rate: Buckets::new(signup_rate, None),
+            guessing: guessing::Guessing::new(guessing::GuessRules {
+                free_failures: config.guess_free_failures,
+                delay_millis: config.guess_delay_millis,
+                max_delay_millis: config.guess_max_delay_millis,
+                forget_millis: config.guess_forget_millis,
+            }),
             hashes: HashMap::new(),
             next_job: 1,
             signing_up: HashSet::new(),
@@ -234,6 +250,7 @@ impl Server {
             stopping: false,
             credentials_need_newline: !cleaned_credentials.is_empty()
                 && !cleaned_credentials.ends_with(b"\n"),
+            credentials_text: cleaned_credentials.clone(),
             clock: Clock::new(now),
             config,
         };
@@ -323,6 +340,9 @@ impl Server {
         }
         if self.signup_rate.len() > 1024 {
             self.signup_rate.forget_full(now);
+        }
+        if self.guessing.len() > 1024 {
+            self.guessing.forget_old(now);
         }
         // A burst (a post fanned out to thousands) must not pin its peak capacity for good.
         if self.outputs.capacity() > 4096 {
@@ -440,6 +460,7 @@ impl Server {
             pending_admission: false,
             checking: false,
             armed: Default::default(),
+            liveness: liveness::Liveness::new(now),
         });
         let refusal = if self.stopping {
             Some("The server is shutting down. Goodbye.".to_string())
@@ -492,6 +513,7 @@ impl Server {
         let now = self.now();
         let opened = match self.conns.get_mut(conn) {
             Some(c) if c.phase != Phase::Closed => {
+                c.liveness.heard(now);
                 let Conn { link, framer, .. } = c;
                 link.open(bytes, now, |plaintext| framer.extend(plaintext))
             }
@@ -565,6 +587,13 @@ impl Server {
                     .map(|d| if c.checking { d.min(now) } else { d }),
                 TimerKind::Wake => c.wake_at,
                 TimerKind::Handshake => c.link.poll_timeout(),
+                TimerKind::Keepalive => match c.phase {
+                    Phase::LoggedIn(_) => c.liveness.deadline(
+                        self.config.keepalive_idle_millis,
+                        self.config.keepalive_timeout_millis,
+                    ),
+                    _ => None,
+                },
             };
             match deadline {
                 Some(at) if at <= now => self.fire(conn, kind),
@@ -627,6 +656,7 @@ impl Server {
                 self.serve_later(conn);
             }
             TimerKind::Handshake => self.on_handshake_timeout(conn),
+            TimerKind::Keepalive => self.keepalive_due(conn),
         }
     }
 
@@ -810,6 +840,10 @@ impl Server {
                 self.close(conn);
             }
             Frame::Line(line) => {
+                if liveness::is_pong(&line) {
+                    // The answer to a keepalive: hearing it was the point (see `liveness`).
+                    return;
+                }
                 let Some(phase) = self.conns.get(conn).map(|c| c.phase.clone()) else {
                     return;
                 };

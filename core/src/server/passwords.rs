@@ -138,7 +138,19 @@ impl HashJob {
     }
 }
 
-/// Argon2id, 2 passes, 1 lane: the parameters of every hash the server creates.
+/// `password` in Unicode NFC: `é` typed as one code point or as `e` and a combining accent
+/// is the same password, whatever keyboard or system typed it.
+pub fn nfc(password: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_normalization::UnicodeNormalization;
+    if unicode_normalization::is_nfc(password) {
+        std::borrow::Cow::Borrowed(password)
+    } else {
+        std::borrow::Cow::Owned(password.nfc().collect())
+    }
+}
+
+/// Argon2id, 2 passes, 1 lane: the parameters of every hash the server creates, of the
+/// password in NFC.
 fn derive(
     password: &str,
     salt: &[u8; 16],
@@ -157,6 +169,7 @@ fn derive(
     let mut salt_buf = [0u8; 64];
     let salt_bytes = salt.decode_b64(&mut salt_buf).ok()?;
     let blocks = memory.blocks(params.block_count());
+    let password = nfc(password);
     let output = HashOutput::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
         argon
             .hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, &mut *blocks)
@@ -173,8 +186,15 @@ fn derive(
     Some(hash.to_string())
 }
 
-/// Whether `password` matches the PHC string `phc` (any Argon2 variant and version it names).
+/// Whether `password` matches the PHC string `phc` (any Argon2 variant and version it names):
+/// in NFC, or as typed for a hash made before passwords were normalised.
 fn verify(password: &str, phc: &str, memory: &mut HashMemory) -> bool {
+    let normal = nfc(password);
+    verify_exactly(&normal, phc, memory)
+        || (normal != password && verify_exactly(password, phc, memory))
+}
+
+fn verify_exactly(password: &str, phc: &str, memory: &mut HashMemory) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };
@@ -278,5 +298,40 @@ mod tests {
     fn a_job_never_shows_its_password() {
         let job = HashJob::derive(JobId(9), "hunter2".into(), [0; 16], 64);
         assert!(!format!("{job:?}").contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod nfc_tests {
+    use super::*;
+
+    #[test]
+    fn a_password_is_the_same_in_any_unicode_form_and_old_hashes_still_verify() {
+        let composed = "caf\u{e9} cr\u{e8}me";
+        let decomposed = "cafe\u{301} cre\u{300}me";
+        let mut memory = HashMemory::new();
+        let HashResult::Derived(Some(phc)) =
+            HashJob::derive(JobId(1), decomposed.into(), [3; 16], 64)
+                .run(&mut memory)
+                .result
+        else {
+            panic!("no hash")
+        };
+        for typed in [composed, decomposed] {
+            let r = HashJob::verify(JobId(2), typed.into(), phc.clone()).run(&mut memory);
+            assert_eq!(r.result, HashResult::Verified(true), "{typed:?}");
+        }
+        // A hash made from the decomposed bytes themselves (before normalising) still verifies
+        // when the same bytes are typed.
+        let old = PasswordHash::generate(
+            Argon2::default(),
+            decomposed.as_bytes(),
+            SaltString::encode_b64(&[5; 16]).unwrap().as_salt(),
+        )
+        .unwrap()
+        .to_string();
+        let r = HashJob::verify(JobId(3), decomposed.into(), old).run(&mut memory);
+        assert_eq!(r.result, HashResult::Verified(true));
+        assert_eq!(nfc(decomposed), composed);
     }
 }

@@ -178,6 +178,9 @@ impl Harness {
 use crate::proto::event::Event;
 use crate::time::Zone;
 
+mod guessing;
+mod liveness;
+
 // ----- login -----
 
 #[test]
@@ -971,6 +974,8 @@ fn shutdown_logs_everyone_out_and_says_goodbye() {
 fn a_connection_that_does_not_log_in_in_time_is_closed_but_a_logged_in_one_stays() {
     let config = ServerConfig {
         login_timeout_millis: 30_000,
+        // The keepalive of the logged-in one is not what this looks at (tests/liveness.rs).
+        keepalive_idle_millis: 0,
         ..fast_config()
     };
     let mut h = Harness::with(config, files_with_demo_users());

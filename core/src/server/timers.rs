@@ -24,6 +24,8 @@ pub enum TimerKind {
     Wake,
     /// The deadline of a TLS handshake after `STARTTLS`.
     Handshake,
+    /// The keepalive of a logged-in connection: ping it, or give it up (see `liveness`).
+    Keepalive,
 }
 
 impl TimerKind {
@@ -33,6 +35,7 @@ impl TimerKind {
             TimerKind::Stall => 2,
             TimerKind::Wake => 4,
             TimerKind::Handshake => 8,
+            TimerKind::Keepalive => 16,
         }
     }
 }

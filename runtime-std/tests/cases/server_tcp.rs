@@ -685,3 +685,78 @@ fn a_client_that_pipelines_twenty_thousand_commands_and_reads_gets_every_reply()
     assert!(luke.say("MSG done").starts_with("250 "));
     server.stop();
 }
+
+/// One password for `name` on a fresh connection from `ip`; the reply.
+fn password_from(ip: &str, addr: SocketAddr, name: &str, password: &str) -> String {
+    let s = connect_from(ip, addr);
+    let mut c = Client {
+        reader: BufReader::new(s.try_clone().unwrap()),
+        writer: s,
+        events: Vec::new(),
+    };
+    assert!(c.reply().starts_with("331 "));
+    assert!(c.say(name).starts_with("332 "), "{name}");
+    c.say(password)
+}
+
+#[test]
+fn failed_logins_from_one_address_are_slowed_across_names_and_loopback_is_exempt() {
+    let dir = demo_dir();
+    let server = TestServer::start(
+        dir.path(),
+        ServerConfig {
+            guess_free_failures: 4,
+            guess_delay_millis: 300,
+            ..config()
+        },
+    );
+    // From 127.0.0.1 (exempt), wrong passwords are only ever counted per name.
+    for name in ["hans", "leia", "hans", "leia"] {
+        let r = password_from("127.0.0.1", server.addr, name, "wrong");
+        assert!(r.starts_with("432 ") && !r.contains("your address"), "{r}");
+    }
+    // From 127.0.0.2, four failures across names are free; the fifth says the next waits.
+    for name in ["yoda", "obiwan", "yoda", "obiwan"] {
+        let r = password_from("127.0.0.2", server.addr, name, "wrong");
+        assert!(r.starts_with("432 ") && !r.contains("your address"), "{r}");
+    }
+    let r = password_from("127.0.0.2", server.addr, "luke", "wrong");
+    assert!(
+        r.contains(
+            "Too many failed logins from your address: your next password will be checked in 1 s"
+        ),
+        "{r}"
+    );
+    server.wait_log("too many failed logins from 127.0.0.2");
+    // The next one is answered (after its wait), and the right password still works.
+    let r = password_from("127.0.0.2", server.addr, "luke", "r2d2");
+    assert!(r.starts_with("230-"), "{r}");
+    server.stop();
+}
+
+#[test]
+fn a_plaintext_password_is_replaced_by_its_hash_at_the_first_login() {
+    let dir = demo_dir();
+    let server = TestServer::start(dir.path(), config());
+    let mut luke = server.login("luke", "r2d2");
+    server.wait_log("luke's password was stored in clear in credentials.txt");
+    let creds = read_file(dir.path(), "credentials.txt");
+    let lines: Vec<&str> = creds.lines().collect();
+    assert_eq!(lines.len(), 5, "{creds}");
+    assert!(lines[2].starts_with("luke $argon2id$"), "{creds}");
+    assert_eq!(
+        creds.replace(lines[2], "luke r2d2"),
+        DEMO_USERS,
+        "every other byte kept"
+    );
+    luke.say("OUT");
+    server.stop();
+    // After a restart the hash is what luke logs in with.
+    let server = TestServer::start(dir.path(), config());
+    let mut luke = server.login("luke", "r2d2");
+    luke.say("OUT");
+    let mut c = server.connect();
+    c.say("luke");
+    assert!(c.say("r2d3").starts_with("432 "));
+    server.stop();
+}

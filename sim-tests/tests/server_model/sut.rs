@@ -98,6 +98,7 @@ fn ev(e: Event) -> Ev {
         Event::Online { user } => Ev::Online(user.to_string()),
         Event::Offline { user } => Ev::Offline(user.to_string()),
         Event::Notice { text } => panic!("unexpected notice {text:?}"),
+        Event::Ping { token } => panic!("unexpected keepalive ping {token}"),
         Event::Upload(grant) => panic!("unexpected upload {grant}"),
     }
 }
@@ -131,6 +132,9 @@ impl Sut {
             hash_memory_kib: 64,
             // The model's users come from 10.0.0.x and speak in clear (TLS is tested apart).
             plaintext_login: PlaintextLogin::Anywhere,
+            // The reference model has no keepalive (its sessions answer nothing): off here,
+            // tested in keepalive.rs and the core's liveness tests.
+            keepalive_idle_millis: 0,
             ..ServerConfig::default()
         };
         let mut sut = Sut {
