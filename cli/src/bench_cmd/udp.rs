@@ -80,6 +80,8 @@ struct Run {
     held_peak: u64,
     srtt_ms: u64,
     probe_timeouts: u64,
+    /// Longest probe timeout the presenter waited (ms): a stall, not a rate.
+    longest_wait_ms: u64,
 }
 
 /// Run the benchmark; it prints its own report.
@@ -255,6 +257,7 @@ fn upload(setup: &ClientSetup<'_>, src: &Path, hash: &blake3::Hash) -> anyhow::R
         held_peak: receiver.get(4).copied().unwrap_or(0),
         srtt_ms: sender.get(4).copied().unwrap_or(0),
         probe_timeouts: sender.get(5).copied().unwrap_or(0),
+        longest_wait_ms: sender.get(6).copied().unwrap_or(0),
     })
 }
 
@@ -290,7 +293,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
     let mb_s = |secs: f64| size as f64 / secs / 1e6;
     println!();
     println!(
-        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
+        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9}",
         "run",
         "MB/s",
         "time",
@@ -302,15 +305,17 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
         "recv peak RSS",
         "held peak",
         "srtt",
-        "PTOs"
+        "PTOs",
+        "PTO wait"
     );
     println!(
-        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
+        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9}",
         "TCP copy (reference)",
         mb_s(tcp.secs),
         format!("{:.2} s", tcp.secs),
         secs(Some(tcp.sender_cpu)),
         secs(Some(tcp.receiver_cpu)),
+        "-",
         "-",
         "-",
         "-",
@@ -329,7 +334,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
             format!("UDP {datagram} B{mode}")
         };
         println!(
-            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
+            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9}",
             what,
             mb_s(r.secs),
             format!("{:.2} s", r.secs),
@@ -341,7 +346,8 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
             r.receiver_peak_rss.map_or("n/a".into(), mib),
             mib(r.held_peak),
             format!("{} ms", r.srtt_ms),
-            r.probe_timeouts
+            r.probe_timeouts,
+            format!("{} ms", r.longest_wait_ms)
         );
     }
     println!();
