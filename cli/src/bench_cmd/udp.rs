@@ -82,6 +82,8 @@ struct Run {
     probe_timeouts: u64,
     /// Longest probe timeout the presenter waited (ms): a stall, not a rate.
     longest_wait_ms: u64,
+    /// ACKs the receiver sent.
+    acks: u64,
 }
 
 /// Run the benchmark; it prints its own report.
@@ -258,6 +260,7 @@ fn upload(setup: &ClientSetup<'_>, src: &Path, hash: &blake3::Hash) -> anyhow::R
         srtt_ms: sender.get(4).copied().unwrap_or(0),
         probe_timeouts: sender.get(5).copied().unwrap_or(0),
         longest_wait_ms: sender.get(6).copied().unwrap_or(0),
+        acks: receiver.get(3).copied().unwrap_or(0),
     })
 }
 
@@ -293,7 +296,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
     let mb_s = |secs: f64| size as f64 / secs / 1e6;
     println!();
     println!(
-        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9}",
+        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
         "run",
         "MB/s",
         "time",
@@ -306,15 +309,17 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
         "held peak",
         "srtt",
         "PTOs",
-        "PTO wait"
+        "PTO wait",
+        "ACKs"
     );
     println!(
-        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9}",
+        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
         "TCP copy (reference)",
         mb_s(tcp.secs),
         format!("{:.2} s", tcp.secs),
         secs(Some(tcp.sender_cpu)),
         secs(Some(tcp.receiver_cpu)),
+        "-",
         "-",
         "-",
         "-",
@@ -334,7 +339,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
             format!("UDP {datagram} B{mode}")
         };
         println!(
-            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9}",
+            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
             what,
             mb_s(r.secs),
             format!("{:.2} s", r.secs),
@@ -347,7 +352,8 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
             mib(r.held_peak),
             format!("{} ms", r.srtt_ms),
             r.probe_timeouts,
-            format!("{} ms", r.longest_wait_ms)
+            format!("{} ms", r.longest_wait_ms),
+            r.acks
         );
     }
     println!();
