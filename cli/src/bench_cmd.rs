@@ -4,7 +4,10 @@
 //!
 //! One nested subcommand per benchmark, each in its own module under `bench_cmd/`.
 
+mod abuse;
+mod chat;
 mod idle;
+mod proc;
 mod udp;
 
 use clap::{Args, Subcommand};
@@ -26,6 +29,12 @@ enum Bench {
     /// loopback UDP, next to a TCP copy of it, with and without seeded loss: CPU per side,
     /// datagrams and repeats, the receiver's memory.
     Udp(udp::UdpArgs),
+    /// Fan-out: N clients, K senders × M posts, unpaced and paced; deliveries a second,
+    /// send → receive latency, server CPU per 1,000 deliveries, memory per connection.
+    Chat(chat::ChatArgs),
+    /// What one hostile client costs the others: a probe's MSG round trips during a flood,
+    /// a sign-up storm, unread RDMs of a big board, sockets that never log in.
+    Abuse(abuse::AbuseArgs),
 }
 
 /// Run the chosen benchmark and print its figures.
@@ -33,5 +42,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Bench::Idle(args) => idle::run(args),
         Bench::Udp(args) => udp::run(args),
+        Bench::Chat(args) => chat::run(args),
+        Bench::Abuse(args) => abuse::run(args),
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use huddle_runtime_std::client::{ClientOptions, Ui, run_client};
+use huddle_core::tls::HostPort;
+use huddle_runtime_std::client::{ClientOptions, ClientSecurity, Ui, run_client};
+use huddle_runtime_std::tls_files::known_hosts_path;
 
 use crate::ui::{HistoryConfig, PlainUi, TermConfig, TermUi};
 
@@ -80,6 +82,9 @@ pub struct ClientArgs {
     /// within --max-upload).
     #[arg(long, value_name = "USERS", value_delimiter = ',', value_parser = parse_user)]
     pub trust: Vec<huddle_core::UserName>,
+    /// TLS on the link to the server.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// The interactive terminal.
     #[command(flatten)]
     pub terminal: TerminalArgs,
@@ -126,6 +131,42 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 fn parse_user(s: &str) -> Result<huddle_core::UserName, String> {
     huddle_core::UserName::new(s.trim()).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// How the client protects its link to the server. By default it upgrades with STARTTLS
+/// and trusts a CA-signed certificate for the host, or pins a self-signed one on first use
+/// (as ssh does); a server on loopback is encrypted but any certificate is accepted.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// Do not use TLS: user name, password and everything else cross the network in clear.
+    /// For testing only.
+    #[arg(long)]
+    pub insecure: bool,
+    /// The file of pinned server certificates [default: $XDG_CONFIG_HOME/huddle/known_hosts,
+    /// else ~/.config/huddle/known_hosts].
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub known_hosts: Option<PathBuf>,
+    /// Judge a server on a loopback address like any other (pinned on first use, refused if
+    /// its certificate changes): for a port forwarded to a remote server (ssh -L).
+    #[arg(long, conflicts_with = "insecure")]
+    pub verify_loopback: bool,
+}
+
+impl TlsArgs {
+    fn security(&self, host: &str, port: u16) -> anyhow::Result<ClientSecurity> {
+        if self.insecure {
+            return Ok(ClientSecurity::Insecure);
+        }
+        let server = HostPort::new(host, port)
+            .with_context(|| format!("the server address {host:?} cannot be checked by TLS"))?;
+        let known_hosts = known_hosts_path(self.known_hosts.as_deref())?;
+        Ok(ClientSecurity::Tls {
+            server,
+            known_hosts,
+            verify_loopback: self.verify_loopback,
+        })
+    }
 }
 
 /// Options of the interactive terminal; a piped client ignores them (it keeps no history and
@@ -240,6 +281,7 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
         emulate,
         transfer_stats: args.transfer_stats,
         consent,
+        security: args.tls.security(&args.server_ip, args.server_port)?,
     };
     let term = if rich_terminal() {
         Some(Arc::new(

@@ -201,7 +201,12 @@ fn bad_input_gets_a_clear_error_and_the_session_goes_on() {
         assert!(out.contains("malformed timestamp"), "{out}");
         assert!(out.contains("You cannot block yourself"), "{out}");
         assert!(out.contains("There is no user named nobody"), "{out}");
-        assert!(out.contains("Line too long"), "{out}");
+        // Refused by the client before it is sent, with the limit.
+        assert!(
+            out.contains("the message is too long (9000 bytes)"),
+            "{out}"
+        );
+        assert!(out.contains("a message is at most 8000 bytes"), "{out}");
         assert!(out.contains("Message #1 posted at"), "{out}");
     }
 }

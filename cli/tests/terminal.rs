@@ -530,3 +530,34 @@ fn quitting_with_ctrl_c_while_uploading_tells_the_audience_at_once() {
         "told at once, not after the idle timeout"
     );
 }
+
+#[test]
+fn a_server_shutdown_is_told_on_a_line_of_its_own_and_the_exit_code_says_so() {
+    for runtime in common::RUNTIMES {
+        let mut room = Room::open(runtime);
+        let mut p = room.client(80, &[], &[]);
+        p.login("yoda", "jedi*knight");
+        p.wait_cursor_row("yoda> ");
+        p.type_text("half a thought");
+        p.wait_cursor_row("yoda> half a thought");
+        room.server.signal(libc::SIGTERM);
+        assert_eq!(p.wait_exit(), 7, "{runtime}:\n{}", p.transcript());
+        let screen = p.transcript();
+        let why = screen
+            .lines()
+            .find(|l| l.contains("Disconnected by the server:"))
+            .unwrap_or_else(|| panic!("{runtime}: no reason line:\n{screen}"));
+        assert_eq!(
+            why.trim_end(),
+            "Disconnected by the server: The server is shutting down. Goodbye.",
+            "{runtime}: the reason stands alone on its line:\n{screen}"
+        );
+        // The terminal is given back with the cursor at the start of a fresh line, so the
+        // shell's prompt does not land on the client's.
+        p.with_screen(|s| {
+            let (_, col) = s.cursor_position();
+            assert_eq!(col, 0, "{runtime}:\n{screen}");
+        });
+        assert_eq!(room.server.wait_exit(), 0);
+    }
+}

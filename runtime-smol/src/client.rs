@@ -7,8 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use huddle_core::client::{Client, ExitStatus, Input};
 use huddle_runtime_std::client::{
-    ClientError, ClientOptions, Local, NetAction, UDP_BUFFER_BYTES, Ui, spawn_input_reader,
-    start_core,
+    ClientError, ClientOptions, Local, NetAction, Started, UDP_BUFFER_BYTES, Ui,
+    spawn_input_reader, start_core,
 };
 use huddle_runtime_std::clock;
 use huddle_runtime_std::udp::{BatchSocket, SendQueue};
@@ -54,11 +54,16 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
             let _ = interrupt_tx.send_blocking(Input::Interrupt);
         }));
 
-        let (mut core, mut files) = start_core(&opts, udp_port)?;
+        let Started {
+            mut core,
+            mut files,
+            mut pins,
+        } = start_core(&opts, udp_port, stream.peer_addr()?, ui.as_ref())?;
         let mut local = Local {
             ui: ui.as_ref(),
             prompts: &prompts,
             files: &mut files,
+            pins: pins.as_mut(),
         };
         let status = drive(&mut core, stream, &udp, &rx, &mut local).await;
         drop(reader);

@@ -14,13 +14,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, Progress, Prompt,
+    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, Progress,
+    Prompt, Security, TlsSetup, Tone,
 };
+use huddle_core::tls::{ClientTls, FileLimits, HostPort, TlsLimits};
 use huddle_core::transfer::TransferConfig;
 use huddle_core::transfer::netem::NetemConfig;
 
 use crate::clock;
 use crate::files::{self, TransferFiles};
+use crate::tls_files::{KnownHostsFile, TlsFilesError};
 use crate::udp::{BatchSocket, SendQueue};
 
 /// Kernel buffer asked for the client's UDP socket: a burst of a fast transfer overflows the
@@ -76,6 +79,26 @@ pub struct ClientOptions {
     pub transfer_stats: bool,
     /// Which incoming uploads are taken, declined, or asked about.
     pub consent: ConsentPolicy,
+    /// TLS on the text link, or not.
+    pub security: ClientSecurity,
+}
+
+/// How the client protects its link to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSecurity {
+    /// Upgrade with `STARTTLS` (the default): trust a CA-signed certificate for the host, or
+    /// pin one on first use in the known-hosts file; a loopback server is encrypted but any
+    /// certificate is accepted.
+    Tls {
+        /// The server as the user named it (the name its pin is filed under).
+        server: HostPort,
+        /// The known-hosts file.
+        known_hosts: PathBuf,
+        /// Judge a loopback server like any other (a tunnelled port; tests).
+        verify_loopback: bool,
+    },
+    /// In clear (`--insecure`): for testing only.
+    Insecure,
 }
 
 /// Why the client could not run.
@@ -100,6 +123,12 @@ pub enum ClientError {
     /// Any other socket failure while starting.
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
+    /// The known-hosts file could not be read.
+    #[error(transparent)]
+    KnownHosts(#[from] TlsFilesError),
+    /// TLS could not be set up (a bug, or a broken build of the trust roots).
+    #[error("TLS could not be set up: {0}")]
+    Tls(#[from] huddle_core::tls::TlsError),
 }
 
 /// What a runtime must do itself after [`Local::carry_out`]: the network side.
@@ -122,6 +151,8 @@ pub struct Local<'a> {
     pub prompts: &'a Sender<Prompt>,
     /// Source and part files of transfers.
     pub files: &'a mut TransferFiles,
+    /// The known-hosts file, when the link is upgraded.
+    pub pins: Option<&'a mut KnownHostsFile>,
 }
 
 impl Local<'_> {
@@ -146,6 +177,21 @@ impl Local<'_> {
             ClientOutput::File(op) => {
                 if let Some((id, result)) = self.files.apply(op) {
                     core.handle_input(Input::File { id, result }, clock::now());
+                }
+            }
+            ClientOutput::PinServer(pin) => {
+                if let Some(pins) = self.pins.as_deref_mut()
+                    && let Err(e) = pins.append(pin)
+                {
+                    // The connection is trusted all the same; only the next one is not helped.
+                    self.ui.show(&Display {
+                        tone: Tone::Error,
+                        text: format!(
+                            "TLS: the pin could not be saved ({e}); the certificate will be \
+                             trusted on first use again next time"
+                        ),
+                        pushed: false,
+                    });
                 }
             }
         }
@@ -180,16 +226,33 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         }
     }));
 
-    let (mut core, mut files) = start_core(&opts, udp_port)?;
+    let Started {
+        mut core,
+        mut files,
+        mut pins,
+    } = start_core(&opts, udp_port, stream.peer_addr()?, ui.as_ref())?;
     let mut local = Local {
         ui: ui.as_ref(),
         prompts: &prompts,
         files: &mut files,
+        pins: pins.as_mut(),
     };
     Ok(drive(&mut core, stream, &udp, &rx, &mut local))
 }
 
-/// The client core and its transfer files, as both runtimes start them.
+/// What [`start_core`] sets up.
+pub struct Started {
+    /// The client core.
+    pub core: Client,
+    /// Source and part files of transfers.
+    pub files: TransferFiles,
+    /// The known-hosts file, when the link is upgraded.
+    pub pins: Option<KnownHostsFile>,
+}
+
+/// The client core, its transfer files and its known-hosts file, as both runtimes start them.
+/// `server_ip` is the address actually connected to (it decides whether the server is on
+/// loopback); lines of the known-hosts file that cannot be read are shown on `ui`, skipped.
 ///
 /// The core's generator is seeded from the OS here: it draws every transfer's X25519 secret,
 /// so it must be unpredictable. Without the OS's randomness the client still runs, but its
@@ -197,13 +260,50 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
 pub fn start_core(
     opts: &ClientOptions,
     udp_port: u16,
-) -> Result<(Client, TransferFiles), ClientError> {
+    server_ip: SocketAddr,
+    ui: &dyn Ui,
+) -> Result<Started, ClientError> {
     let mut rng_seed = [0u8; 32];
     getrandom::getrandom(&mut rng_seed).map_err(|e| {
         ClientError::Io(std::io::Error::other(format!(
             "no randomness from the OS: {e}"
         )))
     })?;
+    let (security, pins) = match &opts.security {
+        ClientSecurity::Insecure => (Security::Clear, None),
+        ClientSecurity::Tls {
+            server,
+            known_hosts,
+            verify_loopback,
+        } => {
+            let (file, warnings) = KnownHostsFile::open(known_hosts, &FileLimits::default())?;
+            for w in warnings {
+                ui.show(&Display {
+                    tone: Tone::Error,
+                    text: format!("{}: {w} (line skipped)", known_hosts.display()),
+                    pushed: false,
+                });
+            }
+            let mut tls = ClientTls::with_mozilla_roots(TlsLimits::default())?;
+            if *verify_loopback {
+                tls = tls.without_loopback_exemption();
+            }
+            let mut seed = [0u8; 32];
+            getrandom::getrandom(&mut seed).map_err(|e| {
+                ClientError::Io(std::io::Error::other(format!(
+                    "cannot get random bytes from the system: {e}"
+                )))
+            })?;
+            let setup = TlsSetup {
+                tls,
+                server: server.clone(),
+                server_ip: server_ip.ip(),
+                known_hosts: file.known().clone(),
+                seed,
+            };
+            (Security::Tls(Box::new(setup)), Some(file))
+        }
+    };
     let config = ClientConfig {
         interactive: opts.interactive,
         udp_port: Some(opts.public_udp_port.unwrap_or(udp_port)),
@@ -213,11 +313,14 @@ pub fn start_core(
         consent: opts.consent.clone(),
         progress: Default::default(),
         rng_seed,
+        security,
+        keep_received: false,
     };
-    Ok((
-        Client::new(config, clock::now()),
-        TransferFiles::new(opts.downloads.clone()),
-    ))
+    Ok(Started {
+        core: Client::new(config, clock::now()),
+        files: TransferFiles::new(opts.downloads.clone()),
+        pins,
+    })
 }
 
 /// Read the UDP socket in batches (GRO, `recvmmsg`) and hand each run of datagrams to the

@@ -1,67 +1,70 @@
 //! The part of a server driver that does not depend on how bytes move, shared by the std and
 //! the smol runtime so that both behave the same, byte for byte.
 //!
-//! A [`Driver`] owns the [`Server`] core, the [`DataDir`] and every connection's
-//! [`Outbox`]; a [`Transport`] (threads and `std::net`, or tasks and `async-io`) owns the
-//! sockets, the readers and writers, and the queue of [`Input`]s. The driver runs str0m's
-//! loop on one thread:
-//! 1. wait for one input with the core's [`Server::poll_timeout`] as the deadline (the
-//!    transport waits on a channel with a timeout, or on an `async_io::Timer`; never a sleep);
-//! 2. take every further input that is already waiting, up to [`MAX_BATCH`] inputs or
-//!    [`MAX_BATCH_BYTES`] bytes, and feed them all to the core with the same `now`;
-//! 3. drain [`Server::poll_output`]: all persist records of the batch are made durable with
-//!    one [`DataDir::apply`] (one fsync per touched file) *before* any send or close of the
-//!    batch; then sends, closes and log lines are carried out in order.
+//! A [`Driver`] owns the [`Server`] core, the [`DataDir`], the [`Hasher`] and every
+//! connection's [`Outbox`] and [`Gate`]; a [`Transport`] (threads and `std::net`, or tasks
+//! and `async-io`) owns the sockets, the readers and writers, and the queue of
+//! [`Incoming`]s. The driver runs the core's loop (see `huddle_core::server`) on one thread:
+//! 1. wait for one input, at most until the core's [`Server::poll_timeout`];
+//! 2. hand it to the core, then every further input already waiting while
+//!    [`Server::wants_input`] says the batch has room;
+//! 3. drain [`Server::poll_output`]: the batch's persist records are made durable with one
+//!    [`DataDir::apply`] (one fsync per touched file) *before* anything after them is
+//!    carried out; then sends, closes and the rest, in order.
 //!
-//! Step 2 is what makes group commit free: when many clients post at once, their posts land in
-//! one batch and share one fsync, yet no reply leaves before its record is on disk.
-//!
-//! The driver decides nothing about the protocol: what to reply and when to close are the
-//! core's. It only enforces the resource limit the core cannot see (a client that does not
-//! read is cut off once its outbox is full).
+//! Every rule — batch sizes, when to stop reading a connection, when to cut one off, how
+//! long to wait — is the core's. The driver moves bytes, files and time.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use huddle_core::UnixMillis;
-use huddle_core::server::{ConnId, Output, Server};
+use huddle_core::server::{ConnId, HashDone, Input, Output, Server};
 use huddle_core::store::Persist;
 
 use crate::clock;
 use crate::console::Console;
 use crate::datadir::DataDir;
-use crate::outbox::{self, Drain, Outbox, Overflow};
-use crate::server::{ServerError, ServerOptions};
-
-/// Inputs waiting for the core before readers are slowed down (TCP flow control then holds a
-/// flooding client back instead of memory filling up).
-pub const INPUT_QUEUE: usize = 1024;
-
-/// Most inputs fed to the core in one batch, so outputs of a busy server still go out often.
-pub const MAX_BATCH: usize = INPUT_QUEUE;
-
-/// Most bytes fed to the core in one batch. This bounds the burst one batch can queue for a
-/// client (a post fans out to everyone), which must stay well under
-/// [`ServerOptions::outbox_limit`] so that a client that reads is never mistaken for one that
-/// does not.
-pub const MAX_BATCH_BYTES: usize = 256 * 1024;
-
-/// Bytes read from a socket at a time.
-pub const READ_CHUNK: usize = 16 * 1024;
+use crate::hasher::{Deliver, Hasher};
+use crate::outbox::{self, Drain, Gate, Outbox};
+use crate::server::{ServerError, ServerOptions, TlsSource};
+use crate::tls_files::{self, IdentityOrigin, TlsFilesError};
+use huddle_core::tls::{FileLimits, ServerTls, TlsLimits};
 
 /// Something for the thread that owns the core. `S` is the transport's socket type.
 #[derive(Debug)]
-pub enum Input<S> {
+pub enum Incoming<S> {
     /// A client connected.
     Accepted(S, SocketAddr),
     /// Bytes arrived on a connection.
     Bytes(ConnId, Vec<u8>),
-    /// A connection ended (the peer closed it, it failed, or the driver shut it down).
-    Closed(ConnId, Option<io::Error>),
+    /// A connection's writer wrote more bytes (how many: [`Outbox::take_written`]; later
+    /// writes ride along until this is taken).
+    Wrote(ConnId),
+    /// A connection ended: its reader saw the end or an error. `unacked`: written bytes the
+    /// peer had not acknowledged (see [`outbox::unacked`]).
+    Closed {
+        /// Which.
+        conn: ConnId,
+        /// Unacknowledged bytes at the end.
+        unacked: usize,
+        /// The error that ended it, if any.
+        error: Option<io::Error>,
+    },
+    /// A password hash is done.
+    Hashed(HashDone),
     /// Stop the server.
     Shutdown,
+}
+
+/// One connection's plumbing, as a transport needs it to start the connection's tasks.
+pub struct Plumbing {
+    /// What the writer writes.
+    pub drain: Drain,
+    /// When the reader may read.
+    pub gate: Arc<Gate>,
 }
 
 /// How a runtime moves bytes: what the [`Driver`] needs from it, and nothing that decides.
@@ -71,23 +74,27 @@ pub trait Transport {
 
     /// Block the calling thread until the next input, or until `deadline` (`None`: no
     /// deadline) has passed, then return `None`.
-    fn wait(&mut self, deadline: Option<UnixMillis>) -> Option<Input<Self::Stream>>;
+    fn wait(&mut self, deadline: Option<UnixMillis>) -> Option<Incoming<Self::Stream>>;
 
     /// The next input if one is already waiting.
-    fn try_next(&mut self) -> Option<Input<Self::Stream>>;
+    fn try_next(&mut self) -> Option<Incoming<Self::Stream>>;
 
-    /// Start serving a connection the core has named `conn`: a reader that reports its bytes
-    /// and its end as [`Input`]s, and a writer that writes what `drain` yields, then shuts
-    /// the socket down. On error nothing of the connection may be left running.
+    /// Where hash workers deliver their results (into the input queue).
+    fn hash_results(&self) -> Deliver;
+
+    /// Start serving a connection the core has named `conn`: a reader that reads when its
+    /// gate lets it and reports its bytes, and its end with the unacknowledged byte count;
+    /// and a writer that writes what the drain yields, reports every write, then shuts the
+    /// socket down. On error nothing of the connection may be left running.
     fn open(
         &mut self,
         conn: ConnId,
         stream: Self::Stream,
         peer: SocketAddr,
-        drain: Drain,
+        plumbing: Plumbing,
     ) -> io::Result<()>;
 
-    /// Close a connection accepted while the server is stopping.
+    /// Close a connection that cannot be served at all (accepted after the end).
     fn refuse(&mut self, stream: Self::Stream);
 
     /// Shut a connection's socket down at once (its reader then reports the end).
@@ -99,8 +106,8 @@ pub trait Transport {
     /// Accept no more connections.
     fn stop_accepting(&mut self);
 
-    /// Every outbox is closed: give writers up to `grace` to deliver their queues, cut every
-    /// socket still open, and stop every reader, writer and helper thread.
+    /// Give writers up to `grace` to deliver their queues, cut every socket still open, and
+    /// stop every reader, writer and helper thread.
     fn finish(&mut self, grace: Duration);
 }
 
@@ -120,9 +127,39 @@ pub fn load(opts: &ServerOptions) -> Result<Loaded, ServerError> {
     };
     let dir = DataDir::open(&opts.dir)?;
     let files = dir.load()?;
-    let core =
-        Server::new(opts.config.clone(), &files, clock::now()).map_err(|e| dir.damaged(e))?;
+    let mut config = opts.config.clone();
+    if config.tls.is_none() {
+        config.tls = load_tls(opts, &console)?;
+    }
+    let core = Server::new(config, &files, clock::now()).map_err(|e| dir.damaged(e))?;
     Ok(Loaded { console, dir, core })
+}
+
+/// The server's TLS configuration from `opts.tls`, narrated: where the certificate comes
+/// from and its fingerprint (what clients that trust on first use show their users).
+fn load_tls(opts: &ServerOptions, console: &Console) -> Result<Option<ServerTls>, ServerError> {
+    let given = match &opts.tls {
+        TlsSource::Off => return Ok(None),
+        TlsSource::DataFolder => None,
+        TlsSource::Files { cert, key } => Some((cert.as_path(), key.as_path())),
+    };
+    let loaded = tls_files::load_or_create_identity(&opts.dir, given, &FileLimits::default())?;
+    let tls = ServerTls::new(&loaded.identity, TlsLimits::default())
+        .map_err(|e| ServerError::Tls(TlsFilesError::Generate(e.to_string())))?;
+    let origin = match loaded.origin {
+        IdentityOrigin::Given => "given",
+        IdentityOrigin::Created => "created now, self-signed",
+        IdentityOrigin::Reused => "self-signed, kept in the data folder",
+    };
+    console.note(&format!(
+        "TLS certificate {} ({origin}): fingerprint {}",
+        loaded.cert_path.display(),
+        loaded.fingerprint()
+    ));
+    for warning in &loaded.warnings {
+        console.note(&format!("warning: {warning}"));
+    }
+    Ok(Some(tls))
 }
 
 impl Loaded {
@@ -134,21 +171,26 @@ impl Loaded {
 
 /// One open connection, as the core thread sees it.
 struct Link {
+    conn: ConnId,
     peer: SocketAddr,
     outbox: Outbox,
+    gate: Arc<Gate>,
+    /// Lines for this connection in the flush under way, queued together at its end.
+    staged: Vec<bytes::Bytes>,
 }
 
-/// The core, the data folder and the outboxes, driven over a [`Transport`].
+/// The core, the data folder, the hash workers and the connections' queues, driven over a
+/// [`Transport`].
 pub struct Driver<T: Transport> {
     core: Server,
     dir: DataDir,
-    /// Open outboxes; dropping one closes its connection once its queue is written.
-    links: HashMap<ConnId, Link>,
-    /// Connections cut for not reading during this batch, to report to the core after it.
-    overflowed: Vec<ConnId>,
-    stopping: bool,
+    hasher: Option<Hasher>,
+    /// Open connections by slot ([`ConnId::slot`]).
+    links: Vec<Option<Link>>,
+    touched: Vec<usize>,
+    /// When the graceful stop gives up waiting for connections to close.
+    stop_deadline: Option<Instant>,
     console: Console,
-    outbox_limit: usize,
     shutdown_grace: Duration,
     transport: T,
 }
@@ -159,17 +201,31 @@ impl<T: Transport> Driver<T> {
     /// error the transport is finished before returning.
     pub fn start(loaded: Loaded, opts: &ServerOptions, transport: T) -> Result<Self, ServerError> {
         let Loaded { console, dir, core } = loaded;
+        let hasher =
+            Hasher::start(opts.config.hash_workers, transport.hash_results()).map_err(|source| {
+                ServerError::Thread {
+                    what: "password hashing",
+                    source,
+                }
+            });
         let mut driver = Driver {
             core,
             dir,
-            links: HashMap::new(),
-            overflowed: Vec::new(),
-            stopping: false,
+            hasher: None,
+            links: Vec::new(),
+            touched: Vec::new(),
+            stop_deadline: None,
             console,
-            outbox_limit: opts.outbox_limit,
             shutdown_grace: opts.shutdown_grace,
             transport,
         };
+        match hasher {
+            Ok(h) => driver.hasher = Some(h),
+            Err(e) => {
+                driver.finish();
+                return Err(e);
+            }
+        }
         match driver.flush() {
             Ok(()) => Ok(driver),
             Err(e) => {
@@ -184,7 +240,7 @@ impl<T: Transport> Driver<T> {
     pub fn spawn(
         self,
         local_addr: SocketAddr,
-        stop: impl FnOnce() + Send + 'static,
+        stop: impl Fn() + Send + Sync + 'static,
     ) -> Result<crate::server::ServerHandle, ServerError>
     where
         T: Send + 'static,
@@ -212,142 +268,250 @@ impl<T: Transport> Driver<T> {
     }
 
     fn serve(&mut self) -> Result<(), ServerError> {
-        while !self.stopping {
-            let first = self.transport.wait(self.core.poll_timeout());
-            let now = clock::now();
-            let mut fed = 0;
-            if let Some(input) = first {
-                fed += self.feed(input, now);
+        loop {
+            if self.core.is_finished() {
+                return Ok(());
             }
-            for _ in 1..MAX_BATCH {
-                if fed >= MAX_BATCH_BYTES {
-                    break;
+            let mut deadline = self.core.poll_timeout();
+            if let Some(stop) = self.stop_deadline {
+                let now = Instant::now();
+                if now >= stop {
+                    // Connections that did not close within the grace period are cut.
+                    return Ok(());
                 }
+                let left = clock::now().plus_millis(stop.duration_since(now).as_millis() as u64);
+                deadline = Some(deadline.map_or(left, |d| d.min(left)));
+            }
+            let first = self.transport.wait(deadline);
+            let now = clock::now();
+            match first {
+                Some(input) => self.feed(input, now),
+                None => {
+                    self.core.handle_input(Input::Timeout, now);
+                }
+            }
+            while self.core.wants_input() {
                 match self.transport.try_next() {
-                    Some(input) => fed += self.feed(input, now),
+                    Some(input) => self.feed(input, now),
                     None => break,
                 }
             }
-            if self.core.poll_timeout().is_some_and(|t| t <= now) {
-                self.core.handle_timeout(now);
-            }
             self.flush()?;
         }
-        Ok(())
     }
 
-    /// Hand one input to the core; returns how many bytes of client input it carried.
-    fn feed(&mut self, input: Input<T::Stream>, now: UnixMillis) -> usize {
+    /// Hand one input to the core.
+    fn feed(&mut self, input: Incoming<T::Stream>, now: UnixMillis) {
         match input {
-            Input::Bytes(conn, bytes) => {
-                self.core.handle_bytes(conn, &bytes, now);
-                bytes.len()
-            }
-            Input::Accepted(stream, peer) => {
-                if self.stopping {
-                    self.transport.refuse(stream);
-                } else {
-                    self.connect(stream, peer, now);
+            Incoming::Bytes(conn, bytes) => {
+                if let Some(link) = self.link(conn) {
+                    link.gate.taken();
                 }
-                0
+                self.core.handle_input(
+                    Input::Bytes {
+                        conn,
+                        bytes: &bytes,
+                    },
+                    now,
+                );
             }
-            Input::Closed(conn, error) => {
+            Incoming::Wrote(conn) => {
+                let n = self.link(conn).map_or(0, |l| l.outbox.take_written());
+                if n > 0 {
+                    self.core.handle_input(Input::Wrote { conn, bytes: n }, now);
+                }
+            }
+            Incoming::Accepted(stream, peer) => self.connect(stream, peer, now),
+            Incoming::Closed {
+                conn,
+                unacked,
+                error,
+            } => {
                 self.transport.forget(conn);
-                if let (Some(e), Some(link)) = (error, self.links.get(&conn)) {
-                    self.console
-                        .note(&format!("{} ({conn}): connection failed: {e}", link.peer));
+                // What was written and not reported yet counts for what was delivered.
+                let n = self.link(conn).map_or(0, |l| l.outbox.take_written());
+                if n > 0 {
+                    self.core.handle_input(Input::Wrote { conn, bytes: n }, now);
                 }
-                self.links.remove(&conn);
-                self.core.handle_disconnect(conn, now);
-                0
+                if let Some(link) = self.links.get_mut(conn.slot()).and_then(Option::take) {
+                    link.gate.shut();
+                    link.outbox.cut();
+                    if let Some(e) = error {
+                        self.console
+                            .note(&format!("{} ({conn}): connection failed: {e}", link.peer));
+                    }
+                }
+                self.core.handle_input(Input::Closed { conn, unacked }, now);
             }
-            Input::Shutdown => {
-                if !self.stopping {
-                    self.stopping = true;
-                    self.core.shutdown(now);
+            Incoming::Hashed(done) => {
+                self.core.handle_input(Input::Hashed(done), now);
+            }
+            Incoming::Shutdown => {
+                if self.stop_deadline.is_none() {
+                    self.stop_deadline = Some(Instant::now() + self.shutdown_grace);
+                    self.transport.stop_accepting();
+                    self.core.handle_input(Input::Shutdown, now);
                 }
-                0
             }
         }
+    }
+
+    fn link(&self, conn: ConnId) -> Option<&Link> {
+        self.links
+            .get(conn.slot())
+            .and_then(Option::as_ref)
+            .filter(|l| l.conn == conn)
     }
 
     /// Name the connection through the core, then let the transport serve it.
     fn connect(&mut self, stream: T::Stream, peer: SocketAddr, now: UnixMillis) {
-        let conn = self.core.handle_connect(peer, now);
-        let (outbox, drain) = outbox::outbox(self.outbox_limit);
-        match self.transport.open(conn, stream, peer, drain) {
+        let Some(conn) = self.core.handle_input(Input::Connected { peer }, now) else {
+            self.transport.refuse(stream);
+            return;
+        };
+        let (outbox, drain) = outbox::outbox();
+        let gate = Gate::new();
+        let plumbing = Plumbing {
+            drain,
+            gate: Arc::clone(&gate),
+        };
+        match self.transport.open(conn, stream, peer, plumbing) {
             Ok(()) => {
-                self.links.insert(conn, Link { peer, outbox });
+                let slot = conn.slot();
+                if self.links.len() <= slot {
+                    self.links.resize_with(slot + 1, || None);
+                }
+                self.links[slot] = Some(Link {
+                    conn,
+                    peer,
+                    outbox,
+                    gate,
+                    staged: Vec::new(),
+                });
             }
             Err(e) => {
                 self.console.note(&format!(
                     "{peer} ({conn}): cannot serve this connection: {e}"
                 ));
-                self.core.handle_disconnect(conn, now);
+                self.core
+                    .handle_input(Input::Closed { conn, unacked: 0 }, now);
             }
         }
     }
 
-    /// Carry out every output: the batch's persist records durably first, then the rest in
-    /// order; connections cut for not reading are then reported to the core, whose answer
-    /// (logout records, events to others) is carried out the same way.
+    /// Carry out every output: the persist records that come first durably, then the rest
+    /// in order; writers are woken once at the end.
     pub fn flush(&mut self) -> Result<(), ServerError> {
-        loop {
-            let mut records: Vec<Persist> = Vec::new();
-            let mut rest: Vec<Output> = Vec::new();
-            while let Some(output) = self.core.poll_output() {
-                match output {
-                    Output::Persist(p) => records.push(p),
-                    other => rest.push(other),
-                }
-            }
-            if records.is_empty() && rest.is_empty() {
-                return Ok(());
+        let mut records: Vec<Persist> = Vec::new();
+        while let Some(output) = self.core.poll_output() {
+            if let Output::Persist(p) = output {
+                records.push(p);
+                continue;
             }
             if !records.is_empty() {
                 self.dir.apply(&records)?;
+                records.clear();
             }
-            for output in rest {
-                match output {
-                    Output::Send { conn, bytes } => self.send(conn, bytes),
-                    Output::Close { conn } => {
-                        // The writer sends what is queued, then shuts the socket down.
-                        self.links.remove(&conn);
-                    }
-                    Output::Log(line) => self.console.core(&line),
-                    Output::Persist(_) => {}
+            self.carry_out(output);
+        }
+        if !records.is_empty() {
+            self.dir.apply(&records)?;
+        }
+        self.hand_over();
+        Ok(())
+    }
+
+    /// Queue every staged line with its connection (one lock each) and wake the writers.
+    fn hand_over(&mut self) {
+        for slot in self.touched.drain(..) {
+            if let Some(link) = self.links.get_mut(slot).and_then(Option::as_mut) {
+                link.outbox.push_all(&mut link.staged);
+                if link.staged.capacity() > 256 {
+                    link.staged = Vec::new();
                 }
-            }
-            let now = clock::now();
-            for conn in std::mem::take(&mut self.overflowed) {
-                self.core.handle_disconnect(conn, now);
+                link.outbox.wake();
             }
         }
     }
 
-    fn send(&mut self, conn: ConnId, bytes: bytes::Bytes) {
-        let Some(link) = self.links.get(&conn) else {
-            // Already closed or disconnected: nobody to send to.
-            return;
-        };
-        if let Err(Overflow { queued }) = link.outbox.push(bytes) {
-            self.console.note(&format!(
-                "{} ({conn}): disconnected: it is not reading ({queued} bytes waiting, limit {})",
-                link.peer, self.outbox_limit
-            ));
-            self.links.remove(&conn);
-            self.transport.cut(conn);
-            self.overflowed.push(conn);
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Send { conn, bytes } => self.push(conn, bytes),
+            Output::Broadcast { audience, bytes } => {
+                for conn in audience.iter() {
+                    self.push(conn, bytes.clone());
+                }
+            }
+            Output::Close { conn } => {
+                // Lines staged before the close go first.
+                self.hand_over();
+                if let Some(link) = self.link(conn) {
+                    link.outbox.close();
+                }
+            }
+            Output::Cut { conn } => {
+                if let Some(link) = self.link(conn) {
+                    link.outbox.cut();
+                    link.gate.shut();
+                }
+                self.transport.cut(conn);
+            }
+            Output::PauseReading { conn } => {
+                if let Some(link) = self.link(conn) {
+                    link.gate.set_paused(true);
+                    // The core now waits on this output: every write counts.
+                    link.outbox.set_watched(true);
+                }
+            }
+            Output::ResumeReading { conn } => {
+                if let Some(link) = self.link(conn) {
+                    link.gate.set_paused(false);
+                    link.outbox.set_watched(false);
+                }
+            }
+            Output::CheckProgress { conn } => {
+                let n = match self.link(conn) {
+                    Some(l) => {
+                        l.outbox.report_next();
+                        l.outbox.take_written()
+                    }
+                    None => 0,
+                };
+                self.core
+                    .handle_input(Input::Wrote { conn, bytes: n }, clock::now());
+            }
+            Output::Hash(job) => {
+                if let Some(h) = &self.hasher {
+                    h.submit(job);
+                }
+            }
+            Output::Log(text) => self.console.core(&text),
+            Output::Persist(_) => {}
+        }
+    }
+
+    fn push(&mut self, conn: ConnId, bytes: bytes::Bytes) {
+        let slot = conn.slot();
+        if let Some(link) = self.links.get_mut(slot).and_then(Option::as_mut)
+            && link.conn == conn
+        {
+            if link.staged.is_empty() {
+                self.touched.push(slot);
+            }
+            link.staged.push(bytes);
         }
     }
 
     /// Stop everything: no more connections; outputs still pending (after a fatal error)
-    /// depend on records that failed, so they are never carried out; closing every outbox
-    /// lets each writer finish its queue; the transport then cuts what is left and joins.
+    /// depend on records that failed, so they are never carried out; every outbox is closed
+    /// so each writer finishes its queue; the transport then cuts what is left and joins.
     fn finish(&mut self) {
         self.transport.stop_accepting();
-        self.stopping = true;
-        self.links.clear();
+        for link in self.links.drain(..).flatten() {
+            link.outbox.close();
+            link.gate.shut();
+        }
+        self.hasher = None;
         self.transport.finish(self.shutdown_grace);
     }
 }

@@ -6,8 +6,9 @@
 //! - [`server`]: the server driver — listener, per-connection reader and writer threads, one
 //!   thread owning the core;
 //! - [`driver`]: the part of a server driver that does not depend on how bytes move (the
-//!   batch loop, group commit, outboxes, the slow-reader cut-off), shared with the smol
-//!   runtime together with [`outbox`] and [`console`];
+//!   core's batch loop and group commit), shared with the smol runtime together with
+//!   [`outbox`] (queues and read gates), [`hasher`] (password hashing workers), [`limits`]
+//!   (the descriptor limit) and [`console`];
 //! - [`client`]: the client driver and the pieces the smol client shares (input thread, UI
 //!   trait, local side of the outputs);
 //! - [`files`]: source and part files of uploads and downloads, shared with the smol runtime;
@@ -20,6 +21,8 @@ pub mod console;
 pub mod datadir;
 pub mod driver;
 pub mod files;
+pub mod hasher;
+pub mod limits;
 pub mod outbox;
 pub mod server;
 pub mod tls_files;
@@ -27,4 +30,6 @@ pub mod udp;
 
 pub use console::LogSink;
 pub use datadir::{DataDir, DataDirError};
-pub use server::{ServerError, ServerHandle, ServerOptions, run_server, spawn_server};
+pub use server::{
+    ServerError, ServerHandle, ServerOptions, Stopper, TlsSource, run_server, spawn_server,
+};

@@ -4,21 +4,21 @@
 //!
 //! # Threads
 //! - the acceptor hands each new socket to the core thread;
-//! - a reader per connection turns bytes into inputs (the input channel is bounded, so a
-//!   flooding client is slowed by TCP flow control instead of filling memory);
+//! - a reader per connection reads when its [`Gate`](crate::outbox::Gate) lets it (one chunk
+//!   in flight, nothing while the core has paused it) and turns bytes into inputs;
 //! - a writer per connection drains that connection's [`outbox`](crate::outbox), so a client
-//!   that stops reading never blocks the core thread or anyone else. If its queue exceeds
-//!   [`ServerOptions::outbox_limit`] it is disconnected, and the console says why.
+//!   that stops reading never blocks the core thread or anyone else, and reports each write;
+//! - the hash workers ([`crate::hasher`]) check and create password hashes.
 //!
-//! This module only moves bytes; every decision is the core's, every limit the driver's.
+//! This module only moves bytes; every decision and every limit is the core's.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -28,8 +28,10 @@ use huddle_core::server::{ConnId, ServerConfig};
 use crate::clock;
 use crate::console::{Console, LogSink};
 use crate::datadir::DataDirError;
-use crate::driver::{self, Driver, INPUT_QUEUE, Input, READ_CHUNK, Transport};
-use crate::outbox::Drain;
+use crate::driver::{self, Driver, Incoming, Plumbing, Transport};
+use crate::hasher::Deliver;
+use crate::limits::Reserve;
+use crate::outbox::{Drain, Gate, unacked, write_lines};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -38,32 +40,45 @@ pub struct ServerOptions {
     pub bind: SocketAddr,
     /// The data folder (created if missing).
     pub dir: PathBuf,
-    /// Everything the core decides with.
+    /// Everything the core decides with, every limit included.
     pub config: ServerConfig,
-    /// A client with more than this many bytes still queued for it is disconnected as not
-    /// reading. Large enough for any burst a reading client sees (one batch feeds the core at
-    /// most 256 KiB of input); small enough that a stuck client cannot eat memory.
-    pub outbox_limit: usize,
-    /// A client that accepts no bytes for this long is disconnected, so a stuck peer cannot
-    /// hold a writer (thread or task) and its socket forever.
-    pub write_timeout: Duration,
     /// At shutdown, how long clients get to receive their goodbye before their sockets are cut.
     pub shutdown_grace: Duration,
     /// Where log lines go (standard output by default).
     pub log: LogSink,
+    /// Where the server's TLS certificate comes from (the data folder's by default).
+    pub tls: TlsSource,
+}
+
+/// Where the server's certificate and key come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TlsSource {
+    /// The self-signed pair in the data folder (`tls-cert.pem`, `tls-key.pem`), created at
+    /// first start and reused after, so clients that pinned it keep trusting the server.
+    #[default]
+    DataFolder,
+    /// Given files (`--tls-cert`, `--tls-key`): a CA-signed certificate, typically.
+    Files {
+        /// The certificate chain (PEM, leaf first).
+        cert: PathBuf,
+        /// Its private key (PEM).
+        key: PathBuf,
+    },
+    /// No TLS: the greeting offers no `STARTTLS`, and logins come only from the addresses
+    /// the core allows in clear (for tests of such servers).
+    Off,
 }
 
 impl ServerOptions {
-    /// Options with the usual limits: 4 MiB per client queue, 30 s write timeout, 2 s grace.
+    /// Options with a 2 s shutdown grace period and the log on standard output.
     pub fn new(bind: SocketAddr, dir: impl Into<PathBuf>, config: ServerConfig) -> Self {
         Self {
             bind,
             dir: dir.into(),
             config,
-            outbox_limit: 4 * 1024 * 1024,
-            write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(2),
             log: LogSink::stdout(),
+            tls: TlsSource::default(),
         }
     }
 }
@@ -75,6 +90,9 @@ pub enum ServerError {
     /// replies of the failed batch were not sent: nothing unsaved was acknowledged.
     #[error(transparent)]
     DataDir(#[from] DataDirError),
+    /// The TLS certificate or key could not be read, created or used.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls_files::TlsFilesError),
     /// Listening failed: the port is taken, or the address is not this machine's.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -101,7 +119,7 @@ pub enum ServerError {
 /// [`ServerHandle::shutdown`] does.
 pub struct ServerHandle {
     local_addr: SocketAddr,
-    stop: Option<Box<dyn FnOnce() + Send>>,
+    stop: Stopper,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
@@ -119,14 +137,20 @@ impl ServerHandle {
     /// caller does not care which runtime serves.
     pub fn new(
         local_addr: SocketAddr,
-        stop: impl FnOnce() + Send + 'static,
+        stop: impl Fn() + Send + Sync + 'static,
         thread: JoinHandle<Result<(), ServerError>>,
     ) -> Self {
         Self {
             local_addr,
-            stop: Some(Box::new(stop)),
+            stop: Stopper(Arc::new(stop)),
             thread: Some(thread),
         }
+    }
+
+    /// Something another thread can call to stop the server gracefully (a signal handler,
+    /// say) while this thread waits in [`ServerHandle::join`].
+    pub fn stopper(&self) -> Stopper {
+        self.stop.clone()
     }
 
     /// The address actually listened on (the real port when the options asked for port 0).
@@ -140,8 +164,8 @@ impl ServerHandle {
         self.stop_and_join()
     }
 
-    /// Wait until the server stops (it stops only on [`ServerHandle::shutdown`] from elsewhere
-    /// — impossible once this consumes the handle — or on a fatal data-folder error).
+    /// Wait until the server stops: after a [`Stopper::stop`] from another thread, or on a
+    /// fatal error.
     pub fn join(mut self) -> Result<(), ServerError> {
         match self.thread.take() {
             Some(t) => t.join().unwrap_or(Err(ServerError::Panicked)),
@@ -153,10 +177,27 @@ impl ServerHandle {
         let Some(t) = self.thread.take() else {
             return Ok(());
         };
-        if let Some(stop) = self.stop.take() {
-            stop();
-        }
+        self.stop.stop();
         t.join().unwrap_or(Err(ServerError::Panicked))
+    }
+}
+
+/// Asks a running server to stop gracefully: every client is told (`421`), everything is made
+/// durable, then the server's threads end. Calling it again, or after the server stopped, does
+/// nothing more.
+#[derive(Clone)]
+pub struct Stopper(Arc<dyn Fn() + Send + Sync>);
+
+impl Stopper {
+    /// Ask the server to stop; returns at once (wait with [`ServerHandle::join`]).
+    pub fn stop(&self) {
+        (self.0)();
+    }
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stopper")
     }
 }
 
@@ -180,7 +221,9 @@ pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         source,
     })?;
 
-    let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
+    // Unbounded: readers hold at most one chunk each in it (their gates), writers and hash
+    // workers one report per write or job.
+    let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let acceptor = {
         let (tx, stop, console) = (tx.clone(), stop.clone(), console.clone());
@@ -200,13 +243,14 @@ pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         threads: Vec::new(),
         writers_done: Some((done_tx, done_rx)),
         console,
-        write_timeout: opts.write_timeout,
+        read_chunk: opts.config.read_chunk_bytes.max(1),
+        send_buffer: opts.config.tcp_send_buffer_bytes,
         acceptor: Some((acceptor, stop, local_addr)),
         wake_acceptor: None,
     };
     // Sending fails only if the core thread already ended; joining then reports why.
     let stop = move || {
-        let _ = tx.send(Input::Shutdown);
+        let _ = tx.send(Incoming::Shutdown);
     };
     Driver::start(loaded, &opts, transport)?.spawn(local_addr, stop)
 }
@@ -216,17 +260,20 @@ pub fn run_server(opts: ServerOptions) -> Result<(), ServerError> {
     spawn_server(opts)?.join()
 }
 
+type Inputs = Sender<Incoming<TcpStream>>;
+
 /// The std transport: threads and blocking sockets.
 struct Threads {
-    inputs: Receiver<Input<TcpStream>>,
-    input_tx: SyncSender<Input<TcpStream>>,
+    inputs: Receiver<Incoming<TcpStream>>,
+    input_tx: Inputs,
     /// Every socket whose reader has not reported its end, to cut them all at shutdown.
     sockets: HashMap<ConnId, Arc<TcpStream>>,
     threads: Vec<JoinHandle<()>>,
     /// Every writer holds a clone of the sender; all gone means all writers finished.
     writers_done: Option<(mpsc::Sender<()>, Receiver<()>)>,
     console: Console,
-    write_timeout: Duration,
+    read_chunk: usize,
+    send_buffer: usize,
     acceptor: Option<(JoinHandle<()>, Arc<AtomicBool>, SocketAddr)>,
     /// The acceptor, once told to stop and woken (left behind if it could not be woken).
     wake_acceptor: Option<JoinHandle<()>>,
@@ -235,7 +282,7 @@ struct Threads {
 impl Transport for Threads {
     type Stream = TcpStream;
 
-    fn wait(&mut self, deadline: Option<UnixMillis>) -> Option<Input<TcpStream>> {
+    fn wait(&mut self, deadline: Option<UnixMillis>) -> Option<Incoming<TcpStream>> {
         match deadline {
             Some(deadline) => match self
                 .inputs
@@ -243,16 +290,25 @@ impl Transport for Threads {
             {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => Some(Input::Shutdown),
+                Err(RecvTimeoutError::Disconnected) => Some(Incoming::Shutdown),
             },
             // The transport holds a sender itself, so this cannot disconnect.
-            None => Some(self.inputs.recv().unwrap_or(Input::Shutdown)),
+            None => Some(self.inputs.recv().unwrap_or(Incoming::Shutdown)),
         }
     }
 
-    fn try_next(&mut self) -> Option<Input<TcpStream>> {
+    fn try_next(&mut self) -> Option<Incoming<TcpStream>> {
         // Empty or disconnected: nothing waiting either way.
         self.inputs.try_recv().ok()
+    }
+
+    fn hash_results(&self) -> Deliver {
+        let tx = std::sync::Mutex::new(self.input_tx.clone());
+        Arc::new(move |done| {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(Incoming::Hashed(done));
+            }
+        })
     }
 
     fn open(
@@ -260,11 +316,13 @@ impl Transport for Threads {
         conn: ConnId,
         stream: TcpStream,
         peer: SocketAddr,
-        drain: Drain,
+        plumbing: Plumbing,
     ) -> io::Result<()> {
         // Replies are small lines that a person waits for: send them at once.
         stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(self.write_timeout))?;
+        if self.send_buffer > 0 {
+            socket2::SockRef::from(&stream).set_send_buffer_size(self.send_buffer)?;
+        }
         // One descriptor shared by reader, writer and core (`Read`/`Write` for `&TcpStream`),
         // not three: the process's open-file limit then bounds connections, not a third of them.
         let stream = Arc::new(stream);
@@ -272,19 +330,23 @@ impl Transport for Threads {
         let for_reader = Arc::clone(&stream);
         let done = self.writers_done.as_ref().map(|(tx, _)| tx.clone());
         let console = self.console.clone();
+        let Plumbing { drain, gate } = plumbing;
+        let reports = self.input_tx.clone();
         let writer = thread::Builder::new()
-            .name(format!("huddle-write-{}", conn.0))
+            .name(format!("huddle-write-{}", conn.slot()))
             .spawn(move || {
-                if let Err(e) = drain.run(&for_writer) {
+                if let Err(e) = write_loop(conn, &for_writer, &drain, &reports) {
                     console.note(&format!("{peer} ({conn}): cannot send, disconnecting: {e}"));
                 }
+                let _ = for_writer.shutdown(Shutdown::Both);
                 drop(done);
             })?;
         self.threads.push(writer);
         let tx = self.input_tx.clone();
+        let chunk = self.read_chunk;
         let reader = thread::Builder::new()
-            .name(format!("huddle-read-{}", conn.0))
-            .spawn(move || read_loop(conn, for_reader, tx));
+            .name(format!("huddle-read-{}", conn.slot()))
+            .spawn(move || read_loop(conn, for_reader, gate, tx, chunk));
         match reader {
             Ok(t) => {
                 self.threads.push(t);
@@ -330,9 +392,6 @@ impl Transport for Threads {
         for (_, s) in self.sockets.drain() {
             let _ = s.shutdown(Shutdown::Both);
         }
-        // Readers blocked on a full input queue see it gone and stop.
-        let (_, dead) = mpsc::sync_channel(0);
-        drop(std::mem::replace(&mut self.inputs, dead));
         if let Some(acceptor) = self.wake_acceptor.take() {
             let _ = acceptor.join();
         }
@@ -342,14 +401,29 @@ impl Transport for Threads {
     }
 }
 
+/// Write what the outbox yields until it is closed or cut, reporting writes to the core.
+fn write_loop(
+    conn: ConnId,
+    mut stream: &TcpStream,
+    drain: &Drain,
+    reports: &Inputs,
+) -> io::Result<()> {
+    let mut lines = Vec::new();
+    while drain.next_blocking(&mut lines) {
+        let n = write_lines(stream, &lines)?;
+        lines.clear();
+        if drain.written(n) {
+            let _ = reports.send(Incoming::Wrote(conn));
+        }
+    }
+    stream.flush()
+}
+
 /// Accept until told to stop; the stop flag is checked after each accept, and the core
-/// thread connects once to wake this thread from `accept`.
-fn accept_loop(
-    listener: TcpListener,
-    tx: SyncSender<Input<TcpStream>>,
-    stop: Arc<AtomicBool>,
-    console: Console,
-) {
+/// thread connects once to wake this thread from `accept`. Out of descriptors, a spare one
+/// is given up to accept the waiting client and tell it so, rather than leave it hanging.
+fn accept_loop(listener: TcpListener, tx: Inputs, stop: Arc<AtomicBool>, console: Console) {
+    let mut reserve = Reserve::new();
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -361,14 +435,18 @@ fn accept_loop(
                     // The peer already left; nothing to serve.
                     Err(_) => continue,
                 };
-                if tx.send(Input::Accepted(s, peer)).is_err() {
+                if tx.send(Incoming::Accepted(s, peer)).is_err() {
                     return;
                 }
             }
+            Err(e) if Reserve::is_exhaustion(&e) => {
+                console.note(&format!("cannot accept a connection: {e}"));
+                reserve.turn_away(|| listener.accept().map(|(s, _)| s));
+                thread::sleep(Duration::from_millis(10));
+            }
             Err(e) => {
                 console.note(&format!("cannot accept a connection: {e}"));
-                // Out of file descriptors and the like persist for a while: back off rather
-                // than spin on the error.
+                // Persistent failures: back off rather than spin on the error.
                 thread::sleep(Duration::from_millis(100));
             }
         }
@@ -388,20 +466,28 @@ fn wake(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_ok()
 }
 
-/// Feed a connection's bytes to the core thread until it ends, then report the end.
-fn read_loop(conn: ConnId, stream: Arc<TcpStream>, tx: SyncSender<Input<TcpStream>>) {
-    let mut buf = vec![0u8; READ_CHUNK];
+/// Feed a connection's bytes to the core thread as its gate allows until it ends, then
+/// report the end with what the peer had not acknowledged.
+fn read_loop(conn: ConnId, stream: Arc<TcpStream>, gate: Arc<Gate>, tx: Inputs, chunk: usize) {
+    let mut buf = vec![0u8; chunk];
     let error = loop {
+        if !gate.pass_blocking() {
+            break None;
+        }
         match (&*stream).read(&mut buf) {
             Ok(0) => break None,
             Ok(n) => {
-                if tx.send(Input::Bytes(conn, buf[..n].to_vec())).is_err() {
+                if tx.send(Incoming::Bytes(conn, buf[..n].to_vec())).is_err() {
                     return;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => gate.taken(),
             Err(e) => break Some(e),
         }
     };
-    let _ = tx.send(Input::Closed(conn, error));
+    let _ = tx.send(Incoming::Closed {
+        conn,
+        unacked: unacked(&stream),
+        error,
+    });
 }

@@ -333,6 +333,46 @@ pub fn read_known_hosts(
     Ok(KnownHosts::parse(path.display().to_string(), &text))
 }
 
+/// The client's known-hosts file: its pins as read at start, and where to append new ones.
+#[derive(Debug)]
+pub struct KnownHostsFile {
+    path: PathBuf,
+    known: KnownHosts,
+}
+
+impl KnownHostsFile {
+    /// Read the file at `path` (a missing file has no pins); unreadable lines come back as
+    /// warnings.
+    pub fn open(
+        path: &Path,
+        limits: &FileLimits,
+    ) -> Result<(Self, Vec<KnownHostsWarning>), TlsFilesError> {
+        let (known, warnings) = read_known_hosts(path, limits)?;
+        Ok((
+            Self {
+                path: path.to_owned(),
+                known,
+            },
+            warnings,
+        ))
+    }
+
+    /// The pins.
+    pub fn known(&self) -> &KnownHosts {
+        &self.known
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append a first-use pin, durably; returns its line.
+    pub fn append(&mut self, entry: KnownHost) -> Result<usize, TlsFilesError> {
+        append_known_host(&self.path, &mut self.known, entry)
+    }
+}
+
 /// Append a first-use pin to the known-hosts file (creating the file, and its folder with
 /// mode 0700, if needed) and fsync it. Returns the line the pin is on.
 pub fn append_known_host(

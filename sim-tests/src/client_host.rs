@@ -21,11 +21,12 @@ use bytes::Bytes;
 use huddle_core::UnixMillis;
 use huddle_core::client::{
     Client, ClientConfig, ClientOutput, ConsentPolicy, ExitStatus, FileOp, FileProblem, FileResult,
-    Input, KeptPart, Prompt,
+    Input, KeptPart, Prompt, Security, TlsSetup,
 };
 use huddle_core::proto::event::{Event, is_event_line, parse_event};
 use huddle_core::proto::framing::{Frame, LineFramer};
 use huddle_core::proto::reply::{Reply, ReplyAssembler};
+use huddle_core::tls::{ClientTls, HostPort, KnownHosts, TlsLimits, render_known_host};
 use huddle_core::transfer::netem::{Netem, NetemConfig};
 use huddle_core::transfer::{TransferConfig, TransferId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -156,6 +157,29 @@ fn seed_of(name: &str) -> [u8; 32] {
     seed
 }
 
+/// TLS for a simulated client: it upgrades with `STARTTLS` and keeps its pins in a
+/// known-hosts "file" that outlives the connection (shared, so the next connection of the same
+/// user reads what the last one pinned).
+#[derive(Debug, Clone)]
+pub struct SimTls {
+    /// The known-hosts file's text.
+    pub known_hosts: Rc<RefCell<String>>,
+    /// Seeds the session's randomness (a run replays from it).
+    pub seed: [u8; 32],
+}
+
+impl SimTls {
+    /// A client that knows no server yet, its sessions seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut s = [0u8; 32];
+        s[..8].copy_from_slice(&seed.to_le_bytes());
+        Self {
+            known_hosts: Rc::default(),
+            seed: s,
+        }
+    }
+}
+
 /// A user at a client, scripted.
 pub struct SimClient {
     name: String,
@@ -170,6 +194,8 @@ pub struct SimClient {
     trace: Trace,
     udp: Option<UdpEnd>,
     shown: Vec<(u64, String)>,
+    /// The known-hosts file of a TLS client.
+    pins: Option<Rc<RefCell<String>>>,
 }
 
 impl SimClient {
@@ -185,7 +211,25 @@ impl SimClient {
         trace: &Trace,
         udp: Option<UdpOptions>,
     ) -> io::Result<Self> {
+        Self::connect_secure(name, trace, udp, None).await
+    }
+
+    /// Connect over TLS (`STARTTLS`), the way the real client does by default.
+    pub async fn connect_tls(name: &str, trace: &Trace, tls: &SimTls) -> io::Result<Self> {
+        Self::connect_secure(name, trace, None, Some(tls.clone())).await
+    }
+
+    /// Connect with an optional UDP side and optional TLS.
+    pub async fn connect_secure(
+        name: &str,
+        trace: &Trace,
+        udp: Option<UdpOptions>,
+        tls: Option<SimTls>,
+    ) -> io::Result<Self> {
         let mut config = ClientConfig {
+            // The wire shows only ciphertext once upgraded: the tap reads the core's
+            // plaintext instead.
+            keep_received: true,
             // Each simulated client its own keys, the same in every run of a seed.
             rng_seed: seed_of(name),
             ..ClientConfig::default()
@@ -215,11 +259,25 @@ impl SimClient {
         };
         let stream = TcpStream::connect((SERVER, PORT)).await?;
         trace.record(name, "connected");
+        if let Some(tls) = &tls {
+            let server_ip = stream.peer_addr()?.ip();
+            let (known_hosts, _) = KnownHosts::parse("known_hosts", &tls.known_hosts.borrow());
+            let server = HostPort::new(SERVER, PORT)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            config.security = Security::Tls(Box::new(TlsSetup {
+                tls: ClientTls::pins_only(TlsLimits::default()),
+                server,
+                server_ip,
+                known_hosts,
+                seed: tls.seed,
+            }));
+        }
         Ok(Self {
             name: name.to_string(),
             stream: Some(stream),
             udp,
             shown: Vec::new(),
+            pins: tls.map(|t| t.known_hosts),
             core: Client::new(config, clock::now()),
             framer: LineFramer::new(),
             assembler: ReplyAssembler::new(),
@@ -430,13 +488,12 @@ impl SimClient {
                     .record(&self.name, "connection closed by the server");
                 Input::ServerClosed
             }
-            Woke::Tcp(Ok(n)) => {
-                self.tap(&buf[..n]);
-                Input::ServerBytes(Bytes::copy_from_slice(&buf[..n]))
-            }
+            Woke::Tcp(Ok(n)) => Input::ServerBytes(Bytes::copy_from_slice(&buf[..n])),
         };
         // The same door as the real runtimes: one input, then the timers that are due.
         self.core.handle_input(input, now);
+        let received = self.core.take_received();
+        self.tap(&received);
         self.drain().await;
     }
 
@@ -481,6 +538,14 @@ impl SimClient {
                 }
                 ClientOutput::File(op) => self.file_op(op),
                 ClientOutput::Progress(_) => {}
+                ClientOutput::PinServer(pin) => {
+                    let line = render_known_host(&pin);
+                    self.trace
+                        .record(&self.name, format!("pinned {}", line.trim_end()));
+                    if let Some(file) = &self.pins {
+                        file.borrow_mut().push_str(&line);
+                    }
+                }
                 ClientOutput::Exit(status) => {
                     self.trace.record(&self.name, format!("exit {status:?}"));
                     self.exit = Some(status);

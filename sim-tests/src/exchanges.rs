@@ -86,7 +86,26 @@ impl Probe for ExchangeLog {
                     codes: reply_codes(outputs, *conn),
                 });
             }
-            InputSeen::Disconnect { .. } | InputSeen::Timeout => {}
+            InputSeen::Disconnect { .. } | InputSeen::Wrote { .. } | InputSeen::Timeout => {
+                // A reply that comes later (a password checked by a hash worker) answers the
+                // connection's last line still waiting for one.
+                let boot = self.boot;
+                for conn in self.peers.keys().copied().collect::<Vec<_>>() {
+                    let codes = reply_codes(outputs, conn);
+                    if codes.is_empty() {
+                        continue;
+                    }
+                    if let Some(e) = self
+                        .exchanges
+                        .iter_mut()
+                        .rev()
+                        .find(|e| e.conn == conn && e.boot == boot)
+                        .filter(|e| e.codes.is_empty())
+                    {
+                        e.codes = codes;
+                    }
+                }
+            }
         }
     }
 }

@@ -17,6 +17,7 @@
 //! - [`sim`]: seeded builders, seed lists (`HUDDLE_SIM_SEED`, `HUDDLE_SOAK`) and the seed
 //!   report on failure;
 //! - [`rng`]: a tiny seeded generator for the scripts' choices;
+//! - [`tls`]: the simulated server's two fixed certificates;
 //! - [`views`]: what scripts read out of reply texts (an `RDM` listing, a post's number).
 
 pub mod client_host;
@@ -26,5 +27,6 @@ pub mod exchanges;
 pub mod rng;
 pub mod server_host;
 pub mod sim;
+pub mod tls;
 pub mod trace;
 pub mod views;

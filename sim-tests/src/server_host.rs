@@ -1,21 +1,25 @@
 //! The server run loop over `turmoil::net`, as a restartable host.
 //!
 //! It is the loop every huddle runtime runs (see `huddle_core::server`), written for tokio:
-//! 1. wait for an input (a connection, bytes, a closed connection) or the core's wake-up time;
-//! 2. feed it to the core with the simulated `now`, then drain `poll_output` completely;
-//! 3. feed every further input that is already waiting the same way (the batch);
-//! 4. write the batch's persist records to the [`Disk`], take the fsync latency, fsync;
-//! 5. only then send the batch's replies and closes, in order.
+//! 1. wait for an input (a connection, bytes, a write done, a closed connection, a hash
+//!    result) or the core's wake-up time;
+//! 2. feed it to the core with the simulated `now`, then every further input already waiting
+//!    while the core says its batch has room;
+//! 3. drain `poll_output`: write the batch's persist records to the [`Disk`], take the fsync
+//!    latency, fsync, and only then carry out the rest in order (sends, closes, pauses).
 //!
-//! Step 4 before step 5 is "durable before visible" with group commit: inputs that arrive
-//! while one fsync is in flight are committed by the next one together. A crash during the
-//! fsync loses the batch's records, but nobody was told they happened.
+//! Step 3's order is "durable before visible" with group commit: inputs that arrive while
+//! one fsync is in flight are committed by the next one together. A crash during the fsync
+//! loses the batch's records, but nobody was told they happened. Every rule of the loop
+//! (batch sizes, fair turns, backpressure, the write timeout) is the core's, so a seed here
+//! replays what production runs. Password hashes are computed inline (cheaply, with the
+//! simulation's small Argon2 cost) and handed back as the next input.
 //!
 //! The host is a closure over a [`ServerHost`], so `sim.crash` / `sim.bounce` restart it from
 //! what the disk kept. A [`Probe`] may watch the core between inputs to check invariants at
 //! the moment they must hold.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
@@ -23,13 +27,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::UnixMillis;
-use huddle_core::server::{ConnId, Output, Server, ServerConfig};
+use huddle_core::server::{
+    ConnId, HashDone, HashMemory, Input, Output, PlaintextLogin, Server, ServerConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use turmoil::net::{TcpListener, TcpStream};
 
 use crate::clock;
 use crate::disk::Disk;
+use crate::tls::{Cert, server_tls};
 use crate::trace::Trace;
 
 /// The port the simulated server listens on.
@@ -55,12 +62,18 @@ pub enum InputSeen<'a> {
         /// What arrived (a client that waits for each reply sends one line at a time).
         bytes: &'a [u8],
     },
+    /// Some of `conn`'s output was written.
+    Wrote {
+        /// Which connection.
+        conn: ConnId,
+    },
     /// `conn` was closed by the peer or broke.
     Disconnect {
         /// Which connection.
         conn: ConnId,
     },
-    /// The core's wake-up time came.
+    /// The core's wake-up time came, a hash finished, or the batch ended (timers due and
+    /// requests waiting for their turn ran).
     Timeout,
 }
 
@@ -102,31 +115,76 @@ pub struct ServerHost {
     /// what it asks, wait for every connection to close, and end the host's software. A boot
     /// after that instant (`sim.bounce`) runs on.
     pub stop_at: Option<UnixMillis>,
+    /// Record in the trace, as each connection ends, how many bytes the server wrote on it
+    /// and a digest of them: with TLS on, what proves that a seed replays byte for byte.
+    pub record_wire: bool,
+    /// Which certificate the server presents, read at every boot: an operator who replaces
+    /// it between runs (`None`: the config's, unchanged).
+    pub cert: Option<Rc<Cell<Cert>>>,
 }
 
-/// A server configuration for simulations: everything fixed by `seed`, cheap password hashes.
+/// A server configuration for simulations: everything fixed by `seed`, cheap password hashes,
+/// a fixed certificate ([`Cert::A`]). turmoil's hosts are not on loopback, so logins in clear
+/// are allowed from anywhere: the simulated clients speak in clear unless a test gives them
+/// TLS ([`crate::client_host::SimTls`]); [`PlaintextLogin::LoopbackOnly`] makes TLS required.
 pub fn sim_config(seed: u64) -> ServerConfig {
     let mut rng_seed = [0u8; 32];
     rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
     ServerConfig {
         rng_seed,
         hash_memory_kib: 64,
+        tls: Some(server_tls(Cert::A)),
+        plaintext_login: PlaintextLogin::Anywhere,
         ..ServerConfig::default()
     }
 }
 
-enum Input {
+enum Incoming {
     Connect(TcpStream, SocketAddr),
     Bytes(ConnId, Bytes),
+    Wrote(ConnId, usize),
     Closed(ConnId),
+    Hashed(HashDone),
 }
 
 enum Cmd {
     Send(Bytes),
     Close,
+    Cut,
 }
 
-type Writers = BTreeMap<ConnId, mpsc::UnboundedSender<Cmd>>;
+/// When a connection's task may read: one chunk in flight to the core, none while paused.
+#[derive(Default)]
+struct Gate {
+    paused: Cell<bool>,
+    spent: Cell<bool>,
+    changed: Notify,
+}
+
+impl Gate {
+    async fn pass(&self) {
+        while self.paused.get() || self.spent.get() {
+            self.changed.notified().await;
+        }
+    }
+
+    fn set(&self, paused: Option<bool>, taken: bool) {
+        if let Some(p) = paused {
+            self.paused.set(p);
+        }
+        if taken {
+            self.spent.set(false);
+        }
+        self.changed.notify_one();
+    }
+}
+
+struct Link {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    gate: Rc<Gate>,
+}
+
+type Links = BTreeMap<ConnId, Link>;
 
 impl ServerHost {
     /// A server host named [`SERVER`] on [`PORT`] with a 2 ms fsync.
@@ -140,6 +198,8 @@ impl ServerHost {
             fsync_latency: Duration::from_millis(2),
             probe: None,
             stop_at: None,
+            record_wire: false,
+            cert: None,
         }
     }
 
@@ -155,10 +215,14 @@ impl ServerHost {
         sim.host(self.name.as_str(), move || host.clone().run());
     }
 
-    /// Boot from the disk and serve until the host is crashed.
+    /// Boot from the disk and serve until the host is crashed (or stopped at `stop_at`).
     pub async fn run(self) -> turmoil::Result {
         let files = self.disk.boot();
-        let mut server = match Server::new(self.config.clone(), &files, clock::now()) {
+        let mut config = self.config.clone();
+        if let Some(cert) = &self.cert {
+            config.tls = Some(server_tls(cert.get()));
+        }
+        let mut server = match Server::new(config, &files, clock::now()) {
             Ok(server) => server,
             Err(damage) => {
                 self.trace
@@ -170,26 +234,34 @@ impl ServerHost {
         if let Some(p) = &self.probe {
             p.borrow_mut().booted(&server);
         }
-        let mut writers = Writers::new();
-        let mut batch = Vec::new();
-        self.drain(&mut server, InputSeen::Timeout, &mut batch);
-        self.carry_out(&server, batch, &writers).await;
+        let mut links = Links::new();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.flush(&mut server, &mut links, &tx, 0).await;
 
         let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, self.port)).await?;
-        let (tx, mut rx) = mpsc::unbounded_channel();
         let accepted = tx.clone();
-        tokio::task::spawn_local(async move {
+        let acceptor = tokio::task::spawn_local(async move {
             while let Ok((stream, peer)) = listener.accept().await {
-                if accepted.send(Input::Connect(stream, peer)).is_err() {
+                if accepted.send(Incoming::Connect(stream, peer)).is_err() {
                     break;
                 }
             }
         });
 
-        let stop_at = self.stop_at.filter(|t| clock::now() < *t);
+        let mut stop_at = self.stop_at.filter(|t| clock::now() < *t);
         loop {
             if stop_at.is_some_and(|t| clock::now() >= t) {
-                return self.stop(server, writers, rx, tx).await;
+                // The graceful stop, as on SIGTERM: the core tells everyone and closes every
+                // connection; serve on until all are gone.
+                stop_at = None;
+                acceptor.abort();
+                server.handle_input(Input::Shutdown, clock::now());
+                let shown = self.show(&server, InputSeen::Timeout, 0);
+                self.flush(&mut server, &mut links, &tx, shown).await;
+            }
+            if server.is_finished() {
+                self.trace.record(&self.name, "stopped");
+                return Ok(());
             }
             let wake = [server.poll_timeout(), stop_at].into_iter().flatten().min();
             let first = match wake {
@@ -200,98 +272,128 @@ impl ServerHost {
                 },
                 None => rx.recv().await,
             };
-            let mut batch = Vec::new();
+            let mut shown = 0;
             match first {
-                Some(input) => self.feed(&mut server, input, &mut writers, &tx, &mut batch),
+                Some(input) => shown = self.feed(&mut server, input, &mut links, &tx, shown),
                 None => {
-                    server.handle_timeout(clock::now());
-                    self.drain(&mut server, InputSeen::Timeout, &mut batch);
+                    server.handle_input(Input::Timeout, clock::now());
+                    shown = self.show(&server, InputSeen::Timeout, shown);
                 }
             }
-            while let Ok(input) = rx.try_recv() {
-                self.feed(&mut server, input, &mut writers, &tx, &mut batch);
+            while server.wants_input() {
+                match rx.try_recv() {
+                    Ok(input) => shown = self.feed(&mut server, input, &mut links, &tx, shown),
+                    Err(_) => break,
+                }
             }
-            self.carry_out(&server, batch, &writers).await;
+            self.flush(&mut server, &mut links, &tx, shown).await;
         }
     }
 
-    /// The graceful stop: tell everyone, let every connection close, then end.
-    async fn stop(
-        &self,
-        mut server: Server,
-        mut writers: Writers,
-        mut rx: mpsc::UnboundedReceiver<Input>,
-        tx: mpsc::UnboundedSender<Input>,
-    ) -> turmoil::Result {
-        server.shutdown(clock::now());
-        let mut batch = Vec::new();
-        self.drain(&mut server, InputSeen::Timeout, &mut batch);
-        self.carry_out(&server, batch, &writers).await;
-        while !writers.is_empty() {
-            let Some(input) = rx.recv().await else { break };
-            let mut batch = Vec::new();
-            match input {
-                // Nobody new gets in while stopping.
-                Input::Connect(stream, _) => drop(stream),
-                other => self.feed(&mut server, other, &mut writers, &tx, &mut batch),
-            }
-            self.carry_out(&server, batch, &writers).await;
-        }
-        self.trace.record(&self.name, "stopped");
-        Ok(())
-    }
-
+    /// Hand one input to the core and show the probe what it queued; returns how many
+    /// queued outputs the probe has seen.
     fn feed(
         &self,
         server: &mut Server,
-        input: Input,
-        writers: &mut Writers,
-        tx: &mpsc::UnboundedSender<Input>,
-        batch: &mut Vec<Output>,
-    ) {
+        input: Incoming,
+        links: &mut Links,
+        tx: &mpsc::UnboundedSender<Incoming>,
+        shown: usize,
+    ) -> usize {
         let now = clock::now();
         match input {
-            Input::Connect(stream, peer) => {
-                let conn = server.handle_connect(peer, now);
+            Incoming::Connect(stream, peer) => {
+                let Some(conn) = server.handle_input(Input::Connected { peer }, now) else {
+                    return shown;
+                };
                 let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-                writers.insert(conn, cmd_tx);
-                tokio::task::spawn_local(connection(conn, stream, tx.clone(), cmd_rx));
-                self.drain(server, InputSeen::Connect { conn, peer }, batch);
+                let gate = Rc::new(Gate::default());
+                links.insert(
+                    conn,
+                    Link {
+                        cmds: cmd_tx,
+                        gate: Rc::clone(&gate),
+                    },
+                );
+                let wire = self
+                    .record_wire
+                    .then(|| (self.trace.clone(), self.name.clone()));
+                tokio::task::spawn_local(connection(conn, stream, tx.clone(), cmd_rx, gate, wire));
+                self.show(server, InputSeen::Connect { conn, peer }, shown)
             }
-            Input::Bytes(conn, bytes) => {
-                server.handle_bytes(conn, &bytes, now);
-                self.drain(
+            Incoming::Bytes(conn, bytes) => {
+                if let Some(l) = links.get(&conn) {
+                    l.gate.set(None, true);
+                }
+                server.handle_input(
+                    Input::Bytes {
+                        conn,
+                        bytes: &bytes,
+                    },
+                    now,
+                );
+                self.show(
                     server,
                     InputSeen::Bytes {
                         conn,
                         bytes: &bytes,
                     },
-                    batch,
-                );
+                    shown,
+                )
             }
-            Input::Closed(conn) => {
-                writers.remove(&conn);
-                server.handle_disconnect(conn, now);
-                self.drain(server, InputSeen::Disconnect { conn }, batch);
+            Incoming::Wrote(conn, n) => {
+                server.handle_input(Input::Wrote { conn, bytes: n }, now);
+                self.show(server, InputSeen::Wrote { conn }, shown)
+            }
+            Incoming::Closed(conn) => {
+                links.remove(&conn);
+                server.handle_input(Input::Closed { conn, unacked: 0 }, now);
+                self.show(server, InputSeen::Disconnect { conn }, shown)
+            }
+            Incoming::Hashed(done) => {
+                server.handle_input(Input::Hashed(done), now);
+                self.show(server, InputSeen::Timeout, shown)
             }
         }
     }
 
-    /// After one input: take every output the core has, and show them to the probe.
-    fn drain(&self, server: &mut Server, seen: InputSeen<'_>, batch: &mut Vec<Output>) {
-        let start = batch.len();
-        while let Some(out) = server.poll_output() {
-            batch.push(out);
-        }
+    /// Show the probe the outputs queued since it last looked.
+    fn show(&self, server: &Server, seen: InputSeen<'_>, shown: usize) -> usize {
+        let queued: Vec<Output> = server.queued_outputs().skip(shown).cloned().collect();
         if let Some(p) = &self.probe {
-            p.borrow_mut().after_input(server, &seen, &batch[start..]);
+            p.borrow_mut().after_input(server, &seen, &queued);
         }
+        shown + queued.len()
     }
 
-    /// Make the batch's records durable, then send its replies and closes in order.
-    async fn carry_out(&self, server: &Server, batch: Vec<Output>, writers: &Writers) {
+    /// Drain the core: the batch's records durable first, then everything else in order.
+    /// Outputs the core produced while draining (timers due, requests waiting for their
+    /// turn) are shown to the probe as a wake-up.
+    async fn flush(
+        &self,
+        server: &mut Server,
+        links: &mut Links,
+        tx: &mpsc::UnboundedSender<Incoming>,
+        shown: usize,
+    ) {
+        let mut outputs = Vec::new();
+        while let Some(out) = server.poll_output() {
+            outputs.push(out);
+        }
+        let rest: Vec<Output> = outputs
+            .iter()
+            .filter(|o| !matches!(o, Output::Persist(_)))
+            .skip(shown)
+            .cloned()
+            .collect();
+        if !rest.is_empty()
+            && let Some(p) = &self.probe
+        {
+            p.borrow_mut()
+                .after_input(server, &InputSeen::Timeout, &rest);
+        }
         let mut wrote = false;
-        for out in &batch {
+        for out in &outputs {
             if let Output::Persist(p) = out {
                 self.disk.write(p.clone());
                 wrote = true;
@@ -306,33 +408,69 @@ impl ServerHost {
                 p.borrow_mut().after_sync(server, &self.disk);
             }
         }
-        for out in batch {
+        let mut memory = HashMemory::new();
+        for out in outputs {
             match out {
                 Output::Persist(_) => {}
                 Output::Send { conn, bytes } => {
-                    if let Some(w) = writers.get(&conn) {
-                        let _ = w.send(Cmd::Send(bytes));
+                    if let Some(l) = links.get(&conn) {
+                        let _ = l.cmds.send(Cmd::Send(bytes));
+                    }
+                }
+                Output::Broadcast { audience, bytes } => {
+                    for conn in audience.iter() {
+                        if let Some(l) = links.get(&conn) {
+                            let _ = l.cmds.send(Cmd::Send(bytes.clone()));
+                        }
                     }
                 }
                 Output::Close { conn } => {
-                    if let Some(w) = writers.get(&conn) {
-                        let _ = w.send(Cmd::Close);
+                    if let Some(l) = links.get(&conn) {
+                        let _ = l.cmds.send(Cmd::Close);
                     }
                 }
-                Output::Log(line) => self.trace.record(&self.name, line),
+                Output::Cut { conn } => {
+                    if let Some(l) = links.get(&conn) {
+                        let _ = l.cmds.send(Cmd::Cut);
+                    }
+                }
+                Output::PauseReading { conn } => {
+                    if let Some(l) = links.get(&conn) {
+                        l.gate.set(Some(true), false);
+                    }
+                }
+                Output::ResumeReading { conn } => {
+                    if let Some(l) = links.get(&conn) {
+                        l.gate.set(Some(false), false);
+                    }
+                }
+                Output::Hash(job) => {
+                    let _ = tx.send(Incoming::Hashed(job.run(&mut memory)));
+                }
+                // Every write is reported as it completes: nothing is left to report.
+                Output::CheckProgress { .. } => {}
+                Output::Log(lines) => {
+                    for line in lines.lines() {
+                        self.trace.record(&self.name, line);
+                    }
+                }
             }
         }
     }
 }
 
-/// One connection: forward what arrives to the core loop, write what the core sends.
+/// One connection: forward what arrives to the core loop as its gate allows, write what the
+/// core sends and report each write.
 async fn connection(
     conn: ConnId,
     mut stream: TcpStream,
-    inputs: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::UnboundedSender<Incoming>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    gate: Rc<Gate>,
+    wire: Option<(Trace, String)>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut written = WireDigest::default();
     loop {
         tokio::select! {
             biased;
@@ -341,21 +479,61 @@ async fn connection(
                     if stream.write_all(&bytes).await.is_err() {
                         break;
                     }
+                    written.add(&bytes);
+                    let _ = inputs.send(Incoming::Wrote(conn, bytes.len()));
                 }
                 Some(Cmd::Close) | None => {
                     let _ = stream.shutdown().await;
                     break;
                 }
+                Some(Cmd::Cut) => break,
             },
-            read = stream.read(&mut buf) => match read {
+            read = async {
+                gate.pass().await;
+                stream.read(&mut buf).await
+            } => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if inputs.send(Input::Bytes(conn, Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    gate.spent.set(true);
+                    if inputs.send(Incoming::Bytes(conn, Bytes::copy_from_slice(&buf[..n]))).is_err() {
                         return;
                     }
                 }
             },
         }
     }
-    let _ = inputs.send(Input::Closed(conn));
+    if let Some((trace, name)) = wire {
+        trace.record(
+            &name,
+            format!(
+                "{conn} wrote {} bytes, digest {:016x}",
+                written.len, written.hash
+            ),
+        );
+    }
+    let _ = inputs.send(Incoming::Closed(conn));
+}
+
+/// FNV-1a over every byte written on a connection: enough to tell two runs' bytes apart.
+struct WireDigest {
+    len: u64,
+    hash: u64,
+}
+
+impl Default for WireDigest {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            hash: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+}
+
+impl WireDigest {
+    fn add(&mut self, bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        for &b in bytes {
+            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }

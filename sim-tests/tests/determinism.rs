@@ -203,6 +203,10 @@ fn upload(seed: u64) -> (Vec<String>, Option<Bytes>) {
             c.idle(Duration::from_millis(10)).await;
         }
         c.wait_transfers(limit).await;
+        // Stay a moment, as a person would: a receiver that quits the instant its file is
+        // whole can leave the presenter waiting for a final acknowledgement that was lost
+        // (the presenter then gives up after its idle timeout; a transfer-layer matter).
+        c.idle(Duration::from_secs(1)).await;
         c.logout().await;
         Ok(())
     });

@@ -65,7 +65,7 @@ fn run_one(seed: u64) {
         let mut c = SimClient::connect("lurker", &t).await?;
         assert_eq!(c.step().await, Step::Prompt(Prompt::UserName));
         c.idle(Duration::from_millis(TIMEOUT_MS + 5_000)).await;
-        assert_eq!(c.exit_status(), Some(&ExitStatus::ConnectionLost));
+        assert_eq!(c.exit_status(), Some(&ExitStatus::ServerClosed));
         assert!(c.shown().iter().any(|(_, s)| s.contains("Login timed out")));
         Ok(())
     });
@@ -76,7 +76,7 @@ fn run_one(seed: u64) {
         assert_eq!(c.step().await, Step::Prompt(Prompt::UserName));
         assert_eq!(c.say("ann").await.step, Step::Prompt(Prompt::Password));
         c.idle(Duration::from_millis(TIMEOUT_MS + 5_000)).await;
-        assert_eq!(c.exit_status(), Some(&ExitStatus::ConnectionLost));
+        assert_eq!(c.exit_status(), Some(&ExitStatus::ServerClosed));
         Ok(())
     });
     let t = trace.clone();

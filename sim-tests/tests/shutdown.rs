@@ -1,6 +1,6 @@
 //! A graceful stop (what a runtime does on SIGTERM) logs everyone out before it goes: every
 //! client — logged in or halfway through the login — is told the server is shutting down and
-//! reports the lost connection, `userlog.txt` is left empty, every user's logout is recorded,
+//! stops with `ServerClosed` (exit 7), `userlog.txt` is left empty, every user's logout is recorded,
 //! and the server starts again from that folder.
 
 use std::net::SocketAddr;
@@ -44,7 +44,7 @@ fn run_one(seed: u64) {
                 assert_eq!(c.say(name).await.step, Step::Prompt(Prompt::Password));
             }
             c.idle(Duration::from_millis(2 * STOP_MS)).await;
-            assert_eq!(c.exit_status(), Some(&ExitStatus::ConnectionLost), "{name}");
+            assert_eq!(c.exit_status(), Some(&ExitStatus::ServerClosed), "{name}");
             assert!(
                 c.shown().iter().any(|(_, s)| s.contains("shutting down")),
                 "{name} is told why: {:?}",

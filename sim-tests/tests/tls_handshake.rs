@@ -19,40 +19,9 @@ use huddle_core::tls::{
 use huddle_sim_tests::clock;
 use huddle_sim_tests::rng::Rng;
 use huddle_sim_tests::sim::{self, SeedGuard};
+use huddle_sim_tests::tls::{CERT_A, CERT_B, KEY_A, KEY_B};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpListener, TcpStream};
-
-/// Test-only certificates (self-signed Ed25519, made with rcgen); their keys guard nothing.
-const CERT_A: &str = r"-----BEGIN CERTIFICATE-----
-MIIBJzCB2qADAgECAhRx1ruJW3PJyWytsA7i3telhFVy2jAFBgMrZXAwIjEgMB4G
-A1UEAwwXaHVkZGxlIHNpbXVsYXRlZCBzZXJ2ZXIwIBcNNzUwMTAxMDAwMDAwWhgP
-NDA5NjAxMDEwMDAwMDBaMCIxIDAeBgNVBAMMF2h1ZGRsZSBzaW11bGF0ZWQgc2Vy
-dmVyMCowBQYDK2VwAyEAvlGdGkfGKPJLrHjwrUW3dAqr/A3GoxgHwN57ZLYjEG+j
-IDAeMBwGA1UdEQQVMBOCEWh1ZGRsZS1zaW0tc2VydmVyMAUGAytlcANBAPCueChJ
-S5O3rClmmH0NrXUB6msutg9DpAvjFiVR3nruJFlnHxXucif9yDFxG4mexWriidEU
-fq6whyX/idEA+w4=
------END CERTIFICATE-----
-";
-const KEY_A: &str = r"-----BEGIN PRIVATE KEY-----
-MFECAQEwBQYDK2VwBCIEILDxrqZbXS7jZmKQS9+5l601DaoRtmBlXFKM3vuZKKCt
-gSEAvlGdGkfGKPJLrHjwrUW3dAqr/A3GoxgHwN57ZLYjEG8=
------END PRIVATE KEY-----
-";
-const CERT_B: &str = r"-----BEGIN CERTIFICATE-----
-MIIBJzCB2qADAgECAhQt4cbxWJEmig66zsgssxiBY8C32TAFBgMrZXAwIjEgMB4G
-A1UEAwwXaHVkZGxlIHNpbXVsYXRlZCBzZXJ2ZXIwIBcNNzUwMTAxMDAwMDAwWhgP
-NDA5NjAxMDEwMDAwMDBaMCIxIDAeBgNVBAMMF2h1ZGRsZSBzaW11bGF0ZWQgc2Vy
-dmVyMCowBQYDK2VwAyEAIEk/+j7NApqyXPnlUGucY50acwQzGagh7sFODR87YiOj
-IDAeMBwGA1UdEQQVMBOCEWh1ZGRsZS1zaW0tc2VydmVyMAUGAytlcANBAPCDih4B
-S1lMMWx2GeDYwTJTwcWf3FlatDIOZ/+bVPXb73Si8gKnRtIYc+vCmVrTfMvWhHoB
-mqmpKnSsBOhL9AU=
------END CERTIFICATE-----
-";
-const KEY_B: &str = r"-----BEGIN PRIVATE KEY-----
-MFECAQEwBQYDK2VwBCIEIK1mcLsoWKH5vtk5wn7QHUR2fwU5k1Gi2gnSoBa28dqI
-gSEAIEk/+j7NApqyXPnlUGucY50acwQzGagh7sFODR87YiM=
------END PRIVATE KEY-----
-";
 
 const PORT: u16 = 4000;
 

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use huddle_core::UnixMillis;
-use huddle_core::server::{ConnId, DataFiles, Output, Server};
+use huddle_core::server::{ConnId, DataFiles, HashMemory, Input, Output, Server};
 use huddle_core::store::{DataFile, Persist};
 use huddle_sim_tests::clock::EPOCH_MILLIS;
 use huddle_sim_tests::server_host::sim_config;
@@ -43,7 +43,11 @@ impl Bench {
     }
 
     fn drain(&mut self) {
+        let mut memory = HashMemory::new();
         while let Some(out) = self.server.poll_output() {
+            for (_, bytes) in out.sends() {
+                self.replies.push_str(std::str::from_utf8(bytes).unwrap());
+            }
             match out {
                 Output::Persist(Persist::Append { file, text }) => {
                     let mut all = self.files.get(file).to_vec();
@@ -61,11 +65,16 @@ impl Bench {
                 Output::Persist(Persist::Backup { name, .. }) => {
                     panic!("a torn line alone needs no backup, yet {name} was written")
                 }
-                Output::Send { bytes, .. } => {
-                    self.replies.push_str(std::str::from_utf8(&bytes).unwrap())
+                Output::Hash(job) => {
+                    let done = job.run(&mut memory);
+                    self.server.handle_input(Input::Hashed(done), NOW);
                 }
-                Output::Log(l) if l.contains("warning") => self.warnings.push(l),
-                Output::Log(_) | Output::Close { .. } => {}
+                Output::Log(l) => self.warnings.extend(
+                    l.lines()
+                        .filter(|l| l.contains("warning"))
+                        .map(str::to_owned),
+                ),
+                _ => {}
             }
         }
     }

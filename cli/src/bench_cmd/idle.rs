@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use smol::io::{AsyncBufReadExt, AsyncWriteExt};
 use smol::{Async, Executor, Task};
 
 /// Options of `huddle bench idle`.
@@ -522,12 +522,22 @@ async fn idle_client(
     if !ok {
         return;
     }
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = reader.read(&mut buf).await {
+    // Idle, as a real client is: it answers the server's keepalive pings, nothing else.
+    let mut line = String::new();
+    while let Ok(n) = reader.read_line(&mut line).await {
         if n == 0 {
             return;
         }
         received.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(token) = line.trim_end().strip_prefix("* PING ")
+            && (&stream)
+                .write_all(format!("PONG {token}\n").as_bytes())
+                .await
+                .is_err()
+        {
+            return;
+        }
+        line.clear();
     }
 }
 

@@ -26,7 +26,7 @@ pub fn huddle() -> Command {
 pub struct Transcript(Arc<Mutex<Vec<String>>>);
 
 impl Transcript {
-    fn follow(stream: impl std::io::Read + Send + 'static) -> Self {
+    pub fn follow(stream: impl std::io::Read + Send + 'static) -> Self {
         let t = Transcript::default();
         let lines = Arc::clone(&t.0);
         thread::spawn(move || {
@@ -86,13 +86,37 @@ pub struct ServerProc {
 impl ServerProc {
     /// Start a server on an ephemeral port with a 1-second block time.
     pub fn start(runtime: &'static str, dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(runtime, dir, extra, |_| {})
+    }
+
+    /// [`ServerProc::start`], with the command adjusted first (limits, environment).
+    pub fn start_with(
+        runtime: &'static str,
+        dir: &Path,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Self {
+        Self::start_at(runtime, dir, "127.0.0.1", 0, extra, tweak)
+    }
+
+    /// [`ServerProc::start_with`] on a given address and port (0: a free one).
+    pub fn start_at(
+        runtime: &'static str,
+        dir: &Path,
+        bind: &str,
+        port: u16,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Self {
         let mut cmd = huddle();
+        tweak(&mut cmd);
+        let port = port.to_string();
         cmd.args([
             "server",
-            "0",
+            port.as_str(),
             "3",
             "--bind",
-            "127.0.0.1",
+            bind,
             "--block-secs",
             "1",
             "--runtime",
@@ -128,8 +152,50 @@ impl ServerProc {
         }
     }
 
+    /// The server process's id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory in KiB (`VmRSS`), 0 if it cannot be read.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn file(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// Send `signal` (`libc::SIGTERM`, say) to the server process.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
+    /// Wait for the server process to end by itself; its exit code (-1 for a signal).
+    pub fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit:\n{}",
+                self.log.text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Kill -9, as a crash would.
@@ -355,6 +421,17 @@ impl LiveClient {
         let from = self.out.len();
         self.send(line);
         self.out.wait_for_after(from, expect)
+    }
+
+    /// Send `signal` (`libc::SIGSTOP`, say) to the client process.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill only sends a signal to our own child process.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
     }
 
     pub fn wait_exit(&mut self) -> i32 {

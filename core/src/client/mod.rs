@@ -28,6 +28,7 @@ mod output;
 mod progress;
 mod render;
 pub mod sanitize;
+mod secure;
 mod uploads;
 
 use std::collections::VecDeque;
@@ -43,6 +44,7 @@ pub use output::{
 };
 pub use progress::ProgressConfig;
 pub use render::human_bytes;
+pub use secure::{Security, TlsSetup};
 
 use crate::proto::event::Event;
 use crate::proto::request::{is_upload_line, parse_user_upload};
@@ -52,6 +54,7 @@ use crate::transfer::netem::NetemConfig;
 use crate::transfer::{TransferConfig, TransferId, base_name};
 use crate::types::UserName;
 use emulation::Emulation;
+use secure::Link;
 use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
@@ -84,6 +87,12 @@ pub struct ClientConfig {
     /// in the runtimes (it makes the session keys secret), fixed in tests and simulations
     /// (so that a run replays exactly).
     pub rng_seed: [u8; 32],
+    /// TLS on the text link (upgrade with `STARTTLS`, the default of the binary) or not.
+    pub security: Security,
+    /// Keep every plaintext byte received from the server for [`Client::take_received`]: for
+    /// observers that check the protocol with their own parsers (simulators), since on an
+    /// upgraded link the wire shows only ciphertext. Off by default.
+    pub keep_received: bool,
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -96,8 +105,10 @@ struct PendingUpload {
 /// Where the client is in its conversation with the server and the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Connected; waiting for the greeting.
+    /// Connected (or just upgraded to TLS); waiting for the greeting.
     Greeting,
+    /// Sent `STARTTLS`; waiting for the server's `220`.
+    StartingTls,
     /// Sent our UDP port; waiting for the server to note it.
     DeclaringPort,
     /// Asked the user for a user name.
@@ -132,6 +143,13 @@ pub struct Client {
     state: State,
     user: Option<String>,
     framer: LineFramer,
+    /// In clear, or through TLS after `STARTTLS`.
+    link: Link,
+    /// Plaintext received, kept for an observer ([`ClientConfig::keep_received`]).
+    tap: Vec<u8>,
+    /// The server is closing the connection (it said goodbye, or it is gone): nothing more
+    /// need be said to it — data sent to a socket it shut down only makes it reset.
+    server_closing: bool,
     replies: ReplyAssembler,
     outputs: VecDeque<ClientOutput>,
     transfers: Transfers,
@@ -170,7 +188,10 @@ impl Client {
             config,
             state: State::Greeting,
             user: None,
-            framer: LineFramer::new(),
+            framer: LineFramer::with_limits(crate::proto::MAX_SERVER_LINE, None),
+            link: Link::Clear,
+            tap: Vec::new(),
+            server_closing: false,
             replies: ReplyAssembler::new(),
             outputs,
         }
@@ -182,6 +203,17 @@ impl Client {
             State::Ready | State::Waiting(_) | State::Inspecting => self.user.as_deref(),
             _ => None,
         }
+    }
+
+    /// Whether the link to the server is encrypted (upgraded with `STARTTLS`).
+    pub fn is_encrypted(&self) -> bool {
+        self.link.is_tls()
+    }
+
+    /// The plaintext received from the server since the last call (only with
+    /// [`ClientConfig::keep_received`]).
+    pub fn take_received(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.tap)
     }
 
     /// Whether the client has finished (an [`ClientOutput::Exit`] was emitted).
@@ -206,10 +238,14 @@ impl Client {
     /// When the core next wants [`Input::Timeout`], if ever.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         let emulated = self.emulation.as_ref().and_then(Emulation::poll_timeout);
-        [self.transfers.poll_timeout(), emulated]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.transfers.poll_timeout(),
+            emulated,
+            self.tls_poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether an upload or download is running.
@@ -246,6 +282,7 @@ impl Client {
     /// Time passed; a spurious call is harmless.
     pub(crate) fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
+        self.tls_timeout(now);
         self.transfers.handle_timeout(now);
         self.pump();
     }
@@ -378,15 +415,28 @@ impl Client {
 
     /// Bytes arrived from the server.
     pub(crate) fn handle_server_bytes(&mut self, bytes: &[u8], now: UnixMillis) {
-        self.clock.advance(now);
-        let mut frames = Vec::new();
-        self.framer.push(bytes, &mut frames);
-        for frame in frames {
+        let now = self.clock.advance(now);
+        if self.state == State::Done {
+            return;
+        }
+        match self.link {
+            Link::Clear => self.received(bytes),
+            Link::Tls(_) => {
+                if !self.open_tls(bytes, now) {
+                    self.pump();
+                    return;
+                }
+            }
+            Link::Broken => return,
+        }
+        // One line at a time: a line may switch the link to TLS, and what follows it must
+        // then not be read as if it had come through TLS.
+        while let Some(frame) = self.framer.next_frame() {
             if self.state == State::Done {
                 return;
             }
             match frame {
-                Frame::TooLong => {
+                Frame::TooLong | Frame::Runaway => {
                     self.protocol_error("the server sent a line longer than the protocol allows")
                 }
                 Frame::Line(line) => match String::from_utf8(line) {
@@ -398,8 +448,17 @@ impl Client {
         self.pump();
     }
 
+    /// Plaintext from the server, for the line framer (and the observer's tap).
+    fn received(&mut self, bytes: &[u8]) {
+        if self.config.keep_received {
+            self.tap.extend_from_slice(bytes);
+        }
+        self.framer.extend(bytes);
+    }
+
     /// The server closed the connection (or it broke).
     pub(crate) fn handle_server_closed(&mut self, _now: UnixMillis) {
+        self.server_closing = true;
         if self.state == State::Done {
             return;
         }
@@ -449,6 +508,7 @@ impl Client {
             }
             State::Ready => self.on_command_line(line),
             State::Greeting
+            | State::StartingTls
             | State::DeclaringPort
             | State::SentUser
             | State::SentPassword
@@ -485,7 +545,7 @@ impl Client {
         let mut s = String::with_capacity(line.len() + 1);
         s.push_str(line);
         s.push('\n');
-        self.outputs.push_back(ClientOutput::Send(Bytes::from(s)));
+        self.send_bytes(Bytes::from(s));
     }
 
     fn show(&mut self, tone: Tone, text: impl Into<String>) {
@@ -512,6 +572,7 @@ impl Client {
         // instead of waiting for their timeout.
         self.transfers.cancel_all(self.clock.now());
         self.pump();
+        self.close_tls();
         self.outputs.push_back(ClientOutput::Exit(status));
     }
 
@@ -526,6 +587,11 @@ impl Client {
     fn on_server_line(&mut self, line: &str) {
         if is_event_line(line) && !self.replies.is_pending() {
             let (tone, text) = match parse_event(line) {
+                Some(Event::Ping { token }) => {
+                    // The server's keepalive: answered at once, whatever the user is doing.
+                    self.send_line(&format!("PONG {token}"));
+                    return;
+                }
                 Some(Event::Upload(grant)) => {
                     let mut out = Vec::new();
                     self.transfers
@@ -552,22 +618,21 @@ impl Client {
 
     fn on_reply(&mut self, reply: Reply) {
         let code = reply.code;
+        if matches!(code, Code::BYE | Code::CLOSING | Code::LOCKED_OUT) {
+            self.server_closing = true;
+        }
+        if code == Code::CLOSING && self.state != State::Done {
+            self.closed_by_server(&reply);
+            return;
+        }
         let tone = if code.is_error() {
             Tone::Error
         } else {
             Tone::Info
         };
         match self.state.clone() {
-            State::Greeting => {
-                self.show(Tone::Info, reply.text());
-                match self.config.udp_port {
-                    Some(port) => {
-                        self.send_line(&format!("UDP {port}"));
-                        self.state = State::DeclaringPort;
-                    }
-                    None => self.ask_user(),
-                }
-            }
+            State::Greeting => self.on_greeting(reply),
+            State::StartingTls => self.on_starttls_answer(reply, self.clock.now()),
             State::DeclaringPort => {
                 if code.is_error() {
                     self.show(Tone::Error, reply.text());
@@ -600,7 +665,10 @@ impl Client {
                     self.show(Tone::Error, reply.text());
                     self.exit(ExitStatus::LockedOut);
                 }
-                Code::CLOSING => {
+                // The server wants TLS from us (we were told to speak in clear): another
+                // user name would meet the same answer, and the next line a script pipes in
+                // is its password — which must not follow a name in clear.
+                Code::TLS_REQUIRED => {
                     self.show(Tone::Error, reply.text());
                     self.exit(ExitStatus::LoginFailed);
                 }
@@ -642,8 +710,6 @@ impl Client {
                 self.show(tone, reply.text());
                 if command == Command::Out && code == Code::BYE {
                     self.exit(ExitStatus::LoggedOut);
-                } else if code == Code::CLOSING {
-                    self.exit(ExitStatus::ConnectionLost);
                 } else {
                     self.command_prompt();
                 }
@@ -655,14 +721,24 @@ impl Client {
             | State::AskPassword
             | State::AskNewPassword
             | State::ConfirmPassword(_) => {
-                // A reply nobody asked for: the server is closing (shutdown) or confused.
+                // A reply nobody asked for: the server is confused (a closing one is handled
+                // above).
                 self.show(tone, reply.text());
-                if code == Code::CLOSING {
-                    self.exit(ExitStatus::ConnectionLost);
-                }
             }
             State::Done => {}
         }
+    }
+
+    /// The server said it is closing the connection (`421`, in any state): say why on a line
+    /// of its own — pushed, so a terminal prints it above whatever is being typed — and stop
+    /// with [`ExitStatus::ServerClosed`].
+    fn closed_by_server(&mut self, reply: &Reply) {
+        self.outputs.push_back(ClientOutput::Show(Display {
+            tone: Tone::Error,
+            text: format!("Disconnected by the server: {}", reply.text()),
+            pushed: true,
+        }));
+        self.exit(ExitStatus::ServerClosed);
     }
 
     fn on_upload_line(&mut self, line: &str) {
@@ -698,6 +774,18 @@ impl Client {
         }
         self.outputs.extend(out);
         self.pump();
+    }
+
+    /// After the greeting (inside TLS, or in clear where that is allowed): declare the UDP
+    /// port, then ask for the user name.
+    fn after_greeting(&mut self) {
+        match self.config.udp_port {
+            Some(port) => {
+                self.send_line(&format!("UDP {port}"));
+                self.state = State::DeclaringPort;
+            }
+            None => self.ask_user(),
+        }
     }
 
     fn ask_user(&mut self) {
@@ -785,3 +873,6 @@ mod resume_tests;
 
 #[cfg(test)]
 mod progress_tests;
+
+#[cfg(test)]
+mod secure_tests;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::UnixMillis;
+use crate::tls::KnownHost;
 use crate::transfer::TransferId;
 
 /// How a shown line should look; the terminal picks colours from it, a pipe ignores it.
@@ -81,12 +82,20 @@ pub enum ExitStatus {
     LoginFailed,
     /// The user name is blocked after too many failed logins.
     LockedOut,
-    /// The connection to the server was lost.
+    /// The connection to the server was lost without a word from the server (it crashed,
+    /// or the network failed).
     ConnectionLost,
+    /// The server ended the session and said why (`421`): it is shutting down, or it closed
+    /// a connection that timed out or stopped answering its keepalive.
+    ServerClosed,
     /// The server broke the protocol.
     ProtocolError,
     /// The user interrupted the client (Ctrl-C twice while it waited).
     Interrupted,
+    /// The server could not be trusted: its certificate changed or could not be checked,
+    /// the TLS handshake failed, or it offers no TLS and is not on loopback. Nothing secret
+    /// was sent.
+    Untrusted,
 }
 
 impl ExitStatus {
@@ -101,6 +110,8 @@ impl ExitStatus {
             ExitStatus::ProtocolError => 6,
             // As shells report a process ended by SIGINT.
             ExitStatus::Interrupted => 130,
+            ExitStatus::ServerClosed => 7,
+            ExitStatus::Untrusted => 8,
         }
     }
 }
@@ -375,8 +386,13 @@ pub enum ClientOutput {
     File(FileOp),
     /// Transfer progress (a terminal draws a bar; a pipe ignores it).
     Progress(Progress),
-    /// Send these bytes to the server.
+    /// Send these bytes to the server (TLS records once the link is upgraded: the core
+    /// seals them).
     Send(Bytes),
+    /// The server was met for the first time and its certificate is now trusted on first
+    /// use: append this pin to the known-hosts file (and fsync it), so that a changed
+    /// certificate is refused next time. No answer.
+    PinServer(KnownHost),
     /// Show this to the user.
     Show(Display),
     /// Ask the user for one line of input.

@@ -55,6 +55,8 @@ pub fn event(e: &Event) -> (Tone, String) {
             ),
         ),
         Event::Notice { text } => (Tone::Notice, text.clone()),
+        // Answered by the client itself, never shown; here for completeness.
+        Event::Ping { token } => (Tone::Notice, format!("keepalive {token}")),
     }
 }
 

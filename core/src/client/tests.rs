@@ -63,6 +63,12 @@ impl Pair {
                         self.client.handle_server_closed(T0);
                         moved = true;
                     }
+                    Output::Hash(job) => {
+                        let done = job.run(&mut crate::server::HashMemory::new());
+                        self.server
+                            .handle_input(crate::server::Input::Hashed(done), T0);
+                        moved = true;
+                    }
                     _ => {}
                 }
             }
@@ -254,4 +260,44 @@ fn garbage_from_the_server_is_a_protocol_error_not_a_panic() {
     c.handle_server_bytes(b"hello\n", T0);
     let outs: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
     assert!(outs.contains(&ClientOutput::Exit(ExitStatus::ProtocolError)));
+}
+
+#[test]
+fn a_closing_reply_is_shown_on_its_own_line_and_exits_with_server_closed() {
+    // At the command prompt (nothing asked) and while waiting for a reply alike.
+    for waiting in [false, true] {
+        let mut c = Client::new(ClientConfig::default(), T0);
+        c.handle_server_bytes(b"331 Welcome\n", T0);
+        c.handle_user_line("yoda", T0);
+        c.handle_server_bytes(b"332 Password for yoda:\n", T0);
+        c.handle_user_line("jedi", T0);
+        c.handle_server_bytes(b"230 Welcome to huddle, yoda!\n", T0);
+        if waiting {
+            c.handle_user_line("ATU", T0);
+        }
+        let _: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
+        c.handle_server_bytes(b"421 The server is shutting down. Goodbye.\n", T0);
+        let outs: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
+        let shown: Vec<&Display> = outs
+            .iter()
+            .filter_map(|o| match o {
+                ClientOutput::Show(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown.len(), 1, "{outs:?}");
+        assert_eq!(
+            shown[0].text,
+            "Disconnected by the server: The server is shutting down. Goodbye."
+        );
+        assert!(shown[0].pushed, "printed above the line being typed");
+        assert_eq!(
+            outs.last(),
+            Some(&ClientOutput::Exit(ExitStatus::ServerClosed))
+        );
+        assert_eq!(ExitStatus::ServerClosed.code(), 7);
+        // The socket's end that follows changes nothing.
+        c.handle_server_closed(T0);
+        assert_eq!(c.poll_output(), None);
+    }
 }

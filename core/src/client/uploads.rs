@@ -344,6 +344,8 @@ impl Transfers {
                 .filter(|(_, d)| d.stage != Stage::Finishing)
                 .map(|(id, d)| (*id, d.name.clone(), format!("{} from {}", d.name, d.from))),
         );
+        // Listed by name, not by transfer id (which is random): the same order every time.
+        candidates.sort_by(|a, b| a.2.cmp(&b.2));
         let list = || {
             candidates
                 .iter()

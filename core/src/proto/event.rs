@@ -80,6 +80,12 @@ pub enum Event {
     },
     /// A presenter is about to send this client a file over UDP.
     Upload(UploadGrant),
+    /// Are you there? A client answers `PONG <token>` at once, by itself (the server's
+    /// keepalive: see PROTOCOL.md).
+    Ping {
+        /// What the answer repeats.
+        token: u64,
+    },
     /// Anything else the server wants its users to know (shutdown, say).
     Notice {
         /// The text.
@@ -114,6 +120,7 @@ impl fmt::Display for Event {
             Event::Offline { user } => write!(f, "* OFFLINE {user}"),
             Event::Upload(grant) => write!(f, "* {grant}"),
             Event::Notice { text } => write!(f, "* NOTICE {text}"),
+            Event::Ping { token } => write!(f, "* PING {token}"),
         }
     }
 }
@@ -209,10 +216,14 @@ fn event(i: &str) -> IResult<&str, Event> {
     let online = map((tag("ONLINE "), user), |(_, user)| Event::Online { user });
     let offline = map((tag("OFFLINE "), user), |(_, user)| Event::Offline { user });
     let notice = map((tag("NOTICE "), text), |(_, text)| Event::Notice { text });
+    let ping = map(
+        (tag("PING "), map_res(digit1, |d: &str| d.parse::<u64>())),
+        |(_, token)| Event::Ping { token },
+    );
     let upload = map(grant, Event::Upload);
     let (i, _) = tag("* ").parse(i)?;
     all_consuming(alt((
-        post, edited, deleted, private, backlog, online, offline, notice, upload,
+        post, edited, deleted, private, backlog, online, offline, notice, ping, upload,
     )))
     .parse(i)
 }

@@ -8,6 +8,7 @@
 //!   final `NNN ` line, as SMTP and FTP do;
 //! - [`event`] renders and parses pushed events, lines starting with `* `, which can never be
 //!   mistaken for a reply because a reply line always starts with a digit;
+//! - [`starttls`] says how a connection upgrades to TLS (the greeting's offer, `STARTTLS`);
 //! - [`timestamp`] parses `DD Mon YYYY HH:MM:SS`;
 //! - [`text`] says which characters are unsafe on a terminal and checks new messages.
 //!
@@ -17,6 +18,7 @@ pub mod event;
 pub mod framing;
 pub mod reply;
 pub mod request;
+pub mod starttls;
 pub mod text;
 pub mod timestamp;
 pub mod upload;
@@ -26,3 +28,22 @@ pub mod upload;
 /// 8 KiB holds any message a person types; a longer line is refused with an error and skipped,
 /// so one runaway line cannot exhaust the server's memory.
 pub const MAX_LINE: usize = 8 * 1024;
+
+/// Longest message text (`MSG`, `PVT`, `EDT`), in bytes of UTF-8.
+///
+/// Every line the server builds around a text — `* POST`, `* EDIT`, `* PVT`, a line of an
+/// `RDM` listing — adds at most [`MAX_TEXT_OVERHEAD`] bytes (the longest number, timestamp and
+/// user name), so a text of this length still fits in [`MAX_LINE`] and reaches every client,
+/// live, at catch-up and by `RDM`.
+pub const MAX_TEXT: usize = 8000;
+
+/// The most bytes a line the server sends adds around a message text: `250-#4294967295 `, a
+/// 32-byte user name, `, `, a timestamp, `: ` and ` (edited)` is the longest.
+pub const MAX_TEXT_OVERHEAD: usize = 96;
+
+const _: () = assert!(MAX_TEXT + MAX_TEXT_OVERHEAD <= MAX_LINE);
+
+/// Longest line a client accepts from the server: twice [`MAX_LINE`]. Clients may receive
+/// longer lines than they may send, so that texts stored by earlier versions (which allowed
+/// up to a whole request line of text) still reach them whole.
+pub const MAX_SERVER_LINE: usize = 2 * MAX_LINE;

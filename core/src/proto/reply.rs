@@ -29,6 +29,8 @@ impl Code {
     pub const OK: Code = Code(250);
     /// Upload approved: where to send and the transfer's id and secret (issue 3).
     pub const UPLOAD_APPROVED: Code = Code(227);
+    /// `STARTTLS` accepted: the TLS handshake starts with the next byte (sent in clear).
+    pub const READY_FOR_TLS: Code = Code(220);
     /// Send your user name.
     pub const ASK_USER: Code = Code(331);
     /// Send your password.
@@ -37,6 +39,9 @@ impl Code {
     pub const ASK_NEW_PASSWORD: Code = Code(333);
     /// The server is closing the connection (locked out, shutting down, protocol abuse).
     pub const CLOSING: Code = Code(421);
+    /// Slow down: the user sent rate-limited commands too fast for too long; this one was
+    /// refused (not carried out). Send it again later.
+    pub const SLOW_DOWN: Code = Code(450);
     /// The user name is blocked after too many failed logins; the server closes the connection.
     pub const LOCKED_OUT: Code = Code(435);
     /// That user name cannot log in now; send another user name.
@@ -53,6 +58,12 @@ impl Code {
     pub const NOT_AVAILABLE: Code = Code(502);
     /// Line too long or not UTF-8.
     pub const BAD_LINE: Code = Code(503);
+    /// A request out of sequence: `STARTTLS` on a connection already encrypted, or after
+    /// login (the same 503 as [`Code::BAD_LINE`], as SMTP's "bad sequence of commands").
+    pub const BAD_SEQUENCE: Code = Code(503);
+    /// A user name sent in clear from an address the server accepts logins from only over
+    /// TLS: send `STARTTLS` first (SMTP's 530).
+    pub const TLS_REQUIRED: Code = Code(530);
     /// No such message or user.
     pub const NOT_FOUND: Code = Code(550);
     /// The timestamp given is not the message's current one (it changed, or is wrong).
@@ -125,13 +136,7 @@ impl Reply {
         let mut out = String::new();
         let last = self.lines.len().saturating_sub(1);
         for (i, line) in self.lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            out.push_str(&format!("{}{}", self.code, sep));
-            out.extend(
-                line.chars()
-                    .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
-            );
-            out.push('\n');
+            render_line(&mut out, self.code, i == last, line);
         }
         out
     }
@@ -140,6 +145,19 @@ impl Reply {
     pub fn text(&self) -> String {
         self.lines.join("\n")
     }
+}
+
+/// Append one line of a reply to `out`: `NNN-text` or, for the `last`, `NNN text`, with its
+/// `\n`. For replies produced a few lines at a time (long listings); [`Reply::render`] is
+/// this line after line.
+pub fn render_line(out: &mut String, code: Code, last: bool, text: &str) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{code}{}", if last { ' ' } else { '-' });
+    out.extend(
+        text.chars()
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
+    );
+    out.push('\n');
 }
 
 /// One line of a reply, as parsed.

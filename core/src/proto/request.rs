@@ -9,6 +9,7 @@ use nom::{
     combinator::{all_consuming, map_res},
 };
 
+use super::MAX_TEXT;
 use super::timestamp::{civil_time, hash_number};
 use crate::proto::text::check_message;
 use crate::time::CivilTime;
@@ -109,12 +110,21 @@ impl Command {
         }
     }
 
-    /// The usage with its example, as error messages show it.
+    /// Whether the command carries a message text (at most [`MAX_TEXT`] bytes).
+    pub fn takes_text(self) -> bool {
+        matches!(self, Command::Msg | Command::Pvt | Command::Edt)
+    }
+
+    /// The usage with its example and the text limit, as error messages show it.
     pub fn usage_line(self) -> String {
-        match self.example() {
+        let mut line = match self.example() {
             Some(e) => format!("{} (e.g. {e})", self.usage()),
             None => self.usage().to_string(),
+        };
+        if self.takes_text() {
+            line.push_str(&format!("; a message is at most {MAX_TEXT} bytes"));
         }
+        line
     }
 
     /// One line on what it does, for help.
@@ -298,6 +308,12 @@ fn parse_text(command: Command, s: &str) -> Result<String, RequestError> {
         TextError::Empty => RequestError::args(command, "missing message"),
         other => RequestError::args(command, other.to_string()),
     })?;
+    if s.len() > MAX_TEXT {
+        return Err(RequestError::args(
+            command,
+            format!("the message is too long ({} bytes)", s.len()),
+        ));
+    }
     Ok(s.to_owned())
 }
 
@@ -555,7 +571,12 @@ mod tests {
     #[test]
     fn errors_show_usage() {
         let e = p("PVT bob").unwrap_err();
-        assert_eq!(e.to_string(), "missing message. Usage: PVT user message");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "missing message. Usage: PVT user message; a message is at most {MAX_TEXT} bytes"
+            )
+        );
         let e = p("DLT x 21 Nov 2026 22:30:01").unwrap_err();
         assert!(
             e.to_string().contains("\"x\" is not a message number"),
@@ -580,6 +601,21 @@ mod tests {
         ));
         assert_eq!(p(""), Err(RequestError::Empty));
         assert_eq!(parse_request(b"MSG \xff"), Err(RequestError::NotUtf8));
+    }
+
+    #[test]
+    fn a_text_longer_than_the_limit_is_refused_with_the_limit_in_the_usage() {
+        let longest = "é".repeat(MAX_TEXT / 2);
+        assert!(p(&format!("MSG {longest}")).is_ok());
+        let e = p(&format!("PVT bob {longest}x")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the message is too long ({} bytes). Usage: PVT user message; a message is at most {MAX_TEXT} bytes",
+                MAX_TEXT + 1
+            )
+        );
+        assert!(p(&format!("EDT 1 21 Nov 2026 22:30:01 {longest}x")).is_err());
     }
 
     #[test]

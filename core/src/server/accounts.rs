@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use super::passwords::nfc;
 use crate::store::{Credential, Secret};
 use crate::types::UserName;
 
@@ -106,19 +107,33 @@ impl Accounts {
     pub fn verify(&self, name: &UserName, password: &str) -> bool {
         match self.secrets.get(name) {
             None => false,
-            Some(Secret::Plain(p)) => constant_time_eq(p.as_bytes(), password.as_bytes()),
+            Some(Secret::Plain(p)) => constant_time_eq(nfc(p).as_bytes(), nfc(password).as_bytes()),
             Some(Secret::Hashed(h)) => match PasswordHash::new(h) {
                 Ok(parsed) => Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
+                    .verify_password(nfc(password).as_bytes(), &parsed)
                     .is_ok(),
                 Err(_) => false,
             },
         }
     }
 
+    /// `name`'s stored secret, if the account exists.
+    pub fn secret(&self, name: &UserName) -> Option<&Secret> {
+        self.secrets.get(name)
+    }
+
+    /// Add an account whose secret was made elsewhere (hashed off the core's thread).
+    pub fn insert(&mut self, name: UserName, secret: Secret) {
+        self.looks
+            .entry(name.lookalike_key())
+            .or_insert_with(|| name.clone());
+        self.secrets.insert(name, secret);
+    }
+
     /// Create an account; returns the record to append to `credentials.txt`.
     ///
     /// The password is stored as a salted Argon2id hash, never in clear.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn create(
         &mut self,
         name: UserName,
@@ -129,10 +144,7 @@ impl Accounts {
         let secret = hash_password(password, salt, memory_kib)
             .map(Secret::Hashed)
             .unwrap_or_else(|| Secret::Plain(password.to_owned()));
-        self.secrets.insert(name.clone(), secret.clone());
-        self.looks
-            .entry(name.lookalike_key())
-            .or_insert_with(|| name.clone());
+        self.insert(name.clone(), secret.clone());
         Credential { name, secret }
     }
 }
@@ -142,7 +154,7 @@ fn hash_password(password: &str, salt: [u8; 16], memory_kib: u32) -> Option<Stri
     let params = Params::new(memory_kib.max(Params::MIN_M_COST), 2, 1, None).ok()?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     argon
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(nfc(password).as_bytes(), &salt)
         .ok()
         .map(|h| h.to_string())
 }

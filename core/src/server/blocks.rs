@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::store::{BlockRecord, render_block};
 use crate::types::UserName;
 
-/// The block relation.
+/// The block relation, indexed both ways: a post needs to know quickly whether anyone
+/// blocks its author.
 #[derive(Debug, Default)]
 pub struct Blocks {
     by_blocker: BTreeMap<UserName, BTreeSet<UserName>>,
+    by_blocked: BTreeMap<UserName, BTreeSet<UserName>>,
 }
 
 impl Blocks {
@@ -31,7 +33,16 @@ impl Blocks {
 
     /// Add a block; false if it was there already.
     pub fn block(&mut self, blocker: UserName, blocked: UserName) -> bool {
+        self.by_blocked
+            .entry(blocked.clone())
+            .or_default()
+            .insert(blocker.clone());
         self.by_blocker.entry(blocker).or_default().insert(blocked)
+    }
+
+    /// Everyone who blocks `blocked`.
+    pub fn blockers_of(&self, blocked: &UserName) -> impl Iterator<Item = &UserName> {
+        self.by_blocked.get(blocked).into_iter().flatten()
     }
 
     /// Remove a block; false if there was none.
@@ -42,6 +53,12 @@ impl Blocks {
         let removed = set.remove(blocked);
         if set.is_empty() {
             self.by_blocker.remove(blocker);
+        }
+        if let Some(set) = self.by_blocked.get_mut(blocked) {
+            set.remove(blocker);
+            if set.is_empty() {
+                self.by_blocked.remove(blocked);
+            }
         }
         removed
     }

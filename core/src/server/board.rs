@@ -146,6 +146,11 @@ impl Board {
             .map(|(i, p)| (MessageNumber::from_index(i), p))
     }
 
+    /// The post at zero-based `index`.
+    pub fn at(&self, index: usize) -> Option<&Post> {
+        self.posts.get(index)
+    }
+
     /// Every post with its number.
     pub fn iter(&self) -> impl Iterator<Item = (MessageNumber, &Post)> {
         self.posts

@@ -1,6 +1,9 @@
 //! The commands of a logged-in user.
 
 use super::board::BoardError;
+use super::listing::{Listing, Source};
+use super::throttle::Verdict;
+use super::timers::TimerKind;
 use super::{ConnId, Output, Server};
 use std::net::SocketAddr;
 
@@ -9,6 +12,7 @@ use bytes::Bytes;
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
 use crate::proto::request::{Command, Request, RequestError, parse_request};
+use crate::proto::starttls::is_starttls;
 use crate::proto::upload::UploadGrant;
 use crate::store::{DataFile, InboxRecord, Persist, render_inbox, render_post};
 use crate::time::{CivilTime, Timestamp};
@@ -17,10 +21,48 @@ use crate::types::{MessageNumber, UserName};
 /// Default `RCU` window in minutes.
 pub const DEFAULT_RCU_MINUTES: u32 = 60;
 
+/// What a command answers: a reply at once, or a long reply produced as output drains.
+enum Answer {
+    /// The whole reply.
+    Now(Reply),
+    /// A multi-line reply: its first line, then the lines of `source`.
+    Listing {
+        code: Code,
+        first: String,
+        source: Source,
+        /// For the console: how many lines, if known.
+        lines: Option<usize>,
+    },
+}
+
+impl From<Reply> for Answer {
+    fn from(r: Reply) -> Self {
+        Answer::Now(r)
+    }
+}
+
+/// Commands that cost others something: they draw on the user's token bucket.
+fn is_rate_limited(command: Command) -> bool {
+    matches!(
+        command,
+        Command::Msg | Command::Pvt | Command::Edt | Command::Dlt | Command::Upd
+    )
+}
+
 impl Server {
-    pub(super) fn on_command(&mut self, conn: ConnId, user: UserName, line: &[u8]) {
-        let mark = self.outputs.len();
-        let request = match parse_request(line) {
+    pub(super) fn on_command(&mut self, conn: ConnId, user: UserName, line: Vec<u8>) {
+        if is_starttls(&line) {
+            self.log(format!("{user}: refused STARTTLS after login"));
+            self.reply(
+                conn,
+                Reply::new(
+                    Code::BAD_SEQUENCE,
+                    "STARTTLS comes before login, right after the greeting; nothing changed.",
+                ),
+            );
+            return;
+        }
+        let request = match parse_request(&line) {
             Ok(r) => r,
             Err(e) => {
                 let code = match e {
@@ -34,23 +76,50 @@ impl Server {
             }
         };
         let command = request.command();
-        let reply = match request {
-            Request::Msg { text } => self.cmd_msg(&user, text),
-            Request::Pvt { to, text } => self.cmd_pvt(&user, to, text),
-            Request::Dlt { number, at } => self.cmd_dlt(&user, number, at),
-            Request::Edt { number, at, text } => self.cmd_edt(&user, number, at, text),
+        if is_rate_limited(command) && !self.within_share(conn, &user, command, line) {
+            return;
+        }
+        let mark = self.outputs.len();
+        let answer: Answer = match request {
+            Request::Msg { text } => self.cmd_msg(conn, &user, text).into(),
+            Request::Pvt { to, text } => self.cmd_pvt(&user, to, text).into(),
+            Request::Dlt { number, at } => self.cmd_dlt(conn, &user, number, at).into(),
+            Request::Edt { number, at, text } => self.cmd_edt(conn, &user, number, at, text).into(),
             Request::Rdm { since } => self.cmd_rdm(&user, since),
             Request::Atu => self.cmd_atu(&user),
             Request::Rcu { minutes } => self.cmd_rcu(minutes.unwrap_or(DEFAULT_RCU_MINUTES)),
-            Request::Blk { user: target } => self.cmd_blk(&user, target),
-            Request::Unb { user: target } => self.cmd_unb(&user, target),
-            Request::Upd { to, size, name } => self.cmd_upd(conn, &user, to, size, name),
-            Request::Help => help(),
+            Request::Blk { user: target } => self.cmd_blk(&user, target).into(),
+            Request::Unb { user: target } => self.cmd_unb(&user, target).into(),
+            Request::Upd { to, size, name } => self.cmd_upd(conn, &user, to, size, name).into(),
+            Request::Help => help().into(),
             Request::Out => {
                 self.log(format!("{user} logged out"));
                 self.logout(conn, &user);
                 self.reply(conn, Reply::new(Code::BYE, format!("Goodbye, {user}!")));
                 self.close(conn);
+                return;
+            }
+        };
+        let reply = match answer {
+            Answer::Now(reply) => reply,
+            Answer::Listing {
+                code,
+                first,
+                source,
+                lines,
+            } => {
+                match lines {
+                    Some(n) => self.log(format!("{user}: {command} answered ({n} line(s))")),
+                    None => self.log(format!("{user}: {command} answered (a listing)")),
+                }
+                self.start_listing(
+                    conn,
+                    Listing::Reply {
+                        code,
+                        lookahead: Some(first),
+                        source,
+                    },
+                );
                 return;
             }
         };
@@ -73,17 +142,70 @@ impl Server {
         }
     }
 
-    /// Queue `reply` right after the persist records this command queued (it must not leave
-    /// before them) but before the events it pushed to other users: a post to 10,000 users
-    /// should not make its author wait for 10,000 writes. Each connection still gets its own
-    /// lines in order, since a command never pushes an event to its own author.
+    /// Whether `user` may run a rate-limited command now. If not, the request either waits
+    /// (kept on the connection, which takes nothing else meanwhile) or, after a long excess,
+    /// is refused with `450`.
+    fn within_share(
+        &mut self,
+        conn: ConnId,
+        user: &UserName,
+        command: Command,
+        line: Vec<u8>,
+    ) -> bool {
+        let now = self.now();
+        match self.post_rate.take(user, now) {
+            Verdict::Go => true,
+            Verdict::Wait(ms) => {
+                let at = now.plus_millis(ms);
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.delayed = Some(line);
+                    c.wake_at = Some(at);
+                    self.timers.arm(&mut c.armed, conn, TimerKind::Wake, at);
+                }
+                self.update_reading(conn);
+                false
+            }
+            Verdict::Refuse(retry_ms) => {
+                let rate = self.config.post_rate_per_sec;
+                let secs = self.config.throttle_refuse_after_millis / 1000;
+                let retry = retry_ms.div_ceil(1000).max(1);
+                self.log(format!(
+                    "{user}: {command} refused: over {rate} a second for more than {secs} s"
+                ));
+                self.reply(
+                    conn,
+                    Reply::new(
+                        Code::SLOW_DOWN,
+                        format!(
+                            "Slow down: you have sent more than {rate} posts, private messages, edits, deletes or uploads a second for over {secs} seconds, so this {command} was refused. Wait about {retry} s, then send again."
+                        ),
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// Queue `reply` before the events the command pushed to other users (its persist records
+    /// still go first, as every batch's do): a post to 10,000 users should not make its author
+    /// wait for 10,000 writes. Each connection still gets its own lines in order, since a
+    /// command never pushes an event to its own author.
+    ///
+    /// On an upgraded connection the reply is sealed here, so its records still come after
+    /// everything sealed for this connection before (a TLS stream is in order).
     fn reply_before_fanout(&mut self, conn: ConnId, reply: Reply, mark: usize) {
-        let at = (mark..self.outputs.len())
-            .rev()
-            .find(|&i| matches!(self.outputs.get(i), Some(Output::Persist(_))))
-            .map_or(mark, |i| i + 1);
-        let bytes = Bytes::from(reply.render());
-        self.outputs.insert(at, Output::Send { conn, bytes });
+        let now = self.now();
+        let Some(bytes) = self
+            .conns
+            .get_mut(conn)
+            .and_then(|c| c.link.seal(Bytes::from(reply.render()), now))
+        else {
+            return;
+        };
+        if !bytes.is_empty() && self.account(conn, bytes.len(), None) {
+            let at = mark.min(self.outputs.len());
+            self.outputs.insert(at, Output::Send { conn, bytes });
+        }
     }
 
     fn instant(&self, at: CivilTime) -> Result<Timestamp, Reply> {
@@ -93,16 +215,7 @@ impl Server {
             .map_err(|e| Reply::new(Code::BAD_ARGUMENTS, format!("{e}")))
     }
 
-    /// Every online user except `author` who does not block `author`.
-    fn audience(&self, author: &UserName) -> Vec<ConnId> {
-        self.sessions
-            .iter()
-            .filter(|o| &o.user != author && !self.blocks.blocks(&o.user, author))
-            .map(|o| o.conn)
-            .collect()
-    }
-
-    fn cmd_msg(&mut self, user: &UserName, text: String) -> Reply {
+    fn cmd_msg(&mut self, conn: ConnId, user: &UserName, text: String) -> Reply {
         let now = self.now_ts();
         let number = self.board.post(user.clone(), text.clone(), now);
         if let Some(record) = self.board.record(number) {
@@ -120,8 +233,7 @@ impl Server {
             edited: false,
             text,
         };
-        let audience = self.audience(user);
-        self.broadcast(audience, &event);
+        self.broadcast(Some(conn), user, &event);
         Reply::new(Code::OK, format!("Message #{number} posted at {at}"))
     }
 
@@ -146,31 +258,34 @@ impl Server {
         }
         let now = self.now_ts();
         let at = self.render_ts(now);
+        // Every private message is kept until the connection that carries it ends with it
+        // acknowledged: a recipient cut off mid-delivery gets it again at the next login.
+        let record = InboxRecord {
+            to: to.clone(),
+            at: now,
+            from: user.clone(),
+            text: text.clone().into(),
+        };
+        self.persist(Persist::Append {
+            file: DataFile::Inbox,
+            text: render_inbox(&record, self.config.zone),
+        });
+        let letter = self.inbox.store(record);
         match self.sessions.find(&to).map(|o| o.conn) {
             Some(conn) => {
-                self.event(
+                self.send_event(
                     conn,
                     &Event::Private {
                         at: self.config.zone.civil(now),
                         from: user.clone(),
                         text,
                     },
+                    Some(letter),
                 );
                 self.log(format!("{user} sent a private message to {to}"));
                 Reply::new(Code::OK, format!("Private message sent to {to} at {at}"))
             }
             None => {
-                let record = InboxRecord {
-                    to: to.clone(),
-                    at: now,
-                    from: user.clone(),
-                    text: text.into(),
-                };
-                self.persist(Persist::Append {
-                    file: DataFile::Inbox,
-                    text: render_inbox(&record, self.config.zone),
-                });
-                self.inbox.store(record);
                 self.log(format!(
                     "{user} sent a private message to {to} (offline: stored)"
                 ));
@@ -210,7 +325,13 @@ impl Server {
         }
     }
 
-    fn cmd_dlt(&mut self, user: &UserName, number: MessageNumber, at: CivilTime) -> Reply {
+    fn cmd_dlt(
+        &mut self,
+        conn: ConnId,
+        user: &UserName,
+        number: MessageNumber,
+        at: CivilTime,
+    ) -> Reply {
         let claimed = match self.instant(at) {
             Ok(t) => t,
             Err(r) => return r,
@@ -219,14 +340,14 @@ impl Server {
             Err(e) => self.board_error(e, "delete"),
             Ok(post) => {
                 self.persist_whole(DataFile::MessageLog);
+                self.listings_post_deleted(number.index());
                 let now = self.render_ts(self.now_ts());
                 self.log(format!("{user} deleted message #{number} ({})", post.text));
                 let event = Event::Deleted {
                     number,
                     author: user.clone(),
                 };
-                let audience = self.audience(user);
-                self.broadcast(audience, &event);
+                self.broadcast(Some(conn), user, &event);
                 Reply::new(Code::OK, format!("Message #{number} deleted at {now}"))
             }
         }
@@ -234,6 +355,7 @@ impl Server {
 
     fn cmd_edt(
         &mut self,
+        conn: ConnId,
         user: &UserName,
         number: MessageNumber,
         at: CivilTime,
@@ -256,98 +378,84 @@ impl Server {
                     author: user.clone(),
                     text,
                 };
-                let audience = self.audience(user);
-                self.broadcast(audience, &event);
+                self.broadcast(Some(conn), user, &event);
                 Reply::new(Code::OK, format!("Message #{number} edited at {at}"))
             }
         }
     }
 
-    fn cmd_rdm(&mut self, user: &UserName, since: CivilTime) -> Reply {
+    /// `RDM`: count the posts that match (cheap, no copy), then list them as the output
+    /// drains.
+    fn cmd_rdm(&mut self, user: &UserName, since: CivilTime) -> Answer {
         let since_ts = match self.instant(since) {
             Ok(t) => t,
-            Err(r) => return r,
+            Err(r) => return r.into(),
         };
-        let lines: Vec<String> = self
+        let count = self
             .board
             .since(since_ts)
             .filter(|(_, p)| !self.blocks.blocks(user, &p.author))
-            .map(|(n, p)| {
-                let edited = if p.edited { " (edited)" } else { "" };
-                format!(
-                    "#{n} {}, {}: {}{edited}",
-                    p.author,
-                    self.render_ts(p.at),
-                    p.text
-                )
-            })
-            .collect();
-        if lines.is_empty() {
-            return Reply::new(Code::OK, format!("No new messages since {since}"));
+            .count();
+        if count == 0 {
+            return Reply::new(Code::OK, format!("No new messages since {since}")).into();
         }
-        let mut out = vec![format!(
-            "{} message{} since {since}:",
-            lines.len(),
-            if lines.len() == 1 { "" } else { "s" }
-        )];
-        out.extend(lines);
-        Reply::lines(Code::OK, out)
-    }
-
-    fn cmd_atu(&mut self, user: &UserName) -> Reply {
-        let lines: Vec<String> = self
-            .sessions
-            .iter()
-            .filter(|o| &o.user != user)
-            .map(|o| {
-                format!(
-                    "{}, {}, {}, active since {}",
-                    o.user,
-                    o.ip,
-                    o.udp_port,
-                    self.render_ts(o.since)
-                )
-            })
-            .collect();
-        if lines.is_empty() {
-            Reply::new(Code::OK, "No other active users")
-        } else {
-            Reply::lines(Code::OK, lines)
+        Answer::Listing {
+            code: Code::OK,
+            first: format!(
+                "{count} message{} since {since}:",
+                if count == 1 { "" } else { "s" }
+            ),
+            source: Source::Rdm {
+                reader: user.clone(),
+                since: since_ts,
+                next: 0,
+                end: self.board.len(),
+            },
+            lines: Some(count + 1),
         }
     }
 
-    fn cmd_rcu(&mut self, minutes: u32) -> Reply {
+    fn cmd_atu(&mut self, user: &UserName) -> Answer {
+        let mut source = Source::Atu {
+            reader: user.clone(),
+            cursor: None,
+        };
+        match self.next_listing_line(&mut source) {
+            None => Reply::new(Code::OK, "No other active users").into(),
+            Some(first) => Answer::Listing {
+                code: Code::OK,
+                first,
+                source,
+                lines: Some(self.sessions.len().saturating_sub(1)),
+            },
+        }
+    }
+
+    fn cmd_rcu(&mut self, minutes: u32) -> Answer {
         let window_start =
             Timestamp::from_unix_secs(self.now_ts().unix_secs() - i64::from(minutes) * 60);
-        let lines: Vec<String> = self
-            .logins
-            .logged_in_since(window_start)
-            .into_iter()
-            .map(|r| {
-                let state = if self.sessions.find(&r.user).is_some() {
-                    "online"
-                } else {
-                    "offline"
-                };
-                format!(
-                    "{}, last login {}, {state}",
-                    r.user,
-                    self.render_ts(r.login)
-                )
-            })
-            .collect();
         let plural = if minutes == 1 { "" } else { "s" };
-        if lines.is_empty() {
+        let any = self
+            .logins
+            .logged_in_since(window_start, None)
+            .next()
+            .is_some();
+        if !any {
             return Reply::new(
                 Code::OK,
                 format!("No users logged in within the last {minutes} minute{plural}"),
-            );
+            )
+            .into();
         }
-        let mut out = vec![format!(
-            "Users who logged in within the last {minutes} minute{plural}:"
-        )];
-        out.extend(lines);
-        Reply::lines(Code::OK, out)
+        Answer::Listing {
+            code: Code::OK,
+            first: format!("Users who logged in within the last {minutes} minute{plural}:"),
+            source: Source::Rcu {
+                since: window_start,
+                cursor: None,
+            },
+            lines: None,
+        }
     }
 
     /// Introduce presenter and audience: check the audience can receive from the presenter,
@@ -390,7 +498,7 @@ impl Server {
                 ),
             );
         }
-        let Some(presenter) = self.sessions.iter().find(|o| o.conn == conn).cloned() else {
+        let Some(presenter) = self.sessions.on(conn).cloned() else {
             return Reply::new(Code::NOT_PERMITTED, "You are not logged in");
         };
         let id = crate::transfer::TransferId(u64::from_le_bytes(self.random_bytes::<8>()));
@@ -414,7 +522,7 @@ impl Server {
         self.log(format!(
             "{user} asked to upload {name} ({size} bytes) to {to}: approved as transfer {id}"
         ));
-        self.event(audience.conn, &Event::Upload(to_audience));
+        self.send_event(audience.conn, &Event::Upload(to_audience), None);
         Reply::new(Code::UPLOAD_APPROVED, to_presenter.to_string())
     }
 

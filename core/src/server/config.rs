@@ -1,6 +1,9 @@
 //! What the server operator chooses at start.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::time::Zone;
+use crate::tls::ServerTls;
 
 /// Consecutive failed logins that block a user name: 1..=5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +62,37 @@ pub enum OnDamage {
     Repair,
 }
 
-/// Server settings.
+/// From which addresses a user name and password may be sent in clear, before `STARTTLS`.
+///
+/// Passwords, private messages and the secrets of uploads cross the text link; in clear,
+/// anyone on the path reads them. Loopback never leaves the machine, so `nc 127.0.0.1 4000`
+/// and local scripts keep working in clear; everyone else must upgrade first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlaintextLogin {
+    /// Only from loopback addresses (127.0.0.0/8, ::1): the default.
+    #[default]
+    LoopbackOnly,
+    /// From anywhere (`huddle server --allow-plaintext`): for a trusted network, or clients
+    /// that cannot do TLS.
+    Anywhere,
+    /// From nowhere, loopback included (`huddle server --require-tls`): for a server behind a
+    /// proxy or tunnel on the same machine, whose remote clients all arrive from loopback.
+    Nowhere,
+}
+
+impl PlaintextLogin {
+    /// Whether a peer at `ip` may log in without TLS.
+    pub fn allows(self, ip: IpAddr) -> bool {
+        match self {
+            PlaintextLogin::LoopbackOnly => crate::tls::is_loopback(ip),
+            PlaintextLogin::Anywhere => true,
+            PlaintextLogin::Nowhere => false,
+        }
+    }
+}
+
+/// Server settings: what the operator chooses and every limit the server enforces, each with
+/// its default and the reason for it.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Failed logins before a user name is blocked.
@@ -70,17 +103,120 @@ pub struct ServerConfig {
     pub allow_signup: bool,
     /// The server's local time zone, for every timestamp shown or stored.
     pub zone: Zone,
-    /// Most posts replayed at login; older ones are announced with a hint to use `RDM`.
+    /// Most posts replayed at login; older ones are announced with a hint to use `RDM` (100).
     pub backlog_limit: usize,
     /// Seed for the salts of new password hashes and the secrets of uploads. A runtime seeds it
     /// from the OS; tests and simulations fix it to replay exactly.
     pub rng_seed: [u8; 32],
-    /// How long a connection may take to log in before it is closed (ms).
+    /// How long a connection may take to log in before it is closed (ms; a minute: enough to
+    /// type a name and a password, short enough that sockets left at the prompt come back).
     pub login_timeout_millis: u64,
-    /// Argon2 memory cost in KiB for new password hashes (lower in tests to keep them fast).
+    /// Argon2 memory cost in KiB for new password hashes (19 MiB, OWASP's minimum for
+    /// Argon2id; lower in tests to keep them fast).
     pub hash_memory_kib: u32,
     /// Damaged lines in the data files: refuse to start, or repair.
     pub on_damage: OnDamage,
+    /// The server's certificate and key, read by the runtime at start (`--tls-cert` /
+    /// `--tls-key`, or the self-signed pair of the data folder). With it the greeting offers
+    /// `STARTTLS`; without it (`None`, the default of a bare core) the server speaks in clear
+    /// only. The handshake deadline is in its [`TlsLimits`](crate::tls::TlsLimits).
+    pub tls: Option<ServerTls>,
+    /// Who may log in without TLS (loopback only, by default).
+    pub plaintext_login: PlaintextLogin,
+    /// Threads a runtime gives to password hashing (2). Each holds one Argon2 working memory
+    /// (`hash_memory_kib`) and reuses it, so this bounds both the CPU hashing may take from
+    /// serving and the memory it keeps.
+    pub hash_workers: usize,
+    /// A connection that sends more than this many bytes without a newline is closed with
+    /// `421`: a line longer than `MAX_LINE` is refused with `503` as soon as it passes the
+    /// limit, but a peer that keeps going for a whole MiB is not speaking the protocol (1 MiB).
+    pub runaway_line_bytes: u64,
+
+    // ----- flow control -----
+    /// Above this many unsent bytes for a connection, the server stops taking its requests
+    /// and produces no more of its listings until the output drains (256 KiB: many screens of
+    /// text, a fraction of a socket buffer's worth of latency).
+    pub output_high_water: usize,
+    /// Requests are taken again once a backed-up connection has at most this many unsent
+    /// bytes (64 KiB; the gap keeps the server from flapping on every write).
+    pub output_low_water: usize,
+    /// A connection with more unsent bytes than this — only others' events can put it there,
+    /// its own requests stop at the high-water mark — is cut off as too far behind, so
+    /// memory is bounded by connections × this limit (16 MiB: minutes of a busy board).
+    pub max_unsent_bytes: usize,
+    /// A connection whose output makes no progress for this long is cut off, so a peer that
+    /// stopped reading cannot hold its socket and queue forever (ms; 30 s).
+    pub write_timeout_millis: u64,
+    /// Bytes of a connection's input held (unparsed requests and an unfinished line) before
+    /// the server stops reading from it (64 KiB: eight maximal lines).
+    pub max_input_buffer: usize,
+    /// Bytes a runtime reads from a socket at a time (16 KiB).
+    pub read_chunk_bytes: usize,
+    /// The kernel send buffer a runtime asks for on each client socket (`SO_SNDBUF`; 0 keeps
+    /// the system's autotuning). 128 KiB: the core queues and accounts for output itself, so
+    /// a socket needs only enough to keep the wire busy — and a bounded one keeps a stuck
+    /// client from parking megabytes in the kernel, and "written" close to "delivered".
+    pub tcp_send_buffer_bytes: usize,
+
+    // ----- batching -----
+    /// Most inputs taken in one batch before its outputs go out (1024), so a busy server
+    /// still answers often.
+    pub max_batch_inputs: usize,
+    /// Most request lines handled in one batch (1024): the replies of a batch wait for its
+    /// group commit, so a batch must stay short.
+    pub max_batch_lines: usize,
+    /// Most bytes of events fanned out to each client in one batch (256 KiB): once a batch
+    /// has pushed that much, further posts wait for the next batch, so the burst a reading
+    /// client sees stays far below `max_unsent_bytes`.
+    pub max_batch_fanout_bytes: usize,
+    /// Request lines one connection may have handled before the next connection's turn in
+    /// a batch (64), so one pipelining client cannot delay everyone else's requests.
+    pub lines_per_turn: usize,
+
+    // ----- fair shares -----
+    /// Posts, private messages, edits, deletes and uploads a user may send at once before
+    /// being slowed down (200).
+    pub post_burst: u32,
+    /// After the burst, how many a second a user may send; the excess is delayed (50/s:
+    /// far beyond anyone typing, far below a flood).
+    pub post_rate_per_sec: u32,
+    /// A user who has been over the rate for this long without a break has further such
+    /// commands refused with `450` until they slow down (ms; 30 s).
+    pub throttle_refuse_after_millis: u64,
+    /// Sign-ups an address may make in a minute (5; a burst of that many, then one every
+    /// 12 s).
+    pub signups_per_ip_per_minute: u32,
+    /// Connections an address may hold that have not logged in (8).
+    pub max_unauthenticated_per_ip: usize,
+    /// Most connections the server holds at once (10,000 by default; the binary sets it from
+    /// the open-file limit). Beyond it a connection gets `421` and is closed.
+    pub max_connections: usize,
+    /// Failed logins an address (other than the exempt ones) may make, across all user names,
+    /// before its further passwords are slowed down (10: plenty for people who mistype;
+    /// DESIGN §3's per-name lockout applies to every address besides).
+    pub guess_free_failures: u32,
+    /// After the free failures, how long the next password from that address waits before it
+    /// is checked (ms; 1 s), doubling with each further failure: one address then gets about
+    /// sixty guesses an hour instead of thousands, and cannot keep even one account locked.
+    pub guess_delay_millis: u64,
+    /// The longest such wait (ms; 60 s).
+    pub guess_max_delay_millis: u64,
+    /// An address whose last failed login is this old starts afresh (ms; 15 min).
+    pub guess_forget_millis: u64,
+
+    // ----- liveness -----
+    /// A logged-in connection that sends nothing for this long is sent `* PING <token>`,
+    /// which a huddle client answers by itself (ms; 30 s; 0 turns the keepalive off).
+    pub keepalive_idle_millis: u64,
+    /// After a ping, a connection from which nothing at all arrives for this long is closed
+    /// and its user logged out, so a dead or half-open connection frees its name within
+    /// `keepalive_idle_millis + keepalive_timeout_millis` of its last byte (ms; 20 s: 50 s in
+    /// all, "about a minute", and far above any round trip).
+    pub keepalive_timeout_millis: u64,
+
+    /// Addresses the per-address limits do not apply to (127.0.0.1 and ::1 by default, so
+    /// local tools and tests are not throttled). Per-user rate limits apply to everyone.
+    pub exempt: Vec<IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -93,8 +229,39 @@ impl Default for ServerConfig {
             backlog_limit: 100,
             rng_seed: [0; 32],
             hash_memory_kib: 19 * 1024,
-            login_timeout_millis: 5 * 60 * 1000,
+            hash_workers: 2,
             on_damage: OnDamage::Refuse,
+            tls: None,
+            plaintext_login: PlaintextLogin::default(),
+            login_timeout_millis: 60 * 1000,
+            runaway_line_bytes: 1024 * 1024,
+            output_high_water: 256 * 1024,
+            output_low_water: 64 * 1024,
+            max_unsent_bytes: 16 * 1024 * 1024,
+            write_timeout_millis: 30_000,
+            max_input_buffer: 64 * 1024,
+            read_chunk_bytes: 16 * 1024,
+            tcp_send_buffer_bytes: 128 * 1024,
+            max_batch_inputs: 1024,
+            max_batch_lines: 1024,
+            max_batch_fanout_bytes: 256 * 1024,
+            lines_per_turn: 64,
+            post_burst: 200,
+            post_rate_per_sec: 50,
+            throttle_refuse_after_millis: 30_000,
+            signups_per_ip_per_minute: 5,
+            max_unauthenticated_per_ip: 8,
+            max_connections: 10_000,
+            guess_free_failures: 10,
+            guess_delay_millis: 1_000,
+            guess_max_delay_millis: 60_000,
+            guess_forget_millis: 15 * 60_000,
+            keepalive_idle_millis: 30_000,
+            keepalive_timeout_millis: 20_000,
+            exempt: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 }

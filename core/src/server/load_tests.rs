@@ -190,11 +190,14 @@ fn bytes_that_are_not_utf8_survive_every_rewrite_exactly() {
         (DataFile::Inbox, &inbox),
     ]);
     let mut run = Run::start(&mut folder, OnDamage::Refuse).expect("not damage: kept as is");
-    // leia takes her letter (inbox.txt is rewritten) and sees the bytes as U+FFFD.
-    let (_, shown) = run.login(&mut folder, "leia", "alderaan");
+    // leia takes her letter (inbox.txt is rewritten once the connection that carried it ends
+    // with it delivered) and sees the bytes as U+FFFD.
+    let (leia, shown) = run.login(&mut folder, "leia", "alderaan");
     assert!(shown.starts_with("230-"), "{shown}");
     assert!(shown.contains("\u{fffd}t\u{fffd} for leia"), "{shown}");
     assert!(shown.contains("caf\u{fffd}"), "{shown}");
+    run.server.handle_disconnect(leia, UnixMillis(T0));
+    run.drain(&mut folder);
     assert_eq!(folder.file(DataFile::Inbox), odd_letter);
     // luke deletes his post (messagelog.txt is rewritten) and posts again.
     let (luke, _) = run.login(&mut folder, "luke", "r2d2");
@@ -203,6 +206,8 @@ fn bytes_that_are_not_utf8_survive_every_rewrite_exactly() {
     let r = run.say(&mut folder, luke, "MSG third");
     assert!(r.starts_with("250"), "{r}");
     assert!(folder.file(DataFile::MessageLog).starts_with(odd_post));
+    run.server.handle_disconnect(luke, UnixMillis(T0));
+    run.drain(&mut folder);
     // And after a restart, still the same bytes.
     let _ = Run::start(&mut folder, OnDamage::Refuse).unwrap();
     assert!(folder.file(DataFile::MessageLog).starts_with(odd_post));

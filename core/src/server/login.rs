@@ -1,13 +1,18 @@
 //! The login dialogue: user name, password (or a new one at sign-up), lockout.
 
+use std::collections::VecDeque;
+
 use super::accounts::check_new_password;
+use super::listing::Listing;
 use super::lockout::Failure;
+use super::passwords::{HashDone, HashJob, HashResult};
 use super::sessions::Online;
-use super::{ConnId, Phase, Server};
+use super::{ConnId, PendingHash, Phase, Server};
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
 use crate::proto::request::Command;
-use crate::store::{DataFile, InboxRecord, Persist, render_credential};
+use crate::proto::starttls::is_starttls;
+use crate::store::{Credential, DataFile, Persist, Secret, render_credential};
 use crate::time::{Timestamp, UnixMillis};
 use crate::types::UserName;
 
@@ -24,21 +29,8 @@ impl Server {
             Phase::AwaitUser => self.on_user_name(conn, text),
             Phase::AwaitPassword(name) => self.on_password(conn, name, text),
             Phase::AwaitNewPassword(name) => self.on_new_password(conn, name, text),
-            Phase::LoggedIn(_) | Phase::Closed => {}
+            Phase::LoggedIn(_) | Phase::Closed | Phase::Hashing => {}
         }
-    }
-
-    fn set_phase(&mut self, conn: ConnId, phase: Phase) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.phase = phase;
-        }
-    }
-
-    fn peer(&self, conn: ConnId) -> String {
-        self.conns
-            .get(&conn)
-            .map(|c| c.peer.to_string())
-            .unwrap_or_default()
     }
 
     fn seconds_left(&self, until: UnixMillis) -> u64 {
@@ -65,13 +57,17 @@ impl Server {
     }
 
     fn on_user_name(&mut self, conn: ConnId, text: &str) {
+        if is_starttls(text.as_bytes()) {
+            self.on_starttls(conn);
+            return;
+        }
         if let Some(port) = text
             .strip_prefix("UDP ")
             .or_else(|| text.strip_prefix("udp "))
         {
             match port.parse::<u16>() {
                 Ok(p) if p > 0 => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
+                    if let Some(c) = self.conns.get_mut(conn) {
                         c.udp_port = Some(p);
                     }
                     self.reply(
@@ -90,6 +86,9 @@ impl Server {
                     ),
                 ),
             }
+            return;
+        }
+        if !self.may_log_in(conn) {
             return;
         }
         let name = match UserName::new(text) {
@@ -139,6 +138,10 @@ impl Server {
             if self.refuse_lookalike(conn, &name) {
                 return;
             }
+            if let Err(wait) = self.signup_allowed(conn) {
+                self.refuse_signup(conn, &name, wait);
+                return;
+            }
             self.reply(
                 conn,
                 Reply::new(
@@ -170,19 +173,57 @@ impl Server {
             self.refuse_blocked(conn, &name, until);
             return;
         }
-        if !self.accounts.verify(&name, password) {
+        if self.guess_wait(conn, password) {
+            return;
+        }
+        match self.accounts.secret(&name) {
+            // An Argon2 hash takes tens of milliseconds: a worker checks it while the server
+            // goes on serving everyone else.
+            Some(Secret::Hashed(phc)) => {
+                let phc = phc.clone();
+                let password = password.to_owned();
+                self.set_phase(conn, Phase::Hashing);
+                self.hash(
+                    |id| HashJob::verify(id, password, phc),
+                    PendingHash::Login { conn, name },
+                );
+                self.update_reading(conn);
+            }
+            Some(Secret::Plain(plain)) => {
+                let plain = plain.clone();
+                let ok = self.accounts.verify(&name, password);
+                if ok {
+                    self.rehash_later(&name, plain);
+                }
+                self.password_checked(conn, name, ok);
+            }
+            None => self.password_checked(conn, name, false),
+        }
+    }
+
+    /// The answer to a password, once known.
+    fn password_checked(&mut self, conn: ConnId, name: UserName, ok: bool) {
+        let now = self.now();
+        // Another connection may have locked the name out while the hash was computed.
+        if let Some(until) = self.lockout.blocked_until(&name, now) {
+            self.refuse_blocked(conn, &name, until);
+            return;
+        }
+        if !ok {
             let peer = self.peer(conn);
+            let slowed = self.guess_failed(conn);
             match self.lockout.fail(&name, now) {
                 Failure::Remaining(left) => {
                     self.log(format!(
                         "{peer}: wrong password for {name} ({left} attempt(s) left)"
                     ));
+                    self.set_phase(conn, Phase::AwaitPassword(name));
                     self.reply(
                         conn,
                         Reply::new(
                             Code::WRONG_PASSWORD,
                             format!(
-                                "Invalid password. Please try again ({left} attempt{} left).",
+                                "Invalid password. Please try again ({left} attempt{} left).{slowed}",
                                 if left == 1 { "" } else { "s" }
                             ),
                         ),
@@ -214,6 +255,38 @@ impl Server {
         self.try_login(conn, name);
     }
 
+    /// Whether the address of `conn` may sign up another account now; if not, in how many
+    /// milliseconds.
+    fn signup_allowed(&mut self, conn: ConnId) -> Result<(), u64> {
+        let Some(ip) = self.conns.get(conn).map(|c| c.peer.ip()) else {
+            return Ok(());
+        };
+        if self.admission.is_exempt(ip) {
+            return Ok(());
+        }
+        let now = self.now();
+        self.signup_rate.allows(&ip, now)
+    }
+
+    fn refuse_signup(&mut self, conn: ConnId, name: &UserName, wait_ms: u64) {
+        let peer = self.peer(conn);
+        let n = self.config.signups_per_ip_per_minute;
+        let secs = wait_ms.div_ceil(1000).max(1);
+        self.log(format!(
+            "{peer}: sign-up of {name} refused (more than {n} a minute from this address)"
+        ));
+        self.set_phase(conn, Phase::AwaitUser);
+        self.reply(
+            conn,
+            Reply::new(
+                Code::USER_REFUSED,
+                format!(
+                    "Too many new accounts from your address (at most {n} a minute): {name} was not created. Try again in {secs} s, or log in with an existing user name."
+                ),
+            ),
+        );
+    }
+
     fn on_new_password(&mut self, conn: ConnId, name: UserName, password: &str) {
         if let Err(e) = check_new_password(password) {
             self.reply(
@@ -225,7 +298,7 @@ impl Server {
             );
             return;
         }
-        if self.accounts.exists(&name) {
+        if self.accounts.exists(&name) || self.signing_up.contains(&name) {
             self.reply(
                 conn,
                 Reply::new(
@@ -240,27 +313,117 @@ impl Server {
             self.set_phase(conn, Phase::AwaitUser);
             return;
         }
-        let salt = self.random_bytes::<16>();
-        let credential =
-            self.accounts
-                .create(name.clone(), password, salt, self.config.hash_memory_kib);
-        let mut text = render_credential(&credential);
-        if std::mem::take(&mut self.credentials_need_newline) {
-            text.insert(0, '\n');
+        if let Err(wait) = self.signup_allowed(conn) {
+            self.refuse_signup(conn, &name, wait);
+            return;
         }
-        self.persist(Persist::Append {
-            file: DataFile::Credentials,
-            text: text.into_bytes(),
-        });
-        let peer = self.peer(conn);
-        self.log(format!("{peer} signed up as {name}"));
-        self.try_login(conn, name);
+        if let Some(ip) = self.conns.get(conn).map(|c| c.peer.ip())
+            && !self.admission.is_exempt(ip)
+        {
+            let now = self.now();
+            self.signup_rate.take(&ip, now);
+        }
+        let salt = self.random_bytes::<16>();
+        let memory_kib = self.config.hash_memory_kib;
+        let pw = password.to_owned();
+        self.signing_up.insert(name.clone());
+        self.set_phase(conn, Phase::Hashing);
+        self.hash(
+            |id| HashJob::derive(id, pw, salt, memory_kib),
+            PendingHash::SignUp {
+                conn,
+                name,
+                password: password.to_owned(),
+            },
+        );
+        self.update_reading(conn);
+    }
+
+    /// A hash handed to the driver is done.
+    pub(super) fn on_hashed(&mut self, done: HashDone) {
+        let Some(pending) = self.hashes.remove(&done.id) else {
+            return;
+        };
+        match (pending, done.result) {
+            (PendingHash::Login { conn, name }, HashResult::Verified(ok)) => {
+                if self
+                    .conns
+                    .get(conn)
+                    .is_some_and(|c| c.phase == Phase::Hashing)
+                {
+                    self.password_checked(conn, name, ok);
+                    self.serve_later(conn);
+                }
+            }
+            (
+                PendingHash::SignUp {
+                    conn,
+                    name,
+                    password,
+                },
+                HashResult::Derived(phc),
+            ) => {
+                self.signing_up.remove(&name);
+                if !self
+                    .conns
+                    .get(conn)
+                    .is_some_and(|c| c.phase == Phase::Hashing)
+                {
+                    // Gone before the account existed: nobody was told it does, so it does not.
+                    return;
+                }
+                let secret = match phc {
+                    Some(h) => Secret::Hashed(h),
+                    None => Secret::Plain(password),
+                };
+                self.accounts.insert(name.clone(), secret.clone());
+                let mut text = render_credential(&Credential {
+                    name: name.clone(),
+                    secret,
+                });
+                if std::mem::take(&mut self.credentials_need_newline) {
+                    text.insert(0, '\n');
+                }
+                self.credentials_text.extend_from_slice(text.as_bytes());
+                self.persist(Persist::Append {
+                    file: DataFile::Credentials,
+                    text: text.into_bytes(),
+                });
+                let peer = self.peer(conn);
+                self.log(format!("{peer} signed up as {name}"));
+                self.try_login(conn, name);
+                self.serve_later(conn);
+            }
+            (PendingHash::Rehash { name, plain }, HashResult::Derived(Some(phc))) => {
+                self.rehashed(name, &plain, phc);
+            }
+            // Hashing failed: the plain password stays, and is rehashed at the next login.
+            (PendingHash::Rehash { .. }, _) => {}
+            (PendingHash::Login { conn, .. } | PendingHash::SignUp { conn, .. }, _) => {
+                // A result of the wrong kind: a driver bug. Start the dialogue again.
+                self.set_phase(conn, Phase::AwaitUser);
+                self.reply(
+                    conn,
+                    Reply::new(Code::USER_REFUSED, "Something went wrong. Try again."),
+                );
+                self.serve_later(conn);
+            }
+        }
     }
 
     /// Refuse the sign-up of `name` if it could be mistaken for an existing user's name (by
     /// case or by look: TR39 confusable skeletons); returns whether it did.
     fn refuse_lookalike(&mut self, conn: ConnId, name: &UserName) -> bool {
-        let Some(existing) = self.accounts.lookalike(name).cloned() else {
+        // Names whose sign-up is still hashing count too, so two look-alike sign-ups at once
+        // leave one account.
+        let key = name.lookalike_key();
+        let existing = self.accounts.lookalike(name).cloned().or_else(|| {
+            self.signing_up
+                .iter()
+                .find(|n| n.lookalike_key() == key)
+                .cloned()
+        });
+        let Some(existing) = existing else {
             return false;
         };
         let peer = self.peer(conn);
@@ -297,10 +460,15 @@ impl Server {
             self.set_phase(conn, Phase::AwaitUser);
             return;
         }
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let (peer, udp_port) = (c.peer, c.udp_port.unwrap_or(0));
+        let (peer, udp_port, tls) = (c.peer, c.udp_port.unwrap_or(0), c.link.is_tls());
+        c.login_deadline = None;
+        c.phase = Phase::LoggedIn(name.clone());
+        if std::mem::take(&mut c.pending_admission) {
+            self.admission.left(peer.ip());
+        }
         let now = self.now_ts();
         let last_logout = self.logins.last_logout(&name);
         self.sessions.add(Online {
@@ -309,43 +477,45 @@ impl Server {
             ip: peer.ip(),
             udp_port,
             since: now,
+            tls,
         });
         self.logins.login(&name, now);
-        self.set_phase(conn, Phase::LoggedIn(name.clone()));
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.login_deadline = None;
-        }
 
-        // Catch-up: private messages first (blocks respected: those stay stored), then posts.
+        // Catch-up: private messages first (blocks respected: those stay stored), then the
+        // latest posts since the last logout. Only their places are kept; the lines are
+        // rendered as the connection's output drains.
         let blocks = &self.blocks;
-        let letters: Vec<InboxRecord> = self
+        let letters = self
             .inbox
-            .take_for(&name, |r| !blocks.blocks(&name, &r.from));
-        let posts: Vec<Event> = {
-            let since = catch_up_after(last_logout);
-            let zone = self.config.zone;
-            self.board
-                .since(since)
-                .filter(|(_, p)| !self.blocks.blocks(&name, &p.author))
-                .map(|(number, p)| Event::Post {
-                    number,
-                    at: zone.civil(p.at),
-                    author: p.author.clone(),
-                    edited: p.edited,
-                    text: p.text.to_string(),
-                })
-                .collect()
-        };
+            .for_user(&name, |r| !blocks.blocks(&name, &r.from));
+        let since = catch_up_after(last_logout);
+        let limit = self.config.backlog_limit;
+        let mut posts: VecDeque<usize> = VecDeque::new();
+        let mut total = 0usize;
+        for (number, p) in self.board.since(since) {
+            if self.blocks.blocks(&name, &p.author) {
+                continue;
+            }
+            total += 1;
+            if posts.len() == limit {
+                posts.pop_front();
+            }
+            if limit > 0 {
+                posts.push_back(number.index());
+            }
+        }
+        let zone = self.config.zone;
+        let backlog = (total > posts.len()).then(|| Event::Backlog {
+            hidden: u32::try_from(total - posts.len()).unwrap_or(u32::MAX),
+            since: zone.civil(since.max(Timestamp::from_unix_secs(0))),
+        });
 
         self.persist_whole(DataFile::Logins);
         self.persist_whole(DataFile::UserLog);
-        if !letters.is_empty() {
-            self.persist_whole(DataFile::Inbox);
-        }
         self.log(format!(
-            "{name} logged in from {peer} (UDP port {udp_port}); {} stored private message(s), {} post(s) since last logout",
+            "{name} logged in from {peer} {} (UDP port {udp_port}); {} stored private message(s), {total} post(s) since last logout",
+            if tls { "over TLS" } else { "in clear" },
             letters.len(),
-            posts.len()
         ));
 
         let mut welcome = vec![
@@ -358,36 +528,18 @@ impl Server {
                 .map(|c| format!("  {:<24} {}", c.usage(), c.summary())),
         );
         self.reply(conn, Reply::lines(Code::LOGGED_IN, welcome));
-
-        let zone = self.config.zone;
-        for letter in letters {
-            self.event(
+        self.start_keepalive(conn);
+        self.broadcast(Some(conn), &name, &Event::Online { user: name.clone() });
+        if !letters.is_empty() || backlog.is_some() || !posts.is_empty() {
+            self.start_listing(
                 conn,
-                &Event::Private {
-                    at: zone.civil(letter.at),
-                    from: letter.from,
-                    text: letter.text.to_string(),
+                Listing::CatchUp {
+                    letters: letters.into(),
+                    backlog,
+                    posts,
                 },
             );
         }
-        let limit = self.config.backlog_limit;
-        if posts.len() > limit {
-            let hidden = (posts.len() - limit) as u32;
-            let since = zone.civil(catch_up_after(last_logout).max(Timestamp::from_unix_secs(0)));
-            self.event(conn, &Event::Backlog { hidden, since });
-        }
-        let skip = posts.len().saturating_sub(limit);
-        for post in posts.into_iter().skip(skip) {
-            self.event(conn, &post);
-        }
-
-        let others: Vec<ConnId> = self
-            .sessions
-            .iter()
-            .filter(|o| o.conn != conn && !self.blocks.blocks(&o.user, &name))
-            .map(|o| o.conn)
-            .collect();
-        self.broadcast(others, &Event::Online { user: name.clone() });
     }
 }
 

@@ -73,31 +73,51 @@ impl Run {
         Ok(run)
     }
 
+    /// Carry out every output as a driver with a perfect network would: writes complete at
+    /// once (and are reported), hashes are computed on the spot.
     pub fn drain(&mut self, folder: &mut Folder) {
-        while let Some(out) = self.server.poll_output() {
-            match out {
-                Output::Persist(Persist::Append { file, text }) => {
-                    folder.files.entry(file).or_default().extend(text)
+        let mut memory = HashMemory::new();
+        loop {
+            let mut written: BTreeMap<ConnId, usize> = BTreeMap::new();
+            let mut hashed = Vec::new();
+            while let Some(out) = self.server.poll_output() {
+                for (conn, bytes) in out.sends() {
+                    self.replies
+                        .entry(conn)
+                        .or_default()
+                        .push_str(&String::from_utf8_lossy(bytes));
+                    *written.entry(conn).or_default() += bytes.len();
                 }
-                Output::Persist(Persist::Replace { file, text }) => {
-                    folder.files.insert(file, text);
+                match out {
+                    Output::Persist(Persist::Append { file, text }) => {
+                        folder.files.entry(file).or_default().extend(text)
+                    }
+                    Output::Persist(Persist::Replace { file, text }) => {
+                        folder.files.insert(file, text);
+                    }
+                    Output::Persist(Persist::Reject { file, text }) => {
+                        folder.rejected.entry(file).or_default().extend(text)
+                    }
+                    Output::Persist(Persist::Backup { name, text, .. }) => {
+                        assert!(
+                            folder.backups.insert(name.clone(), text).is_none(),
+                            "backup {name} written twice"
+                        );
+                    }
+                    Output::Log(l) => self.logs.extend(l.lines().map(str::to_owned)),
+                    Output::Hash(job) => hashed.push(job.run(&mut memory)),
+                    _ => {}
                 }
-                Output::Persist(Persist::Reject { file, text }) => {
-                    folder.rejected.entry(file).or_default().extend(text)
-                }
-                Output::Persist(Persist::Backup { name, text, .. }) => {
-                    assert!(
-                        folder.backups.insert(name.clone(), text).is_none(),
-                        "backup {name} written twice"
-                    );
-                }
-                Output::Send { conn, bytes } => self
-                    .replies
-                    .entry(conn)
-                    .or_default()
-                    .push_str(&String::from_utf8_lossy(&bytes)),
-                Output::Log(l) => self.logs.push(l),
-                Output::Close { .. } => {}
+            }
+            if written.is_empty() && hashed.is_empty() {
+                return;
+            }
+            for (conn, n) in written {
+                self.server.handle_written(conn, n, UnixMillis(T0));
+            }
+            for done in hashed {
+                self.server
+                    .handle_input(Input::Hashed(done), UnixMillis(T0));
             }
         }
     }

@@ -74,27 +74,58 @@ impl Harness {
         self.drain();
     }
 
+    /// Carry out every output as a driver with a perfect network would: writes complete at
+    /// once (and are reported), hashes are computed on the spot, closed connections end.
     fn drain(&mut self) {
-        while let Some(out) = self.server.poll_output() {
-            match out {
-                Output::Persist(Persist::Append { file, text }) => self
-                    .files
-                    .entry(file)
-                    .or_default()
-                    .push_str(std::str::from_utf8(&text).unwrap()),
-                Output::Persist(Persist::Replace { file, text }) => {
-                    self.files.insert(file, String::from_utf8(text).unwrap());
-                }
-                Output::Persist(Persist::Reject { .. } | Persist::Backup { .. }) => {}
-                Output::Send { conn, bytes } => {
+        let mut memory = HashMemory::new();
+        loop {
+            let mut written: BTreeMap<ConnId, usize> = BTreeMap::new();
+            let mut ended = Vec::new();
+            let mut hashed = Vec::new();
+            while let Some(out) = self.server.poll_output() {
+                for (conn, bytes) in out.sends() {
                     assert!(!self.closed.contains(&conn), "sent on closed {conn}");
                     self.inbox
                         .entry(conn)
                         .or_default()
-                        .push_str(std::str::from_utf8(&bytes).unwrap());
+                        .push_str(std::str::from_utf8(bytes).unwrap());
+                    *written.entry(conn).or_default() += bytes.len();
                 }
-                Output::Close { conn } => self.closed.push(conn),
-                Output::Log(l) => self.logs.push(l),
+                match out {
+                    Output::Persist(Persist::Append { file, text }) => self
+                        .files
+                        .entry(file)
+                        .or_default()
+                        .push_str(std::str::from_utf8(&text).unwrap()),
+                    Output::Persist(Persist::Replace { file, text }) => {
+                        self.files.insert(file, String::from_utf8(text).unwrap());
+                    }
+                    Output::Persist(Persist::Reject { .. } | Persist::Backup { .. }) => {}
+                    Output::Close { conn } | Output::Cut { conn } => {
+                        self.closed.push(conn);
+                        ended.push(conn);
+                    }
+                    Output::Log(l) => self.logs.extend(l.lines().map(str::to_owned)),
+                    Output::Hash(job) => hashed.push(job.run(&mut memory)),
+                    Output::Send { .. }
+                    | Output::Broadcast { .. }
+                    | Output::PauseReading { .. }
+                    | Output::ResumeReading { .. }
+                    | Output::CheckProgress { .. } => {}
+                }
+            }
+            if written.is_empty() && ended.is_empty() && hashed.is_empty() {
+                return;
+            }
+            let now = UnixMillis(self.now);
+            for (conn, n) in written {
+                self.server.handle_written(conn, n, now);
+            }
+            for done in hashed {
+                self.server.handle_input(Input::Hashed(done), now);
+            }
+            for conn in ended {
+                self.server.handle_disconnect(conn, now);
             }
         }
     }
@@ -146,6 +177,9 @@ impl Harness {
 
 use crate::proto::event::Event;
 use crate::time::Zone;
+
+mod guessing;
+mod liveness;
 
 // ----- login -----
 
@@ -391,7 +425,13 @@ fn a_message_with_separators_quotes_and_unicode_comes_back_identical_after_a_res
 fn msg_without_text_shows_the_usage() {
     let mut h = Harness::new();
     let y = h.login("yoda", "jedi");
-    assert_eq!(h.say(y, "MSG"), "501 missing message. Usage: MSG message\n");
+    assert_eq!(
+        h.say(y, "MSG"),
+        format!(
+            "501 missing message. Usage: MSG message; a message is at most {} bytes\n",
+            crate::proto::MAX_TEXT
+        )
+    );
 }
 
 #[test]
@@ -527,8 +567,10 @@ fn pvt_to_an_offline_user_is_stored_and_delivered_once_at_login_even_after_a_res
     let first = r.find("yoda first").unwrap();
     let second = r.find("yoda second").unwrap();
     assert!(r.find("230 ").unwrap() < first && first < second, "{r}");
-    assert_eq!(h.file(DataFile::Inbox), "");
+    // Kept until the connection that carried them ends with them delivered.
+    assert_eq!(h.file(DataFile::Inbox).lines().count(), 2);
     h.say(c, "OUT");
+    assert_eq!(h.file(DataFile::Inbox), "");
     let c = h.connect();
     h.say(c, "luke");
     assert!(!h.say(c, "r2d2").contains("* PVT"));
@@ -731,6 +773,63 @@ fn bad_input_gets_an_error_and_the_connection_stays_usable() {
 }
 
 #[test]
+fn a_line_past_the_limit_is_refused_before_its_newline_arrives() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let luke = h.login("luke", "r2d2");
+    // 16 MiB with no newline, in read-sized chunks: the 503 comes with the first chunk that
+    // passes the limit, and nothing of the line is held.
+    h.server.handle_bytes(y, b"MSG ", UnixMillis(h.now));
+    let chunk = vec![b'x'; 16 * 1024];
+    h.server.handle_bytes(y, &chunk, UnixMillis(h.now));
+    h.drain();
+    let r = h.take(y);
+    assert!(r.starts_with("503 Line too long"), "{r}");
+    // The rest of the runaway line is dropped as it comes; past 1 MiB the connection is closed.
+    for _ in 0..62 {
+        h.server.handle_bytes(y, &chunk, UnixMillis(h.now));
+        h.drain();
+        assert!(!h.closed.contains(&y));
+    }
+    assert_eq!(h.take(y), "");
+    for _ in 0..2 {
+        h.server.handle_bytes(y, &chunk, UnixMillis(h.now));
+    }
+    h.drain();
+    let r = h.take(y);
+    assert!(
+        r.starts_with("421 More than 1048576 bytes without a newline"),
+        "{r}"
+    );
+    assert!(h.closed.contains(&y));
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("without a newline; connection closed"))
+    );
+    // yoda is logged out at once; everyone else is still served.
+    assert!(h.take(luke).contains("* OFFLINE yoda"));
+    assert!(h.say(luke, "MSG still here").starts_with("250 Message #1"));
+}
+
+#[test]
+fn a_long_line_that_ends_leaves_the_connection_usable() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    h.server
+        .handle_bytes(y, &vec![b'x'; 512 * 1024], UnixMillis(h.now));
+    h.drain();
+    assert!(h.take(y).starts_with("503 "));
+    h.server.handle_bytes(
+        y,
+        b"xxx
+",
+        UnixMillis(h.now),
+    );
+    assert!(h.say(y, "MSG after").starts_with("250 Message #1"));
+}
+
+#[test]
 fn every_reply_is_made_durable_before_it_is_sent() {
     let mut h = Harness::new();
     let y = h.login("yoda", "jedi");
@@ -875,6 +974,8 @@ fn shutdown_logs_everyone_out_and_says_goodbye() {
 fn a_connection_that_does_not_log_in_in_time_is_closed_but_a_logged_in_one_stays() {
     let config = ServerConfig {
         login_timeout_millis: 30_000,
+        // The keepalive of the logged-in one is not what this looks at (tests/liveness.rs).
+        keepalive_idle_millis: 0,
         ..fast_config()
     };
     let mut h = Harness::with(config, files_with_demo_users());
@@ -906,7 +1007,7 @@ fn a_posts_reply_leaves_after_its_record_but_before_the_fan_out() {
         .map(|o| match o {
             Output::Persist(_) => "persist",
             Output::Send { conn, .. } if *conn == y => "reply",
-            Output::Send { conn, .. } if *conn == l => "event",
+            Output::Broadcast { audience, .. } if audience.contains(l) => "event",
             _ => "other",
         })
         .filter(|k| *k != "other")

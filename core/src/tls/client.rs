@@ -14,7 +14,7 @@ use super::error::TlsError;
 use super::known_hosts::{HostPort, KnownHosts};
 use super::provider::provider;
 use super::session::{ClientSession, ClientSide, Session};
-use super::trust::Verifier;
+use super::trust::{Verifier, is_loopback};
 use crate::time::UnixMillis;
 
 /// The client's trust anchors and limits: which certificate authorities it believes.
@@ -25,6 +25,9 @@ use crate::time::UnixMillis;
 pub struct ClientTls {
     authorities: Option<Arc<WebPkiServerVerifier>>,
     limits: TlsLimits,
+    /// Whether a server on a loopback address is accepted with any certificate (the
+    /// default; see [`ClientTls::without_loopback_exemption`]).
+    loopback_exempt: bool,
 }
 
 impl ClientTls {
@@ -51,7 +54,26 @@ impl ClientTls {
         Self {
             authorities: None,
             limits,
+            loopback_exempt: true,
         }
+    }
+
+    /// Judge a server on a loopback address like any other: by a certificate authority or
+    /// by its pin, never "any certificate".
+    ///
+    /// For a loopback port that is not a local server — an `ssh -L` tunnel or a proxy that
+    /// forwards to a remote machine — and for tests, which can only reach loopback
+    /// addresses but must see trust on first use and a changed certificate refused.
+    pub fn without_loopback_exemption(mut self) -> Self {
+        self.loopback_exempt = false;
+        self
+    }
+
+    /// Whether a server reached at `server_ip` is exempt from certificate checks (on
+    /// loopback, unless [`ClientTls::without_loopback_exemption`]). The same answer decides
+    /// whether the client may speak in clear to a server that offers no TLS.
+    pub fn exempts(&self, server_ip: IpAddr) -> bool {
+        self.loopback_exempt && is_loopback(server_ip)
     }
 
     fn from_store(store: RootCertStore, limits: TlsLimits) -> Result<Self, TlsError> {
@@ -64,6 +86,7 @@ impl ClientTls {
         Ok(Self {
             authorities: Some(authorities),
             limits,
+            loopback_exempt: true,
         })
     }
 
@@ -84,7 +107,7 @@ impl ClientTls {
         clock.observe(now);
         let verifier = Arc::new(Verifier::new(
             server.clone(),
-            server_ip,
+            self.exempts(server_ip),
             known_hosts,
             self.authorities.clone(),
             provider().signature_verification_algorithms,

@@ -80,4 +80,4 @@ pub use known_hosts::{
 };
 pub use server::ServerTls;
 pub use session::{ClientSession, ServerSession, Session, TlsEvent};
-pub use trust::{Basis, Refusal, Trusted};
+pub use trust::{Basis, Refusal, Trusted, is_loopback};

@@ -3,7 +3,9 @@
 //! The policy, judged on the certificate the server presents, in this order:
 //! 1. **Loopback** (the client connected to 127.0.0.0/8 or ::1): any certificate is accepted
 //!    and the outcome says so. The link is still encrypted; local test servers make a fresh
-//!    certificate in every new data folder and must keep working.
+//!    certificate in every new data folder and must keep working. A client made
+//!    [`without_loopback_exemption`](super::ClientTls::without_loopback_exemption) skips this
+//!    step (a tunnelled port, tests).
 //! 2. **A trusted authority vouches for it** (its chain reaches a root of the store the client
 //!    was given — Mozilla's, or one handed in): it must then be wholly valid — dates and name —
 //!    or it is refused. A CA-signed certificate that fails its own checks is a misconfiguration
@@ -153,8 +155,9 @@ pub(crate) type Verdict = Result<Trusted, Refusal>;
 #[derive(Debug)]
 pub(crate) struct Verifier {
     server: HostPort,
-    /// The address actually connected to (decides loopback; a name may resolve anywhere).
-    server_ip: IpAddr,
+    /// Whether the address actually connected to is exempt (loopback, unless the client
+    /// judges loopback like any server); a name may resolve anywhere, so the address decides.
+    loopback_exempt: bool,
     /// The pins of this server: (line, fingerprint).
     pins: Vec<(usize, Fingerprint)>,
     origin: String,
@@ -167,7 +170,7 @@ pub(crate) struct Verifier {
 impl Verifier {
     pub(crate) fn new(
         server: HostPort,
-        server_ip: IpAddr,
+        loopback_exempt: bool,
         known_hosts: &KnownHosts,
         authorities: Option<Arc<WebPkiServerVerifier>>,
         algorithms: WebPkiSupportedAlgorithms,
@@ -177,7 +180,7 @@ impl Verifier {
             pins,
             origin: known_hosts.origin().to_owned(),
             server,
-            server_ip,
+            loopback_exempt,
             authorities,
             algorithms,
             verdict: Mutex::new(None),
@@ -204,7 +207,7 @@ impl Verifier {
             fingerprint,
             basis,
         };
-        if is_loopback(self.server_ip) {
+        if self.loopback_exempt {
             return Ok(trusted(Basis::Loopback));
         }
         let authority = |at: UnixTime| match &self.authorities {
@@ -350,8 +353,9 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
-/// Whether `ip` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.y.z).
-pub(crate) fn is_loopback(ip: IpAddr) -> bool {
+/// Whether `ip` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.x.y.z): the one
+/// definition of "on loopback" the client's trust and the server's plaintext rule share.
+pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
         IpAddr::V6(v6) => {

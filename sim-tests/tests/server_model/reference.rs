@@ -27,7 +27,7 @@ pub const T0: u64 = 1_795_300_000_000;
 /// How long a lockout lasts.
 pub const BLOCK_MS: u64 = 10_000;
 /// How long a connection may take to log in.
-pub const LOGIN_TIMEOUT_MS: u64 = 5 * 60 * 1000;
+pub const LOGIN_TIMEOUT_MS: u64 = 60 * 1000;
 /// Posts replayed at login before older ones are summarised (small, to reach it).
 pub const BACKLOG: usize = 3;
 
@@ -167,6 +167,10 @@ pub struct Letter {
     pub from: String,
     pub text: String,
     pub at: i64,
+    /// Sent on the recipient's current connection: it stays stored until that connection
+    /// ends with it delivered (then it is gone), or the server stops first (then it is
+    /// delivered again at the next login).
+    pub carried: bool,
 }
 
 /// The whole model.
@@ -242,6 +246,20 @@ impl RefState {
         }
     }
 
+    /// `user`'s connection ended with everything on it delivered: the private messages it
+    /// carried are gone from the inbox.
+    fn delivered(&mut self, user: usize) {
+        let name = USERS[user];
+        self.inbox.retain(|l| !(l.carried && l.to == name));
+    }
+
+    /// The server stopped: what connections carried was not confirmed delivered.
+    fn uncarry(&mut self) {
+        for l in self.inbox.iter_mut() {
+            l.carried = false;
+        }
+    }
+
     fn login(&mut self, user: usize, right: bool) {
         if self.is_locked(user) {
             self.expect.codes.push(435);
@@ -283,10 +301,17 @@ impl RefState {
         self.expect.codes.push(230);
         self.last_login[user] = Some(self.now_sec());
         let name = USERS[user];
-        let (mine, rest): (Vec<Letter>, Vec<Letter>) = std::mem::take(&mut self.inbox)
-            .into_iter()
-            .partition(|l| l.to == name && !self.blocks(name, &l.from));
-        self.inbox = rest;
+        let mine: Vec<Letter> = self
+            .inbox
+            .iter()
+            .filter(|l| l.to == name && !self.blocks(name, &l.from))
+            .cloned()
+            .collect();
+        for l in self.inbox.iter_mut() {
+            if l.to == name && !self.blocks.contains(&(name.to_string(), l.from.clone())) {
+                l.carried = true;
+            }
+        }
         for l in mine {
             self.push(
                 user,
@@ -367,6 +392,7 @@ impl RefState {
                 for u in self.online.clone() {
                     self.leave(u);
                 }
+                self.uncarry();
                 self.expect.timed_out = std::mem::take(&mut self.stalled);
                 self.failures = [0; N];
                 self.blocked_until = [None; N];
@@ -378,6 +404,7 @@ impl RefState {
                 for u in std::mem::take(&mut self.online) {
                     self.last_logout[u] = self.last_login[u];
                 }
+                self.uncarry();
                 self.stalled.clear();
                 self.failures = [0; N];
                 self.blocked_until = [None; N];
@@ -386,8 +413,12 @@ impl RefState {
             Transition::Logout { user } => {
                 self.expect.codes.push(221);
                 self.leave(user);
+                self.delivered(user);
             }
-            Transition::Drop { user } => self.leave(user),
+            Transition::Drop { user } => {
+                self.leave(user);
+                self.delivered(user);
+            }
             Transition::Msg { user, text } => {
                 self.posts.push(Post {
                     author: USERS[user].into(),
@@ -456,23 +487,24 @@ impl RefState {
                     553
                 } else {
                     let t = USERS.iter().position(|u| *u == to).unwrap();
-                    if self.online.contains(&t) {
+                    let online = self.online.contains(&t);
+                    if online {
                         self.push(
                             t,
                             Ev::Pvt {
                                 at: now,
                                 from: from.into(),
-                                text,
+                                text: text.clone(),
                             },
                         );
-                    } else {
-                        self.inbox.push(Letter {
-                            to,
-                            from: from.into(),
-                            text,
-                            at: now,
-                        });
                     }
+                    self.inbox.push(Letter {
+                        to,
+                        from: from.into(),
+                        text,
+                        at: now,
+                        carried: online,
+                    });
                     250
                 };
                 self.expect.codes.push(code);
@@ -642,7 +674,7 @@ impl ReferenceStateMachine for Model {
     fn transitions(state: &RefState) -> BoxedStrategy<Transition> {
         let any_user = 0..USERS.len();
         let tick = prop::sample::select(vec![
-            1u64, 400, 999, 1_000, 2_500, 9_999, 10_000, 60_000, 299_999, 300_000,
+            1u64, 400, 999, 1_000, 2_500, 9_999, 10_000, 59_999, 60_000, 300_000,
         ])
         .prop_map(|ms| Transition::Tick { ms });
         let login = (any_user, prop::bool::weighted(0.6))

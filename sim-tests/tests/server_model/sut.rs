@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use huddle_core::UnixMillis;
 use huddle_core::proto::event::{Event, is_event_line, parse_event};
 use huddle_core::proto::reply::{Reply, ReplyAssembler};
-use huddle_core::server::{Attempts, ConnId, DataFiles, Output, Server, ServerConfig};
+use huddle_core::server::{
+    Attempts, ConnId, DataFiles, HashMemory, Input, Output, PlaintextLogin, Server, ServerConfig,
+};
 use huddle_core::store::{
     BlockRecord, DataFile, InboxRecord, Persist, PostRecord, render_block, render_inbox,
     render_post,
@@ -96,6 +98,7 @@ fn ev(e: Event) -> Ev {
         Event::Online { user } => Ev::Online(user.to_string()),
         Event::Offline { user } => Ev::Offline(user.to_string()),
         Event::Notice { text } => panic!("unexpected notice {text:?}"),
+        Event::Ping { token } => panic!("unexpected keepalive ping {token}"),
         Event::Upload(grant) => panic!("unexpected upload {grant}"),
     }
 }
@@ -127,6 +130,11 @@ impl Sut {
             block_millis: BLOCK_MS,
             backlog_limit: BACKLOG,
             hash_memory_kib: 64,
+            // The model's users come from 10.0.0.x and speak in clear (TLS is tested apart).
+            plaintext_login: PlaintextLogin::Anywhere,
+            // The reference model has no keepalive (its sessions answer nothing): off here,
+            // tested in keepalive.rs and the core's liveness tests.
+            keepalive_idle_millis: 0,
             ..ServerConfig::default()
         };
         let mut sut = Sut {
@@ -146,31 +154,51 @@ impl Sut {
         sut
     }
 
+    /// Carry out every output as a runtime with a perfect network would: writes complete
+    /// and are reported, hashes are computed at once. Closed connections stay until the
+    /// model says the socket is gone ([`Sut::gone`]).
     fn drain(&mut self) {
-        while let Some(out) = self.server.poll_output() {
-            match out {
-                Output::Persist(Persist::Append { file, text }) => self
-                    .files
-                    .entry(file)
-                    .or_default()
-                    .push_str(std::str::from_utf8(&text).expect("UTF-8")),
-                Output::Persist(Persist::Replace { file, text }) => {
-                    self.files
-                        .insert(file, String::from_utf8(text).expect("UTF-8"));
-                }
-                Output::Persist(other) => {
-                    panic!("the loader found nothing to set aside at a clean start: {other:?}")
-                }
-                Output::Send { conn, bytes } => {
+        let mut memory = HashMemory::new();
+        loop {
+            let mut written: BTreeMap<ConnId, usize> = BTreeMap::new();
+            let mut hashed = Vec::new();
+            while let Some(out) = self.server.poll_output() {
+                for (conn, bytes) in out.sends() {
                     assert!(
                         !self.closed.contains(&conn),
                         "sent on {conn} after closing it"
                     );
-                    let text = std::str::from_utf8(&bytes).expect("UTF-8");
+                    let text = std::str::from_utf8(bytes).expect("UTF-8");
                     self.received.entry(conn).or_default().push_str(text);
+                    *written.entry(conn).or_default() += bytes.len();
                 }
-                Output::Close { conn } => self.closed.push(conn),
-                Output::Log(_) => {}
+                match out {
+                    Output::Persist(Persist::Append { file, text }) => self
+                        .files
+                        .entry(file)
+                        .or_default()
+                        .push_str(std::str::from_utf8(&text).expect("UTF-8")),
+                    Output::Persist(Persist::Replace { file, text }) => {
+                        self.files
+                            .insert(file, String::from_utf8(text).expect("UTF-8"));
+                    }
+                    Output::Persist(other) => {
+                        panic!("the loader found nothing to set aside at a clean start: {other:?}")
+                    }
+                    Output::Close { conn } | Output::Cut { conn } => self.closed.push(conn),
+                    Output::Hash(job) => hashed.push(job.run(&mut memory)),
+                    _ => {}
+                }
+            }
+            if written.is_empty() && hashed.is_empty() {
+                return;
+            }
+            for (conn, n) in written {
+                self.server.handle_written(conn, n, UnixMillis(self.now));
+            }
+            for done in hashed {
+                self.server
+                    .handle_input(Input::Hashed(done), UnixMillis(self.now));
             }
         }
     }

@@ -168,6 +168,44 @@ fn a_server_on_loopback_is_encrypted_whatever_its_certificate_and_nothing_is_pin
 }
 
 #[test]
+fn without_the_loopback_exemption_a_loopback_server_is_pinned_and_a_changed_one_refused() {
+    let ip: IpAddr = "127.0.0.2".parse().unwrap();
+    let server = HostPort::from_addr((ip, 4000).into());
+    let strict = ClientTls::pins_only(TlsLimits::default()).without_loopback_exemption();
+    assert!(!strict.exempts(ip));
+    assert!(ClientTls::pins_only(TlsLimits::default()).exempts(ip));
+    let first = self_signed(&["localhost"]);
+    let (known, _) = KnownHosts::parse("kh", "");
+    let mut pair = Pair::new(
+        &server_tls(&first),
+        &strict,
+        (&server, ip),
+        &known,
+        ([7; 32], [8; 32]),
+        NOW,
+    );
+    pair.run();
+    let trusted = pair.trusted().expect("accepted on first use").clone();
+    assert_eq!(trusted.basis, Basis::FirstUse);
+    let pin = trusted.pin_to_record().expect("a pin to record");
+    let (known, _) = KnownHosts::parse("kh", &render_known_host(&pin));
+    let mut pair = Pair::new(
+        &server_tls(&self_signed(&["localhost"])),
+        &strict,
+        (&server, ip),
+        &known,
+        ([7; 32], [8; 32]),
+        NOW,
+    );
+    pair.run();
+    assert!(
+        matches!(refusal(&pair), Refusal::CertificateChanged { line: 1, .. }),
+        "{:?}",
+        pair.at_client.error
+    );
+}
+
+#[test]
 fn a_certificate_from_a_trusted_authority_is_trusted_for_its_names() {
     let authority = Authority::new();
     let cert = authority.issue(
