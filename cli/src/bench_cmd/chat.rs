@@ -615,7 +615,7 @@ async fn read_loop(
     }
 }
 
-/// The send time in a post line `* POST n DD Mon YYYY HH:MM:SS user no b S Q T …`.
+/// The send time in a post line `* POST n@id DD Mon YYYY HH:MM:SS user no b S Q T …`.
 fn sent_at(line: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(line).ok()?;
     let mut words = text.split(' ').skip_while(|w| *w != "b");
@@ -629,7 +629,7 @@ mod tests {
 
     #[test]
     fn the_send_time_is_read_from_a_post_line() {
-        let line = b"* POST 12 01 Dec 2026 10:00:00 u3 no b 3 7 123456789 xxxx";
+        let line = b"* POST 12@40 01 Dec 2026 10:00:00 u3 no b 3 7 123456789 xxxx";
         assert_eq!(sent_at(line), Some(123_456_789));
         assert_eq!(sent_at(b"* POST 1 01 Dec 2026 10:00:00 u3 no hello"), None);
     }

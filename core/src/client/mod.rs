@@ -25,6 +25,7 @@ mod input;
 pub mod local;
 mod narration;
 mod output;
+mod post_ids;
 mod progress;
 mod render;
 pub mod sanitize;
@@ -157,6 +158,8 @@ pub struct Client {
     emulation: Option<Emulation>,
     /// Reused for the transfers' outputs, so a datagram costs no allocation here.
     scratch: Vec<ClientOutput>,
+    /// The id each post number stood for when it was shown.
+    seen: post_ids::SeenPosts,
     clock: Clock,
 }
 
@@ -183,6 +186,7 @@ impl Client {
             ),
             emulation: config.emulate.clone().map(Emulation::new),
             scratch: Vec::new(),
+            seen: post_ids::SeenPosts::default(),
             pending_upload: None,
             clock: Clock::new(now),
             config,
@@ -587,6 +591,11 @@ impl Client {
     fn on_server_line(&mut self, line: &str) {
         if is_event_line(line) && !self.replies.is_pending() {
             let (tone, text) = match parse_event(line) {
+                Some(Event::Posted { number, id }) => {
+                    // Our own post's id: remembered, not shown (the reply that follows is).
+                    self.seen.saw(number, id);
+                    return;
+                }
                 Some(Event::Ping { token }) => {
                     // The server's keepalive: answered at once, whatever the user is doing.
                     self.send_line(&format!("PONG {token}"));
@@ -599,7 +608,12 @@ impl Client {
                     self.outputs.extend(out);
                     return;
                 }
-                Some(e) => render::event(&e),
+                Some(e) => {
+                    if let Event::Post { number, id, .. } | Event::Edited { number, id, .. } = &e {
+                        self.seen.saw(*number, *id);
+                    }
+                    render::event(&e, self.config.interactive)
+                }
                 None => (Tone::Notice, format!("(unrecognised event) {}", &line[2..])),
             };
             self.outputs.push_back(ClientOutput::Show(Display {
@@ -707,7 +721,20 @@ impl Client {
                 } else {
                     Tone::Info
                 };
-                self.show(tone, reply.text());
+                let text = if command == Command::Rdm {
+                    // Remember which post each number shown is; ids are shown to a person
+                    // (who may type them), not to scripts (see `render::event`).
+                    let ids = self.config.interactive;
+                    reply
+                        .text()
+                        .lines()
+                        .map(|l| self.seen.listing_line(l, ids))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                } else {
+                    reply.text()
+                };
+                self.show(tone, text);
                 if command == Command::Out && code == Code::BYE {
                     self.exit(ExitStatus::LoggedOut);
                 } else {
@@ -829,6 +856,19 @@ impl Client {
             Ok(Request::Out) => self.log_out(),
             Ok(request) => {
                 let command = request.command();
+                // `DLT 3 …` means the post the user saw as number 3.
+                let request = match request {
+                    Request::Dlt { target, at } => Request::Dlt {
+                        target: self.seen.resolve(target),
+                        at,
+                    },
+                    Request::Edt { target, at, text } => Request::Edt {
+                        target: self.seen.resolve(target),
+                        at,
+                        text,
+                    },
+                    other => other,
+                };
                 self.send_line(&request.to_string());
                 self.state = State::Waiting(command);
             }

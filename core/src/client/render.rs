@@ -3,12 +3,22 @@
 use super::output::Tone;
 use crate::proto::event::Event;
 
-/// The text and tone of an event.
-pub fn event(e: &Event) -> (Tone, String) {
+/// The text and tone of an event; with `ids`, each post's stable id beside its number
+/// (`#3@17`), which a person at a terminal may type (`DLT @17 …`). Scripts get the numbers
+/// alone, as the lines read before posts had ids.
+pub fn event(e: &Event, ids: bool) -> (Tone, String) {
+    let tag = |number: &crate::types::MessageNumber, id: &crate::types::PostId| {
+        if ids {
+            format!("#{number}@{id}")
+        } else {
+            format!("#{number}")
+        }
+    };
     match e {
         Event::Post {
             number,
             at,
+            id,
             author,
             edited,
             text,
@@ -16,21 +26,25 @@ pub fn event(e: &Event) -> (Tone, String) {
             let edited = if *edited { " (edited)" } else { "" };
             (
                 Tone::Post,
-                format!("#{number} {author} ({at}): {text}{edited}"),
+                format!("{} {author} ({at}): {text}{edited}", tag(number, id)),
             )
         }
         Event::Edited {
             number,
             at,
+            id,
             author,
             text,
         } => (
             Tone::Post,
-            format!("#{number} edited by {author} ({at}): {text}"),
+            format!("{} edited by {author} ({at}): {text}", tag(number, id)),
         ),
-        Event::Deleted { number, author } => (
+        Event::Deleted { number, id, author } => (
             Tone::Notice,
-            format!("{author} deleted message #{number}; later messages moved up one number"),
+            format!(
+                "{author} deleted message {}; later messages moved up one number",
+                tag(number, id)
+            ),
         ),
         Event::Private { at, from, text } => (
             Tone::Private,
@@ -55,7 +69,8 @@ pub fn event(e: &Event) -> (Tone, String) {
             ),
         ),
         Event::Notice { text } => (Tone::Notice, text.clone()),
-        // Answered by the client itself, never shown; here for completeness.
+        // Taken in by the client itself, never shown; here for completeness.
+        Event::Posted { number, id } => (Tone::Notice, format!("your post #{number} is @{id}")),
         Event::Ping { token } => (Tone::Notice, format!("keepalive {token}")),
     }
 }

@@ -59,6 +59,10 @@ impl Pair {
                         self.client.handle_server_bytes(&bytes, T0);
                         moved = true;
                     }
+                    Output::Broadcast { audience, bytes } if audience.contains(self.conn) => {
+                        self.client.handle_server_bytes(&bytes, T0);
+                        moved = true;
+                    }
                     Output::Close { conn } if conn == self.conn => {
                         self.client.handle_server_closed(T0);
                         moved = true;
@@ -300,4 +304,127 @@ fn a_closing_reply_is_shown_on_its_own_line_and_exits_with_server_closed() {
         c.handle_server_closed(T0);
         assert_eq!(c.poll_output(), None);
     }
+}
+
+/// The board's texts, in order.
+fn board(server: &Server) -> Vec<String> {
+    server
+        .render_file(DataFile::MessageLog)
+        .lines()
+        .map(|l| l.rsplit("; ").nth(1).unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn dlt_by_the_number_shown_never_hits_a_post_that_moved_into_it() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    // luke, on a connection of his own, posts #1.
+    let luke = p
+        .server
+        .handle_connect("127.0.0.1:6666".parse().unwrap(), T0);
+    for line in ["luke\n", "r2d2\n", "MSG first\n"] {
+        p.server.handle_bytes(luke, line.as_bytes(), T0);
+        p.pump();
+    }
+    p.type_line("yoda");
+    p.type_line("jedi");
+    // yoda posts "a" (#2) and "b" (#3), all in the same second.
+    p.type_line("MSG a");
+    p.type_line("MSG b");
+    let ts = crate::time::Zone::UTC.render(T0.timestamp());
+    // A script sees the numbers as ever (the client keeps the ids to itself).
+    p.type_line("RDM 01 Jan 2000 00:00:00");
+    assert!(
+        p.texts().contains(&format!("\n#2 yoda, {ts}: a")),
+        "{}",
+        p.texts()
+    );
+    // luke deletes his #1 meanwhile: "a" is now #1, "b" #2.
+    p.server
+        .handle_bytes(luke, format!("DLT 1 {ts}\n").as_bytes(), T0);
+    p.pump();
+    assert!(
+        p.texts().contains("luke deleted message #1;"),
+        "{}",
+        p.texts()
+    );
+    // yoda deletes what he saw as #2 ("a"): the client sends the id with the number, and the
+    // server refuses, since #2 is now "b" (same author, same second).
+    p.type_line(&format!("DLT 2 {ts}"));
+    let last = p.shown.last().unwrap();
+    assert!(
+        last.text.starts_with("Message @2 is now #1, not #2"),
+        "{last:?}"
+    );
+    assert_eq!(last.tone, Tone::Error);
+    assert_eq!(board(&p.server), ["a", "b"]);
+    // By its id it goes, wherever it is now.
+    p.type_line(&format!("DLT @2 {ts}"));
+    assert!(
+        p.shown
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Message #1 deleted")
+    );
+    assert_eq!(board(&p.server), ["b"]);
+    // "b" was shown as #3: EDT 3 means it, and it is refused for having moved, not applied
+    // to whatever is #3 now (nothing).
+    p.type_line(&format!("EDT 3 {ts} bee"));
+    assert!(
+        p.shown
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Message @3 is now #1, not #3"),
+        "{}",
+        p.texts()
+    );
+    p.type_line(&format!("EDT 1@3 {ts} bee"));
+    assert!(
+        p.shown
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Message #1 edited")
+    );
+    assert_eq!(board(&p.server), ["bee"]);
+}
+
+#[test]
+fn a_person_at_a_terminal_sees_each_posts_id_beside_its_number() {
+    let config = ClientConfig {
+        interactive: true,
+        ..ClientConfig::default()
+    };
+    let mut p = Pair::new(server(), config);
+    let luke = p
+        .server
+        .handle_connect("127.0.0.1:6666".parse().unwrap(), T0);
+    p.type_line("yoda");
+    p.type_line("jedi");
+    for line in ["luke\n", "r2d2\n", "MSG first\n", "MSG second\n"] {
+        p.server.handle_bytes(luke, line.as_bytes(), T0);
+        p.pump();
+    }
+    let ts = crate::time::Zone::UTC.render(T0.timestamp());
+    assert!(
+        p.texts().contains(&format!("#2@2 luke ({ts}): second")),
+        "{}",
+        p.texts()
+    );
+    p.type_line("RDM 01 Jan 2000 00:00:00");
+    assert!(
+        p.texts().contains(&format!("#1@1 luke, {ts}: first")),
+        "{}",
+        p.texts()
+    );
+    p.server
+        .handle_bytes(luke, format!("DLT @1 {ts}\n").as_bytes(), T0);
+    p.pump();
+    assert!(
+        p.texts().contains("luke deleted message #1@1;"),
+        "{}",
+        p.texts()
+    );
 }

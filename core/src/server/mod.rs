@@ -171,6 +171,8 @@ pub struct Server {
     /// `credentials.txt` as it is on disk, byte for byte (it is rewritten whole only to
     /// replace a plaintext password by its hash).
     credentials_text: Vec<u8>,
+    /// The `* POSTED` event of the `MSG` being answered, sent just before its reply.
+    posted: Option<Event>,
 }
 
 impl Server {
@@ -202,6 +204,7 @@ impl Server {
             inbox,
             blocks,
             logins,
+            post_ids,
             ref warnings,
         } = folder.clone();
         let post_rate = Rate {
@@ -216,7 +219,7 @@ impl Server {
             rng: ChaCha20Rng::from_seed(config.rng_seed),
             lockout: Lockout::new(config.attempts, config.block_millis),
             accounts: Accounts::new(credentials, reserved),
-            board: Board::new(posts),
+            board: Board::new(posts, &post_ids.ids, post_ids.next),
             inbox: Inbox::new(inbox),
             blocks: Blocks::new(blocks),
             logins: Logins::new(logins),
@@ -251,6 +254,7 @@ impl Server {
             credentials_need_newline: !cleaned_credentials.is_empty()
                 && !cleaned_credentials.ends_with(b"\n"),
             credentials_text: cleaned_credentials.clone(),
+            posted: None,
             clock: Clock::new(now),
             config,
         };
@@ -261,9 +265,14 @@ impl Server {
             };
             server.log(format!("warning: {w} ({what})"));
         }
+        if let Some(note) = &post_ids.note {
+            server.log(format!("warning: {note}"));
+        }
         let now_ts = server.now_ts();
         let mut rewrite = folder.files_to_rewrite();
         rewrite.insert(DataFile::UserLog);
+        // The ids journal starts afresh as a snapshot of the board as loaded.
+        rewrite.insert(DataFile::PostIds);
         for file in rewrite {
             for record in folder.cleanup(files, file, zone, now_ts) {
                 if let Persist::Backup { name, .. } = &record {
@@ -427,6 +436,12 @@ impl Server {
         match file {
             DataFile::Credentials => Vec::new(),
             DataFile::MessageLog => self.board.render(zone),
+            DataFile::PostIds => crate::store::postids::render_snapshot(
+                self.board
+                    .iter()
+                    .map(|(_, p)| (p.id, p.at, &p.author, &p.text)),
+                self.board.next_id(),
+            ),
             DataFile::UserLog => self.sessions.render(zone).into(),
             DataFile::Inbox => self.inbox.render(zone),
             DataFile::Blocks => self.blocks.render().into(),

@@ -221,10 +221,14 @@ impl Net {
     }
 
     /// Send a line; what the peer read since.
+    /// Send a line; what came back, without the `* POSTED` line a `MSG` gets before its reply.
     fn say(&mut self, conn: ConnId, line: &str) -> String {
         self.take(conn);
         self.send(conn, line);
         self.take(conn)
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("* POSTED "))
+            .collect()
     }
 
     fn take(&mut self, conn: ConnId) -> String {

@@ -265,7 +265,7 @@ fn a_message_with_punctuation_and_unicode_is_byte_identical_after_a_restart() {
     let r = luke.say("RDM 01 Jan 2000 00:00:00");
     let last = r.lines().last().unwrap();
     assert!(
-        last.starts_with("250 #1 yoda, ") && last.ends_with(&format!(": {text}")),
+        last.starts_with("250 #1@1 yoda, ") && last.ends_with(&format!(": {text}")),
         "{r}"
     );
     // luke never logged out, so every post came as catch-up too.
