@@ -7,6 +7,7 @@
 mod abuse;
 mod chat;
 mod idle;
+mod link;
 mod proc;
 mod udp;
 
@@ -30,7 +31,9 @@ enum Bench {
     /// datagrams and repeats, the receiver's memory.
     Udp(udp::UdpArgs),
     /// Fan-out: N clients, K senders × M posts, unpaced and paced; deliveries a second,
-    /// send → receive latency, server CPU per 1,000 deliveries, memory per connection.
+    /// send → receive latency, server CPU per 1,000 deliveries, memory per connection; then
+    /// connections a second and server CPU per connection. `--tls`: every client upgrades
+    /// (the handshake's cost, encrypted fan-out).
     Chat(chat::ChatArgs),
     /// What one hostile client costs the others: a probe's MSG round trips during a flood,
     /// a sign-up storm, unread RDMs of a big board, sockets that never log in.

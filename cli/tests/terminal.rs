@@ -632,6 +632,8 @@ fn a_server_shutdown_is_told_on_a_line_of_its_own_and_the_exit_code_says_so() {
         p.wait_cursor_row("yoda> half a thought");
         room.server.signal(libc::SIGTERM);
         assert_eq!(p.wait_exit(), 7, "{runtime}:\n{}", p.transcript());
+        // The pty's last bytes may still be on their way to the reader when the process ends.
+        p.wait_count("Disconnected by the server:", 1);
         let screen = p.transcript();
         let why = screen
             .lines()

@@ -165,6 +165,60 @@ impl fmt::Display for MessageNumber {
     }
 }
 
+/// The stable id of a post: given when it is posted, never reused, kept when later posts are
+/// deleted (its number changes, its id does not), when it is edited, and across restarts
+/// (`postids.txt`). Written `@17`; `3@17` is post 17, shown as number 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PostId(pub u64);
+
+impl fmt::Display for PostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Which post a `DLT` or `EDT` means: its number (as DESIGN §2 fixes it), its id, or both —
+/// then the post with that id must still have that number, so a post that merely moved into
+/// the number the client saw is never the one changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostRef {
+    /// `3` or `#3`: whatever post has number 3 now.
+    Number(MessageNumber),
+    /// `@17`: post 17, whatever its number now.
+    Id(PostId),
+    /// `3@17`: post 17, if it is still number 3.
+    Both(MessageNumber, PostId),
+}
+
+impl PostRef {
+    /// The number given, if any.
+    pub fn number(self) -> Option<MessageNumber> {
+        match self {
+            PostRef::Number(n) | PostRef::Both(n, _) => Some(n),
+            PostRef::Id(_) => None,
+        }
+    }
+
+    /// The id given, if any.
+    pub fn id(self) -> Option<PostId> {
+        match self {
+            PostRef::Id(i) | PostRef::Both(_, i) => Some(i),
+            PostRef::Number(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for PostRef {
+    /// The wire form: `3`, `@17` or `3@17`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostRef::Number(n) => write!(f, "{n}"),
+            PostRef::Id(i) => write!(f, "@{i}"),
+            PostRef::Both(n, i) => write!(f, "{n}@{i}"),
+        }
+    }
+}
+
 /// Why a text cannot be a message: empty, or holding a control character.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {

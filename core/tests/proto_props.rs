@@ -13,6 +13,7 @@ use huddle_core::proto::timestamp::parse_civil_time;
 use huddle_core::server::{DataFiles, Server, ServerConfig};
 use huddle_core::store::{self, DataFile, PostRecord};
 use huddle_core::time::{CivilTime, Timestamp, Zone};
+use huddle_core::types::{PostId, PostRef};
 use huddle_core::{MessageNumber, UnixMillis, UserName};
 use proptest::prelude::*;
 
@@ -30,6 +31,15 @@ fn text() -> impl Strategy<Value = String> {
 
 fn number() -> impl Strategy<Value = MessageNumber> {
     (1u32..1_000_000).prop_map(|n| MessageNumber::new(n).unwrap())
+}
+
+/// A post named by number, by id, or both.
+fn target() -> impl Strategy<Value = PostRef> {
+    prop_oneof![
+        number().prop_map(PostRef::Number),
+        any::<u64>().prop_map(|i| PostRef::Id(PostId(i % 10_000_000_000_000_000_000))),
+        (number(), any::<u32>()).prop_map(|(n, i)| PostRef::Both(n, PostId(u64::from(i)))),
+    ]
 }
 
 fn civil() -> impl Strategy<Value = CivilTime> {
@@ -55,9 +65,9 @@ fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         text().prop_map(|text| Request::Msg { text }),
         (user(), text()).prop_map(|(to, text)| Request::Pvt { to, text }),
-        (number(), civil()).prop_map(|(number, at)| Request::Dlt { number, at }),
-        (number(), civil(), text()).prop_map(|(number, at, text)| Request::Edt {
-            number,
+        (target(), civil()).prop_map(|(target, at)| Request::Dlt { target, at }),
+        (target(), civil(), text()).prop_map(|(target, at, text)| Request::Edt {
+            target,
             at,
             text
         }),
@@ -86,22 +96,40 @@ fn request() -> impl Strategy<Value = Request> {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        (number(), civil(), user(), any::<bool>(), text()).prop_map(
-            |(number, at, author, edited, text)| Event::Post {
+        (
+            number(),
+            any::<u64>(),
+            civil(),
+            user(),
+            any::<bool>(),
+            text()
+        )
+            .prop_map(|(number, id, at, author, edited, text)| Event::Post {
                 number,
+                id: PostId(id),
                 at,
                 author,
                 edited,
                 text
+            }),
+        (number(), any::<u64>(), civil(), user(), text()).prop_map(
+            |(number, id, at, author, text)| Event::Edited {
+                number,
+                id: PostId(id),
+                at,
+                author,
+                text
             }
         ),
-        (number(), civil(), user(), text()).prop_map(|(number, at, author, text)| Event::Edited {
+        (number(), any::<u64>(), user()).prop_map(|(number, id, author)| Event::Deleted {
             number,
-            at,
-            author,
-            text
+            id: PostId(id),
+            author
         }),
-        (number(), user()).prop_map(|(number, author)| Event::Deleted { number, author }),
+        (number(), any::<u64>()).prop_map(|(number, id)| Event::Posted {
+            number,
+            id: PostId(id)
+        }),
         (civil(), user(), text()).prop_map(|(at, from, text)| Event::Private { at, from, text }),
         (any::<u32>(), civil()).prop_map(|(hidden, since)| Event::Backlog { hidden, since }),
         user().prop_map(|user| Event::Online { user }),

@@ -41,7 +41,8 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         let udp: UdpSocket = Arc::new(Async::new(std_udp).map_err(udp_error)?);
         let udp_port = udp.get_ref().local_addr()?.port();
 
-        let (tx, rx) = smol::channel::unbounded::<Input>();
+        // Bounded, as in the std runtime (see its `INPUT_BACKLOG`): a fast UDP reader waits.
+        let (tx, rx) = smol::channel::bounded::<Input>(huddle_runtime_std::client::INPUT_BACKLOG);
         let reader = smol::spawn(read_server(stream.clone(), tx.clone()));
         let udp_reader = smol::spawn(read_udp(Arc::clone(&udp), tx.clone()));
         let input_tx = tx.clone();

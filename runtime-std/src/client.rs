@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::thread;
 use std::time::Duration;
 
@@ -29,6 +29,15 @@ use crate::udp::{BatchSocket, SendQueue};
 /// Kernel buffer asked for the client's UDP socket: a burst of a fast transfer overflows the
 /// default (208 KiB here) and every overflow is a loss to repair.
 pub const UDP_BUFFER_BYTES: usize = 8 << 20;
+
+/// Most inputs queued for the core's thread (each a run of datagrams of at most 64 KiB, a
+/// server read or a line). Why a bound: the UDP reader is faster than the core's thread (which
+/// decrypts, hashes and writes), so an unbounded queue grows with whatever a peer sends and
+/// pins a fresh 2 MiB receive block every 32 messages; bounded, the reader waits, the
+/// kernel's buffer ([`UDP_BUFFER_BYTES`]) takes the rest (what overflows it is a loss the
+/// transfers repair), and the receive blocks are reused. 64: about two blocks, several
+/// milliseconds of the fastest transfer.
+pub const INPUT_BACKLOG: usize = 64;
 
 /// Where the client shows things and reads lines: a terminal or a pipe.
 ///
@@ -215,7 +224,7 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
     let _ = crate::udp::raise_buffers(&udp, UDP_BUFFER_BYTES);
     let udp_port = udp.local_addr()?.port();
 
-    let (tx, rx) = mpsc::channel::<Input>();
+    let (tx, rx) = mpsc::sync_channel::<Input>(INPUT_BACKLOG);
     spawn_server_reader(stream.try_clone()?, tx.clone());
     spawn_udp_reader(udp.try_clone()?, tx.clone());
     let input_tx = tx.clone();
@@ -327,7 +336,7 @@ pub fn start_core(
 
 /// Read the UDP socket in batches (GRO, `recvmmsg`) and hand each run of datagrams to the
 /// core's thread as one input.
-fn spawn_udp_reader(udp: UdpSocket, tx: Sender<Input>) {
+fn spawn_udp_reader(udp: UdpSocket, tx: SyncSender<Input>) {
     thread::spawn(move || {
         let Ok(mut io) = BatchSocket::new(&udp) else {
             return;
@@ -378,7 +387,7 @@ fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
     });
 }
 
-fn spawn_server_reader(mut stream: TcpStream, tx: Sender<Input>) {
+fn spawn_server_reader(mut stream: TcpStream, tx: SyncSender<Input>) {
     thread::spawn(move || {
         let mut buf = vec![0u8; 16 * 1024];
         loop {

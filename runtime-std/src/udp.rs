@@ -104,8 +104,11 @@ pub struct BatchSocket {
     fresh_blocks: u64,
 }
 
-/// Blocks kept for reuse.
-const SPARE_BLOCKS: usize = 3;
+/// Blocks kept for reuse. Why 5: the core's thread lags the reader by up to
+/// [`crate::client::INPUT_BACKLOG`] messages (two blocks) plus the run it is handling, so the
+/// blocks retired last are still in use; the oldest of five is free again by the time it is
+/// wanted, and a fast download reuses its blocks instead of faulting in fresh pages.
+const SPARE_BLOCKS: usize = 5;
 
 impl BatchSocket {
     /// Prepare `socket` for batched I/O.
@@ -126,7 +129,12 @@ impl BatchSocket {
         if used.capacity() > 0 {
             self.spare.push_back(used);
         }
-        if let Some(mut b) = self.spare.pop_front() {
+        // The oldest block whose datagrams were all dropped meanwhile (the core's thread
+        // lags the reader by a few blocks, so the front one is not always free).
+        for _ in 0..self.spare.len() {
+            let Some(mut b) = self.spare.pop_front() else {
+                break;
+            };
             b.clear();
             if b.try_reclaim(full) && b.capacity() >= full {
                 // SAFETY: `try_reclaim` reuses this block's own allocation and never

@@ -6,11 +6,13 @@
 
 use huddle_core::proto::reply::Reply;
 
-/// One post as `RDM` lists it: `#n author, DD Mon YYYY HH:MM:SS: text[ (edited)]`.
+/// One post as `RDM` lists it: `#n@id author, DD Mon YYYY HH:MM:SS: text[ (edited)]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     /// Its number at the time of the listing.
     pub number: u32,
+    /// Its stable id.
+    pub id: u64,
     /// Its author.
     pub author: String,
     /// Its timestamp as the server writes it (the version `EDT`/`DLT` must name).
@@ -33,7 +35,8 @@ pub fn parse_rdm(reply: &Reply) -> Vec<Listed> {
 
 fn parse_listed(line: &str) -> Option<Listed> {
     let rest = line.strip_prefix('#')?;
-    let (number, rest) = rest.split_once(' ')?;
+    let (token, rest) = rest.split_once(' ')?;
+    let (number, id) = token.split_once('@')?;
     let (author, rest) = rest.split_once(", ")?;
     let at = rest.get(..20)?;
     let text = rest.get(20..)?.strip_prefix(": ")?;
@@ -43,6 +46,7 @@ fn parse_listed(line: &str) -> Option<Listed> {
     };
     Some(Listed {
         number: number.parse().ok()?,
+        id: id.parse().ok()?,
         author: author.to_string(),
         at: at.to_string(),
         text: text.to_string(),
@@ -76,15 +80,15 @@ mod tests {
             Code::OK,
             vec![
                 "2 messages since 01 Jan 2000 00:00:00:".into(),
-                "#1 yoda, 21 Nov 2026 10:26:41: a: b; c".into(),
-                "#2 luke, 21 Nov 2026 10:26:42: x (edited)".into(),
+                "#1@4 yoda, 21 Nov 2026 10:26:41: a: b; c".into(),
+                "#2@9 luke, 21 Nov 2026 10:26:42: x (edited)".into(),
             ],
         );
         let l = parse_rdm(&r);
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].text, "a: b; c");
         assert_eq!(l[0].at, "21 Nov 2026 10:26:41");
-        assert!(l[1].edited && l[1].author == "luke" && l[1].number == 2);
+        assert!(l[1].edited && l[1].author == "luke" && (l[1].number, l[1].id) == (2, 9));
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //! - an `EDT`/`DLT` is accepted exactly when the requester is the author and names the
 //!   post's timestamp at that moment (otherwise 550, 553 or 551, and nothing changes), and an
 //!   accepted one changes exactly that post (text, timestamp = now, `edited`) or removes it;
-//! - a `MSG` appends exactly one post; nothing else changes the board;
+//! - a `MSG` appends exactly one post with a new id, greater than every id given before;
+//!   nothing else changes the board;
+//! - a post named by id (`@id`), or by number and id (`n@id`), is found by its id wherever
+//!   it moved, and refused (550, or 551 when it is no longer number n) when it is gone or moved;
+//!   every post keeps its id through renumbering and edits;
 //! - after every fsync the durable `messagelog.txt` equals the server's own rendering.
 //!
 //! The clients check that each request gets exactly one reply and that it answers that very
@@ -22,6 +26,7 @@ use huddle_core::proto::request::{Request, parse_request};
 use huddle_core::server::{ConnId, Output, Server};
 use huddle_core::store::{DataFile, PostRecord, parse_messagelog};
 use huddle_core::time::{Timestamp, Zone};
+use huddle_core::types::{PostId, PostRef};
 use huddle_sim_tests::client_host::SimClient;
 use huddle_sim_tests::clock;
 use huddle_sim_tests::disk::{CrashLoss, Disk};
@@ -49,11 +54,25 @@ struct BoardChecker {
     /// The original text of each post on the board, in board order: a post's identity
     /// across edits and renumbering.
     identity: Vec<String>,
+    /// The id of each post on the board, in board order (from the server's `postids.txt`).
+    ids: Vec<u64>,
+    /// The highest id given so far.
+    top_id: u64,
+    /// Requests that named a post by id, accepted and refused.
+    by_id: u32,
     /// (author, original text) of every post deleted, by its author.
     deleted: Vec<(String, String)>,
     accepted: BTreeMap<&'static str, u32>,
     refused: BTreeMap<u16, u32>,
     syncs_checked: u32,
+}
+
+/// The ids of the board in order, from the server's rendering of `postids.txt`.
+fn parse_ids(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("+ "))
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect()
 }
 
 fn parse_board(text: &str) -> Vec<PostRecord> {
@@ -74,8 +93,25 @@ fn parse_board(text: &str) -> Vec<PostRecord> {
 }
 
 impl BoardChecker {
-    fn expected_code(&self, user: &str, number: u32, claimed: Timestamp) -> u16 {
-        match self.board.get(number as usize - 1) {
+    /// The index `target` names on the board, or the refusal it gets for it.
+    fn resolve(&self, target: PostRef) -> Result<usize, u16> {
+        let by_id = |id: PostId| self.ids.iter().position(|i| *i == id.0).ok_or(550);
+        match target {
+            PostRef::Number(n) => Ok(n.index()),
+            PostRef::Id(id) => by_id(id),
+            PostRef::Both(n, id) => {
+                let i = by_id(id)?;
+                if i == n.index() { Ok(i) } else { Err(551) }
+            }
+        }
+    }
+
+    fn expected_code(&self, user: &str, target: PostRef, claimed: Timestamp) -> u16 {
+        let i = match self.resolve(target) {
+            Ok(i) => i,
+            Err(code) => return code,
+        };
+        match self.board.get(i) {
             None => 550,
             Some(p) if p.author.as_str() != user => 553,
             Some(p) if p.at != claimed => 551,
@@ -83,11 +119,30 @@ impl BoardChecker {
         }
     }
 
-    fn check_command(&mut self, user: &str, line: &str, code: u16, after: &[PostRecord]) {
+    fn check_command(
+        &mut self,
+        user: &str,
+        line: &str,
+        code: u16,
+        after: &[PostRecord],
+        ids_after: &[u64],
+    ) {
         let now = clock::now().timestamp();
         let request = parse_request(line.as_bytes()).expect("clients send valid requests");
         let before = &self.board;
-        let unchanged = || assert_eq!(after, before, "{user}: {line:?} ({code}) changed the board");
+        let ids_before = &self.ids;
+        let unchanged = || {
+            assert_eq!(after, before, "{user}: {line:?} ({code}) changed the board");
+            assert_eq!(
+                ids_after, ids_before,
+                "{user}: {line:?} ({code}) changed the ids"
+            );
+        };
+        if let Request::Dlt { target, .. } | Request::Edt { target, .. } = &request
+            && target.id().is_some()
+        {
+            self.by_id += 1;
+        }
         match request {
             Request::Msg { text } => {
                 assert_eq!(code, 250, "{user}: {line:?}");
@@ -96,19 +151,28 @@ impl BoardChecker {
                 let new = &after[before.len()];
                 assert!(new.author.as_str() == user && new.text == text && new.at == now);
                 assert!(!new.edited);
+                assert_eq!(&ids_after[..ids_before.len()], &ids_before[..]);
+                let id = ids_after[ids_before.len()];
+                assert!(
+                    id > self.top_id,
+                    "id {id} given again (top {})",
+                    self.top_id
+                );
+                self.top_id = id;
                 self.identity.push(text);
                 *self.accepted.entry("MSG").or_default() += 1;
             }
-            Request::Edt { number, at, text } => {
+            Request::Edt { target, at, text } => {
                 let claimed = Zone::UTC.timestamp_of(at).expect("a valid timestamp");
-                let expected = self.expected_code(user, number.get(), claimed);
+                let expected = self.expected_code(user, target, claimed);
                 assert_eq!(code, expected, "{user}: {line:?} against {before:?}");
                 if code != 250 {
                     unchanged();
                     *self.refused.entry(code).or_default() += 1;
                     return;
                 }
-                let i = number.index();
+                let i = self.resolve(target).expect("accepted");
+                assert_eq!(ids_after, ids_before, "an edit keeps every id");
                 let mut want = before.clone();
                 want[i].text = text.into();
                 want[i].at = now;
@@ -116,16 +180,22 @@ impl BoardChecker {
                 assert_eq!(after, &want[..], "{user}: {line:?} edited otherwise");
                 *self.accepted.entry("EDT").or_default() += 1;
             }
-            Request::Dlt { number, at } => {
+            Request::Dlt { target, at } => {
                 let claimed = Zone::UTC.timestamp_of(at).expect("a valid timestamp");
-                let expected = self.expected_code(user, number.get(), claimed);
+                let expected = self.expected_code(user, target, claimed);
                 assert_eq!(code, expected, "{user}: {line:?} against {before:?}");
                 if code != 250 {
                     unchanged();
                     *self.refused.entry(code).or_default() += 1;
                     return;
                 }
-                let i = number.index();
+                let i = self.resolve(target).expect("accepted");
+                if let Some(id) = target.id() {
+                    assert_eq!(ids_before[i], id.0, "{user}: {line:?} hit another post");
+                }
+                let mut want_ids = ids_before.clone();
+                want_ids.remove(i);
+                assert_eq!(ids_after, &want_ids[..], "the others keep their ids");
                 assert_eq!(after.len(), before.len() - 1);
                 for (k, p) in after.iter().enumerate() {
                     let old = &before[if k < i { k } else { k + 1 }];
@@ -147,16 +217,24 @@ impl Probe for BoardChecker {
     fn booted(&mut self, server: &Server) {
         self.board_text = server.render_file(DataFile::MessageLog);
         self.board = parse_board(&self.board_text);
+        self.ids = parse_ids(&server.render_file(DataFile::PostIds));
         self.identity = self.board.iter().map(|p| p.text.to_string()).collect();
     }
 
     fn after_input(&mut self, server: &Server, input: &InputSeen<'_>, outputs: &[Output]) {
         let text = server.render_file(DataFile::MessageLog);
-        let after = if text == self.board_text {
+        let changed = text != self.board_text;
+        let after = if !changed {
             self.board.clone()
         } else {
             parse_board(&text)
         };
+        let ids_after = if changed {
+            parse_ids(&server.render_file(DataFile::PostIds))
+        } else {
+            self.ids.clone()
+        };
+        assert_eq!(ids_after.len(), after.len(), "one id per post");
         self.board_text = text;
         let (conn, bytes) = match input {
             InputSeen::Bytes { conn, bytes } => (*conn, *bytes),
@@ -191,13 +269,14 @@ impl Probe for BoardChecker {
                 assert_eq!(after, self.board, "logging in changed the board");
             }
             Some(user) => {
-                self.check_command(&user, line, code, &after);
+                self.check_command(&user, line, code, &after, &ids_after);
                 if code == 221 {
                     self.users.remove(&conn);
                 }
             }
         }
         self.board = after;
+        self.ids = ids_after;
     }
 
     fn after_sync(&mut self, server: &Server, disk: &Disk) {
@@ -261,12 +340,18 @@ async fn client(
             if rng.chance(5) {
                 number += 50;
             }
-            (number, at)
+            // How the post is named: by number as DESIGN has it, by id, or by both.
+            let name = match rng.range(0, 10) {
+                0..5 => format!("{number}"),
+                5..7 => format!("@{}", l.id),
+                _ => format!("{number}@{}", l.id),
+            };
+            (name, at)
         });
         let (line, kind) = match (roll, target.clone()) {
             (0..35, _) | (35..70, None) => (format!("MSG {name} #{seq}: hello; world"), "MSG"),
             (35..55, Some((n, at))) => (format!("EDT {n} {at} {name} edits {seq}"), "EDT"),
-            (55..70, Some((n, at))) => (format!("DLT #{n} {at}"), "DLT"),
+            (55..70, Some((n, at))) => (format!("DLT {n} {at}"), "DLT"),
             _ => {
                 let since = clock::now().timestamp().unix_secs() - rng.range(0, 90) as i64;
                 (format!("RDM {}", render(since)), "RDM")
@@ -293,10 +378,21 @@ async fn client(
                 let n = target.unwrap().0;
                 if code == 250 {
                     let verb = if kind == "EDT" { "edited" } else { "deleted" };
+                    // By id, the number it has now (the checker knows which it is).
+                    let number = if n.starts_with('@') {
+                        reply
+                            .text()
+                            .strip_prefix("Message #")
+                            .and_then(|r| r.split(' ').next())
+                            .unwrap_or_default()
+                            .to_string()
+                    } else {
+                        n.split('@').next().unwrap_or_default().to_string()
+                    };
                     assert!(
                         reply
                             .text()
-                            .starts_with(&format!("Message #{n} {verb} at ")),
+                            .starts_with(&format!("Message #{number} {verb} at ")),
                         "{name}: {line:?} -> {reply:?}"
                     );
                 } else {
@@ -387,6 +483,7 @@ fn run_one(seed: u64, minutes: u64) {
         );
     }
     assert!(checker.syncs_checked > 100);
+    assert!(checker.by_id > 20, "few requests by id: {}", checker.by_id);
     eprintln!(
         "concurrent_edits seed {seed}: {} commands, accepted {:?}, refused {:?}, {} fsyncs",
         acks.commands,

@@ -3,9 +3,11 @@
 //! Clients post, send private messages to offline users, block users and sign up while the
 //! server crashes at a random instant — possibly in the middle of an fsync, whose unsynced
 //! writes the disk then keeps only as a random, possibly torn, prefix. Every client reports
-//! the lost connection (`ExitStatus::ConnectionLost`). After the restart an auditor checks
-//! that everything that was *acknowledged* survived: every post, every stored private message
-//! (delivered at the recipient's next login, in order), every block and every account.
+//! the lost connection (`ExitStatus::ConnectionLost`). Clients also list the board and delete
+//! their own posts by id (`DLT @id`). After the restart an auditor checks that everything that
+//! was *acknowledged* survived: every post (with the id it was listed with before the crash;
+//! no id twice), every delete, every stored private message (delivered at the recipient's
+//! next login, in order), every block and every account.
 //!
 //! The repair path: while the server is down its files are also damaged (a bad disk, a careless
 //! editor). The restart refuses, naming the lines; the operator restarts with a repair, which
@@ -39,6 +41,10 @@ const AUDIT_AT_MS: u64 = 15_000;
 struct Ledger {
     accounts: Vec<(String, String)>,
     posts: Vec<(String, String)>,
+    /// (text, id) of posts as a listing showed them before the crash.
+    ids: Vec<(String, u64)>,
+    /// Texts of posts whose delete was acknowledged.
+    deleted: Vec<String>,
     /// (from, to, text), in the order acknowledged.
     letters: Vec<(String, String, String)>,
     tried_letters: Vec<String>,
@@ -71,10 +77,33 @@ async fn session(i: usize, seed: u64, trace: Trace, ledger: Shared) -> turmoil::
         .chain(GHOSTS.iter().map(|g| g.to_string()))
         .filter(|u| *u != user)
         .collect();
+    // This user's posts as last listed: (text, id, timestamp).
+    let mut mine: Vec<(String, u64, String)> = Vec::new();
     for seq in 0.. {
         c.idle(Duration::from_millis(rng.range(5, 150))).await;
         let roll = rng.range(0, 100);
-        let result = if roll < 50 {
+        let result = if roll < 8 {
+            let r = c.command(&format!("RDM {BEGINNING}")).await;
+            if let Ok(reply) = &r {
+                mine = parse_rdm(reply)
+                    .into_iter()
+                    .filter(|l| l.author == user)
+                    .map(|l| (l.text, l.id, l.at))
+                    .collect();
+                let mut led = ledger.borrow_mut();
+                for (text, id, _) in &mine {
+                    led.ids.push((text.clone(), *id));
+                }
+            }
+            r
+        } else if roll < 12 && !mine.is_empty() {
+            let (text, id, at) = mine.remove(rng.index(mine.len()));
+            let r = c.command(&format!("DLT @{id} {at}")).await;
+            if matches!(&r, Ok(reply) if reply.code.get() == 250) {
+                ledger.borrow_mut().deleted.push(text);
+            }
+            r
+        } else if roll < 50 {
             let text = format!("m{i}-{seq} from {user}; crash me if you can");
             let r = c.command(&format!("MSG {text}")).await;
             if matches!(&r, Ok(reply) if reply.code.get() == 250) {
@@ -156,13 +185,24 @@ async fn audit(trace: Trace, ledger: Shared, repaired: bool) -> turmoil::Result 
     let board = c.command(&format!("RDM {BEGINNING}")).await.expect("RDM");
     let listed = parse_rdm(&board);
     for (author, text) in &led.posts {
+        let on_board = listed
+            .iter()
+            .any(|l| &l.author == author && &l.text == text);
+        let deleted = led.deleted.contains(text);
         assert!(
-            listed
-                .iter()
-                .any(|l| &l.author == author && &l.text == text),
-            "acknowledged post {text:?} by {author} is gone after the restart"
+            on_board != deleted,
+            "acknowledged post {text:?} by {author}: on the board {on_board}, its delete acknowledged {deleted}"
         );
     }
+    for (text, id) in &led.ids {
+        if let Some(l) = listed.iter().find(|l| &l.text == text) {
+            assert_eq!(l.id, *id, "{text:?} was listed as @{id} before the crash");
+        }
+    }
+    let mut ids: Vec<u64> = listed.iter().map(|l| l.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), listed.len(), "an id given twice: {listed:?}");
     c.logout().await;
 
     for ghost in GHOSTS {
@@ -339,6 +379,12 @@ fn run_one(seed: u64, damage: bool) {
     assert!(
         !l.posts.is_empty() && !l.letters.is_empty(),
         "the workload did something before the crash: {l:?}"
+    );
+    eprintln!(
+        "crash_restart seed {seed}: {} posts, {} deleted by id, {} ids checked",
+        l.posts.len(),
+        l.deleted.len(),
+        l.ids.len()
     );
 }
 

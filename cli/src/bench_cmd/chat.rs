@@ -11,14 +11,20 @@
 //!    the last delivery gives deliveries a second, and the server's CPU time over that
 //!    stretch the CPU per 1,000 deliveries;
 //! 4. **paced**: the same K send a post every `1/rate` seconds; each post carries its send
-//!    time, and a sample of receivers records send → receive latency (p50, p99).
+//!    time, and a sample of receivers records send → receive latency (p50, p99);
+//! 5. **connections**: H more clients connect and read the greeting, 50 at a time — with
+//!    `--tls` each also upgrades (`STARTTLS`, the handshake, the greeting inside TLS): the
+//!    server's CPU over that stretch, per connection, is the handshake's cost.
+//!
+//! With `--tls` every client upgrades as `huddle client` does, so the figures are those of an
+//! encrypted fan-out: one sealed copy of each post per recipient, opened by each client.
 //!
 //! Every client is a task on one executor thread of this process; the server runs in its
 //! own. Nothing here passes or fails: it prints figures, and says when posts went missing.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::{Async, Executor, Timer};
+use smol::{Executor, Timer};
 
+use super::link::{Link, find_line_starting};
 use super::proc::{ServerChild, load, raise_nofile, scratch};
 
 /// Options of `huddle bench chat`.
@@ -74,6 +80,12 @@ pub struct ChatArgs {
     /// Give up waiting for deliveries after this many seconds without progress.
     #[arg(long, default_value_t = 20)]
     patience_secs: u64,
+    /// Every client upgrades with STARTTLS, as `huddle client` does.
+    #[arg(long)]
+    tls: bool,
+    /// Connections opened (and, with --tls, upgraded) in the connection phase (0 skips it).
+    #[arg(long, default_value_t = 500)]
+    connections: usize,
 }
 
 /// The server runtimes.
@@ -154,7 +166,7 @@ struct Crowd {
 }
 
 struct Client {
-    stream: Arc<Async<TcpStream>>,
+    link: Arc<Link>,
     seen: Arc<Seen>,
 }
 
@@ -205,7 +217,7 @@ fn measure(args: &ChatArgs, dir: &std::path::Path) -> anyhow::Result<String> {
     let mut crowd = Crowd::new();
     eprintln!("bench chat: logging {} clients in …", args.clients);
     let started = Instant::now();
-    crowd.log_in(server.addr(), args.clients)?;
+    crowd.log_in(server.addr(), args.clients, args.tls)?;
     let login_secs = started.elapsed().as_secs_f64();
     thread::sleep(Duration::from_millis(500));
     let rss_after = server.rss_kib();
@@ -258,7 +270,7 @@ fn measure(args: &ChatArgs, dir: &std::path::Path) -> anyhow::Result<String> {
         let gap = Duration::from_secs_f64(1.0 / f64::from(args.paced_rate.max(1)));
         let start = Instant::now() + Duration::from_millis(100);
         for s in 0..args.senders {
-            let stream = Arc::clone(&crowd.clients[s].stream);
+            let link = Arc::clone(&crowd.clients[s].link);
             let epoch = crowd.epoch;
             let n = args.paced_posts;
             let size = args.size;
@@ -275,7 +287,7 @@ fn measure(args: &ChatArgs, dir: &std::path::Path) -> anyhow::Result<String> {
                             text.push('x');
                         }
                         let line = format!("MSG {text}\n");
-                        if (&*stream).write_all(line.as_bytes()).await.is_err() {
+                        if link.write(line.as_bytes()).await.is_err() {
                             return;
                         }
                     }
@@ -307,18 +319,29 @@ fn measure(args: &ChatArgs, dir: &std::path::Path) -> anyhow::Result<String> {
         );
     }
     let cut = crowd.closed();
+    let connections_line = if args.connections > 0 {
+        eprintln!(
+            "bench chat: connections, {} clients{} …",
+            args.connections,
+            if args.tls { " with TLS handshakes" } else { "" }
+        );
+        connection_phase(&crowd, &server, args.connections, args.tls)?
+    } else {
+        "connect: skipped\n".to_string()
+    };
     server.kill();
     drop(crowd);
 
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "bench chat: {} server{}, {} clients, {} senders × {} posts of {} bytes; load {} (before)",
+        "bench chat: {} server{}, {} clients{}, {} senders × {} posts of {} bytes; load {} (before)",
         args.runtime.name(),
         args.server_bin
             .as_ref()
             .map_or(String::new(), |b| format!(" ({})", b.display())),
         args.clients,
+        if args.tls { " over TLS" } else { " in clear" },
         args.senders,
         args.posts,
         args.size,
@@ -343,6 +366,7 @@ fn measure(args: &ChatArgs, dir: &std::path::Path) -> anyhow::Result<String> {
         cpu_per_k
     );
     out.push_str(&paced_line);
+    out.push_str(&connections_line);
     if cut > 0 {
         let _ = writeln!(
             out,
@@ -379,35 +403,35 @@ impl Crowd {
     }
 
     /// Log `n` clients in, 50 at a time; each then reads and counts for good.
-    fn log_in(&mut self, addr: SocketAddr, n: usize) -> anyhow::Result<()> {
+    fn log_in(&mut self, addr: SocketAddr, n: usize, tls: bool) -> anyhow::Result<()> {
         for wave in (0..n).collect::<Vec<_>>().chunks(50) {
             let tasks: Vec<_> = wave
                 .iter()
-                .map(|&i| self.executor.spawn(log_in_one(addr, i)))
+                .map(|&i| self.executor.spawn(log_in_one(addr, i, tls)))
                 .collect();
             for t in tasks {
-                let (stream, rest) = smol::block_on(t)?;
+                let (link, rest) = smol::block_on(t)?;
                 let seen = Arc::new(Seen::default());
                 let i = self.clients.len();
                 self.executor
                     .spawn(read_loop(
-                        Arc::clone(&stream),
+                        Arc::clone(&link),
                         Arc::clone(&seen),
                         rest,
                         (i < SAMPLED).then(|| (Arc::clone(&self.recording), self.epoch)),
                     ))
                     .detach();
-                self.clients.push(Client { stream, seen });
+                self.clients.push(Client { link, seen });
             }
         }
         Ok(())
     }
 
     fn send(&self, client: usize, bytes: Vec<u8>) {
-        let stream = Arc::clone(&self.clients[client].stream);
+        let link = Arc::clone(&self.clients[client].link);
         self.executor
             .spawn(async move {
-                let _ = (&*stream).write_all(&bytes).await;
+                let _ = link.write(&bytes).await;
             })
             .detach();
     }
@@ -473,56 +497,75 @@ impl Drop for Crowd {
     }
 }
 
-/// Connect and log in as `u{i}`; returns the stream and any bytes read past the welcome.
-async fn log_in_one(
-    addr: SocketAddr,
-    i: usize,
-) -> anyhow::Result<(Arc<Async<TcpStream>>, Vec<u8>)> {
-    let stream = Async::<TcpStream>::connect(addr)
+/// Connect (and upgrade, with `tls`) and log in as `u{i}`; returns the link and any
+/// plaintext read past the welcome.
+async fn log_in_one(addr: SocketAddr, i: usize, tls: bool) -> anyhow::Result<(Arc<Link>, Vec<u8>)> {
+    let (link, mut buf) = Link::connect(addr, tls)
         .await
         .with_context(|| format!("client {i} cannot connect"))?;
-    stream.get_ref().set_nodelay(true)?;
-    let stream = Arc::new(stream);
-    (&*stream)
-        .write_all(format!("u{i}\np{i}\n").as_bytes())
-        .await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
+    link.write(format!("u{i}\np{i}\n").as_bytes()).await?;
     loop {
-        let n = (&*stream).read(&mut chunk).await?;
-        if n == 0 {
-            bail!("client {i}: the server closed the connection at login");
-        }
-        buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = find_line_starting(&buf, b"230 ") {
-            return Ok((stream, buf.split_off(end)));
+            return Ok((Arc::new(link), buf.split_off(end)));
         }
-        if buf.windows(4).any(|w| w == b"\n43" || w == b"\n42") {
+        if buf
+            .windows(4)
+            .any(|w| w == b"\n43" || w == b"\n42" || w == b"\n53")
+            || buf.starts_with(b"43")
+            || buf.starts_with(b"53")
+        {
             bail!(
                 "client {i}: login refused: {}",
                 String::from_utf8_lossy(&buf).lines().last().unwrap_or("")
             );
         }
+        let mut chunk = [0u8; 4096];
+        if !link.read_into(&mut chunk, &mut buf).await? {
+            bail!("client {i}: the server closed the connection at login");
+        }
     }
 }
 
-/// The offset just after the line that starts with `prefix`, if it is complete.
-fn find_line_starting(buf: &[u8], prefix: &[u8]) -> Option<usize> {
-    let mut start = 0;
-    while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-        let line = &buf[start..start + nl];
-        if line.starts_with(prefix) {
-            return Some(start + nl + 1);
+/// Open `n` connections, 50 at a time, each reading the greeting (and with `tls`
+/// upgrading); the server's CPU per connection over that stretch.
+fn connection_phase(crowd: &Crowd, server: &Server, n: usize, tls: bool) -> anyhow::Result<String> {
+    let addr = server.addr();
+    let cpu0 = server.cpu();
+    let t0 = Instant::now();
+    let mut done = 0usize;
+    while done < n {
+        let wave = (n - done).min(50);
+        let tasks: Vec<_> = (0..wave)
+            .map(|_| {
+                crowd
+                    .executor
+                    .spawn(async move { Link::connect(addr, tls).await })
+            })
+            .collect();
+        for t in tasks {
+            // Dropped at once: each connection is closed as soon as it is upgraded.
+            smol::block_on(t).context("a connection of the connection phase failed")?;
         }
-        start += nl + 1;
+        done += wave;
     }
-    None
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu_ms = (server.cpu() - cpu0).as_secs_f64() * 1000.0;
+    Ok(format!(
+        "connect: {n} connections{} in {secs:.2} s: {:.0}/s; server CPU {:.3} ms per connection\n",
+        if tls {
+            " with a TLS handshake each (STARTTLS, TLS 1.3, X25519)"
+        } else {
+            " in clear (greeting only)"
+        },
+        n as f64 / secs.max(1e-9),
+        cpu_ms / n.max(1) as f64
+    ))
 }
 
 /// Read for good, counting `* POST` lines and replies; a sampled client also records the
 /// latency of each post while `recording`.
 async fn read_loop(
-    stream: Arc<Async<TcpStream>>,
+    link: Arc<Link>,
     seen: Arc<Seen>,
     mut carry: Vec<u8>,
     sample: Option<(Arc<AtomicBool>, Instant)>,
@@ -558,21 +601,21 @@ async fn read_loop(
             start += nl + 1;
         }
         carry.drain(..start);
-        if !pongs.is_empty() && (&*stream).write_all(&pongs).await.is_err() {
+        if !pongs.is_empty() && link.write(&pongs).await.is_err() {
             seen.closed.store(true, Ordering::Relaxed);
             return;
         }
-        match (&*stream).read(&mut chunk).await {
-            Ok(0) | Err(_) => {
+        match link.read_into(&mut chunk, &mut carry).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
                 seen.closed.store(true, Ordering::Relaxed);
                 return;
             }
-            Ok(n) => carry.extend_from_slice(&chunk[..n]),
         }
     }
 }
 
-/// The send time in a post line `* POST n DD Mon YYYY HH:MM:SS user no b S Q T …`.
+/// The send time in a post line `* POST n@id DD Mon YYYY HH:MM:SS user no b S Q T …`.
 fn sent_at(line: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(line).ok()?;
     let mut words = text.split(' ').skip_while(|w| *w != "b");
@@ -586,7 +629,7 @@ mod tests {
 
     #[test]
     fn the_send_time_is_read_from_a_post_line() {
-        let line = b"* POST 12 01 Dec 2026 10:00:00 u3 no b 3 7 123456789 xxxx";
+        let line = b"* POST 12@40 01 Dec 2026 10:00:00 u3 no b 3 7 123456789 xxxx";
         assert_eq!(sent_at(line), Some(123_456_789));
         assert_eq!(sent_at(b"* POST 1 01 Dec 2026 10:00:00 u3 no hello"), None);
     }

@@ -9,8 +9,10 @@
 //! goodput from the presenter's own clock (upload start to the receiver's confirmation of the
 //! verified, fsynced file), CPU seconds of each client process during the run
 //! (`/proc/<pid>/stat`), the presenter's datagrams, repeats and losses, the receiver's peak
-//! resident memory (`VmHWM`) and the most out-of-order data its core held. Nothing here
-//! asserts anything about time: it prints figures to compare.
+//! resident memory (`VmHWM`) and the most out-of-order data its core held. Every size is also
+//! run once with both clients in the benchmark-only clear mode (`--bench-clear-transfers`:
+//! the handshake sealed, the file's datagrams not encrypted), so one run reports what
+//! encryption costs. Nothing here asserts anything about time: it prints figures to compare.
 
 mod child;
 mod reference;
@@ -52,6 +54,17 @@ pub struct UdpArgs {
     /// Seed of the file content and of the losses.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// Skip the unencrypted comparison runs.
+    #[arg(long)]
+    no_clear: bool,
+}
+
+/// One row of the report: which datagram size, loss and protection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Case {
+    datagram: usize,
+    loss: f64,
+    clear: bool,
 }
 
 /// One upload's figures.
@@ -67,6 +80,10 @@ struct Run {
     held_peak: u64,
     srtt_ms: u64,
     probe_timeouts: u64,
+    /// Longest probe timeout the presenter waited (ms): a stall, not a rate.
+    longest_wait_ms: u64,
+    /// ACKs the receiver sent.
+    acks: u64,
 }
 
 /// Run the benchmark; it prints its own report.
@@ -149,34 +166,46 @@ fn measure(args: &UdpArgs, sizes: &[usize], dir: &Path) -> anyhow::Result<()> {
     let tcp = tcp.context("no TCP round")?;
 
     let (mut server, addr) = child::server("smol", dir)?;
-    let mut rows = Vec::new();
-    for &datagram_size in sizes {
+    let mut cases = Vec::new();
+    for &datagram in sizes {
         for loss in [0.0, args.loss_percent] {
-            if loss == 0.0
-                && rows
-                    .iter()
-                    .any(|(d, l, _)| *d == datagram_size && *l == 0.0)
-            {
-                continue;
+            let case = Case {
+                datagram,
+                loss,
+                clear: false,
+            };
+            if !cases.contains(&case) {
+                cases.push(case);
             }
-            let mut best: Option<Run> = None;
-            for round in 0..args.rounds {
-                let setup = ClientSetup {
-                    runtime: runtime_name(args.runtime),
-                    server: addr,
-                    downloads: &dir.join("downloads"),
-                    datagram_size,
-                    loss_percent: loss,
-                    seed: args.seed ^ u64::from(round),
-                };
-                let r = upload(&setup, &src, &hash)
-                    .with_context(|| format!("the {datagram_size}-byte run failed"))?;
-                if best.as_ref().is_none_or(|b| r.secs < b.secs) {
-                    best = Some(r);
-                }
-            }
-            rows.push((datagram_size, loss, best.unwrap_or_default()));
         }
+        if !args.no_clear {
+            cases.push(Case {
+                datagram,
+                loss: 0.0,
+                clear: true,
+            });
+        }
+    }
+    let mut rows = Vec::new();
+    for case in cases {
+        let mut best: Option<Run> = None;
+        for round in 0..args.rounds {
+            let setup = ClientSetup {
+                runtime: runtime_name(args.runtime),
+                server: addr,
+                downloads: &dir.join("downloads"),
+                datagram_size: case.datagram,
+                loss_percent: case.loss,
+                seed: args.seed ^ u64::from(round),
+                clear: case.clear,
+            };
+            let r = upload(&setup, &src, &hash)
+                .with_context(|| format!("the {}-byte run failed", case.datagram))?;
+            if best.as_ref().is_none_or(|b| r.secs < b.secs) {
+                best = Some(r);
+            }
+        }
+        rows.push((case, best.unwrap_or_default()));
     }
     server.finish();
     report(size, &tcp, &rows);
@@ -230,6 +259,8 @@ fn upload(setup: &ClientSetup<'_>, src: &Path, hash: &blake3::Hash) -> anyhow::R
         held_peak: receiver.get(4).copied().unwrap_or(0),
         srtt_ms: sender.get(4).copied().unwrap_or(0),
         probe_timeouts: sender.get(5).copied().unwrap_or(0),
+        longest_wait_ms: sender.get(6).copied().unwrap_or(0),
+        acks: receiver.get(3).copied().unwrap_or(0),
     })
 }
 
@@ -261,11 +292,11 @@ fn secs(s: Option<f64>) -> String {
     s.map_or("n/a".into(), |s| format!("{s:.2} s"))
 }
 
-fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
+fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
     let mb_s = |secs: f64| size as f64 / secs / 1e6;
     println!();
     println!(
-        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
+        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
         "run",
         "MB/s",
         "time",
@@ -277,10 +308,12 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
         "recv peak RSS",
         "held peak",
         "srtt",
-        "PTOs"
+        "PTOs",
+        "PTO wait",
+        "ACKs"
     );
     println!(
-        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
+        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
         "TCP copy (reference)",
         mb_s(tcp.secs),
         format!("{:.2} s", tcp.secs),
@@ -292,16 +325,21 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
         "-",
         "-",
         "-",
+        "-",
+        "-",
         "-"
     );
-    for (datagram, loss, r) in rows {
-        let what = if *loss > 0.0 {
-            format!("UDP {datagram} B, {loss}% loss")
+    for (case, r) in rows {
+        let datagram = case.datagram;
+        let loss = case.loss;
+        let mode = if case.clear { ", clear" } else { "" };
+        let what = if loss > 0.0 {
+            format!("UDP {datagram} B, {loss}% loss{mode}")
         } else {
-            format!("UDP {datagram} B")
+            format!("UDP {datagram} B{mode}")
         };
         println!(
-            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6}",
+            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
             what,
             mb_s(r.secs),
             format!("{:.2} s", r.secs),
@@ -313,22 +351,39 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(usize, f64, Run)]) {
             r.receiver_peak_rss.map_or("n/a".into(), mib),
             mib(r.held_peak),
             format!("{} ms", r.srtt_ms),
-            r.probe_timeouts
+            r.probe_timeouts,
+            format!("{} ms", r.longest_wait_ms),
+            r.acks
         );
     }
     println!();
-    for (datagram, loss, r) in rows {
+    let find = |datagram: usize, loss: f64, clear: bool| {
+        rows.iter()
+            .find(|(c, _)| c.datagram == datagram && c.loss == loss && c.clear == clear)
+            .map(|(_, r)| r.secs)
+    };
+    for (case, r) in rows {
+        let datagram = case.datagram;
         let of_tcp = 100.0 * tcp.secs / r.secs;
-        let lossless = rows
-            .iter()
-            .find(|(d, l, _)| d == datagram && *l == 0.0)
-            .map(|(_, _, b)| b.secs);
-        match (loss, lossless) {
-            (l, Some(base)) if *l > 0.0 => println!(
-                "UDP {datagram} B at {l}% loss: {:.0} % of its lossless goodput, {of_tcp:.0} % of TCP",
-                100.0 * base / r.secs
-            ),
-            _ => println!("UDP {datagram} B: {of_tcp:.0} % of the TCP copy's goodput"),
+        if case.clear {
+            continue;
+        }
+        if case.loss > 0.0 {
+            if let Some(base) = find(datagram, 0.0, false) {
+                println!(
+                    "UDP {datagram} B at {}% loss: {:.0} % of its lossless goodput, {of_tcp:.0} % of TCP",
+                    case.loss,
+                    100.0 * base / r.secs
+                );
+            }
+            continue;
+        }
+        println!("UDP {datagram} B: {of_tcp:.0} % of the TCP copy's goodput");
+        if let Some(clear) = find(datagram, 0.0, true) {
+            println!(
+                "UDP {datagram} B encrypted: {:.0} % of the same run unencrypted",
+                100.0 * clear / r.secs
+            );
         }
     }
 }

@@ -26,6 +26,7 @@ mod known_users;
 pub mod local;
 mod narration;
 mod output;
+mod post_ids;
 mod progress;
 mod render;
 pub mod sanitize;
@@ -187,9 +188,11 @@ pub struct Client {
     emulation: Option<Emulation>,
     /// Reused for the transfers' outputs, so a datagram costs no allocation here.
     scratch: Vec<ClientOutput>,
+    /// The id each post number stood for when it was shown.
+    seen: post_ids::SeenPosts,
     clock: Clock,
-    /// Posts seen, for `DLT n` / `EDT n text`.
-    seen: SeenPosts,
+    /// The author and timestamp of each post seen, for `DLT n` / `EDT n text`.
+    times: SeenPosts,
     /// User names heard of, for completion.
     known: KnownUsers,
     /// How posts and their times read (short with day lines at a terminal).
@@ -219,9 +222,10 @@ impl Client {
             ),
             emulation: config.emulate.clone().map(Emulation::new),
             scratch: Vec::new(),
+            seen: post_ids::SeenPosts::default(),
             pending_upload: None,
             clock: Clock::new(now),
-            seen: SeenPosts::new(config.max_seen_posts),
+            times: SeenPosts::new(config.max_seen_posts),
             known: KnownUsers::new(config.max_known_users),
             timeline: render::Timeline::new(config.interactive),
             config,
@@ -542,23 +546,35 @@ impl Client {
     fn learn_from_event(&mut self, e: &Event) {
         match e {
             Event::Post {
-                number, at, author, ..
+                number,
+                at,
+                author,
+                id,
+                ..
             }
             | Event::Edited {
-                number, at, author, ..
+                number,
+                at,
+                author,
+                id,
+                ..
             } => {
-                self.seen.saw(number.get(), author.clone(), *at);
+                self.seen.saw(*number, *id);
+                self.times.saw(number.get(), author.clone(), *at);
                 self.learn_user(author, None);
             }
-            Event::Deleted { number, author } => {
-                self.seen.deleted(number.get());
+            Event::Deleted { number, author, .. } => {
+                self.times.deleted(number.get());
                 self.learn_user(author, None);
             }
             Event::Private { from, .. } => self.learn_user(from, None),
             Event::Online { user } => self.learn_user(user, Some(true)),
             Event::Offline { user } => self.learn_user(user, Some(false)),
             Event::Upload(g) => self.learn_user(&g.user, Some(true)),
-            Event::Backlog { .. } | Event::Ping { .. } | Event::Notice { .. } => {}
+            Event::Backlog { .. }
+            | Event::Ping { .. }
+            | Event::Notice { .. }
+            | Event::Posted { .. } => {}
         }
     }
 
@@ -573,12 +589,12 @@ impl Client {
                     self.user.as_deref().and_then(|u| UserName::new(u).ok()),
                     reply.lines.first(),
                 ) {
-                    self.seen.own_reply(&me, first);
+                    self.times.own_reply(&me, first);
                 }
             }
             Command::Rdm => {
                 for line in reply.lines.iter().skip(1) {
-                    self.seen.listing_line(line);
+                    self.times.listing_line(line);
                     if let Some(author) = line
                         .split_once(' ')
                         .and_then(|(_, rest)| rest.split_once(", "))
@@ -755,6 +771,11 @@ impl Client {
     fn on_server_line(&mut self, line: &str) {
         if is_event_line(line) && !self.replies.is_pending() {
             let (tone, text) = match parse_event(line) {
+                Some(Event::Posted { number, id }) => {
+                    // Our own post's id: remembered, not shown (the reply that follows is).
+                    self.seen.saw(number, id);
+                    return;
+                }
                 Some(Event::Ping { token }) => {
                     // The server's keepalive: answered at once, whatever the user is doing.
                     self.send_line(&format!("PONG {token}"));
@@ -896,7 +917,20 @@ impl Client {
                 } else {
                     Tone::Info
                 };
-                self.show(tone, reply.text());
+                let text = if command == Command::Rdm {
+                    // Remember which post each number shown is; ids are shown to a person
+                    // (who may type them), not to scripts (see `render::event`).
+                    let ids = self.config.interactive;
+                    reply
+                        .text()
+                        .lines()
+                        .map(|l| self.seen.listing_line(l, ids))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                } else {
+                    reply.text()
+                };
+                self.show(tone, text);
                 if command == Command::Out && code == Code::BYE {
                     self.exit(ExitStatus::LoggedOut);
                 } else {
@@ -1031,12 +1065,28 @@ impl Client {
                 self.command_prompt();
             }
             Ok(Request::Out) => self.log_out(),
-            Ok(request) => {
-                let command = request.command();
-                self.send_line(&request.to_string());
-                self.state = State::Waiting(command);
-            }
+            Ok(request) => self.send_request(request),
         }
+    }
+
+    /// Send `request` and wait for its reply; `DLT 3 …` / `EDT 3 …` carry the id of the post
+    /// the user saw as number 3 (`post_ids`).
+    fn send_request(&mut self, request: Request) {
+        let command = request.command();
+        let request = match request {
+            Request::Dlt { target, at } => Request::Dlt {
+                target: self.seen.resolve(target),
+                at,
+            },
+            Request::Edt { target, at, text } => Request::Edt {
+                target: self.seen.resolve(target),
+                at,
+                text,
+            },
+            other => other,
+        };
+        self.send_line(&request.to_string());
+        self.state = State::Waiting(command);
     }
 
     /// `DLT n` / `EDT n text`: sent as DESIGN §2's request with the timestamp this client last
@@ -1047,7 +1097,7 @@ impl Client {
             shortcuts::Shortcut::Dlt(n) => (*n, Command::Dlt),
             shortcuts::Shortcut::Edt(n, _) => (*n, Command::Edt),
         };
-        let Some(at) = self.seen.get(n).map(|s| s.at) else {
+        let Some(at) = self.times.get(n).map(|s| s.at) else {
             self.show(
                 Tone::Error,
                 format!(
@@ -1063,10 +1113,7 @@ impl Client {
             shortcuts::Shortcut::Edt(_, text) => format!("EDT {n} {at} {text}"),
         };
         match parse_request_str(&full) {
-            Ok(request) => {
-                self.send_line(&request.to_string());
-                self.state = State::Waiting(command);
-            }
+            Ok(request) => self.send_request(request),
             Err(e) => {
                 self.show(Tone::Error, e.to_string());
                 self.command_prompt();

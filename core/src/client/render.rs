@@ -3,19 +3,20 @@
 use super::output::Tone;
 use crate::proto::event::Event;
 use crate::time::CivilTime;
-use crate::types::{MessageNumber, UserName};
+use crate::types::{MessageNumber, PostId, UserName};
 
 /// How posts read, in one format wherever they appear — live, caught up at login, after an
 /// edit, and in an `RDM` listing (which the server writes the same way):
 /// `#3 yoda, 07:46: text` (` (edited)` when edited).
 ///
 /// A person at a terminal sees the short time, with a `Day changed to 01 Dec 2026` line before
-/// the first post of each day shown; a script (piped mode) gets the full timestamp on every
-/// line, `#3 yoda, 01 Dec 2026 07:46:05: text`, so that it can be parsed alone and fed back to
-/// `DLT`, `EDT` or `RDM`.
+/// the first post of each day shown, and each post's stable id beside its number (`#3@17`),
+/// which they may type (`DLT @17 …`); a script (piped mode) gets the full timestamp on every
+/// line and the numbers alone, `#3 yoda, 01 Dec 2026 07:46:05: text`, so that it can parse a
+/// line alone and feed it back to `DLT`, `EDT` or `RDM`.
 #[derive(Debug, Default)]
 pub struct Timeline {
-    /// Short times and day lines (a terminal) rather than full timestamps (a pipe).
+    /// Short times, day lines and ids (a terminal) rather than full timestamps (a pipe).
     short: bool,
     /// The day of the last post or message shown, as (year, month, day).
     day: Option<(i32, u8, u8)>,
@@ -45,6 +46,7 @@ impl Timeline {
     pub fn post(
         &mut self,
         number: MessageNumber,
+        id: PostId,
         author: &UserName,
         at: &CivilTime,
         text: &str,
@@ -52,7 +54,8 @@ impl Timeline {
     ) -> String {
         let (day, time) = self.time(at);
         let edited = if edited { " (edited)" } else { "" };
-        let line = format!("#{number} {author}, {time}: {text}{edited}");
+        let tag = tag(&number, &id, self.short);
+        let line = format!("{tag} {author}, {time}: {text}{edited}");
         match day {
             Some(d) => format!("{d}\n{line}"),
             None => line,
@@ -65,16 +68,21 @@ impl Timeline {
             Event::Post {
                 number,
                 at,
+                id,
                 author,
                 edited,
                 text,
-            } => (Tone::Post, self.post(*number, author, at, text, *edited)),
+            } => (
+                Tone::Post,
+                self.post(*number, *id, author, at, text, *edited),
+            ),
             Event::Edited {
                 number,
                 at,
+                id,
                 author,
                 text,
-            } => (Tone::Post, self.post(*number, author, at, text, true)),
+            } => (Tone::Post, self.post(*number, *id, author, at, text, true)),
             Event::Private { at, from, text } => {
                 let (day, time) = self.time(at);
                 let line = format!("Private message from {from}, {time}: {text}");
@@ -84,41 +92,33 @@ impl Timeline {
                 };
                 (Tone::Private, text)
             }
-            other => event(other),
+            other => event(other, self.short),
         }
     }
 }
 
-/// The text and tone of an event that is not a post or a private message (those depend on
-/// the [`Timeline`]).
-fn event(e: &Event) -> (Tone, String) {
+/// `#3@17` with ids, `#3` without.
+fn tag(number: &MessageNumber, id: &PostId, ids: bool) -> String {
+    if ids {
+        format!("#{number}@{id}")
+    } else {
+        format!("#{number}")
+    }
+}
+
+/// The text and tone of an event that is not a post or a private message (those read through
+/// a [`Timeline`]); with `ids`, a post's stable id beside its number.
+fn event(e: &Event, ids: bool) -> (Tone, String) {
     match e {
-        Event::Post {
-            number,
-            at,
-            author,
-            edited,
-            text,
-        } => (
-            Tone::Post,
-            Timeline::new(false).post(*number, author, at, text, *edited),
-        ),
-        Event::Edited {
-            number,
-            at,
-            author,
-            text,
-        } => (
-            Tone::Post,
-            Timeline::new(false).post(*number, author, at, text, true),
-        ),
-        Event::Deleted { number, author } => (
+        Event::Post { .. } | Event::Edited { .. } | Event::Private { .. } => {
+            Timeline::new(ids).event(e)
+        }
+        Event::Deleted { number, id, author } => (
             Tone::Notice,
-            format!("{author} deleted message #{number}; later messages moved up one number"),
-        ),
-        Event::Private { at, from, text } => (
-            Tone::Private,
-            format!("Private message from {from}, {at}: {text}"),
+            format!(
+                "{author} deleted message {}; later messages moved up one number",
+                tag(number, id, ids)
+            ),
         ),
         Event::Backlog { hidden, since } => (
             Tone::Notice,
@@ -139,7 +139,8 @@ fn event(e: &Event) -> (Tone, String) {
             ),
         ),
         Event::Notice { text } => (Tone::Notice, text.clone()),
-        // Answered by the client itself, never shown; here for completeness.
+        // Taken in by the client itself, never shown; here for completeness.
+        Event::Posted { number, id } => (Tone::Notice, format!("your post #{number} is @{id}")),
         Event::Ping { token } => (Tone::Notice, format!("keepalive {token}")),
     }
 }

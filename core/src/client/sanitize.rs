@@ -83,6 +83,7 @@ mod tests {
             },
             Event::Post {
                 number: crate::types::MessageNumber::new(1).unwrap(),
+                id: crate::types::PostId(1),
                 at,
                 author: yoda,
                 edited: false,

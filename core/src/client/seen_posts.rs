@@ -7,7 +7,7 @@
 //! `551` and nothing is changed. The client only saves the user the typing.
 //!
 //! Fed from everything that names a post: live and caught-up `* POST`s, `* EDIT`, `* DELETE`
-//! (later posts move down one number), the user's own `MSG`/`EDT`/`DLT` replies and the lines
+//! (numbers stay as shown, as in `post_ids`), the user's own `MSG`/`EDT`/`DLT` replies and the lines
 //! of an `RDM` listing. At most [`ClientConfig::max_seen_posts`] are kept, the lowest numbers
 //! forgotten first.
 //!
@@ -55,12 +55,12 @@ impl SeenPosts {
         }
     }
 
-    /// Post `n` was deleted: every later post moves down one number.
+    /// Post `n` was deleted. Later numbers are kept as they were shown, as `post_ids` keeps
+    /// their ids: the user means the post they saw under a number, and if it moved the
+    /// server says so (the request carries that post's id) instead of touching the one that
+    /// moved into its place.
     pub fn deleted(&mut self, n: u32) {
         self.posts.remove(&n);
-        let later = self.posts.split_off(&n);
-        self.posts
-            .extend(later.into_iter().map(|(k, v)| (k.saturating_sub(1), v)));
     }
 
     /// Post `n`, if seen.
@@ -95,7 +95,7 @@ impl SeenPosts {
         }
     }
 
-    /// Learn from a line of an `RDM` listing: `#n user, timestamp: text`.
+    /// Learn from a line of an `RDM` listing: `#n user, timestamp: text` (or `#n@id user, …`).
     pub fn listing_line(&mut self, line: &str) {
         let Some(rest) = line.strip_prefix('#') else {
             return;
@@ -103,6 +103,7 @@ impl SeenPosts {
         let Some((n, rest)) = rest.split_once(' ') else {
             return;
         };
+        let n = n.split_once('@').map_or(n, |(n, _)| n);
         let Ok(n) = n.parse::<u32>() else {
             return;
         };
@@ -133,16 +134,15 @@ mod tests {
     }
 
     #[test]
-    fn a_delete_moves_later_posts_down_one_number() {
+    fn a_delete_forgets_its_post_and_keeps_the_others_as_shown() {
         let mut s = SeenPosts::new(100);
         for n in 1..=4 {
             s.saw(n, yoda(), t(&format!("01 Dec 2026 07:46:0{n}")));
         }
         s.deleted(2);
         assert_eq!(s.get(1).unwrap().at, t("01 Dec 2026 07:46:01"));
-        assert_eq!(s.get(2).unwrap().at, t("01 Dec 2026 07:46:03"));
-        assert_eq!(s.get(3).unwrap().at, t("01 Dec 2026 07:46:04"));
-        assert_eq!(s.get(4), None);
+        assert_eq!(s.get(2), None);
+        assert_eq!(s.get(3).unwrap().at, t("01 Dec 2026 07:46:03"));
         s.saw(2, yoda(), t("01 Dec 2026 08:00:00"));
         assert_eq!(s.get(2).unwrap().at, t("01 Dec 2026 08:00:00"));
     }
@@ -154,11 +154,11 @@ mod tests {
         assert_eq!(s.get(3).unwrap().at, t("21 Nov 2026 22:30:01"));
         s.own_reply(&yoda(), "Message #3 edited at 21 Nov 2026 22:31:00");
         assert_eq!(s.get(3).unwrap().at, t("21 Nov 2026 22:31:00"));
-        s.listing_line("#7 luke, 1 Dec 2026 07:46:08: a text: with colons (edited)");
+        s.listing_line("#7@12 luke, 1 Dec 2026 07:46:08: a text: with colons (edited)");
         assert_eq!(s.get(7).unwrap().author.as_str(), "luke");
         s.own_reply(&yoda(), "Message #3 deleted at 21 Nov 2026 22:32:00");
         assert_eq!(s.get(3), None);
-        assert!(s.get(6).is_some(), "7 moved down");
+        assert!(s.get(7).is_some(), "kept as shown");
         for junk in [
             "",
             "Message #",

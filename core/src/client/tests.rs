@@ -397,20 +397,15 @@ fn dlt_n_and_edt_n_fill_in_the_timestamp_the_client_saw_and_the_server_still_che
         "{}",
         p.texts()
     );
-    // Later posts moved down: "three" is #2 now, "two" #1.
+    // Numbers mean the posts as they were shown (their ids go along): "two", shown as #2, is
+    // #1 now, and the server says so instead of deleting "three", which moved into #2.
     p.type_line("DLT 2");
+    assert!(p.last_text().contains("is now #1, not #2"), "{}", p.texts());
     assert!(
-        p.last_text().starts_with("Message #2 deleted at "),
+        p.messagelog.contains("; two, again; yes") && p.messagelog.contains("; three; no"),
         "{}",
-        p.texts()
+        p.messagelog
     );
-    p.type_line("DLT 1");
-    assert!(
-        p.last_text().starts_with("Message #1 deleted at "),
-        "{}",
-        p.texts()
-    );
-    assert_eq!(p.messagelog, "", "every post deleted");
     // Never seen: said so, nothing sent.
     let before = p.shown.len();
     p.type_line("DLT 7");
@@ -486,6 +481,7 @@ fn posts_read_the_same_live_and_after_an_edit_with_short_times_and_a_day_line_at
     let mut t = render::Timeline::new(true);
     let post = |n: u32, at: &str, edited: bool| Event::Post {
         number: crate::types::MessageNumber::new(n).unwrap(),
+        id: crate::types::PostId(n.into()),
         at: crate::proto::timestamp::parse_civil_time(at).unwrap(),
         author: UserName::new("yoda").unwrap(),
         edited,
@@ -493,15 +489,15 @@ fn posts_read_the_same_live_and_after_an_edit_with_short_times_and_a_day_line_at
     };
     assert_eq!(
         t.event(&post(1, "30 Nov 2026 23:59:10", false)).1,
-        "Day changed to 30 Nov 2026\n#1 yoda, 23:59: do or do not"
+        "Day changed to 30 Nov 2026\n#1@1 yoda, 23:59: do or do not"
     );
     assert_eq!(
         t.event(&post(2, "30 Nov 2026 23:59:50", true)).1,
-        "#2 yoda, 23:59: do or do not (edited)"
+        "#2@2 yoda, 23:59: do or do not (edited)"
     );
     assert_eq!(
         t.event(&post(3, "01 Dec 2026 00:00:01", false)).1,
-        "Day changed to 01 Dec 2026\n#3 yoda, 00:00: do or do not"
+        "Day changed to 01 Dec 2026\n#3@3 yoda, 00:00: do or do not"
     );
     // A script gets the full timestamp on every line, in the RDM listing's layout.
     let mut piped = render::Timeline::new(false);
@@ -541,4 +537,128 @@ fn the_catch_up_comes_under_a_while_you_were_away_header_without_your_own_posts(
     assert!(t[away..].contains("Private message from luke"), "{t}");
     assert!(t[away..].contains("#2 luke, "), "{t}");
     assert!(!t.contains("mine"), "your own post is not news: {t}");
+}
+
+/// The board's texts, in order.
+fn board(server: &Server) -> Vec<String> {
+    server
+        .render_file(DataFile::MessageLog)
+        .lines()
+        .map(|l| l.rsplit("; ").nth(1).unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn dlt_by_the_number_shown_never_hits_a_post_that_moved_into_it() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    // luke, on a connection of his own, posts #1.
+    let luke = p
+        .server
+        .handle_connect("127.0.0.1:6666".parse().unwrap(), T0);
+    for line in ["luke\n", "r2d2\n", "MSG first\n"] {
+        p.server.handle_bytes(luke, line.as_bytes(), T0);
+        p.pump();
+    }
+    p.type_line("yoda");
+    p.type_line("jedi");
+    // yoda posts "a" (#2) and "b" (#3), all in the same second.
+    p.type_line("MSG a");
+    p.type_line("MSG b");
+    let ts = crate::time::Zone::UTC.render(T0.timestamp());
+    // A script sees the numbers as ever (the client keeps the ids to itself).
+    p.type_line("RDM 01 Jan 2000 00:00:00");
+    assert!(
+        p.texts().contains(&format!("\n#2 yoda, {ts}: a")),
+        "{}",
+        p.texts()
+    );
+    // luke deletes his #1 meanwhile: "a" is now #1, "b" #2.
+    p.server
+        .handle_bytes(luke, format!("DLT 1 {ts}\n").as_bytes(), T0);
+    p.pump();
+    assert!(
+        p.texts().contains("luke deleted message #1;"),
+        "{}",
+        p.texts()
+    );
+    // yoda deletes what he saw as #2 ("a"): the client sends the id with the number, and the
+    // server refuses, since #2 is now "b" (same author, same second).
+    p.type_line(&format!("DLT 2 {ts}"));
+    let last = p.shown.last().unwrap();
+    assert!(
+        last.text.starts_with("Message @2 is now #1, not #2"),
+        "{last:?}"
+    );
+    assert_eq!(last.tone, Tone::Error);
+    assert_eq!(board(&p.server), ["a", "b"]);
+    // By its id it goes, wherever it is now.
+    p.type_line(&format!("DLT @2 {ts}"));
+    assert!(
+        p.shown
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Message #1 deleted")
+    );
+    assert_eq!(board(&p.server), ["b"]);
+    // "b" was shown as #3: EDT 3 means it, and it is refused for having moved, not applied
+    // to whatever is #3 now (nothing).
+    p.type_line(&format!("EDT 3 {ts} bee"));
+    assert!(
+        p.shown
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Message @3 is now #1, not #3"),
+        "{}",
+        p.texts()
+    );
+    p.type_line(&format!("EDT 1@3 {ts} bee"));
+    assert!(
+        p.shown
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Message #1 edited")
+    );
+    assert_eq!(board(&p.server), ["bee"]);
+}
+
+#[test]
+fn a_person_at_a_terminal_sees_each_posts_id_beside_its_number() {
+    let config = ClientConfig {
+        interactive: true,
+        ..ClientConfig::default()
+    };
+    let mut p = Pair::new(server(), config);
+    let luke = p
+        .server
+        .handle_connect("127.0.0.1:6666".parse().unwrap(), T0);
+    p.type_line("yoda");
+    p.type_line("jedi");
+    for line in ["luke\n", "r2d2\n", "MSG first\n", "MSG second\n"] {
+        p.server.handle_bytes(luke, line.as_bytes(), T0);
+        p.pump();
+    }
+    let ts = crate::time::Zone::UTC.render(T0.timestamp());
+    assert!(
+        p.texts()
+            .contains(&format!("#2@2 luke, {}: second", &ts[12..17])),
+        "{}",
+        p.texts()
+    );
+    p.type_line("RDM 01 Jan 2000 00:00:00");
+    assert!(
+        p.texts().contains(&format!("#1@1 luke, {ts}: first")),
+        "{}",
+        p.texts()
+    );
+    p.server
+        .handle_bytes(luke, format!("DLT @1 {ts}\n").as_bytes(), T0);
+    p.pump();
+    assert!(
+        p.texts().contains("luke deleted message #1@1;"),
+        "{}",
+        p.texts()
+    );
 }

@@ -16,7 +16,7 @@ use nom::{
 use super::timestamp::civil_time;
 use super::upload::{UploadGrant, grant};
 use crate::time::CivilTime;
-use crate::types::{MessageNumber, UserName, is_name_byte};
+use crate::types::{MessageNumber, PostId, UserName, is_name_byte};
 
 /// A pushed event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub enum Event {
     Post {
         /// Its number.
         number: MessageNumber,
+        /// Its stable id.
+        id: PostId,
         /// Its timestamp.
         at: CivilTime,
         /// Who wrote it.
@@ -38,6 +40,8 @@ pub enum Event {
     Edited {
         /// Its number.
         number: MessageNumber,
+        /// Its stable id.
+        id: PostId,
         /// The new timestamp.
         at: CivilTime,
         /// Who wrote it.
@@ -49,6 +53,8 @@ pub enum Event {
     Deleted {
         /// The number it had.
         number: MessageNumber,
+        /// Its stable id.
+        id: PostId,
         /// Who wrote (and deleted) it.
         author: UserName,
     },
@@ -80,6 +86,14 @@ pub enum Event {
     },
     /// A presenter is about to send this client a file over UDP.
     Upload(UploadGrant),
+    /// To the author, just before the reply to `MSG`: the number and id of the post (so the
+    /// client knows which post "number 3" meant when it later sends `DLT 3 …`).
+    Posted {
+        /// Its number.
+        number: MessageNumber,
+        /// Its stable id.
+        id: PostId,
+    },
     /// Are you there? A client answers `PONG <token>` at once, by itself (the server's
     /// keepalive: see PROTOCOL.md).
     Ping {
@@ -99,21 +113,26 @@ impl fmt::Display for Event {
         match self {
             Event::Post {
                 number,
+                id,
                 at,
                 author,
                 edited,
                 text,
             } => {
                 let e = if *edited { "yes" } else { "no" };
-                write!(f, "* POST {number} {at} {author} {e} {text}")
+                write!(f, "* POST {number}@{id} {at} {author} {e} {text}")
             }
             Event::Edited {
                 number,
+                id,
                 at,
                 author,
                 text,
-            } => write!(f, "* EDIT {number} {at} {author} {text}"),
-            Event::Deleted { number, author } => write!(f, "* DELETE {number} {author}"),
+            } => write!(f, "* EDIT {number}@{id} {at} {author} {text}"),
+            Event::Deleted { number, id, author } => {
+                write!(f, "* DELETE {number}@{id} {author}")
+            }
+            Event::Posted { number, id } => write!(f, "* POSTED {number}@{id}"),
             Event::Private { at, from, text } => write!(f, "* PVT {at} {from} {text}"),
             Event::Backlog { hidden, since } => write!(f, "* BACKLOG {hidden} {since}"),
             Event::Online { user } => write!(f, "* ONLINE {user}"),
@@ -152,6 +171,19 @@ fn number(i: &str) -> IResult<&str, MessageNumber> {
     .parse(i)
 }
 
+/// `3@17`: a post's number and id.
+fn numbered(i: &str) -> IResult<&str, (MessageNumber, PostId)> {
+    map(
+        (
+            number,
+            char('@'),
+            map_res(digit1, |d: &str| d.parse::<u64>()),
+        ),
+        |(n, _, id)| (n, PostId(id)),
+    )
+    .parse(i)
+}
+
 fn text(i: &str) -> IResult<&str, String> {
     map(rest, str::to_owned).parse(i)
 }
@@ -160,7 +192,7 @@ fn event(i: &str) -> IResult<&str, Event> {
     let post = map(
         (
             tag("POST "),
-            number,
+            numbered,
             char(' '),
             civil_time,
             char(' '),
@@ -170,8 +202,9 @@ fn event(i: &str) -> IResult<&str, Event> {
             char(' '),
             text,
         ),
-        |(_, number, _, at, _, author, _, edited, _, text)| Event::Post {
+        |(_, (number, id), _, at, _, author, _, edited, _, text)| Event::Post {
             number,
+            id,
             at,
             author,
             edited,
@@ -181,7 +214,7 @@ fn event(i: &str) -> IResult<&str, Event> {
     let edited = map(
         (
             tag("EDIT "),
-            number,
+            numbered,
             char(' '),
             civil_time,
             char(' '),
@@ -189,17 +222,21 @@ fn event(i: &str) -> IResult<&str, Event> {
             char(' '),
             text,
         ),
-        |(_, number, _, at, _, author, _, text)| Event::Edited {
+        |(_, (number, id), _, at, _, author, _, text)| Event::Edited {
             number,
+            id,
             at,
             author,
             text,
         },
     );
     let deleted = map(
-        (tag("DELETE "), number, char(' '), user),
-        |(_, number, _, author)| Event::Deleted { number, author },
+        (tag("DELETE "), numbered, char(' '), user),
+        |(_, (number, id), _, author)| Event::Deleted { number, id, author },
     );
+    let posted = map((tag("POSTED "), numbered), |(_, (number, id))| {
+        Event::Posted { number, id }
+    });
     let private = map(
         (tag("PVT "), civil_time, char(' '), user, char(' '), text),
         |(_, at, _, from, _, text)| Event::Private { at, from, text },
@@ -223,7 +260,7 @@ fn event(i: &str) -> IResult<&str, Event> {
     let upload = map(grant, Event::Upload);
     let (i, _) = tag("* ").parse(i)?;
     all_consuming(alt((
-        post, edited, deleted, private, backlog, online, offline, notice, ping, upload,
+        posted, post, edited, deleted, private, backlog, online, offline, notice, ping, upload,
     )))
     .parse(i)
 }
@@ -247,6 +284,7 @@ mod tests {
     fn a_post_round_trips_with_semicolons_and_unicode() {
         let e = Event::Post {
             number: MessageNumber::new(3).unwrap(),
+            id: PostId(17),
             at: parse_civil_time("21 Nov 2026 22:30:01").unwrap(),
             author: UserName::new("yoda").unwrap(),
             edited: false,
@@ -254,7 +292,7 @@ mod tests {
         };
         assert_eq!(
             e.render(),
-            "* POST 3 21 Nov 2026 22:30:01 yoda no do; or do not ✓ #1\n"
+            "* POST 3@17 21 Nov 2026 22:30:01 yoda no do; or do not ✓ #1\n"
         );
         assert_eq!(parse_event(e.to_string().as_str()), Some(e));
     }
@@ -263,6 +301,7 @@ mod tests {
     fn junk_is_not_an_event() {
         assert_eq!(parse_event("* POST x"), None);
         assert_eq!(parse_event("250 ok"), None);
-        assert_eq!(parse_event("* DELETE 3 yoda extra"), None);
+        assert_eq!(parse_event("* DELETE 3@4 yoda extra"), None);
+        assert_eq!(parse_event("* DELETE 3 yoda"), None, "the id is part of it");
     }
 }

@@ -41,9 +41,10 @@ pub const MAX_LINE: usize = 8 * 1024;
 /// live, at catch-up and by `RDM`.
 pub const MAX_TEXT: usize = 8000;
 
-/// The most bytes a line the server sends adds around a message text: `250-#4294967295 `, a
-/// 32-byte user name, `, `, a timestamp, `: ` and ` (edited)` is the longest.
-pub const MAX_TEXT_OVERHEAD: usize = 96;
+/// The most bytes a line the server sends adds around a message text:
+/// `250-#4294967295@18446744073709551615 ` (a number and a post id), a 32-byte user name, `, `,
+/// a timestamp, `: ` and ` (edited)` is the longest (102 bytes), with room to spare.
+pub const MAX_TEXT_OVERHEAD: usize = 128;
 
 const _: () = assert!(MAX_TEXT + MAX_TEXT_OVERHEAD <= MAX_LINE);
 

@@ -5,17 +5,17 @@ use std::fmt;
 use nom::{
     IResult, Parser,
     bytes::complete::take_while1,
-    character::complete::{char, digit1},
+    character::complete::digit1,
     combinator::{all_consuming, map_res},
 };
 
 use super::MAX_TEXT;
 use super::since::{Since, parse_since};
-use super::timestamp::{civil_time, hash_number};
+use super::timestamp::civil_time;
 use crate::proto::text::check_message;
 use crate::time::CivilTime;
 use crate::transfer::names::check_file_name;
-use crate::types::{MessageNumber, TextError, UserName, is_name_byte};
+use crate::types::{MessageNumber, PostId, PostRef, TextError, UserName, is_name_byte};
 
 /// The verbs of the protocol, for usage messages and help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -175,17 +175,17 @@ pub enum Request {
         /// The message.
         text: String,
     },
-    /// `DLT n timestamp`
+    /// `DLT n timestamp` (or `@id`, `n@id` instead of `n`)
     Dlt {
         /// Which post.
-        number: MessageNumber,
+        target: PostRef,
         /// The post's current timestamp, as its version.
         at: CivilTime,
     },
-    /// `EDT n timestamp message`
+    /// `EDT n timestamp message` (or `@id`, `n@id` instead of `n`)
     Edt {
         /// Which post.
-        number: MessageNumber,
+        target: PostRef,
         /// The post's current timestamp, as its version.
         at: CivilTime,
         /// The new text.
@@ -329,29 +329,52 @@ fn split_word(args: &str) -> (&str, Option<&str>) {
 fn number_and_time(
     command: Command,
     args: &str,
-) -> Result<(MessageNumber, CivilTime, &str), RequestError> {
-    let parsed: IResult<&str, (u32, char, CivilTime)> =
-        (hash_number, char(' '), civil_time).parse(args);
-    let (rest, (n, _, at)) = parsed.map_err(|_| {
-        let (first, more) = split_word(args);
-        if first.is_empty() {
-            RequestError::args(command, "missing message number")
-        } else if hash_number(first)
-            .map(|(r, _)| r.is_empty())
-            .unwrap_or(false)
-        {
-            if more.is_none() {
-                RequestError::args(command, "missing timestamp")
-            } else {
-                RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)")
-            }
-        } else {
-            RequestError::args(command, format!("{first:?} is not a message number"))
-        }
+) -> Result<(PostRef, CivilTime, &str), RequestError> {
+    let (first, more) = split_word(args);
+    if first.is_empty() {
+        return Err(RequestError::args(command, "missing message number"));
+    }
+    let target = post_ref(first).ok_or_else(|| {
+        RequestError::args(
+            command,
+            format!("{first:?} is not a message number (n, #n, @id or n@id)"),
+        )
     })?;
-    let number = MessageNumber::new(n)
-        .ok_or_else(|| RequestError::args(command, "message numbers start at 1"))?;
-    Ok((number, at, rest))
+    let target = target.ok_or_else(|| RequestError::args(command, "message numbers start at 1"))?;
+    let Some(more) = more else {
+        return Err(RequestError::args(command, "missing timestamp"));
+    };
+    let parsed: IResult<&str, CivilTime> = civil_time.parse(more);
+    let (rest, at) = parsed.map_err(|_| {
+        RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)")
+    })?;
+    Ok((target, at, rest))
+}
+
+/// `3`, `#3`, `@17`, `3@17` or `#3@17`: `None` if it is none of these, `Some(None)` for the
+/// number 0.
+fn post_ref(word: &str) -> Option<Option<PostRef>> {
+    let digits = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let word = word.strip_prefix('#').unwrap_or(word);
+    let (number, id) = match word.split_once('@') {
+        Some((n, i)) => (n, Some(PostId(digits(i)?))),
+        None => (word, None),
+    };
+    if number.is_empty() {
+        return id.map(|i| Some(PostRef::Id(i)));
+    }
+    let n = u32::try_from(digits(number)?).ok()?;
+    let Some(n) = MessageNumber::new(n) else {
+        return Some(None);
+    };
+    Some(Some(match id {
+        Some(i) => PostRef::Both(n, i),
+        None => PostRef::Number(n),
+    }))
 }
 
 fn no_args(command: Command, args: Option<&str>) -> Result<(), RequestError> {
@@ -397,7 +420,7 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
                     format!("unexpected text after the timestamp: {rest:?}"),
                 ));
             }
-            Ok(Request::Dlt { number, at })
+            Ok(Request::Dlt { target: number, at })
         }
         Command::Edt => {
             let (number, at, rest) = number_and_time(command, args.unwrap_or(""))?;
@@ -413,7 +436,11 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
                     ));
                 }
             };
-            Ok(Request::Edt { number, at, text })
+            Ok(Request::Edt {
+                target: number,
+                at,
+                text,
+            })
         }
         Command::Rdm => Ok(Request::Rdm {
             since: parse_since(args).map_err(|e| RequestError::args(command, e.to_string()))?,
@@ -490,8 +517,8 @@ impl fmt::Display for Request {
         match self {
             Request::Msg { text } => write!(f, "MSG {text}"),
             Request::Pvt { to, text } => write!(f, "PVT {to} {text}"),
-            Request::Dlt { number, at } => write!(f, "DLT {number} {at}"),
-            Request::Edt { number, at, text } => write!(f, "EDT {number} {at} {text}"),
+            Request::Dlt { target, at } => write!(f, "DLT {target} {at}"),
+            Request::Edt { target, at, text } => write!(f, "EDT {target} {at} {text}"),
             Request::Rdm {
                 since: Since::LastLogout,
             } => f.write_str("RDM"),

@@ -17,9 +17,9 @@ use crate::proto::request::{Command, Request, RequestError, parse_request};
 use crate::proto::since::Since;
 use crate::proto::starttls::is_starttls;
 use crate::proto::upload::UploadGrant;
-use crate::store::{DataFile, InboxRecord, Persist, render_inbox, render_post};
+use crate::store::{DataFile, InboxRecord, Persist, postids, render_inbox, render_post};
 use crate::time::{CivilTime, Timestamp};
-use crate::types::{MessageNumber, UserName};
+use crate::types::{PostRef, UserName};
 
 /// Default `RCU` window in minutes.
 pub const DEFAULT_RCU_MINUTES: u32 = 60;
@@ -90,8 +90,8 @@ impl Server {
         let answer: Answer = match request {
             Request::Msg { text } => self.cmd_msg(conn, &user, text).into(),
             Request::Pvt { to, text } => self.cmd_pvt(&user, to, text).into(),
-            Request::Dlt { number, at } => self.cmd_dlt(conn, &user, number, at).into(),
-            Request::Edt { number, at, text } => self.cmd_edt(conn, &user, number, at, text).into(),
+            Request::Dlt { target, at } => self.cmd_dlt(conn, &user, target, at).into(),
+            Request::Edt { target, at, text } => self.cmd_edt(conn, &user, target, at, text).into(),
             Request::Rdm { since } => self.cmd_rdm(&user, since),
             Request::Atu => self.cmd_atu(&user),
             Request::Rcu { minutes } => self.cmd_rcu(minutes.unwrap_or(DEFAULT_RCU_MINUTES)),
@@ -148,7 +148,8 @@ impl Server {
             ));
         }
         if matches!(command, Command::Msg | Command::Edt | Command::Dlt) {
-            self.reply_before_fanout(conn, reply, mark);
+            let posted = std::mem::take(&mut self.posted);
+            self.reply_before_fanout(conn, posted, reply, mark);
         } else {
             // An upload's audience must hear of it before the presenter starts sending.
             self.reply(conn, reply);
@@ -206,12 +207,21 @@ impl Server {
     ///
     /// On an upgraded connection the reply is sealed here, so its records still come after
     /// everything sealed for this connection before (a TLS stream is in order).
-    fn reply_before_fanout(&mut self, conn: ConnId, reply: Reply, mark: usize) {
+    fn reply_before_fanout(
+        &mut self,
+        conn: ConnId,
+        posted: Option<Event>,
+        reply: Reply,
+        mark: usize,
+    ) {
         let now = self.now();
+        // A new post's number and id go to its author just before the reply (`* POSTED`).
+        let mut text = posted.map(|e| e.render()).unwrap_or_default();
+        text.push_str(&reply.render());
         let Some(bytes) = self
             .conns
             .get_mut(conn)
-            .and_then(|c| c.link.seal(Bytes::from(reply.render()), now))
+            .and_then(|c| c.link.seal(Bytes::from(text), now))
         else {
             return;
         };
@@ -230,7 +240,13 @@ impl Server {
 
     fn cmd_msg(&mut self, conn: ConnId, user: &UserName, text: String) -> Reply {
         let now = self.now_ts();
-        let number = self.board.post(user.clone(), text.clone(), now);
+        let (number, id) = self.board.post(user.clone(), text.clone(), now);
+        // The id's journal line first: it must be durable before the post is.
+        self.persist(Persist::Append {
+            file: DataFile::PostIds,
+            text: postids::render_add(id, now, user, &text.as_str().into()),
+        });
+        self.posted = Some(Event::Posted { number, id });
         if let Some(record) = self.board.record(number) {
             self.persist(Persist::Append {
                 file: DataFile::MessageLog,
@@ -241,6 +257,7 @@ impl Server {
         self.log(format!("{user} posted message #{number} at {at}: {text}"));
         let event = Event::Post {
             number,
+            id,
             at: self.config.zone.civil(now),
             author: user.clone(),
             edited: false,
@@ -328,6 +345,16 @@ impl Server {
                     "Message #{number} was posted by {author}; you can only {verb} your own messages"
                 ),
             ),
+            BoardError::NoSuchId { id } => Reply::new(
+                Code::NOT_FOUND,
+                format!("There is no message @{id}: it was deleted, or never posted"),
+            ),
+            BoardError::Moved { id, given, now } => Reply::new(
+                Code::CONFLICT,
+                format!(
+                    "Message @{id} is now #{now}, not #{given}: an earlier message was deleted meanwhile; nothing was changed (name it @{id} if you still mean it)"
+                ),
+            ),
             BoardError::StaleTimestamp { number, current } => Reply::new(
                 Code::CONFLICT,
                 format!(
@@ -338,26 +365,34 @@ impl Server {
         }
     }
 
-    fn cmd_dlt(
-        &mut self,
-        conn: ConnId,
-        user: &UserName,
-        number: MessageNumber,
-        at: CivilTime,
-    ) -> Reply {
+    fn cmd_dlt(&mut self, conn: ConnId, user: &UserName, target: PostRef, at: CivilTime) -> Reply {
         let claimed = match self.instant(at) {
             Ok(t) => t,
             Err(r) => return r,
         };
-        match self.board.delete(number, user, claimed) {
+        match self.board.delete(target, user, claimed) {
             Err(e) => self.board_error(e, "delete"),
-            Ok(post) => {
+            Ok((number, post)) => {
+                self.persist(Persist::Append {
+                    file: DataFile::PostIds,
+                    text: postids::render_delete(
+                        post.id,
+                        number.index(),
+                        post.at,
+                        user,
+                        &post.text,
+                    ),
+                });
                 self.persist_whole(DataFile::MessageLog);
                 self.listings_post_deleted(number.index());
                 let now = self.render_ts(self.now_ts());
-                self.log(format!("{user} deleted message #{number} ({})", post.text));
+                self.log(format!(
+                    "{user} deleted message #{number} (@{}) ({})",
+                    post.id, post.text
+                ));
                 let event = Event::Deleted {
                     number,
+                    id: post.id,
                     author: user.clone(),
                 };
                 self.broadcast(Some(conn), user, &event);
@@ -370,7 +405,7 @@ impl Server {
         &mut self,
         conn: ConnId,
         user: &UserName,
-        number: MessageNumber,
+        target: PostRef,
         at: CivilTime,
         text: String,
     ) -> Reply {
@@ -379,14 +414,24 @@ impl Server {
             Err(r) => return r,
         };
         let now = self.now_ts();
-        match self.board.edit(number, user, claimed, text.clone(), now) {
+        match self.board.edit(target, user, claimed, text.clone(), now) {
             Err(e) => self.board_error(e, "edit"),
-            Ok(_) => {
+            Ok(edited) => {
+                let (number, id) = (edited.number, edited.post.id);
+                let journal =
+                    postids::render_edit(id, (claimed, &edited.old_text), (now, &edited.post.text));
+                self.persist(Persist::Append {
+                    file: DataFile::PostIds,
+                    text: journal,
+                });
                 self.persist_whole(DataFile::MessageLog);
                 let at = self.render_ts(now);
-                self.log(format!("{user} edited message #{number} at {at}: {text}"));
+                self.log(format!(
+                    "{user} edited message #{number} (@{id}) at {at}: {text}"
+                ));
                 let event = Event::Edited {
                     number,
+                    id,
                     at: self.config.zone.civil(now),
                     author: user.clone(),
                     text,

@@ -323,7 +323,7 @@ fn eight_pipelined_rdm_of_a_big_board_queue_at_most_the_high_water_mark_then_all
     );
     let event = lines
         .iter()
-        .position(|l| l.starts_with("* POST 20001 "))
+        .position(|l| l.starts_with("* POST 20001@"))
         .expect("yoda's post reached luke");
     assert!(lines[event - 1].starts_with("250 "), "not inside a reply");
     assert!(!net.closed.contains(&luke));

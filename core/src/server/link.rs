@@ -6,8 +6,15 @@
 //! on an upgraded connection), every byte that arrives through [`Link::open`]. What the
 //! core accounts for — a connection's unsent output, where a private message ends in the
 //! stream — is counted in sealed bytes, the bytes the runtime actually writes.
+//!
+//! Fan-out to an upgraded connection is *staged* ([`Link::stage`]): a batch's events for it
+//! are gathered and sealed as one record at the end of the batch ([`Link::seal_staged`]), or
+//! as soon as a record's worth ([`MAX_STAGED`]) has gathered, instead of one record per
+//! event per recipient — a record's fixed cost (its header, tag and buffers) is most of what
+//! sealing a chat line costs. Whatever else is sealed for the connection ([`Link::seal`],
+//! [`Link::close`]) takes the staged bytes first, so its stream keeps the order it was given.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::time::UnixMillis;
 use crate::tls::{ServerSession, TlsError, TlsEvent};
@@ -22,12 +29,18 @@ pub enum Link {
     Tls(Box<Tls>),
 }
 
+/// Staged plaintext at which it is sealed at once: one full TLS record (16 KiB), so staging
+/// never holds more than a record per connection.
+pub const MAX_STAGED: usize = 16 * 1024;
+
 /// An upgraded connection's session and what became of it.
 #[derive(Debug)]
 pub struct Tls {
     session: ServerSession,
     /// The session failed or the peer ended it: nothing more is sealed.
     done: bool,
+    /// Fan-out waiting to be sealed, in order, ahead of anything sealed later.
+    staged: BytesMut,
 }
 
 /// What bytes from the peer carried, besides plaintext.
@@ -47,6 +60,7 @@ impl Link {
         Link::Tls(Box::new(Tls {
             session,
             done: false,
+            staged: BytesMut::new(),
         }))
     }
 
@@ -58,17 +72,48 @@ impl Link {
     /// The bytes to write for `plaintext`: the same bytes in clear; TLS records on an
     /// upgraded connection (nothing yet while its handshake runs: the session keeps them
     /// until it is done). `None` once the session failed or ended: nothing more goes out.
+    /// Staged bytes go first, in the same record.
     pub fn seal(&mut self, plaintext: Bytes, now: UnixMillis) -> Option<Bytes> {
         match self {
             Link::Clear => Some(plaintext),
             Link::Tls(t) if t.done => None,
-            Link::Tls(t) => match t.session.send(&plaintext, now) {
-                Ok(()) => Some(t.session.poll_transmit().unwrap_or_default()),
-                Err(_) => {
-                    t.done = true;
-                    None
-                }
-            },
+            Link::Tls(t) if t.staged.is_empty() => t.send(&plaintext, now),
+            Link::Tls(t) => {
+                t.staged.extend_from_slice(&plaintext);
+                let all = std::mem::take(&mut t.staged);
+                t.send(&all, now)
+            }
+        }
+    }
+
+    /// Gather fan-out for an upgraded connection, to be sealed with what comes next or by
+    /// [`Link::seal_staged`]. Returns how many bytes are staged now; `None` (and nothing
+    /// staged) on a connection in clear or whose session is over.
+    pub fn stage(&mut self, plaintext: &[u8]) -> Option<usize> {
+        match self {
+            Link::Tls(t) if !t.done => {
+                t.staged.extend_from_slice(plaintext);
+                Some(t.staged.len())
+            }
+            _ => None,
+        }
+    }
+
+    /// Seal what is staged; `None` if nothing is (or the session is over).
+    pub fn seal_staged(&mut self, now: UnixMillis) -> Option<Bytes> {
+        match self {
+            Link::Tls(t) if !t.done && !t.staged.is_empty() => {
+                let all = std::mem::take(&mut t.staged);
+                t.send(&all, now).filter(|w| !w.is_empty())
+            }
+            _ => None,
+        }
+    }
+
+    /// Drop what is staged (the connection is cut: nothing more goes out).
+    pub fn discard_staged(&mut self) {
+        if let Link::Tls(t) = self {
+            t.staged = BytesMut::new();
         }
     }
 
@@ -110,10 +155,16 @@ impl Link {
         }
     }
 
-    /// The last bytes of an upgraded connection the server closes: its `close_notify`.
-    pub fn close(&mut self) -> Option<Bytes> {
+    /// The last bytes of an upgraded connection the server closes: what is staged, then its
+    /// `close_notify`.
+    pub fn close(&mut self, now: UnixMillis) -> Option<Bytes> {
         match self {
             Link::Tls(t) if !t.done => {
+                if !t.staged.is_empty() {
+                    let all = std::mem::take(&mut t.staged);
+                    // A failure here only loses what could not be sent anyway.
+                    let _ = t.session.send(&all, now);
+                }
                 t.done = true;
                 t.session.close();
                 t.session.poll_transmit()
@@ -124,6 +175,17 @@ impl Link {
 }
 
 impl Tls {
+    /// Seal `plaintext` and take the records; a failed session is done.
+    fn send(&mut self, plaintext: &[u8], now: UnixMillis) -> Option<Bytes> {
+        match self.session.send(plaintext, now) {
+            Ok(()) => Some(self.session.poll_transmit().unwrap_or_default()),
+            Err(_) => {
+                self.done = true;
+                None
+            }
+        }
+    }
+
     fn opened(
         &mut self,
         result: Result<(), TlsError>,

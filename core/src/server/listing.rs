@@ -222,6 +222,7 @@ impl Server {
                     if let Some(p) = self.board.at(i) {
                         let e = Event::Post {
                             number: crate::types::MessageNumber::from_index(i),
+                            id: p.id,
                             at: zone.civil(p.at),
                             author: p.author.clone(),
                             edited: p.edited,
@@ -294,8 +295,9 @@ impl Server {
     pub(super) fn rdm_line(&self, index: usize, p: &super::board::Post) -> String {
         let edited = if p.edited { " (edited)" } else { "" };
         format!(
-            "#{} {}, {}: {}{edited}",
+            "#{}@{} {}, {}: {}{edited}",
             crate::types::MessageNumber::from_index(index),
+            p.id,
             p.author,
             self.render_ts(p.at),
             p.text

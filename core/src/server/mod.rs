@@ -150,6 +150,9 @@ pub struct Server {
     ready: VecDeque<ConnId>,
     /// Connections with a listing in progress (their events are held).
     holding: BTreeSet<ConnId>,
+    /// Upgraded connections with fan-out staged, sealed before the batch's outputs go out
+    /// (see `link`'s docs); may name a connection twice or one staged no more.
+    staged: Vec<ConnId>,
     admission: Admission,
     post_rate: Buckets<UserName>,
     signup_rate: Buckets<IpAddr>,
@@ -169,6 +172,8 @@ pub struct Server {
     /// `credentials.txt` as it is on disk, byte for byte (it is rewritten whole only to
     /// replace a plaintext password by its hash).
     credentials_text: Vec<u8>,
+    /// The `* POSTED` event of the `MSG` being answered, sent just before its reply.
+    posted: Option<Event>,
 }
 
 impl Server {
@@ -200,6 +205,7 @@ impl Server {
             inbox,
             blocks,
             logins,
+            post_ids,
             ref warnings,
         } = folder.clone();
         let post_rate = Rate {
@@ -214,7 +220,7 @@ impl Server {
             rng: ChaCha20Rng::from_seed(config.rng_seed),
             lockout: Lockout::new(config.attempts, config.block_millis),
             accounts: Accounts::new(credentials, reserved),
-            board: Board::new(posts),
+            board: Board::new(posts, &post_ids.ids, post_ids.next),
             inbox: Inbox::new(inbox),
             blocks: Blocks::new(blocks),
             logins: Logins::new(logins),
@@ -223,6 +229,7 @@ impl Server {
             timers: Timers::default(),
             ready: VecDeque::new(),
             holding: BTreeSet::new(),
+            staged: Vec::new(),
             admission: Admission::new(
                 &config.exempt,
                 config.max_unauthenticated_per_ip,
@@ -248,6 +255,7 @@ impl Server {
             credentials_need_newline: !cleaned_credentials.is_empty()
                 && !cleaned_credentials.ends_with(b"\n"),
             credentials_text: cleaned_credentials.clone(),
+            posted: None,
             clock: Clock::new(now),
             config,
         };
@@ -258,9 +266,14 @@ impl Server {
             };
             server.log(format!("warning: {w} ({what})"));
         }
+        if let Some(note) = &post_ids.note {
+            server.log(format!("warning: {note}"));
+        }
         let now_ts = server.now_ts();
         let mut rewrite = folder.files_to_rewrite();
         rewrite.insert(DataFile::UserLog);
+        // The ids journal starts afresh as a snapshot of the board as loaded.
+        rewrite.insert(DataFile::PostIds);
         for file in rewrite {
             for record in folder.cleanup(files, file, zone, now_ts) {
                 if let Persist::Backup { name, .. } = &record {
@@ -316,6 +329,7 @@ impl Server {
             self.run_ready();
             self.batch.inputs = 0;
         }
+        self.seal_all_staged();
         self.render_dirty();
         if let Some(p) = self.persists.pop_front() {
             return Some(Output::Persist(p));
@@ -423,6 +437,12 @@ impl Server {
         match file {
             DataFile::Credentials => Vec::new(),
             DataFile::MessageLog => self.board.render(zone),
+            DataFile::PostIds => crate::store::postids::render_snapshot(
+                self.board
+                    .iter()
+                    .map(|(_, p)| (p.id, p.at, &p.author, &p.text)),
+                self.board.next_id(),
+            ),
             DataFile::UserLog => self.sessions.render(zone).into(),
             DataFile::Inbox => self.inbox.render(zone),
             DataFile::Blocks => self.blocks.render().into(),
@@ -967,7 +987,8 @@ impl Server {
         let limit = self.config.max_unsent_bytes;
         let mut over = Vec::new();
         // Each encrypted connection gets its own records of the event (its own keys and
-        // sequence numbers): sealed and accounted one by one.
+        // sequence numbers): staged, then sealed with the batch's other events for it and
+        // accounted at the end of the batch (or once a record's worth has gathered).
         let encrypted = self.sessions.conns(true);
         if !encrypted.is_empty() {
             let many: Option<HashSet<ConnId>> =
@@ -977,13 +998,15 @@ impl Server {
                 None => except.contains(c),
             };
             for &conn in encrypted.iter().filter(|c| !skip(c)) {
-                self.send_direct(conn, bytes.clone(), None);
-                if self
-                    .conns
-                    .get(conn)
-                    .is_some_and(|c| c.flow.unsent() > limit)
-                {
-                    over.push(conn);
+                let Some(staged) = self.conns.get_mut(conn).and_then(|c| c.link.stage(&bytes))
+                else {
+                    continue;
+                };
+                if staged == bytes.len() {
+                    self.staged.push(conn);
+                }
+                if staged >= link::MAX_STAGED {
+                    self.seal_staged(conn);
                 }
             }
         }
@@ -1015,6 +1038,44 @@ impl Server {
         }
         for conn in over.into_iter().chain(holding) {
             self.check_limit(conn);
+        }
+    }
+
+    /// Seal and hand out what is staged for `conn`, then apply the unsent-bytes limit.
+    fn seal_staged(&mut self, conn: ConnId) {
+        let now = self.now();
+        let Some(wire) = self
+            .conns
+            .get_mut(conn)
+            .and_then(|c| c.link.seal_staged(now))
+        else {
+            return;
+        };
+        if self.account(conn, wire.len(), None) {
+            self.outputs.push_back(Output::Send { conn, bytes: wire });
+            self.check_limit(conn);
+        }
+    }
+
+    /// The end of a batch's work: seal every connection's staged fan-out.
+    fn seal_all_staged(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        // Sealing may cut a connection that is over its limit, and its user's `* OFFLINE`
+        // stages more: go on until nothing is left.
+        let mut spare = Vec::new();
+        while !self.staged.is_empty() {
+            let staged = std::mem::replace(&mut self.staged, spare);
+            for &conn in &staged {
+                self.seal_staged(conn);
+            }
+            spare = staged;
+            spare.clear();
+        }
+        // Keep the list's capacity for the next batch, unless a burst blew it up.
+        if spare.capacity() <= 4096 {
+            self.staged = spare;
         }
     }
 
@@ -1056,7 +1117,8 @@ impl Server {
     fn close(&mut self, conn: ConnId) {
         self.end(conn);
         // An upgraded connection says goodbye to its session too (`close_notify`).
-        if let Some(bye) = self.conns.get_mut(conn).and_then(|c| c.link.close()) {
+        let now = self.now();
+        if let Some(bye) = self.conns.get_mut(conn).and_then(|c| c.link.close(now)) {
             self.hand_out_sealed(conn, bye);
         }
         // The driver must go on reading (and the core discarding) until the peer's end
@@ -1072,6 +1134,9 @@ impl Server {
     /// Cut `conn` now, dropping what waits for it, and say why on the console.
     fn cut(&mut self, conn: ConnId, why: String) {
         self.log(why);
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.link.discard_staged();
+        }
         self.end(conn);
         self.outputs.push_back(Output::Cut { conn });
     }

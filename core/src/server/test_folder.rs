@@ -135,7 +135,13 @@ impl Run {
         self.server
             .handle_bytes(conn, format!("{line}\n").as_bytes(), UnixMillis(T0));
         self.drain(folder);
-        self.replies.remove(&conn).unwrap_or_default()
+        // Without the `* POSTED` line a `MSG` gets before its reply.
+        self.replies
+            .remove(&conn)
+            .unwrap_or_default()
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("* POSTED "))
+            .collect()
     }
 
     /// Log in (or sign up, if `name` is new); returns the connection and the last reply.

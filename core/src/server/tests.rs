@@ -145,7 +145,17 @@ impl Harness {
     }
 
     /// Send one line; return everything the connection received since.
+    /// Send a line; what came back, without the `* POSTED` line a `MSG` gets before its
+    /// reply (only the tests of post ids look at it: they use [`Harness::say_raw`]).
     fn say(&mut self, conn: ConnId, line: &str) -> String {
+        self.say_raw(conn, line)
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("* POSTED "))
+            .collect()
+    }
+
+    /// Send a line; everything that came back.
+    fn say_raw(&mut self, conn: ConnId, line: &str) -> String {
         self.server
             .handle_bytes(conn, format!("{line}\n").as_bytes(), UnixMillis(self.now));
         self.drain();
@@ -180,6 +190,7 @@ use crate::time::Zone;
 
 mod guessing;
 mod liveness;
+mod post_ids;
 
 // ----- login -----
 
@@ -424,7 +435,7 @@ fn msg_appends_the_next_number_replies_with_it_and_pushes_it_live() {
     let r = h.say(y, "MSG do or do not");
     let ts = h.ts();
     assert_eq!(r, format!("250 Message #1 posted at {ts}\n"));
-    assert_eq!(h.take(l), format!("* POST 1 {ts} yoda no do or do not\n"));
+    assert_eq!(h.take(l), format!("* POST 1@1 {ts} yoda no do or do not\n"));
     assert_eq!(
         h.file(DataFile::MessageLog),
         format!("1; {ts}; yoda; do or do not; no\n")
@@ -558,7 +569,7 @@ fn rdm_lists_posts_strictly_later_to_the_second_or_says_there_are_none() {
     let r = h.say(y, &format!("RDM {first}"));
     assert!(
         r.starts_with("250-1 message since")
-            && r.contains("250 #2 yoda, ")
+            && r.contains("250 #2@2 yoda, ")
             && r.ends_with(": two\n"),
         "{r}"
     );
@@ -595,7 +606,7 @@ fn dlt_removes_the_message_and_renumbers_later_ones_keeping_their_timestamps() {
     let l = h.login("luke", "r2d2");
     let r = h.say(y, &format!("DLT #1 {}", ts[0]));
     assert!(r.starts_with("250 Message #1 deleted"), "{r}");
-    assert_eq!(h.take(l), "* DELETE 1 yoda\n");
+    assert_eq!(h.take(l), "* DELETE 1@1 yoda\n");
     assert_eq!(
         h.file(DataFile::MessageLog),
         format!(
@@ -642,7 +653,7 @@ fn edt_changes_text_and_timestamp_and_marks_it_edited() {
     let r = h.say(y, &format!("EDT 2 {} deux; zwei", ts[1]));
     let now = h.ts();
     assert_eq!(r, format!("250 Message #2 edited at {now}\n"));
-    assert_eq!(h.take(l), format!("* EDIT 2 {now} yoda deux; zwei\n"));
+    assert_eq!(h.take(l), format!("* EDIT 2@2 {now} yoda deux; zwei\n"));
     assert!(
         h.file(DataFile::MessageLog)
             .contains(&format!("2; {now}; yoda; deux; zwei; yes\n"))
@@ -724,7 +735,7 @@ fn at_login_posts_since_the_last_logout_follow_the_stored_private_messages() {
     h.say(c, "luke");
     let r = h.say(c, "r2d2");
     let pvt = r.find("* PVT").unwrap();
-    let post = r.find("* POST 1 ").unwrap();
+    let post = r.find("* POST 1@1 ").unwrap();
     assert!(pvt < post, "{r}");
 }
 
@@ -746,7 +757,9 @@ fn at_login_only_the_latest_100_posts_are_shown_with_a_hint_to_use_rdm() {
     let r = h.say(c, "r2d2");
     assert!(r.contains(&format!("* BACKLOG 20 {out_ts}\n")), "{r}");
     assert_eq!(r.matches("* POST ").count(), 100);
-    assert!(r.contains("* POST 21 ") && r.contains("* POST 120 ") && !r.contains("* POST 20 "));
+    assert!(
+        r.contains("* POST 21@21 ") && r.contains("* POST 120@120 ") && !r.contains("* POST 20@")
+    );
 }
 
 // ----- ATU, RCU -----
@@ -948,16 +961,25 @@ fn every_reply_is_made_durable_before_it_is_sent() {
     let y = h.login("yoda", "jedi");
     h.server
         .handle_bytes(y, b"MSG durable\n", UnixMillis(h.now));
-    let first = h.server.poll_output();
+    let outs: Vec<Output> = std::iter::from_fn(|| h.server.poll_output()).collect();
+    let first_send = outs
+        .iter()
+        .position(|o| matches!(o, Output::Send { .. }))
+        .expect("a reply");
+    let persisted: Vec<DataFile> = outs[..first_send]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Persist(Persist::Append { file, .. }) => Some(*file),
+            _ => None,
+        })
+        .collect();
+    // The id's journal line, then the post itself, both before any byte is sent.
+    assert_eq!(persisted, vec![DataFile::PostIds, DataFile::MessageLog]);
     assert!(
-        matches!(
-            first,
-            Some(Output::Persist(Persist::Append {
-                file: DataFile::MessageLog,
-                ..
-            }))
-        ),
-        "{first:?}"
+        !outs[first_send..]
+            .iter()
+            .any(|o| matches!(o, Output::Persist(_))),
+        "{outs:?}"
     );
 }
 
@@ -1179,5 +1201,6 @@ fn a_posts_reply_leaves_after_its_record_but_before_the_fan_out() {
         })
         .filter(|k| *k != "other")
         .collect();
-    assert_eq!(kinds, vec!["persist", "reply", "event"]);
+    // The id's journal line and the post, then the reply, then everyone else.
+    assert_eq!(kinds, vec!["persist", "persist", "reply", "event"]);
 }

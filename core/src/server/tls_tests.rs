@@ -221,10 +221,14 @@ impl Net {
     }
 
     /// Send a line; what the peer read since.
+    /// Send a line; what came back, without the `* POSTED` line a `MSG` gets before its reply.
     fn say(&mut self, conn: ConnId, line: &str) -> String {
         self.take(conn);
         self.send(conn, line);
         self.take(conn)
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("* POSTED "))
+            .collect()
     }
 
     fn take(&mut self, conn: ConnId) -> String {
@@ -804,4 +808,152 @@ fn fifty_sessions_in_a_row_upgrade_log_in_post_and_leave_nothing_behind() {
     // Past every deadline that was armed, nothing is left waiting.
     net.advance(61_000);
     assert_eq!(net.server.timers.len(), 0, "no timers left behind");
+}
+
+// ----- item 3: the secrets of uploads -----
+
+#[test]
+fn an_uploads_secret_reaches_both_clients_only_inside_tls() {
+    let id = identity();
+    let mut net = Net::new(config(&id));
+    let login = |net: &mut Net, name: &str, password: &str, udp: u16| {
+        let c = net.connect(REMOTE);
+        net.starttls(c);
+        assert!(net.say(c, &format!("UDP {udp}")).starts_with("200 "));
+        net.say(c, name);
+        assert!(net.say(c, password).starts_with("230-"));
+        c
+    };
+    let leia = login(&mut net, "leia", "alderaan", 6001);
+    let yoda = login(&mut net, "yoda", "jedi", 6002);
+    net.take(leia);
+    let approval = net.say(yoda, "UPD leia 1000 clip.mp4");
+    assert!(approval.starts_with("227 "), "{approval}");
+    let grant = crate::proto::upload::parse_upload_grant(approval[4..].trim_end())
+        .expect("a grant in the 227");
+    let announced = net.take(leia);
+    let secret_hex: String = grant.secret.0.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(announced.contains(&secret_hex), "{announced}");
+    for c in [leia, yoda] {
+        let p = net.peer(c);
+        for wire in [&p.wire_in, &p.wire_out] {
+            assert!(!contains(wire, secret_hex.as_bytes()));
+            assert!(!contains(wire, &grant.secret.0));
+            assert!(!contains(wire, b"clip.mp4"));
+        }
+    }
+}
+
+// ----- staged fan-out: one record per recipient per batch -----
+
+/// Hand `text` from `conn`'s session to the server without polling it, so several inputs
+/// make one batch.
+fn feed(net: &mut Net, conn: ConnId, text: &str) {
+    let now = net.at();
+    let session = net.peer(conn).session.as_mut().expect("upgraded");
+    session.send(text.as_bytes(), now).unwrap();
+    let wire = session.poll_transmit().unwrap();
+    net.server.handle_bytes(conn, &wire, now);
+}
+
+/// Poll the server dry; returns the outputs and hands their bytes to the peers.
+fn drain(net: &mut Net) -> Vec<Output> {
+    let now = net.at();
+    let mut outputs = Vec::new();
+    while let Some(o) = net.server.poll_output() {
+        for (conn, bytes) in o.sends() {
+            net.peers
+                .get_mut(&conn)
+                .expect("a peer")
+                .receive(bytes, now);
+        }
+        outputs.push(o);
+    }
+    outputs
+}
+
+fn sends_to(outputs: &[Output], to: ConnId) -> Vec<usize> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { conn, bytes } if *conn == to => Some(bytes.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_of_posts_reaches_an_encrypted_user_as_one_record_in_order() {
+    let id = identity();
+    let mut net = Net::new(config(&id));
+    let leia = net.login_tls(REMOTE, "leia", "alderaan");
+    let yoda = net.login_tls(REMOTE, "yoda", "jedi");
+    net.take(leia);
+    let posts: String = (0..20).map(|i| format!("MSG post {i}\n")).collect();
+    feed(&mut net, yoda, &posts);
+    let outputs = drain(&mut net);
+    assert_eq!(sends_to(&outputs, leia).len(), 1, "20 posts, one record");
+    let text = net.take(leia);
+    let order: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split(" yoda no ").nth(1))
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("post {i}")).collect();
+    assert_eq!(order, expected);
+    net.step();
+    assert_eq!(net.say(leia, "MSG still fine").lines().count(), 1);
+}
+
+#[test]
+fn staged_fan_out_goes_out_before_a_reply_sealed_later_in_the_batch() {
+    let id = identity();
+    let mut net = Net::new(config(&id));
+    let leia = net.login_tls(REMOTE, "leia", "alderaan");
+    let yoda = net.login_tls(REMOTE, "yoda", "jedi");
+    net.take(leia);
+    // One batch: yoda's post is staged for leia, then leia's own request is answered.
+    feed(&mut net, yoda, "MSG first\n");
+    feed(&mut net, leia, "MSG second\n");
+    drain(&mut net);
+    net.step();
+    let text = net.take(leia);
+    let post = text.find(" yoda no first").expect("the post");
+    let reply = text.find("250 Message #2").expect("the reply");
+    assert!(post < reply, "{text}");
+}
+
+#[test]
+fn staged_fan_out_is_sealed_a_record_at_a_time_and_goes_out_before_a_close() {
+    let id = identity();
+    let mut net = Net::new(config(&id));
+    let leia = net.login_tls(REMOTE, "leia", "alderaan");
+    let yoda = net.login_tls(REMOTE, "yoda", "jedi");
+    net.take(leia);
+    // 10 posts of 7,000 bytes: 70 kB of fan-out in one batch, more than four records' worth.
+    let big = "x".repeat(7000);
+    let posts: String = (0..10).map(|i| format!("MSG {i}{big}\n")).collect();
+    feed(&mut net, yoda, &posts);
+    feed(&mut net, leia, "OUT\n");
+    let outputs = drain(&mut net);
+    let sends = sends_to(&outputs, leia);
+    assert!(sends.len() >= 4, "{sends:?}");
+    for len in &sends {
+        // A record's worth plus the line that crossed the mark, plus TLS overhead.
+        assert!(*len <= super::link::MAX_STAGED + 8192 + 256, "{sends:?}");
+    }
+    net.step();
+    let text = net.take(leia);
+    assert_eq!(text.matches(&big).count(), 10, "every post arrived");
+    assert!(
+        text.ends_with("221 Goodbye, leia!\n"),
+        "{}",
+        &text[text.len() - 80..]
+    );
+    assert!(
+        net.peer(leia)
+            .events
+            .iter()
+            .any(|e| matches!(e, TlsEvent::PeerClosed { .. })),
+        "close_notify came last, after everything"
+    );
 }

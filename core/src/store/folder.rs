@@ -77,6 +77,8 @@ pub struct Folder {
     pub blocks: Vec<BlockRecord>,
     /// Last logins and logouts.
     pub logins: Vec<LoginRecord>,
+    /// The id of each post, the next id, and what the operator should know about them.
+    pub post_ids: super::postids::Assigned,
     /// Every problem, in file order.
     pub warnings: Vec<LoadWarning>,
 }
@@ -90,6 +92,7 @@ impl Folder {
         let inbox = parse_inbox(files.get(DataFile::Inbox), zone, &mut warnings);
         let blocks = parse_blocks(files.get(DataFile::Blocks), &mut warnings);
         let logins = parse_logins(files.get(DataFile::Logins), zone, &mut warnings);
+        let post_ids = super::postids::assign(&posts, files.get(DataFile::PostIds));
         let has_account: BTreeSet<&UserName> = credentials.iter().map(|c| &c.name).collect();
         let mut reserved: Vec<UserName> = Vec::new();
         let damaged_now = warnings.iter().filter_map(|w| match &w.problem {
@@ -111,6 +114,7 @@ impl Folder {
             inbox,
             blocks,
             logins,
+            post_ids,
             warnings,
         }
     }

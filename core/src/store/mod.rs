@@ -8,6 +8,7 @@
 //! | `inbox.txt` | `recipient; timestamp; sender; message` (private messages awaiting delivery) |
 //! | `blocks.txt` | `blocker; blocked` |
 //! | `logins.txt` | `username; last login; last logout` (`-` when never logged out) |
+//! | `postids.txt` | the stable id of each post, as a journal (see [`postids`]) |
 //!
 //! Beside each file the loader may write `<file>.rejected` (lines it could not load, byte for
 //! byte, each after a `#` line saying when and why: see [`rejected`]) and `<file>.<time>.bak`
@@ -20,6 +21,7 @@ mod credentials;
 pub mod folder;
 mod lines;
 mod messagelog;
+pub mod postids;
 pub mod rejected;
 mod state;
 mod userlog;
@@ -38,6 +40,10 @@ pub use userlog::{ActiveRecord, parse_userlog, render_active};
 pub enum DataFile {
     /// Accounts.
     Credentials,
+    /// The stable id of every post (`postids.txt`). Before [`DataFile::MessageLog`] in this
+    /// order on purpose: a runtime applies a batch's files in this order, and the journal of
+    /// the ids must be durable before the board changes (see [`postids`]).
+    PostIds,
     /// The public message board.
     MessageLog,
     /// Who is online now.
@@ -52,8 +58,9 @@ pub enum DataFile {
 
 impl DataFile {
     /// Every data file.
-    pub const ALL: [DataFile; 6] = [
+    pub const ALL: [DataFile; 7] = [
         DataFile::Credentials,
+        DataFile::PostIds,
         DataFile::MessageLog,
         DataFile::UserLog,
         DataFile::Inbox,
@@ -65,6 +72,7 @@ impl DataFile {
     pub fn file_name(self) -> &'static str {
         match self {
             DataFile::Credentials => "credentials.txt",
+            DataFile::PostIds => "postids.txt",
             DataFile::MessageLog => "messagelog.txt",
             DataFile::UserLog => "userlog.txt",
             DataFile::Inbox => "inbox.txt",

@@ -25,11 +25,11 @@
 //! tests and simulations), so the same seeds and times give byte-identical handshakes. The
 //! key exchange is X25519 and certificates are Ed25519 (deterministic signatures).
 //!
-//! # How a connection will use it (STARTTLS)
+//! # How a connection uses it (STARTTLS)
 //! The text protocol upgrades in place, as SMTP (RFC 3207) and XMPP do, so `nc` on loopback
-//! keeps working in clear:
-//! 1. The server's greeting offers it: a line `331-STARTTLS` before the greeting's last line
-//!    (the last line, and so what a plaintext client waits for, is unchanged).
+//! keeps working in clear (the exchange as both sides speak it: [`crate::proto::starttls`];
+//! the reply codes: `core/PROTOCOL.md`):
+//! 1. The server's greeting, still one `331 ` line, ends with an offer naming `STARTTLS`.
 //! 2. Before login, the client sends `STARTTLS`. The server answers, in plaintext,
 //!    `220 Ready to start TLS` and from the next byte on feeds everything it receives on that
 //!    connection to [`ServerSession::handle_wire`] and writes only
@@ -41,16 +41,18 @@
 //!    arrived after the `220` line in the same read are likewise refused, not read as part of
 //!    the TLS stream or as replies.
 //! 4. When the handshake finishes the server sends the greeting again inside TLS (without the
-//!    `STARTTLS` line; a second `STARTTLS` gets `503`), and login proceeds as before: the same
-//!    protocol, line for line, now inside TLS. `STARTTLS` after login is refused.
+//!    offer; a second `STARTTLS` gets `503`), and login proceeds as before: the same
+//!    protocol, line for line, now inside TLS. `STARTTLS` after login is refused (`503`).
 //! 5. A failed session (a [`TlsError`]) closes the connection after `poll_transmit`'s alert
 //!    has been written. The server narrates why (e.g. "the peer ended the TLS session with the
 //!    alert BadCertificate during the handshake": a client refused the certificate).
 //!
-//! The server core will keep one optional `ServerSession` per connection, made by
-//! [`ServerTls::accept`] with a seed drawn from the server's seeded generator, and route the
-//! connection's bytes through it; a runtime changes nothing but reading the certificate files
-//! (and the client runtime, the known-hosts file) at start.
+//! The server core keeps one optional `ServerSession` per connection (its `link` module),
+//! made by [`ServerTls::accept`] with a seed drawn from the server's seeded generator, and
+//! routes the connection's bytes through it, counting the sealed bytes in its output
+//! accounting; the client core does the same with its `ClientSession`. A runtime changes
+//! nothing but reading the certificate files (and the client runtime, the known-hosts file)
+//! at start.
 
 mod client;
 mod clock;

@@ -488,6 +488,10 @@ pub fn peek(bytes: &[u8]) -> Result<Header, DatagramError> {
     })
 }
 
+/// The longest a `Hello` can be on the wire (its body is a key and a few sizes): what a
+/// client keeps of one that arrived before its transfer was known.
+pub const MAX_HELLO_LEN: usize = 256;
+
 /// Read the transfer id of a datagram without authenticating it, to pick the machine (and so
 /// the keys) that will.
 pub fn peek_transfer_id(bytes: &[u8]) -> Result<TransferId, DatagramError> {

@@ -174,6 +174,17 @@ pub struct TransferConfig {
     /// removes older ones. A week: long enough to try again after a weekend, short enough
     /// that forgotten parts do not pile up.
     pub resume_max_age_ms: u64,
+    /// How many `Hello`s for transfers this client does not know yet it keeps, to hand to
+    /// their receiver when the server's word about the transfer arrives. Why: the server
+    /// tells both clients at once, and the presenter's first datagrams can overtake the
+    /// server's message to the audience; dropped, they cost the presenter a whole initial
+    /// probe timeout (about 600 ms before any RTT is known). 8: a few uploads starting
+    /// together; strangers filling it cost nothing (each kept copy is at most
+    /// [`datagram::MAX_HELLO_LEN`] bytes, the oldest goes first).
+    pub early_hellos: usize,
+    /// How long such an early `Hello` is kept (ms). 2 seconds: far longer than the server's
+    /// two messages can drift apart, far shorter than the presenter's patience.
+    pub early_hello_ms: u64,
     /// Seed for the few random choices (the rate controller's probing phase).
     pub seed: u64,
 }
@@ -195,6 +206,8 @@ impl Default for TransferConfig {
             decision_timeout_ms: 120_000,
             protection: Protection::Encrypted,
             resume_max_age_ms: 7 * 24 * 3600 * 1000,
+            early_hellos: 8,
+            early_hello_ms: 2_000,
             seed: 0,
         }
     }

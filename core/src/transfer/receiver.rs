@@ -88,6 +88,9 @@ const ANSWER_EVERY_MS: u64 = 10;
 
 /// In-order bytes gathered before they are hashed and handed to the driver.
 const STAGE_BYTES: usize = 256 << 10;
+/// A held payload at least this large is written as it is rather than copied into the stage
+/// (large datagrams on loopback or a LAN): one write per payload is cheap at that size.
+const DIRECT_WRITE_BYTES: usize = 16 << 10;
 
 /// How long a challenge to a new sender address waits for its answer (ms).
 const CHALLENGE_TIMEOUT_MS: u64 = 1_000;
@@ -1046,8 +1049,22 @@ impl Receiver {
 
     fn drain_held(&mut self) {
         while let Some(data) = self.held.take(self.cum) {
-            self.deliver(&data);
+            if data.len() >= DIRECT_WRITE_BYTES {
+                self.deliver_whole(data);
+            } else {
+                self.deliver(&data);
+            }
         }
+    }
+
+    /// Hand on a large held payload as it is, without copying it into the stage: it was
+    /// opened into a buffer of its own, so a copy would only cost time.
+    fn deliver_whole(&mut self, data: Bytes) {
+        self.flush_staged();
+        let offset = self.cum;
+        self.cum += data.len() as u64;
+        self.hasher.push(&data);
+        self.events.push_back(ReceiverEvent::Write { offset, data });
     }
 
     fn try_finish(&mut self, now: UnixMillis) {

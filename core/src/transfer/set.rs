@@ -15,17 +15,20 @@
 //! - Outputs of different transfers are taken in turn, one datagram each, starting after the
 //!   transfer that sent last, so that no transfer starves another, however transfers come
 //!   and go.
+//! - A `Hello` for a transfer not known yet (the presenter's first datagram overtook the
+//!   server's word to us) is kept, a few and briefly ([`TransferConfig::early_hellos`]), and
+//!   handed to the receiver added for it.
 //! - The receivers share one memory budget for out-of-order data
 //!   ([`TransferConfig::receive_memory`]): each datagram for a receiver may use what the
 //!   others leave.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::datagram::peek_transfer_id;
+use super::datagram::{Kind, MAX_HELLO_LEN, peek, peek_transfer_id};
 use super::{
     AbortReason, Receiver, ReceiverEvent, Sender, SenderEvent, TransferConfig, TransferId, Transmit,
 };
@@ -66,6 +69,11 @@ pub struct TransferSet {
     cursor: Option<TransferId>,
     stray: u64,
     receive_memory: u64,
+    /// `Hello`s for transfers not known yet, oldest first, copied out of the receive buffer
+    /// (so none pins a receive block): transfer, sender, datagram, arrival.
+    early: VecDeque<(TransferId, SocketAddr, Bytes, UnixMillis)>,
+    early_max: usize,
+    early_ms: u64,
 }
 
 impl Default for TransferSet {
@@ -82,6 +90,9 @@ impl TransferSet {
             cursor: None,
             stray: 0,
             receive_memory: config.receive_memory,
+            early: VecDeque::new(),
+            early_max: config.early_hellos,
+            early_ms: config.early_hello_ms,
         }
     }
 
@@ -91,10 +102,42 @@ impl TransferSet {
             .insert(sender.id(), Role::Send(Box::new(sender)));
     }
 
-    /// Expect a file with `receiver` (which knows the presenter's address).
-    pub fn add_receiver(&mut self, receiver: Receiver) {
-        self.entries
-            .insert(receiver.id(), Role::Receive(Box::new(receiver)));
+    /// Expect a file with `receiver` (which knows the presenter's address); the `Hello`s
+    /// that came for it before are handed to it now, as of when they arrived.
+    pub fn add_receiver(&mut self, mut receiver: Receiver) {
+        let id = receiver.id();
+        let mut kept = VecDeque::with_capacity(self.early.len());
+        for (for_id, from, bytes, at) in self.early.drain(..) {
+            if for_id == id {
+                // Counted by the machine if it is not authentic.
+                let _ = receiver.handle_datagram(from, &bytes, at);
+            } else {
+                kept.push_back((for_id, from, bytes, at));
+            }
+        }
+        self.early = kept;
+        self.entries.insert(id, Role::Receive(Box::new(receiver)));
+    }
+
+    /// Keep a `Hello` for a transfer not known yet (see [`TransferConfig::early_hellos`]).
+    fn keep_early(&mut self, id: TransferId, from: SocketAddr, bytes: &[u8], now: UnixMillis) {
+        let ms = self.early_ms;
+        self.early
+            .retain(|&(_, _, _, at)| now.millis_since(at) < ms);
+        let hello = peek(bytes).is_ok_and(|h| h.kind == Kind::Hello);
+        if !hello || bytes.len() > MAX_HELLO_LEN || self.early_max == 0 {
+            return;
+        }
+        while self.early.len() >= self.early_max {
+            self.early.pop_front();
+        }
+        self.early
+            .push_back((id, from, Bytes::copy_from_slice(bytes), now));
+    }
+
+    /// `Hello`s kept for transfers not known yet.
+    pub fn early_hellos(&self) -> usize {
+        self.early.len()
     }
 
     /// The transfer with this id, if the set still holds it.
@@ -148,6 +191,7 @@ impl TransferSet {
         let others = match self.entries.get(&id) {
             None => {
                 self.stray += 1;
+                self.keep_early(id, from, bytes, now);
                 return;
             }
             Some(Role::Send(_)) => 0,

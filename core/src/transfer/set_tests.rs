@@ -625,3 +625,104 @@ fn a_refusal_reaches_a_presenter_that_was_not_listening_yet() {
         "within a round trip or two"
     );
 }
+
+/// Transfer `id` started on the presenter's side only: the server's word to the audience is
+/// late.
+fn start_sender_only(m: &mut Mesh, id: u64, len: usize) -> TransferId {
+    let tid = TransferId(id);
+    let sender = Sender::new(
+        tid,
+        &secret(id),
+        len as u64,
+        addr(1),
+        TransferConfig::default(),
+        key(id, Side::Sender),
+        m.now,
+    );
+    m.nodes[0].set.add_sender(sender);
+    m.nodes[0].sources.insert(tid, file(len, id));
+    m.originals.insert(tid, file(len, id));
+    tid
+}
+
+fn add_late_receiver(m: &mut Mesh, id: u64, len: usize) {
+    let r = receiver(id, len as u64, addr(0), TransferConfig::default(), m.now);
+    m.nodes[1].set.add_receiver(r);
+    m.nodes[1].disks.insert(TransferId(id), Disk::default());
+}
+
+#[test]
+fn a_hello_that_overtakes_the_servers_word_is_answered_once_the_receiver_is_added() {
+    let mut m = Mesh::new(2, |a, b| NetemConfig {
+        latency_ms: 1,
+        ..net((a * 2 + b) as u64)
+    });
+    let started = m.now;
+    let t = start_sender_only(&mut m, 88, 200_000);
+    // The `Hello`s reach the audience before it knows the transfer.
+    m.run_for(5);
+    assert!(m.nodes[1].set.stray() >= 1, "the Hello found nobody");
+    assert!(m.nodes[1].set.early_hellos() >= 1, "and was kept");
+    add_late_receiver(&mut m, 88, 200_000);
+    assert_eq!(m.nodes[1].set.early_hellos(), 0, "handed to its receiver");
+    m.finish(t, 0, 1);
+    m.assert_delivered(t, 0, 1);
+    // Dropped, the `Hello` would have cost an initial probe timeout (about 600 ms).
+    assert!(
+        m.now.millis_since(started) < 200,
+        "took {} ms",
+        m.now.millis_since(started)
+    );
+}
+
+#[test]
+fn a_flood_of_early_hellos_is_bounded_forgeries_are_rejected_and_old_ones_expire() {
+    let config = TransferConfig::default();
+    let mut set = TransferSet::new(&config);
+    // Strangers: a thousand `Hello`s for a thousand unknown transfers, and junk.
+    for n in 10_000..11_000u64 {
+        let mut f = Forger::with_secret(TransferId(n), &SECRET, Side::Sender, [5; 32]);
+        let hello = f.seal(Body::Hello {
+            public: f.public(),
+            file_size: u64::MAX,
+            payload_size: u32::MAX,
+            protection: Protection::Encrypted,
+        });
+        set.handle_datagram(addr(9), &hello, START);
+        set.handle_datagram(addr(9), &Bytes::from(vec![0xFF; 65_000]), START);
+    }
+    assert_eq!(set.stray(), 2_000);
+    assert_eq!(set.early_hellos(), config.early_hellos, "bounded");
+    // A forged `Hello` (wrong secret) for a transfer about to be added: kept, then rejected
+    // by its receiver, which answers nothing.
+    let id = 999u64;
+    let mut forger = Forger::with_secret(TransferId(id), &SECRET, Side::Sender, [6; 32]);
+    let forged = forger.seal(Body::Hello {
+        public: forger.public(),
+        file_size: 10,
+        payload_size: 1408,
+        protection: Protection::Encrypted,
+    });
+    set.handle_datagram(addr(0), &forged, START);
+    set.add_receiver(receiver(id, 10, addr(0), config.clone(), START));
+    assert!(
+        set.poll_transmit(START).is_none(),
+        "a forgery gets no answer"
+    );
+    match set.get(TransferId(id)) {
+        Some(Role::Receive(r)) => assert_eq!(r.stats().rejected.unauthentic, 1),
+        _ => panic!("the receiver is there"),
+    }
+    // Past their time, the kept ones go (the newcomer alone stays).
+    let late = START.plus_millis(config.early_hello_ms);
+    let mut f = Forger::with_secret(TransferId(5_000), &SECRET, Side::Sender, [7; 32]);
+    let newcomer = f.seal(Body::Hello {
+        public: f.public(),
+        file_size: 10,
+        payload_size: 1408,
+        protection: Protection::Encrypted,
+    });
+    assert_eq!(set.early_hellos(), config.early_hellos - 1);
+    set.handle_datagram(addr(9), &newcomer, late);
+    assert_eq!(set.early_hellos(), 1, "the old ones expired");
+}

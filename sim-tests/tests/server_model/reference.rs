@@ -110,6 +110,7 @@ impl Transition {
 pub enum Ev {
     Post {
         number: u32,
+        id: u64,
         at: i64,
         author: String,
         edited: bool,
@@ -117,12 +118,14 @@ pub enum Ev {
     },
     Edit {
         number: u32,
+        id: u64,
         at: i64,
         author: String,
         text: String,
     },
     Delete {
         number: u32,
+        id: u64,
         author: String,
     },
     Pvt {
@@ -155,6 +158,8 @@ pub struct Expect {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Post {
+    /// Its stable id: 1, 2, … in posting order, never given twice, kept across restarts.
+    pub id: u64,
     pub author: String,
     pub text: String,
     pub at: i64,
@@ -184,6 +189,8 @@ pub struct RefState {
     pub failures: [u8; N],
     pub blocked_until: [Option<u64>; N],
     pub posts: Vec<Post>,
+    /// The id the next post gets.
+    pub next_id: u64,
     pub inbox: Vec<Letter>,
     pub blocks: BTreeSet<(String, String)>,
     /// Connections waiting at the password prompt, by when they were opened (ms).
@@ -333,6 +340,7 @@ impl RefState {
             .filter(|(_, p)| p.at >= since && !self.blocks(name, &p.author) && p.author != name)
             .map(|(i, p)| Ev::Post {
                 number: i as u32 + 1,
+                id: p.id,
                 at: p.at,
                 author: p.author.clone(),
                 edited: p.edited,
@@ -421,7 +429,10 @@ impl RefState {
                 self.delivered(user);
             }
             Transition::Msg { user, text } => {
+                let id = self.next_id;
+                self.next_id += 1;
                 self.posts.push(Post {
+                    id,
                     author: USERS[user].into(),
                     text: text.clone(),
                     at: now,
@@ -432,6 +443,7 @@ impl RefState {
                 for o in self.audience(user) {
                     let ev = Ev::Post {
                         number,
+                        id,
                         at: now,
                         author: USERS[user].into(),
                         edited: false,
@@ -453,9 +465,11 @@ impl RefState {
                     p.text = text.clone();
                     p.at = now;
                     p.edited = true;
+                    let id = p.id;
                     for o in self.audience(user) {
                         let ev = Ev::Edit {
                             number,
+                            id,
                             at: now,
                             author: USERS[user].into(),
                             text: text.clone(),
@@ -468,10 +482,11 @@ impl RefState {
                 let code = self.own(user, number, at);
                 self.expect.codes.push(code);
                 if code == 250 {
-                    self.posts.remove(number as usize - 1);
+                    let id = self.posts.remove(number as usize - 1).id;
                     for o in self.audience(user) {
                         let ev = Ev::Delete {
                             number,
+                            id,
                             author: USERS[user].into(),
                         };
                         self.push(o, ev);
@@ -543,8 +558,9 @@ impl RefState {
                     .filter(|(_, p)| p.at > since && !self.blocks(me, &p.author))
                     .map(|(i, p)| {
                         format!(
-                            "#{} {}, {}: {}{}",
+                            "#{}@{} {}, {}: {}{}",
                             i + 1,
+                            p.id,
                             p.author,
                             render(p.at),
                             p.text,
@@ -662,6 +678,7 @@ impl ReferenceStateMachine for Model {
                 failures: [0; N],
                 blocked_until: [None; N],
                 posts: Vec::new(),
+                next_id: 1,
                 inbox: Vec::new(),
                 blocks: BTreeSet::new(),
                 stalled: Vec::new(),

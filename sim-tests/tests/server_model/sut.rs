@@ -63,12 +63,14 @@ fn ev(e: Event) -> Ev {
     match e {
         Event::Post {
             number,
+            id,
             at,
             author,
             edited,
             text,
         } => Ev::Post {
             number: number.get(),
+            id: id.0,
             at: secs(at),
             author: author.to_string(),
             edited,
@@ -76,17 +78,20 @@ fn ev(e: Event) -> Ev {
         },
         Event::Edited {
             number,
+            id,
             at,
             author,
             text,
         } => Ev::Edit {
             number: number.get(),
+            id: id.0,
             at: secs(at),
             author: author.to_string(),
             text,
         },
-        Event::Deleted { number, author } => Ev::Delete {
+        Event::Deleted { number, id, author } => Ev::Delete {
             number: number.get(),
+            id: id.0,
             author: author.to_string(),
         },
         Event::Private { at, from, text } => Ev::Pvt {
@@ -100,6 +105,7 @@ fn ev(e: Event) -> Ev {
         Event::Notice { text } => panic!("unexpected notice {text:?}"),
         Event::Ping { token } => panic!("unexpected keepalive ping {token}"),
         Event::Upload(grant) => panic!("unexpected upload {grant}"),
+        Event::Posted { number, id } => panic!("POSTED {number}@{id} is filtered out before"),
     }
 }
 
@@ -109,7 +115,11 @@ fn split(text: &str) -> (Vec<Reply>, Vec<Ev>) {
     let (mut replies, mut events) = (Vec::new(), Vec::new());
     for line in text.lines() {
         if is_event_line(line) && !asm.is_pending() {
-            events.push(ev(parse_event(line).expect("events parse")));
+            match parse_event(line).expect("events parse") {
+                // The author's own post's id: the model has no ids.
+                Event::Posted { .. } => {}
+                e => events.push(ev(e)),
+            }
         } else if let Some(r) = asm.push(line).expect("replies parse") {
             replies.push(r);
         }

@@ -152,6 +152,8 @@ pub struct ClientSetup<'a> {
     pub datagram_size: usize,
     pub loss_percent: f64,
     pub seed: u64,
+    /// Both clients in the benchmark-only clear mode (to measure what encryption costs).
+    pub clear: bool,
 }
 
 /// A piped `huddle client`, logged in as `user`.
@@ -175,6 +177,9 @@ pub fn client(setup: &ClientSetup<'_>, user: &str, password: &str) -> anyhow::Re
         "--dir",
     ])
     .arg(setup.downloads);
+    if setup.clear {
+        cmd.arg("--bench-clear-transfers");
+    }
     let mut p = Proc::spawn(cmd, format!("{user}'s client"))?;
     p.send(user)?;
     p.send(password)?;

@@ -532,6 +532,12 @@ impl Sender {
             return;
         };
         self.keys.set_session(session);
+        // The first RTT sample, when the `Welcome` answers our first `Hello`s (no `Hold`, no
+        // repeat: nothing ambiguous): with it a lost `Start` or first ACK costs a few round
+        // trips, not the initial guess's probe timeout (600 ms).
+        if self.pto_count == 0 && self.held.is_none() && !self.rtt.has_sample() {
+            self.rtt.update(now.millis_since(self.last_sent), 0);
+        }
         self.held = None;
         self.timers.stop(Timer::Decision);
         self.pto_count = 0;
@@ -565,11 +571,10 @@ impl Sender {
         // The `Start` leaves first and is repeated by the probes until acknowledged.
         self.probes = 0;
         self.last_sent = now;
+        // Twice: data waits for its acknowledgement (the receiver's first ACK also opens its
+        // window), so a lost one would stall the start by a probe timeout.
         self.send_start(now);
-        if self.offered {
-            // Data waits for it: a lost one would stall the resume.
-            self.send_start(now);
-        }
+        self.send_start(now);
     }
 
     fn send_start(&mut self, now: UnixMillis) {
@@ -609,9 +614,9 @@ impl Sender {
     fn on_ack(&mut self, ack: Ack, now: UnixMillis) {
         if !self.start_acked {
             self.start_acked = true;
-            // Only an unrepeated `Start` gives an unambiguous RTT sample (Karn).
+            // Only the `Start`s sent together at first give an unambiguous RTT sample (Karn).
             match self.start_sent_at {
-                Some(t) if self.start_sends == 1 => {
+                Some(t) if self.start_sends <= 2 => {
                     self.rtt
                         .update(now.millis_since(t), u64::from(ack.ack_delay_ms));
                 }
