@@ -174,12 +174,12 @@ fn a_person_catches_up_completes_names_and_edits_and_deletes_by_number_alone() {
         let away = t.find("While you were away").unwrap();
         let post = t[away..]
             .lines()
-            .find(|l| l.starts_with("#1 luke, "))
+            .find(|l| l.starts_with("#1@1 luke, "))
             .unwrap_or_else(|| panic!("{rt}: no post under the header:\n{t}"));
-        // Short time: `#1 luke, HH:MM: text`.
+        // Short time, and the post's id beside its number: `#1@1 luke, HH:MM: text`.
         assert_eq!(
             post.trim_end().len(),
-            "#1 luke, 07:46: while you slept".len(),
+            "#1@1 luke, 07:46: while you slept".len(),
             "{post}"
         );
 
