@@ -47,8 +47,24 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("huddle: {e:#}");
+            eprintln!("huddle: {}", describe(&e));
             std::process::exit(1);
         }
     }
+}
+
+/// An error and its causes on one line, each said once: a cause whose text the message
+/// already holds (an OS error shown in words by its wrapper) is not repeated.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.is_empty() {
+            text = said;
+        } else if !text.contains(&said) && !said.is_empty() {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+    }
+    text
 }

@@ -18,9 +18,9 @@ fn a_server_of_one_runtime_serves_live_clients_of_the_other() {
         let mut yoda = LiveClient::login_on(&server, server_rt, "yoda", "jedi*knight");
         luke.out.wait_for("yoda is now online");
         yoda.command("MSG across runtimes", "Message #1 posted at");
-        luke.out.wait_for("): across runtimes");
+        luke.out.wait_for(": across runtimes");
         luke.command("PVT yoda heard you", "Private message sent to yoda");
-        yoda.out.wait_for("Private message from luke (");
+        yoda.out.wait_for("Private message from luke, ");
         luke.command("OUT", "Goodbye, luke!");
         assert_eq!(
             luke.wait_exit(),

@@ -101,10 +101,16 @@ fn posts_and_private_messages_are_pushed_live_to_online_users() {
         let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
         luke.out.wait_for("yoda is now online");
         yoda.command("MSG patience you must have", "Message #1 posted at");
-        luke.out.wait_for("#1 yoda (");
-        luke.out.wait_for("): patience you must have");
+        // Piped: the full timestamp on the line, in the RDM listing's layout.
+        let line = luke.out.wait_for("#1 yoda, ");
+        assert!(line.ends_with(": patience you must have"), "{line}");
+        assert_eq!(
+            line.len(),
+            "#1 yoda, 01 Dec 2026 07:46:05: patience you must have".len(),
+            "{line}"
+        );
         yoda.command("PVT luke i am your master", "Private message sent to luke");
-        luke.out.wait_for("Private message from yoda (");
+        luke.out.wait_for("Private message from yoda, ");
         luke.command("OUT", "Goodbye, luke!");
         assert_eq!(luke.wait_exit(), 0);
         yoda.out.wait_for("luke went offline");

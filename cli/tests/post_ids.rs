@@ -15,7 +15,7 @@ fn a_delete_by_the_number_seen_after_a_concurrent_delete_never_hits_the_post_tha
         let mut luke = LiveClient::login(&server, "luke", "r2d2");
         let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
         let first = luke.command("MSG first", "Message #1 posted at");
-        yoda.out.wait_for("#1 luke (");
+        yoda.out.wait_for("#1 luke, ");
         let a = yoda.command("MSG a", "Message #2 posted at");
         let b = yoda.command("MSG b", "Message #3 posted at");
         let b_ts = timestamp_in(&b);

@@ -125,6 +125,95 @@ fn ctrl_c_clears_the_line_and_a_second_says_how_to_quit_at_every_prompt() {
 }
 
 #[test]
+fn enter_on_an_empty_new_password_goes_back_to_the_user_name() {
+    for &rt in common::RUNTIMES {
+        let room = Room::open(rt);
+        let mut p = room.client(80, &[], &[]);
+        p.wait_for("Username: ");
+        // A mistyped name leads to sign-up; Enter at the new password is the way back.
+        p.line("yodaa");
+        p.wait_cursor_row("New password: ");
+        let words = p
+            .transcript()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            words.contains("Enter on an empty line goes back"),
+            "{words}"
+        );
+        p.line("");
+        p.wait_for("Sign-up of yodaa cancelled");
+        p.wait_cursor_row("Username: ");
+        p.line("yoda");
+        p.wait_cursor_row("Password: ");
+        p.line("jedi*knight");
+        p.wait_for("Welcome to huddle, yoda!");
+        p.wait_cursor_row("yoda> ");
+        p.line("OUT");
+        assert_eq!(p.wait_exit(), 0, "{rt}");
+        assert!(
+            !room.server.file("credentials.txt").contains("yodaa"),
+            "{rt}: no account was made"
+        );
+    }
+}
+
+#[test]
+fn a_person_catches_up_completes_names_and_edits_and_deletes_by_number_alone() {
+    for &rt in common::RUNTIMES {
+        let room = Room::open(rt);
+        // luke posts while yoda is away.
+        let mut luke = LiveClient::login(&room.server, "luke", "r2d2");
+        luke.command("MSG while you slept", "Message #1 posted at");
+        let mut p = room.client(80, &[], &[]);
+        p.login("yoda", "jedi*knight");
+        p.wait_for("While you were away: 1 post.");
+        p.wait_for("Day changed to ");
+        let t = p.transcript();
+        let away = t.find("While you were away").unwrap();
+        let post = t[away..]
+            .lines()
+            .find(|l| l.starts_with("#1@1 luke, "))
+            .unwrap_or_else(|| panic!("{rt}: no post under the header:\n{t}"));
+        // Short time, and the post's id beside its number: `#1@1 luke, HH:MM: text`.
+        assert_eq!(
+            post.trim_end().len(),
+            "#1@1 luke, 07:46: while you slept".len(),
+            "{post}"
+        );
+
+        // Tab completes the name of a user the client heard of.
+        p.type_text("PVT lu");
+        p.keys(TAB);
+        p.wait_cursor_row("yoda> PVT luke ");
+        p.keys(CTRL_U);
+
+        // Edit and delete your own post by its number alone.
+        p.line("MSG first try");
+        p.wait_for("Message #2 posted at");
+        p.wait_cursor_row("yoda> ");
+        p.line("EDT 2 second try");
+        p.wait_for("Message #2 edited at");
+        p.wait_cursor_row("yoda> ");
+        assert!(
+            room.server
+                .file("messagelog.txt")
+                .contains("; yoda; second try; yes")
+        );
+        p.line("DLT 2");
+        p.wait_for("Message #2 deleted at");
+        p.wait_cursor_row("yoda> ");
+        p.line("DLT 9");
+        p.wait_for("has not seen message #9");
+        assert!(!room.server.file("messagelog.txt").contains("second try"));
+        p.line("OUT");
+        assert_eq!(p.wait_exit(), 0, "{rt}");
+        luke.command("OUT", "Goodbye, luke!");
+    }
+}
+
+#[test]
 fn ctrl_d_at_the_password_prompt_ends_the_client_as_a_failed_login() {
     let room = Room::open("std");
     let mut p = room.client(80, &[], &[]);
@@ -232,7 +321,7 @@ fn every_output_wraps_at_word_boundaries_at_60_columns() {
     p.login("yoda", "jedi*knight");
     p.line("HELP");
     p.wait_count("show this list", 2);
-    p.line("EDT 1 yesterday something");
+    p.line("EDT 1 1 Nov 2026 something");
     p.wait_for("Usage: EDT");
     p.wait_cursor_row("yoda> ");
     let (rows, text) = p.with_transcript(|s| {
@@ -254,6 +343,7 @@ fn every_output_wraps_at_word_boundaries_at_60_columns() {
     }
     // After a resize, what comes next fits the new width.
     p.resize(40, 24);
+    p.wait_cursor_row("yoda> ");
     p.line("HELP");
     p.wait_count("Commands (case-insensitive;", 3);
     p.wait_cursor_row("yoda> ");

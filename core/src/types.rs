@@ -225,6 +225,9 @@ pub enum TextError {
     /// Nothing to say.
     #[error("the message is empty")]
     Empty,
+    /// Only spaces (or other white space): a post nobody can read.
+    #[error("the message is blank (only spaces); write something to say")]
+    Blank,
     /// A control character (a message is one line of printable text).
     #[error("the message contains a control character (U+{0:04X})")]
     ControlCharacter(u32),

@@ -8,6 +8,7 @@ use huddle_core::proto::event::{Event, parse_event};
 use huddle_core::proto::framing::{Frame, LineFramer};
 use huddle_core::proto::reply::{Code, Reply, ReplyAssembler, parse_reply_line};
 use huddle_core::proto::request::{Request, parse_request, parse_request_str};
+use huddle_core::proto::since::{MAX_AGO_MINUTES, Since};
 use huddle_core::proto::timestamp::parse_civil_time;
 use huddle_core::server::{DataFiles, Server, ServerConfig};
 use huddle_core::store::{self, DataFile, PostRecord};
@@ -70,7 +71,18 @@ fn request() -> impl Strategy<Value = Request> {
             at,
             text
         }),
-        civil().prop_map(|since| Request::Rdm { since }),
+        civil().prop_map(|at| Request::Rdm {
+            since: Since::At(at)
+        }),
+        (1u32..=MAX_AGO_MINUTES).prop_map(|minutes| Request::Rdm {
+            since: Since::Ago { minutes }
+        }),
+        Just(Request::Rdm {
+            since: Since::Today
+        }),
+        Just(Request::Rdm {
+            since: Since::LastLogout
+        }),
         Just(Request::Atu),
         proptest::option::of(1u32..=100_000).prop_map(|minutes| Request::Rcu { minutes }),
         user().prop_map(|user| Request::Blk { user }),

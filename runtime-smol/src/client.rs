@@ -26,14 +26,14 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         let stream =
             TcpStream::connect(opts.server)
                 .await
-                .map_err(|source| ClientError::Connect {
+                .map_err(|error| ClientError::Connect {
                     addr: opts.server,
-                    source,
+                    error,
                 })?;
         stream.set_nodelay(true)?;
-        let udp_error = |source| ClientError::Udp {
+        let udp_error = |error| ClientError::Udp {
             port: opts.udp_port,
-            source,
+            error,
         };
         let std_udp = std::net::UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(udp_error)?;
         // Best effort, as in the std runtime.

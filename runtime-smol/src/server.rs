@@ -52,9 +52,9 @@ const MAX_READ: usize = 64 * 1024;
 pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
     let loaded = driver::load(&opts)?;
     let console = loaded.console().clone();
-    let bind_error = |source| ServerError::Bind {
+    let bind_error = |error| ServerError::Bind {
         addr: opts.bind,
-        source,
+        error,
     };
     let listener = Async::<TcpListener>::bind(opts.bind).map_err(bind_error)?;
     let local_addr = listener.get_ref().local_addr().map_err(bind_error)?;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use huddle_core::client::{
-    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, Progress,
-    Prompt, Security, TlsSetup, Tone,
+    Client, ClientConfig, ClientOutput, ConsentPolicy, Display, ExitStatus, Input, KnownUser,
+    Progress, Prompt, Security, TlsSetup, Tone,
 };
 use huddle_core::tls::{ClientTls, FileLimits, HostPort, TlsLimits};
 use huddle_core::transfer::TransferConfig;
@@ -50,6 +50,9 @@ pub trait Ui: Send + Sync + 'static {
     fn read_line(&self, prompt: &Prompt) -> Option<String>;
     /// Show how far a transfer has come (a terminal draws a bar; a pipe shows nothing).
     fn progress(&self, _progress: &Progress) {}
+    /// The user names the core knows of now, online first: what a terminal completes after
+    /// `PVT`, `BLK`, `UNB` and `UPD` (a pipe ignores them).
+    fn users(&self, _users: &[KnownUser]) {}
     /// Where to send the user's "stop now" when no prompt is open (a terminal's second
     /// Ctrl-C): calling `interrupt` hands the core [`Input::Interrupt`], which cancels the
     /// transfers — telling their peers — and exits. Given once, before the first prompt.
@@ -105,20 +108,26 @@ pub enum ClientSecurity {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server could not be reached.
-    #[error("cannot connect to the server at {addr}: {source}")]
+    #[error(
+        "cannot connect to the server at {addr}: {}",
+        crate::hints::connect(error)
+    )]
     Connect {
         /// Where we tried.
         addr: SocketAddr,
         /// Why it failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The UDP port could not be bound.
-    #[error("cannot listen for uploads on UDP port {port}: {source}")]
+    #[error(
+        "cannot listen for uploads on UDP port {port}: {}",
+        crate::hints::plain(error)
+    )]
     Udp {
         /// The port asked for.
         port: u16,
         /// Why it failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Any other socket failure while starting.
     #[error("socket error: {0}")]
@@ -165,6 +174,7 @@ impl Local<'_> {
             ClientOutput::Exit(status) => return Some(NetAction::Exit(status)),
             ClientOutput::Show(d) => self.ui.show(&d),
             ClientOutput::Progress(p) => self.ui.progress(&p),
+            ClientOutput::Users(users) => self.ui.users(&users),
             ClientOutput::Prompt(p) => {
                 // If the input thread has ended, input is over: tell the core.
                 if self.prompts.send(p).is_err() {
@@ -201,14 +211,14 @@ impl Local<'_> {
 
 /// Connect and run the client until it exits; returns why it stopped.
 pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, ClientError> {
-    let stream = TcpStream::connect(opts.server).map_err(|source| ClientError::Connect {
+    let stream = TcpStream::connect(opts.server).map_err(|error| ClientError::Connect {
         addr: opts.server,
-        source,
+        error,
     })?;
     stream.set_nodelay(true)?;
-    let udp = UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(|source| ClientError::Udp {
+    let udp = UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(|error| ClientError::Udp {
         port: opts.udp_port,
-        source,
+        error,
     })?;
     // Best effort: a smaller buffer only means more losses for the transfer to repair.
     let _ = crate::udp::raise_buffers(&udp, UDP_BUFFER_BYTES);
@@ -315,6 +325,7 @@ pub fn start_core(
         rng_seed,
         security,
         keep_received: false,
+        ..ClientConfig::default()
     };
     Ok(Started {
         core: Client::new(config, clock::now()),

@@ -13,6 +13,7 @@
 //!   trait, local side of the outputs);
 //! - [`files`]: source and part files of uploads and downloads, shared with the smol runtime;
 //! - [`clock`]: the wall clock, read in one place;
+//! - [`hints`]: operating-system errors in words, once, with what to try next;
 //! - [`udp`]: the client's UDP socket and its buffers.
 
 pub mod client;
@@ -22,6 +23,7 @@ pub mod datadir;
 pub mod driver;
 pub mod files;
 pub mod hasher;
+pub mod hints;
 pub mod limits;
 pub mod outbox;
 pub mod server;

@@ -94,12 +94,12 @@ pub enum ServerError {
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls_files::TlsFilesError),
     /// Listening failed: the port is taken, or the address is not this machine's.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {}", crate::hints::listen(error))]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// The operating system refused to start a thread (too many threads or too little memory).
     /// (The smol runtime starts two: the core's and the I/O executor's.)
@@ -212,13 +212,13 @@ impl Drop for ServerHandle {
 pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
     let loaded = driver::load(&opts)?;
     let console = loaded.console().clone();
-    let listener = TcpListener::bind(opts.bind).map_err(|source| ServerError::Bind {
+    let listener = TcpListener::bind(opts.bind).map_err(|error| ServerError::Bind {
         addr: opts.bind,
-        source,
+        error,
     })?;
-    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+    let local_addr = listener.local_addr().map_err(|error| ServerError::Bind {
         addr: opts.bind,
-        source,
+        error,
     })?;
 
     // Unbounded: readers hold at most one chunk each in it (their gates), writers and hash

@@ -537,7 +537,7 @@ impl SimClient {
                         .handle_input(Input::Inspected(result), clock::now());
                 }
                 ClientOutput::File(op) => self.file_op(op),
-                ClientOutput::Progress(_) => {}
+                ClientOutput::Progress(_) | ClientOutput::Users(_) => {}
                 ClientOutput::PinServer(pin) => {
                     let line = render_known_host(&pin);
                     self.trace

@@ -3,9 +3,9 @@
 //!
 //! Command names come from the core's table ([`Command::ALL`]), so a new command completes with
 //! no change here but one line in [`takes_user`], which the compiler asks for. User names come
-//! from [`Completer::set_users`]: the terminal has no source for them yet (see the report of
-//! issue 12: the core is to hand the UI the users it knows of). File names come from the local
-//! file system.
+//! from [`Completer::set_users`], fed by the core's `ClientOutput::Users` (the names it heard
+//! of: presence, posts, private messages, `ATU`, `RCU`). File names come from the local file
+//! system.
 
 use std::path::Path;
 
@@ -15,14 +15,7 @@ use huddle_core::proto::request::Command;
 /// bounded pause, not a hang.
 const MAX_DIR_ENTRIES: usize = 10_000;
 
-/// A user name the client knows of.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KnownUser {
-    /// The name.
-    pub name: String,
-    /// Whether they are online now (completed first).
-    pub online: bool,
-}
+pub use huddle_core::client::KnownUser;
 
 /// One possible completion.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,9 +36,9 @@ pub fn find(text: &str, name: &str) -> Vec<Range<usize>> {
 }
 
 /// Where the words of a post or private message begin in its displayed text: after the first
-/// `": "`, which ends the header (`#3 luke (01 Dec 2026 07:46:05): `, `Private message from
-/// luke (…): `). The header names the author, and a post of one's own (the catch-up replays
-/// them) is no mention.
+/// `": "`, which ends the header (`#3@17 luke, 07:46: `, `#3 luke, 01 Dec 2026 07:46:05: `,
+/// `Private message from luke, 07:46: `; a time's own colons are never followed by a space).
+/// The header names the author, which is no mention.
 ///
 /// A stopgap: once the core marks the body of a post in [`Display`] (see the report of issue
 /// 12), this reads that instead of the text.

@@ -175,9 +175,8 @@ impl<W: Write> Session<W> {
         !self.board.is_empty()
     }
 
-    /// The users Tab offers after `PVT`, `BLK`, `UNB` and `UPD`, online first. Nothing calls it
-    /// yet: the core is to report the users it knows of (see the report of issue 12).
-    #[allow(dead_code)]
+    /// The users Tab offers after `PVT`, `BLK`, `UNB` and `UPD`, online first (the core's
+    /// `ClientOutput::Users`).
     pub fn set_users(&mut self, users: Vec<KnownUser>) {
         self.completer.set_users(users);
     }

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use crossterm::event::{self, Event};
 use crossterm::terminal;
-use huddle_core::client::{Display, Progress, Prompt};
+use huddle_core::client::{Display, KnownUser, Progress, Prompt};
 use huddle_runtime_std::client::Ui;
 
 use super::screen::Size;
@@ -218,6 +218,12 @@ impl Ui for TermUi {
     fn progress(&self, progress: &Progress) {
         if let Some(mut s) = self.shared.lock() {
             s.handle_progress(progress, size(), Instant::now());
+        }
+    }
+
+    fn users(&self, users: &[KnownUser]) {
+        if let Some(mut s) = self.shared.lock() {
+            s.set_users(users.to_vec());
         }
     }
 

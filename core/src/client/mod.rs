@@ -22,6 +22,7 @@
 pub mod consent;
 mod emulation;
 mod input;
+mod known_users;
 pub mod local;
 mod narration;
 mod output;
@@ -30,6 +31,8 @@ mod progress;
 mod render;
 pub mod sanitize;
 mod secure;
+mod seen_posts;
+mod shortcuts;
 mod uploads;
 
 use std::collections::VecDeque;
@@ -41,13 +44,14 @@ pub use consent::{AcceptPolicy, ConsentPolicy};
 pub use input::Input;
 pub use output::{
     ClientOutput, Direction, Display, ExitStatus, FileOp, FileProblem, FileResult, KeptPart,
-    Outcome, Phase, Progress, Prompt, Tone,
+    KnownUser, Outcome, Phase, Progress, Prompt, Tone,
 };
 pub use progress::ProgressConfig;
 pub use render::human_bytes;
 pub use secure::{Security, TlsSetup};
 
 use crate::proto::event::Event;
+use crate::proto::report::{UploadOutcome, UploadReport};
 use crate::proto::request::{is_upload_line, parse_user_upload};
 use crate::proto::upload::parse_upload_grant;
 use crate::time::Clock;
@@ -55,7 +59,9 @@ use crate::transfer::netem::NetemConfig;
 use crate::transfer::{TransferConfig, TransferId, base_name};
 use crate::types::UserName;
 use emulation::Emulation;
+use known_users::KnownUsers;
 use secure::Link;
+use seen_posts::SeenPosts;
 use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
@@ -65,7 +71,7 @@ use crate::proto::request::{Command, Request, parse_request_str};
 use crate::time::UnixMillis;
 
 /// Client settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// A person at a terminal (asks for a new password twice) rather than a script.
     pub interactive: bool,
@@ -94,6 +100,30 @@ pub struct ClientConfig {
     /// observers that check the protocol with their own parsers (simulators), since on an
     /// upgraded link the wire shows only ciphertext. Off by default.
     pub keep_received: bool,
+    /// Posts whose number, author and timestamp the client remembers, for `DLT n` and
+    /// `EDT n text` (10,000: far more than anyone scrolls back to; a few hundred KiB).
+    pub max_seen_posts: usize,
+    /// User names the client remembers for completion (10,000; offline ones forgotten first).
+    pub max_known_users: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            interactive: false,
+            udp_port: None,
+            transfer: TransferConfig::default(),
+            emulate: None,
+            transfer_stats: false,
+            consent: ConsentPolicy::default(),
+            progress: ProgressConfig::default(),
+            rng_seed: [0; 32],
+            security: Security::default(),
+            keep_received: false,
+            max_seen_posts: 10_000,
+            max_known_users: 10_000,
+        }
+    }
 }
 
 /// An upload the user asked for, waiting for the file check or the server's approval.
@@ -161,6 +191,12 @@ pub struct Client {
     /// The id each post number stood for when it was shown.
     seen: post_ids::SeenPosts,
     clock: Clock,
+    /// The author and timestamp of each post seen, for `DLT n` / `EDT n text`.
+    times: SeenPosts,
+    /// User names heard of, for completion.
+    known: KnownUsers,
+    /// How posts and their times read (short with day lines at a terminal).
+    timeline: render::Timeline,
 }
 
 impl Client {
@@ -189,6 +225,9 @@ impl Client {
             seen: post_ids::SeenPosts::default(),
             pending_upload: None,
             clock: Clock::new(now),
+            times: SeenPosts::new(config.max_seen_posts),
+            known: KnownUsers::new(config.max_known_users),
+            timeline: render::Timeline::new(config.interactive),
             config,
             state: State::Greeting,
             user: None,
@@ -371,7 +410,7 @@ impl Client {
         let now = self.clock.advance(now);
         let mut out = Vec::new();
         self.transfers.decide_id(id, accept, now, &mut out);
-        self.outputs.extend(out);
+        self.queue_transfer_outputs(out);
         self.pump();
     }
 
@@ -385,7 +424,7 @@ impl Client {
         let now = self.clock.advance(now);
         let mut out = Vec::new();
         self.transfers.handle_file_result(id, result, now, &mut out);
-        self.outputs.extend(out);
+        self.queue_transfer_outputs(out);
         self.pump();
     }
 
@@ -396,16 +435,21 @@ impl Client {
         let mut out = std::mem::take(&mut self.scratch);
         self.transfers.drain(now, &mut out);
         match self.emulation.as_mut() {
-            None => self.outputs.extend(out.drain(..)),
+            None => {}
             Some(path) => {
+                let mut kept = Vec::new();
                 for o in out.drain(..) {
                     match o {
                         ClientOutput::Transmit { to, bytes } => path.send(to, bytes, now),
-                        other => self.outputs.push_back(other),
+                        other => kept.push(other),
                     }
                 }
-                path.release(now, &mut self.outputs);
+                out.extend(kept);
             }
+        }
+        self.queue_transfer_outputs(out.drain(..));
+        if let Some(path) = self.emulation.as_mut() {
+            path.release(now, &mut self.outputs);
         }
         self.scratch = out;
         if self.state == State::Draining
@@ -414,6 +458,36 @@ impl Client {
         {
             self.send_line("OUT");
             self.state = State::Waiting(Command::Out);
+        }
+    }
+
+    /// Queue what the transfers want done; the end of an upload is also reported to the
+    /// server (`XFR`, no reply), whose console narrates each upload's outcome once.
+    fn queue_transfer_outputs(&mut self, out: impl IntoIterator<Item = ClientOutput>) {
+        for o in out {
+            let report = match &o {
+                ClientOutput::Progress(Progress {
+                    id,
+                    direction: Direction::Upload,
+                    done,
+                    phase: Phase::Ended(outcome),
+                    ..
+                }) if !self.server_closing => Some(UploadReport {
+                    id: *id,
+                    outcome: match outcome {
+                        Outcome::Complete => UploadOutcome::Complete,
+                        Outcome::Declined => UploadOutcome::Declined,
+                        Outcome::Cancelled => UploadOutcome::Cancelled,
+                        Outcome::Failed => UploadOutcome::Failed,
+                    },
+                    bytes: *done,
+                }),
+                _ => None,
+            };
+            self.outputs.push_back(o);
+            if let Some(r) = report {
+                self.send_line(&r.to_string());
+            }
         }
     }
 
@@ -449,7 +523,111 @@ impl Client {
                 },
             }
         }
+        if let Some(users) = self.known.take_changed() {
+            self.outputs.push_back(ClientOutput::Users(users));
+        }
         self.pump();
+    }
+
+    /// `user` exists (and is online, if `online` says so); the user's own name is not
+    /// offered to complete.
+    fn learn_user(&mut self, user: &UserName, online: Option<bool>) {
+        if self.user.as_deref() != Some(user.as_str()) {
+            self.known.saw(user, online);
+        }
+    }
+
+    /// Whether `e` is a post by this client's user.
+    fn is_own_post(&self, e: &Event) -> bool {
+        matches!(e, Event::Post { author, .. } if self.user.as_deref() == Some(author.as_str()))
+    }
+
+    /// What an event says about posts and users, before it is shown.
+    fn learn_from_event(&mut self, e: &Event) {
+        match e {
+            Event::Post {
+                number,
+                at,
+                author,
+                id,
+                ..
+            }
+            | Event::Edited {
+                number,
+                at,
+                author,
+                id,
+                ..
+            } => {
+                self.seen.saw(*number, *id);
+                self.times.saw(number.get(), author.clone(), *at);
+                self.learn_user(author, None);
+            }
+            Event::Deleted { number, author, .. } => {
+                self.times.deleted(number.get());
+                self.learn_user(author, None);
+            }
+            Event::Private { from, .. } => self.learn_user(from, None),
+            Event::Online { user } => self.learn_user(user, Some(true)),
+            Event::Offline { user } => self.learn_user(user, Some(false)),
+            Event::Upload(g) => self.learn_user(&g.user, Some(true)),
+            Event::Backlog { .. }
+            | Event::Ping { .. }
+            | Event::Notice { .. }
+            | Event::Posted { .. } => {}
+        }
+    }
+
+    /// What the reply to our own `command` says about posts and users.
+    fn learn_from_reply(&mut self, command: Command, reply: &Reply) {
+        if reply.code != Code::OK {
+            return;
+        }
+        match command {
+            Command::Msg | Command::Edt | Command::Dlt => {
+                if let (Some(me), Some(first)) = (
+                    self.user.as_deref().and_then(|u| UserName::new(u).ok()),
+                    reply.lines.first(),
+                ) {
+                    self.times.own_reply(&me, first);
+                }
+            }
+            Command::Rdm => {
+                for line in reply.lines.iter().skip(1) {
+                    self.times.listing_line(line);
+                    if let Some(author) = line
+                        .split_once(' ')
+                        .and_then(|(_, rest)| rest.split_once(", "))
+                        .and_then(|(u, _)| UserName::new(u).ok())
+                    {
+                        self.learn_user(&author, None);
+                    }
+                }
+            }
+            Command::Atu => {
+                let me = self.user.clone();
+                for line in &reply.lines {
+                    if me
+                        .as_deref()
+                        .is_none_or(|m| !line.starts_with(&format!("{m}, ")))
+                    {
+                        self.known.atu_line(line);
+                    }
+                }
+            }
+            Command::Rcu => {
+                let me = self.user.clone();
+                for line in reply.lines.iter().skip(1) {
+                    if me
+                        .as_deref()
+                        .is_none_or(|m| !line.starts_with(&format!("{m}, ")))
+                    {
+                        self.known.rcu_line(line);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Plaintext from the server, for the line framer (and the observer's tap).
@@ -489,7 +667,9 @@ impl Client {
                 self.state = State::SentPassword;
             }
             State::AskNewPassword => {
-                if self.config.interactive {
+                // An empty line goes back to the user name (a mistyped name leads here): the
+                // server cancels the sign-up and asks for a name again.
+                if self.config.interactive && !line.is_empty() {
                     self.state = State::ConfirmPassword(line.to_string());
                     self.prompt(Prompt::ConfirmPassword);
                 } else {
@@ -605,14 +785,18 @@ impl Client {
                     let mut out = Vec::new();
                     self.transfers
                         .start_download(grant, self.clock.now(), &mut out);
-                    self.outputs.extend(out);
+                    self.queue_transfer_outputs(out);
+                    return;
+                }
+                // Your own posts are never pushed to you live: this is the catch-up at login,
+                // where they are not news. Remembered for `DLT n`, not shown.
+                Some(e) if self.is_own_post(&e) => {
+                    self.learn_from_event(&e);
                     return;
                 }
                 Some(e) => {
-                    if let Event::Post { number, id, .. } | Event::Edited { number, id, .. } = &e {
-                        self.seen.saw(*number, *id);
-                    }
-                    render::event(&e, self.config.interactive)
+                    self.learn_from_event(&e);
+                    self.timeline.event(&e)
                 }
                 None => (Tone::Notice, format!("(unrecognised event) {}", &line[2..])),
             };
@@ -658,6 +842,17 @@ impl Client {
                     self.state = State::AskPassword;
                     self.prompt(Prompt::Password);
                 }
+                Code::ASK_NEW_PASSWORD if self.config.interactive => {
+                    self.show(
+                        tone,
+                        format!(
+                            "{} (Enter on an empty line goes back to the user name.)",
+                            reply.text()
+                        ),
+                    );
+                    self.state = State::AskNewPassword;
+                    self.prompt(Prompt::NewPassword);
+                }
                 Code::ASK_NEW_PASSWORD | Code::NEW_PASSWORD_REFUSED => {
                     self.show(tone, reply.text());
                     self.state = State::AskNewPassword;
@@ -698,7 +893,7 @@ impl Client {
                         let mut out = Vec::new();
                         self.transfers
                             .start_upload(grant, p.path, self.clock.now(), &mut out);
-                        self.outputs.extend(out);
+                        self.queue_transfer_outputs(out);
                     }
                     _ => self.show(
                         Tone::Error,
@@ -714,6 +909,7 @@ impl Client {
                 if command == Command::Upd {
                     self.pending_upload = None;
                 }
+                self.learn_from_reply(command, &reply);
                 let tone = if code.is_error() {
                     Tone::Error
                 } else if code == Code::OK {
@@ -799,7 +995,7 @@ impl Client {
             local::Local::Decline(t) => self.transfers.decide(&t, false, now, &mut out),
             local::Local::Cancel(t) => self.transfers.cancel(&t, now, &mut out),
         }
-        self.outputs.extend(out);
+        self.queue_transfer_outputs(out);
         self.pump();
     }
 
@@ -835,16 +1031,31 @@ impl Client {
             return;
         }
         match parse_request_str(line) {
-            Err(e) => {
-                self.show(Tone::Error, e.to_string());
-                self.command_prompt();
-            }
+            // A person's shortcuts; a script keeps DESIGN §2's exact grammar (and has the
+            // full timestamps: piped output prints them).
+            Err(e) => match shortcuts::parse(line).filter(|_| self.config.interactive) {
+                Some(shortcut) => self.on_shortcut(shortcut),
+                None => {
+                    self.show(Tone::Error, e.to_string());
+                    self.command_prompt();
+                }
+            },
             Ok(Request::Help) => {
                 let mut text = String::from(
                     "Commands (case-insensitive; timestamps as DD Mon YYYY HH:MM:SS):",
                 );
                 for c in Command::ALL {
                     text.push_str(&format!("\n  {:<24} {}", c.usage(), c.summary()));
+                }
+                if self.config.interactive {
+                    text.push_str("\nShortcuts (this client fills in the timestamp it saw):");
+                    for (usage, summary) in [
+                        ("DLT n", "delete your message n"),
+                        ("EDT n message", "edit your message n"),
+                        ("RDM", "read the posts made since your last logout"),
+                    ] {
+                        text.push_str(&format!("\n  {usage:<24} {summary}"));
+                    }
                 }
                 text.push_str("\nYour transfers (answered by this client):");
                 for (usage, summary) in local::USAGE {
@@ -854,23 +1065,58 @@ impl Client {
                 self.command_prompt();
             }
             Ok(Request::Out) => self.log_out(),
-            Ok(request) => {
-                let command = request.command();
-                // `DLT 3 …` means the post the user saw as number 3.
-                let request = match request {
-                    Request::Dlt { target, at } => Request::Dlt {
-                        target: self.seen.resolve(target),
-                        at,
-                    },
-                    Request::Edt { target, at, text } => Request::Edt {
-                        target: self.seen.resolve(target),
-                        at,
-                        text,
-                    },
-                    other => other,
-                };
-                self.send_line(&request.to_string());
-                self.state = State::Waiting(command);
+            Ok(request) => self.send_request(request),
+        }
+    }
+
+    /// Send `request` and wait for its reply; `DLT 3 …` / `EDT 3 …` carry the id of the post
+    /// the user saw as number 3 (`post_ids`).
+    fn send_request(&mut self, request: Request) {
+        let command = request.command();
+        let request = match request {
+            Request::Dlt { target, at } => Request::Dlt {
+                target: self.seen.resolve(target),
+                at,
+            },
+            Request::Edt { target, at, text } => Request::Edt {
+                target: self.seen.resolve(target),
+                at,
+                text,
+            },
+            other => other,
+        };
+        self.send_line(&request.to_string());
+        self.state = State::Waiting(command);
+    }
+
+    /// `DLT n` / `EDT n text`: sent as DESIGN §2's request with the timestamp this client last
+    /// saw for post n, so the server's check still catches a post that changed meanwhile. A
+    /// post never seen is said so, not guessed.
+    fn on_shortcut(&mut self, shortcut: shortcuts::Shortcut) {
+        let (n, command) = match &shortcut {
+            shortcuts::Shortcut::Dlt(n) => (*n, Command::Dlt),
+            shortcuts::Shortcut::Edt(n, _) => (*n, Command::Edt),
+        };
+        let Some(at) = self.times.get(n).map(|s| s.at) else {
+            self.show(
+                Tone::Error,
+                format!(
+                    "This client has not seen message #{n}, so it cannot fill in its timestamp: type {command} {n} timestamp{} (RDM today lists today's posts with theirs).",
+                    if command == Command::Edt { " text" } else { "" }
+                ),
+            );
+            self.command_prompt();
+            return;
+        };
+        let full = match &shortcut {
+            shortcuts::Shortcut::Dlt(_) => format!("DLT {n} {at}"),
+            shortcuts::Shortcut::Edt(_, text) => format!("EDT {n} {at} {text}"),
+        };
+        match parse_request_str(&full) {
+            Ok(request) => self.send_request(request),
+            Err(e) => {
+                self.show(Tone::Error, e.to_string());
+                self.command_prompt();
             }
         }
     }

@@ -397,6 +397,18 @@ pub enum ClientOutput {
     Show(Display),
     /// Ask the user for one line of input.
     Prompt(Prompt),
+    /// The user names the client knows of now, online first, for completion (given whenever
+    /// the list changes; a pipe ignores it).
+    Users(Vec<KnownUser>),
     /// Stop with this status (after everything before it is done).
     Exit(ExitStatus),
+}
+
+/// A user name the client knows of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownUser {
+    /// The name.
+    pub name: String,
+    /// Whether they are online now, as far as the client heard.
+    pub online: bool,
 }

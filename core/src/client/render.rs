@@ -2,53 +2,123 @@
 
 use super::output::Tone;
 use crate::proto::event::Event;
+use crate::time::CivilTime;
+use crate::types::{MessageNumber, PostId, UserName};
 
-/// The text and tone of an event; with `ids`, each post's stable id beside its number
-/// (`#3@17`), which a person at a terminal may type (`DLT @17 …`). Scripts get the numbers
-/// alone, as the lines read before posts had ids.
-pub fn event(e: &Event, ids: bool) -> (Tone, String) {
-    let tag = |number: &crate::types::MessageNumber, id: &crate::types::PostId| {
-        if ids {
-            format!("#{number}@{id}")
-        } else {
-            format!("#{number}")
+/// How posts read, in one format wherever they appear — live, caught up at login, after an
+/// edit, and in an `RDM` listing (which the server writes the same way):
+/// `#3 yoda, 07:46: text` (` (edited)` when edited).
+///
+/// A person at a terminal sees the short time, with a `Day changed to 01 Dec 2026` line before
+/// the first post of each day shown, and each post's stable id beside its number (`#3@17`),
+/// which they may type (`DLT @17 …`); a script (piped mode) gets the full timestamp on every
+/// line and the numbers alone, `#3 yoda, 01 Dec 2026 07:46:05: text`, so that it can parse a
+/// line alone and feed it back to `DLT`, `EDT` or `RDM`.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    /// Short times, day lines and ids (a terminal) rather than full timestamps (a pipe).
+    short: bool,
+    /// The day of the last post or message shown, as (year, month, day).
+    day: Option<(i32, u8, u8)>,
+}
+
+impl Timeline {
+    /// A timeline for a terminal (`short`) or a pipe.
+    pub fn new(short: bool) -> Self {
+        Self { short, day: None }
+    }
+
+    /// `at` as this timeline writes it, after a day line if the day changed.
+    fn time(&mut self, at: &CivilTime) -> (Option<String>, String) {
+        if !self.short {
+            return (None, at.to_string());
         }
-    };
-    match e {
-        Event::Post {
-            number,
-            at,
-            id,
-            author,
-            edited,
-            text,
-        } => {
-            let edited = if *edited { " (edited)" } else { "" };
-            (
+        let day = (at.year, at.month, at.day);
+        let changed = (self.day != Some(day)).then(|| {
+            let date = at.to_string();
+            format!("Day changed to {}", &date[..11])
+        });
+        self.day = Some(day);
+        (changed, format!("{:02}:{:02}", at.hour, at.minute))
+    }
+
+    /// One post's line (after a day line, if the day changed).
+    pub fn post(
+        &mut self,
+        number: MessageNumber,
+        id: PostId,
+        author: &UserName,
+        at: &CivilTime,
+        text: &str,
+        edited: bool,
+    ) -> String {
+        let (day, time) = self.time(at);
+        let edited = if edited { " (edited)" } else { "" };
+        let tag = tag(&number, &id, self.short);
+        let line = format!("{tag} {author}, {time}: {text}{edited}");
+        match day {
+            Some(d) => format!("{d}\n{line}"),
+            None => line,
+        }
+    }
+
+    /// The text and tone of an event.
+    pub fn event(&mut self, e: &Event) -> (Tone, String) {
+        match e {
+            Event::Post {
+                number,
+                at,
+                id,
+                author,
+                edited,
+                text,
+            } => (
                 Tone::Post,
-                format!("{} {author} ({at}): {text}{edited}", tag(number, id)),
-            )
+                self.post(*number, *id, author, at, text, *edited),
+            ),
+            Event::Edited {
+                number,
+                at,
+                id,
+                author,
+                text,
+            } => (Tone::Post, self.post(*number, *id, author, at, text, true)),
+            Event::Private { at, from, text } => {
+                let (day, time) = self.time(at);
+                let line = format!("Private message from {from}, {time}: {text}");
+                let text = match day {
+                    Some(d) => format!("{d}\n{line}"),
+                    None => line,
+                };
+                (Tone::Private, text)
+            }
+            other => event(other, self.short),
         }
-        Event::Edited {
-            number,
-            at,
-            id,
-            author,
-            text,
-        } => (
-            Tone::Post,
-            format!("{} edited by {author} ({at}): {text}", tag(number, id)),
-        ),
+    }
+}
+
+/// `#3@17` with ids, `#3` without.
+fn tag(number: &MessageNumber, id: &PostId, ids: bool) -> String {
+    if ids {
+        format!("#{number}@{id}")
+    } else {
+        format!("#{number}")
+    }
+}
+
+/// The text and tone of an event that is not a post or a private message (those read through
+/// a [`Timeline`]); with `ids`, a post's stable id beside its number.
+fn event(e: &Event, ids: bool) -> (Tone, String) {
+    match e {
+        Event::Post { .. } | Event::Edited { .. } | Event::Private { .. } => {
+            Timeline::new(ids).event(e)
+        }
         Event::Deleted { number, id, author } => (
             Tone::Notice,
             format!(
                 "{author} deleted message {}; later messages moved up one number",
-                tag(number, id)
+                tag(number, id, ids)
             ),
-        ),
-        Event::Private { at, from, text } => (
-            Tone::Private,
-            format!("Private message from {from} ({at}): {text}"),
         ),
         Event::Backlog { hidden, since } => (
             Tone::Notice,

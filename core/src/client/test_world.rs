@@ -205,7 +205,7 @@ impl World {
             }
             ClientOutput::Show(d) => self.peers[i].shown.push(d.text),
             ClientOutput::Progress(p) => self.peers[i].progress.push((now.0, p)),
-            ClientOutput::Prompt(_) | ClientOutput::PinServer(_) => {}
+            ClientOutput::Prompt(_) | ClientOutput::PinServer(_) | ClientOutput::Users(_) => {}
             ClientOutput::Exit(s) => self.peers[i].exit = Some(s),
             ClientOutput::Transmit { to, bytes } => {
                 self.sent += 1;

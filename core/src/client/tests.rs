@@ -16,6 +16,10 @@ struct Pair {
     shown: Vec<Display>,
     prompts: Vec<Prompt>,
     exit: Option<ExitStatus>,
+    /// The last list of known users the client handed out.
+    users: Vec<KnownUser>,
+    /// `messagelog.txt` as the server wrote it.
+    messagelog: String,
 }
 
 fn server() -> Server {
@@ -44,6 +48,8 @@ impl Pair {
             shown: vec![],
             prompts: vec![],
             exit: None,
+            users: vec![],
+            messagelog: String::new(),
         };
         p.pump();
         p
@@ -54,18 +60,32 @@ impl Pair {
         loop {
             let mut moved = false;
             while let Some(o) = self.server.poll_output() {
+                let mine: Vec<Vec<u8>> = o
+                    .sends()
+                    .into_iter()
+                    .filter(|(c, _)| *c == self.conn)
+                    .map(|(_, b)| b.to_vec())
+                    .collect();
+                for bytes in mine {
+                    self.client.handle_server_bytes(&bytes, T0);
+                    moved = true;
+                }
                 match o {
-                    Output::Send { conn, bytes } if conn == self.conn => {
-                        self.client.handle_server_bytes(&bytes, T0);
-                        moved = true;
-                    }
-                    Output::Broadcast { audience, bytes } if audience.contains(self.conn) => {
-                        self.client.handle_server_bytes(&bytes, T0);
-                        moved = true;
-                    }
                     Output::Close { conn } if conn == self.conn => {
                         self.client.handle_server_closed(T0);
                         moved = true;
+                    }
+                    Output::Persist(crate::store::Persist::Append {
+                        file: DataFile::MessageLog,
+                        text,
+                    }) => {
+                        self.messagelog.push_str(&String::from_utf8_lossy(&text));
+                    }
+                    Output::Persist(crate::store::Persist::Replace {
+                        file: DataFile::MessageLog,
+                        text,
+                    }) => {
+                        self.messagelog = String::from_utf8_lossy(&text).into_owned();
                     }
                     Output::Hash(job) => {
                         let done = job.run(&mut crate::server::HashMemory::new());
@@ -83,6 +103,7 @@ impl Pair {
                     ClientOutput::Show(d) => self.shown.push(d),
                     ClientOutput::Prompt(p) => self.prompts.push(p),
                     ClientOutput::Exit(s) => self.exit = Some(s),
+                    ClientOutput::Users(u) => self.users = u,
                     // Asked once at start by a client with a UDP port.
                     ClientOutput::File(FileOp::RemoveStaleParts { .. }) => {}
                     other => panic!("no transfers in these tests: {other:?}"),
@@ -177,6 +198,33 @@ fn interactive_sign_up_asks_for_the_password_twice() {
 }
 
 #[test]
+fn interactive_enter_on_an_empty_new_password_goes_back_to_the_user_name() {
+    let mut p = Pair::new(
+        server(),
+        ClientConfig {
+            interactive: true,
+            ..ClientConfig::default()
+        },
+    );
+    for _ in 0..3 {
+        p.type_line("yodaa");
+        assert_eq!(p.last_prompt(), Some(&Prompt::NewPassword));
+        assert!(p.texts().contains("Enter on an empty line goes back"));
+        p.type_line("");
+        assert!(
+            p.texts().contains("Sign-up of yodaa cancelled"),
+            "{}",
+            p.texts()
+        );
+        assert_eq!(p.last_prompt(), Some(&Prompt::UserName));
+    }
+    p.type_line("yoda");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Password));
+    p.type_line("jedi");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Command("yoda".into())));
+}
+
+#[test]
 fn piped_sign_up_takes_the_password_once() {
     let mut p = Pair::new(server(), ClientConfig::default());
     p.type_line("rey");
@@ -245,7 +293,7 @@ fn events_are_shown_as_pushed_lines() {
     let pvt = shown.iter().find(|d| d.pushed).unwrap();
     assert_eq!(
         pvt.text,
-        "Private message from yoda (21 Nov 2026 22:30:01): psst"
+        "Private message from yoda, 21 Nov 2026 22:30:01: psst"
     );
     assert_eq!(pvt.tone, Tone::Private);
 }
@@ -304,6 +352,191 @@ fn a_closing_reply_is_shown_on_its_own_line_and_exits_with_server_closed() {
         c.handle_server_closed(T0);
         assert_eq!(c.poll_output(), None);
     }
+}
+
+impl Pair {
+    fn interactive() -> Self {
+        Pair::new(
+            server(),
+            ClientConfig {
+                interactive: true,
+                ..ClientConfig::default()
+            },
+        )
+    }
+
+    fn last_text(&self) -> &str {
+        self.shown.last().map_or("", |d| d.text.as_str())
+    }
+}
+
+#[test]
+fn dlt_n_and_edt_n_fill_in_the_timestamp_the_client_saw_and_the_server_still_checks_it() {
+    let mut p = Pair::interactive();
+    p.type_line("yoda");
+    p.type_line("jedi");
+    p.type_line("MSG one");
+    p.type_line("MSG two");
+    p.type_line("MSG three");
+    p.type_line("EDT 2 two, edited");
+    assert!(
+        p.last_text().starts_with("Message #2 edited at "),
+        "{}",
+        p.texts()
+    );
+    // The edit's new timestamp is the one used next.
+    p.type_line("EDT #2 two, again");
+    assert!(
+        p.last_text().starts_with("Message #2 edited at "),
+        "{}",
+        p.texts()
+    );
+    p.type_line("DLT 1");
+    assert!(
+        p.last_text().starts_with("Message #1 deleted at "),
+        "{}",
+        p.texts()
+    );
+    // Numbers mean the posts as they were shown (their ids go along): "two", shown as #2, is
+    // #1 now, and the server says so instead of deleting "three", which moved into #2.
+    p.type_line("DLT 2");
+    assert!(p.last_text().contains("is now #1, not #2"), "{}", p.texts());
+    assert!(
+        p.messagelog.contains("; two, again; yes") && p.messagelog.contains("; three; no"),
+        "{}",
+        p.messagelog
+    );
+    // Never seen: said so, nothing sent.
+    let before = p.shown.len();
+    p.type_line("DLT 7");
+    assert!(
+        p.last_text()
+            .starts_with("This client has not seen message #7, so it cannot fill in its timestamp"),
+        "{}",
+        p.texts()
+    );
+    assert_eq!(p.shown.len(), before + 1);
+    assert_eq!(p.last_prompt(), Some(&Prompt::Command("yoda".into())));
+    // DESIGN's forms are unchanged, and a mistyped timestamp is not taken for a text.
+    p.type_line("EDT 1 21 Nov 2026 22:30 oops");
+    assert!(p.last_text().contains("Usage: EDT"), "{}", p.texts());
+}
+
+#[test]
+fn a_script_keeps_the_exact_grammar_without_shortcuts() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    p.type_line("yoda");
+    p.type_line("jedi");
+    p.type_line("MSG one");
+    p.type_line("DLT 1");
+    assert!(
+        p.last_text().contains("missing timestamp. Usage: DLT"),
+        "{}",
+        p.texts()
+    );
+    p.type_line("EDT 1 yesterday hello");
+    assert!(
+        p.last_text().contains("Usage: EDT n timestamp message"),
+        "{}",
+        p.texts()
+    );
+    assert!(
+        p.messagelog.ends_with("; yoda; one; no\n"),
+        "{}",
+        p.messagelog
+    );
+}
+
+#[test]
+fn the_names_the_client_hears_of_are_handed_out_online_first() {
+    let mut p = Pair::interactive();
+    p.type_line("yoda");
+    p.type_line("jedi");
+    let peer: SocketAddr = "127.0.0.1:5558".parse().unwrap();
+    let luke = p.server.handle_connect(peer, T0);
+    p.server.handle_bytes(luke, b"luke\nr2d2\nMSG hello\n", T0);
+    p.pump();
+    assert_eq!(
+        p.users,
+        vec![KnownUser {
+            name: "luke".into(),
+            online: true
+        }]
+    );
+    p.type_line("RCU");
+    assert!(p.users.iter().all(|u| u.name != "yoda"), "not yourself");
+    p.server.handle_bytes(luke, b"OUT\n", T0);
+    p.pump();
+    assert_eq!(
+        p.users,
+        vec![KnownUser {
+            name: "luke".into(),
+            online: false
+        }]
+    );
+}
+
+#[test]
+fn posts_read_the_same_live_and_after_an_edit_with_short_times_and_a_day_line_at_a_terminal() {
+    let mut t = render::Timeline::new(true);
+    let post = |n: u32, at: &str, edited: bool| Event::Post {
+        number: crate::types::MessageNumber::new(n).unwrap(),
+        id: crate::types::PostId(n.into()),
+        at: crate::proto::timestamp::parse_civil_time(at).unwrap(),
+        author: UserName::new("yoda").unwrap(),
+        edited,
+        text: "do or do not".into(),
+    };
+    assert_eq!(
+        t.event(&post(1, "30 Nov 2026 23:59:10", false)).1,
+        "Day changed to 30 Nov 2026\n#1@1 yoda, 23:59: do or do not"
+    );
+    assert_eq!(
+        t.event(&post(2, "30 Nov 2026 23:59:50", true)).1,
+        "#2@2 yoda, 23:59: do or do not (edited)"
+    );
+    assert_eq!(
+        t.event(&post(3, "01 Dec 2026 00:00:01", false)).1,
+        "Day changed to 01 Dec 2026\n#3@3 yoda, 00:00: do or do not"
+    );
+    // A script gets the full timestamp on every line, in the RDM listing's layout.
+    let mut piped = render::Timeline::new(false);
+    assert_eq!(
+        piped.event(&post(3, "01 Dec 2026 00:00:01", false)).1,
+        "#3 yoda, 01 Dec 2026 00:00:01: do or do not"
+    );
+}
+
+#[test]
+fn the_catch_up_comes_under_a_while_you_were_away_header_without_your_own_posts() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    p.type_line("yoda");
+    p.type_line("jedi");
+    p.type_line("MSG mine");
+    p.type_line("OUT");
+    let peer: SocketAddr = "127.0.0.1:5559".parse().unwrap();
+    let luke = p.server.handle_connect(peer, T0);
+    p.server.handle_bytes(
+        luke,
+        b"luke\nr2d2\nMSG while away\nPVT yoda psst\nOUT\n",
+        T0,
+    );
+    p.pump();
+    let mut q = Pair::new(
+        std::mem::replace(&mut p.server, server()),
+        ClientConfig::default(),
+    );
+    q.type_line("yoda");
+    q.type_line("jedi");
+    let t = q.texts();
+    assert!(
+        t.contains("While you were away: 1 private message and 1 post."),
+        "{t}"
+    );
+    let away = t.find("While you were away").unwrap();
+    assert!(t[away..].contains("Private message from luke"), "{t}");
+    assert!(t[away..].contains("#2 luke, "), "{t}");
+    assert!(!t.contains("mine"), "your own post is not news: {t}");
 }
 
 /// The board's texts, in order.
@@ -409,7 +642,8 @@ fn a_person_at_a_terminal_sees_each_posts_id_beside_its_number() {
     }
     let ts = crate::time::Zone::UTC.render(T0.timestamp());
     assert!(
-        p.texts().contains(&format!("#2@2 luke ({ts}): second")),
+        p.texts()
+            .contains(&format!("#2@2 luke, {}: second", &ts[12..17])),
         "{}",
         p.texts()
     );

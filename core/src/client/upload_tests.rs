@@ -147,6 +147,58 @@ fn when_the_audience_vanishes_the_presenter_gives_up_and_says_why() {
     );
 }
 
+#[test]
+fn the_server_narrates_each_uploads_outcome_once() {
+    let mut w = World::new();
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    w.peers[yoda].sources.insert("a.mp4".into(), video(300_000));
+    w.peers[yoda].sources.insert("b.mp4".into(), video(500_000));
+    w.type_line(yoda, "UPD luke a.mp4");
+    w.run_transfers();
+    let id = |w: &World, name: &str| {
+        w.server_log
+            .iter()
+            .find(|l| l.contains(&format!("asked to upload {name}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+            .unwrap()
+    };
+    let a = id(&w, "a.mp4");
+    assert_eq!(
+        w.server_log
+            .iter()
+            .filter(|l| l.contains(&format!("transfer {a}")))
+            .map(|l| l.split_once("  ").map_or(l.as_str(), |(_, t)| t))
+            .collect::<Vec<_>>(),
+        vec![
+            format!("yoda asked to upload a.mp4 (300000 bytes) to luke: approved as transfer {a}"),
+            format!(
+                "yoda's upload of a.mp4 (300000 bytes) to luke, transfer {a}: delivered to luke, verified"
+            ),
+        ]
+    );
+    // A failure is narrated once too, with how far it came.
+    w.type_line(yoda, "UPD luke b.mp4");
+    w.drop_every = 1;
+    w.run_transfers();
+    let b = id(&w, "b.mp4");
+    let ends: Vec<_> = w
+        .server_log
+        .iter()
+        .filter(|l| l.contains(&format!("transfer {b}:")))
+        .collect();
+    assert_eq!(ends.len(), 1, "{:?}", w.server_log);
+    assert!(ends[0].contains(": failed after "), "{}", ends[0]);
+    assert!(
+        !w.server_log.iter().any(|l| l.contains("UPD answered")),
+        "an approval is said once: {:?}",
+        w.server_log
+    );
+    assert!(!w.shown(yoda).contains("Transfer report ignored"));
+    let _ = luke;
+}
+
 impl World {
     fn server_log_has(&self, needle: &str) -> bool {
         self.server_log.iter().any(|l| l.contains(needle))

@@ -8,7 +8,9 @@
 //!   final `NNN ` line, as SMTP and FTP do;
 //! - [`event`] renders and parses pushed events, lines starting with `* `, which can never be
 //!   mistaken for a reply because a reply line always starts with a digit;
+//! - [`report`] is the presenter's report of how an upload ended (`XFR`, no reply);
 //! - [`starttls`] says how a connection upgrades to TLS (the greeting's offer, `STARTTLS`);
+//! - [`since`] is what `RDM` reads since (a timestamp, `10m`, `today`, your last logout);
 //! - [`timestamp`] parses `DD Mon YYYY HH:MM:SS`;
 //! - [`text`] says which characters are unsafe on a terminal and checks new messages.
 //!
@@ -17,7 +19,9 @@
 pub mod event;
 pub mod framing;
 pub mod reply;
+pub mod report;
 pub mod request;
+pub mod since;
 pub mod starttls;
 pub mod text;
 pub mod timestamp;

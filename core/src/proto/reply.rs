@@ -19,6 +19,8 @@ use nom::{
 pub struct Code(u16);
 
 impl Code {
+    /// Noted: the `UDP port` declaration before login.
+    pub const NOTED: Code = Code(200);
     /// Logged in; the text is the welcome and the list of commands.
     pub const LOGGED_IN: Code = Code(230);
     /// Logged out; the server closes the connection.

@@ -10,6 +10,7 @@ use nom::{
 };
 
 use super::MAX_TEXT;
+use super::since::{Since, parse_since};
 use super::timestamp::civil_time;
 use crate::proto::text::check_message;
 use crate::time::CivilTime;
@@ -87,7 +88,7 @@ impl Command {
             Command::Pvt => "PVT user message",
             Command::Dlt => "DLT n timestamp",
             Command::Edt => "EDT n timestamp message",
-            Command::Rdm => "RDM timestamp",
+            Command::Rdm => "RDM [time]",
             Command::Atu => "ATU",
             Command::Rcu => "RCU [minutes]",
             Command::Blk => "BLK user",
@@ -103,7 +104,7 @@ impl Command {
         match self {
             Command::Dlt => Some("DLT 3 21 Nov 2026 22:30:01"),
             Command::Edt => Some("EDT 3 21 Nov 2026 22:30:01 new text"),
-            Command::Rdm => Some("RDM 21 Nov 2026 22:30:01"),
+            Command::Rdm => Some("RDM 21 Nov 2026 22:30:01, RDM 2h"),
             Command::Rcu => Some("RCU 30"),
             Command::Upd => Some("UPD bob clip.mp4"),
             _ => None,
@@ -132,9 +133,9 @@ impl Command {
         match self {
             Command::Msg => "post a message to everyone",
             Command::Pvt => "send a private message to one user",
-            Command::Dlt => "delete your message n (timestamp as shown when posted)",
-            Command::Edt => "edit your message n (timestamp as shown when posted)",
-            Command::Rdm => "read every post made after the timestamp",
+            Command::Dlt => "delete your message n",
+            Command::Edt => "edit your message n",
+            Command::Rdm => "read posts made after a time: timestamp, 10m, 2h, today",
             Command::Atu => "list the other active users",
             Command::Rcu => "list users who logged in within the last minutes (default 60)",
             Command::Blk => "block a user: you stop seeing them and they cannot reach you",
@@ -190,10 +191,10 @@ pub enum Request {
         /// The new text.
         text: String,
     },
-    /// `RDM timestamp`
+    /// `RDM [timestamp|10m|2h|3d|today]`
     Rdm {
         /// Read posts strictly later than this.
-        since: CivilTime,
+        since: Since,
     },
     /// `ATU`
     Atu,
@@ -441,19 +442,9 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
                 text,
             })
         }
-        Command::Rdm => {
-            let a = args.unwrap_or("");
-            if a.is_empty() {
-                return Err(RequestError::args(command, "missing timestamp"));
-            }
-            let since = all_consuming(civil_time)
-                .parse(a)
-                .map(|(_, t)| t)
-                .map_err(|_| {
-                    RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)")
-                })?;
-            Ok(Request::Rdm { since })
-        }
+        Command::Rdm => Ok(Request::Rdm {
+            since: parse_since(args).map_err(|e| RequestError::args(command, e.to_string()))?,
+        }),
         Command::Atu => no_args(command, args).map(|_| Request::Atu),
         Command::Out => no_args(command, args).map(|_| Request::Out),
         Command::Help => no_args(command, args).map(|_| Request::Help),
@@ -528,6 +519,9 @@ impl fmt::Display for Request {
             Request::Pvt { to, text } => write!(f, "PVT {to} {text}"),
             Request::Dlt { target, at } => write!(f, "DLT {target} {at}"),
             Request::Edt { target, at, text } => write!(f, "EDT {target} {at} {text}"),
+            Request::Rdm {
+                since: Since::LastLogout,
+            } => f.write_str("RDM"),
             Request::Rdm { since } => write!(f, "RDM {since}"),
             Request::Atu => f.write_str("ATU"),
             Request::Rcu { minutes: None } => f.write_str("RCU"),

@@ -49,10 +49,13 @@ pub fn hazard(c: char) -> Option<Hazard> {
     }
 }
 
-/// Check the text of a new post or private message: non-empty, and no character in it is a
-/// [`Hazard`].
+/// Check the text of a new post or private message: non-empty, not blank (white space only
+/// shows as nothing), and no character in it is a [`Hazard`].
 pub fn check_message(text: &str) -> Result<(), TextError> {
     check_text(text)?;
+    if text.chars().all(char::is_whitespace) {
+        return Err(TextError::Blank);
+    }
     match text.chars().find_map(|c| hazard(c).map(|h| (c, h))) {
         None => Ok(()),
         Some((c, Hazard::Control)) => Err(TextError::ControlCharacter(c as u32)),
@@ -92,5 +95,13 @@ mod tests {
             assert_eq!(check_message(good), Ok(()), "{good:?}");
         }
         assert_eq!(check_message("x\u{202E}y"), Err(TextError::Bidi(0x202E)));
+    }
+
+    #[test]
+    fn a_blank_message_is_refused_and_inner_spaces_are_kept() {
+        for blank in [" ", "   ", "\t", " \t ", "\u{3000}", "\u{a0}\u{2003}"] {
+            assert_eq!(check_message(blank), Err(TextError::Blank), "{blank:?}");
+        }
+        assert_eq!(check_message("  a  "), Ok(()));
     }
 }

@@ -4,6 +4,7 @@ use super::board::BoardError;
 use super::listing::{Listing, Source};
 use super::throttle::Verdict;
 use super::timers::TimerKind;
+use super::uploads::Introduction;
 use super::{ConnId, Output, Server};
 use std::net::SocketAddr;
 
@@ -11,7 +12,9 @@ use bytes::Bytes;
 
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
+use crate::proto::report::is_report;
 use crate::proto::request::{Command, Request, RequestError, parse_request};
+use crate::proto::since::Since;
 use crate::proto::starttls::is_starttls;
 use crate::proto::upload::UploadGrant;
 use crate::store::{DataFile, InboxRecord, Persist, postids, render_inbox, render_post};
@@ -60,6 +63,10 @@ impl Server {
                     "STARTTLS comes before login, right after the greeting; nothing changed.",
                 ),
             );
+            return;
+        }
+        if is_report(&line) {
+            self.on_upload_report(conn, &user, &line);
             return;
         }
         let request = match parse_request(&line) {
@@ -127,7 +134,13 @@ impl Server {
             self.log(format!("{user}: {command} refused: {}", reply.text()));
         } else if !matches!(
             command,
-            Command::Msg | Command::Pvt | Command::Dlt | Command::Edt | Command::Blk | Command::Unb
+            Command::Msg
+                | Command::Pvt
+                | Command::Dlt
+                | Command::Edt
+                | Command::Blk
+                | Command::Unb
+                | Command::Upd
         ) {
             self.log(format!(
                 "{user}: {command} answered ({} line(s))",
@@ -431,11 +444,12 @@ impl Server {
 
     /// `RDM`: count the posts that match (cheap, no copy), then list them as the output
     /// drains.
-    fn cmd_rdm(&mut self, user: &UserName, since: CivilTime) -> Answer {
-        let since_ts = match self.instant(since) {
+    fn cmd_rdm(&mut self, user: &UserName, since: Since) -> Answer {
+        let since_ts = match self.resolve_since(user, since) {
             Ok(t) => t,
             Err(r) => return r.into(),
         };
+        let since = self.config.zone.civil(since_ts);
         let count = self
             .board
             .since(since_ts)
@@ -458,6 +472,36 @@ impl Server {
             },
             lines: Some(count + 1),
         }
+    }
+
+    /// The instant an `RDM` reads after, resolved here because the server alone knows its
+    /// time zone and the clock posts are stamped with (see [`Since`]).
+    fn resolve_since(&self, user: &UserName, since: Since) -> Result<Timestamp, Reply> {
+        let now = self.now_ts().unix_secs();
+        Ok(match since {
+            Since::At(at) => self.instant(at)?,
+            Since::Ago { minutes } => Timestamp::from_unix_secs(now - i64::from(minutes) * 60),
+            Since::Today => {
+                let c = self.config.zone.civil(self.now_ts());
+                let midnight = CivilTime {
+                    hour: 0,
+                    minute: 0,
+                    second: 0,
+                    ..c
+                };
+                // Strictly later than the second before midnight: a post at 00:00:00 is today's.
+                let start = self.instant(midnight)?.unix_secs();
+                Timestamp::from_unix_secs(start - 1)
+            }
+            // As the catch-up at login reads it: from the second before, so a post made in
+            // the same second as the logout is not missed.
+            Since::LastLogout => self
+                .logins
+                .last_logout(user)
+                .map_or(Timestamp::from_unix_secs(0), |t| {
+                    Timestamp::from_unix_secs(t.unix_secs() - 1)
+                }),
+        })
     }
 
     fn cmd_atu(&mut self, user: &UserName) -> Answer {
@@ -521,9 +565,6 @@ impl Server {
             return Reply::new(Code::NOT_FOUND, format!("There is no user named {to}"));
         }
         if self.blocks.blocks(&to, user) {
-            self.log(format!(
-                "{user} asked to upload {name} to {to}: refused ({to} blocks {user})"
-            ));
             return Reply::new(
                 Code::NOT_PERMITTED,
                 format!("{to} has blocked you; the upload was not started"),
@@ -567,6 +608,18 @@ impl Server {
         self.log(format!(
             "{user} asked to upload {name} ({size} bytes) to {to}: approved as transfer {id}"
         ));
+        let max = self.config.max_unreported_uploads;
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.uploads.add(
+                Introduction {
+                    id,
+                    audience: to.clone(),
+                    name: name.clone(),
+                    size,
+                },
+                max,
+            );
+        }
         self.send_event(audience.conn, &Event::Upload(to_audience), None);
         Reply::new(Code::UPLOAD_APPROVED, to_presenter.to_string())
     }

@@ -105,6 +105,11 @@ pub struct ServerConfig {
     pub zone: Zone,
     /// Most posts replayed at login; older ones are announced with a hint to use `RDM` (100).
     pub backlog_limit: usize,
+    /// Uploads introduced on one connection that wait for its client's report of their
+    /// outcome (`XFR`), for the console's narration (64: more than the client runs at once
+    /// by default, 16). Beyond it the oldest is forgotten and its outcome not narrated, so a
+    /// client that never reports cannot grow the server.
+    pub max_unreported_uploads: usize,
     /// Seed for the salts of new password hashes and the secrets of uploads. A runtime seeds it
     /// from the OS; tests and simulations fix it to replay exactly.
     pub rng_seed: [u8; 32],
@@ -227,6 +232,7 @@ impl Default for ServerConfig {
             allow_signup: true,
             zone: Zone::UTC,
             backlog_limit: 100,
+            max_unreported_uploads: 64,
             rng_seed: [0; 32],
             hash_memory_kib: 19 * 1024,
             hash_workers: 2,

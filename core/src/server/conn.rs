@@ -10,6 +10,7 @@ use super::listing::Listing;
 use super::liveness::Liveness;
 use super::output::ConnId;
 use super::timers::Armed;
+use super::uploads::Introductions;
 use crate::proto::framing::LineFramer;
 use crate::time::UnixMillis;
 use crate::types::UserName;
@@ -68,6 +69,8 @@ pub struct Conn {
     pub armed: Armed,
     /// When the peer was last heard from, and the keepalive ping in flight.
     pub liveness: Liveness,
+    /// Uploads this connection presents, waiting for its report of their outcome.
+    pub uploads: Introductions,
 }
 
 /// The table of connections.

@@ -70,13 +70,7 @@ impl Server {
                     if let Some(c) = self.conns.get_mut(conn) {
                         c.udp_port = Some(p);
                     }
-                    self.reply(
-                        conn,
-                        Reply::new(
-                            Code::new(200).unwrap_or(Code::OK),
-                            format!("UDP port {p} noted"),
-                        ),
-                    );
+                    self.reply(conn, Reply::new(Code::NOTED, format!("UDP port {p} noted")));
                 }
                 _ => self.reply(
                     conn,
@@ -288,6 +282,21 @@ impl Server {
     }
 
     fn on_new_password(&mut self, conn: ConnId, name: UserName, password: &str) {
+        // An empty line is the way back from a sign-up nobody meant (a mistyped user name):
+        // no account, and the name is asked for again.
+        if password.is_empty() {
+            let peer = self.peer(conn);
+            self.log(format!("{peer}: sign-up of {name} cancelled"));
+            self.set_phase(conn, Phase::AwaitUser);
+            self.reply(
+                conn,
+                Reply::new(
+                    Code::USER_REFUSED,
+                    format!("Sign-up of {name} cancelled. Send a user name:"),
+                ),
+            );
+            return;
+        }
         if let Err(e) = check_new_password(password) {
             self.reply(
                 conn,
@@ -493,7 +502,8 @@ impl Server {
         let mut posts: VecDeque<usize> = VecDeque::new();
         let mut total = 0usize;
         for (number, p) in self.board.since(since) {
-            if self.blocks.blocks(&name, &p.author) {
+            // Blocked users' posts are not shown, and your own are not news to you.
+            if self.blocks.blocks(&name, &p.author) || p.author == name {
                 continue;
             }
             total += 1;
@@ -527,6 +537,9 @@ impl Server {
                 .iter()
                 .map(|c| format!("  {:<24} {}", c.usage(), c.summary())),
         );
+        if let Some(away) = away_line(letters.len(), posts.len(), total) {
+            welcome.push(away);
+        }
         self.reply(conn, Reply::lines(Code::LOGGED_IN, welcome));
         self.start_keepalive(conn);
         self.broadcast(Some(conn), &name, &Event::Online { user: name.clone() });
@@ -540,6 +553,29 @@ impl Server {
                 },
             );
         }
+    }
+}
+
+/// The welcome's last line when a catch-up follows it: the header of what the user missed,
+/// with how many lines of it come (so a client knows where it ends).
+fn away_line(letters: usize, shown: usize, total: usize) -> Option<String> {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let posts = if total > shown {
+        format!("the latest {} of {total}", plural(shown, "post"))
+    } else {
+        plural(shown, "post")
+    };
+    match (letters, shown) {
+        (0, 0) => None,
+        (0, _) => Some(format!("While you were away: {posts}.")),
+        (_, 0) => Some(format!(
+            "While you were away: {}.",
+            plural(letters, "private message")
+        )),
+        _ => Some(format!(
+            "While you were away: {} and {posts}.",
+            plural(letters, "private message")
+        )),
     }
 }
 

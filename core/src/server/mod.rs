@@ -68,6 +68,7 @@ mod sessions;
 mod starttls;
 mod throttle;
 mod timers;
+mod uploads;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -476,6 +477,7 @@ impl Server {
             checking: false,
             armed: Default::default(),
             liveness: liveness::Liveness::new(now),
+            uploads: Default::default(),
         });
         let refusal = if self.stopping {
             Some("The server is shutting down. Goodbye.".to_string())

@@ -338,7 +338,7 @@ fn sign_up_appends_a_hashed_account_that_survives_a_restart() {
     let mut h = Harness::new();
     let c = h.connect();
     assert!(h.say(c, "rey").starts_with("333 rey is a new user name"));
-    assert!(h.say(c, "").starts_with("433 "));
+    assert!(h.say(c, " ").starts_with("433 "));
     assert!(
         h.say(c, "scavenger")
             .starts_with("230-Welcome to huddle, rey!")
@@ -350,6 +350,32 @@ fn sign_up_appends_a_hashed_account_that_survives_a_restart() {
     h.say(c, "OUT");
     h.restart();
     h.login("rey", "scavenger");
+}
+
+#[test]
+fn an_empty_new_password_cancels_the_sign_up_and_asks_for_a_user_name_again() {
+    let mut h = Harness::new();
+    let c = h.connect();
+    assert!(h.say(c, "yodaa").starts_with("333 "));
+    let r = h.say(c, "");
+    assert_eq!(r, "431 Sign-up of yodaa cancelled. Send a user name:\n");
+    assert!(!h.file(DataFile::Credentials).contains("yodaa"));
+    assert!(
+        h.logs
+            .iter()
+            .any(|l| l.contains("sign-up of yodaa cancelled"))
+    );
+    // Back at the user name: the name meant, then its password.
+    assert!(h.say(c, "yoda").starts_with("332 "));
+    assert!(h.say(c, "jedi").starts_with("230-"));
+    // Cancelling again and again is no sign-up and no failed login.
+    let d = h.connect();
+    for _ in 0..50 {
+        assert!(h.say(d, "rey").starts_with("333 "));
+        assert!(h.say(d, "").starts_with("431 Sign-up of rey cancelled"));
+    }
+    assert!(h.say(d, "rey").starts_with("333 "));
+    assert!(h.say(d, "scavenger").starts_with("230-"));
 }
 
 #[test]
@@ -443,6 +469,93 @@ fn msg_without_text_shows_the_usage() {
             crate::proto::MAX_TEXT
         )
     );
+}
+
+#[test]
+fn blank_posts_private_messages_and_edits_are_refused_and_nothing_is_stored() {
+    let mut h = Harness::new();
+    let y = h.login("yoda", "jedi");
+    let l = h.login("luke", "r2d2");
+    for line in [
+        "MSG  ",
+        "MSG    ",
+        "MSG \t",
+        "PVT luke   ",
+        "PVT luke \u{3000}",
+    ] {
+        let r = h.say(y, line);
+        assert!(
+            r.starts_with("501 the message is blank (only spaces)"),
+            "{line:?}: {r}"
+        );
+        assert!(r.contains("Usage: "), "{r}");
+    }
+    assert_eq!(h.take(l), "", "luke was told of nothing");
+    assert_eq!(h.file(DataFile::MessageLog), "");
+    let r = h.say(y, "MSG real text");
+    assert!(r.starts_with("250 Message #1 posted"), "{r}");
+    let ts = h.ts();
+    let r = h.say(y, &format!("EDT 1 {ts}    "));
+    assert!(r.starts_with("501 the message is blank"), "{r}");
+    assert!(h.file(DataFile::MessageLog).contains("; real text; no"));
+}
+
+#[test]
+fn rdm_reads_relative_times_today_and_since_the_last_logout_in_the_servers_zone() {
+    // T0 is 22:26:40 UTC, 23:56:40 in the server's zone (UTC+1:30): its day ends 3 min later.
+    let config = ServerConfig {
+        zone: Zone::from_offset_seconds(5400),
+        // luke stays connected through the hours this test skips.
+        keepalive_idle_millis: 0,
+        ..fast_config()
+    };
+    let mut h = Harness::with(config, files_with_demo_users());
+    let l = h.login("luke", "r2d2");
+    h.say(l, "MSG yesterday's");
+    h.advance(30 * 60 * 1000);
+    h.say(l, "MSG today's early");
+    h.advance(60 * 60 * 1000);
+    let y = h.login("yoda", "jedi");
+    h.say(y, "OUT");
+    h.advance(10 * 60 * 1000);
+    h.say(l, "MSG after yoda left");
+    h.advance(5 * 60 * 1000);
+    h.say(l, "MSG five minutes ago");
+    h.advance(1_000);
+    let y = h.login("yoda", "jedi");
+    let r = h.say(y, "RDM 5m");
+    assert!(r.starts_with("250-1 message since "), "{r}");
+    assert!(r.ends_with(": five minutes ago\n"), "{r}");
+    let r = h.say(y, "RDM 2h");
+    assert!(r.starts_with("250-4 messages since "), "{r}");
+    let r = h.say(y, "rdm TODAY");
+    assert!(
+        r.starts_with("250-3 messages since 21 Nov 2026 23:59:59:"),
+        "{r}"
+    );
+    assert!(!r.contains("yesterday's"), "{r}");
+    // Alone: what was posted since yoda's last logout.
+    let r = h.say(y, "RDM");
+    assert!(r.starts_with("250-2 messages since "), "{r}");
+    assert!(
+        r.contains(": after yoda left\n") && r.contains(": five minutes ago\n"),
+        "{r}"
+    );
+    // The listing names the full timestamp it starts from.
+    assert!(
+        r.lines().next().unwrap().ends_with(&format!(
+            "{}:",
+            Zone::from_offset_seconds(5400).render(Timestamp::from_unix_secs(
+                (T0 + 90 * 60 * 1000) as i64 / 1000 - 1
+            ))
+        )),
+        "{r}"
+    );
+    for bad in ["RDM 0m", "RDM 10s", "RDM -2h", "RDM 99999999999999999999h"] {
+        let r = h.say(y, bad);
+        assert!(r.starts_with("501 "), "{bad}: {r}");
+        assert!(r.contains("Usage: RDM"), "{r}");
+    }
 }
 
 #[test]
@@ -964,6 +1077,60 @@ fn upd_refuses_yourself_unknown_offline_blocked_and_unsafe_names() {
         h.say(y, "UPD leia 1 a.mp4")
             .starts_with("554 leia's client has no UDP port")
     );
+}
+
+#[test]
+fn upload_reports_get_no_reply_and_a_stray_one_a_notice_and_nothing_is_narrated_twice() {
+    let mut h = Harness::new();
+    let y = login_with_udp(&mut h, "yoda", "jedi", 6001);
+    let l = login_with_udp(&mut h, "luke", "r2d2", 6002);
+    let r = h.say(y, "UPD luke 1000 clip.mp4");
+    assert!(r.starts_with("227 UPLOAD "), "{r}");
+    let id = r.split(' ').nth(2).unwrap().to_string();
+    h.take(l);
+    // Someone else's report, a made-up id, a malformed one: a notice each, no reply.
+    let r = h.say(l, &format!("XFR {id} complete 1000"));
+    assert!(
+        r.starts_with("* NOTICE Transfer report ignored: no upload"),
+        "{r}"
+    );
+    let r = h.say(y, "XFR 0123456789abcdef complete 5");
+    assert!(r.starts_with("* NOTICE Transfer report ignored"), "{r}");
+    let r = h.say(y, "XFR nonsense");
+    assert!(
+        r.starts_with("* NOTICE Transfer report ignored: write XFR"),
+        "{r}"
+    );
+    // The real one: no reply, one line on the console.
+    let r = h.say(y, &format!("XFR {id} cancelled 400"));
+    assert_eq!(r, "");
+    let told: Vec<_> = h.logs.iter().filter(|l| l.contains(&id)).collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(
+        told[1].ends_with(&format!(
+            "yoda's upload of clip.mp4 (1000 bytes) to luke, transfer {id}: cancelled after 400 B of 1000 B"
+        )),
+        "{}",
+        told[1]
+    );
+    // Reported once: a second report of it is stray.
+    let r = h.say(y, &format!("XFR {id} complete 1000"));
+    assert!(r.starts_with("* NOTICE"), "{r}");
+    // A blocked upload is refused and narrated once.
+    h.say(l, "BLK yoda");
+    h.logs.clear();
+    let r = h.say(y, "UPD luke 1000 clip.mp4");
+    assert!(r.starts_with("553 "), "{r}");
+    assert_eq!(h.logs.len(), 1, "{:?}", h.logs);
+    // A client that never reports cannot grow the server: the oldest are forgotten.
+    h.say(l, "UNB yoda");
+    let mut first = None;
+    for _ in 0..100 {
+        let r = h.say(y, "UPD luke 10 x.mp4");
+        first.get_or_insert_with(|| r.split(' ').nth(2).unwrap().to_string());
+    }
+    let r = h.say(y, &format!("XFR {} complete 10", first.unwrap()));
+    assert!(r.starts_with("* NOTICE"), "forgotten beyond the limit: {r}");
 }
 
 #[test]

@@ -336,7 +336,8 @@ impl RefState {
             .posts
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.at >= since && !self.blocks(name, &p.author))
+            // Your own posts are not news to you.
+            .filter(|(_, p)| p.at >= since && !self.blocks(name, &p.author) && p.author != name)
             .map(|(i, p)| Ev::Post {
                 number: i as u32 + 1,
                 id: p.id,
