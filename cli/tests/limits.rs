@@ -222,6 +222,18 @@ fn eight_pipelined_rdms_of_a_big_board_do_not_grow_the_server_and_all_arrive() {
         // (Argon2's working memory), which is not what this test measures.
         let mut yoda = LiveClient::login(&server, "yoda", "jedi*knight");
         yoda.command("MSG settled", "Message #50002 posted");
+        // The rehash runs on a hash worker after the login: wait until both are stored.
+        let rehashed = |name: &str| {
+            server
+                .file("credentials.txt")
+                .lines()
+                .any(|l| l.starts_with(&format!("{name} $argon2id$")))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !(rehashed("luke") && rehashed("yoda")) {
+            assert!(std::time::Instant::now() < deadline, "{rt}: never rehashed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let start = server.rss_kib();
         // Eight listings of 50,000 posts each (about 45 MB in all), and luke reads nothing.
         writer

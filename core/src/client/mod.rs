@@ -1041,11 +1041,10 @@ impl Client {
                 }
             },
             Ok(Request::Help) => {
-                let mut text = String::from(
-                    "Commands (case-insensitive; timestamps as DD Mon YYYY HH:MM:SS):",
-                );
-                for c in Command::ALL {
-                    text.push_str(&format!("\n  {:<24} {}", c.usage(), c.summary()));
+                let mut text = String::from(crate::proto::request::HELP_HEADER);
+                for row in crate::proto::request::help_rows() {
+                    text.push('\n');
+                    text.push_str(&row);
                 }
                 if self.config.interactive {
                     text.push_str("\nShortcuts (this client fills in the timestamp it saw):");

@@ -46,74 +46,182 @@ pub enum Command {
     Help,
 }
 
-impl Command {
-    /// Every command, in the order help lists them.
-    pub const ALL: [Command; 12] = [
+/// What users and the protocol know of one command: its row in [`COMMANDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The command.
+    pub command: Command,
+    /// The word as users type it (any case is accepted).
+    pub word: &'static str,
+    /// How to call it, shown with every argument error and in HELP.
+    pub usage: &'static str,
+    /// A filled-in example, for the commands whose arguments are not obvious.
+    pub example: Option<&'static str>,
+    /// One line on what it does, for HELP.
+    pub summary: &'static str,
+    /// Whether it carries a message text (at most [`MAX_TEXT`] bytes).
+    pub takes_text: bool,
+}
+
+const fn row(
+    command: Command,
+    word: &'static str,
+    usage: &'static str,
+    example: Option<&'static str>,
+    summary: &'static str,
+    takes_text: bool,
+) -> CommandSpec {
+    CommandSpec {
+        command,
+        word,
+        usage,
+        example,
+        summary,
+        takes_text,
+    }
+}
+
+/// Every command, one row each, in the order HELP lists them and in the order of the
+/// [`Command`] variants: adding a command is a variant, a row here and its parser and handler
+/// (which the compiler asks for). HELP, the usage errors, the unknown-command error,
+/// [`Command::ALL`] and the completion of command words all come from this table; the test
+/// `the_table_has_one_row_per_command_in_order` checks the rows.
+pub const COMMANDS: [CommandSpec; 12] = [
+    row(
         Command::Msg,
+        "MSG",
+        "MSG message",
+        None,
+        "post a message to everyone",
+        true,
+    ),
+    row(
         Command::Pvt,
+        "PVT",
+        "PVT user message",
+        None,
+        "send a private message to one user",
+        true,
+    ),
+    row(
         Command::Dlt,
+        "DLT",
+        "DLT n timestamp",
+        Some("DLT 3 21 Nov 2026 22:30:01"),
+        "delete your message n",
+        false,
+    ),
+    row(
         Command::Edt,
+        "EDT",
+        "EDT n timestamp message",
+        Some("EDT 3 21 Nov 2026 22:30:01 new text"),
+        "edit your message n",
+        true,
+    ),
+    row(
         Command::Rdm,
+        "RDM",
+        "RDM [time]",
+        Some("RDM 21 Nov 2026 22:30:01, RDM 2h"),
+        "read posts made after a time: timestamp, 10m, 2h, today",
+        false,
+    ),
+    row(
         Command::Atu,
+        "ATU",
+        "ATU",
+        None,
+        "list the other active users",
+        false,
+    ),
+    row(
         Command::Rcu,
+        "RCU",
+        "RCU [minutes]",
+        Some("RCU 30"),
+        "list users who logged in within the last minutes (default 60)",
+        false,
+    ),
+    row(
         Command::Blk,
+        "BLK",
+        "BLK user",
+        None,
+        "block a user: you stop seeing them and they cannot reach you",
+        false,
+    ),
+    row(
         Command::Unb,
+        "UNB",
+        "UNB user",
+        None,
+        "unblock a user",
+        false,
+    ),
+    row(
         Command::Upd,
-        Command::Out,
-        Command::Help,
-    ];
+        "UPD",
+        "UPD user file",
+        Some("UPD bob clip.mp4"),
+        "upload a video file to a user over UDP",
+        false,
+    ),
+    row(Command::Out, "OUT", "OUT", None, "log out", false),
+    row(Command::Help, "HELP", "HELP", None, "show this list", false),
+];
+
+/// The first line of HELP and of the welcome's list of commands.
+pub const HELP_HEADER: &str = "Commands (case-insensitive; timestamps as DD Mon YYYY HH:MM:SS):";
+
+/// The rows of HELP as lines (`  usage  summary`), after [`HELP_HEADER`]: the server's HELP
+/// reply and its welcome, and the client's HELP, show the same list.
+pub fn help_rows() -> impl Iterator<Item = String> {
+    COMMANDS
+        .iter()
+        .map(|c| format!("  {:<24} {}", c.usage, c.summary))
+}
+
+/// The command words, comma-separated, for the unknown-command error.
+fn command_words() -> String {
+    COMMANDS.map(|c| c.word).join(", ")
+}
+
+impl Command {
+    /// Every command, in the order help lists them (the table's order).
+    pub const ALL: [Command; COMMANDS.len()] = {
+        let mut all = [Command::Msg; COMMANDS.len()];
+        let mut i = 0;
+        while i < COMMANDS.len() {
+            all[i] = COMMANDS[i].command;
+            i += 1;
+        }
+        all
+    };
+
+    /// The command's row of [`COMMANDS`] (rows are in variant order: see the table's test).
+    pub fn spec(self) -> &'static CommandSpec {
+        &COMMANDS[self as usize]
+    }
 
     /// The command word as users type it (any case is accepted).
     pub fn word(self) -> &'static str {
-        match self {
-            Command::Msg => "MSG",
-            Command::Pvt => "PVT",
-            Command::Dlt => "DLT",
-            Command::Edt => "EDT",
-            Command::Rdm => "RDM",
-            Command::Atu => "ATU",
-            Command::Rcu => "RCU",
-            Command::Blk => "BLK",
-            Command::Unb => "UNB",
-            Command::Upd => "UPD",
-            Command::Out => "OUT",
-            Command::Help => "HELP",
-        }
+        self.spec().word
     }
 
     /// How to call it, shown with every argument error.
     pub fn usage(self) -> &'static str {
-        match self {
-            Command::Msg => "MSG message",
-            Command::Pvt => "PVT user message",
-            Command::Dlt => "DLT n timestamp",
-            Command::Edt => "EDT n timestamp message",
-            Command::Rdm => "RDM [time]",
-            Command::Atu => "ATU",
-            Command::Rcu => "RCU [minutes]",
-            Command::Blk => "BLK user",
-            Command::Unb => "UNB user",
-            Command::Upd => "UPD user file",
-            Command::Out => "OUT",
-            Command::Help => "HELP",
-        }
+        self.spec().usage
     }
 
     /// A filled-in example, for the commands whose arguments are not obvious.
     pub fn example(self) -> Option<&'static str> {
-        match self {
-            Command::Dlt => Some("DLT 3 21 Nov 2026 22:30:01"),
-            Command::Edt => Some("EDT 3 21 Nov 2026 22:30:01 new text"),
-            Command::Rdm => Some("RDM 21 Nov 2026 22:30:01, RDM 2h"),
-            Command::Rcu => Some("RCU 30"),
-            Command::Upd => Some("UPD bob clip.mp4"),
-            _ => None,
-        }
+        self.spec().example
     }
 
     /// Whether the command carries a message text (at most [`MAX_TEXT`] bytes).
     pub fn takes_text(self) -> bool {
-        matches!(self, Command::Msg | Command::Pvt | Command::Edt)
+        self.spec().takes_text
     }
 
     /// The usage with its example and the text limit, as error messages show it.
@@ -130,20 +238,7 @@ impl Command {
 
     /// One line on what it does, for help.
     pub fn summary(self) -> &'static str {
-        match self {
-            Command::Msg => "post a message to everyone",
-            Command::Pvt => "send a private message to one user",
-            Command::Dlt => "delete your message n",
-            Command::Edt => "edit your message n",
-            Command::Rdm => "read posts made after a time: timestamp, 10m, 2h, today",
-            Command::Atu => "list the other active users",
-            Command::Rcu => "list users who logged in within the last minutes (default 60)",
-            Command::Blk => "block a user: you stop seeing them and they cannot reach you",
-            Command::Unb => "unblock a user",
-            Command::Upd => "upload a video file to a user over UDP",
-            Command::Out => "log out",
-            Command::Help => "show this list",
-        }
+        self.spec().summary
     }
 
     /// The command named by `word`, in any case.
@@ -269,9 +364,7 @@ pub enum RequestError {
     #[error("the line is not valid UTF-8 text")]
     NotUtf8,
     /// The first word names no command.
-    #[error(
-        "unknown command {0:?}; commands are MSG, PVT, DLT, EDT, RDM, ATU, RCU, BLK, UNB, UPD, OUT, HELP"
-    )]
+    #[error("unknown command {0:?}; commands are {words}", words = command_words())]
     UnknownCommand(String),
     /// The arguments do not fit the command.
     #[error("{reason}. Usage: {}", command.usage_line())]
@@ -558,6 +651,56 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_has_one_row_per_command_in_order() {
+        // Every variant, by an exhaustive match: a new variant fails to compile here until it
+        // is listed, and then this test fails until it has its row.
+        fn listed(c: Command) -> Command {
+            match c {
+                Command::Msg
+                | Command::Pvt
+                | Command::Dlt
+                | Command::Edt
+                | Command::Rdm
+                | Command::Atu
+                | Command::Rcu
+                | Command::Blk
+                | Command::Unb
+                | Command::Upd
+                | Command::Out
+                | Command::Help => c,
+            }
+        }
+        for (i, row) in COMMANDS.iter().enumerate() {
+            assert_eq!(row.command as usize, i, "{} is out of order", row.word);
+            assert_eq!(listed(row.command).spec(), row);
+            assert_eq!(Command::from_word(row.word), Some(row.command));
+            assert_eq!(row.word, row.word.to_ascii_uppercase());
+            assert!(row.usage.starts_with(row.word), "{}", row.usage);
+            // HELP, the usage errors and the unknown-command error show every command.
+            assert!(help_rows().any(|l| l.trim_start().starts_with(row.usage)));
+            let unknown = RequestError::UnknownCommand("XYZ".into()).to_string();
+            assert!(unknown.contains(row.word), "{unknown}");
+            if let Some(example) = row.example {
+                for e in example.split(", ") {
+                    // The example is what a user types; UPD's wire form differs (the client
+                    // adds the size), so it needs only to be recognised as its command.
+                    let recognised = match parse_request_str(e) {
+                        Ok(r) => r.command(),
+                        Err(RequestError::BadArguments { command, .. })
+                            if command == Command::Upd =>
+                        {
+                            command
+                        }
+                        Err(err) => panic!("the example {e:?}: {err}"),
+                    };
+                    assert_eq!(recognised, row.command, "the example {e:?}");
+                }
+            }
+        }
+        assert_eq!(Command::ALL.len(), COMMANDS.len());
+    }
 
     fn p(s: &str) -> Result<Request, RequestError> {
         parse_request_str(s)

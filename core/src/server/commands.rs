@@ -662,12 +662,7 @@ impl Server {
 
 /// The list of commands.
 fn help() -> Reply {
-    let mut lines =
-        vec!["Commands (case-insensitive; timestamps as DD Mon YYYY HH:MM:SS):".to_string()];
-    lines.extend(
-        Command::ALL
-            .iter()
-            .map(|c| format!("  {:<24} {}", c.usage(), c.summary())),
-    );
+    let mut lines = vec![crate::proto::request::HELP_HEADER.to_string()];
+    lines.extend(crate::proto::request::help_rows());
     Reply::lines(Code::HELP, lines)
 }

@@ -10,7 +10,6 @@ use super::sessions::Online;
 use super::{ConnId, PendingHash, Phase, Server};
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
-use crate::proto::request::Command;
 use crate::proto::starttls::is_starttls;
 use crate::store::{Credential, DataFile, Persist, Secret, render_credential};
 use crate::time::{Timestamp, UnixMillis};
@@ -530,13 +529,9 @@ impl Server {
 
         let mut welcome = vec![
             format!("Welcome to huddle, {name}!"),
-            "Commands (case-insensitive; timestamps as DD Mon YYYY HH:MM:SS):".to_string(),
+            crate::proto::request::HELP_HEADER.to_string(),
         ];
-        welcome.extend(
-            Command::ALL
-                .iter()
-                .map(|c| format!("  {:<24} {}", c.usage(), c.summary())),
-        );
+        welcome.extend(crate::proto::request::help_rows());
         if let Some(away) = away_line(letters.len(), posts.len(), total) {
             welcome.push(away);
         }
