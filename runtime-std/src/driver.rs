@@ -427,7 +427,8 @@ impl<T: Transport> Driver<T> {
         self.hand_over();
         if let Some(probe) = self.core.poll_probe(clock::now()) {
             let error = self.dir.apply(&probe).err().map(|e| e.to_string());
-            self.core.handle_input(Input::Probed { error }, clock::now());
+            self.core
+                .handle_input(Input::Probed { error }, clock::now());
             return self.flush();
         }
         Ok(())

@@ -1218,6 +1218,8 @@ mod load_tests;
 #[cfg(test)]
 mod name_tests;
 #[cfg(test)]
+mod storage_health_tests;
+#[cfg(test)]
 mod test_folder;
 #[cfg(test)]
 mod tests;

@@ -105,7 +105,9 @@ impl Server {
             return false;
         };
         let peer = self.peer(conn);
-        self.log(format!("{peer}: refused {what}: the data folder is read-only"));
+        self.log(format!(
+            "{peer}: refused {what}: the data folder is read-only"
+        ));
         self.reply(conn, cannot_store(&reason));
         true
     }
