@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use common::{PATIENCE, RUNTIMES, ServerProc};
 
+/// Probe often, so a freed disk is noticed within a fraction of a second.
+const PROBE: &[&str] = &["--store-probe-secs", "0.2"];
+
 /// A line client over a raw socket, as a script would talk to the server.
 struct Line {
     reader: BufReader<TcpStream>,
@@ -73,7 +76,7 @@ fn posts_on_disk(dir: &Path) -> String {
 
 /// Post, fill the disk, see refusals and reads, free it, post again.
 fn refuse_while_full_then_resume(runtime: &'static str, dir: &Path, marker: &Path) {
-    let server = ServerProc::start_with(runtime, dir, &[], |cmd| {
+    let server = ServerProc::start_with(runtime, dir, PROBE, |cmd| {
         cmd.env("HUDDLE_FAIL_WRITES_WHILE", marker);
     });
     let mut yoda = Line::login(server.addr, "yoda", "jedi");
@@ -99,7 +102,7 @@ fn refuse_while_full_then_resume(runtime: &'static str, dir: &Path, marker: &Pat
     }
     assert!(luke.say("HELP").starts_with("214"), "{runtime}");
 
-    // Space returns: within a probe (5 s) changes are accepted again, by themselves.
+    // Space returns: within a probe changes are accepted again, by themselves.
     std::fs::remove_file(marker).unwrap();
     server.log.wait_for("can be written again");
     let r = luke.say("MSG after the disk was freed");
@@ -130,7 +133,7 @@ fn the_server_starts_on_a_full_disk_read_only_on_both_runtimes() {
         std::fs::write(dir.path().join("credentials.txt"), "yoda jedi\n").unwrap();
         let marker = dir.path().join("full.marker");
         std::fs::write(&marker, "").unwrap();
-        let server = ServerProc::start_with(runtime, dir.path(), &[], |cmd| {
+        let server = ServerProc::start_with(runtime, dir.path(), PROBE, |cmd| {
             cmd.env("HUDDLE_FAIL_WRITES_WHILE", &marker);
         });
         server.log.wait_for("read-only until it can be written");
@@ -169,7 +172,7 @@ fn a_real_full_tmpfs_is_refused_and_resumed() {
     let dir = mount.path().join("data");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("credentials.txt"), "yoda jedi\n").unwrap();
-    let server = ServerProc::start("std", &dir, &[]);
+    let server = ServerProc::start("std", &dir, PROBE);
     let mut yoda = Line::login(server.addr, "yoda", "jedi");
     assert!(yoda.say("MSG fits").starts_with("250 "));
     // Fill what is left of the tmpfs.
