@@ -111,7 +111,11 @@ fn refuse_while_full_then_resume(runtime: &'static str, dir: &Path, marker: &Pat
     assert!(on_disk.contains("after the disk was freed"), "{on_disk}");
     assert!(!on_disk.contains("while full") && !on_disk.contains("still full"));
     let log = server.log.text();
-    assert_eq!(log.matches("read-only until it can be written").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("read-only until it can be written").count(),
+        1,
+        "{log}"
+    );
     assert!(!log.contains("fatal"), "{log}");
 }
 
