@@ -48,18 +48,19 @@ async fn poster(i: usize, trace: Trace, ledger: Rc<RefCell<Ledger>>) -> turmoil:
                 // refused; log in again.
                 break;
             };
-            let mut l = ledger.borrow_mut();
-            match reply.code.get() {
-                250 => {
-                    l.acknowledged.push(text);
-                    if clock::elapsed_ms() > FREE_AT_MS {
-                        l.acknowledged_after_free += 1;
+            {
+                let mut l = ledger.borrow_mut();
+                match reply.code.get() {
+                    250 => {
+                        l.acknowledged.push(text);
+                        if clock::elapsed_ms() > FREE_AT_MS {
+                            l.acknowledged_after_free += 1;
+                        }
                     }
+                    452 => l.refused.push(text),
+                    other => panic!("{user}: unexpected {other}: {reply:?}"),
                 }
-                452 => l.refused.push(text),
-                other => panic!("{user}: unexpected {other}: {reply:?}"),
             }
-            drop(l);
             let r = c.command("RDM 01 Jan 2000 00:00:00").await;
             if r.is_err() {
                 break;
