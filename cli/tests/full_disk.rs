@@ -86,7 +86,7 @@ fn refuse_while_full_then_resume(runtime: &'static str, dir: &Path, marker: &Pat
     std::fs::write(marker, "").unwrap();
     // The first change that cannot be stored: refused, not acknowledged, connection closed.
     let r = yoda.say("MSG while full");
-    assert!(r.starts_with("452 "), "{runtime}: {r}");
+    assert!(r.starts_with("421 "), "{runtime}: {r}");
     assert!(r.contains("No space left on device"), "{runtime}: {r}");
     server.log.wait_for("read-only until it can be written");
     assert!(!posts_on_disk(dir).contains("while full"));
@@ -195,7 +195,7 @@ fn a_real_full_tmpfs_is_refused_and_resumed() {
             break;
         }
     }
-    assert!(refused.starts_with("452 "), "{refused}");
+    assert!(refused.starts_with("421 "), "{refused}");
     server.log.wait_for("read-only until it can be written");
     std::fs::remove_file(&ballast).unwrap();
     server.log.wait_for("can be written again");

@@ -2,7 +2,7 @@
 //!
 //! Clients post as fast as their replies come. At 3 s the simulated disk turns full (every
 //! write fails), at 8 s it is freed. The server must neither stop nor acknowledge what it did
-//! not store: every `250` post is on disk at the end, no post answered `452` is, posts are
+//! not store: every `250` post is on disk at the end, no post answered `452` (or cut short by `421`) is, posts are
 //! refused while the disk is full and accepted again after it is freed — by itself, through
 //! the core's probe.
 
@@ -27,6 +27,8 @@ const STOP_MS: u64 = 12_000;
 struct Ledger {
     acknowledged: Vec<String>,
     refused: Vec<String>,
+    /// Posts whose connection was closed instead of an answer.
+    cut_short: Vec<String>,
     acknowledged_after_free: usize,
     reconnects: usize,
 }
@@ -44,8 +46,9 @@ async fn poster(i: usize, trace: Trace, ledger: Rc<RefCell<Ledger>>) -> turmoil:
             n += 1;
             let text = format!("{user} post {n}");
             let Ok(reply) = c.command(&format!("MSG {text}")).await else {
-                // Closed after a batch that could not be stored: neither acknowledged nor
-                // refused; log in again.
+                // Closed (421) after a batch that could not be stored: not acknowledged, and
+                // not stored either; log in again.
+                ledger.borrow_mut().cut_short.push(text);
                 break;
             };
             {
@@ -107,7 +110,7 @@ fn run_one(seed: u64) {
             "acknowledged, lost: {text}"
         );
     }
-    for text in &l.refused {
+    for text in l.refused.iter().chain(&l.cut_short) {
         assert!(
             !log.contains(&format!("; {text};")),
             "refused, stored: {text}"

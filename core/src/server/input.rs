@@ -48,7 +48,7 @@ pub enum Input<'a> {
     /// The batch's persist records could not be made durable: the driver carried out none
     /// of the outputs that came after them except [`super::Output::Hash`] and
     /// [`super::Output::Log`], and names here every connection an output it dropped was for.
-    /// The core answers those connections (`452`, then closes them: what they were sent
+    /// The core tells those connections why (`421`) and closes them (: what they were sent
     /// last is missing), reloads its state from `files` (the folder re-read: what is on
     /// disk is the truth; `None` if it could not be read) and turns read-only (see
     /// `storage_health`). Hand it in as the very next input.

@@ -5,9 +5,9 @@
 //! - **Nothing unstored is acknowledged.** A batch's replies wait for its records (see the
 //!   module docs of `server`); when the driver cannot make them durable it drops every
 //!   output after them and hands in [`Input::StoreFailed`] naming the connections those
-//!   outputs were for. Each is answered `452` (if in clear) and closed: its last answers are
-//!   missing, so the only honest thing is to end the conversation and let the client
-//!   reconnect. An upgraded (TLS) connection is cut: records sealed for it were dropped, so
+//!   outputs were for. Each is told `421` with the reason (if in clear) and closed: its last
+//!   answers are missing (a reply or an event, the core cannot tell which), so the only
+//!   honest thing is to end the conversation and let the client reconnect. An upgraded (TLS) connection is cut: records sealed for it were dropped, so
 //!   nothing more could be opened by its peer.
 //! - **What is on disk is the truth.** The core rebuilds its accounts, board, inbox, blocks
 //!   and logins from the folder as re-read after the failure (a torn last line of a partial
@@ -93,6 +93,18 @@ pub(super) fn cannot_store(reason: &str) -> Reply {
     )
 }
 
+/// The last line for a connection whose answers were dropped with a failed write: `421`,
+/// since it may be a reply to a request or an event nobody asked for, and it ends the
+/// connection (clients say why on a line of their own).
+fn closing(reason: &str) -> Reply {
+    Reply::new(
+        Code::CLOSING,
+        format!(
+            "The server cannot store changes now ({reason}); what you sent last was not carried out. Log in again: reading works, changes are refused until the disk can be written."
+        ),
+    )
+}
+
 impl Server {
     /// The reason changes are refused, if they are.
     pub(super) fn read_only_reason(&self) -> Option<&str> {
@@ -170,7 +182,7 @@ impl Server {
                     format!("{}: cut: its last answers were not stored", c.peer),
                 );
             } else {
-                self.reply(conn, cannot_store(&error));
+                self.reply(conn, closing(&error));
                 self.close(conn);
             }
         }

@@ -198,10 +198,10 @@ fn a_post_whose_write_fails_is_not_acknowledged_and_is_refused_until_the_disk_wo
     let log_before = d.folder.file(DataFile::MessageLog).to_vec();
     assert!(String::from_utf8_lossy(&log_before).contains("stored first"));
 
-    // The disk fills: the post is not acknowledged, its author is told why and closed.
+    // The disk fills: the post is not acknowledged, its author is told why (421) and closed.
     d.failing = true;
     let r = d.say(yoda, "MSG lost in the void");
-    assert!(r.starts_with("452 "), "{r}");
+    assert!(r.starts_with("421 "), "{r}");
     assert!(r.contains("No space left on device"), "{r}");
     assert!(!r.contains("250"), "{r}");
     assert_eq!(d.folder.file(DataFile::MessageLog), log_before.as_slice());
@@ -210,7 +210,7 @@ fn a_post_whose_write_fails_is_not_acknowledged_and_is_refused_until_the_disk_wo
     // luke's fan-out was dropped with it: he is told and closed too, and logs in again.
     let luke_saw = d.replies.remove(&luke).unwrap_or_default();
     assert!(!luke_saw.contains("lost in the void"), "{luke_saw}");
-    assert!(luke_saw.contains("\n452 "), "{luke_saw}");
+    assert!(luke_saw.contains("\n421 "), "{luke_saw}");
     let (luke, r) = d.login("luke", "r2d2");
     assert!(r.starts_with("230"), "{r}");
 
@@ -298,7 +298,7 @@ fn fifty_failures_and_recoveries_lose_nothing_acknowledged_and_keep_memory_bound
         d.failing = true;
         // The first refusal closes yoda's connection; log in again (reads work).
         let r = d.say(yoda, &format!("MSG refused {round}"));
-        assert!(r.starts_with("452 "), "round {round}: {r}");
+        assert!(r.starts_with("421 "), "round {round}: {r}");
         let (c, r) = d.login("yoda", "jedi");
         assert!(r.starts_with("230"), "round {round}: {r}");
         yoda = c;
