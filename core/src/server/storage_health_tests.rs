@@ -12,6 +12,8 @@ struct Disk {
     server: Server,
     folder: Folder,
     failing: bool,
+    /// While failing, an append still writes the first half of its bytes (a torn line).
+    tears: bool,
     now: u64,
     replies: BTreeMap<ConnId, String>,
     logs: Vec<String>,
@@ -45,6 +47,7 @@ impl Disk {
             server,
             folder,
             failing,
+            tears: false,
             now: T0,
             replies: BTreeMap::new(),
             logs: Vec::new(),
@@ -80,6 +83,14 @@ impl Disk {
                     }
                 }
                 rest.retain(|o| matches!(o, Output::Hash(_) | Output::Log(_)));
+                if self.tears {
+                    for p in &records {
+                        if let Persist::Append { file, text } = p {
+                            let half = text[..text.len() / 2].to_vec();
+                            self.folder.files.entry(*file).or_default().extend(half);
+                        }
+                    }
+                }
             } else {
                 apply(&mut self.folder, records.clone());
             }
@@ -312,4 +323,32 @@ fn fifty_failures_and_recoveries_lose_nothing_acknowledged_and_keep_memory_bound
     assert_eq!(d.log_count("read-only until it can be written"), 50);
     assert_eq!(d.log_count("can be written again"), 50);
     assert!(d.server.conns.len() <= 3, "{}", d.server.conns.len());
+}
+
+#[test]
+fn a_line_torn_by_a_failed_append_is_cut_and_the_files_are_whole_after_recovery() {
+    let mut d = Disk::start(folder(), false);
+    let (yoda, _) = d.login("yoda", "jedi");
+    assert!(d.say(yoda, "MSG whole").contains("250"));
+    d.failing = true;
+    d.tears = true;
+    let r = d.say(yoda, "MSG torn in half by a full disk");
+    assert!(r.starts_with("421 "), "{r}");
+    let (luke, _) = d.login("luke", "r2d2");
+    let r = d.say(luke, "RDM 01 Jan 2000 00:00:00");
+    assert!(r.contains("whole") && !r.contains("torn in half"), "{r}");
+    d.failing = false;
+    d.tears = false;
+    d.wait(5_000);
+    assert_eq!(d.log_count("can be written again"), 1);
+    let log = String::from_utf8_lossy(d.folder.file(DataFile::MessageLog)).into_owned();
+    assert!(log.ends_with('\n') && !log.contains("torn"), "{log:?}");
+    // The torn bytes are kept aside, not dropped without trace.
+    assert!(!d.folder.rejected(DataFile::MessageLog).is_empty());
+    assert!(d.say(luke, "MSG after").contains("250"));
+    let mut again = Disk::start(d.folder, false);
+    assert_eq!(again.log_count("warning"), 0, "{:?}", again.logs);
+    let (c, _) = again.login("luke", "r2d2");
+    let r = again.say(c, "RDM 01 Jan 2000 00:00:00");
+    assert!(r.contains("whole") && r.contains("after"), "{r}");
 }
