@@ -10,7 +10,9 @@
 //!    [`Server::wants_input`] says the batch has room;
 //! 3. drain [`Server::poll_output`]: the batch's persist records are made durable with one
 //!    [`DataDir::apply`] (one fsync per touched file) *before* anything after them is
-//!    carried out; then sends, closes and the rest, in order.
+//!    carried out; then sends, closes and the rest, in order. If they cannot be stored,
+//!    nothing that depended on them is carried out and the core is told
+//!    ([`Input::StoreFailed`]); then the core's probe ([`Server::poll_probe`]), if due.
 //!
 //! Every rule — batch sizes, when to stop reading a connection, when to cut one off, how
 //! long to wait — is the core's. The driver moves bytes, files and time.
@@ -255,7 +257,8 @@ impl<T: Transport> Driver<T> {
         Ok(crate::server::ServerHandle::new(local_addr, stop, thread))
     }
 
-    /// Serve until told to stop or a data-folder error forbids going on; then stop everything.
+    /// Serve until told to stop; then stop everything. A data folder that cannot be written
+    /// does not stop the server: the core turns read-only (see [`Driver::flush`]).
     pub fn run(mut self) -> Result<(), ServerError> {
         let result = self.serve();
         if let Err(e) = &result {
