@@ -116,6 +116,10 @@ struct LimitArgs {
     /// disconnected and its user logged out.
     #[arg(long, default_value_t = defaults().keepalive_timeout_millis as f64 / 1000.0)]
     keepalive_timeout_secs: f64,
+    /// While the data folder cannot be written (full disk, read-only mount), try a write
+    /// this often, in seconds; the first that succeeds ends read-only mode.
+    #[arg(long, default_value_t = defaults().store_probe_millis as f64 / 1000.0)]
+    store_probe_secs: f64,
     /// Seconds a client's output may make no progress before it is cut off.
     #[arg(long, default_value_t = defaults().write_timeout_millis as f64 / 1000.0)]
     write_timeout_secs: f64,
@@ -217,6 +221,7 @@ impl LimitArgs {
         config.write_timeout_millis = millis(self.write_timeout_secs);
         config.keepalive_idle_millis = millis(self.keepalive_idle_secs);
         config.keepalive_timeout_millis = millis(self.keepalive_timeout_secs).max(1);
+        config.store_probe_millis = millis(self.store_probe_secs).max(1);
         config.output_high_water = self.output_high_water;
         config.output_low_water = self.output_low_water.min(self.output_high_water);
         config.max_unsent_bytes = self.max_unsent_bytes;

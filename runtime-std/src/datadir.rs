@@ -14,6 +14,11 @@
 //! Every content is bytes, written exactly: nothing here decodes or re-encodes text.
 //!
 //! Kept free of anything thread- or executor-specific so the smol runtime can share it.
+//!
+//! **Fault injection for tests**: with the environment variable
+//! [`FAIL_WRITES_WHILE`] naming a file, every [`DataDir::apply`] fails (as a full disk does,
+//! `ENOSPC`) while that file exists, so tests of the real binaries can turn a full disk on
+//! and off. Unset (the normal case), nothing changes.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -102,7 +107,13 @@ pub enum DataDirError {
 #[derive(Debug, Clone)]
 pub struct DataDir {
     path: PathBuf,
+    /// While this file exists, writes fail (see [`FAIL_WRITES_WHILE`]).
+    fail_while: Option<PathBuf>,
 }
+
+/// The environment variable of the test hook: while the file it names exists, every write
+/// to the data folder fails with `ENOSPC` ("No space left on device").
+pub const FAIL_WRITES_WHILE: &str = "HUDDLE_FAIL_WRITES_WHILE";
 
 /// What one batch does to one file after folding its records together.
 enum Plan {
@@ -121,7 +132,8 @@ impl DataDir {
             path: path.clone(),
             source,
         })?;
-        Ok(Self { path })
+        let fail_while = std::env::var_os(FAIL_WRITES_WHILE).map(PathBuf::from);
+        Ok(Self { path, fail_while })
     }
 
     /// The folder.
@@ -189,6 +201,14 @@ impl DataDir {
         &self,
         batch: impl IntoIterator<Item = &'a Persist>,
     ) -> Result<(), DataDirError> {
+        if let Some(marker) = &self.fail_while
+            && marker.exists()
+        {
+            return Err(DataDirError::Append {
+                path: self.path.clone(),
+                source: io::Error::from_raw_os_error(28),
+            });
+        }
         let mut plans: BTreeMap<DataFile, Plan> = BTreeMap::new();
         let mut rejected: BTreeMap<DataFile, Vec<u8>> = BTreeMap::new();
         let mut backups: Vec<(&str, &[u8])> = Vec::new();

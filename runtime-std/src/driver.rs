@@ -10,7 +10,9 @@
 //!    [`Server::wants_input`] says the batch has room;
 //! 3. drain [`Server::poll_output`]: the batch's persist records are made durable with one
 //!    [`DataDir::apply`] (one fsync per touched file) *before* anything after them is
-//!    carried out; then sends, closes and the rest, in order.
+//!    carried out; then sends, closes and the rest, in order. If they cannot be stored,
+//!    nothing that depended on them is carried out and the core is told
+//!    ([`Input::StoreFailed`]); then the core's probe ([`Server::poll_probe`]), if due.
 //!
 //! Every rule — batch sizes, when to stop reading a connection, when to cut one off, how
 //! long to wait — is the core's. The driver moves bytes, files and time.
@@ -26,7 +28,7 @@ use huddle_core::store::Persist;
 
 use crate::clock;
 use crate::console::Console;
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, DataDirError};
 use crate::hasher::{Deliver, Hasher};
 use crate::outbox::{self, Drain, Gate, Outbox};
 use crate::server::{ServerError, ServerOptions, TlsSource};
@@ -255,7 +257,8 @@ impl<T: Transport> Driver<T> {
         Ok(crate::server::ServerHandle::new(local_addr, stop, thread))
     }
 
-    /// Serve until told to stop or a data-folder error forbids going on; then stop everything.
+    /// Serve until told to stop; then stop everything. A data folder that cannot be written
+    /// does not stop the server: the core turns read-only (see [`Driver::flush`]).
     pub fn run(mut self) -> Result<(), ServerError> {
         let result = self.serve();
         if let Err(e) = &result {
@@ -400,25 +403,67 @@ impl<T: Transport> Driver<T> {
     }
 
     /// Carry out every output: the persist records that come first durably, then the rest
-    /// in order; writers are woken once at the end.
+    /// in order; writers are woken once at the end. Records that cannot be made durable are
+    /// reported to the core ([`Input::StoreFailed`]), which turns read-only: the server goes
+    /// on. Then a probe the core asks for ([`Server::poll_probe`]) is tried and reported.
     pub fn flush(&mut self) -> Result<(), ServerError> {
         let mut records: Vec<Persist> = Vec::new();
-        while let Some(output) = self.core.poll_output() {
-            if let Output::Persist(p) = output {
+        loop {
+            let output = self.core.poll_output();
+            if let Some(Output::Persist(p)) = output {
                 records.push(p);
                 continue;
             }
             if !records.is_empty() {
-                self.dir.apply(&records)?;
+                let applied = self.dir.apply(&records);
                 records.clear();
+                if let Err(e) = applied {
+                    self.store_failed(&e, output);
+                    continue;
+                }
             }
-            self.carry_out(output);
-        }
-        if !records.is_empty() {
-            self.dir.apply(&records)?;
+            match output {
+                Some(output) => self.carry_out(output),
+                None => break,
+            }
         }
         self.hand_over();
+        if let Some(probe) = self.core.poll_probe(clock::now()) {
+            let error = self.dir.apply(&probe).err().map(|e| e.to_string());
+            self.core
+                .handle_input(Input::Probed { error }, clock::now());
+            return self.flush();
+        }
         Ok(())
+    }
+
+    /// The batch's records failed: carry out none of what depended on them (hash jobs and
+    /// console lines excepted), and tell the core, with the folder as it is now.
+    fn store_failed(&mut self, error: &DataDirError, first: Option<Output>) {
+        let mut dropped = Vec::new();
+        let mut next = first;
+        while let Some(output) = next.take().or_else(|| self.core.poll_output()) {
+            match output {
+                Output::Send { conn, .. }
+                | Output::Close { conn }
+                | Output::Cut { conn }
+                | Output::PauseReading { conn }
+                | Output::ResumeReading { conn }
+                | Output::CheckProgress { conn } => dropped.push(conn),
+                Output::Broadcast { audience, .. } => dropped.extend(audience.iter()),
+                Output::Hash(_) | Output::Log(_) => self.carry_out(output),
+                Output::Persist(_) => {}
+            }
+        }
+        let files = self.dir.load().ok();
+        self.core.handle_input(
+            Input::StoreFailed {
+                error: error.to_string(),
+                dropped,
+                files: files.as_ref(),
+            },
+            clock::now(),
+        );
     }
 
     /// Queue every staged line with its connection (one lock each) and wake the writers.

@@ -45,6 +45,8 @@ struct State {
     rng: Rng,
     fsyncs: u64,
     boots: u64,
+    /// Whether writes fail (a full disk): nothing is written while it is.
+    full: bool,
 }
 
 /// The server's data folder; cheap to clone (all clones share one folder).
@@ -76,6 +78,7 @@ impl Disk {
             rng: Rng::new(seed, 0xD15C),
             fsyncs: 0,
             boots: 0,
+            full: false,
         })))
     }
 
@@ -132,6 +135,14 @@ impl Disk {
             }
         }
         s.boots += 1;
+        drop(s);
+        self.files()
+    }
+
+    /// The durable files as `Server::new` reads them (what a driver re-reads after a failed
+    /// write), with no crash.
+    pub fn files(&self) -> DataFiles {
+        let s = self.0.borrow();
         let mut files = DataFiles::new();
         for (f, t) in &s.durable {
             files.insert(*f, t.clone());
@@ -142,6 +153,16 @@ impl Disk {
             }
         }
         files
+    }
+
+    /// Make the disk full (every write fails, nothing is written) or free it again.
+    pub fn set_full(&self, full: bool) {
+        self.0.borrow_mut().full = full;
+    }
+
+    /// Whether writes fail now.
+    pub fn is_full(&self) -> bool {
+        self.0.borrow().full
     }
 
     /// The durable content of `file` as text (empty if it was never written; bytes that are

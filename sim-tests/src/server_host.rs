@@ -39,6 +39,9 @@ use crate::disk::Disk;
 use crate::tls::{Cert, server_tls};
 use crate::trace::Trace;
 
+/// What a full simulated disk says.
+const FULL: &str = "No space left on device (simulated)";
+
 /// The port the simulated server listens on.
 pub const PORT: u16 = 4000;
 
@@ -368,18 +371,53 @@ impl ServerHost {
 
     /// Drain the core: the batch's records durable first, then everything else in order.
     /// Outputs the core produced while draining (timers due, requests waiting for their
-    /// turn) are shown to the probe as a wake-up.
+    /// turn) are shown to the probe as a wake-up. Records the disk cannot take (it is full)
+    /// are reported as the runtimes do ([`Input::StoreFailed`]), and a probe the core asks
+    /// for is tried ([`Server::poll_probe`]).
     async fn flush(
         &self,
         server: &mut Server,
         links: &mut Links,
         tx: &mpsc::UnboundedSender<Incoming>,
-        shown: usize,
+        mut shown: usize,
     ) {
-        let mut outputs = Vec::new();
-        while let Some(out) = server.poll_output() {
-            outputs.push(out);
+        loop {
+            let mut outputs = Vec::new();
+            while let Some(out) = server.poll_output() {
+                outputs.push(out);
+            }
+            if self.flush_batch(server, links, tx, shown, outputs).await {
+                shown = 0;
+                continue;
+            }
+            if let Some(probe) = server.poll_probe(clock::now()) {
+                let error = if self.disk.is_full() {
+                    Some(FULL.to_string())
+                } else {
+                    for p in probe {
+                        self.disk.write(p);
+                    }
+                    self.disk.fsync();
+                    None
+                };
+                server.handle_input(Input::Probed { error }, clock::now());
+                shown = 0;
+                continue;
+            }
+            return;
         }
+    }
+
+    /// Carry out one batch; returns whether its records failed (the core was told, and has
+    /// more to hand out).
+    async fn flush_batch(
+        &self,
+        server: &mut Server,
+        links: &mut Links,
+        tx: &mpsc::UnboundedSender<Incoming>,
+        shown: usize,
+        mut outputs: Vec<Output>,
+    ) -> bool {
         let rest: Vec<Output> = outputs
             .iter()
             .filter(|o| !matches!(o, Output::Persist(_)))
@@ -391,6 +429,38 @@ impl ServerHost {
         {
             p.borrow_mut()
                 .after_input(server, &InputSeen::Timeout, &rest);
+        }
+        let wants_write = outputs.iter().any(|o| matches!(o, Output::Persist(_)));
+        if wants_write && self.disk.is_full() {
+            let mut dropped = Vec::new();
+            outputs.retain(|o| match o {
+                Output::Hash(_) | Output::Log(_) => true,
+                Output::Send { conn, .. }
+                | Output::Close { conn }
+                | Output::Cut { conn }
+                | Output::PauseReading { conn }
+                | Output::ResumeReading { conn }
+                | Output::CheckProgress { conn } => {
+                    dropped.push(*conn);
+                    false
+                }
+                Output::Broadcast { audience, .. } => {
+                    dropped.extend(audience.iter());
+                    false
+                }
+                Output::Persist(_) => false,
+            });
+            self.carry_out(outputs, links, tx);
+            let files = self.disk.files();
+            server.handle_input(
+                Input::StoreFailed {
+                    error: FULL.to_string(),
+                    dropped,
+                    files: Some(&files),
+                },
+                clock::now(),
+            );
+            return true;
         }
         let mut wrote = false;
         for out in &outputs {
@@ -408,6 +478,17 @@ impl ServerHost {
                 p.borrow_mut().after_sync(server, &self.disk);
             }
         }
+        self.carry_out(outputs, links, tx);
+        false
+    }
+
+    /// Carry out outputs in order (persist records aside).
+    fn carry_out(
+        &self,
+        outputs: Vec<Output>,
+        links: &mut Links,
+        tx: &mpsc::UnboundedSender<Incoming>,
+    ) {
         let mut memory = HashMemory::new();
         for out in outputs {
             match out {

@@ -44,6 +44,9 @@ impl Code {
     /// Slow down: the user sent rate-limited commands too fast for too long; this one was
     /// refused (not carried out). Send it again later.
     pub const SLOW_DOWN: Code = Code(450);
+    /// 452: the server cannot store a change now (its data folder cannot be written); the
+    /// change was not made, and reads keep working.
+    pub const CANNOT_STORE: Code = Code(452);
     /// The user name is blocked after too many failed logins; the server closes the connection.
     pub const LOCKED_OUT: Code = Code(435);
     /// That user name cannot log in now; send another user name.

@@ -45,6 +45,14 @@ impl From<Reply> for Answer {
 }
 
 /// Commands that cost others something: they draw on the user's token bucket.
+/// Whether `command` changes what is stored (refused while the data folder is read-only).
+fn changes_stored_state(command: Command) -> bool {
+    matches!(
+        command,
+        Command::Msg | Command::Pvt | Command::Edt | Command::Dlt | Command::Blk | Command::Unb
+    )
+}
+
 fn is_rate_limited(command: Command) -> bool {
     matches!(
         command,
@@ -83,6 +91,9 @@ impl Server {
             }
         };
         let command = request.command();
+        if changes_stored_state(command) && self.refuse_if_read_only(conn, &command.to_string()) {
+            return;
+        }
         if is_rate_limited(command) && !self.within_share(conn, &user, command, line) {
             return;
         }

@@ -219,6 +219,13 @@ pub struct ServerConfig {
     /// all, "about a minute", and far above any round trip).
     pub keepalive_timeout_millis: u64,
 
+    // ----- storage -----
+    /// While the data folder cannot be written (full disk, read-only mount), the server is
+    /// read-only and tries a harmless write this often; the first that succeeds ends
+    /// read-only mode (ms; 5 s: space that returns is used within seconds, and a failing
+    /// write every few seconds costs nothing).
+    pub store_probe_millis: u64,
+
     /// Addresses the per-address limits do not apply to (127.0.0.1 and ::1 by default, so
     /// local tools and tests are not throttled). Per-user rate limits apply to everyone.
     pub exempt: Vec<IpAddr>,
@@ -264,6 +271,7 @@ impl Default for ServerConfig {
             guess_forget_millis: 15 * 60_000,
             keepalive_idle_millis: 30_000,
             keepalive_timeout_millis: 20_000,
+            store_probe_millis: 5_000,
             exempt: vec![
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),

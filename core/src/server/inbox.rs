@@ -35,6 +35,19 @@ impl Inbox {
         inbox
     }
 
+    /// This inbox (freshly loaded) with ids above every id `old` gave out, so an id still
+    /// held for `old`'s letters never names one of these.
+    pub fn renumbered_after(self, old: &Inbox) -> Self {
+        let mut inbox = Inbox {
+            waiting: BTreeMap::new(),
+            next: old.next,
+        };
+        for r in self.waiting.into_values() {
+            inbox.store(r);
+        }
+        inbox
+    }
+
     /// Keep a message until it is delivered.
     pub fn store(&mut self, record: InboxRecord) -> LetterId {
         let id = LetterId(self.next);

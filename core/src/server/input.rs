@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use super::output::ConnId;
 use super::passwords::HashDone;
+use crate::store::DataFiles;
 
 /// One input, handed to [`super::Server::handle_input`] with the current time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,27 @@ pub enum Input<'a> {
     /// Stop: every client is told (`421`), everyone is logged out, every connection closed;
     /// new connections are refused. Keep feeding inputs until [`super::Server::is_finished`].
     Shutdown,
+    /// The batch's persist records could not be made durable: the driver carried out none
+    /// of the outputs that came after them except [`super::Output::Hash`] and
+    /// [`super::Output::Log`], and names here every connection an output it dropped was for.
+    /// The core tells those connections why (`421`) and closes them (: what they were sent
+    /// last is missing), reloads its state from `files` (the folder re-read: what is on
+    /// disk is the truth; `None` if it could not be read) and turns read-only (see
+    /// `storage_health`). Hand it in as the very next input.
+    StoreFailed {
+        /// Why, for the operator and the clients.
+        error: String,
+        /// The connections whose outputs were dropped (in any order, repeats allowed).
+        dropped: Vec<ConnId>,
+        /// The data folder as it is now.
+        files: Option<&'a DataFiles>,
+    },
+    /// The records of [`super::Server::poll_probe`] were applied: `None` if they are
+    /// durable (read-only mode ends), else why not.
+    Probed {
+        /// Why the probe failed, if it did.
+        error: Option<String>,
+    },
     /// Time passed (the wait for [`super::Server::poll_timeout`] ended).
     Timeout,
 }

@@ -128,6 +128,9 @@ impl Server {
             );
             self.set_phase(conn, Phase::AwaitPassword(name));
         } else if self.config.allow_signup {
+            if self.refuse_if_read_only(conn, "a sign-up") {
+                return;
+            }
             if self.refuse_lookalike(conn, &name) {
                 return;
             }
@@ -378,6 +381,11 @@ impl Server {
                     .is_some_and(|c| c.phase == Phase::Hashing)
                 {
                     // Gone before the account existed: nobody was told it does, so it does not.
+                    return;
+                }
+                if self.refuse_if_read_only(conn, "a sign-up") {
+                    self.set_phase(conn, Phase::AwaitUser);
+                    self.serve_later(conn);
                     return;
                 }
                 let secret = match phc {

@@ -66,6 +66,7 @@ mod passwords;
 mod rehash;
 mod sessions;
 mod starttls;
+mod storage_health;
 mod throttle;
 mod timers;
 mod uploads;
@@ -174,6 +175,8 @@ pub struct Server {
     credentials_text: Vec<u8>,
     /// The `* POSTED` event of the `MSG` being answered, sent just before its reply.
     posted: Option<Event>,
+    /// Whether the data folder can be written (read-only mode, see `storage_health`).
+    health: storage_health::StorageHealth,
 }
 
 impl Server {
@@ -256,6 +259,7 @@ impl Server {
                 && !cleaned_credentials.ends_with(b"\n"),
             credentials_text: cleaned_credentials.clone(),
             posted: None,
+            health: storage_health::StorageHealth::default(),
             clock: Clock::new(now),
             config,
         };
@@ -311,6 +315,12 @@ impl Server {
             Input::Hashed(done) => self.on_hashed(done),
             Input::Shutdown => self.shutdown_all(),
             Input::Timeout => self.run_due(),
+            Input::StoreFailed {
+                error,
+                dropped,
+                files,
+            } => self.on_store_failed(error, dropped, files),
+            Input::Probed { error } => self.on_probed(error),
         }
         None
     }
@@ -331,6 +341,7 @@ impl Server {
         }
         self.seal_all_staged();
         self.render_dirty();
+        self.defer_persists();
         if let Some(p) = self.persists.pop_front() {
             return Some(Output::Persist(p));
         }
@@ -366,7 +377,10 @@ impl Server {
         if !self.ready.is_empty() {
             return Some(self.clock.now());
         }
-        self.timers.next()
+        match (self.timers.next(), self.health.next_probe()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The outputs queued and not yet polled, persist records aside (for observers such as
@@ -1205,6 +1219,8 @@ mod flow_tests;
 mod load_tests;
 #[cfg(test)]
 mod name_tests;
+#[cfg(test)]
+mod storage_health_tests;
 #[cfg(test)]
 mod test_folder;
 #[cfg(test)]

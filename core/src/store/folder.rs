@@ -27,7 +27,7 @@ use crate::types::UserName;
 ///
 /// A missing file is simply absent. Bytes that are not UTF-8 are handed in as they are: the
 /// loader keeps them in messages and reports them where they cannot be (a name, a timestamp).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataFiles {
     files: BTreeMap<DataFile, Vec<u8>>,
     rejected: BTreeMap<DataFile, Vec<u8>>,
