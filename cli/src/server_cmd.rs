@@ -226,7 +226,7 @@ impl LimitArgs {
         config.output_low_water = self.output_low_water.min(self.output_high_water);
         config.max_unsent_bytes = self.max_unsent_bytes;
         config.max_input_buffer = self.max_input_buffer;
-        config.read_chunk_bytes = self.read_chunk_bytes.max(1);
+        config.read_chunk_bytes = self.read_chunk_bytes;
         config.runaway_line_bytes = self.runaway_line_bytes;
         config.tcp_send_buffer_bytes = self.tcp_send_buffer_bytes;
         config.max_batch_inputs = self.max_batch_inputs.max(1);

@@ -7,8 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use huddle_core::client::{Client, ExitStatus, Input};
 use huddle_runtime_std::client::{
-    ClientError, ClientOptions, Local, NetAction, Started, UDP_BUFFER_BYTES, Ui,
-    spawn_input_reader, start_core,
+    ClientError, ClientOptions, Local, NetAction, Started, Ui, spawn_input_reader, start_core,
 };
 use huddle_runtime_std::clock;
 use huddle_runtime_std::udp::{BatchSocket, SendQueue};
@@ -37,12 +36,13 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         };
         let std_udp = std::net::UdpSocket::bind(("0.0.0.0", opts.udp_port)).map_err(udp_error)?;
         // Best effort, as in the std runtime.
-        let _ = huddle_runtime_std::udp::raise_buffers(&std_udp, UDP_BUFFER_BYTES);
+        let _ = huddle_runtime_std::udp::raise_buffers(&std_udp, opts.transfer.socket_buffer_bytes);
         let udp: UdpSocket = Arc::new(Async::new(std_udp).map_err(udp_error)?);
         let udp_port = udp.get_ref().local_addr()?.port();
 
-        // Bounded, as in the std runtime (see its `INPUT_BACKLOG`): a fast UDP reader waits.
-        let (tx, rx) = smol::channel::bounded::<Input>(huddle_runtime_std::client::INPUT_BACKLOG);
+        // Bounded, as in the std runtime (`TransferConfig::input_backlog`): a fast UDP reader
+        // waits.
+        let (tx, rx) = smol::channel::bounded::<Input>(opts.transfer.input_backlog.max(1));
         let reader = smol::spawn(read_server(stream.clone(), tx.clone()));
         let udp_reader = smol::spawn(read_udp(Arc::clone(&udp), tx.clone()));
         let input_tx = tx.clone();

@@ -44,8 +44,8 @@ type Stream = Arc<Async<TcpStream>>;
 
 type Inputs = Sender<Incoming<Async<TcpStream>>>;
 
-/// Most bytes one non-blocking read takes (the configured chunk, up to this).
-const MAX_READ: usize = 64 * 1024;
+/// Most bytes one non-blocking read takes (the configured chunk is within it).
+const MAX_READ: usize = huddle_core::server::MAX_READ_CHUNK;
 
 /// Start a server and return once it is listening, its data loaded and its startup records
 /// (e.g. the emptied `userlog.txt`) durable.
@@ -88,7 +88,7 @@ pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         sockets: HashMap::new(),
         writers_done: Some((done_tx, done_rx)),
         console,
-        read_chunk: opts.config.read_chunk_bytes.clamp(1, MAX_READ),
+        read_chunk: opts.config.read_chunk(),
         send_buffer: opts.config.tcp_send_buffer_bytes,
         acceptor: Some(acceptor),
         io: Some((io_thread, io_stop)),

@@ -26,19 +26,6 @@ use crate::files::{self, TransferFiles};
 use crate::tls_files::{KnownHostsFile, TlsFilesError};
 use crate::udp::{BatchSocket, SendQueue};
 
-/// Kernel buffer asked for the client's UDP socket: a burst of a fast transfer overflows the
-/// default (208 KiB here) and every overflow is a loss to repair.
-pub const UDP_BUFFER_BYTES: usize = 8 << 20;
-
-/// Most inputs queued for the core's thread (each a run of datagrams of at most 64 KiB, a
-/// server read or a line). Why a bound: the UDP reader is faster than the core's thread (which
-/// decrypts, hashes and writes), so an unbounded queue grows with whatever a peer sends and
-/// pins a fresh 2 MiB receive block every 32 messages; bounded, the reader waits, the
-/// kernel's buffer ([`UDP_BUFFER_BYTES`]) takes the rest (what overflows it is a loss the
-/// transfers repair), and the receive blocks are reused. 64: about two blocks, several
-/// milliseconds of the fastest transfer.
-pub const INPUT_BACKLOG: usize = 64;
-
 /// Where the client shows things and reads lines: a terminal or a pipe.
 ///
 /// `show` may be called from the core's thread while `read_line` blocks on the input thread;
@@ -221,10 +208,10 @@ pub fn run_client(opts: ClientOptions, ui: Arc<dyn Ui>) -> Result<ExitStatus, Cl
         error,
     })?;
     // Best effort: a smaller buffer only means more losses for the transfer to repair.
-    let _ = crate::udp::raise_buffers(&udp, UDP_BUFFER_BYTES);
+    let _ = crate::udp::raise_buffers(&udp, opts.transfer.socket_buffer_bytes);
     let udp_port = udp.local_addr()?.port();
 
-    let (tx, rx) = mpsc::sync_channel::<Input>(INPUT_BACKLOG);
+    let (tx, rx) = mpsc::sync_channel::<Input>(opts.transfer.input_backlog.max(1));
     spawn_server_reader(stream.try_clone()?, tx.clone());
     spawn_udp_reader(udp.try_clone()?, tx.clone());
     let input_tx = tx.clone();

@@ -243,7 +243,7 @@ pub fn spawn_server(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         threads: Vec::new(),
         writers_done: Some((done_tx, done_rx)),
         console,
-        read_chunk: opts.config.read_chunk_bytes.max(1),
+        read_chunk: opts.config.read_chunk(),
         send_buffer: opts.config.tcp_send_buffer_bytes,
         acceptor: Some((acceptor, stop, local_addr)),
         wake_acceptor: None,

@@ -105,7 +105,7 @@ pub struct BatchSocket {
 }
 
 /// Blocks kept for reuse. Why 5: the core's thread lags the reader by up to
-/// [`crate::client::INPUT_BACKLOG`] messages (two blocks) plus the run it is handling, so the
+/// `TransferConfig::input_backlog` messages (two blocks) plus the run it is handling, so the
 /// blocks retired last are still in use; the oldest of five is free again by the time it is
 /// wanted, and a fast download reuses its blocks instead of faulting in fresh pages.
 const SPARE_BLOCKS: usize = 5;

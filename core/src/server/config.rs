@@ -155,7 +155,8 @@ pub struct ServerConfig {
     /// Bytes of a connection's input held (unparsed requests and an unfinished line) before
     /// the server stops reading from it (64 KiB: eight maximal lines).
     pub max_input_buffer: usize,
-    /// Bytes a runtime reads from a socket at a time (16 KiB).
+    /// Bytes a runtime reads from a socket at a time (16 KiB; taken within
+    /// 1..=[`MAX_READ_CHUNK`], see [`ServerConfig::read_chunk`]).
     pub read_chunk_bytes: usize,
     /// The kernel send buffer a runtime asks for on each client socket (`SO_SNDBUF`; 0 keeps
     /// the system's autotuning). 128 KiB: the core queues and accounts for output itself, so
@@ -277,5 +278,33 @@ impl Default for ServerConfig {
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ],
         }
+    }
+}
+
+/// The largest socket read a runtime makes: its read buffer is this big (64 KiB, the most one
+/// TCP read returns on loopback with the default buffers).
+pub const MAX_READ_CHUNK: usize = 64 * 1024;
+
+impl ServerConfig {
+    /// The bytes a runtime reads at a time: [`ServerConfig::read_chunk_bytes`] within
+    /// 1..=[`MAX_READ_CHUNK`], the same in every runtime.
+    pub fn read_chunk(&self) -> usize {
+        self.read_chunk_bytes.clamp(1, MAX_READ_CHUNK)
+    }
+}
+
+#[cfg(test)]
+mod read_chunk_tests {
+    use super::*;
+
+    #[test]
+    fn the_read_chunk_is_within_one_byte_and_the_runtimes_buffer() {
+        let with = |n| ServerConfig {
+            read_chunk_bytes: n,
+            ..ServerConfig::default()
+        };
+        assert_eq!(with(0).read_chunk(), 1);
+        assert_eq!(with(16 * 1024).read_chunk(), 16 * 1024);
+        assert_eq!(with(usize::MAX).read_chunk(), MAX_READ_CHUNK);
     }
 }

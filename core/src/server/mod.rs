@@ -81,7 +81,7 @@ use rand_core::{RngCore, SeedableRng};
 pub use crate::store::{DamagedFiles, DataFiles};
 pub use accounts::{MAX_PASSWORD, PasswordError, check_new_password};
 pub use admission::OUT_OF_RESOURCES_LINE;
-pub use config::{Attempts, AttemptsError, OnDamage, PlaintextLogin, ServerConfig};
+pub use config::{Attempts, AttemptsError, MAX_READ_CHUNK, OnDamage, PlaintextLogin, ServerConfig};
 pub use input::Input;
 pub use output::{Audience, ConnId, Output};
 pub use passwords::{HashDone, HashJob, HashMemory, HashResult, JobId, MAX_HASH_MEMORY_KIB};

@@ -185,6 +185,18 @@ pub struct TransferConfig {
     /// How long such an early `Hello` is kept (ms). 2 seconds: far longer than the server's
     /// two messages can drift apart, far shorter than the presenter's patience.
     pub early_hello_ms: u64,
+    /// Kernel buffer a runtime asks for on the client's UDP socket (`SO_RCVBUF`/`SO_SNDBUF`).
+    /// 8 MiB: a burst of a fast transfer overflows the usual default (208 KiB) and every
+    /// overflow is a loss to repair.
+    pub socket_buffer_bytes: usize,
+    /// Most inputs a runtime queues for the client core (each a run of datagrams of at most
+    /// 64 KiB, a server read or a line). Why a bound: the UDP reader is faster than the core
+    /// (which decrypts, hashes and writes), so an unbounded queue grows with whatever a peer
+    /// sends and pins a fresh receive block every few messages; bounded, the reader waits,
+    /// the kernel's buffer ([`TransferConfig::socket_buffer_bytes`]) takes the rest (what
+    /// overflows it is a loss the transfers repair), and receive blocks are reused. 64: about
+    /// two receive blocks, several milliseconds of the fastest transfer.
+    pub input_backlog: usize,
     /// Seed for the few random choices (the rate controller's probing phase).
     pub seed: u64,
 }
@@ -208,6 +220,8 @@ impl Default for TransferConfig {
             resume_max_age_ms: 7 * 24 * 3600 * 1000,
             early_hellos: 8,
             early_hello_ms: 2_000,
+            socket_buffer_bytes: 8 << 20,
+            input_backlog: 64,
             seed: 0,
         }
     }
