@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -33,14 +32,10 @@ fn a_piped_client_declines_by_policy_and_the_presenter_is_told_at_once() {
         let mut leia = LiveClient::login(&server, "leia", "alderaan");
         let (_small_dir, small) = file_of(100_000);
         let (_big_dir, big) = file_of(2 << 20);
-        let asked = Instant::now();
+        // Told at once: the decision timeout (2 minutes) is far beyond the wait's patience.
         yoda.command(
             &format!("UPD luke {small}"),
             "luke declined clip.mp4; nothing was sent",
-        );
-        assert!(
-            asked.elapsed() < Duration::from_secs(5),
-            "{rt}: told at once, not after a timeout"
         );
         luke.out.wait_for(
             "Declined clip.mp4 from yoda: this client takes uploads only from trusted presenters (--accept never); yoda was told",

@@ -119,7 +119,6 @@ fn cut(s: &Session, yoda: &mut LiveClient, clip: &str, at: u64) -> PathBuf {
     let from = yoda.out.len();
     yoda.send(&format!("UPD luke {clip}"));
     wait_for_part(s.folder.path(), at);
-    let cut = Instant::now();
     luke.command(
         "CANCEL",
         "Cancelled clip.mp4 from yoda; yoda was told; the ",
@@ -128,7 +127,12 @@ fn cut(s: &Session, yoda: &mut LiveClient, clip: &str, at: u64) -> PathBuf {
         from,
         "luke cancelled it (or logged out); sending it again resumes",
     );
-    assert!(cut.elapsed() < Duration::from_secs(5), "{rt}: told at once");
+    // Told by the cancel itself, not by the idle timeout (which would say the peer went
+    // silent): a cause, not a clock, so the load of the machine cannot decide it.
+    assert!(
+        !yoda.out.text().contains("went silent"),
+        "{rt}: told at once, not after the idle timeout"
+    );
     luke.command("OUT", "Goodbye");
     assert_eq!(luke.wait_exit(), 0);
     let kept = s.kept();
