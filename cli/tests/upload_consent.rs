@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::*;
 
 fn file_of(len: usize) -> (tempfile::TempDir, String) {
