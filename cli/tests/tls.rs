@@ -14,48 +14,16 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Stdio;
 use std::thread;
-use std::time::{Duration, Instant};
 
-use common::{PATIENCE, RUNTIMES, ServerProc, Transcript, data_dir, huddle};
+use common::{PATIENCE, RUNTIMES, ServerProc, data_dir, huddle};
 
 /// Run a piped `huddle client` with `args` after `client`, feeding `script`; (exit code,
 /// stdout and stderr).
 fn client(args: &[&str], script: &[&str]) -> (i32, String) {
-    let mut child = huddle()
-        .arg("client")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start huddle client");
-    let mut stdin = child.stdin.take().unwrap();
-    let input: String = script.iter().map(|l| format!("{l}\n")).collect();
-    let _ = stdin.write_all(input.as_bytes());
-    drop(stdin);
-    let out = Transcript::follow(child.stdout.take().unwrap());
-    let err = Transcript::follow(child.stderr.take().unwrap());
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("client did not exit:\n{}\n{}", out.text(), err.text());
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    thread::sleep(Duration::from_millis(50));
-    let mut text = out.text();
-    let e = err.text();
-    if !e.is_empty() {
-        text.push_str("\n[stderr] ");
-        text.push_str(&e);
-    }
-    (status.code().unwrap_or(-1), text)
+    let mut cmd = huddle();
+    cmd.arg("client").args(args);
+    common::run_piped(cmd, script)
 }
 
 /// The fingerprint the server printed at start.

@@ -260,7 +260,18 @@ fn client_command_on_port(
 /// stdout).
 pub fn run_script_on(server: &ServerProc, client_runtime: &str, script: &[&str]) -> (i32, String) {
     let downloads = tempfile::tempdir().unwrap();
-    let mut child = client_command(server, client_runtime, downloads.path())
+    run_piped(
+        client_command(server, client_runtime, downloads.path()),
+        script,
+    )
+}
+
+/// Run `cmd` (a piped `huddle client`) with this script on stdin until it exits; returns
+/// (exit code, stdout, then stderr after `[stderr]` if any).
+pub fn run_piped(mut cmd: Command, script: &[&str]) -> (i32, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start huddle client");
