@@ -10,7 +10,7 @@ use huddle_runtime_std::client::{
     ClientError, ClientOptions, Local, NetAction, Started, Ui, spawn_input_reader, start_core,
 };
 use huddle_runtime_std::clock;
-use huddle_runtime_std::udp::{BatchSocket, SendQueue};
+use huddle_runtime_std::udp::BatchSocket;
 use smol::Async;
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -127,25 +127,6 @@ async fn read_udp(udp: UdpSocket, tx: Sender<Input>) {
     }
 }
 
-/// Send everything queued, waiting for room in the send buffer as needed.
-///
-/// The wait for room is a blocking `poll` on this thread, as in the std runtime: the queue's
-/// sends borrow it, and the loop has nothing else to do until they are out.
-async fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
-    queue.drain(|t| {
-        for _ in 0..100 {
-            if io.send(udp.get_ref(), t).is_ok() {
-                break;
-            }
-            let _ = huddle_runtime_std::udp::wait(
-                udp.get_ref(),
-                true,
-                std::time::Duration::from_millis(10),
-            );
-        }
-    });
-}
-
 async fn drive(
     core: &mut Client,
     mut stream: TcpStream,
@@ -157,7 +138,7 @@ async fn drive(
         Ok(io) => io,
         Err(_) => return ExitStatus::ConnectionLost,
     };
-    let mut queue = SendQueue::new(io.max_segments());
+    core.set_max_segments(io.max_segments());
     loop {
         while let Some(out) = core.poll_output() {
             match local.carry_out(core, out) {
@@ -168,20 +149,20 @@ async fn drive(
                         core.handle_input(Input::ServerClosed, clock::now());
                     }
                 }
-                Some(NetAction::Udp(to, bytes)) => {
-                    queue.push(to, bytes);
-                    if queue.len() >= 64 {
-                        flush_udp(udp, &io, &mut queue).await;
-                    }
-                }
+                // The wait for room in a full send buffer is a blocking `poll` on this
+                // thread, as in the std runtime: the loop has nothing else to do until the
+                // batch is out.
+                Some(NetAction::Udp {
+                    to,
+                    bytes,
+                    segment_size,
+                }) => io.send_batch(udp.get_ref(), to, &bytes, segment_size),
                 Some(NetAction::Exit(status)) => {
-                    flush_udp(udp, &io, &mut queue).await;
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     return status;
                 }
             }
         }
-        flush_udp(udp, &io, &mut queue).await;
         let next = async { rx.recv().await.unwrap_or(Input::ServerClosed) };
         let input = match core.poll_timeout() {
             Some(deadline) => {

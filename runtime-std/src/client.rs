@@ -24,7 +24,7 @@ use huddle_core::transfer::netem::NetemConfig;
 use crate::clock;
 use crate::files::{self, TransferFiles};
 use crate::tls_files::{KnownHostsFile, TlsFilesError};
-use crate::udp::{BatchSocket, SendQueue};
+use crate::udp::BatchSocket;
 
 /// Where the client shows things and reads lines: a terminal or a pipe.
 ///
@@ -132,8 +132,16 @@ pub enum ClientError {
 pub enum NetAction {
     /// Send bytes to the server.
     Tcp(Bytes),
-    /// Send a datagram.
-    Udp(SocketAddr, Bytes),
+    /// Send datagrams to one peer: `segment_size` bytes each, back to back, the last maybe
+    /// shorter (see [`BatchSocket::send_batch`]).
+    Udp {
+        /// The peer.
+        to: SocketAddr,
+        /// The datagrams.
+        bytes: Bytes,
+        /// Size of each but the last.
+        segment_size: usize,
+    },
     /// Stop with this status.
     Exit(ExitStatus),
 }
@@ -157,7 +165,17 @@ impl Local<'_> {
     pub fn carry_out(&mut self, core: &mut Client, out: ClientOutput) -> Option<NetAction> {
         match out {
             ClientOutput::Send(bytes) => return Some(NetAction::Tcp(bytes)),
-            ClientOutput::Transmit { to, bytes } => return Some(NetAction::Udp(to, bytes)),
+            ClientOutput::Transmit {
+                to,
+                bytes,
+                segment_size,
+            } => {
+                return Some(NetAction::Udp {
+                    to,
+                    bytes,
+                    segment_size,
+                });
+            }
             ClientOutput::Exit(status) => return Some(NetAction::Exit(status)),
             ClientOutput::Show(d) => self.ui.show(&d),
             ClientOutput::Progress(p) => self.ui.progress(&p),
@@ -361,19 +379,6 @@ fn spawn_udp_reader(udp: UdpSocket, tx: SyncSender<Input>) {
     });
 }
 
-/// Send everything queued, waiting for room in the send buffer as needed.
-fn flush_udp(udp: &UdpSocket, io: &BatchSocket, queue: &mut SendQueue) {
-    queue.drain(|t| {
-        // A full buffer waits a little; a send that keeps failing is a loss to repair.
-        for _ in 0..100 {
-            if io.send(udp, t).is_ok() {
-                break;
-            }
-            let _ = crate::udp::wait(udp, true, Duration::from_millis(10));
-        }
-    });
-}
-
 fn spawn_server_reader(mut stream: TcpStream, tx: SyncSender<Input>) {
     thread::spawn(move || {
         let mut buf = vec![0u8; 16 * 1024];
@@ -430,9 +435,9 @@ fn drive(
         Ok(io) => io,
         Err(_) => return ExitStatus::ConnectionLost,
     };
-    let mut queue = SendQueue::new(io.max_segments());
+    core.set_max_segments(io.max_segments());
     loop {
-        // Carry out everything the core has to say; datagrams go out in batches.
+        // Carry out everything the core has to say; datagrams go out in the core's batches.
         while let Some(out) = core.poll_output() {
             match local.carry_out(core, out) {
                 None => {}
@@ -440,20 +445,17 @@ fn drive(
                     core.handle_input(Input::ServerClosed, clock::now());
                 }
                 Some(NetAction::Tcp(_)) => {}
-                Some(NetAction::Udp(to, bytes)) => {
-                    queue.push(to, bytes);
-                    if queue.len() >= 64 {
-                        flush_udp(udp, &io, &mut queue);
-                    }
-                }
+                Some(NetAction::Udp {
+                    to,
+                    bytes,
+                    segment_size,
+                }) => io.send_batch(udp, to, &bytes, segment_size),
                 Some(NetAction::Exit(status)) => {
-                    flush_udp(udp, &io, &mut queue);
                     let _ = stream.shutdown(Shutdown::Both);
                     return status;
                 }
             }
         }
-        flush_udp(udp, &io, &mut queue);
         // Wait for the next input, or the core's next timer.
         let input = match core.poll_timeout() {
             Some(deadline) => match rx.recv_timeout(clock::until(deadline, clock::now())) {

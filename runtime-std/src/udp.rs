@@ -77,8 +77,6 @@ const RECV_BATCH: usize = 16;
 /// Slots per receive block: a block is split into the datagrams handed to the core, so
 /// receiving costs no allocation per datagram, only one per block.
 const BLOCK_SLOTS: usize = 32;
-/// Most bytes one GSO send carries (the segments of a batch add up to at most this).
-const MAX_GSO_BYTES: usize = 64_000;
 
 /// A run of datagrams from one sender, as one receive returned it: `stride`-sized datagrams
 /// back to back (a GRO batch), the last one possibly shorter.
@@ -197,104 +195,52 @@ impl BatchSocket {
             _ => Ok(()),
         }
     }
-}
 
-#[derive(Debug)]
-struct Run {
-    to: SocketAddr,
-    datagrams: Vec<bytes::Bytes>,
-    bytes: usize,
-    segment: usize,
-    /// A shorter datagram ended it: nothing more may join.
-    closed: bool,
-}
-
-/// Datagrams waiting to be sent, gathered into runs one GSO send can carry: same
-/// destination, same size (the last may be shorter), at most `max_segments` and
-/// 64 000 bytes. A run of one datagram is sent from its own bytes; a longer run is
-/// copied once into one contiguous buffer, as a GSO send needs.
-#[derive(Debug, Default)]
-pub struct SendQueue {
-    runs: Vec<Run>,
-    max_segments: usize,
-    scratch: Vec<u8>,
-    /// Emptied runs' vectors, kept so a flush costs no allocation.
-    spare: Vec<Vec<bytes::Bytes>>,
-}
-
-impl SendQueue {
-    /// An empty queue for runs of at most `max_segments` datagrams.
-    pub fn new(max_segments: usize) -> Self {
-        Self {
-            runs: Vec::new(),
-            max_segments: max_segments.max(1),
-            scratch: Vec::with_capacity(MAX_GSO_BYTES),
-            spare: Vec::new(),
-        }
-    }
-
-    /// Queue a datagram for `to`.
-    pub fn push(&mut self, to: SocketAddr, datagram: bytes::Bytes) {
-        let len = datagram.len();
-        let max_segments = self.max_segments;
-        match self.runs.last_mut() {
-            Some(r)
-                if !r.closed
-                    && r.to == to
-                    && len <= r.segment
-                    && r.datagrams.len() < max_segments
-                    && r.bytes + len <= MAX_GSO_BYTES =>
-            {
-                r.bytes += len;
-                r.closed = len < r.segment;
-                r.datagrams.push(datagram);
-            }
-            _ => {
-                let mut datagrams = self.spare.pop().unwrap_or_default();
-                datagrams.push(datagram);
-                self.runs.push(Run {
-                    to,
-                    datagrams,
-                    bytes: len,
-                    segment: len.max(1),
-                    closed: false,
-                });
+    /// Send datagrams for `to` as the core batched them (`segment_size` bytes each, back to
+    /// back, the last maybe shorter: a `ClientOutput::Transmit`), waiting for room in the
+    /// send buffer as needed.
+    ///
+    /// The buffer goes to the kernel as it is, in one UDP GSO send; where the socket cannot
+    /// carry that many segments at once (no GSO, or the kernel turned it off since), each
+    /// datagram goes on its own. A send that keeps failing is a loss the transfers repair.
+    pub fn send_batch(
+        &self,
+        socket: &UdpSocket,
+        to: SocketAddr,
+        contents: &[u8],
+        segment_size: usize,
+    ) {
+        let seg = segment_size.max(1);
+        let segments = contents.len().div_ceil(seg);
+        if segments <= 1 || segments <= self.max_segments() {
+            self.send_waiting(socket, to, contents, (segments > 1).then_some(seg));
+        } else {
+            for d in contents.chunks(seg) {
+                self.send_waiting(socket, to, d, None);
             }
         }
     }
 
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
-    }
-
-    /// How many sends the queue holds.
-    pub fn len(&self) -> usize {
-        self.runs.len()
-    }
-
-    /// Hand every queued send, as quinn-udp takes it, to `send`, in order; then forget them.
-    pub fn drain(&mut self, mut send: impl FnMut(&quinn_udp::Transmit<'_>)) {
-        for mut r in self.runs.drain(..) {
-            let contents: &[u8] = match r.datagrams.as_slice() {
-                [one] => one,
-                many => {
-                    self.scratch.clear();
-                    for d in many {
-                        self.scratch.extend_from_slice(d);
-                    }
-                    &self.scratch
-                }
-            };
-            send(&quinn_udp::Transmit {
-                destination: r.to,
-                ecn: None,
-                contents,
-                segment_size: (r.datagrams.len() > 1).then_some(r.segment),
-                src_ip: None,
-            });
-            r.datagrams.clear();
-            self.spare.push(r.datagrams);
+    /// One send, waiting a little for room while the buffer is full (at most about a second).
+    fn send_waiting(
+        &self,
+        socket: &UdpSocket,
+        to: SocketAddr,
+        contents: &[u8],
+        segment_size: Option<usize>,
+    ) {
+        let t = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size,
+            src_ip: None,
+        };
+        for _ in 0..100 {
+            if self.send(socket, &t).is_ok() {
+                return;
+            }
+            let _ = wait(socket, true, std::time::Duration::from_millis(10));
         }
     }
 }
@@ -330,55 +276,6 @@ pub fn wait(_socket: &UdpSocket, _write: bool, timeout: std::time::Duration) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    fn d(byte: u8, len: usize) -> bytes::Bytes {
-        bytes::Bytes::from(vec![byte; len])
-    }
-
-    fn sends(q: &mut SendQueue) -> Vec<(SocketAddr, usize, Option<usize>)> {
-        let mut out = Vec::new();
-        q.drain(|t| out.push((t.destination, t.contents.len(), t.segment_size)));
-        out
-    }
-
-    #[test]
-    fn equal_datagrams_to_one_peer_make_one_send_and_a_shorter_one_ends_it() {
-        let mut q = SendQueue::new(64);
-        for _ in 0..10 {
-            q.push(addr(1), d(1, 1452));
-        }
-        q.push(addr(1), d(2, 100));
-        q.push(addr(1), d(3, 1452));
-        q.push(addr(2), d(4, 1452));
-        assert_eq!(q.len(), 3);
-        assert_eq!(
-            sends(&mut q),
-            vec![
-                (addr(1), 10 * 1452 + 100, Some(1452)),
-                (addr(1), 1452, None),
-                (addr(2), 1452, None)
-            ]
-        );
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn a_run_never_exceeds_the_segment_or_byte_limits() {
-        let mut q = SendQueue::new(4);
-        for _ in 0..9 {
-            q.push(addr(1), d(0, 1000));
-        }
-        assert_eq!(q.len(), 3);
-        let mut big = SendQueue::new(64);
-        for _ in 0..3 {
-            big.push(addr(1), d(0, 30_000));
-        }
-        assert_eq!(big.len(), 2);
-    }
 
     #[test]
     fn receive_blocks_are_reused_once_their_datagrams_are_dropped() {
@@ -428,28 +325,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_gso_send_arrives_as_datagrams_of_its_segment_size() {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (mut sa, mut sb) = (BatchSocket::new(&a).unwrap(), BatchSocket::new(&b).unwrap());
-        let to = b.local_addr().unwrap();
-        let mut q = SendQueue::new(sa.max_segments());
-        for i in 0..20u8 {
-            q.push(to, d(i, 1200));
-        }
-        q.push(to, d(99, 7));
-        q.drain(|t| {
-            while sa.send(&a, t).is_err() {
-                wait(&a, true, std::time::Duration::from_millis(10)).unwrap();
-            }
-        });
+    /// Receive `n` datagrams (or what came within 5 s) on `b`.
+    fn receive(b: &UdpSocket, sb: &mut BatchSocket, n: usize) -> Vec<Vec<u8>> {
         let mut got: Vec<Vec<u8>> = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while got.len() < 21 && std::time::Instant::now() < deadline {
-            wait(&b, false, std::time::Duration::from_millis(50)).unwrap();
+        while got.len() < n && std::time::Instant::now() < deadline {
+            wait(b, false, std::time::Duration::from_millis(50)).unwrap();
             let mut out = Vec::new();
-            if sb.recv(&b, &mut out).is_err() {
+            if sb.recv(b, &mut out).is_err() {
                 continue;
             }
             for r in out {
@@ -458,11 +341,52 @@ mod tests {
                 }
             }
         }
-        let _ = &mut sa;
+        got
+    }
+
+    /// 20 datagrams of 1200 bytes and one of 7, back to back, as the core batches them.
+    fn batch() -> Vec<u8> {
+        let mut contents = Vec::new();
+        for i in 0..20u8 {
+            contents.extend_from_slice(&[i; 1200]);
+        }
+        contents.extend_from_slice(&[99; 7]);
+        contents
+    }
+
+    fn check(got: &[Vec<u8>]) {
         assert_eq!(got.len(), 21);
         for (i, d) in got.iter().take(20).enumerate() {
             assert_eq!(d, &vec![i as u8; 1200]);
         }
         assert_eq!(got[20], vec![99; 7]);
+    }
+
+    #[test]
+    fn a_batch_arrives_as_datagrams_of_its_segment_size() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (sa, mut sb) = (BatchSocket::new(&a).unwrap(), BatchSocket::new(&b).unwrap());
+        sa.send_batch(&a, b.local_addr().unwrap(), &batch(), 1200);
+        check(&receive(&b, &mut sb, 21));
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_socket_takes_goes_datagram_by_datagram() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (sa, mut sb) = (BatchSocket::new(&a).unwrap(), BatchSocket::new(&b).unwrap());
+        // More segments than any kernel's GSO takes at once: the plain fallback.
+        let mut contents = Vec::new();
+        for i in 0..70u8 {
+            contents.extend_from_slice(&[i; 100]);
+        }
+        assert!(70 > sa.max_segments());
+        sa.send_batch(&a, b.local_addr().unwrap(), &contents, 100);
+        let got = receive(&b, &mut sb, 70);
+        assert_eq!(got.len(), 70);
+        for (i, d) in got.iter().enumerate() {
+            assert_eq!(d, &vec![i as u8; 100]);
+        }
     }
 }

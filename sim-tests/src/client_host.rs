@@ -36,6 +36,10 @@ use crate::clock;
 use crate::server_host::{PORT, SERVER};
 use crate::trace::Trace;
 
+/// Datagrams one send of the simulated socket takes, as a Linux socket with UDP GSO says
+/// (the kernel's `UDP_MAX_SEGMENTS`). turmoil has no GSO: each batch is split here.
+const SIM_GSO_SEGMENTS: usize = 64;
+
 /// Where the client core stopped: it wants a line, or it has finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -272,13 +276,17 @@ impl SimClient {
                 seed: tls.seed,
             }));
         }
+        let mut core = Client::new(config, clock::now());
+        // As a socket with UDP GSO says (quinn-udp's cap): the core's batches are exercised
+        // here too, and `drain` splits each into the datagrams the kernel would have sent.
+        core.set_max_segments(SIM_GSO_SEGMENTS);
         Ok(Self {
             name: name.to_string(),
             stream: Some(stream),
             udp,
             shown: Vec::new(),
             pins: tls.map(|t| t.known_hosts),
-            core: Client::new(config, clock::now()),
+            core,
             framer: LineFramer::new(),
             assembler: ReplyAssembler::new(),
             replies: Vec::new(),
@@ -514,16 +522,27 @@ impl SimClient {
                     self.shown.push((clock::elapsed_ms(), d.text));
                 }
                 ClientOutput::Prompt(p) => self.prompts.push_back(p),
-                ClientOutput::Transmit { to, bytes } => {
+                ClientOutput::Transmit {
+                    to,
+                    bytes,
+                    segment_size,
+                } => {
                     let now = clock::now();
                     if let Some(u) = self.udp.as_mut() {
                         {
                             let mut files = u.files.borrow_mut();
                             if files.record_wire {
-                                files.wire.push(bytes.clone());
+                                let seg = segment_size.max(1);
+                                for at in (0..bytes.len()).step_by(seg) {
+                                    files
+                                        .wire
+                                        .push(bytes.slice(at..(at + seg).min(bytes.len())));
+                                }
                             }
                         }
-                        u.path(to).handle_input(bytes, now);
+                        // Each datagram of the batch meets its own fate on the path, as the
+                        // kernel would have split a GSO send into these very datagrams.
+                        u.path(to).handle_batch(&bytes, segment_size, now);
                         u.flush(now).await;
                     }
                 }

@@ -12,6 +12,11 @@
 //! 3. hand it to [`Client::handle_input`] with the current time ([`Input::Timeout`] if the
 //!    wait ended on the timer), and go to 1.
 //!
+//! Before the loop, a driver whose UDP socket sends several datagrams at once (UDP GSO) says
+//! how many with [`Client::set_max_segments`]: a [`ClientOutput::Transmit`] then carries up
+//! to that many back to back, to hand to the socket as they are. Without it every transmit is
+//! one datagram.
+//!
 //! `handle_input` runs the timers that are due after every input, so a steady stream of
 //! input (a fast transfer's datagrams) never starves them, and a driver need not decide when
 //! to call them.
@@ -259,6 +264,14 @@ impl Client {
         std::mem::take(&mut self.tap)
     }
 
+    /// The driver's UDP socket sends up to `segments` equal-sized datagrams in one call (what
+    /// quinn-udp's `max_gso_segments` says; 1 without UDP GSO): no
+    /// [`ClientOutput::Transmit`] carries more. The transfers decide how many they batch
+    /// within it ([`TransferConfig::batch_segments`]).
+    pub fn set_max_segments(&mut self, segments: usize) {
+        self.transfers.set_max_segments(segments);
+    }
+
     /// Whether the client has finished (an [`ClientOutput::Exit`] was emitted).
     pub fn is_done(&self) -> bool {
         self.state == State::Done
@@ -434,18 +447,19 @@ impl Client {
         let now = self.clock.now();
         let mut out = std::mem::take(&mut self.scratch);
         self.transfers.drain(now, &mut out);
-        match self.emulation.as_mut() {
-            None => {}
-            Some(path) => {
-                let mut kept = Vec::new();
-                for o in out.drain(..) {
-                    match o {
-                        ClientOutput::Transmit { to, bytes } => path.send(to, bytes, now),
-                        other => kept.push(other),
-                    }
+        if let Some(path) = self.emulation.as_mut() {
+            // Datagrams take the emulated path; everything else stays, in order.
+            out.retain(|o| match o {
+                ClientOutput::Transmit {
+                    to,
+                    bytes,
+                    segment_size,
+                } => {
+                    path.send(*to, bytes, *segment_size, now);
+                    false
                 }
-                out.extend(kept);
-            }
+                _ => true,
+            });
         }
         self.queue_transfer_outputs(out.drain(..));
         if let Some(path) = self.emulation.as_mut() {

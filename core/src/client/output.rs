@@ -369,12 +369,16 @@ pub enum Outcome {
 /// One thing to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientOutput {
-    /// Send this datagram on the client's UDP socket.
+    /// Send these datagrams on the client's UDP socket, in one send where the socket has UDP
+    /// GSO (quinn-udp's `Transmit { contents: bytes, segment_size, .. }`), else one send per
+    /// `segment_size` bytes. Never more than [`super::Client::set_max_segments`] allowed.
     Transmit {
-        /// To whom.
+        /// To whom (every datagram of the batch).
         to: SocketAddr,
-        /// The datagram.
+        /// The datagrams, back to back.
         bytes: Bytes,
+        /// Size of each datagram but the last, which may be shorter; `bytes.len()` for one.
+        segment_size: usize,
     },
     /// Check the file the user wants to upload; answer with
     /// [`super::Client::handle_input`] with [`super::Input::Inspected`].

@@ -11,6 +11,10 @@ use crate::server::{ConnId, DataFiles, Output, Server, ServerConfig};
 use crate::store::DataFile;
 use crate::transfer::netem::{Netem, NetemConfig};
 
+/// Datagrams one send of a peer's socket takes, as a socket with UDP GSO would say: the
+/// transfers batch, and [`World::carry_out`] splits each batch into its datagrams.
+const WORLD_GSO_SEGMENTS: usize = 16;
+
 pub(super) const T0: u64 = 1_795_300_000_000;
 
 pub(super) struct Peer {
@@ -124,8 +128,10 @@ impl World {
             rng_seed: [i as u8 + 1; 32],
             ..config
         };
+        let mut client = Client::new(config, UnixMillis(self.now));
+        client.set_max_segments(WORLD_GSO_SEGMENTS);
         self.peers.push(Peer {
-            client: Client::new(config, UnixMillis(self.now)),
+            client,
             conn,
             udp,
             shown: vec![],
@@ -207,27 +213,20 @@ impl World {
             ClientOutput::Progress(p) => self.peers[i].progress.push((now.0, p)),
             ClientOutput::Prompt(_) | ClientOutput::PinServer(_) | ClientOutput::Users(_) => {}
             ClientOutput::Exit(s) => self.peers[i].exit = Some(s),
-            ClientOutput::Transmit { to, bytes } => {
-                self.sent += 1;
-                if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
-                    return;
-                }
-                if let Some((len, n)) = self.drop_sized.as_mut()
-                    && *len == bytes.len()
-                    && *n > 0
-                {
-                    *n -= 1;
-                    return;
-                }
-                if let Some(j) = self.peers.iter().position(|p| p.udp == to) {
-                    let config = NetemConfig {
-                        seed: self.link.seed ^ (i as u64) << 8 ^ j as u64,
-                        ..self.link.clone()
-                    };
-                    self.links
-                        .entry((i, j))
-                        .or_insert_with(|| Netem::new(config))
-                        .handle_input(bytes, now);
+            ClientOutput::Transmit {
+                to,
+                bytes,
+                segment_size,
+            } => {
+                let seg = segment_size.max(1);
+                assert!(
+                    bytes.len().div_ceil(seg) <= WORLD_GSO_SEGMENTS,
+                    "a batch larger than the socket takes"
+                );
+                // Each datagram of the batch on its own, as the kernel splits a GSO send.
+                for at in (0..bytes.len()).step_by(seg) {
+                    let d = bytes.slice(at..(at + seg).min(bytes.len()));
+                    self.deliver(i, to, d, now);
                 }
             }
             ClientOutput::InspectFile { path } => {
@@ -240,6 +239,31 @@ impl World {
                 p.client.handle_input(Input::Inspected(r), now);
             }
             ClientOutput::File(op) => self.file_op(i, op, now),
+        }
+    }
+
+    /// One datagram from peer `i` to `to` enters the network.
+    fn deliver(&mut self, i: usize, to: SocketAddr, bytes: Bytes, now: UnixMillis) {
+        self.sent += 1;
+        if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
+            return;
+        }
+        if let Some((len, n)) = self.drop_sized.as_mut()
+            && *len == bytes.len()
+            && *n > 0
+        {
+            *n -= 1;
+            return;
+        }
+        if let Some(j) = self.peers.iter().position(|p| p.udp == to) {
+            let config = NetemConfig {
+                seed: self.link.seed ^ (i as u64) << 8 ^ j as u64,
+                ..self.link.clone()
+            };
+            self.links
+                .entry((i, j))
+                .or_insert_with(|| Netem::new(config))
+                .handle_input(bytes, now);
         }
     }
 

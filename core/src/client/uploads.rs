@@ -117,6 +117,9 @@ pub struct Transfers {
     rng: ChaCha20Rng,
     /// The logged-in user: whose downloads a kept part may resume.
     user: Option<UserName>,
+    /// Most datagrams one send of the driver's socket carries (see
+    /// [`Transfers::set_max_segments`]).
+    max_segments: usize,
 }
 
 fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
@@ -150,7 +153,14 @@ impl Transfers {
             stats,
             rng: ChaCha20Rng::from_seed(rng_seed),
             user: None,
+            max_segments: 1,
         }
+    }
+
+    /// The driver's socket sends up to `segments` datagrams at once (UDP GSO; 1 without):
+    /// the transfers' batches are no larger (see [`TransferSet::poll_transmit`]).
+    pub fn set_max_segments(&mut self, segments: usize) {
+        self.max_segments = segments.max(1);
     }
 
     /// The user logged in as `user`: kept parts are resumed only for downloads to them.
@@ -792,10 +802,11 @@ impl Transfers {
         while let Some((id, event)) = self.set.poll_event() {
             self.on_event(id, event, now, out);
         }
-        while let Some(t) = self.set.poll_transmit(now) {
+        while let Some(b) = self.set.poll_transmit(now, self.max_segments) {
             out.push(ClientOutput::Transmit {
-                to: t.to,
-                bytes: t.contents,
+                to: b.to,
+                bytes: b.contents,
+                segment_size: b.segment_size,
             });
         }
         // Events can follow transmits (an ACK completing the upload).

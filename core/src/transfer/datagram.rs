@@ -511,10 +511,23 @@ pub fn sealed_len(d: &Datagram) -> usize {
 /// only one per block (a block is freed once every datagram cut from it is dropped). The body
 /// is encrypted in place where it was rendered.
 pub(crate) fn seal(d: &Datagram, keys: &KeyPair, pool: &mut BytesMut) -> Bytes {
-    let len = sealed_len(d);
+    seal_mut(d, keys, pool).freeze()
+}
+
+/// Make sure `pool` has room for `len` more bytes in its current block, taking a new block if
+/// not: datagrams sealed next (up to `len` bytes together) then lie back to back in memory,
+/// so [`BytesMut::unsplit`] joins them into one batch without copying.
+pub(crate) fn reserve_pool(pool: &mut BytesMut, len: usize) {
     if pool.capacity() - pool.len() < len {
         *pool = BytesMut::with_capacity(POOL_BLOCK.max(len));
     }
+}
+
+/// [`seal`], leaving the datagram mutable: a sender joins datagrams sealed one after the
+/// other from the same block into one batch (they are contiguous, so joining is free).
+pub(crate) fn seal_mut(d: &Datagram, keys: &KeyPair, pool: &mut BytesMut) -> BytesMut {
+    let len = sealed_len(d);
+    reserve_pool(pool, len);
     let start = pool.len();
     let kind = d.body.kind();
     pool.put_slice(&MAGIC);
@@ -530,7 +543,7 @@ pub(crate) fn seal(d: &Datagram, keys: &KeyPair, pool: &mut BytesMut) -> Bytes {
     let (header, body) = pool[start..].split_at_mut(body_start - start);
     let tag = keys.seal(d.pn, header, body);
     pool.put_slice(&tag);
-    pool.split_to(pool.len()).split_off(start).freeze()
+    pool.split_to(pool.len()).split_off(start)
 }
 
 /// Open `bytes` with `keys` (the peer's direction): the plaintext body is appended to `dst`

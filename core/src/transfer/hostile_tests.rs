@@ -650,7 +650,7 @@ fn a_flood_of_unauthentic_tiny_datagrams_is_dropped_by_the_set() {
     assert_eq!(set.stray(), 10_000, "the runt datagrams name no transfer");
     assert_eq!(set.memory_charged(), 0);
     assert!(
-        set.poll_transmit(tests::START).is_none(),
+        set.poll_transmit(tests::START, 1).is_none(),
         "no answer to noise"
     );
 }
@@ -687,7 +687,7 @@ fn out_of_order_data_is_held_within_the_shared_memory_budget() {
         set.memory_charged()
     );
     while set.poll_event().is_some() {}
-    while set.poll_transmit(tests::START).is_some() {}
+    while set.poll_transmit(tests::START, 1).is_some() {}
 }
 
 #[test]

@@ -324,6 +324,22 @@ impl TransferKeys {
         self.seal_numbered(id, pn, body, pool)
     }
 
+    /// [`TransferKeys::seal`], leaving the datagram mutable (see [`datagram::seal_mut`]).
+    pub(crate) fn seal_mut(
+        &mut self,
+        id: TransferId,
+        body: Body,
+        pool: &mut BytesMut,
+    ) -> Option<BytesMut> {
+        let counter = match body.kind().class() {
+            Class::Handshake => &mut self.next_handshake_pn,
+            Class::Session => &mut self.next_session_pn,
+        };
+        let pn = *counter;
+        *counter += 1;
+        self.seal_numbered_mut(id, pn, body, pool)
+    }
+
     /// Seal `body` under packet number `pn`, which the caller guarantees it never used with
     /// this class before (the sender's flight numbers).
     pub(crate) fn seal_numbered(
@@ -335,6 +351,20 @@ impl TransferKeys {
     ) -> Option<Bytes> {
         let keys = self.for_kind(body.kind())?;
         Some(datagram::seal(&Datagram { id, pn, body }, keys, pool))
+    }
+
+    /// [`TransferKeys::seal_numbered`], leaving the datagram mutable so that datagrams
+    /// sealed one after the other from `pool` join into one batch (see
+    /// [`datagram::seal_mut`]).
+    pub(crate) fn seal_numbered_mut(
+        &self,
+        id: TransferId,
+        pn: u64,
+        body: Body,
+        pool: &mut BytesMut,
+    ) -> Option<BytesMut> {
+        let keys = self.for_kind(body.kind())?;
+        Some(datagram::seal_mut(&Datagram { id, pn, body }, keys, pool))
     }
 
     /// Open `bytes` with the keys its kind needs, appending the plaintext body to `dst`.

@@ -56,6 +56,8 @@ pub(crate) mod timer;
 pub mod tree;
 
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
 mod resume_tests;
@@ -114,6 +116,58 @@ pub struct Transmit {
     /// The datagram.
     pub contents: Bytes,
 }
+
+/// Datagrams for one peer, sealed back to back in one buffer: what one send carries, with UDP
+/// GSO (quinn-udp's `Transmit { contents, segment_size, .. }`) where the socket has it.
+///
+/// Every datagram but the last is `segment_size` bytes; the last may be shorter. A batch of
+/// one datagram has `segment_size == contents.len()`. Why the core builds batches rather
+/// than the runtime gathering single datagrams: the sender seals them into one contiguous
+/// buffer as it goes, so a runtime hands that buffer to the kernel as it is, without copying
+/// every datagram a second time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The peer's address (the same for every datagram of the batch).
+    pub to: SocketAddr,
+    /// The datagrams, back to back.
+    pub contents: Bytes,
+    /// Size of each datagram but the last (never 0).
+    pub segment_size: usize,
+}
+
+impl Batch {
+    /// A batch of one datagram.
+    pub fn single(to: SocketAddr, datagram: Bytes) -> Self {
+        Self {
+            to,
+            segment_size: datagram.len().max(1),
+            contents: datagram,
+        }
+    }
+
+    /// How many datagrams it carries.
+    pub fn segments(&self) -> usize {
+        self.contents.len().div_ceil(self.segment_size.max(1))
+    }
+
+    /// Each datagram in order, as a slice of the batch's buffer (no copy).
+    pub fn datagrams(&self) -> impl Iterator<Item = Bytes> + '_ {
+        let seg = self.segment_size.max(1);
+        (0..self.contents.len())
+            .step_by(seg)
+            .map(move |at| self.contents.slice(at..(at + seg).min(self.contents.len())))
+    }
+}
+
+impl From<Transmit> for Batch {
+    fn from(t: Transmit) -> Self {
+        Batch::single(t.to, t.contents)
+    }
+}
+
+/// Most bytes one batch carries, all its datagrams together: what one UDP GSO send may carry
+/// (the kernel builds one super-packet of at most 64 KiB, headers included).
+pub const MAX_BATCH_BYTES: usize = 64_000;
 
 /// Size of the whole-file BLAKE3 hash carried in the `Fin` datagram.
 pub const HASH_LEN: usize = 32;
@@ -197,6 +251,13 @@ pub struct TransferConfig {
     /// overflows it is a loss the transfers repair), and receive blocks are reused. 64: about
     /// two receive blocks, several milliseconds of the fastest transfer.
     pub input_backlog: usize,
+    /// Most datagrams a sender seals into one [`Batch`] (one send of the runtime), further
+    /// bounded by what the socket says one send may carry and by [`MAX_BATCH_BYTES`]. Why:
+    /// at 1452-byte datagrams the cost of a datagram is mostly its syscall; 64 (the Linux
+    /// kernel's `UDP_MAX_SEGMENTS`, and quinn-udp's cap) lets 44 full datagrams share one
+    /// `sendmsg`. The pacer and the congestion window still decide how many may leave now,
+    /// so a batch is never a burst the pacing would not have sent anyway.
+    pub batch_segments: usize,
     /// Seed for the few random choices (the rate controller's probing phase).
     pub seed: u64,
 }
@@ -222,6 +283,7 @@ impl Default for TransferConfig {
             early_hello_ms: 2_000,
             socket_buffer_bytes: 8 << 20,
             input_backlog: 64,
+            batch_segments: 64,
             seed: 0,
         }
     }

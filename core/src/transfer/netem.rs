@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 
 use bytes::Bytes;
 use rand_chacha::ChaCha8Rng;
@@ -95,7 +96,10 @@ pub struct NetemStats {
 struct InFlight {
     at: UnixMillis,
     seq: u64,
+    /// One datagram, or several of `segment` bytes back to back (the last maybe shorter) that
+    /// arrive together.
     datagram: Bytes,
+    segment: usize,
 }
 
 impl PartialEq for InFlight {
@@ -158,6 +162,70 @@ impl Netem {
 
     /// A datagram enters the path at `now`.
     pub fn handle_input(&mut self, datagram: Bytes, now: UnixMillis) {
+        let len = datagram.len();
+        self.handle_batch(&datagram, len, now);
+    }
+
+    /// A batch of datagrams enters the path at `now`: `segment_size` bytes each, back to
+    /// back, the last maybe shorter (what a sender hands one UDP GSO send).
+    ///
+    /// Each datagram meets its own fate, drawn exactly as if it had come alone through
+    /// [`Netem::handle_input`] (the same seed loses the same datagrams). What survives and
+    /// arrives together stays together, as slices of `batch` (no copy):
+    /// [`Netem::poll_batch`] hands such runs out whole, [`Netem::poll_output`] one datagram
+    /// at a time.
+    pub fn handle_batch(&mut self, batch: &Bytes, segment_size: usize, now: UnixMillis) {
+        let seg = segment_size.max(1);
+        // The run being gathered: arrival, sequence number, byte range of `batch`.
+        let mut open: Option<(UnixMillis, u64, usize, usize)> = None;
+        let mut at = 0;
+        while at < batch.len() {
+            let end = (at + seg).min(batch.len());
+            let (first, second) = self.fate(end - at, now);
+            match (first, open) {
+                (Some(t), Some((o_at, _, _, o_end))) if t == o_at && o_end == at => {
+                    if let Some(run) = open.as_mut() {
+                        run.3 = end;
+                    }
+                }
+                (Some(t), _) => {
+                    self.close(batch, seg, open.take());
+                    self.seq += 1;
+                    open = Some((t, self.seq, at, end));
+                }
+                (None, _) => self.close(batch, seg, open.take()),
+            }
+            if let Some(t) = second {
+                // A duplicate comes after its original: what follows starts a new run.
+                self.close(batch, seg, open.take());
+                self.seq += 1;
+                self.queue.push(InFlight {
+                    at: t,
+                    seq: self.seq,
+                    datagram: batch.slice(at..end),
+                    segment: seg,
+                });
+            }
+            at = end;
+        }
+        self.close(batch, seg, open);
+    }
+
+    /// Queue a gathered run of `batch`.
+    fn close(&mut self, batch: &Bytes, seg: usize, run: Option<(UnixMillis, u64, usize, usize)>) {
+        if let Some((at, seq, from, to)) = run {
+            self.queue.push(InFlight {
+                at,
+                seq,
+                datagram: batch.slice(from..to),
+                segment: seg,
+            });
+        }
+    }
+
+    /// The fate of one datagram of `len` bytes entering at `now`: when it arrives (`None`:
+    /// lost), and when its duplicate does, if it is duplicated.
+    fn fate(&mut self, len: usize, now: UnixMillis) -> (Option<UnixMillis>, Option<UnixMillis>) {
         self.stats.input += 1;
         if self
             .config
@@ -166,7 +234,7 @@ impl Netem {
             .any(|&(from, until)| now >= from && now < until)
         {
             self.stats.cut_drops += 1;
-            return;
+            return (None, None);
         }
         if let Some(b) = self.config.burst {
             let flip = if self.bad { b.leave_bad } else { b.enter_bad };
@@ -175,12 +243,12 @@ impl Netem {
             }
             if self.bad && self.chance(b.loss_in_bad) {
                 self.stats.lost += 1;
-                return;
+                return (None, None);
             }
         }
         if self.chance(self.config.loss) {
             self.stats.lost += 1;
-            return;
+            return (None, None);
         }
         let now_us = now.0.saturating_mul(1000);
         let depart_us = match self.config.rate {
@@ -189,11 +257,9 @@ impl Netem {
                 let backlog = (start - now_us).saturating_mul(rate) / 1_000_000;
                 if backlog > self.config.queue_bytes {
                     self.stats.queue_drops += 1;
-                    return;
+                    return (None, None);
                 }
-                let tx = (datagram.len() as u64)
-                    .saturating_mul(1_000_000)
-                    .div_ceil(rate.max(1));
+                let tx = (len as u64).saturating_mul(1_000_000).div_ceil(rate.max(1));
                 self.link_free_us = start + tx;
                 self.link_free_us
             }
@@ -204,7 +270,8 @@ impl Netem {
         } else {
             1
         };
-        for copy in 0..copies {
+        let mut arrivals = [None, None];
+        for (copy, arrival) in arrivals.iter_mut().enumerate().take(copies) {
             let mut delay = self.config.latency_ms;
             if self.config.jitter_ms > 0 {
                 delay += self.rng.next_u64() % (self.config.jitter_ms + 1);
@@ -215,23 +282,31 @@ impl Netem {
             if copy == 1 {
                 self.stats.duplicated += 1;
             }
-            let at = UnixMillis(depart_us.div_ceil(1000)).plus_millis(delay);
-            self.seq += 1;
-            self.queue.push(InFlight {
-                at,
-                seq: self.seq,
-                datagram: datagram.clone(),
-            });
+            *arrival = Some(UnixMillis(depart_us.div_ceil(1000)).plus_millis(delay));
         }
+        (arrivals[0], arrivals[1])
     }
 
     /// The next datagram that has arrived by `now`.
     pub fn poll_output(&mut self, now: UnixMillis) -> Option<Bytes> {
-        if self.queue.peek().is_some_and(|f| f.at <= now) {
-            self.stats.delivered += 1;
-            return self.queue.pop().map(|f| f.datagram);
+        let mut head = self.queue.peek_mut().filter(|f| f.at <= now)?;
+        self.stats.delivered += 1;
+        if head.datagram.len() > head.segment {
+            let seg = head.segment;
+            return Some(head.datagram.split_to(seg));
         }
-        None
+        Some(PeekMut::pop(head).datagram)
+    }
+
+    /// The next run of datagrams that has arrived by `now`, as they entered (back to back,
+    /// each of the returned size but the last), and that size.
+    pub fn poll_batch(&mut self, now: UnixMillis) -> Option<(Bytes, usize)> {
+        let head = self.queue.peek_mut().filter(|f| f.at <= now)?;
+        let f = PeekMut::pop(head);
+        let segments = f.datagram.len().div_ceil(f.segment.max(1));
+        self.stats.delivered += segments as u64;
+        let size = f.segment.min(f.datagram.len()).max(1);
+        Some((f.datagram, size))
     }
 
     /// When the next datagram arrives.
@@ -256,6 +331,82 @@ mod tests {
             }
         }
         (net, out)
+    }
+
+    /// `n` datagrams of `seg` bytes (the last `last` bytes), each carrying its index.
+    fn batch(n: usize, seg: usize, last: usize) -> Bytes {
+        let mut b = Vec::new();
+        for i in 0..n {
+            let len = if i + 1 == n { last } else { seg };
+            b.extend((0..len).map(|_| i as u8));
+        }
+        Bytes::from(b)
+    }
+
+    fn drain(net: &mut Netem) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Some(t) = net.poll_timeout() {
+            while let Some(d) = net.poll_output(t) {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_batch_meets_the_same_fate_as_its_datagrams_sent_one_by_one() {
+        let c = NetemConfig {
+            loss: 0.2,
+            jitter_ms: 3,
+            duplicate: 0.1,
+            reorder: 0.05,
+            reorder_delay_ms: 7,
+            rate: Some(50_000_000),
+            seed: 5,
+            ..NetemConfig::default()
+        };
+        let (mut batched, mut single) = (Netem::new(c.clone()), Netem::new(c));
+        for round in 0..50u64 {
+            let b = batch(16, 100, 37);
+            batched.handle_batch(&b, 100, UnixMillis(round));
+            for d in b.chunks(100) {
+                single.handle_input(Bytes::copy_from_slice(d), UnixMillis(round));
+            }
+        }
+        assert_eq!(drain(&mut batched), drain(&mut single));
+        assert_eq!(batched.stats(), single.stats());
+        assert!(batched.stats().lost > 0 && batched.stats().duplicated > 0);
+    }
+
+    #[test]
+    fn what_survives_of_a_batch_together_comes_out_as_runs_of_it_without_a_copy() {
+        let mut net = Netem::new(NetemConfig {
+            loss: 0.1,
+            seed: 3,
+            ..NetemConfig::default()
+        });
+        let b = batch(40, 1000, 1000);
+        net.handle_batch(&b, 1000, UnixMillis(0));
+        let lost = net.stats().lost as usize;
+        assert!(lost > 0);
+        let (mut datagrams, mut runs) = (Vec::new(), 0);
+        while let Some((run, seg)) = net.poll_batch(UnixMillis(10)) {
+            assert_eq!(seg, 1000);
+            let at = run.as_ptr() as usize - b.as_ptr() as usize;
+            assert!(
+                at + run.len() <= b.len(),
+                "a slice of the batch, not a copy"
+            );
+            runs += 1;
+            datagrams.extend(run.chunks(seg).map(|d| d[0]));
+        }
+        assert_eq!(datagrams.len(), 40 - lost);
+        assert!(
+            datagrams.windows(2).all(|w| w[0] < w[1]),
+            "in order: {datagrams:?}"
+        );
+        assert!(runs <= lost + 1, "{runs} runs for {lost} gaps");
+        assert_eq!(net.stats().delivered as usize, 40 - lost);
     }
 
     #[test]

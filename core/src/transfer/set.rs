@@ -12,8 +12,8 @@
 //! - Datagrams are routed by the transfer id they carry in clear and authenticated by the
 //!   machine that owns the id; a datagram for no known transfer is counted as stray and
 //!   dropped.
-//! - Outputs of different transfers are taken in turn, one datagram each, starting after the
-//!   transfer that sent last, so that no transfer starves another, however transfers come
+//! - Outputs of different transfers are taken in turn, one batch each (see
+//!   [`TransferSet::poll_transmit`]), starting after the transfer that sent last, so that no transfer starves another, however transfers come
 //!   and go.
 //! - A `Hello` for a transfer not known yet (the presenter's first datagram overtook the
 //!   server's word to us) is kept, a few and briefly ([`TransferConfig::early_hellos`]), and
@@ -30,7 +30,7 @@ use bytes::Bytes;
 
 use super::datagram::{Kind, MAX_HELLO_LEN, peek, peek_transfer_id};
 use super::{
-    AbortReason, Receiver, ReceiverEvent, Sender, SenderEvent, TransferConfig, TransferId, Transmit,
+    AbortReason, Batch, Receiver, ReceiverEvent, Sender, SenderEvent, TransferConfig, TransferId,
 };
 use crate::UnixMillis;
 
@@ -291,19 +291,21 @@ impl TransferSet {
         })
     }
 
-    /// The next datagram of any transfer, taking transfers in turn.
+    /// The next datagrams of any transfer, as one [`Batch`] of at most `max_segments`
+    /// datagrams (what one send of the runtime's socket carries: 1 without UDP GSO), taking
+    /// transfers in turn.
     ///
     /// Each call starts with the transfer after the one that sent last (by id, wrapping
     /// around), whether or not that one is still held: a transfer removed or added between
-    /// two calls neither skips nor starves another. No allocation: the next id is found in
-    /// the map itself.
-    pub fn poll_transmit(&mut self, now: UnixMillis) -> Option<Transmit> {
+    /// two calls neither skips nor starves another. A batch comes from one transfer, so it
+    /// never mixes destinations. No allocation: the next id is found in the map itself.
+    pub fn poll_transmit(&mut self, now: UnixMillis, max_segments: usize) -> Option<Batch> {
         let mut next = self.after(self.cursor);
         for _ in 0..self.entries.len() {
             let id = next?;
             let out = match self.entries.get_mut(&id) {
-                Some(Role::Send(s)) => s.poll_transmit(now),
-                Some(Role::Receive(r)) => r.poll_transmit(now),
+                Some(Role::Send(s)) => s.poll_batch(now, max_segments),
+                Some(Role::Receive(r)) => r.poll_transmit(now).map(Batch::from),
                 None => None,
             };
             if out.is_some() {

@@ -77,6 +77,12 @@ struct Mesh {
     node0_sent: Vec<TransferId>,
     /// Files of transfers, by id, to check what arrived.
     originals: BTreeMap<TransferId, Bytes>,
+    /// Most datagrams a node's socket sends at once (UDP GSO); 1 unless a test says so.
+    segments: usize,
+    /// Where each transfer's presenter and audience are, to check every batch's destination.
+    routes: BTreeMap<TransferId, (usize, usize)>,
+    /// Batches sent that carried more than one datagram.
+    multi_batches: u64,
 }
 
 impl Mesh {
@@ -104,6 +110,9 @@ impl Mesh {
             socket_budget: None,
             node0_sent: Vec::new(),
             originals: BTreeMap::new(),
+            segments: 1,
+            routes: BTreeMap::new(),
+            multi_batches: 0,
         }
     }
 
@@ -144,6 +153,7 @@ impl Mesh {
         self.nodes[to].set.add_receiver(receiver);
         self.nodes[to].disks.insert(tid, Disk::default());
         self.originals.insert(tid, data);
+        self.routes.insert(tid, (from, to));
         tid
     }
 
@@ -155,17 +165,35 @@ impl Mesh {
             drain_events(node, now, &mut moved);
             let mut budget = self.socket_budget.unwrap_or(usize::MAX);
             while budget > 0 {
-                let Some(t) = node.set.poll_transmit(now) else {
+                let Some(t) = node.set.poll_transmit(now, self.segments) else {
                     break;
                 };
                 budget -= 1;
                 moved = true;
-                if let (0, Ok(id)) = (i, datagram::peek_transfer_id(&t.contents)) {
-                    self.node0_sent.push(id);
-                }
                 let to = (t.to.port() - 4000) as usize;
+                assert!(
+                    t.segments() <= self.segments,
+                    "a batch larger than the socket"
+                );
+                self.multi_batches += u64::from(t.segments() > 1);
+                // One transfer per batch, and it goes where that transfer's peer is.
+                let ids: Vec<_> = t
+                    .datagrams()
+                    .map(|d| datagram::peek_transfer_id(&d))
+                    .collect();
+                if let Some(Ok(first)) = ids.first() {
+                    assert!(ids.iter().all(|id| id == &Ok(*first)), "{ids:?}");
+                    if let Some(&(from, dest)) = self.routes.get(first) {
+                        let peer = if i == from { dest } else { from };
+                        assert_eq!(to, peer, "a batch of {first} sent to the wrong peer");
+                    }
+                    if i == 0 {
+                        self.node0_sent
+                            .extend(std::iter::repeat_n(*first, ids.len()));
+                    }
+                }
                 if let Some(link) = self.links.get_mut(&(i, to)) {
-                    link.handle_input(t.contents, now);
+                    link.handle_batch(&t.contents, t.segment_size, now);
                 }
             }
             drain_events(node, now, &mut moved);
@@ -279,6 +307,34 @@ fn drain_events(node: &mut Node, now: UnixMillis, moved: &mut bool) {
             }
         }
     }
+}
+
+#[test]
+fn batches_on_a_shared_socket_each_carry_one_transfer_to_its_own_peer() {
+    // Node 0 sends to nodes 1..=4 and receives from 1 and 2 on one socket that sends 16
+    // datagrams at once; 2% loss. `step` checks every batch: one transfer, its own peer.
+    let mut m = Mesh::new(5, |a, b| NetemConfig {
+        loss: 0.02,
+        ..net((a * 5 + b) as u64 + 700)
+    });
+    m.segments = 16;
+    let mut ids = Vec::new();
+    for to in 1..=4 {
+        ids.push((m.start(10 + to as u64, 0, to, 300_000 + to * 1_000), 0, to));
+    }
+    for from in 1..=2 {
+        ids.push((m.start(20 + from as u64, from, 0, 200_000), from, 0));
+    }
+    for &(id, from, to) in &ids {
+        m.finish(id, from, to);
+    }
+    for &(id, from, to) in &ids {
+        m.assert_delivered(id, from, to);
+    }
+    assert!(
+        m.multi_batches > 0,
+        "no batch carried more than one datagram"
+    );
 }
 
 #[test]
@@ -454,7 +510,7 @@ fn the_set_takes_its_transfers_in_turn_datagram_by_datagram() {
     }
     // Open every transfer: each sends its Hello; the receiver's Welcome and first ACK open
     // the window.
-    while set.poll_transmit(now).is_some() {}
+    while set.poll_transmit(now, 1).is_some() {}
     now = now.plus_millis(5);
     for &id in &ids {
         let mut f = Forger::with_secret(
@@ -485,7 +541,7 @@ fn the_set_takes_its_transfers_in_turn_datagram_by_datagram() {
                 set.handle_file_data(id, offset, piece, now);
             }
         }
-        while let Some(t) = set.poll_transmit(now) {
+        while let Some(t) = set.poll_transmit(now, 1) {
             order.push(datagram::peek_transfer_id(&t.contents).unwrap_or(TransferId(0)));
         }
         now = now.plus_millis(1);
@@ -572,7 +628,7 @@ fn a_stale_transfer_datagram_is_stray_to_the_set() {
         START,
     );
     assert_eq!(set.stray(), 2);
-    assert!(set.poll_transmit(START).is_none());
+    assert!(set.poll_transmit(START, 1).is_none());
 }
 
 #[test]
@@ -706,7 +762,7 @@ fn a_flood_of_early_hellos_is_bounded_forgeries_are_rejected_and_old_ones_expire
     set.handle_datagram(addr(0), &forged, START);
     set.add_receiver(receiver(id, 10, addr(0), config.clone(), START));
     assert!(
-        set.poll_transmit(START).is_none(),
+        set.poll_transmit(START, 1).is_none(),
         "a forgery gets no answer"
     );
     match set.get(TransferId(id)) {

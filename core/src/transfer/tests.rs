@@ -19,6 +19,63 @@ use super::*;
 use crate::UnixMillis;
 
 pub(super) const START: UnixMillis = UnixMillis(1_800_000_000_000);
+/// Datagrams a [`Pair`]'s sender may batch into one send unless a test says otherwise: every
+/// transfer test runs with batches, as the runtimes do.
+pub(super) const PAIR_GSO_SEGMENTS: usize = 16;
+
+/// Counters of the batches a sender emitted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BatchCounts {
+    /// Batches.
+    pub(super) batches: u64,
+    /// Datagrams in them.
+    pub(super) datagrams: u64,
+    /// Batches of more than one datagram.
+    pub(super) multi: u64,
+    /// Datagrams in the largest batch.
+    pub(super) largest: usize,
+}
+
+impl BatchCounts {
+    fn count(&mut self, b: &Batch) {
+        let n = b.segments();
+        self.batches += 1;
+        self.datagrams += n as u64;
+        self.multi += u64::from(n > 1);
+        self.largest = self.largest.max(n);
+    }
+}
+
+/// What every batch must be: at most `max` datagrams and [`MAX_BATCH_BYTES`], each a
+/// datagram of transfer `id` that parses, all `segment_size` bytes but the last (which may be
+/// shorter).
+pub(super) fn check_batch(b: &Batch, max: usize, id: TransferId) {
+    let n = b.segments();
+    assert!(
+        n >= 1 && n <= max,
+        "{n} datagrams in a batch of at most {max}"
+    );
+    assert!(
+        n == 1 || b.contents.len() <= MAX_BATCH_BYTES,
+        "a batch of {} bytes",
+        b.contents.len()
+    );
+    for (i, d) in b.datagrams().enumerate() {
+        if i + 1 < n {
+            assert_eq!(d.len(), b.segment_size, "datagram {i} of {n}");
+        } else {
+            assert!(
+                d.len() <= b.segment_size,
+                "the last datagram is the longest"
+            );
+        }
+        assert_eq!(
+            datagram::peek_transfer_id(&d),
+            Ok(id),
+            "datagram {i} of {n}"
+        );
+    }
+}
 pub(super) const SECRET: TransferSecret = TransferSecret([42; 32]);
 pub(super) const ID: TransferId = TransferId(0x5eed);
 /// Where the sender's client listens, as the server tells the receiver.
@@ -246,6 +303,10 @@ pub(super) struct Pair {
     pub(super) misdirected: u64,
     /// Every datagram the sender sent, when recording (for replay tests).
     pub(super) captured: Option<Vec<Bytes>>,
+    /// Most datagrams the sender may batch into one send (as a socket with UDP GSO says).
+    pub(super) segments: usize,
+    /// What the sender's batches were like.
+    pub(super) batches: BatchCounts,
 }
 
 impl Pair {
@@ -291,6 +352,8 @@ impl Pair {
             sender_addr: SENDER_ADDR,
             misdirected: 0,
             captured: None,
+            segments: PAIR_GSO_SEGMENTS,
+            batches: BatchCounts::default(),
         }
     }
 
@@ -315,21 +378,28 @@ impl Pair {
                 }
             }
         }
-        while let Some(t) = self.sender.poll_transmit(now) {
+        while let Some(b) = self.sender.poll_batch(now, self.segments) {
             moved = true;
             assert_eq!(
-                t.to, RECEIVER_ADDR,
+                b.to, RECEIVER_ADDR,
                 "the sender sends where the server said"
             );
-            let d = t.contents;
-            if let Some(c) = self.captured.as_mut() {
-                c.push(d.clone());
+            check_batch(&b, self.segments, ID);
+            self.batches.count(&b);
+            for d in b.datagrams() {
+                if let Some(c) = self.captured.as_mut() {
+                    c.push(d.clone());
+                }
             }
-            let d = match self.tamper.as_mut() {
-                Some(t) => t(d),
-                None => d,
-            };
-            self.fwd.handle_input(d, now);
+            match self.tamper.as_mut() {
+                Some(t) => {
+                    for d in b.datagrams() {
+                        self.fwd.handle_input(t(d), now);
+                    }
+                }
+                // Each datagram of the batch meets its own fate on the path.
+                None => self.fwd.handle_batch(&b.contents, b.segment_size, now),
+            }
         }
         while let Some(d) = self.fwd.poll_output(now) {
             moved = true;

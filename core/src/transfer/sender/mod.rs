@@ -58,7 +58,8 @@ use super::rate::{Mode, RateController};
 use super::rtt::RttEstimator;
 use super::timer::{Timer, TimerTable};
 use super::{
-    AbortReason, HASH_LEN, Rejected, TransferConfig, TransferId, TransferSecret, Transmit,
+    AbortReason, Batch, HASH_LEN, MAX_BATCH_BYTES, Rejected, TransferConfig, TransferId,
+    TransferSecret, Transmit,
 };
 use crate::{Clock, UnixMillis};
 
@@ -573,22 +574,21 @@ impl Sender {
         self.last_sent = now;
         // Twice: data waits for its acknowledgement (the receiver's first ACK also opens its
         // window), so a lost one would stall the start by a probe timeout.
-        self.send_start(now);
-        self.send_start(now);
+        for _ in 0..2 {
+            if let Some(d) = self.send_start(now) {
+                self.control.push_back(d.freeze());
+            }
+        }
     }
 
-    fn send_start(&mut self, now: UnixMillis) {
-        let Some(offset) = self.start else { return };
+    fn send_start(&mut self, now: UnixMillis) -> Option<BytesMut> {
+        let offset = self.start?;
         let pn = self.flight.take_pn();
         self.start_sends += 1;
         self.start_sent_at = Some(now);
         self.last_sent = now;
-        if let Some(d) =
-            self.keys
-                .seal_numbered(self.id, pn, Body::Start { offset }, &mut self.pool)
-        {
-            self.control.push_back(d);
-        }
+        self.keys
+            .seal_numbered_mut(self.id, pn, Body::Start { offset }, &mut self.pool)
     }
 
     /// An authentic datagram after we gave up: the receiver missed our `Abort`.
@@ -815,24 +815,73 @@ impl Sender {
         self.source.hash().is_some() && self.chunks.all_sent()
     }
 
-    /// The next datagram to send, and where, if one may leave at `now`.
+    /// The next datagram to send, and where, if one may leave at `now`: a batch of one (see
+    /// [`Sender::poll_batch`]).
     pub fn poll_transmit(&mut self, now: UnixMillis) -> Option<Transmit> {
-        let now = self.clock.advance(now);
-        let out = self.next_datagram(now);
-        self.arm_timers();
-        out.map(|contents| {
-            self.stats.wire_bytes += contents.len() as u64;
-            Transmit {
-                to: self.peer,
-                contents,
-            }
+        self.poll_batch(now, 1).map(|b| Transmit {
+            to: b.to,
+            contents: b.contents,
         })
     }
 
-    fn next_datagram(&mut self, now: UnixMillis) -> Option<Bytes> {
-        if let Some(c) = self.control.pop_front() {
-            return Some(c);
+    /// The next datagrams to send, as one [`Batch`] for the audience: at most `max_segments`
+    /// (what the runtime's socket takes in one send), [`TransferConfig::batch_segments`] and
+    /// [`MAX_BATCH_BYTES`] together, sealed back to back into one buffer. `None` when nothing
+    /// may leave at `now`.
+    ///
+    /// A control datagram (`Start`, `Hold`, `Response`, `Abort`, ...) goes alone. A full-sized
+    /// datagram is followed by as many further data datagrams as the pacer and the window
+    /// allow, all full-sized but the last (the file's short last chunk ends a batch). Each
+    /// datagram is paced, counted and numbered exactly as if it had been polled alone.
+    pub fn poll_batch(&mut self, now: UnixMillis, max_segments: usize) -> Option<Batch> {
+        let now = self.clock.advance(now);
+        let full = self.datagram_size as usize;
+        let limit = max_segments
+            .min(self.config.batch_segments)
+            .min(MAX_BATCH_BYTES / full.max(1))
+            .max(1);
+        let out = self.next_batch(now, limit);
+        self.arm_timers();
+        if let Some(b) = &out {
+            self.stats.wire_bytes += b.contents.len() as u64;
         }
+        out
+    }
+
+    fn next_batch(&mut self, now: UnixMillis, limit: usize) -> Option<Batch> {
+        if let Some(c) = self.control.pop_front() {
+            return Some(Batch::single(self.peer, c));
+        }
+        let full = self.datagram_size as usize;
+        if limit > 1 {
+            // Room for the whole batch in the current block: its datagrams stay contiguous.
+            datagram::reserve_pool(&mut self.pool, limit * full);
+        }
+        let mut batch = self.next_datagram(now)?;
+        let mut segments = 1;
+        if batch.len() == full {
+            while segments < limit {
+                let Some(next) = self.next_chunk(now) else {
+                    break;
+                };
+                let short = next.len() < full;
+                // Free: `next` was sealed right after `batch` in the same block.
+                batch.unsplit(next);
+                segments += 1;
+                if short {
+                    break;
+                }
+            }
+        }
+        let segment_size = if segments == 1 { batch.len() } else { full };
+        Some(Batch {
+            to: self.peer,
+            contents: batch.freeze(),
+            segment_size: segment_size.max(1),
+        })
+    }
+
+    fn next_datagram(&mut self, now: UnixMillis) -> Option<BytesMut> {
         match self.state {
             State::Closing | State::Complete | State::Aborted | State::Checking => None,
             State::Hello => {
@@ -848,30 +897,18 @@ impl Sender {
                     payload_size: self.payload as u32,
                     protection: self.config.protection,
                 };
-                self.keys.seal(self.id, body, &mut self.pool)
+                self.keys.seal_mut(self.id, body, &mut self.pool)
             }
             State::Sending => {
                 if self.probes > 0 {
                     self.probes -= 1;
                     return self.send_probe(now);
                 }
-                if self.start_pending() {
+                if self.start_pending() || !self.may_send(now) {
                     return None;
                 }
-                let size = self.datagram_size;
-                self.pacer.refill(now, self.rate.pacing_rate(), size);
-                if !self.pacer.can_send(size)
-                    || self.flight.bytes_in_flight() + size > self.rate.cwnd()
-                {
-                    return None;
-                }
-                if let Some(i) = self.chunks.take_retx() {
-                    self.stats.retransmissions += 1;
-                    return self.send_chunk(i, now);
-                }
-                if self.chunks.has_new(self.peer_window_end) {
-                    let i = self.chunks.take_new()?;
-                    return self.send_chunk(i, now);
+                if let Some(d) = self.take_chunk(now) {
+                    return Some(d);
                 }
                 if self.fin_ready() && (!self.fin_sent || self.fin_due) {
                     return self.send_fin(now);
@@ -881,13 +918,45 @@ impl Sender {
         }
     }
 
-    fn send_probe(&mut self, now: UnixMillis) -> Option<Bytes> {
+    /// Whether the pacer and the congestion window let one more data datagram leave now.
+    fn may_send(&mut self, now: UnixMillis) -> bool {
+        let size = self.datagram_size;
+        self.pacer.refill(now, self.rate.pacing_rate(), size);
+        self.pacer.can_send(size) && self.flight.bytes_in_flight() + size <= self.rate.cwnd()
+    }
+
+    /// One more data datagram for a batch under way, if the pacer and the window allow it:
+    /// never a probe, a control datagram or the `Fin`.
+    fn next_chunk(&mut self, now: UnixMillis) -> Option<BytesMut> {
+        if self.state != State::Sending
+            || self.probes > 0
+            || self.start_pending()
+            || !self.may_send(now)
+        {
+            return None;
+        }
+        self.take_chunk(now)
+    }
+
+    /// The next chunk due: a lost one first, then a new one within the receiver's window.
+    fn take_chunk(&mut self, now: UnixMillis) -> Option<BytesMut> {
+        if let Some(i) = self.chunks.take_retx() {
+            self.stats.retransmissions += 1;
+            return self.send_chunk(i, now);
+        }
+        if self.chunks.has_new(self.peer_window_end) {
+            let i = self.chunks.take_new()?;
+            return self.send_chunk(i, now);
+        }
+        None
+    }
+
+    fn send_probe(&mut self, now: UnixMillis) -> Option<BytesMut> {
         // The `Start` until it is acknowledged; then the oldest chunk not yet acknowledged,
         // else the next one even beyond the window (the receiver drops it but answers with its
         // window), else the `Fin`.
         if !self.start_acked {
-            self.send_start(now);
-            return self.control.pop_front();
+            return self.send_start(now);
         }
         if let Some(i) = self.chunks.oldest_unacked() {
             self.stats.retransmissions += 1;
@@ -902,7 +971,7 @@ impl Sender {
         None
     }
 
-    fn send_fin(&mut self, now: UnixMillis) -> Option<Bytes> {
+    fn send_fin(&mut self, now: UnixMillis) -> Option<BytesMut> {
         self.fin_sent = true;
         self.fin_sent_at = Some(now);
         self.fin_due = false;
@@ -913,10 +982,11 @@ impl Sender {
             file_size: self.file_size,
             hash,
         };
-        self.keys.seal_numbered(self.id, pn, body, &mut self.pool)
+        self.keys
+            .seal_numbered_mut(self.id, pn, body, &mut self.pool)
     }
 
-    fn send_chunk(&mut self, index: u64, now: UnixMillis) -> Option<Bytes> {
+    fn send_chunk(&mut self, index: u64, now: UnixMillis) -> Option<BytesMut> {
         let pn = self.flight.take_pn();
         let payload = self.chunks.send(index, pn);
         let data_len = payload.len() as u64;
@@ -924,7 +994,9 @@ impl Sender {
             offset: self.chunks.offset_of(index),
             payload,
         };
-        let bytes = self.keys.seal_numbered(self.id, pn, body, &mut self.pool)?;
+        let bytes = self
+            .keys
+            .seal_numbered_mut(self.id, pn, body, &mut self.pool)?;
         let size = bytes.len() as u64;
         self.pacer.on_sent(size);
         let app_limited = !self.chunks.has_retx() && !self.chunks.has_new(self.peer_window_end);
