@@ -8,10 +8,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::output::ClientOutput;
 use crate::UnixMillis;
+use crate::transfer::MAX_BATCH_BYTES;
 use crate::transfer::netem::{Netem, NetemConfig};
 
 /// The emulated paths, by destination.
@@ -50,16 +51,36 @@ impl Emulation {
             .handle_batch(bytes, segment_size, now);
     }
 
-    /// Move the datagrams due at `now` to `out`, as the transmits the driver carries out:
-    /// what survived of a batch, and arrives together, still goes out as one batch.
-    pub(crate) fn release(&mut self, now: UnixMillis, out: &mut VecDeque<ClientOutput>) {
+    /// Move the datagrams due at `now` to `out`, as the transmits the driver carries out, in
+    /// batches of at most `max_segments` (what the socket sends at once).
+    ///
+    /// What survived of a batch leaves as one batch again, as if the datagrams had been lost
+    /// in the network after one send: the receiver then sees what a real lossy path shows it
+    /// (one run with gaps), not a send per gap. A batch that lost nothing goes as it is; one
+    /// with gaps is joined again by a copy (emulation only: the real path never copies).
+    pub(crate) fn release(
+        &mut self,
+        now: UnixMillis,
+        max_segments: usize,
+        out: &mut VecDeque<ClientOutput>,
+    ) {
+        let max_segments = max_segments.max(1);
         for (&to, path) in &mut self.paths {
+            let mut pending: Option<Run> = None;
             while let Some((bytes, segment_size)) = path.poll_batch(now) {
-                out.push_back(ClientOutput::Transmit {
-                    to,
-                    bytes,
-                    segment_size,
-                });
+                if let Some(run) = pending.as_mut()
+                    && run.takes(&bytes, segment_size, max_segments)
+                {
+                    run.join(&bytes);
+                    continue;
+                }
+                if let Some(run) = pending.take() {
+                    out.push_back(run.into_output(to));
+                }
+                pending = Some(Run::Whole(bytes, segment_size));
+            }
+            if let Some(run) = pending {
+                out.push_back(run.into_output(to));
             }
         }
     }
@@ -67,6 +88,57 @@ impl Emulation {
     /// When the next held datagram is due.
     pub(crate) fn poll_timeout(&self) -> Option<UnixMillis> {
         self.paths.values().filter_map(Netem::poll_timeout).min()
+    }
+}
+
+/// Datagrams released together for one destination.
+enum Run {
+    /// One run of a batch, as the path handed it out (no copy).
+    Whole(Bytes, usize),
+    /// Several runs joined.
+    Joined(BytesMut, usize),
+}
+
+impl Run {
+    fn parts(&self) -> (&[u8], usize) {
+        match self {
+            Run::Whole(b, s) => (b, *s),
+            Run::Joined(b, s) => (b, *s),
+        }
+    }
+
+    /// Whether `bytes` (datagrams of `segment_size`) may follow in the same send: the same
+    /// size, every datagram so far full, within the socket's and GSO's limits.
+    fn takes(&self, bytes: &[u8], segment_size: usize, max_segments: usize) -> bool {
+        let (have, seg) = self.parts();
+        let segments = have.len().div_ceil(seg) + bytes.len().div_ceil(seg);
+        seg == segment_size
+            && have.len().is_multiple_of(seg)
+            && segments <= max_segments
+            && have.len() + bytes.len() <= MAX_BATCH_BYTES
+    }
+
+    fn join(&mut self, bytes: &[u8]) {
+        if let Run::Whole(b, s) = self {
+            let mut joined = BytesMut::with_capacity(MAX_BATCH_BYTES);
+            joined.extend_from_slice(b);
+            *self = Run::Joined(joined, *s);
+        }
+        if let Run::Joined(b, _) = self {
+            b.extend_from_slice(bytes);
+        }
+    }
+
+    fn into_output(self, to: SocketAddr) -> ClientOutput {
+        let (bytes, segment_size) = match self {
+            Run::Whole(b, s) => (b, s),
+            Run::Joined(b, s) => (b.freeze(), s),
+        };
+        ClientOutput::Transmit {
+            to,
+            bytes,
+            segment_size,
+        }
     }
 }
 
@@ -95,7 +167,7 @@ mod tests {
             path.send(to, &Bytes::from(b), 50, UnixMillis(0));
         }
         let mut out = VecDeque::new();
-        path.release(UnixMillis(0), &mut out);
+        path.release(UnixMillis(0), 16, &mut out);
         let mut got = Vec::new();
         let mut multi = 0;
         for o in out {
@@ -109,6 +181,10 @@ mod tests {
             };
             assert_eq!(dest, to);
             let n = bytes.len().div_ceil(segment_size);
+            assert!(
+                n <= 16,
+                "{n} datagrams in one send of a socket that takes 16"
+            );
             multi += usize::from(n > 1);
             for (k, d) in bytes.chunks(segment_size).enumerate() {
                 assert!(d.iter().all(|&x| x == d[0]), "a datagram cut apart");

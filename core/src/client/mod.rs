@@ -463,7 +463,7 @@ impl Client {
         }
         self.queue_transfer_outputs(out.drain(..));
         if let Some(path) = self.emulation.as_mut() {
-            path.release(now, &mut self.outputs);
+            path.release(now, self.transfers.max_segments(), &mut self.outputs);
         }
         self.scratch = out;
         if self.state == State::Draining

@@ -163,6 +163,11 @@ impl Transfers {
         self.max_segments = segments.max(1);
     }
 
+    /// Most datagrams one send of the driver's socket carries.
+    pub fn max_segments(&self) -> usize {
+        self.max_segments
+    }
+
     /// The user logged in as `user`: kept parts are resumed only for downloads to them.
     pub fn set_user(&mut self, user: &str) {
         self.user = UserName::new(user).ok();
