@@ -3,6 +3,7 @@
 //! which the pair applies to every batch: each segment a datagram of the transfer, all of
 //! the segment size but the last, never more than the socket takes or 64 000 bytes.
 
+use super::datagram;
 use super::netem::NetemConfig;
 use super::tests::{self, Pair, net};
 use super::*;
@@ -159,4 +160,46 @@ fn datagrams_sealed_one_after_another_join_into_a_batch_without_a_copy() {
         assert_eq!(datagram::peek_transfer_id(&d), Ok(tests::ID));
         assert!(opener.open(&d, &mut scratch).is_ok());
     }
+}
+
+#[test]
+fn a_pool_block_is_used_again_once_its_datagrams_were_sent() {
+    use super::datagram::reserve_pool;
+    use super::keys::{Side, TransferKeys};
+    let mut keys = TransferKeys::new(&tests::SECRET, tests::ID, Side::Sender);
+    let hold = || datagram::Body::Hold {
+        reason: HoldReason::Asking,
+    };
+    let mut pool = bytes::BytesMut::new();
+    reserve_pool(&mut pool, MAX_BATCH_BYTES);
+    let block = pool.as_ptr() as usize..pool.as_ptr() as usize + pool.capacity();
+    // A long session of batches, each dropped once sent: always the same block.
+    let mut sealed = 0;
+    for _ in 0..100 {
+        reserve_pool(&mut pool, MAX_BATCH_BYTES);
+        let batch: Vec<_> = (0..1_000)
+            .map(|_| keys.seal_mut(tests::ID, hold(), &mut pool).unwrap())
+            .collect();
+        for d in &batch {
+            assert!(block.contains(&(d.as_ptr() as usize)), "a fresh block");
+            sealed += d.len();
+        }
+    }
+    assert!(
+        sealed > 3 * block.len(),
+        "{sealed} bytes through a block of {}",
+        block.len()
+    );
+    // A datagram still held (queued, in flight in an emulated path) keeps its block: the
+    // pool moves on to a new one rather than write over it.
+    let held = keys
+        .seal_mut(tests::ID, hold(), &mut pool)
+        .unwrap()
+        .freeze();
+    let copy = held.to_vec();
+    for _ in 0..100 {
+        reserve_pool(&mut pool, MAX_BATCH_BYTES);
+        let _ = keys.seal_mut(tests::ID, hold(), &mut pool);
+    }
+    assert_eq!(held.to_vec(), copy, "a held datagram is never overwritten");
 }

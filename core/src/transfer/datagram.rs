@@ -517,8 +517,12 @@ pub(crate) fn seal(d: &Datagram, keys: &KeyPair, pool: &mut BytesMut) -> Bytes {
 /// Make sure `pool` has room for `len` more bytes in its current block, taking a new block if
 /// not: datagrams sealed next (up to `len` bytes together) then lie back to back in memory,
 /// so [`BytesMut::unsplit`] joins them into one batch without copying.
+///
+/// A block whose datagrams were all dropped (sent) meanwhile is used again from its start
+/// rather than replaced: a fast sender then seals into the same few pages instead of
+/// faulting in a fresh megabyte every megabyte it sends.
 pub(crate) fn reserve_pool(pool: &mut BytesMut, len: usize) {
-    if pool.capacity() - pool.len() < len {
+    if pool.capacity() - pool.len() < len && !pool.try_reclaim(len) {
         *pool = BytesMut::with_capacity(POOL_BLOCK.max(len));
     }
 }

@@ -169,6 +169,8 @@ impl Flight {
         // its ranges (overlapping, repeated, out of order, reversed: hostile or not).
         let mut merged = std::mem::take(&mut self.ranges);
         merge(ranges, &mut merged);
+        // Where the previous (lower) range left off in each list.
+        let (mut si, mut li) = (0, 0);
         for &(lo, hi) in &merged {
             // Numbers at or above `fresh`: every slot of the range, once.
             let (from, to) = (lo.max(fresh).max(self.first), hi.saturating_add(1).min(end));
@@ -178,13 +180,15 @@ impl Flight {
             // Numbers below `fresh`: only the open ones, found in the two sorted lists.
             if lo < fresh {
                 let top = hi.min(fresh - 1);
-                for i in range_in(&self.suspects, lo, top) {
-                    let pn = self.suspects[i];
+                si = seek(&self.suspects, si, lo);
+                while let Some(&pn) = self.suspects.get(si).filter(|&&pn| pn <= top) {
                     self.take_acked(pn, &mut largest_new, &mut acked);
+                    si += 1;
                 }
-                for i in range_in(&self.lost, lo, top) {
-                    let pn = self.lost[i];
+                li = seek(&self.lost, li, lo);
+                while let Some(&pn) = self.lost.get(li).filter(|&&pn| pn <= top) {
                     self.take_acked(pn, &mut largest_new, &mut acked);
+                    li += 1;
                 }
             }
         }
@@ -333,11 +337,31 @@ fn merge(ranges: &[(u64, u64)], out: &mut Vec<(u64, u64)>) {
     out.truncate(w);
 }
 
-/// The indices of `list` (sorted) whose values lie in `lo..=hi`.
-fn range_in(list: &VecDeque<u64>, lo: u64, hi: u64) -> std::ops::Range<usize> {
-    let from = list.partition_point(|&pn| pn < lo);
-    let to = list.partition_point(|&pn| pn <= hi);
-    from..to.max(from)
+/// The first index at or after `from` of `list` (sorted) whose value is at least `lo`:
+/// galloping from `from`, so the ranges of one ACK, in order, cost a search each in the
+/// stretch between them rather than in the whole list.
+fn seek(list: &VecDeque<u64>, from: usize, lo: u64) -> usize {
+    let below = |i: usize| list.get(i).is_some_and(|&pn| pn < lo);
+    if !below(from) {
+        return from;
+    }
+    // list[from] < lo: find a bound past the answer, doubling the step.
+    let (mut known_below, mut step) = (from, 1usize);
+    while below(known_below + step) {
+        known_below += step;
+        step = step.saturating_mul(2);
+    }
+    // The answer lies in (known_below, known_below + step]: binary search there.
+    let (mut lo_i, mut hi_i) = (known_below + 1, (known_below + step).min(list.len()));
+    while lo_i < hi_i {
+        let mid = lo_i + (hi_i - lo_i) / 2;
+        if below(mid) {
+            lo_i = mid + 1;
+        } else {
+            hi_i = mid;
+        }
+    }
+    lo_i
 }
 
 #[cfg(test)]
@@ -389,6 +413,24 @@ mod tests {
     fn sorted(mut v: Vec<(u64, bool)>) -> Vec<u64> {
         v.sort_unstable();
         v.into_iter().map(|(c, _)| c).collect()
+    }
+
+    #[test]
+    fn seek_finds_the_first_value_not_below() {
+        let list: VecDeque<u64> = [1, 3, 5, 7, 9, 11, 13, 15, 17].into_iter().collect();
+        for from in 0..=list.len() {
+            for lo in 0..20 {
+                let want = (from..list.len())
+                    .find(|&i| list[i] >= lo)
+                    .unwrap_or(list.len());
+                assert_eq!(
+                    seek(&list, from, lo),
+                    want.max(from),
+                    "from {from}, lo {lo}"
+                );
+            }
+        }
+        assert_eq!(seek(&VecDeque::new(), 0, 5), 0);
     }
 
     #[test]
