@@ -41,6 +41,7 @@
 
 mod chunks;
 mod flight;
+mod pool;
 mod source;
 
 use std::collections::VecDeque;
@@ -50,6 +51,7 @@ use bytes::{Bytes, BytesMut};
 
 use self::chunks::Chunks;
 use self::flight::{Flight, SentPacket};
+use self::pool::SealPool;
 use self::source::Source;
 use super::datagram::{self, Ack, Body, DatagramError, HoldReason, Offer};
 use super::keys::{EphemeralKey, KeyPair, Side, Transcript, TransferKeys};
@@ -189,7 +191,7 @@ pub struct Sender {
     control: VecDeque<Bytes>,
     events: VecDeque<SenderEvent>,
     /// Where datagrams are sealed (one allocation per block, not per datagram).
-    pool: BytesMut,
+    pool: SealPool,
     /// Where received datagrams are opened.
     scratch: BytesMut,
     // Models.
@@ -260,7 +262,7 @@ impl Sender {
             abort_reason: None,
             control: VecDeque::new(),
             events: VecDeque::new(),
-            pool: BytesMut::new(),
+            pool: SealPool::default(),
             scratch: BytesMut::new(),
             rtt: RttEstimator::new(config.initial_rtt_ms),
             rate: RateController::new(
@@ -346,9 +348,15 @@ impl Sender {
 
     /// Seal a handshake-class datagram for the control queue.
     fn queue(&mut self, body: Body) {
-        if let Some(d) = self.keys.seal(self.id, body, &mut self.pool) {
+        let room = self.room();
+        if let Some(d) = self.keys.seal(self.id, body, self.pool.reserve(room)) {
             self.control.push_back(d);
         }
+    }
+
+    /// Room to ask the pool for before sealing one datagram: the largest this sender seals.
+    fn room(&self) -> usize {
+        (self.datagram_size as usize).max(datagram::MAX_HELLO_LEN)
     }
 
     fn finish(&mut self, state: State, event: SenderEvent) {
@@ -582,13 +590,14 @@ impl Sender {
     }
 
     fn send_start(&mut self, now: UnixMillis) -> Option<BytesMut> {
+        let room = self.room();
         let offset = self.start?;
         let pn = self.flight.take_pn();
         self.start_sends += 1;
         self.start_sent_at = Some(now);
         self.last_sent = now;
         self.keys
-            .seal_numbered_mut(self.id, pn, Body::Start { offset }, &mut self.pool)
+            .seal_numbered_mut(self.id, pn, Body::Start { offset }, self.pool.reserve(room))
     }
 
     /// An authentic datagram after we gave up: the receiver missed our `Abort`.
@@ -855,7 +864,7 @@ impl Sender {
         let full = self.datagram_size as usize;
         if limit > 1 {
             // Room for the whole batch in the current block: its datagrams stay contiguous.
-            datagram::reserve_pool(&mut self.pool, limit * full);
+            self.pool.reserve(limit * full);
         }
         let mut batch = self.next_datagram(now)?;
         let mut segments = 1;
@@ -897,7 +906,8 @@ impl Sender {
                     payload_size: self.payload as u32,
                     protection: self.config.protection,
                 };
-                self.keys.seal_mut(self.id, body, &mut self.pool)
+                let room = self.room();
+                self.keys.seal_mut(self.id, body, self.pool.reserve(room))
             }
             State::Sending => {
                 if self.probes > 0 {
@@ -972,6 +982,7 @@ impl Sender {
     }
 
     fn send_fin(&mut self, now: UnixMillis) -> Option<BytesMut> {
+        let room = self.room();
         self.fin_sent = true;
         self.fin_sent_at = Some(now);
         self.fin_due = false;
@@ -983,10 +994,11 @@ impl Sender {
             hash,
         };
         self.keys
-            .seal_numbered_mut(self.id, pn, body, &mut self.pool)
+            .seal_numbered_mut(self.id, pn, body, self.pool.reserve(room))
     }
 
     fn send_chunk(&mut self, index: u64, now: UnixMillis) -> Option<BytesMut> {
+        let room = self.room();
         let pn = self.flight.take_pn();
         let payload = self.chunks.send(index, pn);
         let data_len = payload.len() as u64;
@@ -996,7 +1008,7 @@ impl Sender {
         };
         let bytes = self
             .keys
-            .seal_numbered_mut(self.id, pn, body, &mut self.pool)?;
+            .seal_numbered_mut(self.id, pn, body, self.pool.reserve(room))?;
         let size = bytes.len() as u64;
         self.pacer.on_sent(size);
         let app_limited = !self.chunks.has_retx() && !self.chunks.has_new(self.peer_window_end);
