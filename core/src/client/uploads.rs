@@ -128,6 +128,12 @@ fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
 }
 
 impl Transfers {
+    /// The transfer machines, for tests that watch them.
+    #[cfg(test)]
+    pub(crate) fn set(&self) -> &TransferSet {
+        &self.set
+    }
+
     /// Transfers with these settings, the audience's `consent` policy and `progress`
     /// reporting, their keys drawn from a generator seeded with `rng_seed`; with `stats`, each
     /// closing line carries the counters.
