@@ -143,7 +143,8 @@ pub struct ReceiverStats {
     pub over_memory: u64,
     /// ACKs sent.
     pub acks_sent: u64,
-    /// Memory charged for data waiting for a gap to fill (payload plus overhead).
+    /// Memory charged for the receive buffer: the blocks of the file being filled (in-order
+    /// bytes not written yet, data waiting for a gap to fill) and spare blocks for reuse.
     pub buffered: u64,
     /// The most memory ever charged at once: the receiver's high-water mark.
     pub peak_buffered: u64,
@@ -861,7 +862,7 @@ impl Receiver {
         if fate == Fate::Keep {
             match self.held.slot(offset, len) {
                 Place::Slot(slot) => {
-                    if let Err(e) = datagram::open_data_into(bytes, keys, slot) {
+                    if let Err(e) = datagram::open_data_into(&header, bytes, keys, slot) {
                         return self.reject(e);
                     }
                     self.heard(now);
