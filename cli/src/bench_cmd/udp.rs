@@ -78,6 +78,8 @@ struct Run {
     lost: u64,
     receiver_peak_rss: Option<u64>,
     held_peak: u64,
+    /// Receive-buffer blocks the receiver allocated (the others were reused).
+    buffers: u64,
     srtt_ms: u64,
     probe_timeouts: u64,
     /// Longest probe timeout the presenter waited (ms): a stall, not a rate.
@@ -257,6 +259,7 @@ fn upload(setup: &ClientSetup<'_>, src: &Path, hash: &blake3::Hash) -> anyhow::R
         lost: sender.get(3).copied().unwrap_or(0),
         receiver_peak_rss: peak,
         held_peak: receiver.get(4).copied().unwrap_or(0),
+        buffers: receiver.get(6).copied().unwrap_or(0),
         srtt_ms: sender.get(4).copied().unwrap_or(0),
         probe_timeouts: sender.get(5).copied().unwrap_or(0),
         longest_wait_ms: sender.get(6).copied().unwrap_or(0),
@@ -296,7 +299,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
     let mb_s = |secs: f64| size as f64 / secs / 1e6;
     println!();
     println!(
-        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
+        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>8} {:>5} {:>6} {:>9} {:>7}",
         "run",
         "MB/s",
         "time",
@@ -307,18 +310,20 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
         "lost",
         "recv peak RSS",
         "held peak",
+        "buffers",
         "srtt",
         "PTOs",
         "PTO wait",
         "ACKs"
     );
     println!(
-        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
+        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>8} {:>5} {:>6} {:>9} {:>7}",
         "TCP copy (reference)",
         mb_s(tcp.secs),
         format!("{:.2} s", tcp.secs),
         secs(Some(tcp.sender_cpu)),
         secs(Some(tcp.receiver_cpu)),
+        "-",
         "-",
         "-",
         "-",
@@ -339,7 +344,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
             format!("UDP {datagram} B{mode}")
         };
         println!(
-            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
+            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>8} {:>5} {:>6} {:>9} {:>7}",
             what,
             mb_s(r.secs),
             format!("{:.2} s", r.secs),
@@ -350,6 +355,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
             r.lost,
             r.receiver_peak_rss.map_or("n/a".into(), mib),
             mib(r.held_peak),
+            r.buffers,
             format!("{} ms", r.srtt_ms),
             r.probe_timeouts,
             format!("{} ms", r.longest_wait_ms),

@@ -197,14 +197,15 @@ impl Transfers {
             (true, Some(Role::Receive(r))) => {
                 let st = r.stats();
                 format!(
-                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes, {} rejected ({} failed authentication)]",
+                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes, {} rejected ({} failed authentication), {} buffers allocated]",
                     now.millis_since(since),
                     st.datagrams,
                     st.duplicates,
                     st.acks_sent,
                     st.peak_buffered,
                     st.rejected.total(),
-                    st.rejected.unauthentic
+                    st.rejected.unauthentic,
+                    st.blocks_allocated
                 )
             }
             _ => String::new(),

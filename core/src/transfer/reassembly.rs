@@ -129,6 +129,11 @@ impl Reassembly {
         self.cum
     }
 
+    /// Block buffers allocated so far (the rest were reused).
+    pub(crate) fn fresh(&self) -> u64 {
+        self.fresh
+    }
+
     /// Memory charged for the blocks held now, spares included.
     pub(crate) fn charged(&self) -> u64 {
         self.charged

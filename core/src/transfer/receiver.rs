@@ -148,6 +148,8 @@ pub struct ReceiverStats {
     pub buffered: u64,
     /// The most memory ever charged at once: the receiver's high-water mark.
     pub peak_buffered: u64,
+    /// Receive-buffer blocks allocated; every other block reused one handed on before.
+    pub blocks_allocated: u64,
     /// Challenges sent to a new sender address.
     pub challenges: u64,
     /// Times the answers moved to a new, verified sender address.
@@ -408,6 +410,7 @@ impl Receiver {
         ReceiverStats {
             bytes_received: self.held.cum(),
             buffered: self.held.charged(),
+            blocks_allocated: self.held.fresh(),
             ..self.stats
         }
     }
