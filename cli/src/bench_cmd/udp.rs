@@ -15,6 +15,7 @@
 //! encryption costs. Nothing here asserts anything about time: it prints figures to compare.
 
 mod child;
+mod floor;
 mod reference;
 
 use std::fs;
@@ -210,7 +211,13 @@ fn measure(args: &UdpArgs, sizes: &[usize], dir: &Path) -> anyhow::Result<()> {
         rows.push((case, best.unwrap_or_default()));
     }
     server.finish();
+    let payloads: Vec<usize> = sizes
+        .iter()
+        .map(|&d| huddle_core::transfer::datagram::payload_capacity(d))
+        .collect();
+    let floor = floor::measure(&payloads);
     report(size, &tcp, &rows);
+    report_floor(size, &tcp, sizes, &floor);
     Ok(())
 }
 
@@ -391,6 +398,27 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
                 100.0 * clear / r.secs
             );
         }
+    }
+}
+
+/// What hashing and sealing alone cost each side here, and the goodput that leaves at most
+/// (each side on a core of its own, doing the TCP copy's work plus that).
+fn report_floor(size: u64, tcp: &TcpCopy, sizes: &[usize], floor: &floor::Floor) {
+    println!();
+    let tcp_side = tcp.sender_cpu.max(tcp.receiver_cpu);
+    for &datagram in sizes {
+        let payload = huddle_core::transfer::datagram::payload_capacity(datagram);
+        let extra = floor.seconds(size, payload);
+        let ceiling = tcp_side + extra;
+        println!(
+            "UDP {datagram} B floor: hashing (BLAKE3 {:.1} GB/s) and AES-256-GCM ({:.1} GB/s at \
+             {payload} B) cost each side {extra:.2} s; with the TCP copy's {tcp_side:.2} s per \
+             side that caps goodput near {:.0} MB/s ({:.0} % of the TCP copy)",
+            floor.hash / 1e9,
+            floor.seal_speed(payload) / 1e9,
+            size as f64 / ceiling / 1e6,
+            100.0 * tcp.secs / ceiling
+        );
     }
 }
 
