@@ -143,20 +143,43 @@ impl Reassembly {
         self.block_len() + self.chunks_per_block.div_ceil(64) * 8
     }
 
-    /// Where the payload of the chunk at `offset` goes, if its block exists. The caller has
-    /// checked that it is a whole chunk at its place in the file (`len` bytes, only the file's
-    /// last may be short) and that it ends past [`Reassembly::cum`] within the window.
+    /// Where the payload of the chunk at `offset` goes, if its block exists or a spare block
+    /// the driver is done with can become it (memory already held and charged, so a forged
+    /// datagram cannot make the receiver allocate through here). The caller has checked that
+    /// it is a whole chunk at its place in the file (`len` bytes, only the file's last may be
+    /// short) and that it ends past [`Reassembly::cum`] within the window.
     pub(crate) fn slot(&mut self, offset: u64, len: usize) -> Place<'_> {
         let Some((i, slot)) = self.locate(offset, len) else {
             return Place::NoBlock;
         };
+        if i == usize::MAX {
+            return Place::Duplicate;
+        }
+        if self.blocks.get(i).is_none_or(Option::is_none) {
+            let Some(buf) = self.reuse_spare() else {
+                return Place::NoBlock;
+            };
+            self.install(i, buf);
+        }
         let start = (slot * self.chunk) as usize;
         match self.blocks.get_mut(i) {
-            None if i == usize::MAX => Place::Duplicate,
             Some(Some(b)) if b.is_filled(slot) => Place::Duplicate,
             Some(Some(b)) => Place::Slot(&mut b.buf[start..start + len]),
             _ => Place::NoBlock,
         }
+    }
+
+    /// Make `buf` block `i` (nothing in it yet), charged.
+    fn install(&mut self, i: usize, buf: BytesMut) {
+        // A window of 16 MiB in blocks of about 256 KiB: a few dozen entries at most.
+        while self.blocks.len() <= i {
+            self.blocks.push_back(None);
+        }
+        self.blocks[i] = Some(Block {
+            buf,
+            filled: vec![0; self.chunks_per_block.div_ceil(64) as usize],
+        });
+        self.charged += self.charge_of_block();
     }
 
     /// The block index (in `blocks`; `usize::MAX` for one handed on already) and slot of a
@@ -183,11 +206,7 @@ impl Reassembly {
         else {
             return Insert::Duplicate;
         };
-        // A window of 16 MiB in chunks of at least 256 KiB: a few dozen entries at most.
-        while self.blocks.len() <= i {
-            self.blocks.push_back(None);
-        }
-        if self.blocks[i].is_none() {
+        if self.blocks.get(i).is_none_or(Option::is_none) {
             let charge = self.charge_of_block();
             while i > 0 && self.charged.saturating_add(charge) > cap {
                 if self.spare.pop().is_none() {
@@ -195,15 +214,17 @@ impl Reassembly {
                 }
                 self.charged -= self.block_len();
             }
-            let buf = self.fresh_buffer();
-            self.blocks[i] = Some(Block {
-                buf,
-                filled: vec![0; self.chunks_per_block.div_ceil(64) as usize],
-            });
-            self.charged += charge;
+            let buf = match self.reuse_spare() {
+                Some(buf) => buf,
+                None => {
+                    self.fresh += 1;
+                    BytesMut::zeroed(self.block_len() as usize)
+                }
+            };
+            self.install(i, buf);
         }
         let start = (slot * self.chunk) as usize;
-        match self.blocks[i].as_mut() {
+        match self.blocks.get_mut(i).and_then(Option::as_mut) {
             Some(b) if b.is_filled(slot) => return Insert::Duplicate,
             Some(b) => b.buf[start..start + data.len()].copy_from_slice(data),
             None => return Insert::NoRoom,
@@ -212,8 +233,8 @@ impl Reassembly {
         Insert::Kept
     }
 
-    /// A block's buffer: a handed-on one the driver has dropped, else a new zeroed one.
-    fn fresh_buffer(&mut self) -> BytesMut {
+    /// A handed-on block the driver has dropped, uncharged, if there is one.
+    fn reuse_spare(&mut self) -> Option<BytesMut> {
         let len = self.block_len() as usize;
         for k in 0..self.spare.len() {
             if self.spare[k].is_unique() {
@@ -222,13 +243,12 @@ impl Reassembly {
                 if let Ok(buf) = b.try_into_mut()
                     && buf.len() == len
                 {
-                    return buf;
+                    return Some(buf);
                 }
                 break;
             }
         }
-        self.fresh += 1;
-        BytesMut::zeroed(len)
+        None
     }
 
     /// The payload at `offset` was opened into the slot [`Reassembly::slot`] gave for it.
@@ -445,6 +465,37 @@ mod tests {
             r.fresh <= 4,
             "{} fresh buffers for {blocks} blocks",
             r.fresh
+        );
+    }
+
+    #[test]
+    fn a_slot_asked_for_and_never_filled_costs_no_memory_beyond_the_spares() {
+        // What a forged datagram does: it asks for a slot, then fails authentication.
+        let chunk = 1000u64;
+        let mut r = Reassembly::new(100 * BLOCK_TARGET);
+        r.start(chunk, 0);
+        let mut at = 0;
+        // The driver still holds three written blocks, then drops them: three spares.
+        let mut held = Vec::new();
+        while held.len() < 3 {
+            assert!(put(&mut r, at, &[1; 1000], u64::MAX));
+            at += chunk;
+            held.extend(std::iter::from_fn(|| r.take_write()));
+        }
+        drop(held);
+        assert_eq!(r.spare.len(), 3);
+        let before = r.charged();
+        let fresh = r.fresh;
+        let per_block = BLOCK_TARGET.div_ceil(chunk) * chunk;
+        for b in 5..60u64 {
+            let _ = r.slot(b * per_block, 1000);
+        }
+        assert_eq!(r.fresh, fresh, "nothing allocated");
+        assert!(r.charged() <= before + 3 * 8 * r.chunks_per_block.div_ceil(64));
+        assert_eq!(
+            r.slot(60 * per_block, 1000),
+            Place::NoBlock,
+            "spares used up"
         );
     }
 
