@@ -15,6 +15,7 @@
 //! encryption costs. Nothing here asserts anything about time: it prints figures to compare.
 
 mod child;
+mod floor;
 mod reference;
 
 use std::fs;
@@ -78,6 +79,8 @@ struct Run {
     lost: u64,
     receiver_peak_rss: Option<u64>,
     held_peak: u64,
+    /// Receive-buffer blocks the receiver allocated (the others were reused).
+    buffers: u64,
     srtt_ms: u64,
     probe_timeouts: u64,
     /// Longest probe timeout the presenter waited (ms): a stall, not a rate.
@@ -208,7 +211,13 @@ fn measure(args: &UdpArgs, sizes: &[usize], dir: &Path) -> anyhow::Result<()> {
         rows.push((case, best.unwrap_or_default()));
     }
     server.finish();
+    let payloads: Vec<usize> = sizes
+        .iter()
+        .map(|&d| huddle_core::transfer::datagram::payload_capacity(d))
+        .collect();
+    let floor = floor::measure(&payloads);
     report(size, &tcp, &rows);
+    report_floor(size, &tcp, sizes, &floor);
     Ok(())
 }
 
@@ -257,6 +266,7 @@ fn upload(setup: &ClientSetup<'_>, src: &Path, hash: &blake3::Hash) -> anyhow::R
         lost: sender.get(3).copied().unwrap_or(0),
         receiver_peak_rss: peak,
         held_peak: receiver.get(4).copied().unwrap_or(0),
+        buffers: receiver.get(6).copied().unwrap_or(0),
         srtt_ms: sender.get(4).copied().unwrap_or(0),
         probe_timeouts: sender.get(5).copied().unwrap_or(0),
         longest_wait_ms: sender.get(6).copied().unwrap_or(0),
@@ -296,7 +306,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
     let mb_s = |secs: f64| size as f64 / secs / 1e6;
     println!();
     println!(
-        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
+        "{:<24} {:>9} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>8} {:>5} {:>6} {:>9} {:>7}",
         "run",
         "MB/s",
         "time",
@@ -307,18 +317,20 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
         "lost",
         "recv peak RSS",
         "held peak",
+        "buffers",
         "srtt",
         "PTOs",
         "PTO wait",
         "ACKs"
     );
     println!(
-        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
+        "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>8} {:>5} {:>6} {:>9} {:>7}",
         "TCP copy (reference)",
         mb_s(tcp.secs),
         format!("{:.2} s", tcp.secs),
         secs(Some(tcp.sender_cpu)),
         secs(Some(tcp.receiver_cpu)),
+        "-",
         "-",
         "-",
         "-",
@@ -339,7 +351,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
             format!("UDP {datagram} B{mode}")
         };
         println!(
-            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>5} {:>6} {:>9} {:>7}",
+            "{:<24} {:>9.1} {:>8} {:>10} {:>12} {:>10} {:>9} {:>7} {:>14} {:>10} {:>8} {:>5} {:>6} {:>9} {:>7}",
             what,
             mb_s(r.secs),
             format!("{:.2} s", r.secs),
@@ -350,6 +362,7 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
             r.lost,
             r.receiver_peak_rss.map_or("n/a".into(), mib),
             mib(r.held_peak),
+            r.buffers,
             format!("{} ms", r.srtt_ms),
             r.probe_timeouts,
             format!("{} ms", r.longest_wait_ms),
@@ -385,6 +398,27 @@ fn report(size: u64, tcp: &TcpCopy, rows: &[(Case, Run)]) {
                 100.0 * clear / r.secs
             );
         }
+    }
+}
+
+/// What hashing and sealing alone cost each side here, and the goodput that leaves at most
+/// (each side on a core of its own, doing the TCP copy's work plus that).
+fn report_floor(size: u64, tcp: &TcpCopy, sizes: &[usize], floor: &floor::Floor) {
+    println!();
+    let tcp_side = tcp.sender_cpu.max(tcp.receiver_cpu);
+    for &datagram in sizes {
+        let payload = huddle_core::transfer::datagram::payload_capacity(datagram);
+        let extra = floor.seconds(size, payload);
+        let ceiling = tcp_side + extra;
+        println!(
+            "UDP {datagram} B floor: hashing (BLAKE3 {:.1} GB/s) and AES-256-GCM ({:.1} GB/s at \
+             {payload} B) cost each side {extra:.2} s; with the TCP copy's {tcp_side:.2} s per \
+             side that caps goodput near {:.0} MB/s ({:.0} % of the TCP copy)",
+            floor.hash / 1e9,
+            floor.seal_speed(payload) / 1e9,
+            size as f64 / ceiling / 1e6,
+            100.0 * tcp.secs / ceiling
+        );
     }
 }
 

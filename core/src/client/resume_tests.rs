@@ -24,9 +24,9 @@ fn paced_world() -> World {
     w
 }
 
-/// Bytes peer `i` has written into its running downloads.
+/// Bytes peer `i` has in order in its running downloads (written, or a block about to be).
 fn received(w: &World, i: usize) -> usize {
-    w.peers[i].parts.values().map(|p| p.1.len()).sum()
+    w.peers[i].parts.keys().map(|&id| w.in_order(i, id)).sum()
 }
 
 /// Run until peer `i` received at least `bytes`.

@@ -59,6 +59,17 @@ pub(super) struct World {
 }
 
 impl World {
+    /// Bytes of running download `id` that peer `i` has in order, written or not yet (the
+    /// receiver hands its writes on a block at a time).
+    pub(super) fn in_order(&self, i: usize, id: TransferId) -> usize {
+        let p = &self.peers[i];
+        p.client
+            .transfers
+            .set()
+            .received_in_order(id)
+            .map_or_else(|| p.parts.get(&id).map_or(0, |d| d.1.len()), |n| n as usize)
+    }
+
     pub(super) fn new() -> Self {
         let mut files = DataFiles::new();
         files.insert(

@@ -131,6 +131,12 @@ fn show(out: &mut Vec<ClientOutput>, tone: Tone, text: String) {
 }
 
 impl Transfers {
+    /// The transfer machines, for tests that watch them.
+    #[cfg(test)]
+    pub(crate) fn set(&self) -> &TransferSet {
+        &self.set
+    }
+
     /// Transfers with these settings, the audience's `consent` policy and `progress`
     /// reporting, their keys drawn from a generator seeded with `rng_seed`; with `stats`, each
     /// closing line carries the counters.
@@ -206,14 +212,15 @@ impl Transfers {
             (true, Some(Role::Receive(r))) => {
                 let st = r.stats();
                 format!(
-                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes, {} rejected ({} failed authentication)]",
+                    " [{} ms, {} datagrams received, {} duplicates, {} acks sent, peak held {} bytes, {} rejected ({} failed authentication), {} buffers allocated]",
                     now.millis_since(since),
                     st.datagrams,
                     st.duplicates,
                     st.acks_sent,
                     st.peak_buffered,
                     st.rejected.total(),
-                    st.rejected.unauthentic
+                    st.rejected.unauthentic,
+                    st.blocks_allocated
                 )
             }
             _ => String::new(),

@@ -573,6 +573,30 @@ pub(crate) fn open_into(
     Ok(header)
 }
 
+/// Open the `Data` datagram `bytes`, whose header `header` was peeked from it, with `keys`
+/// straight into `slot`, exactly its payload's
+/// length (the receiver's place for it in the file): copied there once and decrypted in
+/// place. On failure the slot holds bytes nobody vouched for: the caller must not use them
+/// (the receive buffer marks a slot filled only after this succeeded).
+pub(crate) fn open_data_into(
+    header: &Header,
+    bytes: &[u8],
+    keys: &KeyPair,
+    slot: &mut [u8],
+) -> Result<(), DatagramError> {
+    let head_len = header.kind.header_len();
+    let (head, rest) = bytes.split_at(head_len);
+    let (sealed, tag) = rest.split_at(rest.len() - TAG_LEN);
+    if header.kind != Kind::Data || sealed.len() != slot.len() {
+        return Err(DatagramError::Malformed);
+    }
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(tag);
+    slot.copy_from_slice(sealed);
+    keys.open(header.pn, head, slot, &t)
+        .map_err(|_| DatagramError::Unauthentic)
+}
+
 /// Parse the plaintext `body` of an authenticated datagram with this `header`. A `Data`
 /// payload is `body` itself, without a copy.
 pub(crate) fn parse_body(header: &Header, body: Bytes) -> Result<Body, DatagramError> {
@@ -879,6 +903,54 @@ mod tests {
         let mut dst = BytesMut::from(&b"kept"[..]);
         assert_eq!(open_into(&v, &r, &mut dst), Err(DatagramError::Unauthentic));
         assert_eq!(&dst[..], b"kept");
+    }
+
+    #[test]
+    fn data_opens_into_its_slot_only_when_authentic_and_of_the_slots_length() {
+        let (s, r) = session();
+        let payload = Bytes::from(vec![42u8; 1408]);
+        let d = Datagram {
+            id: TransferId(1),
+            pn: 9,
+            body: Body::Data {
+                offset: 1408,
+                payload: payload.clone(),
+            },
+        };
+        let sealed = seal_one(&d, &s);
+        let header = peek(&sealed).unwrap();
+        let mut slot = vec![0u8; 1408];
+        assert_eq!(open_data_into(&header, &sealed, &r, &mut slot), Ok(()));
+        assert_eq!(&slot[..], &payload[..]);
+        // A slot of another length (a misfit the caller missed) is refused before any copy.
+        let mut short = vec![0u8; 1407];
+        assert_eq!(
+            open_data_into(&header, &sealed, &r, &mut short),
+            Err(DatagramError::Malformed)
+        );
+        assert!(short.iter().all(|&b| b == 0));
+        // Any flipped bit: unauthentic.
+        let mut v = sealed.to_vec();
+        v[DATA_HEADER_LEN + 100] ^= 1;
+        assert_eq!(
+            open_data_into(&header, &v, &r, &mut slot),
+            Err(DatagramError::Unauthentic)
+        );
+        // A datagram of another kind never lands in a data slot.
+        let done = seal_one(
+            &Datagram {
+                id: TransferId(1),
+                pn: 10,
+                body: Body::Done { file_size: 5 },
+            },
+            &s,
+        );
+        let h = peek(&done).unwrap();
+        let mut any = vec![0u8; done.len() - h.kind.header_len() - TAG_LEN];
+        assert_eq!(
+            open_data_into(&h, &done, &r, &mut any),
+            Err(DatagramError::Malformed)
+        );
     }
 
     #[test]

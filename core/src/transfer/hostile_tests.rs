@@ -11,6 +11,7 @@ use rand_core::{RngCore, SeedableRng};
 
 use super::datagram::{self, Ack, Body, Datagram, HoldReason, Offer};
 use super::netem::NetemConfig;
+use super::reassembly;
 use super::tests::{
     Forger, ID, Pair, RECEIVER_ADDR, RECEIVER_KEY, SECRET, SENDER_ADDR, SENDER_KEY, hello, net,
 };
@@ -681,8 +682,9 @@ fn out_of_order_data_is_held_within_the_shared_memory_budget() {
             assert!(set.memory_charged() <= config.receive_memory);
         }
     }
+    // Blocks are charged whole: what stays unused is less than one block per receiver.
     assert!(
-        set.memory_charged() > config.receive_memory - 2 * 2048,
+        set.memory_charged() > config.receive_memory - 2 * (reassembly::BLOCK_TARGET + 2048),
         "the budget is used, not wasted: {}",
         set.memory_charged()
     );
@@ -778,4 +780,54 @@ fn the_machines_never_ask_to_be_woken_in_the_past() {
         }
     }
     p.assert_delivered();
+}
+
+#[test]
+fn a_datagram_dropped_for_want_of_memory_is_not_acknowledged_so_it_comes_again() {
+    // Room for the in-order block and one more: a chunk two blocks ahead finds none.
+    let block = reassembly::BLOCK_TARGET.div_ceil(1408) * 1408;
+    let config = TransferConfig {
+        receive_memory: 2 * block + 4096,
+        ..TransferConfig::default()
+    };
+    let (mut r, mut f) = open_receiver(10 * block, config);
+    let payload = Bytes::from(vec![1u8; 1408]);
+    let acked = |r: &mut Receiver, f: &Forger| -> Vec<(u64, u64)> {
+        // The delayed ACK is due a tick later.
+        let later = tests::START.plus_millis(5);
+        r.handle_timeout(later);
+        let mut ranges = Vec::new();
+        while let Some(t) = r.poll_transmit(later) {
+            if let Ok(Datagram {
+                body: Body::Ack(a), ..
+            }) = f.open(&t.contents)
+            {
+                ranges = a.ranges;
+            }
+        }
+        ranges
+    };
+    // pn 1: the in-order block; pn 2: the next block; pn 3: two blocks ahead, no room.
+    for (pn, offset) in [(1, 1408), (2, block), (3, 3 * block)] {
+        let d = data(&mut f, pn, offset, payload.clone());
+        assert!(r.handle_datagram(SENDER_ADDR, &d, tests::START).is_ok());
+    }
+    assert_eq!(r.stats().over_memory, 1);
+    let ranges = acked(&mut r, &f);
+    assert!(
+        ranges.iter().all(|&(lo, hi)| !(lo..=hi).contains(&3)),
+        "the dropped packet is not acknowledged: {ranges:?}"
+    );
+    assert!(ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&2)));
+    // Once the gap fills and the blocks are written, the repeat is kept.
+    for i in 0..(block / 1408) {
+        if i != 1 {
+            let d = data(&mut f, 100 + i, i * 1408, payload.clone());
+            let _ = r.handle_datagram(SENDER_ADDR, &d, tests::START);
+        }
+    }
+    while r.poll_event().is_some() {}
+    let again = data(&mut f, 5_000, 3 * block, payload.clone());
+    assert!(r.handle_datagram(SENDER_ADDR, &again, tests::START).is_ok());
+    assert_eq!(r.stats().over_memory, 1, "{:?}", r.stats());
 }

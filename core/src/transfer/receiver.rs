@@ -16,8 +16,9 @@
 //! - [`ReceiverEvent::ReadPart`]: read `len` bytes at `offset` of the partial file being
 //!   resumed and hand them to [`Receiver::handle_part_data`]. Reads are sequential.
 //! - [`ReceiverEvent::Write`]: write `data` at `offset` of the `.part` file. Writes come in
-//!   file order (from where a resume starts), so a buffered sequential writer suffices; the
-//!   in-order bytes of the datagrams handled since the last drain come as one write.
+//!   file order (from where a resume starts), so a buffered sequential writer suffices; they
+//!   come a block of about 256 KiB at a time (see `reassembly`), and whatever is in order is
+//!   written before an `Aborted`, so a resume keeps it.
 //! - [`ReceiverEvent::Complete`]: every write before it is the whole, verified file: flush and
 //!   give the `.part` file its final name (without overwriting anything).
 //! - [`ReceiverEvent::Aborted`]: the transfer is over without the file; the client core decides
@@ -43,13 +44,15 @@
 //! or maps the port anew): one replayed datagram cannot redirect the acknowledgements.
 //!
 //! # Memory
-//! Data arriving out of order waits in memory until the gap before it fills, then goes to the
-//! hasher and the driver. The receiver advertises a window (`cum + receive_window`) and drops
-//! anything beyond it, and every held segment is charged its bookkeeping overhead against a
-//! memory cap (see `reassembly`), shared by all receivers of a [`super::TransferSet`].
-//! Payloads must be whole, aligned chunks of the size the `Hello` announced (at least
+//! Every payload is opened straight into its place in a block of the file (see
+//! `reassembly`), in order or not, and waits there until the gap before it fills; whole
+//! blocks then go to the hasher and the driver without another copy. The receiver advertises
+//! a window (`cum + receive_window`) and drops anything beyond it; blocks are charged their
+//! whole size against a memory cap shared by all receivers of a [`super::TransferSet`], and
+//! a datagram whose block would pass it is dropped *unacknowledged*, so the sender repeats
+//! it. Payloads must be whole, aligned chunks of the size the `Hello` announced (at least
 //! [`MIN_PAYLOAD`] bytes), so a sender of tiny datagrams breaks the protocol instead of
-//! filling the memory. In-order data is opened straight into the buffer it is written from.
+//! filling the memory.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -58,7 +61,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::datagram::{self, Ack, Body, DatagramError, Header, HoldReason, Kind, Offer};
 use super::keys::{EphemeralKey, KeyPair, Protection, Side, Transcript, TransferKeys};
-use super::reassembly::{Insert, Reassembly};
+use super::reassembly::{Insert, Place, Reassembly};
 use super::sack::RangeSet;
 use super::timer::{Timer, TimerTable};
 use super::tree::{BLOCK, Cv, FileHasher, merge_blocks};
@@ -85,12 +88,6 @@ pub const MIN_PAYLOAD: u64 =
 /// this often (ms): enough for a sender that missed the answer, never a flood. The same
 /// bound holds for the `Hold`s and `Welcome`s that answer repeated `Hello`s.
 const ANSWER_EVERY_MS: u64 = 10;
-
-/// In-order bytes gathered before they are hashed and handed to the driver.
-const STAGE_BYTES: usize = 256 << 10;
-/// A held payload at least this large is written as it is rather than copied into the stage
-/// (large datagrams on loopback or a LAN): one write per payload is cheap at that size.
-const DIRECT_WRITE_BYTES: usize = 16 << 10;
 
 /// How long a challenge to a new sender address waits for its answer (ms).
 const CHALLENGE_TIMEOUT_MS: u64 = 1_000;
@@ -146,10 +143,13 @@ pub struct ReceiverStats {
     pub over_memory: u64,
     /// ACKs sent.
     pub acks_sent: u64,
-    /// Memory charged for data waiting for a gap to fill (payload plus overhead).
+    /// Memory charged for the receive buffer: the blocks of the file being filled (in-order
+    /// bytes not written yet, data waiting for a gap to fill) and spare blocks for reuse.
     pub buffered: u64,
     /// The most memory ever charged at once: the receiver's high-water mark.
     pub peak_buffered: u64,
+    /// Receive-buffer blocks allocated; every other block reused one handed on before.
+    pub blocks_allocated: u64,
     /// Challenges sent to a new sender address.
     pub challenges: u64,
     /// Times the answers moved to a new, verified sender address.
@@ -230,13 +230,11 @@ pub struct Receiver {
     // The file.
     /// Payload size announced by the `Hello` (0 before it).
     payload: u64,
-    cum: u64,
     hasher: FileHasher,
     expected_hash: Option<[u8; HASH_LEN]>,
+    /// Where every payload is opened, and what is in order (`held.cum()`).
     held: Reassembly,
     memory_cap: u64,
-    /// In-order bytes, opened straight into here, for one hash update and one write.
-    staged: BytesMut,
     // Acknowledgements.
     pns: RangeSet,
     largest_pn: Option<u64>,
@@ -249,8 +247,24 @@ pub struct Receiver {
     control: VecDeque<Transmit>,
     events: VecDeque<ReceiverEvent>,
     pool: BytesMut,
+    /// Where datagrams that are only checked (not kept) are opened.
     scratch: BytesMut,
     stats: ReceiverStats,
+}
+
+/// What becomes of an authentic data payload, decided from its place alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Not a whole chunk at its place in the file: the sender breaks the protocol.
+    Misfit,
+    /// Every byte of it is in order already.
+    Duplicate,
+    /// Past the advertised window.
+    BeyondWindow,
+    /// Kept, in its slot.
+    Keep,
+    /// Its block would pass the memory cap.
+    NoRoom,
 }
 
 impl Receiver {
@@ -298,12 +312,10 @@ impl Receiver {
             part_cvs: Vec::new(),
             offer: Offer::default(),
             payload: 0,
-            cum: 0,
             hasher: FileHasher::new(file_size),
             expected_hash: None,
-            held: Reassembly::default(),
+            held: Reassembly::new(file_size),
             memory_cap: config.receive_memory,
-            staged: BytesMut::new(),
             pns: RangeSet::new(),
             largest_pn: None,
             largest_pn_time: now,
@@ -396,8 +408,9 @@ impl Receiver {
     /// Counters, for progress display.
     pub fn stats(&self) -> ReceiverStats {
         ReceiverStats {
-            bytes_received: self.cum,
+            bytes_received: self.held.cum(),
             buffered: self.held.charged(),
+            blocks_allocated: self.held.fresh(),
             ..self.stats
         }
     }
@@ -414,7 +427,8 @@ impl Receiver {
     }
 
     fn window_end(&self) -> u64 {
-        self.cum
+        self.held
+            .cum()
             .saturating_add(self.config.receive_window)
             .min(self.file_size)
     }
@@ -567,7 +581,7 @@ impl Receiver {
         if self.is_over() {
             return;
         }
-        self.flush_staged();
+        self.hand_on_rest();
         self.send_abort(reason);
         self.end(State::Closing, ReceiverEvent::Aborted(reason), now);
     }
@@ -586,7 +600,6 @@ impl Receiver {
         self.state = state;
         self.events.push_back(event);
         self.held.clear();
-        self.staged.clear();
         self.check = None;
         self.part_cvs = Vec::new();
         self.ack_now = false;
@@ -683,7 +696,7 @@ impl Receiver {
             }
             Body::Abort { reason } => {
                 // The sender knows: nothing to repeat to it.
-                self.flush_staged();
+                self.hand_on_rest();
                 self.end(
                     State::Aborted,
                     ReceiverEvent::Aborted(AbortReason::PeerAborted(reason)),
@@ -794,7 +807,7 @@ impl Receiver {
         }
         self.part_cvs = Vec::new();
         self.offer = Offer::default();
-        self.cum = offset;
+        self.held.start(self.payload, offset);
         self.stats.resumed_from = offset;
         self.state = State::Receiving;
         self.ack_now = true;
@@ -833,9 +846,9 @@ impl Receiver {
         }
     }
 
-    /// A data datagram while receiving: opened straight into the staging buffer when it is
-    /// the next in order, into a buffer of its own when it must wait, into scratch space when
-    /// it is only checked (a duplicate, or beyond the window).
+    /// A data datagram while receiving: opened straight into its slot in the receive buffer
+    /// when it is kept, into scratch space when it is only checked (a duplicate, beyond the
+    /// window, no room, or a misfit that ends the transfer once it proves authentic).
     fn handle_data(
         &mut self,
         from: SocketAddr,
@@ -848,53 +861,103 @@ impl Receiver {
         };
         let len = bytes.len() - datagram::DATA_HEADER_LEN - datagram::TAG_LEN;
         let offset = header.offset;
-        if offset == self.cum && len > 0 {
-            if self.staged.capacity() - self.staged.len() < len {
-                self.make_room();
+        let mut fate = self.fate(offset, len as u64);
+        if fate == Fate::Keep {
+            match self.held.slot(offset, len) {
+                Place::Slot(slot) => {
+                    if let Err(e) = datagram::open_data_into(&header, bytes, keys, slot) {
+                        return self.reject(e);
+                    }
+                    self.heard(now);
+                    self.held.fill(offset);
+                    self.kept(from, header.pn, now);
+                    return Ok(());
+                }
+                Place::Duplicate => fate = Fate::Duplicate,
+                // The first payload of its block: opened into scratch below, then copied.
+                Place::NoBlock => {}
             }
-            let start = self.staged.len();
-            let Some(keys) = self.keys.for_kind(Kind::Data) else {
-                return self.reject(DatagramError::NoKey);
-            };
-            if let Err(e) = datagram::open_into(bytes, keys, &mut self.staged) {
-                return self.reject(e);
-            }
-            self.heard(now);
-            if !self.fits(offset, len as u64) {
-                self.staged.truncate(start);
-                self.abort(AbortReason::ProtocolViolation, now);
-                return Ok(());
-            }
-            self.note_packet(from, header.pn, now);
-            self.cum += len as u64;
-            if self.staged.len() >= STAGE_BYTES || self.cum == self.file_size {
-                self.flush_staged();
-            }
-            self.drain_held();
-            self.after_data(now);
-            return Ok(());
         }
-        let end = offset.saturating_add(len as u64);
-        let keep = end > self.cum && end <= self.window_end();
-        let dst = if keep {
-            // Exactly its own size: a held payload pins nothing else.
-            BytesMut::with_capacity(len)
-        } else {
-            self.scratch.clear();
-            std::mem::take(&mut self.scratch)
-        };
-        let mut dst = dst;
-        let opened = datagram::open_into(bytes, keys, &mut dst);
-        let payload = dst.split().freeze();
-        if !keep {
-            self.scratch = dst;
-        }
-        if let Err(e) = opened {
+        self.scratch.clear();
+        if let Err(e) = datagram::open_into(bytes, keys, &mut self.scratch) {
             return self.reject(e);
         }
         self.heard(now);
-        self.on_data(from, header.pn, offset, payload, now);
+        if fate == Fate::Keep {
+            let payload = std::mem::take(&mut self.scratch);
+            fate = self.keep(from, header.pn, offset, &payload, now);
+            self.scratch = payload;
+        }
+        self.settle(from, header.pn, fate, now);
         Ok(())
+    }
+
+    /// Keep an authenticated payload whose block may not exist yet: [`Fate::Keep`] when it
+    /// was kept (and counted), else what became of it.
+    fn keep(
+        &mut self,
+        from: SocketAddr,
+        pn: u64,
+        offset: u64,
+        payload: &[u8],
+        now: UnixMillis,
+    ) -> Fate {
+        match self.held.insert(offset, payload, self.memory_cap) {
+            Insert::Kept => {
+                self.kept(from, pn, now);
+                Fate::Keep
+            }
+            Insert::Duplicate => Fate::Duplicate,
+            Insert::NoRoom => Fate::NoRoom,
+        }
+    }
+
+    /// What becomes of a payload of `len` bytes at `offset`, before any slot is asked for.
+    fn fate(&self, offset: u64, len: u64) -> Fate {
+        let end = offset.saturating_add(len);
+        if !self.fits(offset, len) {
+            Fate::Misfit
+        } else if end <= self.held.cum() {
+            Fate::Duplicate
+        } else if end > self.window_end() {
+            Fate::BeyondWindow
+        } else {
+            Fate::Keep
+        }
+    }
+
+    /// The payload of packet `pn` is in its slot: count it, and hand on what is now in order.
+    fn kept(&mut self, from: SocketAddr, pn: u64, now: UnixMillis) {
+        self.note_packet(from, pn, now);
+        self.stats.peak_buffered = self.stats.peak_buffered.max(self.held.charged());
+        while let Some((offset, data)) = self.held.take_write() {
+            self.hand_on(offset, data);
+        }
+        self.after_data(now);
+    }
+
+    /// An authentic payload that is not kept.
+    fn settle(&mut self, from: SocketAddr, pn: u64, fate: Fate, now: UnixMillis) {
+        match fate {
+            Fate::Misfit => {
+                self.abort(AbortReason::ProtocolViolation, now);
+                return;
+            }
+            Fate::Duplicate => {
+                self.note_packet(from, pn, now);
+                self.stats.duplicates += 1;
+                self.ack_now = true;
+            }
+            Fate::BeyondWindow => {
+                self.note_packet(from, pn, now);
+                self.stats.beyond_window += 1;
+                self.ack_now = true;
+            }
+            // Not acknowledged: the sender must repeat it.
+            Fate::NoRoom => self.stats.over_memory += 1,
+            Fate::Keep => {}
+        }
+        self.after_data(now);
     }
 
     /// Whether `len` bytes at `offset` are a whole chunk of the announced size at its place
@@ -942,37 +1005,13 @@ impl Receiver {
         self.try_finish(now);
     }
 
+    /// An opened data payload (one that overtook the `Start` it implies).
     fn on_data(&mut self, from: SocketAddr, pn: u64, offset: u64, payload: Bytes, now: UnixMillis) {
-        let len = payload.len() as u64;
-        if !self.fits(offset, len) {
-            self.abort(AbortReason::ProtocolViolation, now);
-            return;
+        let mut fate = self.fate(offset, payload.len() as u64);
+        if fate == Fate::Keep {
+            fate = self.keep(from, pn, offset, &payload, now);
         }
-        let end = offset + len;
-        self.note_packet(from, pn, now);
-        if end <= self.cum {
-            self.stats.duplicates += 1;
-            self.ack_now = true;
-        } else if end > self.window_end() {
-            self.stats.beyond_window += 1;
-            self.ack_now = true;
-        } else if offset <= self.cum {
-            // In order — or, right after a resume that starts inside a chunk, its tail.
-            self.deliver(&payload[(self.cum - offset) as usize..]);
-            self.drain_held();
-        } else {
-            match self.held.insert(offset, payload, self.memory_cap) {
-                Insert::Held => {
-                    self.stats.peak_buffered = self.stats.peak_buffered.max(self.held.charged());
-                }
-                Insert::Duplicate => {
-                    self.stats.duplicates += 1;
-                    self.ack_now = true;
-                }
-                Insert::NoRoom => self.stats.over_memory += 1,
-            }
-        }
-        self.after_data(now);
+        self.settle(from, pn, fate, now);
     }
 
     /// The newest data came from another address: ask the sender to prove it is there.
@@ -1016,65 +1055,26 @@ impl Receiver {
         }
     }
 
-    /// Hand on what is staged and make room for a stage and a largest payload, so that
-    /// bytes opened into the buffer never move before they are written.
-    fn make_room(&mut self) {
-        self.flush_staged();
-        self.staged
-            .reserve(STAGE_BYTES + datagram::payload_capacity(MAX_DATAGRAM));
-    }
-
-    /// Append in-order bytes to the staging buffer.
-    fn deliver(&mut self, data: &[u8]) {
-        if self.staged.capacity() - self.staged.len() < data.len() {
-            self.make_room();
-        }
-        self.staged.extend_from_slice(data);
-        self.cum += data.len() as u64;
-        if self.staged.len() >= STAGE_BYTES || self.cum == self.file_size {
-            self.flush_staged();
-        }
-    }
-
-    /// Hash and hand on the gathered in-order bytes.
-    fn flush_staged(&mut self) {
-        if self.staged.is_empty() {
-            return;
-        }
-        let data = self.staged.split().freeze();
-        self.hasher.push(&data);
-        let offset = self.cum - data.len() as u64;
-        self.events.push_back(ReceiverEvent::Write { offset, data });
-    }
-
-    fn drain_held(&mut self) {
-        while let Some(data) = self.held.take(self.cum) {
-            if data.len() >= DIRECT_WRITE_BYTES {
-                self.deliver_whole(data);
-            } else {
-                self.deliver(&data);
-            }
-        }
-    }
-
-    /// Hand on a large held payload as it is, without copying it into the stage: it was
-    /// opened into a buffer of its own, so a copy would only cost time.
-    fn deliver_whole(&mut self, data: Bytes) {
-        self.flush_staged();
-        let offset = self.cum;
-        self.cum += data.len() as u64;
+    /// Hash in-order bytes and tell the driver to write them.
+    fn hand_on(&mut self, offset: u64, data: Bytes) {
         self.hasher.push(&data);
         self.events.push_back(ReceiverEvent::Write { offset, data });
+    }
+
+    /// The transfer ends without the file: write what is in order, for a resume.
+    fn hand_on_rest(&mut self) {
+        if let Some((offset, data)) = self.held.take_rest() {
+            self.hand_on(offset, data);
+        }
     }
 
     fn try_finish(&mut self, now: UnixMillis) {
         let Some(expected) = self.expected_hash else {
             return;
         };
-        if self.cum < self.file_size || self.state != State::Receiving {
+        if self.held.cum() < self.file_size || self.state != State::Receiving {
             return;
         }
-        self.flush_staged();
         let hash = self.hasher.finalize();
         if hash == expected {
             self.end(
@@ -1154,9 +1154,6 @@ impl Receiver {
                 len,
             });
         }
-        if self.events.is_empty() {
-            self.flush_staged();
-        }
         self.events.pop_front()
     }
 
@@ -1177,7 +1174,7 @@ impl Receiver {
             .min(u64::from(u16::MAX)) as u16;
         let ack = Ack {
             ack_delay_ms: delay,
-            cum_offset: self.cum,
+            cum_offset: self.held.cum(),
             window_end: self.window_end(),
             ranges: self.pns.iter_desc().take(self.max_ranges).collect(),
         };

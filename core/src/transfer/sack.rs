@@ -46,6 +46,14 @@ impl RangeSet {
 
     /// Add one value; returns whether it was new.
     pub fn insert_one(&mut self, v: u64) -> bool {
+        // The common case, the next packet in order: extend the highest range in place.
+        if let Some(mut last) = self.ranges.last_entry()
+            && *last.get() == v
+            && v < u64::MAX
+        {
+            *last.get_mut() = v + 1;
+            return true;
+        }
         self.insert(v, v.saturating_add(1))
     }
 

@@ -145,6 +145,17 @@ impl TransferSet {
         self.entries.get(&id)
     }
 
+    /// Bytes transfer `id` has in order, if this set receives it: what its acknowledgements
+    /// say arrived (the `.part` file lags behind by up to a block). For tests that watch
+    /// progress round trip by round trip.
+    #[cfg(test)]
+    pub(crate) fn received_in_order(&self, id: TransferId) -> Option<u64> {
+        match self.entries.get(&id)? {
+            Role::Receive(r) => Some(r.stats().bytes_received),
+            Role::Send(_) => None,
+        }
+    }
+
     /// Ids of the transfers held (running, or lingering after their outcome).
     pub fn ids(&self) -> impl Iterator<Item = TransferId> + '_ {
         self.entries.keys().copied()
