@@ -175,9 +175,14 @@ impl BatchSocket {
                 std::array::from_fn(|_| io::IoSliceMut::new(slots.next().unwrap_or_default()));
             self.state.recv(socket.into(), &mut bufs, &mut meta)?
         };
-        for m in &meta[..n] {
-            let mut slot = self.block.split_to(SLOT);
-            slot.truncate(m.len.min(SLOT));
+        for (i, m) in meta[..n].iter().enumerate() {
+            let len = m.len.min(SLOT);
+            // The last message of the call takes only its own bytes: the next call's slots
+            // start right after it. So a stream of small datagrams (a sender's ACKs, one per
+            // call) takes bytes of a block, not 64 KiB each, and a block lasts thousands.
+            let take = if i + 1 == n { len } else { SLOT };
+            let mut slot = self.block.split_to(take);
+            slot.truncate(len);
             out.push(Received {
                 from: m.addr,
                 bytes: slot.freeze(),
@@ -276,6 +281,36 @@ pub fn wait(_socket: &UdpSocket, _write: bool, timeout: std::time::Duration) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_datagrams_received_one_by_one_take_their_size_of_a_block_not_a_slot() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _ = raise_buffers(&b, DEFAULT_SOCKET_BUFFER);
+        let sa = BatchSocket::new(&a).unwrap();
+        let mut sb = BatchSocket::new(&b).unwrap();
+        let to = b.local_addr().unwrap();
+        // 1,000 ACK-sized datagrams, each received before the next is sent, all held.
+        let mut held = Vec::new();
+        for i in 0..1_000u32 {
+            sa.send_batch(&a, to, &[(i % 256) as u8; 100], 100);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let before = held.len();
+            while held.len() == before && std::time::Instant::now() < deadline {
+                wait(&b, false, std::time::Duration::from_millis(50)).unwrap();
+                let mut out = Vec::new();
+                if sb.recv(&b, &mut out).is_ok() {
+                    held.extend(out);
+                }
+            }
+        }
+        assert_eq!(held.len(), 1_000);
+        for (i, r) in held.iter().enumerate() {
+            assert_eq!(&r.bytes[..], &[(i % 256) as u8; 100][..], "datagram {i}");
+        }
+        // 100 kB held: one block, where a 64 KiB slot each would have taken about sixty.
+        assert_eq!(sb.fresh_blocks(), 1, "{} blocks", sb.fresh_blocks());
+    }
 
     #[test]
     fn receive_blocks_are_reused_once_their_datagrams_are_dropped() {
