@@ -12,7 +12,8 @@
 //! - the audience's decision (receiver only): [`Receiver::accept`],
 //!   [`Receiver::accept_resuming`], or `abort` with [`AbortReason::Declined`];
 //! - output: `poll_event()` (file operations and outcomes), then `poll_transmit(now)`
-//!   (datagrams and where they go), then `poll_timeout()` (when to call `handle_timeout`).
+//!   (datagrams and where they go; [`Sender::poll_batch`] seals several for one send of the
+//!   socket into one [`Batch`]), then `poll_timeout()` (when to call `handle_timeout`).
 //!
 //! After every input a driver drains `poll_event` and `poll_transmit` until both return
 //! `None`, then sleeps until `poll_timeout` or the next datagram. The driver does the I/O: it

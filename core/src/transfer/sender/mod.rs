@@ -7,8 +7,9 @@
 //!   when [`Sender::poll_timeout`] is due (a spurious call is harmless), [`Sender::abort`] when
 //!   the file cannot be read or the user cancels.
 //! - Outputs, after creating it and after every input: drain [`Sender::poll_event`], then
-//!   [`Sender::poll_transmit`], until both return `None`; then wait for a datagram or until
-//!   [`Sender::poll_timeout`].
+//!   [`Sender::poll_batch`] (several datagrams for one send of the socket) or
+//!   [`Sender::poll_transmit`] (one), until both return `None`; then wait for a datagram or
+//!   until [`Sender::poll_timeout`].
 //! - [`SenderEvent::Read`] asks for file bytes: read exactly `len` bytes at `offset` and
 //!   answer with [`Sender::handle_file_data`] (or [`Sender::abort`] with
 //!   [`AbortReason::LocalIo`] if that fails). Reads are sequential and one at a time, which is
@@ -20,8 +21,8 @@
 //! # How it works
 //! The pieces, one module each: `source` reads the file and hashes it, `chunks` holds
 //! what was read until it is acknowledged and decides what goes next, `flight` tracks the
-//! packets in flight and detects losses; the RTT estimator, the rate controller and the
-//! pacer are the transfer's own modules.
+//! packets in flight and detects losses, `pool` holds the blocks datagrams are sealed into;
+//! the RTT estimator, the rate controller and the pacer are the transfer's own modules.
 //!
 //! A `Hello` with our X25519 public key (repeated on the probe timeout, backing off to
 //! [`TransferConfig::max_probe_timeout_ms`]) opens the transfer. The receiver may answer
