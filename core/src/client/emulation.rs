@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use super::output::ClientOutput;
 use crate::UnixMillis;
 use crate::transfer::MAX_BATCH_BYTES;
+use crate::transfer::datagram::reserve_pool;
 use crate::transfer::netem::{Netem, NetemConfig};
 
 /// The emulated paths, by destination.
@@ -20,6 +21,8 @@ use crate::transfer::netem::{Netem, NetemConfig};
 pub(crate) struct Emulation {
     config: NetemConfig,
     paths: BTreeMap<SocketAddr, Netem>,
+    /// Where survivors of a batch are joined again.
+    joins: BytesMut,
 }
 
 impl Emulation {
@@ -28,6 +31,7 @@ impl Emulation {
         Self {
             config,
             paths: BTreeMap::new(),
+            joins: BytesMut::new(),
         }
     }
 
@@ -65,22 +69,23 @@ impl Emulation {
         out: &mut VecDeque<ClientOutput>,
     ) {
         let max_segments = max_segments.max(1);
-        for (&to, path) in &mut self.paths {
+        let Self { paths, joins, .. } = self;
+        for (&to, path) in paths.iter_mut() {
             let mut pending: Option<Run> = None;
             while let Some((bytes, segment_size)) = path.poll_batch(now) {
                 if let Some(run) = pending.as_mut()
-                    && run.takes(&bytes, segment_size, max_segments)
+                    && run.takes(joins, &bytes, segment_size, max_segments)
                 {
-                    run.join(&bytes);
+                    run.join(joins, &bytes);
                     continue;
                 }
                 if let Some(run) = pending.take() {
-                    out.push_back(run.into_output(to));
+                    out.push_back(run.into_output(joins, to));
                 }
                 pending = Some(Run::Whole(bytes, segment_size));
             }
             if let Some(run) = pending {
-                out.push_back(run.into_output(to));
+                out.push_back(run.into_output(joins, to));
             }
         }
     }
@@ -95,22 +100,28 @@ impl Emulation {
 enum Run {
     /// One run of a batch, as the path handed it out (no copy).
     Whole(Bytes, usize),
-    /// Several runs joined.
-    Joined(BytesMut, usize),
+    /// Several runs joined, in the emulation's join block (datagrams of the given size).
+    Joined(usize),
 }
 
 impl Run {
-    fn parts(&self) -> (&[u8], usize) {
+    fn parts<'a>(&'a self, joins: &'a BytesMut) -> (&'a [u8], usize) {
         match self {
             Run::Whole(b, s) => (b, *s),
-            Run::Joined(b, s) => (b, *s),
+            Run::Joined(s) => (joins, *s),
         }
     }
 
     /// Whether `bytes` (datagrams of `segment_size`) may follow in the same send: the same
     /// size, every datagram so far full, within the socket's and GSO's limits.
-    fn takes(&self, bytes: &[u8], segment_size: usize, max_segments: usize) -> bool {
-        let (have, seg) = self.parts();
+    fn takes(
+        &self,
+        joins: &BytesMut,
+        bytes: &[u8],
+        segment_size: usize,
+        max_segments: usize,
+    ) -> bool {
+        let (have, seg) = self.parts(joins);
         let segments = have.len().div_ceil(seg) + bytes.len().div_ceil(seg);
         seg == segment_size
             && have.len().is_multiple_of(seg)
@@ -118,21 +129,21 @@ impl Run {
             && have.len() + bytes.len() <= MAX_BATCH_BYTES
     }
 
-    fn join(&mut self, bytes: &[u8]) {
+    /// Append `bytes`, copying the run into `joins` first if it is not there yet (a block
+    /// reused once what was joined in it was sent: no allocation per joined batch).
+    fn join(&mut self, joins: &mut BytesMut, bytes: &[u8]) {
         if let Run::Whole(b, s) = self {
-            let mut joined = BytesMut::with_capacity(MAX_BATCH_BYTES);
-            joined.extend_from_slice(b);
-            *self = Run::Joined(joined, *s);
+            reserve_pool(joins, MAX_BATCH_BYTES);
+            joins.extend_from_slice(b);
+            *self = Run::Joined(*s);
         }
-        if let Run::Joined(b, _) = self {
-            b.extend_from_slice(bytes);
-        }
+        joins.extend_from_slice(bytes);
     }
 
-    fn into_output(self, to: SocketAddr) -> ClientOutput {
+    fn into_output(self, joins: &mut BytesMut, to: SocketAddr) -> ClientOutput {
         let (bytes, segment_size) = match self {
             Run::Whole(b, s) => (b, s),
-            Run::Joined(b, s) => (b.freeze(), s),
+            Run::Joined(s) => (joins.split().freeze(), s),
         };
         ClientOutput::Transmit {
             to,
