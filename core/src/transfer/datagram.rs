@@ -118,7 +118,8 @@ pub struct Ack {
     /// How long the receiver held this ACK back after the newest packet it acknowledges (ms);
     /// subtracted from RTT samples.
     pub ack_delay_ms: u16,
-    /// Every file byte below this offset has been received (and hashed).
+    /// Every file byte below this offset has been received: written, or held by the receiver
+    /// until its block is whole (the sender need not keep it any more).
     pub cum_offset: u64,
     /// Flow control: the sender must not send bytes at or beyond this offset.
     pub window_end: u64,

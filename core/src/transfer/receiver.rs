@@ -129,7 +129,8 @@ pub enum ReceiverEvent {
 pub struct ReceiverStats {
     /// Size of the file.
     pub file_size: u64,
-    /// Bytes received in order (written and hashed), those kept from a resume included.
+    /// Bytes received in order (written, or held until their block is whole), those kept
+    /// from a resume included.
     pub bytes_received: u64,
     /// Bytes of a partial file kept from an earlier transfer (verified with the sender).
     pub resumed_from: u64,
@@ -936,9 +937,10 @@ impl Receiver {
         self.after_data(now);
     }
 
-    /// An authentic payload that is not kept.
+    /// An authentic payload that was not kept (a kept one was counted by `kept`).
     fn settle(&mut self, from: SocketAddr, pn: u64, fate: Fate, now: UnixMillis) {
         match fate {
+            Fate::Keep => return,
             Fate::Misfit => {
                 self.abort(AbortReason::ProtocolViolation, now);
                 return;
@@ -955,7 +957,6 @@ impl Receiver {
             }
             // Not acknowledged: the sender must repeat it.
             Fate::NoRoom => self.stats.over_memory += 1,
-            Fate::Keep => {}
         }
         self.after_data(now);
     }
