@@ -931,7 +931,7 @@ impl Receiver {
     fn kept(&mut self, from: SocketAddr, pn: u64, now: UnixMillis) {
         self.note_packet(from, pn, now);
         self.stats.peak_buffered = self.stats.peak_buffered.max(self.held.charged());
-        while let Some((offset, data)) = self.held.take_write() {
+        while let Some((offset, data)) = self.held.take_write(self.memory_cap) {
             self.hand_on(offset, data);
         }
         self.after_data(now);
