@@ -282,13 +282,18 @@ pub fn wait(_socket: &UdpSocket, _write: bool, timeout: std::time::Duration) -> 
 mod tests {
     use super::*;
 
-    #[test]
-    fn small_datagrams_received_one_by_one_take_their_size_of_a_block_not_a_slot() {
+    /// Two loopback sockets, `b` with room for bursts, each with its batched I/O.
+    fn pair() -> (UdpSocket, UdpSocket, BatchSocket, BatchSocket) {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         let _ = raise_buffers(&b, DEFAULT_SOCKET_BUFFER);
-        let sa = BatchSocket::new(&a).unwrap();
-        let mut sb = BatchSocket::new(&b).unwrap();
+        let (sa, sb) = (BatchSocket::new(&a).unwrap(), BatchSocket::new(&b).unwrap());
+        (a, b, sa, sb)
+    }
+
+    #[test]
+    fn small_datagrams_received_one_by_one_take_their_size_of_a_block_not_a_slot() {
+        let (a, b, sa, mut sb) = pair();
         let to = b.local_addr().unwrap();
         // 1,000 ACK-sized datagrams, each received before the next is sent, all held.
         let mut held = Vec::new();
@@ -314,11 +319,7 @@ mod tests {
 
     #[test]
     fn receive_blocks_are_reused_once_their_datagrams_are_dropped() {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let _ = raise_buffers(&b, DEFAULT_SOCKET_BUFFER);
-        let sa = BatchSocket::new(&a).unwrap();
-        let mut sb = BatchSocket::new(&b).unwrap();
+        let (a, b, sa, mut sb) = pair();
         let to = b.local_addr().unwrap();
         let mut received = 0;
         for round in 0..40 {
@@ -399,18 +400,14 @@ mod tests {
 
     #[test]
     fn a_batch_arrives_as_datagrams_of_its_segment_size() {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (sa, mut sb) = (BatchSocket::new(&a).unwrap(), BatchSocket::new(&b).unwrap());
+        let (a, b, sa, mut sb) = pair();
         sa.send_batch(&a, b.local_addr().unwrap(), &batch(), 1200);
         check(&receive(&b, &mut sb, 21));
     }
 
     #[test]
     fn a_batch_larger_than_the_socket_takes_goes_datagram_by_datagram() {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (sa, mut sb) = (BatchSocket::new(&a).unwrap(), BatchSocket::new(&b).unwrap());
+        let (a, b, sa, mut sb) = pair();
         // More segments than any kernel's GSO takes at once: the plain fallback.
         let mut contents = Vec::new();
         for i in 0..70u8 {

@@ -560,16 +560,11 @@ pub(crate) fn open_into(
     dst: &mut BytesMut,
 ) -> Result<Header, DatagramError> {
     let header = peek(bytes)?;
-    let head_len = header.kind.header_len();
-    let (head, rest) = bytes.split_at(head_len);
-    let (sealed, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut t = [0u8; TAG_LEN];
-    t.copy_from_slice(tag);
     let start = dst.len();
-    dst.extend_from_slice(sealed);
-    if keys.open(header.pn, head, &mut dst[start..], &t).is_err() {
+    dst.extend_from_slice(sealed_body(&header, bytes));
+    if let Err(e) = open_copied(&header, bytes, keys, &mut dst[start..]) {
         dst.truncate(start);
-        return Err(DatagramError::Unauthentic);
+        return Err(e);
     }
     Ok(header)
 }
@@ -585,16 +580,32 @@ pub(crate) fn open_data_into(
     keys: &KeyPair,
     slot: &mut [u8],
 ) -> Result<(), DatagramError> {
-    let head_len = header.kind.header_len();
-    let (head, rest) = bytes.split_at(head_len);
-    let (sealed, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let sealed = sealed_body(header, bytes);
     if header.kind != Kind::Data || sealed.len() != slot.len() {
         return Err(DatagramError::Malformed);
     }
-    let mut t = [0u8; TAG_LEN];
-    t.copy_from_slice(tag);
     slot.copy_from_slice(sealed);
-    keys.open(header.pn, head, slot, &t)
+    open_copied(header, bytes, keys, slot)
+}
+
+/// The sealed body of `bytes`, between its header and its tag (`peek` checked both fit).
+fn sealed_body<'a>(header: &Header, bytes: &'a [u8]) -> &'a [u8] {
+    &bytes[header.kind.header_len()..bytes.len() - TAG_LEN]
+}
+
+/// Open in place the sealed body of `bytes` that was copied into `body`, against the header
+/// and tag of `bytes`: the one way every datagram is opened, into a buffer or straight into
+/// its slot in the file.
+fn open_copied(
+    header: &Header,
+    bytes: &[u8],
+    keys: &KeyPair,
+    body: &mut [u8],
+) -> Result<(), DatagramError> {
+    let head = &bytes[..header.kind.header_len()];
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&bytes[bytes.len() - TAG_LEN..]);
+    keys.open(header.pn, head, body, &tag)
         .map_err(|_| DatagramError::Unauthentic)
 }
 

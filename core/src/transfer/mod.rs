@@ -81,6 +81,10 @@ pub use receiver::{Receiver, ReceiverEvent, ReceiverStats};
 pub use sender::{Sender, SenderEvent, SenderStats};
 pub(crate) use set::Role;
 pub use set::{SetEvent, TransferSet};
+/// About how many bytes each [`ReceiverEvent::Write`] carries (a whole number of chunks, at
+/// least this many): a driver that gathers writes should write once it holds this much, so the
+/// receiver gets its block back for reuse.
+pub const WRITE_BLOCK_BYTES: u64 = reassembly::BLOCK_TARGET;
 
 /// Identifies one transfer on a socket shared by several; issued by the server.
 ///

@@ -20,10 +20,10 @@ use huddle_core::transfer::resume::{
 };
 use huddle_core::transfer::{is_part_name, is_part_of};
 
-/// Bytes the writer gathers before writing. Why 256 KiB: the receiver hands on blocks of
-/// about that size (see the core's `reassembly`), so each is written as it comes and its
-/// buffer goes back to the receiver for reuse instead of waiting for three more.
-const WRITE_BUFFER: usize = 256 << 10;
+/// Bytes the writer gathers before writing: what the core hands on in one write, so each
+/// block is written as it comes and its buffer goes back to the receiver for reuse instead of
+/// waiting for more.
+const WRITE_BUFFER: usize = huddle_core::transfer::WRITE_BLOCK_BYTES as usize;
 /// Most pieces in one `writev` (Linux's IOV_MAX is 1024).
 const MAX_IOVECS: usize = 512;
 
