@@ -315,13 +315,19 @@ impl TransferKeys {
         body: Body,
         pool: &mut BytesMut,
     ) -> Option<Bytes> {
-        let counter = match body.kind().class() {
+        let pn = self.take_pn(body.kind());
+        self.seal_numbered(id, pn, body, pool)
+    }
+
+    /// The next packet number of `kind`'s class (handshake and session count apart).
+    fn take_pn(&mut self, kind: Kind) -> u64 {
+        let counter = match kind.class() {
             Class::Handshake => &mut self.next_handshake_pn,
             Class::Session => &mut self.next_session_pn,
         };
         let pn = *counter;
         *counter += 1;
-        self.seal_numbered(id, pn, body, pool)
+        pn
     }
 
     /// [`TransferKeys::seal`], leaving the datagram mutable (see [`datagram::seal_mut`]).
@@ -331,12 +337,7 @@ impl TransferKeys {
         body: Body,
         pool: &mut BytesMut,
     ) -> Option<BytesMut> {
-        let counter = match body.kind().class() {
-            Class::Handshake => &mut self.next_handshake_pn,
-            Class::Session => &mut self.next_session_pn,
-        };
-        let pn = *counter;
-        *counter += 1;
+        let pn = self.take_pn(body.kind());
         self.seal_numbered_mut(id, pn, body, pool)
     }
 
