@@ -38,10 +38,11 @@ const MIN_WINDOW_DATAGRAMS: u64 = 4;
 /// Why not 3 ms' worth whatever the rate, plus up to 10 ms of "jitter" (the smoothed RTT's
 /// excess over the minimum) wherever the minimum RTT is shorter, as before: on loopback the
 /// minimum reads one tick, and that allowance let the sender keep 15 ms of data queued in
-/// front of a receiver that was busy anyway. The queue fed itself (queued datagrams raise the smoothed RTT, which widened the
-/// window), held 16 MiB behind every hole under loss and pushed both sides' buffers out of
-/// the caches: `huddle bench udp` moved 8-25 % less at 5 % loss, with a third more memory,
-/// than with this allowance (see the README's bench section).
+/// front of a receiver that was busy anyway. The queue fed itself (queued datagrams raise the
+/// smoothed RTT, which widened the window), held up to the whole receive window behind each
+/// hole under loss and pushed both sides' buffers out of the caches: with this allowance
+/// `huddle bench udp` moves 7-24 % more at 5 % loss with about 30 % less receiver memory (see
+/// the README's bench section), and as much as before with a CPU hog beside it.
 const SEND_QUANTA: u64 = 3;
 /// Shortest ProbeBW phase: one tick of the millisecond clock is too coarse to probe with.
 const MIN_PHASE_MS: u64 = 4;
