@@ -351,6 +351,22 @@ fn every_output_wraps_at_word_boundaries_at_60_columns() {
 }
 
 #[test]
+fn keys_typed_right_after_a_resize_are_read_at_once() {
+    // The resize (SIGWINCH) and the keys arrive together: both must be read, every time,
+    // without waiting for another key to come.
+    let room = Room::open("std");
+    let mut p = room.client(80, &[], &[]);
+    p.login("yoda", "jedi*knight");
+    for i in 1..=30 {
+        p.resize(if i % 2 == 0 { 80 } else { 64 }, 24);
+        p.line(&format!("MSG after resize {i}"));
+        p.wait_count(&format!("Message #{i} posted"), 1);
+        p.wait_cursor_row("yoda> ");
+    }
+    assert!(p.is_running());
+}
+
+#[test]
 fn history_is_written_to_the_config_folder_and_read_back_on_the_next_run() {
     let room = Room::open("std");
     let mut p = room.client(80, &[], &[]);

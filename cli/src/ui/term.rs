@@ -52,6 +52,11 @@ const TYPE_AHEAD: usize = 1024;
 /// The exit code of a client quit by Ctrl-C, as shells report a process ended by SIGINT.
 const INTERRUPTED: i32 = 130;
 
+/// Errors in a row from the terminal after which it counts as gone (hung up), and the pause
+/// before each new attempt.
+const READ_ATTEMPTS: u32 = 3;
+const READ_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// How long the core has to cancel its transfers and exit after the quitting Ctrl-C before
 /// the terminal ends the process anyway.
 const QUIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -151,9 +156,24 @@ impl Shared {
 
 /// Read the terminal for as long as it can be read: keys go to `tx` for the prompt, except
 /// Ctrl-C and Ctrl-Z while no prompt is open, which the session answers at once. Ends (and so
-/// ends input) when the terminal cannot be read any more.
+/// ends input) when the terminal cannot be read any more: [`READ_ATTEMPTS`] errors in a row.
+/// One error alone does not end it (a resize whose new size cannot be read is one), or every
+/// key typed after it would be lost.
 fn read_keys(shared: &Shared, tx: &SyncSender<Event>) {
-    while let Ok(ev) = event::read() {
+    let mut failures = 0;
+    loop {
+        let ev = match event::read() {
+            Ok(ev) => {
+                failures = 0;
+                ev
+            }
+            Err(_) if failures + 1 < READ_ATTEMPTS => {
+                failures += 1;
+                std::thread::sleep(READ_RETRY);
+                continue;
+            }
+            Err(_) => return,
+        };
         let busy = match shared.lock() {
             Some(mut s) => s.handle_busy_event(&ev, size(), Instant::now()),
             None => return,
