@@ -42,7 +42,9 @@ const MIN_WINDOW_DATAGRAMS: u64 = 4;
 /// smoothed RTT, which widened the window), held up to the whole receive window behind each
 /// hole under loss and pushed both sides' buffers out of the caches: with this allowance
 /// `huddle bench udp` moves 7-24 % more at 5 % loss with about 30 % less receiver memory (see
-/// the README's bench section), and as much as before with a CPU hog beside it.
+/// the README's bench section), as much as before with a CPU hog on one core, and 7-18 % less
+/// when other work takes both cores (the receiver then waits for the scheduler for longer than
+/// this window covers).
 const SEND_QUANTA: u64 = 3;
 /// Shortest ProbeBW phase: one tick of the millisecond clock is too coarse to probe with.
 const MIN_PHASE_MS: u64 = 4;
