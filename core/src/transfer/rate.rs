@@ -35,17 +35,19 @@ const MIN_WINDOW_DATAGRAMS: u64 = 4;
 /// `RateController::send_quantum`): one send in the socket, one being handled by the
 /// receiver, one waiting for its delayed ACK.
 ///
-/// Why not 3 ms' worth whatever the rate, plus up to 10 ms of "jitter" (the smoothed RTT's
-/// excess over the minimum) wherever the minimum RTT is shorter, as before: on loopback the
-/// minimum reads one tick, and that allowance let the sender keep 15 ms of data queued in
-/// front of a receiver that was busy anyway. The queue fed itself (queued datagrams raise the
-/// smoothed RTT, which widened the window), held up to the whole receive window behind each
-/// hole under loss and pushed both sides' buffers out of the caches: with this allowance
-/// `huddle bench udp` moves 7-24 % more at 5 % loss with about 30 % less receiver memory (see
-/// the README's bench section), as much as before with a CPU hog on one core, and 7-18 % less
-/// when other work takes both cores (the receiver then waits for the scheduler for longer than
-/// this window covers).
+/// Why not 3 ms' worth whatever the rate, plus up to 10 ms of jitter, as before: on loopback
+/// the minimum RTT reads one tick, and that allowance let the sender keep 15 ms of data queued
+/// in front of a receiver that was busy anyway. The queue fed itself (queued datagrams raise
+/// the smoothed RTT, which widened the window), held up to the whole receive window behind
+/// each hole under loss and pushed both sides' buffers out of the caches (see the README's
+/// bench section for what `huddle bench udp` measured with each allowance).
 const SEND_QUANTA: u64 = 3;
+/// Jitter always allowed for, in ms, however short the minimum RTT. Why: on a path whose
+/// round trip is below the clock's millisecond (loopback, a LAN) the minimum reads one tick,
+/// while a machine whose cores other work takes makes the receiver wait a scheduler's time
+/// slice or two; a window of one more tick then ran dry in every such wait (7-18 % less with
+/// both cores busy). 10 ms, as before, let the sender's own queue justify itself.
+const JITTER_FLOOR_MS: u64 = 4;
 /// Shortest ProbeBW phase: one tick of the millisecond clock is too coarse to probe with.
 const MIN_PHASE_MS: u64 = 4;
 
@@ -208,12 +210,16 @@ impl RateController {
     /// The window the model asks for: the gain times the bandwidth-delay product (with the
     /// minimum RTT, as BBR does, so that a queue the sender built does not justify a larger
     /// window and a larger queue), plus an allowance for jitter (the smoothed RTT's excess over
-    /// the minimum, at most one more minimum RTT) and [`SEND_QUANTA`] sends: datagrams delayed
-    /// by jitter or lost but not yet declared lost occupy the window too.
+    /// the minimum, at most one more minimum RTT, or [`JITTER_FLOOR_MS`] where the minimum is
+    /// shorter) and [`SEND_QUANTA`] sends: datagrams delayed by jitter or lost but not yet
+    /// declared lost occupy the window too.
     fn target_cwnd(&self) -> u64 {
         let bw = self.btl_bw();
         let min_rtt = self.rtt_for_bdp();
-        let jitter = self.srtt_ms.saturating_sub(min_rtt).min(min_rtt);
+        let jitter = self
+            .srtt_ms
+            .saturating_sub(min_rtt)
+            .min(min_rtt.max(JITTER_FLOOR_MS));
         let bdp = bw.saturating_mul(min_rtt) / 1000;
         let allowance = (bw.saturating_mul(jitter) / 1000)
             .saturating_add(SEND_QUANTA.saturating_mul(self.send_quantum()));
@@ -433,9 +439,9 @@ mod tests {
         let c = settle_on(600_000_000, 1, 15);
         assert_eq!(c.btl_bw(), 600_000_000);
         let quanta = SEND_QUANTA * MAX_BATCH_BYTES as u64; // 600 kB a ms: whole batches
-        // Twice the BDP, one more minimum RTT of jitter, a few sends: not 15 ms' worth.
-        assert_eq!(c.cwnd(), 2 * 600_000 + 600_000 + quanta);
-        assert!(c.cwnd() < 2_000_000, "{} bytes in flight", c.cwnd());
+        // Twice the BDP, the jitter floor, a few sends: not 15 ms' worth (9 MB).
+        assert_eq!(c.cwnd(), 2 * 600_000 + JITTER_FLOOR_MS * 600_000 + quanta);
+        assert!(c.cwnd() < 4_000_000, "{} bytes in flight", c.cwnd());
     }
 
     #[test]
