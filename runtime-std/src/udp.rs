@@ -7,6 +7,8 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
+use huddle_core::transfer::spare::SpareBlocks;
+
 /// Socket buffer size asked for by default: room for a few milliseconds of a fast burst.
 pub const DEFAULT_SOCKET_BUFFER: usize = 8 << 20;
 
@@ -98,7 +100,7 @@ pub struct BatchSocket {
     /// The block being filled; `spare` holds earlier ones, to reuse once every datagram cut
     /// from them is dropped (no fresh pages to fault in and zero for every block).
     block: bytes::BytesMut,
-    spare: std::collections::VecDeque<bytes::BytesMut>,
+    spare: SpareBlocks,
     fresh_blocks: u64,
 }
 
@@ -114,7 +116,7 @@ impl BatchSocket {
         Ok(Self {
             state: quinn_udp::UdpSocketState::new(socket.into())?,
             block: bytes::BytesMut::new(),
-            spare: std::collections::VecDeque::new(),
+            spare: SpareBlocks::new(SPARE_BLOCKS),
             fresh_blocks: 0,
         })
     }
@@ -124,30 +126,16 @@ impl BatchSocket {
     fn next_block(&mut self) {
         let full = BLOCK_SLOTS * SLOT;
         let used = std::mem::take(&mut self.block);
-        if used.capacity() > 0 {
-            self.spare.push_back(used);
-        }
         // The oldest block whose datagrams were all dropped meanwhile (the core's thread
         // lags the reader by a few blocks, so the front one is not always free).
-        for _ in 0..self.spare.len() {
-            let Some(mut b) = self.spare.pop_front() else {
-                break;
-            };
-            b.clear();
-            if b.try_reclaim(full) && b.capacity() >= full {
-                // SAFETY: `try_reclaim` reuses this block's own allocation and never
-                // allocates. Every block here came from `BytesMut::zeroed(full)` below (a
-                // zeroed allocation of exactly `full` bytes), so its first `full` bytes are
-                // initialized: zeros, or datagrams received since.
-                unsafe { b.set_len(full) };
-                self.block = b;
-                return;
-            }
-            // Still referenced by datagrams in use: try it again later.
-            self.spare.push_back(b);
-        }
-        while self.spare.len() > SPARE_BLOCKS {
-            self.spare.pop_front();
+        if let Some(mut b) = self.spare.swap(used, full).filter(|b| b.capacity() >= full) {
+            // SAFETY: `swap` reuses this block's own allocation and never allocates. Every
+            // block here came from `BytesMut::zeroed(full)` below (a zeroed allocation of
+            // exactly `full` bytes), so its first `full` bytes are initialized: zeros, or
+            // datagrams received since.
+            unsafe { b.set_len(full) };
+            self.block = b;
+            return;
         }
         self.fresh_blocks += 1;
         self.block = bytes::BytesMut::zeroed(full);

@@ -53,6 +53,7 @@ pub(crate) mod rtt;
 pub(crate) mod sack;
 pub mod sender;
 pub mod set;
+pub mod spare;
 pub(crate) mod timer;
 pub mod tree;
 

@@ -7,9 +7,9 @@
 //! only after the core has sealed them all, so the block in use is never free when it fills
 //! up. A few retired blocks are kept and the oldest one free again is taken instead.
 
-use std::collections::VecDeque;
-
 use bytes::BytesMut;
+
+use super::super::spare::SpareBlocks;
 
 /// Bytes per block: many full batches (64 000 bytes) each.
 const BLOCK: usize = 1 << 20;
@@ -19,11 +19,21 @@ const BLOCK: usize = 1 << 20;
 const SPARE: usize = 4;
 
 /// The sealing blocks of one sender.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct SealPool {
     current: BytesMut,
-    spare: VecDeque<BytesMut>,
+    spare: SpareBlocks,
     fresh: u64,
+}
+
+impl Default for SealPool {
+    fn default() -> Self {
+        Self {
+            current: BytesMut::new(),
+            spare: SpareBlocks::new(SPARE),
+            fresh: 0,
+        }
+    }
 }
 
 impl SealPool {
@@ -34,22 +44,9 @@ impl SealPool {
             return &mut self.current;
         }
         let retired = std::mem::take(&mut self.current);
-        if retired.capacity() > 0 {
-            self.spare.push_back(retired);
-        }
-        for _ in 0..self.spare.len() {
-            let Some(mut b) = self.spare.pop_front() else {
-                break;
-            };
-            // Never allocates: only takes the block back if nothing cut from it is alive.
-            if b.try_reclaim(len) {
-                self.current = b;
-                return &mut self.current;
-            }
-            self.spare.push_back(b);
-        }
-        while self.spare.len() > SPARE {
-            self.spare.pop_front();
+        if let Some(b) = self.spare.swap(retired, len) {
+            self.current = b;
+            return &mut self.current;
         }
         self.fresh += 1;
         self.current = BytesMut::with_capacity(BLOCK.max(len));
