@@ -949,14 +949,7 @@ mod tests {
             Err(DatagramError::Unauthentic)
         );
         // A datagram of another kind never lands in a data slot.
-        let done = seal_one(
-            &Datagram {
-                id: TransferId(1),
-                pn: 10,
-                body: Body::Done { file_size: 5 },
-            },
-            &s,
-        );
+        let done = sealed_done(10, &s);
         let h = peek(&done).unwrap();
         let mut any = vec![0u8; done.len() - h.kind.header_len() - TAG_LEN];
         assert_eq!(
@@ -965,18 +958,23 @@ mod tests {
         );
     }
 
+    /// A sealed `Done` of transfer 1, packet `pn`.
+    fn sealed_done(pn: u64, keys: &KeyPair) -> Bytes {
+        seal_one(
+            &Datagram {
+                id: TransferId(1),
+                pn,
+                body: Body::Done { file_size: 5 },
+            },
+            keys,
+        )
+    }
+
     #[test]
     fn a_datagram_of_another_exchange_is_rejected() {
         let (s, _) = session();
         let other = KeyPair::handshake(&TransferSecret([8; 32]), TransferId(1), Side::Receiver);
-        let bytes = seal_one(
-            &Datagram {
-                id: TransferId(1),
-                pn: 0,
-                body: Body::Done { file_size: 5 },
-            },
-            &s,
-        );
+        let bytes = sealed_done(0, &s);
         assert_eq!(open(&bytes, &other), Err(DatagramError::Unauthentic));
     }
 
