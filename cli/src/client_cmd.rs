@@ -62,7 +62,7 @@ pub struct ClientArgs {
     /// slow uplink. No cap by default.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_rate: Option<u64>,
-    /// Most uploads this client runs at once; another UPD is refused until one finishes.
+    /// Most uploads this client runs at once; another UPD waits its turn (up to 256 wait).
     #[arg(long, value_name = "N", default_value_t = huddle_core::transfer::TransferConfig::default().max_outgoing)]
     pub max_uploads: usize,
     /// Most downloads this client receives at once; more are refused and their presenters

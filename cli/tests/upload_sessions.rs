@@ -118,6 +118,55 @@ fn uploads_in_both_directions_at_once() {
 }
 
 #[test]
+fn a_script_that_pipes_forty_uploads_then_out_sends_every_one() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let luke = LiveClient::login(&server, "luke", "r2d2");
+        let src = tempfile::tempdir().unwrap();
+        let mut script = vec!["yoda".to_string(), "jedi*knight".to_string()];
+        let mut sent = Vec::new();
+        for n in 0..40u64 {
+            let data = video(200_000 + n as usize * 977, 300 + n);
+            let path = write(src.path(), &format!("c{n}.mp4"), &data);
+            script.push(format!("UPD luke {}", path.display()));
+            sent.push(data);
+        }
+        script.push("OUT".to_string());
+        let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+        // Two at a time, each at most 4 MB/s: the lines come much faster than uploads end.
+        let (code, out) = run_script_with(
+            &server,
+            rt,
+            &["--max-uploads", "2", "--max-rate", "4M"],
+            &lines,
+        );
+        assert_eq!(code, 0, "{rt}: {out}");
+        assert_eq!(
+            out.matches("has been uploaded to luke").count(),
+            40,
+            "{rt}: {out}"
+        );
+        assert!(
+            out.contains("c39.mp4 to luke waits its turn"),
+            "{rt}: {out}"
+        );
+        assert!(!out.contains("Cannot upload"), "{rt}: {out}");
+        assert!(
+            out.find("c39.mp4 has been uploaded") < out.find("Goodbye, yoda!"),
+            "{rt}: OUT waited for the queue: {out}"
+        );
+        for (n, data) in sent.iter().enumerate() {
+            luke.out.wait_for(&format!("saved as yoda_c{n}.mp4"));
+            assert!(
+                saved(&luke, &format!("yoda_c{n}.mp4")) == *data,
+                "{rt}: c{n}.mp4 changed"
+            );
+        }
+    }
+}
+
+#[test]
 fn eight_concurrent_transfers_on_one_socket_four_out_four_in() {
     for &rt in RUNTIMES {
         let dir = data_dir();

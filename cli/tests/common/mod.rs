@@ -266,6 +266,19 @@ pub fn run_script_on(server: &ServerProc, client_runtime: &str, script: &[&str])
     )
 }
 
+/// Like [`run_script_on`], with more arguments for the client.
+pub fn run_script_with(
+    server: &ServerProc,
+    client_runtime: &str,
+    extra: &[&str],
+    script: &[&str],
+) -> (i32, String) {
+    let downloads = tempfile::tempdir().unwrap();
+    let mut cmd = client_command(server, client_runtime, downloads.path());
+    cmd.args(extra);
+    run_piped(cmd, script)
+}
+
 /// Run `cmd` (a piped `huddle client`) with this script on stdin until it exits; returns
 /// (exit code, stdout, then stderr after `[stderr]` if any).
 pub fn run_piped(mut cmd: Command, script: &[&str]) -> (i32, String) {

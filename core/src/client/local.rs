@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `y` / `yes`, `n` / `no` | answer the oldest open question about an incoming upload |
 //! | `ACCEPT [file\|id]`, `DECLINE [file\|id]` | answer the question about that upload |
-//! | `CANCEL [file\|id\|ALL]` | stop a running upload or download; the other side is told at once |
+//! | `CANCEL [file\|id\|ALL]` | stop a running upload or download (the other side is told at once), or take an upload waiting its turn out of the queue |
 //!
 //! Without an argument, `ACCEPT`/`DECLINE` mean the oldest open question and `CANCEL` the
 //! only running transfer. A file is named as the transfer's lines show it (`clip.mp4`); an id
@@ -37,7 +37,10 @@ pub enum Local {
 pub const USAGE: &[(&str, &str)] = &[
     ("ACCEPT [file]", "take an incoming upload (or answer y)"),
     ("DECLINE [file]", "refuse an incoming upload (or answer n)"),
-    ("CANCEL [file|ALL]", "stop a running upload or download"),
+    (
+        "CANCEL [file|ALL]",
+        "stop an upload (running or queued) or a download",
+    ),
 ];
 
 /// The local command `line` is, if it is one. `pending` says whether a question is open, the

@@ -38,6 +38,7 @@ pub mod sanitize;
 mod secure;
 mod seen_posts;
 mod shortcuts;
+mod upload_queue;
 mod uploads;
 
 use std::collections::VecDeque;
@@ -67,6 +68,7 @@ use emulation::Emulation;
 use known_users::KnownUsers;
 use secure::Link;
 use seen_posts::SeenPosts;
+use upload_queue::{PendingUpload, UploadQueue};
 use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
@@ -131,11 +133,20 @@ impl Default for ClientConfig {
     }
 }
 
-/// An upload the user asked for, waiting for the file check or the server's approval.
+/// Where a client that started a queued upload goes back to once the server answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// The command prompt, still open.
+    Ready,
+    /// Logging out once the transfers end.
+    Draining,
+}
+
+/// Input that came while a queued upload was being started.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct PendingUpload {
-    to: UserName,
-    path: String,
+enum Deferred {
+    Line(String),
+    Closed,
 }
 
 /// Where the client is in its conversation with the server and the user.
@@ -190,6 +201,16 @@ pub struct Client {
     outputs: VecDeque<ClientOutput>,
     transfers: Transfers,
     pending_upload: Option<PendingUpload>,
+    /// Uploads asked for while as many ran as the client takes.
+    queued: UploadQueue,
+    /// A queued upload is being started (its file checked, the server asked) while the user's
+    /// prompt stays open; when it is, the client goes back to this state without a new prompt.
+    background: Option<Resume>,
+    /// What the user answered that open prompt with meanwhile, taken once the start is done.
+    deferred: Option<Deferred>,
+    /// The command prompt is open: the user is typing, nothing they asked for is being done.
+    /// Only then (or while logging out) may a queued upload start in the background.
+    prompt_open: bool,
     emulation: Option<Emulation>,
     /// Reused for the transfers' outputs, so a datagram costs no allocation here.
     scratch: Vec<ClientOutput>,
@@ -229,6 +250,10 @@ impl Client {
             scratch: Vec::new(),
             seen: post_ids::SeenPosts::default(),
             pending_upload: None,
+            queued: UploadQueue::default(),
+            background: None,
+            deferred: None,
+            prompt_open: false,
             clock: Clock::new(now),
             times: SeenPosts::new(config.max_seen_posts),
             known: KnownUsers::new(config.max_known_users),
@@ -466,13 +491,8 @@ impl Client {
             path.release(now, self.transfers.max_segments(), &mut self.outputs);
         }
         self.scratch = out;
-        if self.state == State::Draining
-            && !self.transfers.is_busy()
-            && !self.transfers.is_lingering()
-        {
-            self.send_line("OUT");
-            self.state = State::Waiting(Command::Out);
-        }
+        self.start_queued();
+        self.finish_draining();
     }
 
     /// Queue what the transfers want done; the end of an upload is also reported to the
@@ -665,6 +685,12 @@ impl Client {
     /// The user typed `line` (without its line ending).
     pub(crate) fn handle_user_line(&mut self, line: &str, _now: UnixMillis) {
         let line = line.strip_suffix('\r').unwrap_or(line);
+        if self.background.is_some() && self.deferred.is_none() {
+            // The answer to the prompt that stayed open while a queued upload starts.
+            self.deferred = Some(Deferred::Line(line.to_string()));
+            return;
+        }
+        self.prompt_open = false;
         match self.state.clone() {
             State::AskUser => {
                 let name = line.trim();
@@ -727,6 +753,11 @@ impl Client {
     ///
     /// At the command prompt this logs out as `OUT` would; before login it is a failed login.
     pub(crate) fn handle_input_closed(&mut self, _now: UnixMillis) {
+        if self.background.is_some() && self.deferred.is_none() {
+            self.deferred = Some(Deferred::Closed);
+            return;
+        }
+        self.prompt_open = false;
         match self.state {
             State::Ready => self.log_out(),
             State::Waiting(_) | State::Inspecting | State::Draining | State::Done => {}
@@ -758,14 +789,75 @@ impl Client {
         self.outputs.push_back(ClientOutput::Prompt(p));
     }
 
+    /// The current request is answered: ask for the next command — or, when the request was
+    /// a queued upload's, go back to where the client was (its prompt is still open) and take
+    /// what the user typed meanwhile. Then start the next queued upload if one may start.
     fn command_prompt(&mut self) {
-        self.state = State::Ready;
-        let user = self.user.clone().unwrap_or_default();
-        self.prompt(Prompt::Command(user));
+        match self.background.take() {
+            None => {
+                self.state = State::Ready;
+                self.prompt_open = true;
+                let user = self.user.clone().unwrap_or_default();
+                self.prompt(Prompt::Command(user));
+            }
+            Some(Resume::Draining) => self.state = State::Draining,
+            Some(Resume::Ready) => {
+                self.state = State::Ready;
+                self.prompt_open = true;
+                match self.deferred.take() {
+                    Some(Deferred::Line(line)) => {
+                        self.prompt_open = false;
+                        self.on_command_line(&line);
+                    }
+                    Some(Deferred::Closed) => {
+                        self.prompt_open = false;
+                        self.log_out();
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.start_queued();
+        self.finish_draining();
+    }
+
+    /// Start the oldest queued upload if the client is free to ask the server (at the prompt,
+    /// or logging out) and an upload may start.
+    fn start_queued(&mut self) {
+        let resume = match self.state {
+            State::Ready if self.prompt_open => Resume::Ready,
+            State::Draining => Resume::Draining,
+            _ => return,
+        };
+        if self.background.is_some() || self.transfers.uploads_at_limit().is_some() {
+            return;
+        }
+        let Some(next) = self.queued.pop() else {
+            return;
+        };
+        self.background = Some(resume);
+        self.inspect(next);
+    }
+
+    /// Logging out and nothing left to wait for: say `OUT`.
+    fn finish_draining(&mut self) {
+        if self.state == State::Draining
+            && self.queued.is_empty()
+            && !self.transfers.is_busy()
+            && !self.transfers.is_lingering()
+        {
+            self.send_line("OUT");
+            self.state = State::Waiting(Command::Out);
+        }
     }
 
     fn exit(&mut self, status: ExitStatus) {
         self.state = State::Done;
+        self.background = None;
+        let dropped = self.queued.clear();
+        if !dropped.is_empty() {
+            self.show(Tone::Error, narration::queue_dropped(&dropped));
+        }
         // Tell the peers of running transfers that we are leaving, so they stop at once
         // instead of waiting for their timeout.
         self.transfers.cancel_all(self.clock.now());
@@ -920,9 +1012,11 @@ impl Client {
                 self.command_prompt();
             }
             State::Waiting(command) => {
-                if command == Command::Upd {
-                    self.pending_upload = None;
-                }
+                // A queued upload's refusal comes long after its line: say which it was.
+                let queued = match self.pending_upload.take() {
+                    Some(p) if command == Command::Upd && self.background.is_some() => Some(p),
+                    _ => None,
+                };
                 self.learn_from_reply(command, &reply);
                 let tone = if code.is_error() {
                     Tone::Error
@@ -941,6 +1035,8 @@ impl Client {
                         .map(|l| self.seen.listing_line(l, ids))
                         .collect::<Vec<_>>()
                         .join("\n")
+                } else if let Some(p) = queued {
+                    format!("Cannot upload {} to {}: {}", p.path, p.to, reply.text())
                 } else {
                     reply.text()
                 };
@@ -987,15 +1083,24 @@ impl Client {
                 return;
             }
         };
-        if let Some(why) = self.transfers.upload_refusal() {
-            self.show(Tone::Error, format!("Cannot upload {path}: {why}"));
+        let upload = PendingUpload { to, path };
+        if let Some(running) = self.transfers.uploads_at_limit() {
+            let (path, to) = (upload.path.clone(), upload.to.clone());
+            let text = match self.queued.push(upload) {
+                Ok(place) => narration::upload_queued(&path, &to, running, place),
+                Err(_) => narration::upload_queue_full(&path, running, self.queued.len()),
+            };
+            self.show(Tone::Info, text);
             self.command_prompt();
             return;
         }
-        self.pending_upload = Some(PendingUpload {
-            to,
-            path: path.clone(),
-        });
+        self.inspect(upload);
+    }
+
+    /// Check `upload`'s file (the driver answers with [`Input::Inspected`]), then ask the server.
+    fn inspect(&mut self, upload: PendingUpload) {
+        let path = upload.path.clone();
+        self.pending_upload = Some(upload);
         self.state = State::Inspecting;
         self.outputs.push_back(ClientOutput::InspectFile { path });
     }
@@ -1007,10 +1112,32 @@ impl Client {
         match command {
             local::Local::Accept(t) => self.transfers.decide(&t, true, now, &mut out),
             local::Local::Decline(t) => self.transfers.decide(&t, false, now, &mut out),
-            local::Local::Cancel(t) => self.transfers.cancel(&t, now, &mut out),
+            local::Local::Cancel(t) => self.cancel(&t, now, &mut out),
         }
         self.queue_transfer_outputs(out);
         self.pump();
+    }
+
+    /// `CANCEL`: queued uploads are taken out of the queue (by their file name, `ALL`, or as
+    /// the only thing there is to cancel); everything else is for the running transfers.
+    fn cancel(&mut self, target: &local::Target, now: UnixMillis, out: &mut Vec<ClientOutput>) {
+        use local::Target;
+        let dropped = match target {
+            Target::All => self.queued.clear(),
+            Target::Named(name) if !self.transfers.runs_named(name) => {
+                self.queued.remove_named(name).into_iter().collect()
+            }
+            Target::Implied if !self.transfers.is_busy() && self.queued.len() == 1 => {
+                self.queued.clear()
+            }
+            _ => Vec::new(),
+        };
+        if !dropped.is_empty() {
+            self.show(Tone::Info, narration::queue_cancelled(&dropped));
+        }
+        if dropped.is_empty() || (*target == Target::All && self.transfers.is_busy()) {
+            self.transfers.cancel(target, now, out);
+        }
     }
 
     /// After the greeting (inside TLS, or in clear where that is allowed): declare the UDP
@@ -1140,7 +1267,14 @@ impl Client {
     /// A download that just finished stays a moment (silently) so that its presenter surely
     /// hears that the file arrived.
     fn log_out(&mut self) {
-        if self.transfers.is_busy() {
+        if !self.queued.is_empty() {
+            self.show(
+                Tone::Info,
+                narration::logging_out_after_queue(self.queued.len()),
+            );
+            self.state = State::Draining;
+            self.start_queued();
+        } else if self.transfers.is_busy() {
             self.show(
                 Tone::Info,
                 "Logging out once the running transfers finish (they give up on their own if the peer is gone)…",

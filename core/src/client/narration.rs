@@ -5,19 +5,105 @@
 
 use super::output::FileProblem;
 use super::render::human_bytes;
+use super::upload_queue::PendingUpload;
 use crate::UnixMillis;
 use crate::transfer::{AbortReason, PeerReason};
 use crate::types::UserName;
 
-/// `300.0 MiB in 1.2 s, 250.0 MiB/s`.
+/// `300.0 MiB in 1.2 s, 250.0 MiB/s`; `2.9 MiB in 23 ms, …` under a second (where tenths of
+/// a second would read `0.0 s`).
 pub(super) fn rate(bytes: u64, since: UnixMillis, now: UnixMillis) -> String {
     let ms = now.millis_since(since).max(1);
     let per_sec = bytes as f64 * 1000.0 / ms as f64;
+    let took = if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    };
     format!(
-        "{} in {:.1} s, {}/s",
+        "{} in {took}, {}/s",
         human_bytes(bytes),
-        ms as f64 / 1000.0,
         human_bytes(per_sec as u64)
+    )
+}
+
+/// `16 uploads are`: how many uploads run, as the subject of a sentence.
+fn uploads_running(running: usize) -> String {
+    match running {
+        1 => "1 upload is".to_string(),
+        n => format!("{n} uploads are"),
+    }
+}
+
+/// An upload asked for while `running` uploads ran (the most at once) waits its turn, `place`
+/// in line.
+pub(super) fn upload_queued(path: &str, to: &UserName, running: usize, place: usize) -> String {
+    let when = match place {
+        1 => "it goes next".to_string(),
+        2 => "1 goes before it".to_string(),
+        n => format!("{} go before it", n - 1),
+    };
+    format!(
+        "{path} to {to} waits its turn: {} running (the most at once); {when}",
+        uploads_running(running)
+    )
+}
+
+/// An upload asked for while the queue was full too.
+pub(super) fn upload_queue_full(path: &str, running: usize, waiting: usize) -> String {
+    format!(
+        "Cannot upload {path}: {} running and {waiting} more wait their turn (the most); wait for one to finish",
+        uploads_running(running)
+    )
+}
+
+/// `a.mp4 to luke, b.mp4 to luke`: queued uploads, listed.
+fn listed(uploads: &[PendingUpload]) -> String {
+    uploads
+        .iter()
+        .map(|u| format!("{} to {}", u.path, u.to))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `CANCEL` took these uploads out of the queue.
+pub(super) fn queue_cancelled(uploads: &[PendingUpload]) -> String {
+    match uploads {
+        [one] => format!(
+            "{} to {} will not be sent (it was waiting its turn)",
+            one.path, one.to
+        ),
+        many => format!(
+            "{} queued uploads will not be sent: {}",
+            many.len(),
+            listed(many)
+        ),
+    }
+}
+
+/// The client stops with uploads still waiting their turn.
+pub(super) fn queue_dropped(uploads: &[PendingUpload]) -> String {
+    match uploads {
+        [one] => format!(
+            "{} to {} was not sent (it was waiting its turn)",
+            one.path, one.to
+        ),
+        many => format!(
+            "{} queued uploads were not sent: {}",
+            many.len(),
+            listed(many)
+        ),
+    }
+}
+
+/// `OUT` while uploads still wait their turn.
+pub(super) fn logging_out_after_queue(waiting: usize) -> String {
+    let uploads = match waiting {
+        1 => "the queued upload has".to_string(),
+        n => format!("the {n} queued uploads have"),
+    };
+    format!(
+        "Logging out once {uploads} run and the running transfers finish (they give up on their own if the peer is gone)…"
     )
 }
 
@@ -66,4 +152,23 @@ pub(super) fn upload_failure(to: &UserName, reason: AbortReason) -> String {
 /// The problem to report for an upload source that is not a readable regular file.
 pub fn upload_problem(path: &str, problem: &FileProblem) -> String {
     format!("Cannot upload {path}: {problem}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_under_a_second_says_its_milliseconds() {
+        let t0 = UnixMillis(1_000_000);
+        assert_eq!(
+            rate(3_000_000, t0, UnixMillis(1_000_023)),
+            "2.9 MiB in 23 ms, 124.4 MiB/s"
+        );
+        assert_eq!(
+            rate(300 << 20, t0, UnixMillis(1_001_200)),
+            "300.0 MiB in 1.2 s, 250.0 MiB/s"
+        );
+        assert_eq!(rate(10, t0, t0), "10 B in 1 ms, 9.8 KiB/s");
+    }
 }

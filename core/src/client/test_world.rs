@@ -41,6 +41,21 @@ pub(super) struct Peer {
     pub(super) failing_part_reads: bool,
     pub(super) saved: BTreeMap<String, Vec<u8>>,
     pub(super) exit: Option<ExitStatus>,
+    /// Command prompts shown: each lets a person (or a script) type one line.
+    pub(super) prompts: usize,
+    /// File checks are held here, unanswered, while this is on (a slow disk).
+    pub(super) hold_inspections: bool,
+    pub(super) held_inspections: Vec<String>,
+}
+
+impl Peer {
+    /// What the driver's file check says of `path`.
+    fn inspect(&self, path: &str) -> Result<u64, FileProblem> {
+        self.sources
+            .get(path)
+            .map(|b| b.len() as u64)
+            .ok_or(FileProblem::NotFound)
+    }
 }
 
 pub(super) struct World {
@@ -158,12 +173,27 @@ impl World {
             failing_part_reads: false,
             saved: BTreeMap::new(),
             exit: None,
+            prompts: 0,
+            hold_inspections: false,
+            held_inspections: Vec::new(),
         });
         self.settle();
         self.type_line(i, name);
         self.type_line(i, password);
         assert_eq!(self.peers[i].client.user(), Some(name));
         i
+    }
+
+    /// Answer the file checks held so far.
+    pub(super) fn release_inspections(&mut self, i: usize) {
+        self.peers[i].hold_inspections = false;
+        for path in std::mem::take(&mut self.peers[i].held_inspections) {
+            let r = self.peers[i].inspect(&path);
+            self.peers[i]
+                .client
+                .handle_input(Input::Inspected(r), UnixMillis(self.now));
+        }
+        self.settle();
     }
 
     pub(super) fn type_line(&mut self, i: usize, line: &str) {
@@ -222,6 +252,7 @@ impl World {
             }
             ClientOutput::Show(d) => self.peers[i].shown.push(d.text),
             ClientOutput::Progress(p) => self.peers[i].progress.push((now.0, p)),
+            ClientOutput::Prompt(Prompt::Command(_)) => self.peers[i].prompts += 1,
             ClientOutput::Prompt(_) | ClientOutput::PinServer(_) | ClientOutput::Users(_) => {}
             ClientOutput::Exit(s) => self.peers[i].exit = Some(s),
             ClientOutput::Transmit {
@@ -240,14 +271,12 @@ impl World {
                     self.deliver(i, to, d, now);
                 }
             }
+            ClientOutput::InspectFile { path } if self.peers[i].hold_inspections => {
+                self.peers[i].held_inspections.push(path);
+            }
             ClientOutput::InspectFile { path } => {
-                let p = &mut self.peers[i];
-                let r = p
-                    .sources
-                    .get(&path)
-                    .map(|b| b.len() as u64)
-                    .ok_or(FileProblem::NotFound);
-                p.client.handle_input(Input::Inspected(r), now);
+                let r = self.peers[i].inspect(&path);
+                self.peers[i].client.handle_input(Input::Inspected(r), now);
             }
             ClientOutput::File(op) => self.file_op(i, op, now),
         }

@@ -1,6 +1,7 @@
 //! Uploads end to end in one process, in virtual time (see `test_world`).
 
 use super::test_world::*;
+use super::upload_queue::MAX_QUEUED_UPLOADS;
 use super::*;
 
 #[test]
@@ -580,33 +581,226 @@ fn a_presenter_is_told_at_once_when_the_audience_cannot_create_or_write_the_file
     assert_eq!(w.peers[luke].saved.get("yoda_a.mp4"), Some(&video(500_000)));
 }
 
-#[test]
-fn a_presenter_runs_a_bounded_number_of_uploads_and_is_told_before_the_server_is_asked() {
+/// A presenter limited to `max` uploads at once, and luke; `files` sources of `len` bytes
+/// (`0.mp4`, `1.mp4`, …) each different.
+fn limited_world(max: usize, files: usize, len: usize) -> (World, usize, usize) {
     let mut w = World::new();
     let limited = TransferConfig {
-        max_outgoing: 2,
+        max_outgoing: max,
         ..TransferConfig::default()
     };
     let yoda = w.join_with("yoda", "jedi", limited);
-    w.join("luke", "r2d2");
+    let luke = w.join("luke", "r2d2");
     w.link.rate = Some(1_000_000);
-    for n in 0..3 {
-        w.peers[yoda]
-            .sources
-            .insert(format!("{n}.mp4"), video(1_000_000));
+    for n in 0..files {
+        let mut data = video(len);
+        data[0] = n as u8;
+        w.peers[yoda].sources.insert(format!("{n}.mp4"), data);
+    }
+    (w, yoda, luke)
+}
+
+#[test]
+fn uploads_beyond_the_limit_wait_their_turn_and_every_one_arrives_in_the_order_asked() {
+    let (mut w, yoda, luke) = limited_world(2, 7, 300_000);
+    // As a script types them: each line once the previous one was answered.
+    for n in 0..7 {
         w.type_line(yoda, &format!("UPD luke {n}.mp4"));
     }
+    assert_eq!(w.peers[yoda].prompts, 7 + 1, "every line answered at once");
     assert!(
         w.shown(yoda).contains(
-            "Cannot upload 2.mp4: 2 uploads are running already (the most at once); wait for one to finish"
+            "2.mp4 to luke waits its turn: 2 uploads are running (the most at once); it goes next"
         ),
         "{}",
         w.shown(yoda)
     );
-    assert!(!w.server_log_has("asked to upload 2.mp4"));
-    w.run_transfers();
-    w.upload(yoda, "luke", "2.mp4");
+    assert!(w.shown(yoda).contains(
+        "6.mp4 to luke waits its turn: 2 uploads are running (the most at once); 4 go before it"
+    ));
+    assert!(
+        !w.server_log_has("asked to upload 2.mp4"),
+        "the server is asked only when its turn comes"
+    );
+    let mut most = 0;
+    w.run_until(w.now + 120_000, |w| {
+        most = most.max(w.peers[yoda].client.transfers.uploads_running());
+        w.count_shown(yoda, "has been uploaded to luke") == 7
+    });
+    assert_eq!(most, 2, "never more than the limit at once");
+    for n in 0..7 {
+        let saved = match n {
+            0 => "yoda_0.mp4".to_string(),
+            n => format!("yoda_{n}.mp4"),
+        };
+        assert_eq!(
+            w.peers[luke].saved.get(&saved),
+            w.peers[yoda].sources.get(&format!("{n}.mp4")),
+            "{n}.mp4"
+        );
+    }
+    let asked: Vec<usize> = (0..7)
+        .map(|n| {
+            w.server_log
+                .iter()
+                .position(|l| l.contains(&format!("asked to upload {n}.mp4")))
+                .expect("asked")
+        })
+        .collect();
+    assert!(asked.windows(2).all(|p| p[0] < p[1]), "in order: {asked:?}");
+    assert_eq!(w.peers[yoda].prompts, 7 + 1, "no prompt of its own");
+}
+
+#[test]
+fn a_line_typed_while_a_queued_upload_starts_is_answered_after_it_and_nothing_is_lost() {
+    let (mut w, yoda, _luke) = limited_world(1, 3, 200_000);
+    w.type_line(yoda, "UPD luke 0.mp4");
+    w.type_line(yoda, "UPD luke 1.mp4");
+    assert_eq!(w.peers[yoda].prompts, 3);
+    // 0.mp4 ends while the disk is slow: 1.mp4's file check hangs, the prompt stays open.
+    w.peers[yoda].hold_inspections = true;
+    w.run_until(w.now + 60_000, |w| {
+        !w.peers[yoda].held_inspections.is_empty()
+    });
+    assert_eq!(w.peers[yoda].held_inspections, vec!["1.mp4".to_string()]);
+    // The user answers the open prompt meanwhile; then ends the input (a script's last line).
+    w.type_line(yoda, "MSG typed while 1.mp4 starts");
+    assert!(!w.shown(yoda).contains("Please wait"), "{}", w.shown(yoda));
+    assert!(
+        !w.server_log_has("typed while"),
+        "held until the start is done"
+    );
+    w.release_inspections(yoda);
+    assert!(
+        w.shown(yoda).contains("Message #1 posted"),
+        "{}",
+        w.shown(yoda)
+    );
+    assert_eq!(
+        w.peers[yoda].prompts, 4,
+        "one prompt for the line, none for the background start"
+    );
+    // End of input while the next one starts: it still logs out, after every upload.
+    w.type_line(yoda, "UPD luke 2.mp4");
+    w.peers[yoda].hold_inspections = true;
+    w.run_until(w.now + 60_000, |w| {
+        !w.peers[yoda].held_inspections.is_empty()
+    });
+    w.peers[yoda]
+        .client
+        .handle_input(Input::InputClosed, UnixMillis(w.now));
+    w.release_inspections(yoda);
+    w.run_until(w.now + 60_000, |w| w.peers[yoda].exit.is_some());
+    assert_eq!(w.peers[yoda].exit, Some(ExitStatus::LoggedOut));
     assert_eq!(w.count_shown(yoda, "has been uploaded to luke"), 3);
+}
+
+#[test]
+fn logging_out_lets_the_queued_uploads_run_first() {
+    let (mut w, yoda, luke) = limited_world(1, 4, 200_000);
+    for n in 0..4 {
+        w.type_line(yoda, &format!("UPD luke {n}.mp4"));
+    }
+    w.type_line(yoda, "OUT");
+    assert!(
+        w.shown(yoda).contains(
+            "Logging out once the 3 queued uploads have run and the running transfers finish"
+        ),
+        "{}",
+        w.shown(yoda)
+    );
+    w.run_until(w.now + 120_000, |w| w.peers[yoda].exit.is_some());
+    assert_eq!(w.peers[yoda].exit, Some(ExitStatus::LoggedOut));
+    assert_eq!(w.count_shown(yoda, "has been uploaded to luke"), 4);
+    assert_eq!(w.peers[luke].saved.len(), 4);
+    let out = w.shown(yoda);
+    assert!(
+        out.find("3.mp4 has been uploaded") < out.find("Goodbye"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cancel_takes_queued_uploads_out_of_line_and_a_failed_start_does_not_hold_the_rest() {
+    let (mut w, yoda, luke) = limited_world(1, 5, 400_000);
+    w.peers[yoda].sources.remove("2.mp4");
+    for n in 0..5 {
+        w.type_line(yoda, &format!("UPD luke {n}.mp4"));
+    }
+    w.type_line(yoda, "CANCEL 3.mp4");
+    assert!(
+        w.shown(yoda)
+            .contains("3.mp4 to luke will not be sent (it was waiting its turn)"),
+        "{}",
+        w.shown(yoda)
+    );
+    w.type_line(yoda, "CANCEL 3.mp4");
+    assert!(
+        w.shown(yoda).contains("No running transfer"),
+        "{}",
+        w.shown(yoda)
+    );
+    w.run_until(w.now + 120_000, |w| {
+        w.count_shown(yoda, "has been uploaded to luke") == 3
+    });
+    // 2.mp4 vanished while it waited: said, and 4.mp4 still went.
+    assert!(
+        w.shown(yoda).contains("Cannot upload 2.mp4: no such file"),
+        "{}",
+        w.shown(yoda)
+    );
+    let saved: Vec<&String> = w.peers[luke].saved.keys().collect();
+    assert_eq!(saved, ["yoda_0.mp4", "yoda_1.mp4", "yoda_4.mp4"]);
+
+    // CANCEL ALL stops the running one and empties the line.
+    for n in [0, 1, 4] {
+        w.type_line(yoda, &format!("UPD luke {n}.mp4"));
+    }
+    w.type_line(yoda, "CANCEL ALL");
+    assert!(
+        w.shown(yoda)
+            .contains("2 queued uploads will not be sent: 1.mp4 to luke, 4.mp4 to luke"),
+        "{}",
+        w.shown(yoda)
+    );
+    w.run_transfers();
+    assert!(
+        w.shown(yoda)
+            .contains("Cancelled the upload of 0.mp4 to luke"),
+        "{}",
+        w.shown(yoda)
+    );
+    assert_eq!(w.peers[luke].saved.len(), 3, "nothing more arrived");
+    assert!(w.peers[yoda].client.queued.is_empty());
+}
+
+#[test]
+fn the_queue_is_bounded_and_a_line_beyond_it_is_refused_clearly() {
+    let (mut w, yoda, _luke) = limited_world(1, 1, 2_000_000);
+    for _ in 0..=MAX_QUEUED_UPLOADS {
+        w.type_line(yoda, "UPD luke 0.mp4");
+    }
+    assert_eq!(w.peers[yoda].client.queued.len(), MAX_QUEUED_UPLOADS);
+    w.type_line(yoda, "UPD luke 0.mp4");
+    assert!(
+        w.shown(yoda).contains(
+            "Cannot upload 0.mp4: 1 upload is running and 256 more wait their turn (the most); wait for one to finish"
+        ),
+        "{}",
+        w.shown(yoda)
+    );
+    assert_eq!(w.peers[yoda].client.queued.len(), MAX_QUEUED_UPLOADS);
+    // Interrupted: what waited is said to be unsent.
+    w.peers[yoda]
+        .client
+        .handle_input(Input::Interrupt, UnixMillis(w.now));
+    w.settle();
+    assert!(
+        w.shown(yoda)
+            .contains("256 queued uploads were not sent: 0.mp4 to luke, 0.mp4 to luke"),
+        "{}",
+        w.shown(yoda)
+    );
 }
 
 #[test]
@@ -762,4 +956,33 @@ fn sixty_uploads_at_five_percent_loss_never_wait_the_initial_probe_timeout() {
             .unwrap_or(u64::MAX);
         assert!(wait < 600, "{l}");
     }
+}
+
+#[test]
+fn a_queued_upload_the_server_refuses_says_which_it_was_and_the_next_is_still_asked_for() {
+    let (mut w, yoda, luke) = limited_world(1, 3, 300_000);
+    for n in 0..3 {
+        w.type_line(yoda, &format!("UPD luke {n}.mp4"));
+    }
+    // luke blocks yoda while 1.mp4 and 2.mp4 wait.
+    w.type_line(luke, "BLK yoda");
+    w.run_transfers();
+    let out = w.shown(yoda);
+    assert!(out.contains("0.mp4 has been uploaded to luke"), "{out}");
+    for n in [1, 2] {
+        assert!(
+            out.contains(&format!(
+                "Cannot upload {n}.mp4 to luke: luke has blocked you"
+            )),
+            "{out}"
+        );
+    }
+    // Unblocked, the same file goes: nothing of the refused start is left behind.
+    w.type_line(luke, "UNB yoda");
+    w.upload(yoda, "luke", "2.mp4");
+    assert_eq!(
+        w.peers[luke].saved.get("yoda_2.mp4"),
+        w.peers[yoda].sources.get("2.mp4")
+    );
+    assert_eq!(w.peers[yoda].prompts, 3 + 1 + 1);
 }

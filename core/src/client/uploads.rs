@@ -232,6 +232,12 @@ impl Transfers {
         !self.uploads.is_empty() || !self.downloads.is_empty()
     }
 
+    /// How many uploads run.
+    #[cfg(test)]
+    pub(crate) fn uploads_running(&self) -> usize {
+        self.uploads.len()
+    }
+
     /// How many transfers the socket's set still holds (running, or lingering after the end).
     #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
@@ -423,16 +429,16 @@ impl Transfers {
         }
     }
 
-    /// Why a new upload may not start now, if it may not: as many run as the client takes.
-    pub fn upload_refusal(&self) -> Option<String> {
-        let max = self.config.max_outgoing;
-        (self.uploads.len() >= max).then(|| {
-            let running = match self.uploads.len() {
-                1 => "1 upload is".to_string(),
-                n => format!("{n} uploads are"),
-            };
-            format!("{running} running already (the most at once); wait for one to finish")
-        })
+    /// Whether a running transfer (or a download being asked about) is of a file named `name`.
+    pub fn runs_named(&self, name: &str) -> bool {
+        self.uploads.values().any(|u| u.name == name)
+            || self.downloads.values().any(|d| d.name == name)
+    }
+
+    /// How many uploads run, when that is as many as the client takes: a new one must wait.
+    pub fn uploads_at_limit(&self) -> Option<usize> {
+        let running = self.uploads.len();
+        (running >= self.config.max_outgoing).then_some(running)
     }
 
     /// The server approved our upload of `path`: start sending.

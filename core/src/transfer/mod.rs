@@ -206,8 +206,9 @@ pub struct TransferConfig {
     /// Most downloads a client runs at once; more are refused, and their presenters told
     /// why. 16: each holds an open `.part` file and a share of `receive_memory`.
     pub max_incoming: usize,
-    /// Most uploads a client runs at once; an `UPD` beyond it is refused before the server is
-    /// asked. 16: each holds an open source file and its data in flight.
+    /// Most uploads a client runs at once; an `UPD` beyond it waits its turn in the client
+    /// (`client::upload_queue`) before the server is asked. 16: each holds an open source file
+    /// and its data in flight.
     pub max_outgoing: usize,
     /// RTT assumed before the first measurement (ms).
     pub initial_rtt_ms: u64,
