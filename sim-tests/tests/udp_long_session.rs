@@ -207,3 +207,115 @@ fn a_long_session_of_sequential_and_overlapping_uploads_under_loss() {
         run_one(seed);
     }
 }
+
+/// Uploads alice pipes in one go, beyond her limit of two at once: the rest wait their turn.
+const QUEUED_UPLOADS: u64 = 10;
+
+fn run_queued(seed: u64) {
+    let _guard = SeedGuard::new("udp_queued_uploads", seed);
+    let mut sim = sim::builder(seed, Duration::from_secs(600))
+        .udp_capacity(4096)
+        .build();
+    let trace = Trace::new();
+    let disk = Disk::new(CrashLoss::All, seed);
+    disk.preload(DataFile::Credentials, "alice wonder\nbob builder\n");
+    ServerHost::new(sim_config(seed), disk, trace.clone()).install(&mut sim);
+
+    let transfer = TransferConfig {
+        idle_timeout_ms: 10_000,
+        max_outgoing: 2,
+        seed,
+        ..TransferConfig::default()
+    };
+    let alice_files: SharedFiles = Rc::new(RefCell::new(Files::default()));
+    let bob_files: SharedFiles = Rc::new(RefCell::new(Files::default()));
+    for n in 0..QUEUED_UPLOADS {
+        alice_files
+            .borrow_mut()
+            .sources
+            .insert(format!("q{n}.mp4"), video(seed, 2000 + n));
+    }
+    let alice = Rc::new(RefCell::new(Side::default()));
+    let bob_in = Rc::new(RefCell::new(false));
+    let options = |files: &SharedFiles, stream: u64| UdpOptions {
+        port: 6000,
+        netem: lossy(seed ^ stream),
+        transfer: transfer.clone(),
+        files: files.clone(),
+        ..UdpOptions::default()
+    };
+
+    let (t, o, alice_done, logged_in) = (
+        trace.clone(),
+        options(&bob_files, 2),
+        alice.clone(),
+        bob_in.clone(),
+    );
+    sim.client("bob", async move {
+        clock::sleep_until(clock::at(100)).await;
+        let mut c = SimClient::connect_with("bob", &t, Some(o)).await?;
+        c.login("bob", "builder").await.expect("bob logs in");
+        *logged_in.borrow_mut() = true;
+        while !alice_done.borrow().done {
+            c.idle(Duration::from_millis(20)).await;
+        }
+        c.wait_transfers(clock::at(500_000)).await;
+        c.logout().await;
+        Ok(())
+    });
+    let (t, o, me) = (trace.clone(), options(&alice_files, 1), alice.clone());
+    sim.client("alice", async move {
+        clock::sleep_until(clock::at(200)).await;
+        let mut c = SimClient::connect_with("alice", &t, Some(o)).await?;
+        c.login("alice", "wonder").await.expect("alice logs in");
+        while !*bob_in.borrow() {
+            c.idle(Duration::from_millis(20)).await;
+        }
+        for n in 0..QUEUED_UPLOADS {
+            let turn = c.say(&format!("UPD bob q{n}.mp4")).await;
+            assert!(
+                turn.step.is_command_prompt(),
+                "seed {seed}: UPD {n} is answered at once: {turn:?}"
+            );
+        }
+        // OUT lets the queue run first.
+        let out = c.logout().await;
+        me.borrow_mut().shown = c.shown().to_vec();
+        me.borrow_mut().done = true;
+        assert!(
+            c.exit_status().is_some(),
+            "seed {seed}: alice logged out: {out:?}"
+        );
+        Ok(())
+    });
+    sim::run(&mut sim, "udp_queued_uploads", seed);
+
+    let a = alice.borrow();
+    let saved_at_bob = bob_files.borrow();
+    for n in 0..QUEUED_UPLOADS {
+        assert!(
+            saved_at_bob.saved.get(&format!("alice_q{n}.mp4")) == Some(&video(seed, 2000 + n)),
+            "seed {seed}: queued upload {n} arrives whole; alice saw {:?}",
+            a.shown
+        );
+    }
+    assert_eq!(
+        count(&a.shown, "has been uploaded to bob"),
+        QUEUED_UPLOADS as usize
+    );
+    assert_eq!(
+        count(&a.shown, "waits its turn"),
+        QUEUED_UPLOADS as usize - 2,
+        "{:?}",
+        a.shown
+    );
+    assert_eq!(count(&a.shown, "failed"), 0, "{:?}", a.shown);
+    assert!(saved_at_bob.parts.is_empty());
+}
+
+#[test]
+fn uploads_queued_beyond_the_limit_under_loss_all_arrive_before_out() {
+    for seed in sim::seeds(82, 1, 5) {
+        run_queued(seed);
+    }
+}
