@@ -126,6 +126,25 @@ pub struct ServerHost {
     pub cert: Option<Rc<Cell<Cert>>>,
 }
 
+/// The opening of every upload scenario: a simulation of `duration` whose links take bursts of
+/// datagrams, and the server of [`sim_config`] installed on a fresh data folder whose accounts
+/// are `credentials` (`name password` lines). The trace the server writes to comes back with
+/// it.
+pub fn upload_world<'a>(
+    seed: u64,
+    duration: Duration,
+    credentials: &str,
+) -> (turmoil::Sim<'a>, Trace) {
+    let mut sim = crate::sim::builder(seed, duration)
+        .udp_capacity(4096)
+        .build();
+    let trace = Trace::new();
+    let disk = Disk::new(crate::disk::CrashLoss::All, seed);
+    disk.preload(huddle_core::store::DataFile::Credentials, credentials);
+    ServerHost::new(sim_config(seed), disk, trace.clone()).install(&mut sim);
+    (sim, trace)
+}
+
 /// A server configuration for simulations: everything fixed by `seed`, cheap password hashes,
 /// a fixed certificate ([`Cert::A`]). turmoil's hosts are not on loopback, so logins in clear
 /// are allowed from anywhere: the simulated clients speak in clear unless a test gives them

@@ -20,7 +20,7 @@ use huddle_sim_tests::clock;
 use huddle_sim_tests::disk::{CrashLoss, Disk};
 use huddle_sim_tests::exchanges::ExchangeLog;
 use huddle_sim_tests::rng::Rng;
-use huddle_sim_tests::server_host::{SERVER, ServerHost, sim_config};
+use huddle_sim_tests::server_host::{SERVER, ServerHost, sim_config, upload_world};
 use huddle_sim_tests::sim::{self, SeedGuard};
 use huddle_sim_tests::trace::Trace;
 use huddle_sim_tests::views::{BEGINNING, parse_rdm};
@@ -160,13 +160,7 @@ fn the_same_seed_yields_the_same_trace_and_another_seed_another() {
 /// Everything observable in one upload through a lossy, reordering path.
 fn upload(seed: u64) -> (Vec<String>, Option<Bytes>) {
     let _guard = SeedGuard::new("determinism", seed);
-    let mut sim = sim::builder(seed, Duration::from_secs(120))
-        .udp_capacity(4096)
-        .build();
-    let trace = Trace::new();
-    let disk = Disk::new(CrashLoss::All, seed);
-    disk.preload(DataFile::Credentials, "alice pw\nbob pw\n");
-    ServerHost::new(sim_config(seed), disk, trace.clone()).install(&mut sim);
+    let (mut sim, trace) = upload_world(seed, Duration::from_secs(120), "alice pw\nbob pw\n");
     let options = |files: &SharedFiles, stream: u64| UdpOptions {
         port: 6000,
         netem: NetemConfig {

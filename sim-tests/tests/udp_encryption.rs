@@ -9,15 +9,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use huddle_core::store::DataFile;
 use huddle_core::transfer::TransferConfig;
 use huddle_core::transfer::netem::NetemConfig;
 use huddle_sim_tests::client_host::{Files, SharedFiles, SimClient, UdpOptions};
 use huddle_sim_tests::clock;
-use huddle_sim_tests::disk::{CrashLoss, Disk};
-use huddle_sim_tests::server_host::{ServerHost, sim_config};
+use huddle_sim_tests::server_host::upload_world;
 use huddle_sim_tests::sim::{self, SeedGuard};
-use huddle_sim_tests::trace::Trace;
 
 const PATTERN: &[u8] = b"SIM-VIDEO-PATTERN-0123456789";
 const NAME: &str = "secret-plans.mp4";
@@ -35,13 +32,11 @@ struct Wire {
 
 fn run_one(seed: u64) -> Wire {
     let _guard = SeedGuard::new("udp_encryption", seed);
-    let mut sim = sim::builder(seed, Duration::from_secs(120))
-        .udp_capacity(4096)
-        .build();
-    let trace = Trace::new();
-    let disk = Disk::new(CrashLoss::All, seed);
-    disk.preload(DataFile::Credentials, "alice wonder\nbob builder\n");
-    ServerHost::new(sim_config(seed), disk, trace.clone()).install(&mut sim);
+    let (mut sim, trace) = upload_world(
+        seed,
+        Duration::from_secs(120),
+        "alice wonder\nbob builder\n",
+    );
     let files = |sources: &[(&str, Bytes)]| -> SharedFiles {
         let mut f = Files {
             record_wire: true,

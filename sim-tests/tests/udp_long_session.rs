@@ -10,16 +10,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use huddle_core::store::DataFile;
 use huddle_core::transfer::TransferConfig;
 use huddle_core::transfer::netem::NetemConfig;
 use huddle_sim_tests::client_host::{Files, SharedFiles, SimClient, UdpOptions};
 use huddle_sim_tests::clock;
-use huddle_sim_tests::disk::{CrashLoss, Disk};
 use huddle_sim_tests::rng::Rng;
-use huddle_sim_tests::server_host::{ServerHost, sim_config};
+use huddle_sim_tests::server_host::upload_world;
 use huddle_sim_tests::sim::{self, SeedGuard};
-use huddle_sim_tests::trace::Trace;
 
 /// Uploads alice makes; every third round she starts two at once.
 const ALICE_ROUNDS: u64 = 12;
@@ -58,13 +55,11 @@ fn count(shown: &[(u64, String)], what: &str) -> usize {
 
 fn run_one(seed: u64) {
     let _guard = SeedGuard::new("udp_long_session", seed);
-    let mut sim = sim::builder(seed, Duration::from_secs(600))
-        .udp_capacity(4096)
-        .build();
-    let trace = Trace::new();
-    let disk = Disk::new(CrashLoss::All, seed);
-    disk.preload(DataFile::Credentials, "alice wonder\nbob builder\n");
-    ServerHost::new(sim_config(seed), disk, trace.clone()).install(&mut sim);
+    let (mut sim, trace) = upload_world(
+        seed,
+        Duration::from_secs(600),
+        "alice wonder\nbob builder\n",
+    );
 
     let transfer = TransferConfig {
         idle_timeout_ms: 10_000,
@@ -213,13 +208,11 @@ const QUEUED_UPLOADS: u64 = 10;
 
 fn run_queued(seed: u64) {
     let _guard = SeedGuard::new("udp_queued_uploads", seed);
-    let mut sim = sim::builder(seed, Duration::from_secs(600))
-        .udp_capacity(4096)
-        .build();
-    let trace = Trace::new();
-    let disk = Disk::new(CrashLoss::All, seed);
-    disk.preload(DataFile::Credentials, "alice wonder\nbob builder\n");
-    ServerHost::new(sim_config(seed), disk, trace.clone()).install(&mut sim);
+    let (mut sim, trace) = upload_world(
+        seed,
+        Duration::from_secs(600),
+        "alice wonder\nbob builder\n",
+    );
 
     let transfer = TransferConfig {
         idle_timeout_ms: 10_000,

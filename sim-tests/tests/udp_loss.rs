@@ -12,16 +12,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use huddle_core::store::DataFile;
 use huddle_core::transfer::TransferConfig;
 use huddle_core::transfer::netem::NetemConfig;
 use huddle_sim_tests::client_host::{Files, SharedFiles, SimClient, UdpOptions};
 use huddle_sim_tests::clock;
-use huddle_sim_tests::disk::{CrashLoss, Disk};
 use huddle_sim_tests::rng::Rng;
-use huddle_sim_tests::server_host::{ServerHost, sim_config};
+use huddle_sim_tests::server_host::upload_world;
 use huddle_sim_tests::sim::{self, SeedGuard};
-use huddle_sim_tests::trace::Trace;
 
 const SIZE: usize = 400_000;
 const IDLE_TIMEOUT_MS: u64 = 10_000;
@@ -63,13 +60,11 @@ struct Outcome {
 
 fn run_one(seed: u64, loss: f64, cut: Cut) -> Outcome {
     let _guard = SeedGuard::new("udp_loss", seed);
-    let mut sim = sim::builder(seed, Duration::from_secs(180))
-        .udp_capacity(4096)
-        .build();
-    let trace = Trace::new();
-    let disk = Disk::new(CrashLoss::All, seed);
-    disk.preload(DataFile::Credentials, "alice wonder\nbob builder\n");
-    ServerHost::new(sim_config(seed), disk, trace.clone()).install(&mut sim);
+    let (mut sim, trace) = upload_world(
+        seed,
+        Duration::from_secs(180),
+        "alice wonder\nbob builder\n",
+    );
 
     let transfer = TransferConfig {
         idle_timeout_ms: IDLE_TIMEOUT_MS,
