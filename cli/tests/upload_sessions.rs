@@ -152,10 +152,11 @@ fn a_script_that_pipes_forty_uploads_then_out_sends_every_one() {
             "{rt}: {out}"
         );
         assert!(!out.contains("Cannot upload"), "{rt}: {out}");
-        assert!(
-            out.find("c39.mp4 has been uploaded") < out.find("Goodbye, yoda!"),
-            "{rt}: OUT waited for the queue: {out}"
-        );
+        let last = out
+            .find("c39.mp4 has been uploaded")
+            .expect("the last one went");
+        let bye = out.find("Goodbye, yoda!").expect("logged out");
+        assert!(last < bye, "{rt}: OUT waited for the queue: {out}");
         for (n, data) in sent.iter().enumerate() {
             luke.out.wait_for(&format!("saved as yoda_c{n}.mp4"));
             assert!(

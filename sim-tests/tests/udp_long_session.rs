@@ -36,6 +36,17 @@ fn lossy(seed: u64) -> NetemConfig {
     }
 }
 
+/// The UDP side of a client of these scenarios: port 6000, its own stream of `lossy` paths.
+fn udp(seed: u64, transfer: &TransferConfig, files: &SharedFiles, stream: u64) -> UdpOptions {
+    UdpOptions {
+        port: 6000,
+        netem: lossy(seed ^ stream),
+        transfer: transfer.clone(),
+        files: files.clone(),
+        ..UdpOptions::default()
+    }
+}
+
 fn video(seed: u64, n: u64) -> Bytes {
     let mut rng = Rng::new(seed, 0xC11F ^ n);
     let len = 30_000 + (rng.next_u64() % 90_000) as usize;
@@ -82,13 +93,7 @@ fn run_one(seed: u64) {
     }
     let alice = Rc::new(RefCell::new(Side::default()));
     let bob = Rc::new(RefCell::new(Side::default()));
-    let options = |files: &SharedFiles, stream: u64| UdpOptions {
-        port: 6000,
-        netem: lossy(seed ^ stream),
-        transfer: transfer.clone(),
-        files: files.clone(),
-        ..UdpOptions::default()
-    };
+    let options = |files: &SharedFiles, stream: u64| udp(seed, &transfer, files, stream);
 
     let (t, o, me, other) = (
         trace.clone(),
@@ -230,13 +235,7 @@ fn run_queued(seed: u64) {
     }
     let alice = Rc::new(RefCell::new(Side::default()));
     let bob_in = Rc::new(RefCell::new(false));
-    let options = |files: &SharedFiles, stream: u64| UdpOptions {
-        port: 6000,
-        netem: lossy(seed ^ stream),
-        transfer: transfer.clone(),
-        files: files.clone(),
-        ..UdpOptions::default()
-    };
+    let options = |files: &SharedFiles, stream: u64| udp(seed, &transfer, files, stream);
 
     let (t, o, alice_done, logged_in) = (
         trace.clone(),
