@@ -293,3 +293,45 @@ fn questions_count_against_the_download_limit() {
     assert_eq!(w.count_shown(luke, "Answer y or n"), 3);
     assert_eq!(w.count_shown(yoda, "receiving too many files at once"), 2);
 }
+
+#[test]
+fn a_taken_upload_whose_folder_is_slow_holds_the_presenter_without_saying_anyone_is_asked() {
+    let mut w = World::new();
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    let file = video(300_000);
+    w.peers[yoda]
+        .sources
+        .insert("clip.mp4".into(), file.clone());
+    // luke's client takes it by policy, but its download folder answers slowly.
+    w.peers[luke].hold_finds = true;
+    w.type_line(yoda, "UPD luke clip.mp4");
+    let idle = TransferConfig::default().idle_timeout_ms;
+    let until = w.now + 2 * idle;
+    w.run_until(until, |_| false);
+    assert_eq!(w.peers[luke].held_finds.len(), 1);
+    assert!(
+        !w.shown(yoda).contains("to accept"),
+        "nobody is asked: {}",
+        w.shown(yoda)
+    );
+    assert!(!w.shown(yoda).contains("failed"), "{}", w.shown(yoda));
+    w.release_finds(luke);
+    w.run_transfers();
+    assert_eq!(w.peers[luke].saved.get("yoda_clip.mp4"), Some(&file));
+    assert!(w.shown(yoda).contains("clip.mp4 has been uploaded to luke"));
+
+    // A folder that never answers ends it after the decision time, as luke's own fault.
+    w.peers[luke].hold_finds = true;
+    w.type_line(yoda, "UPD luke clip.mp4");
+    let decide = TransferConfig::default().decision_timeout_ms;
+    let until = w.now + decide + 2 * idle;
+    w.run_until(until, |w| w.shown(yoda).contains("failed"));
+    assert!(
+        w.shown(yoda)
+            .contains("Upload of clip.mp4 to luke failed: luke's client cannot save the file"),
+        "{}",
+        w.shown(yoda)
+    );
+    assert!(!w.shown(yoda).contains("to accept"), "{}", w.shown(yoda));
+}

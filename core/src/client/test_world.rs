@@ -46,6 +46,9 @@ pub(super) struct Peer {
     /// File checks are held here, unanswered, while this is on (a slow disk).
     pub(super) hold_inspections: bool,
     pub(super) held_inspections: Vec<String>,
+    /// Looking for kept parts hangs while this is on (a slow download folder).
+    pub(super) hold_finds: bool,
+    pub(super) held_finds: Vec<FileOp>,
 }
 
 impl Peer {
@@ -176,6 +179,8 @@ impl World {
             prompts: 0,
             hold_inspections: false,
             held_inspections: Vec::new(),
+            hold_finds: false,
+            held_finds: Vec::new(),
         });
         self.settle();
         self.type_line(i, name);
@@ -307,8 +312,21 @@ impl World {
         }
     }
 
+    /// Answer the searches for kept parts held so far.
+    pub(super) fn release_finds(&mut self, i: usize) {
+        self.peers[i].hold_finds = false;
+        for op in std::mem::take(&mut self.peers[i].held_finds) {
+            self.file_op(i, op, UnixMillis(self.now));
+        }
+        self.settle();
+    }
+
     pub(super) fn file_op(&mut self, i: usize, op: FileOp, now: UnixMillis) {
         let p = &mut self.peers[i];
+        if p.hold_finds && matches!(op, FileOp::FindResumable { .. }) {
+            p.held_finds.push(op);
+            return;
+        }
         match op {
             FileOp::OpenSource { id, path } => {
                 p.open.insert(id, path);

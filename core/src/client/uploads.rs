@@ -314,16 +314,17 @@ impl Transfers {
                 Tone::Info,
                 format!("Accepted {} from {}; receiving it…", d.name, d.from),
             );
-            self.take(id, out);
+            self.take(id, now, out);
         } else {
             self.set.abort(id, AbortReason::Declined, now);
         }
     }
 
     /// Download `id` is taken: look for a kept part of the same file.
-    fn take(&mut self, id: TransferId, out: &mut Vec<ClientOutput>) {
+    fn take(&mut self, id: TransferId, now: UnixMillis, out: &mut Vec<ClientOutput>) {
         if let Some(d) = self.downloads.get_mut(&id) {
             d.stage = Stage::Preparing;
+            self.set.take(id, now);
             let saved_as = d.saved_as.clone();
             out.push(ClientOutput::File(FileOp::FindResumable { id, saved_as }));
         }
@@ -620,7 +621,7 @@ impl Transfers {
             },
         );
         if !asking {
-            self.take(grant.id, out);
+            self.take(grant.id, now, out);
         }
     }
 

@@ -163,6 +163,10 @@ pub struct ReceiverStats {
 enum State {
     /// The audience has not decided yet.
     Deciding,
+    /// Taken: the audience's client is getting the file ready (looking for a part it kept,
+    /// creating one). The presenter is held as it is while the audience decides, but told
+    /// that nobody is being asked.
+    Preparing,
     /// Accepted; hashing the partial file to offer it.
     Checking,
     /// Ready; the sender's `Hello` has not arrived yet.
@@ -395,7 +399,7 @@ impl Receiver {
 
     /// Whether the audience's decision is still awaited.
     pub fn is_deciding(&self) -> bool {
-        self.state == State::Deciding
+        matches!(self.state, State::Deciding | State::Preparing)
     }
 
     /// Whether the outcome is known (verified or given up), lingering or not.
@@ -434,10 +438,21 @@ impl Receiver {
             .min(self.file_size)
     }
 
+    /// The audience takes the file; its client now gets it ready and then calls
+    /// [`Receiver::accept`] or [`Receiver::accept_resuming`]. Meanwhile the presenter hears
+    /// [`HoldReason::CheckingPart`], not that the audience is being asked. The decision's time
+    /// limit still runs: a driver that never answers does not hold the presenter for ever.
+    pub fn take(&mut self, now: UnixMillis) {
+        self.clock.advance(now);
+        if self.state == State::Deciding {
+            self.state = State::Preparing;
+        }
+    }
+
     /// The audience accepts the file, from its first byte.
     pub fn accept(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
-        if self.state != State::Deciding {
+        if !self.is_deciding() {
             return;
         }
         self.timers.stop(Timer::Decision);
@@ -450,7 +465,7 @@ impl Receiver {
     /// this is [`Receiver::accept`].
     pub fn accept_resuming(&mut self, held: u64, now: UnixMillis) {
         let now = self.clock.advance(now);
-        if self.state != State::Deciding {
+        if !self.is_deciding() {
             return;
         }
         self.timers.stop(Timer::Decision);
@@ -762,14 +777,9 @@ impl Receiver {
             .last_answer
             .is_none_or(|t| now.millis_since(t) >= ANSWER_EVERY_MS);
         match self.state {
-            State::Deciding | State::Checking if due => {
+            State::Deciding | State::Preparing | State::Checking if due => {
                 self.last_answer = Some(now);
-                let reason = if self.state == State::Deciding {
-                    HoldReason::Asking
-                } else {
-                    HoldReason::CheckingPart
-                };
-                self.queue(self.peer, Body::Hold { reason });
+                self.hold();
             }
             State::AwaitingHello => self.send_welcome(now),
             // Our `Welcome` got lost: again.
@@ -1041,19 +1051,22 @@ impl Receiver {
                 let now = self.clock.now();
                 match self.state {
                     State::AwaitingStart => self.send_welcome(now),
-                    State::Deciding | State::Checking => {
-                        let reason = if self.state == State::Deciding {
-                            HoldReason::Asking
-                        } else {
-                            HoldReason::CheckingPart
-                        };
-                        self.queue(self.peer, Body::Hold { reason });
-                    }
+                    State::Deciding | State::Preparing | State::Checking => self.hold(),
                     _ => {}
                 }
             }
             _ => self.stats.rejected.stale += 1,
         }
+    }
+
+    /// Ask the presenter to wait, saying why: the audience is asked, or its client gets the
+    /// file ready (a part to find, create or check).
+    fn hold(&mut self) {
+        let reason = match self.state {
+            State::Deciding => HoldReason::Asking,
+            _ => HoldReason::CheckingPart,
+        };
+        self.queue(self.peer, Body::Hold { reason });
     }
 
     /// Hash in-order bytes and tell the driver to write them.
@@ -1119,7 +1132,12 @@ impl Receiver {
             }
             _ => {
                 if self.timers.expire(Timer::Decision, now) {
-                    self.abort(AbortReason::NoAnswer, now);
+                    // Taken, but its own client never got the file ready: a local fault.
+                    let reason = match self.state {
+                        State::Preparing => AbortReason::LocalIo,
+                        _ => AbortReason::NoAnswer,
+                    };
+                    self.abort(reason, now);
                     return;
                 }
                 if self.timers.expire(Timer::Idle, now) {

@@ -227,6 +227,14 @@ impl TransferSet {
         }
     }
 
+    /// The audience takes download `id`; its client gets the file ready (see
+    /// [`Receiver::take`]).
+    pub fn take(&mut self, id: TransferId, now: UnixMillis) {
+        if let Some(Role::Receive(r)) = self.entries.get_mut(&id) {
+            r.take(now);
+        }
+    }
+
     /// The audience accepts download `id` (see [`Receiver::accept`]).
     pub fn accept(&mut self, id: TransferId, now: UnixMillis) {
         if let Some(Role::Receive(r)) = self.entries.get_mut(&id) {
