@@ -1084,11 +1084,13 @@ impl Client {
             }
         };
         let upload = PendingUpload { to, path };
-        if let Some(running) = self.transfers.uploads_at_limit() {
+        let at_limit = self.transfers.uploads_at_limit();
+        // Behind the ones already waiting, even when a slot just came free: oldest first.
+        if at_limit.is_some() || !self.queued.is_empty() {
             let (path, to) = (upload.path.clone(), upload.to.clone());
             let text = match self.queued.push(upload) {
-                Ok(place) => narration::upload_queued(&path, &to, running, place),
-                Err(_) => narration::upload_queue_full(&path, running, self.queued.len()),
+                Ok(place) => narration::upload_queued(&path, &to, at_limit, place),
+                Err(_) => narration::upload_queue_full(&path, at_limit, self.queued.len()),
             };
             self.show(Tone::Info, text);
             self.command_prompt();

@@ -35,25 +35,36 @@ fn uploads_running(running: usize) -> String {
     }
 }
 
-/// An upload asked for while `running` uploads ran (the most at once) waits its turn, `place`
-/// in line.
-pub(super) fn upload_queued(path: &str, to: &UserName, running: usize, place: usize) -> String {
+/// An upload that waits its turn, `place` in line: asked for while `at_limit` uploads ran
+/// (the most at once), or while others still waited.
+pub(super) fn upload_queued(
+    path: &str,
+    to: &UserName,
+    at_limit: Option<usize>,
+    place: usize,
+) -> String {
     let when = match place {
         1 => "it goes next".to_string(),
         2 => "1 goes before it".to_string(),
         n => format!("{} go before it", n - 1),
     };
-    format!(
-        "{path} to {to} waits its turn: {} running (the most at once); {when}",
-        uploads_running(running)
-    )
+    match at_limit {
+        Some(running) => format!(
+            "{path} to {to} waits its turn: {} running (the most at once); {when}",
+            uploads_running(running)
+        ),
+        None => format!("{path} to {to} waits its turn: {when}"),
+    }
 }
 
 /// An upload asked for while the queue was full too.
-pub(super) fn upload_queue_full(path: &str, running: usize, waiting: usize) -> String {
+pub(super) fn upload_queue_full(path: &str, at_limit: Option<usize>, waiting: usize) -> String {
+    let running = match at_limit {
+        Some(running) => format!("{} running and ", uploads_running(running)),
+        None => String::new(),
+    };
     format!(
-        "Cannot upload {path}: {} running and {waiting} more wait their turn (the most); wait for one to finish",
-        uploads_running(running)
+        "Cannot upload {path}: {running}{waiting} more wait their turn (the most); wait for one to finish"
     )
 }
 

@@ -987,3 +987,39 @@ fn a_queued_upload_the_server_refuses_says_which_it_was_and_the_next_is_still_as
     );
     assert_eq!(w.peers[yoda].prompts, 3 + 1 + 1);
 }
+
+#[test]
+fn an_upload_asked_for_while_others_wait_goes_behind_them_even_when_slots_are_free() {
+    let (mut w, yoda, _luke) = limited_world(2, 5, 300_000);
+    w.peers[yoda].sources.insert("9.mp4".into(), video(100_000));
+    for n in 0..5 {
+        w.type_line(yoda, &format!("UPD luke {n}.mp4"));
+    }
+    // 2.mp4's file check hangs when its turn comes; meanwhile 0 and 1 both end.
+    w.peers[yoda].hold_inspections = true;
+    w.run_until(w.now + 60_000, |w| {
+        w.peers[yoda].client.transfers.uploads_running() == 0
+    });
+    assert_eq!(w.peers[yoda].held_inspections, vec!["2.mp4".to_string()]);
+    w.type_line(yoda, "UPD luke 9.mp4");
+    w.release_inspections(yoda);
+    w.run_until(w.now + 120_000, |w| {
+        w.count_shown(yoda, "has been uploaded to luke") == 6
+    });
+    assert!(
+        w.shown(yoda)
+            .contains("9.mp4 to luke waits its turn: 2 go before it"),
+        "{}",
+        w.shown(yoda)
+    );
+    let asked: Vec<usize> = [0, 1, 2, 3, 4, 9]
+        .iter()
+        .map(|n| {
+            w.server_log
+                .iter()
+                .position(|l| l.contains(&format!("asked to upload {n}.mp4")))
+                .expect("asked")
+        })
+        .collect();
+    assert!(asked.windows(2).all(|p| p[0] < p[1]), "in order: {asked:?}");
+}
