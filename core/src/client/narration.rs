@@ -11,10 +11,11 @@ use crate::transfer::{AbortReason, PeerReason};
 use crate::types::UserName;
 
 /// `300.0 MiB in 1.2 s, 250.0 MiB/s`; `2.9 MiB in 23 ms, …` under a second (where tenths of
-/// a second would read `0.0 s`).
-pub(super) fn rate(bytes: u64, since: UnixMillis, now: UnixMillis) -> String {
+/// a second would read `0.0 s`). The speed is of the `moved` bytes only: a resumed transfer's
+/// kept bytes did not travel (and a `--max-rate` cap would seem broken if they counted).
+pub(super) fn rate(bytes: u64, moved: u64, since: UnixMillis, now: UnixMillis) -> String {
     let ms = now.millis_since(since).max(1);
-    let per_sec = bytes as f64 * 1000.0 / ms as f64;
+    let per_sec = moved.min(bytes) as f64 * 1000.0 / ms as f64;
     let took = if ms < 1000 {
         format!("{ms} ms")
     } else {
@@ -173,13 +174,18 @@ mod tests {
     fn a_transfer_under_a_second_says_its_milliseconds() {
         let t0 = UnixMillis(1_000_000);
         assert_eq!(
-            rate(3_000_000, t0, UnixMillis(1_000_023)),
+            rate(3_000_000, 3_000_000, t0, UnixMillis(1_000_023)),
             "2.9 MiB in 23 ms, 124.4 MiB/s"
         );
         assert_eq!(
-            rate(300 << 20, t0, UnixMillis(1_001_200)),
+            rate(300 << 20, 300 << 20, t0, UnixMillis(1_001_200)),
             "300.0 MiB in 1.2 s, 250.0 MiB/s"
         );
-        assert_eq!(rate(10, t0, t0), "10 B in 1 ms, 9.8 KiB/s");
+        assert_eq!(rate(10, 10, t0, t0), "10 B in 1 ms, 9.8 KiB/s");
+        // Resumed with 15 of 64 MiB kept: 49 MiB moved in 6.4 s.
+        assert_eq!(
+            rate(64 << 20, 49 << 20, t0, UnixMillis(1_006_400)),
+            "64.0 MiB in 6.4 s, 7.7 MiB/s"
+        );
     }
 }

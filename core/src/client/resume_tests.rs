@@ -102,6 +102,21 @@ fn the_audience_cancels_keeps_the_part_and_the_next_upload_resumes_from_it() {
         "{}",
         w.shown(yoda)
     );
+    // The speed is of what travelled: never above the 20 MB/s path, kept bytes or not.
+    let line = w
+        .shown(yoda)
+        .lines()
+        .rfind(|l| l.contains("has been uploaded to luke"))
+        .expect("the resumed upload's line")
+        .to_string();
+    let speed = line
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.strip_suffix(&format!("; luke had {held} of it already)")))
+        .and_then(|s| s.strip_suffix(" MiB/s"))
+        .and_then(|s| s.parse::<f64>().ok())
+        .expect("a speed in MiB/s");
+    assert!(speed * MIB as f64 <= 20_000_000.0, "{line}");
 }
 
 #[test]

@@ -721,12 +721,11 @@ impl Transfers {
             FileResult::Saved { name } => {
                 if let Some(d) = self.downloads.remove(&id) {
                     let stats = self.receiver_stats(id, d.started, now);
-                    let here = self
-                        .resumed_from(id)
-                        .filter(|&r| r > 0)
-                        .map_or(String::new(), |r| {
-                            format!("; {} of it was already here", human_bytes(r))
-                        });
+                    let kept = self.resumed_from(id).unwrap_or(0);
+                    let here = match kept {
+                        0 => String::new(),
+                        r => format!("; {} of it was already here", human_bytes(r)),
+                    };
                     show(
                         out,
                         Tone::Success,
@@ -734,7 +733,7 @@ impl Transfers {
                             "Received {} from {}, saved as {name} ({}{here}){stats}",
                             d.name,
                             d.from,
-                            rate(d.size, d.started, now)
+                            rate(d.size, d.size.saturating_sub(kept), d.started, now)
                         ),
                     );
                 }
@@ -862,12 +861,11 @@ impl Transfers {
                         out,
                     );
                     let stats = self.sender_stats(id, u.started, now);
-                    let had = self
-                        .sent_from(id)
-                        .filter(|&r| r > 0)
-                        .map_or(String::new(), |r| {
-                            format!("; {} had {} of it already", u.to, human_bytes(r))
-                        });
+                    let kept = self.sent_from(id).unwrap_or(0);
+                    let had = match kept {
+                        0 => String::new(),
+                        r => format!("; {} had {} of it already", u.to, human_bytes(r)),
+                    };
                     show(
                         out,
                         Tone::Success,
@@ -875,7 +873,7 @@ impl Transfers {
                             "{} has been uploaded to {} ({}{had}){stats}",
                             u.name,
                             u.to,
-                            rate(u.size, u.started, now)
+                            rate(u.size, u.size.saturating_sub(kept), u.started, now)
                         ),
                     );
                 }
