@@ -57,6 +57,8 @@ fn video(seed: u64, n: u64) -> Bytes {
 #[derive(Default)]
 struct Side {
     shown: Vec<(u64, String)>,
+    /// Logged in: an upload to this side finds it online.
+    logged_in: bool,
     done: bool,
 }
 
@@ -105,6 +107,7 @@ fn run_one(seed: u64) {
         clock::sleep_until(clock::at(100)).await;
         let mut c = SimClient::connect_with("bob", &t, Some(o)).await?;
         c.login("bob", "builder").await.expect("bob logs in");
+        me.borrow_mut().logged_in = true;
         c.idle(Duration::from_millis(500)).await;
         for n in 0..BOB_UPLOADS {
             let reply = c
@@ -142,6 +145,9 @@ fn run_one(seed: u64) {
         clock::sleep_until(clock::at(200)).await;
         let mut c = SimClient::connect_with("alice", &t, Some(o)).await?;
         c.login("alice", "wonder").await.expect("alice logs in");
+        while !other.borrow().logged_in {
+            c.idle(Duration::from_millis(20)).await;
+        }
         let mut n = 0;
         for round in 0..ALICE_ROUNDS {
             let at_once = if round % 3 == 2 { 2 } else { 1 };
@@ -234,20 +240,20 @@ fn run_queued(seed: u64) {
             .insert(format!("q{n}.mp4"), video(seed, 2000 + n));
     }
     let alice = Rc::new(RefCell::new(Side::default()));
-    let bob_in = Rc::new(RefCell::new(false));
+    let bob = Rc::new(RefCell::new(Side::default()));
     let options = |files: &SharedFiles, stream: u64| udp(seed, &transfer, files, stream);
 
-    let (t, o, alice_done, logged_in) = (
+    let (t, o, alice_done, me) = (
         trace.clone(),
         options(&bob_files, 2),
         alice.clone(),
-        bob_in.clone(),
+        bob.clone(),
     );
     sim.client("bob", async move {
         clock::sleep_until(clock::at(100)).await;
         let mut c = SimClient::connect_with("bob", &t, Some(o)).await?;
         c.login("bob", "builder").await.expect("bob logs in");
-        *logged_in.borrow_mut() = true;
+        me.borrow_mut().logged_in = true;
         while !alice_done.borrow().done {
             c.idle(Duration::from_millis(20)).await;
         }
@@ -260,7 +266,7 @@ fn run_queued(seed: u64) {
         clock::sleep_until(clock::at(200)).await;
         let mut c = SimClient::connect_with("alice", &t, Some(o)).await?;
         c.login("alice", "wonder").await.expect("alice logs in");
-        while !*bob_in.borrow() {
+        while !bob.borrow().logged_in {
             c.idle(Duration::from_millis(20)).await;
         }
         for n in 0..QUEUED_UPLOADS {

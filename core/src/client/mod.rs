@@ -406,6 +406,10 @@ impl Client {
         // What the file is comes first (a folder is a folder, whatever its name), then whether
         // its name may travel.
         match result.map(|size| (size, base_name(&pending.path).map(str::to_owned))) {
+            Ok((_, Ok(_))) if self.background.is_none() && self.must_wait() => {
+                self.pending_upload = None;
+                self.enqueue(pending);
+            }
             Ok((size, Ok(name))) => {
                 self.send_line(&format!("UPD {} {size} {name}", pending.to));
                 self.state = State::Waiting(Command::Upd);
@@ -1083,20 +1087,27 @@ impl Client {
                 return;
             }
         };
-        let upload = PendingUpload { to, path };
+        // The file is checked first, also when the upload will have to wait: a mistyped name
+        // or a folder is said at once, not when its turn comes.
+        self.inspect(PendingUpload { to, path });
+    }
+
+    /// Whether a new upload must wait its turn: as many run as the client takes, or others
+    /// wait already (oldest first, even when a slot just came free).
+    fn must_wait(&self) -> bool {
+        self.transfers.uploads_at_limit().is_some() || !self.queued.is_empty()
+    }
+
+    /// Put `upload`, whose file was found, last in line (or refuse it when the line is full).
+    fn enqueue(&mut self, upload: PendingUpload) {
         let at_limit = self.transfers.uploads_at_limit();
-        // Behind the ones already waiting, even when a slot just came free: oldest first.
-        if at_limit.is_some() || !self.queued.is_empty() {
-            let (path, to) = (upload.path.clone(), upload.to.clone());
-            let text = match self.queued.push(upload) {
-                Ok(place) => narration::upload_queued(&path, &to, at_limit, place),
-                Err(_) => narration::upload_queue_full(&path, at_limit, self.queued.len()),
-            };
-            self.show(Tone::Info, text);
-            self.command_prompt();
-            return;
-        }
-        self.inspect(upload);
+        let (path, to) = (upload.path.clone(), upload.to.clone());
+        let text = match self.queued.push(upload) {
+            Ok(place) => narration::upload_queued(&path, &to, at_limit, place),
+            Err(_) => narration::upload_queue_full(&path, at_limit, self.queued.len()),
+        };
+        self.show(Tone::Info, text);
+        self.command_prompt();
     }
 
     /// Check `upload`'s file (the driver answers with [`Input::Inspected`]), then ask the server.

@@ -723,11 +723,20 @@ fn logging_out_lets_the_queued_uploads_run_first() {
 
 #[test]
 fn cancel_takes_queued_uploads_out_of_line_and_a_failed_start_does_not_hold_the_rest() {
-    let (mut w, yoda, luke) = limited_world(1, 5, 400_000);
+    let (mut w, yoda, luke) = limited_world(1, 6, 400_000);
     w.peers[yoda].sources.remove("2.mp4");
     for n in 0..5 {
         w.type_line(yoda, &format!("UPD luke {n}.mp4"));
     }
+    // A file that is not there is said at once, not when its turn would come.
+    let out = w.shown(yoda);
+    let missing = out.find("Cannot upload 2.mp4: no such file").expect("said");
+    assert!(
+        missing < out.find("3.mp4 to luke waits its turn").expect("queued"),
+        "{out}"
+    );
+    assert!(!out.contains("2.mp4 to luke waits"), "{out}");
+    w.type_line(yoda, "UPD luke 5.mp4");
     w.type_line(yoda, "CANCEL 3.mp4");
     assert!(
         w.shown(yoda)
@@ -741,26 +750,27 @@ fn cancel_takes_queued_uploads_out_of_line_and_a_failed_start_does_not_hold_the_
         "{}",
         w.shown(yoda)
     );
+    // 4.mp4 vanishes while it waits: said when its turn comes, and 5.mp4 still goes.
+    w.peers[yoda].sources.remove("4.mp4");
     w.run_until(w.now + 120_000, |w| {
         w.count_shown(yoda, "has been uploaded to luke") == 3
     });
-    // 2.mp4 vanished while it waited: said, and 4.mp4 still went.
     assert!(
-        w.shown(yoda).contains("Cannot upload 2.mp4: no such file"),
+        w.shown(yoda).contains("Cannot upload 4.mp4: no such file"),
         "{}",
         w.shown(yoda)
     );
     let saved: Vec<&String> = w.peers[luke].saved.keys().collect();
-    assert_eq!(saved, ["yoda_0.mp4", "yoda_1.mp4", "yoda_4.mp4"]);
+    assert_eq!(saved, ["yoda_0.mp4", "yoda_1.mp4", "yoda_5.mp4"]);
 
     // CANCEL ALL stops the running one and empties the line.
-    for n in [0, 1, 4] {
+    for n in [0, 1, 5] {
         w.type_line(yoda, &format!("UPD luke {n}.mp4"));
     }
     w.type_line(yoda, "CANCEL ALL");
     assert!(
         w.shown(yoda)
-            .contains("2 queued uploads will not be sent: 1.mp4 to luke, 4.mp4 to luke"),
+            .contains("2 queued uploads will not be sent: 1.mp4 to luke, 5.mp4 to luke"),
         "{}",
         w.shown(yoda)
     );
