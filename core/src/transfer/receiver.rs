@@ -397,7 +397,8 @@ impl Receiver {
             || self.state == State::Checking
     }
 
-    /// Whether the audience's decision is still awaited.
+    /// Whether the file is not accepted yet: the audience decides, or its client gets the file
+    /// ready ([`Receiver::take`]).
     pub fn is_deciding(&self) -> bool {
         matches!(self.state, State::Deciding | State::Preparing)
     }
