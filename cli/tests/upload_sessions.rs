@@ -147,10 +147,8 @@ fn a_script_that_pipes_forty_uploads_then_out_sends_every_one() {
             40,
             "{rt}: {out}"
         );
-        assert!(
-            out.contains("c39.mp4 to luke waits its turn"),
-            "{rt}: {out}"
-        );
+        // How many waited depends on the machine's speed; that the queue was used does not.
+        assert!(out.contains("to luke waits its turn"), "{rt}: {out}");
         assert!(!out.contains("Cannot upload"), "{rt}: {out}");
         let last = out
             .find("c39.mp4 has been uploaded")
