@@ -327,11 +327,9 @@ fn a_taken_upload_whose_folder_is_slow_holds_the_presenter_without_saying_anyone
     let decide = TransferConfig::default().decision_timeout_ms;
     let until = w.now + decide + 2 * idle;
     w.run_until(until, |w| w.shown(yoda).contains("failed"));
-    assert!(
-        w.shown(yoda)
-            .contains("Upload of clip.mp4 to luke failed: luke's client cannot save the file"),
-        "{}",
-        w.shown(yoda)
+    w.assert_shown(
+        yoda,
+        "Upload of clip.mp4 to luke failed: luke's client cannot save the file",
     );
     assert!(!w.shown(yoda).contains("to accept"), "{}", w.shown(yoda));
 }

@@ -467,6 +467,13 @@ impl World {
         self.peers[i].shown.join("\n")
     }
 
+    /// Fail, showing everything peer `i` was shown, unless some of it contains `needle`.
+    #[track_caller]
+    pub(super) fn assert_shown(&self, i: usize, needle: &str) {
+        let shown = self.shown(i);
+        assert!(shown.contains(needle), "no {needle:?} in:\n{shown}");
+    }
+
     pub(super) fn count_shown(&self, i: usize, needle: &str) -> usize {
         self.peers[i]
             .shown

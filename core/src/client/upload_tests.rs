@@ -608,12 +608,9 @@ fn uploads_beyond_the_limit_wait_their_turn_and_every_one_arrives_in_the_order_a
         w.type_line(yoda, &format!("UPD luke {n}.mp4"));
     }
     assert_eq!(w.peers[yoda].prompts, 7 + 1, "every line answered at once");
-    assert!(
-        w.shown(yoda).contains(
-            "2.mp4 to luke waits its turn: 2 uploads are running (the most at once); it goes next"
-        ),
-        "{}",
-        w.shown(yoda)
+    w.assert_shown(
+        yoda,
+        "2.mp4 to luke waits its turn: 2 uploads are running (the most at once); it goes next",
     );
     assert!(w.shown(yoda).contains(
         "6.mp4 to luke waits its turn: 2 uploads are running (the most at once); 4 go before it"
@@ -671,11 +668,7 @@ fn a_line_typed_while_a_queued_upload_starts_is_answered_after_it_and_nothing_is
         "held until the start is done"
     );
     w.release_inspections(yoda);
-    assert!(
-        w.shown(yoda).contains("Message #1 posted"),
-        "{}",
-        w.shown(yoda)
-    );
+    w.assert_shown(yoda, "Message #1 posted");
     assert_eq!(
         w.peers[yoda].prompts, 4,
         "one prompt for the line, none for the background start"
@@ -702,12 +695,9 @@ fn logging_out_lets_the_queued_uploads_run_first() {
         w.type_line(yoda, &format!("UPD luke {n}.mp4"));
     }
     w.type_line(yoda, "OUT");
-    assert!(
-        w.shown(yoda).contains(
-            "Logging out once the 3 queued uploads have run and the running transfers finish"
-        ),
-        "{}",
-        w.shown(yoda)
+    w.assert_shown(
+        yoda,
+        "Logging out once the 3 queued uploads have run and the running transfers finish",
     );
     w.run_until(w.now + 120_000, |w| w.peers[yoda].exit.is_some());
     assert_eq!(w.peers[yoda].exit, Some(ExitStatus::LoggedOut));
@@ -738,28 +728,18 @@ fn cancel_takes_queued_uploads_out_of_line_and_a_failed_start_does_not_hold_the_
     assert!(!out.contains("2.mp4 to luke waits"), "{out}");
     w.type_line(yoda, "UPD luke 5.mp4");
     w.type_line(yoda, "CANCEL 3.mp4");
-    assert!(
-        w.shown(yoda)
-            .contains("3.mp4 to luke will not be sent (it was waiting its turn)"),
-        "{}",
-        w.shown(yoda)
+    w.assert_shown(
+        yoda,
+        "3.mp4 to luke will not be sent (it was waiting its turn)",
     );
     w.type_line(yoda, "CANCEL 3.mp4");
-    assert!(
-        w.shown(yoda).contains("No running transfer"),
-        "{}",
-        w.shown(yoda)
-    );
+    w.assert_shown(yoda, "No running transfer");
     // 4.mp4 vanishes while it waits: said when its turn comes, and 5.mp4 still goes.
     w.peers[yoda].sources.remove("4.mp4");
     w.run_until(w.now + 120_000, |w| {
         w.count_shown(yoda, "has been uploaded to luke") == 3
     });
-    assert!(
-        w.shown(yoda).contains("Cannot upload 4.mp4: no such file"),
-        "{}",
-        w.shown(yoda)
-    );
+    w.assert_shown(yoda, "Cannot upload 4.mp4: no such file");
     let saved: Vec<&String> = w.peers[luke].saved.keys().collect();
     assert_eq!(saved, ["yoda_0.mp4", "yoda_1.mp4", "yoda_5.mp4"]);
 
@@ -768,19 +748,12 @@ fn cancel_takes_queued_uploads_out_of_line_and_a_failed_start_does_not_hold_the_
         w.type_line(yoda, &format!("UPD luke {n}.mp4"));
     }
     w.type_line(yoda, "CANCEL ALL");
-    assert!(
-        w.shown(yoda)
-            .contains("2 queued uploads will not be sent: 1.mp4 to luke, 5.mp4 to luke"),
-        "{}",
-        w.shown(yoda)
+    w.assert_shown(
+        yoda,
+        "2 queued uploads will not be sent: 1.mp4 to luke, 5.mp4 to luke",
     );
     w.run_transfers();
-    assert!(
-        w.shown(yoda)
-            .contains("Cancelled the upload of 0.mp4 to luke"),
-        "{}",
-        w.shown(yoda)
-    );
+    w.assert_shown(yoda, "Cancelled the upload of 0.mp4 to luke");
     assert_eq!(w.peers[luke].saved.len(), 3, "nothing more arrived");
     assert!(w.peers[yoda].client.queued.is_empty());
 }
@@ -793,24 +766,16 @@ fn the_queue_is_bounded_and_a_line_beyond_it_is_refused_clearly() {
     }
     assert_eq!(w.peers[yoda].client.queued.len(), MAX_QUEUED_UPLOADS);
     w.type_line(yoda, "UPD luke 0.mp4");
-    assert!(
-        w.shown(yoda).contains(
-            "Cannot upload 0.mp4: 1 upload is running and 256 more wait their turn (the most); wait for one to finish"
-        ),
-        "{}",
-        w.shown(yoda)
-    );
+    w.assert_shown(yoda, "Cannot upload 0.mp4: 1 upload is running and 256 more wait their turn (the most); wait for one to finish");
     assert_eq!(w.peers[yoda].client.queued.len(), MAX_QUEUED_UPLOADS);
     // Interrupted: what waited is said to be unsent.
     w.peers[yoda]
         .client
         .handle_input(Input::Interrupt, UnixMillis(w.now));
     w.settle();
-    assert!(
-        w.shown(yoda)
-            .contains("256 queued uploads were not sent: 0.mp4 to luke, 0.mp4 to luke"),
-        "{}",
-        w.shown(yoda)
+    w.assert_shown(
+        yoda,
+        "256 queued uploads were not sent: 0.mp4 to luke, 0.mp4 to luke",
     );
 }
 
@@ -1016,12 +981,7 @@ fn an_upload_asked_for_while_others_wait_goes_behind_them_even_when_slots_are_fr
     w.run_until(w.now + 120_000, |w| {
         w.count_shown(yoda, "has been uploaded to luke") == 6
     });
-    assert!(
-        w.shown(yoda)
-            .contains("9.mp4 to luke waits its turn: 2 go before it"),
-        "{}",
-        w.shown(yoda)
-    );
+    w.assert_shown(yoda, "9.mp4 to luke waits its turn: 2 go before it");
     let asked: Vec<usize> = [0, 1, 2, 3, 4, 9]
         .iter()
         .map(|n| {
