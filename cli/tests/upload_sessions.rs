@@ -166,6 +166,64 @@ fn a_script_that_pipes_forty_uploads_then_out_sends_every_one() {
 }
 
 #[test]
+fn an_audience_killed_mid_upload_ends_it_at_once_and_the_next_one_works() {
+    for &rt in RUNTIMES {
+        let dir = data_dir();
+        let server = ServerProc::start(rt, dir.path(), &[]);
+        let folder = tempfile::tempdir().unwrap();
+        let mut luke = LiveClient::login_in_folder(&server, rt, "luke", "r2d2", folder.path(), &[]);
+        let mut yoda = LiveClient::login_with(
+            &server,
+            rt,
+            "yoda",
+            "jedi*knight",
+            tempfile::tempdir().unwrap(),
+            &["--max-rate", "2M"],
+        );
+        let src = tempfile::tempdir().unwrap();
+        let data = video(4 << 20, 77);
+        let path = write(src.path(), "long.mp4", &data);
+        yoda.command(
+            &format!("UPD luke {}", path.display()),
+            "Uploading long.mp4",
+        );
+        // Some of it is on luke's disk: the upload is under way.
+        let part_has_bytes = || {
+            std::fs::read_dir(folder.path())
+                .unwrap()
+                .flatten()
+                .any(|e| {
+                    e.file_name().to_string_lossy().ends_with(".part")
+                        && e.metadata().is_ok_and(|m| m.len() > 0)
+                })
+        };
+        while !part_has_bytes() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        luke.signal(libc::SIGKILL);
+        let _ = luke.wait_exit();
+        yoda.out
+            .wait_for("Upload of long.mp4 to luke failed: luke went offline (its client stopped)");
+        assert!(
+            !yoda.out.text().contains("went silent"),
+            "{rt}: told by the server, not by the idle timeout: {}",
+            yoda.out.text()
+        );
+        // luke is back in the same folder; the same file goes again, whole.
+        let luke = LiveClient::login_in_folder(&server, rt, "luke", "r2d2", folder.path(), &[]);
+        yoda.command(
+            &format!("UPD luke {}", path.display()),
+            "long.mp4 has been uploaded to luke",
+        );
+        luke.out.wait_for("saved as yoda_long.mp4");
+        assert!(
+            std::fs::read(folder.path().join("yoda_long.mp4")).unwrap_or_default() == data,
+            "{rt}: the second upload arrives whole"
+        );
+    }
+}
+
+#[test]
 fn eight_concurrent_transfers_on_one_socket_four_out_four_in() {
     for &rt in RUNTIMES {
         let dir = data_dir();

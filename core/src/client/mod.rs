@@ -880,6 +880,7 @@ impl Client {
 
     fn on_server_line(&mut self, line: &str) {
         if is_event_line(line) && !self.replies.is_pending() {
+            let mut left = None;
             let (tone, text) = match parse_event(line) {
                 Some(Event::Posted { number, id }) => {
                     // Our own post's id: remembered, not shown (the reply that follows is).
@@ -906,6 +907,9 @@ impl Client {
                 }
                 Some(e) => {
                     self.learn_from_event(&e);
+                    if let Event::Offline { user } = &e {
+                        left = Some(user.clone());
+                    }
                     self.timeline.event(&e)
                 }
                 None => (Tone::Notice, format!("(unrecognised event) {}", &line[2..])),
@@ -915,6 +919,11 @@ impl Client {
                 text,
                 pushed: true,
             }));
+            if let Some(user) = left {
+                // Its transfers with us end now, not after the idle timeout.
+                self.transfers.peer_left(&user, self.clock.now());
+                self.pump();
+            }
             return;
         }
         match self.replies.push(line) {

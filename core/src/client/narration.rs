@@ -157,6 +157,9 @@ pub(super) fn upload_failure(to: &UserName, reason: AbortReason) -> String {
         AbortReason::PeerAborted(PeerReason::Cancelled) => {
             format!("{to} cancelled it (or logged out); sending it again resumes where it stopped")
         }
+        AbortReason::PeerLeft => format!(
+            "{to} went offline (its client stopped); sending it again once {to} is back resumes where it stopped"
+        ),
         other => other.to_string(),
     }
 }

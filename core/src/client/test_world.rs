@@ -46,6 +46,8 @@ pub(super) struct Peer {
     /// File checks are held here, unanswered, while this is on (a slow disk).
     pub(super) hold_inspections: bool,
     pub(super) held_inspections: Vec<String>,
+    /// The process was killed: it sends nothing more, on either link.
+    pub(super) crashed: bool,
     /// Looking for kept parts hangs while this is on (a slow download folder).
     pub(super) hold_finds: bool,
     pub(super) held_finds: Vec<FileOp>,
@@ -179,6 +181,7 @@ impl World {
             prompts: 0,
             hold_inspections: false,
             held_inspections: Vec::new(),
+            crashed: false,
             hold_finds: false,
             held_finds: Vec::new(),
         });
@@ -187,6 +190,16 @@ impl World {
         self.type_line(i, password);
         assert_eq!(self.peers[i].client.user(), Some(name));
         i
+    }
+
+    /// Peer `i`'s process is killed (`kill -9`): its sockets close, the server sees its
+    /// connection end, and it says nothing more.
+    pub(super) fn crash(&mut self, i: usize) {
+        self.peers[i].crashed = true;
+        self.peers[i].exit = Some(ExitStatus::ConnectionLost);
+        self.server
+            .handle_disconnect(self.peers[i].conn, UnixMillis(self.now));
+        self.settle();
     }
 
     /// Answer the file checks held so far.
@@ -216,8 +229,22 @@ impl World {
             while let Some(o) = self.server.poll_output() {
                 match o {
                     Output::Send { conn, bytes } => {
-                        if let Some(p) = self.peers.iter_mut().find(|p| p.conn == conn) {
+                        if let Some(p) =
+                            self.peers.iter_mut().find(|p| p.conn == conn && !p.crashed)
+                        {
                             p.client.handle_input(Input::ServerBytes(bytes), now);
+                            moved = true;
+                        }
+                    }
+                    // A fanned-out event (a post, a presence change): to every member.
+                    Output::Broadcast { audience, bytes } => {
+                        for p in self
+                            .peers
+                            .iter_mut()
+                            .filter(|p| !p.crashed && audience.contains(p.conn))
+                        {
+                            p.client
+                                .handle_input(Input::ServerBytes(bytes.clone()), now);
                             moved = true;
                         }
                     }
@@ -226,6 +253,9 @@ impl World {
                 }
             }
             for i in 0..self.peers.len() {
+                if self.peers[i].crashed {
+                    continue;
+                }
                 while let Some(o) = self.peers[i].client.poll_output() {
                     moved = true;
                     self.carry_out(i, o, now);

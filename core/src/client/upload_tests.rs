@@ -993,3 +993,40 @@ fn an_upload_asked_for_while_others_wait_goes_behind_them_even_when_slots_are_fr
         .collect();
     assert!(asked.windows(2).all(|p| p[0] < p[1]), "in order: {asked:?}");
 }
+
+#[test]
+fn a_peer_whose_client_dies_ends_its_transfers_when_the_server_says_it_went_offline() {
+    // luke's client dies in the middle of yoda's upload.
+    let (mut w, yoda, luke) = limited_world(4, 1, 4_000_000);
+    w.type_line(yoda, "UPD luke 0.mp4");
+    w.run_until(w.now + 60_000, |w| !w.peers[luke].parts.is_empty());
+    w.run_until(w.now + 1_000, |_| false);
+    let died = w.now;
+    w.crash(luke);
+    w.assert_shown(yoda, "luke went offline");
+    w.assert_shown(
+        yoda,
+        "Upload of 0.mp4 to luke failed: luke went offline (its client stopped)",
+    );
+    assert_eq!(w.now, died, "at once, not after the idle timeout");
+    assert!(!w.peers[yoda].client.is_transferring());
+
+    // And the other way: yoda's client dies while luke, back, receives from it.
+    let luke = w.join("luke", "r2d2");
+    w.type_line(yoda, "UPD luke 0.mp4");
+    w.run_until(w.now + 60_000, |w| {
+        w.peers[luke]
+            .parts
+            .values()
+            .any(|(_, b)| b.len() >= 2 << 20)
+    });
+    let died = w.now;
+    w.crash(yoda);
+    w.assert_shown(luke, "Upload of 0.mp4 from yoda failed: yoda went offline");
+    w.assert_shown(
+        luke,
+        "are kept: if yoda sends it again, it resumes from there",
+    );
+    assert_eq!(w.now, died, "at once");
+    assert_eq!(w.peers[luke].kept.len(), 1, "the part is kept for resuming");
+}

@@ -436,6 +436,28 @@ impl Transfers {
             || self.downloads.values().any(|d| d.name == name)
     }
 
+    /// The server said `user` went offline: every transfer with that user's client ends now
+    /// ([`AbortReason::PeerLeft`]; a download keeps its part for resuming as after a cut)
+    /// instead of after the idle timeout. A client that stops on purpose ends its transfers
+    /// before it logs out, so one still running here has lost its peer.
+    pub fn peer_left(&mut self, user: &UserName, now: UnixMillis) {
+        let ids: Vec<TransferId> = self
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.to == *user)
+            .map(|(id, _)| *id)
+            .chain(
+                self.downloads
+                    .iter()
+                    .filter(|(_, d)| d.from == *user && d.stage != Stage::Finishing)
+                    .map(|(id, _)| *id),
+            )
+            .collect();
+        for id in ids {
+            self.set.abort(id, AbortReason::PeerLeft, now);
+        }
+    }
+
     /// How many uploads run, when that is as many as the client takes: a new one must wait.
     pub fn uploads_at_limit(&self) -> Option<usize> {
         let running = self.uploads.len();
@@ -1170,6 +1192,19 @@ fn download_ended(
         AbortReason::PeerAborted(PeerReason::Cancelled) if d.stage == Stage::Asking => {
             format!("{} withdrew {} before you answered", d.from, d.name)
         }
+        AbortReason::PeerLeft if d.stage == Stage::Asking => {
+            format!(
+                "{} went offline before you answered about {}",
+                d.from, d.name
+            )
+        }
+        AbortReason::PeerLeft => format!(
+            "Upload of {} from {} failed: {} went offline (its client stopped){}",
+            d.name,
+            d.from,
+            d.from,
+            fate()
+        ),
         AbortReason::PeerAborted(PeerReason::Cancelled) => {
             format!("{} cancelled {} (or left){}", d.from, d.name, fate())
         }

@@ -312,6 +312,10 @@ pub enum AbortReason {
     /// The peer told us it gave up.
     #[error("the peer aborted the transfer: {0}")]
     PeerAborted(PeerReason),
+    /// The server said the peer's user went offline: its client is gone (a client that
+    /// stops on purpose ends its transfers first), so there is no use waiting for it.
+    #[error("the peer went offline (its client stopped)")]
+    PeerLeft,
     /// The local user or application cancelled.
     #[error("the transfer was cancelled")]
     Cancelled,
@@ -419,7 +423,7 @@ impl AbortReason {
     /// What we tell the peer when we abort for this reason.
     pub fn to_peer(self) -> PeerReason {
         match self {
-            AbortReason::PeerSilent => PeerReason::TimedOut,
+            AbortReason::PeerSilent | AbortReason::PeerLeft => PeerReason::TimedOut,
             AbortReason::PeerAborted(r) => r,
             AbortReason::Cancelled => PeerReason::Cancelled,
             AbortReason::HashMismatch => PeerReason::HashMismatch,

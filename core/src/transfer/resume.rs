@@ -123,6 +123,7 @@ pub fn keeps_part(reason: AbortReason, held: u64) -> bool {
         reason,
         AbortReason::Cancelled
             | AbortReason::PeerSilent
+            | AbortReason::PeerLeft
             | AbortReason::PeerAborted(PeerReason::Cancelled | PeerReason::TimedOut)
     );
     interrupted && held >= BLOCK
@@ -189,6 +190,7 @@ mod tests {
         for r in [
             AbortReason::Cancelled,
             AbortReason::PeerSilent,
+            AbortReason::PeerLeft,
             AbortReason::PeerAborted(PeerReason::Cancelled),
             AbortReason::PeerAborted(PeerReason::TimedOut),
         ] {
