@@ -285,6 +285,54 @@ fn a_progress_line_is_redrawn_in_place_above_a_half_typed_line() {
 }
 
 #[test]
+fn a_queued_upload_starts_in_the_background_without_touching_the_half_typed_line() {
+    let room = Room::open("std");
+    let luke_home = tempfile::tempdir().unwrap();
+    let mut luke = client(
+        &room.server,
+        "std",
+        80,
+        luke_home.path(),
+        luke_home.path(),
+        &["--accept", "always"],
+        &[],
+    );
+    luke.login("luke", "r2d2");
+    let mut yoda = room.client(80, &["--max-uploads", "1"], &[]);
+    yoda.login("yoda", "jedi*knight");
+    let src = tempfile::tempdir().unwrap();
+    for name in ["a.mp4", "b.mp4"] {
+        std::fs::write(src.path().join(name), vec![7u8; 1 << 20]).unwrap();
+    }
+
+    // luke's client stops answering: a.mp4 cannot end, b.mp4 waits its turn.
+    let luke_pid = luke.pid() as libc::pid_t;
+    // SAFETY: signals to a child process this test started.
+    assert_eq!(unsafe { libc::kill(luke_pid, libc::SIGSTOP) }, 0);
+    yoda.line(&format!("UPD luke {}", src.path().join("a.mp4").display()));
+    yoda.wait_for("Uploading a.mp4 (1.0 MiB) to luke");
+    yoda.wait_cursor_row("yoda> ");
+    yoda.line(&format!("UPD luke {}", src.path().join("b.mp4").display()));
+    yoda.wait_for("b.mp4 to luke waits its turn");
+    yoda.wait_cursor_row("yoda> ");
+    yoda.type_text("MSG half-typed");
+    yoda.wait_cursor_row("yoda> MSG half-typed");
+
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(luke_pid, libc::SIGCONT) }, 0);
+    yoda.wait_for("a.mp4 has been uploaded to luke");
+    yoda.wait_for("b.mp4 has been uploaded to luke");
+    luke.wait_for("saved as yoda_b.mp4");
+    // b.mp4 started on its own; what was being typed is still there, and still works.
+    yoda.wait_cursor_row("yoda> MSG half-typed");
+    assert_eq!(yoda.transcript().matches("Uploading b.mp4").count(), 1);
+    yoda.keys(ENTER);
+    yoda.wait_for("Message #1 posted");
+    yoda.wait_cursor_row("yoda> ");
+    assert!(room.server.file("messagelog.txt").contains("half-typed"));
+}
+
+#[test]
 fn tab_completes_a_command_name() {
     let room = Room::open("std");
     let mut p = room.client(80, &[], &[]);
