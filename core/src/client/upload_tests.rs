@@ -1030,3 +1030,135 @@ fn a_peer_whose_client_dies_ends_its_transfers_when_the_server_says_it_went_offl
     assert_eq!(w.now, died, "at once");
     assert_eq!(w.peers[luke].kept.len(), 1, "the part is kept for resuming");
 }
+
+/// What a person or a script does to a client with queued uploads, for the property below.
+#[derive(Debug, Clone)]
+enum QueueOp {
+    /// `UPD luke u<k>.mp4` for the next k.
+    Upd,
+    /// `CANCEL u<k>.mp4` for an upload asked for before (running, waiting or over).
+    Cancel(usize),
+    CancelAll,
+    /// Let virtual time pass.
+    Run(u64),
+}
+
+fn queue_op() -> impl proptest::strategy::Strategy<Value = QueueOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => Just(QueueOp::Upd),
+        1 => (0usize..12).prop_map(QueueOp::Cancel),
+        1 => Just(QueueOp::CancelAll),
+        3 => (0u64..400).prop_map(QueueOp::Run),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 64,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever is typed, in any order: never more than the limit at once, uploads start in the
+    /// order they were asked for, every one ends in exactly one way the presenter is told, and
+    /// what arrives is what was sent; `OUT` still logs out.
+    #[test]
+    fn every_queued_upload_ends_once_in_order_and_the_limit_holds(
+        ops in proptest::collection::vec(queue_op(), 1..24)
+    ) {
+        let (mut w, yoda, luke) = limited_world(2, 0, 0);
+        let mut asked = 0usize;
+        let mut most = 0;
+        for op in ops {
+            match op {
+                QueueOp::Upd => {
+                    let mut data = video(30_000 + asked * 7_001);
+                    data[0] = asked as u8;
+                    w.peers[yoda].sources.insert(format!("u{asked}.mp4"), data);
+                    w.type_line(yoda, &format!("UPD luke u{asked}.mp4"));
+                    asked += 1;
+                }
+                QueueOp::Cancel(k) if k < asked => w.type_line(yoda, &format!("CANCEL u{k}.mp4")),
+                QueueOp::Cancel(_) => {}
+                QueueOp::CancelAll => w.type_line(yoda, "CANCEL ALL"),
+                QueueOp::Run(ms) => w.run_until(w.now + ms, |w| {
+                    most = most.max(w.peers[yoda].client.transfers.uploads_running());
+                    false
+                }),
+            }
+            most = most.max(w.peers[yoda].client.transfers.uploads_running());
+        }
+        w.type_line(yoda, "OUT");
+        w.run_until(w.now + 600_000, |w| {
+            most = most.max(w.peers[yoda].client.transfers.uploads_running());
+            w.peers[yoda].exit.is_some()
+        });
+        proptest::prop_assert_eq!(w.peers[yoda].exit.clone(), Some(ExitStatus::LoggedOut));
+        proptest::prop_assert!(most <= 2, "{} at once", most);
+        let shown = w.peers[yoda].shown.clone();
+        let mut started = Vec::new();
+        for k in 0..asked {
+            let name = format!("u{k}.mp4");
+            let ends = [
+                format!("{name} has been uploaded to luke"),
+                format!("Cancelled the upload of {name} to luke"),
+                format!("{name} to luke will not be sent"),
+                format!(", {name} to luke"),
+                format!(": {name} to luke"),
+            ];
+            let outcomes: usize = shown
+                .iter()
+                .map(|l| ends.iter().filter(|e| l.contains(e.as_str())).count())
+                .sum();
+            proptest::prop_assert_eq!(outcomes, 1, "{} ended {} times:\n{}", name, outcomes, shown.join("\n"));
+            if let Some(at) = shown.iter().position(|l| l.starts_with(&format!("Uploading {name} "))) {
+                started.push((at, k));
+            }
+            // What the presenter was told about arrival is what happened: uploaded, or a
+            // cancel that came too late and said so.
+            let arrived = w.peers[luke].saved.get(&format!("yoda_{name}"));
+            let too_late = format!("{name} had reached luke before that");
+            let told = shown.iter().any(|l| l.contains(&ends[0]) || l.contains(&too_late));
+            if told {
+                proptest::prop_assert_eq!(arrived, w.peers[yoda].sources.get(&name));
+            } else {
+                proptest::prop_assert!(arrived.is_none(), "{} arrived, the presenter was not told:\n{}", name, shown.join("\n"));
+            }
+        }
+        started.sort();
+        proptest::prop_assert!(
+            started.windows(2).all(|p| p[0].1 < p[1].1),
+            "started out of order: {:?}", started
+        );
+    }
+}
+
+#[test]
+fn a_cancel_that_comes_too_late_says_the_file_arrived_anyway() {
+    // Found by the property above: the last bytes and the hash are out when the user cancels;
+    // luke has the whole file before yoda's Abort reaches it.
+    let (mut w, yoda, luke) = limited_world(2, 1, 30_000);
+    w.type_line(yoda, "UPD luke 0.mp4");
+    w.run_until(w.now + 60_000, |w| {
+        let set = w.peers[yoda].client.transfers.set();
+        set.ids()
+            .any(|id| matches!(set.get(id), Some(crate::transfer::Role::Send(s)) if s.hash_sent()))
+    });
+    w.type_line(yoda, "CANCEL ALL");
+    w.type_line(yoda, "OUT");
+    w.run_until(w.now + 60_000, |w| w.peers[yoda].exit.is_some());
+    w.assert_shown(yoda, "Cancelled the upload of 0.mp4 to luke");
+    assert_eq!(
+        w.peers[luke].saved.get("yoda_0.mp4"),
+        w.peers[yoda].sources.get("0.mp4"),
+        "it did arrive"
+    );
+    w.assert_shown(
+        yoda,
+        "0.mp4 had reached luke before that: luke has the whole file",
+    );
+    let out = w.shown(yoda);
+    let told = out.find("had reached luke").expect("told");
+    let bye = out.find("Goodbye").expect("logged out");
+    assert!(told < bye, "OUT waited to hear it: {out}");
+}

@@ -105,6 +105,9 @@ pub struct Transfers {
     consent: ConsentPolicy,
     uploads: BTreeMap<TransferId, Upload>,
     downloads: BTreeMap<TransferId, Download>,
+    /// Uploads that gave up while their machine still repeats the `Abort` (the file and the
+    /// audience they were for): see [`SenderEvent::ArrivedAnyway`]. Dropped with the machine.
+    given_up: BTreeMap<TransferId, (String, UserName)>,
     /// Downloads the user is asked about, oldest first (what a bare `y` answers).
     questions: VecDeque<TransferId>,
     /// Each running transfer's rate and stall, and when it was last reported.
@@ -153,6 +156,7 @@ impl Transfers {
             consent,
             uploads: BTreeMap::new(),
             downloads: BTreeMap::new(),
+            given_up: BTreeMap::new(),
             questions: VecDeque::new(),
             meters: BTreeMap::new(),
             progress,
@@ -244,10 +248,13 @@ impl Transfers {
         self.set.ids().count()
     }
 
-    /// Whether a finished download still confirms itself to its presenter: leaving now could
-    /// leave the presenter unsure whether the file arrived.
+    /// Whether a finished download still confirms itself to its presenter, or a given-up
+    /// upload still waits to hear whether the file arrived anyway: leaving now could leave one
+    /// side wrong about whether the file arrived.
     pub fn is_lingering(&self) -> bool {
-        self.set.is_lingering()
+        // An upload given up after its hash went out waits (at most the machine's linger) to
+        // hear whether the file had arrived anyway, so that what the presenter read is true.
+        self.set.is_lingering() || !self.given_up.is_empty()
     }
 
     /// Whether the user is asked about an incoming upload (a bare `y` or `n` answers it).
@@ -855,6 +862,10 @@ impl Transfers {
         }
         self.report_progress(now, out);
         self.set.remove_finished();
+        if !self.given_up.is_empty() {
+            let set = &self.set;
+            self.given_up.retain(|id, _| set.get(*id).is_some());
+        }
     }
 
     fn on_event(
@@ -908,6 +919,19 @@ impl Transfers {
                     let outcome = outcome_of(reason);
                     self.progress_done(id, Direction::Upload, label, done, u.size, outcome, out);
                     show(out, Tone::Error, upload_ended(&u, reason));
+                    // Its `Abort` may yet meet a receiver that already has the whole file.
+                    if matches!(self.set.get(id), Some(Role::Send(s)) if s.hash_sent()) {
+                        self.given_up.insert(id, (u.name, u.to));
+                    }
+                }
+            }
+            SetEvent::Sender(SenderEvent::ArrivedAnyway) => {
+                if let Some((name, to)) = self.given_up.remove(&id) {
+                    show(
+                        out,
+                        Tone::Info,
+                        format!("{name} had reached {to} before that: {to} has the whole file"),
+                    );
                 }
             }
             SetEvent::Receiver(ReceiverEvent::ReadPart { offset, len }) => {

@@ -98,6 +98,10 @@ pub enum SenderEvent {
     Complete,
     /// The transfer is over without success, for this reason.
     Aborted(AbortReason),
+    /// After we gave up, the receiver's `Done` came: it had verified and kept the whole file
+    /// before our `Abort` reached it (a cancel that came too late). Follows an
+    /// [`SenderEvent::Aborted`].
+    ArrivedAnyway,
 }
 
 /// Counters a presenter can show (progress bar, closing line) and tests can check.
@@ -290,6 +294,12 @@ impl Sender {
     /// Whether the machine has nothing more to do and can be dropped.
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Complete | State::Aborted)
+    }
+
+    /// Whether the file's hash (the `Fin`) went out: until then the receiver cannot have kept
+    /// the file, so an upload given up before it surely did not arrive.
+    pub fn hash_sent(&self) -> bool {
+        self.fin_sent
     }
 
     fn is_over(&self) -> bool {
@@ -605,10 +615,20 @@ impl Sender {
     fn on_straggler(&mut self, body: &Body, now: UnixMillis) {
         self.timers
             .set(Timer::Idle, now.plus_millis(CLOSING_QUIET_MS));
-        if let Body::Abort { .. } = body {
-            self.state = State::Aborted;
-            self.timers.stop_all();
-            return;
+        match body {
+            Body::Abort { .. } => {
+                self.state = State::Aborted;
+                self.timers.stop_all();
+                return;
+            }
+            // Only possible once our `Fin` (the hash) went out: the receiver checked the file.
+            Body::Done { file_size } if *file_size == self.file_size && self.fin_sent => {
+                self.state = State::Aborted;
+                self.timers.stop_all();
+                self.events.push_back(SenderEvent::ArrivedAnyway);
+                return;
+            }
+            _ => {}
         }
         if self
             .last_answer
