@@ -1064,9 +1064,14 @@ proptest::proptest! {
     /// what arrives is what was sent; `OUT` still logs out.
     #[test]
     fn every_queued_upload_ends_once_in_order_and_the_limit_holds(
-        ops in proptest::collection::vec(queue_op(), 1..24)
+        ops in proptest::collection::vec(queue_op(), 1..24),
+        lossy in proptest::bool::ANY,
     ) {
         let (mut w, yoda, luke) = limited_world(2, 0, 0);
+        if lossy {
+            w.link.loss = 0.05;
+            w.link.duplicate = 0.02;
+        }
         let mut asked = 0usize;
         let mut most = 0;
         for op in ops {
@@ -1161,4 +1166,35 @@ fn a_cancel_that_comes_too_late_says_the_file_arrived_anyway() {
     let told = out.find("had reached luke").expect("told");
     let bye = out.find("Goodbye").expect("logged out");
     assert!(told < bye, "OUT waited to hear it: {out}");
+}
+
+#[test]
+fn an_upload_whose_done_is_lost_after_backed_off_probes_still_completes() {
+    // Found by the property above with loss: u1's data and `Fin` arrived (luke kept the file)
+    // but its `Done`s were lost while the sender's probe timeout had backed off past the
+    // receiver's linger; luke left, and yoda gave up after the idle timeout: "the peer went
+    // silent" for a file that had arrived.
+    let (mut w, yoda, luke) = limited_world(2, 0, 0);
+    w.link.loss = 0.05;
+    w.link.duplicate = 0.02;
+    for k in 0..6usize {
+        let mut data = video(30_000 + k * 7_001);
+        data[0] = k as u8;
+        w.peers[yoda].sources.insert(format!("u{k}.mp4"), data);
+        w.type_line(yoda, &format!("UPD luke u{k}.mp4"));
+        if k == 1 {
+            w.run_until(w.now + 111, |_| false);
+        }
+    }
+    w.type_line(yoda, "OUT");
+    w.run_until(w.now + 600_000, |w| w.peers[yoda].exit.is_some());
+    let out = w.shown(yoda);
+    assert!(!out.contains("failed"), "{out}");
+    assert_eq!(w.count_shown(yoda, "has been uploaded to luke"), 6, "{out}");
+    for k in 0..6 {
+        assert_eq!(
+            w.peers[luke].saved.get(&format!("yoda_u{k}.mp4")),
+            w.peers[yoda].sources.get(&format!("u{k}.mp4"))
+        );
+    }
 }

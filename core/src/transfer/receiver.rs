@@ -830,13 +830,13 @@ impl Receiver {
         self.last_heard = now;
         self.timers
             .set(Timer::Idle, now.plus_millis(LINGER_QUIET_MS));
-        if let Body::Abort { .. } = body {
+        // An `Abort` while lingering: it gave up (a cancel) after we had kept the file. Tell
+        // it so, below, for as long as it asks: our answer may be lost as well as its `Abort`.
+        if let Body::Abort { .. } = body
+            && self.state == State::Closing
+        {
             // It gave up too: nothing left to tell it.
-            self.state = if self.state == State::Lingering {
-                State::Complete
-            } else {
-                State::Aborted
-            };
+            self.state = State::Aborted;
             self.timers.stop_all();
             return;
         }

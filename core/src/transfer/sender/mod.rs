@@ -79,6 +79,9 @@ const HANDSHAKE_COPIES: u8 = 2;
 const ANSWER_EVERY_MS: u64 = 10;
 /// A closing sender leaves once the receiver has been quiet this long (ms).
 const CLOSING_QUIET_MS: u64 = 500;
+/// First gap between the `Abort`s of an upload given up after its hash went out (doubling):
+/// a lost `Abort` or a lost answer to it is tried again well within the linger.
+const CLOSING_PROBE_MS: u64 = 20;
 /// While checking a resume offer, a `Hold` goes to the receiver this often (ms), so it does
 /// not time out on a long check.
 const KEEP_ALIVE_MS: u64 = 1_000;
@@ -192,6 +195,8 @@ pub struct Sender {
     last_sent: UnixMillis,
     last_heard: UnixMillis,
     last_answer: Option<UnixMillis>,
+    /// Gap before the next `Abort` of a transfer given up after its hash went out.
+    closing_probe_ms: u64,
     abort_reason: Option<AbortReason>,
     control: VecDeque<Bytes>,
     events: VecDeque<SenderEvent>,
@@ -264,6 +269,7 @@ impl Sender {
             last_sent: now,
             last_heard: now,
             last_answer: None,
+            closing_probe_ms: CLOSING_PROBE_MS,
             abort_reason: None,
             control: VecDeque::new(),
             events: VecDeque::new(),
@@ -348,6 +354,13 @@ impl Sender {
         // Stay to repeat the `Abort` to stragglers; leave early once they stop coming.
         self.timers
             .set(Timer::Linger, now.plus_millis(self.config.linger_ms));
+        // With the hash out, the receiver may have kept the file already: say `Abort` again
+        // until its answer (a `Done`, see `on_straggler`) gets through or lingering ends.
+        if self.fin_sent {
+            self.closing_probe_ms = CLOSING_PROBE_MS;
+            self.timers
+                .set(Timer::Probe, now.plus_millis(self.closing_probe_ms));
+        }
     }
 
     fn send_abort(&mut self) {
@@ -747,7 +760,16 @@ impl Sender {
         }
         let base = self.rtt.pto_base(MAX_ACK_DELAY_MS);
         let backed_off = base.saturating_mul(1u64 << self.pto_count.min(16));
-        let timeout = backed_off.min(self.config.max_probe_timeout_ms.max(base));
+        // Once the `Fin` is out, a receiver that has the file waits only
+        // `LINGER_QUIET_MS` of silence before it takes our quiet as "got your `Done`" and
+        // leaves: probe more often than that, or a lost `Done` makes a file that arrived look
+        // lost (the upload would end "the peer went silent" after the idle timeout).
+        let most = if self.fin_sent {
+            (super::receiver::LINGER_QUIET_MS / 2).max(base)
+        } else {
+            self.config.max_probe_timeout_ms.max(base)
+        };
+        let timeout = backed_off.min(most);
         Some(self.last_sent.plus_millis(timeout))
     }
 
@@ -783,6 +805,11 @@ impl Sender {
                 if self.timers.is_due(Timer::Linger, now) || self.timers.is_due(Timer::Idle, now) {
                     self.state = State::Aborted;
                     self.timers.stop_all();
+                } else if self.timers.expire(Timer::Probe, now) {
+                    self.send_abort();
+                    self.closing_probe_ms = (self.closing_probe_ms * 2).min(self.config.linger_ms);
+                    self.timers
+                        .set(Timer::Probe, now.plus_millis(self.closing_probe_ms));
                 }
                 return;
             }
