@@ -342,15 +342,23 @@ fn a_connection_the_server_cannot_take_is_told_so_not_left_hanging() {
         let server = start_with_nofile(rt, dir.path(), 100, &["--max-connections", "1000"]);
         let mut held = Vec::new();
         let mut told = None;
+        let mut seen = Vec::new();
         for _ in 0..200 {
             let line = greeting(&server);
             if line.starts_with("421 ") {
                 told = Some(line);
                 break;
             }
+            seen.push(line);
             held.push(TcpStream::connect(server.addr).unwrap());
         }
-        let line = told.expect("the server never said it is out of descriptors");
+        let line = told.unwrap_or_else(|| {
+            panic!(
+                "{rt}: the server never said it is out of descriptors; it said {:?} …; log:\n{}",
+                &seen[seen.len().saturating_sub(5)..],
+                server.log.text()
+            )
+        });
         assert!(
             line.contains("cannot take more connections now (out of file descriptors)"),
             "{rt}: {line}"
