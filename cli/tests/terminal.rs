@@ -56,6 +56,21 @@ impl Room {
         }
     }
 
+    /// luke, logged in at an 80-column terminal, taking every upload into `home`.
+    fn accepting_luke(&self, home: &Path) -> Pty {
+        let mut luke = client(
+            &self.server,
+            self.server.runtime,
+            80,
+            home,
+            home,
+            &["--accept", "always"],
+            &[],
+        );
+        luke.login("luke", "r2d2");
+        luke
+    }
+
     fn client(&self, cols: u16, extra: &[&str], env: &[(&str, &str)]) -> Pty {
         client(
             &self.server,
@@ -228,16 +243,7 @@ fn ctrl_d_at_the_password_prompt_ends_the_client_as_a_failed_login() {
 fn a_progress_line_is_redrawn_in_place_above_a_half_typed_line() {
     let room = Room::open("std");
     let luke_home = tempfile::tempdir().unwrap();
-    let mut luke = client(
-        &room.server,
-        "std",
-        80,
-        luke_home.path(),
-        luke_home.path(),
-        &["--accept", "always"],
-        &[],
-    );
-    luke.login("luke", "r2d2");
+    let luke = room.accepting_luke(luke_home.path());
     let mut yoda = room.client(80, &[], &[]);
     yoda.login("yoda", "jedi*knight");
     let src = tempfile::tempdir().unwrap();
@@ -288,16 +294,7 @@ fn a_progress_line_is_redrawn_in_place_above_a_half_typed_line() {
 fn a_queued_upload_starts_in_the_background_without_touching_the_half_typed_line() {
     let room = Room::open("std");
     let luke_home = tempfile::tempdir().unwrap();
-    let mut luke = client(
-        &room.server,
-        "std",
-        80,
-        luke_home.path(),
-        luke_home.path(),
-        &["--accept", "always"],
-        &[],
-    );
-    luke.login("luke", "r2d2");
+    let luke = room.accepting_luke(luke_home.path());
     let mut yoda = room.client(80, &["--max-uploads", "1"], &[]);
     yoda.login("yoda", "jedi*knight");
     let src = tempfile::tempdir().unwrap();

@@ -600,6 +600,21 @@ fn limited_world(max: usize, files: usize, len: usize) -> (World, usize, usize) 
     (w, yoda, luke)
 }
 
+/// The server was asked for `n.mp4` for each `n` of `files`, in that order.
+#[track_caller]
+fn assert_asked_in_order(w: &World, files: &[usize]) {
+    let asked: Vec<usize> = files
+        .iter()
+        .map(|n| {
+            w.server_log
+                .iter()
+                .position(|l| l.contains(&format!("asked to upload {n}.mp4")))
+                .expect("asked")
+        })
+        .collect();
+    assert!(asked.windows(2).all(|p| p[0] < p[1]), "in order: {asked:?}");
+}
+
 #[test]
 fn uploads_beyond_the_limit_wait_their_turn_and_every_one_arrives_in_the_order_asked() {
     let (mut w, yoda, luke) = limited_world(2, 7, 300_000);
@@ -636,15 +651,7 @@ fn uploads_beyond_the_limit_wait_their_turn_and_every_one_arrives_in_the_order_a
             "{n}.mp4"
         );
     }
-    let asked: Vec<usize> = (0..7)
-        .map(|n| {
-            w.server_log
-                .iter()
-                .position(|l| l.contains(&format!("asked to upload {n}.mp4")))
-                .expect("asked")
-        })
-        .collect();
-    assert!(asked.windows(2).all(|p| p[0] < p[1]), "in order: {asked:?}");
+    assert_asked_in_order(&w, &[0, 1, 2, 3, 4, 5, 6]);
     assert_eq!(w.peers[yoda].prompts, 7 + 1, "no prompt of its own");
 }
 
@@ -982,16 +989,7 @@ fn an_upload_asked_for_while_others_wait_goes_behind_them_even_when_slots_are_fr
         w.count_shown(yoda, "has been uploaded to luke") == 6
     });
     w.assert_shown(yoda, "9.mp4 to luke waits its turn: 2 go before it");
-    let asked: Vec<usize> = [0, 1, 2, 3, 4, 9]
-        .iter()
-        .map(|n| {
-            w.server_log
-                .iter()
-                .position(|l| l.contains(&format!("asked to upload {n}.mp4")))
-                .expect("asked")
-        })
-        .collect();
-    assert!(asked.windows(2).all(|p| p[0] < p[1]), "in order: {asked:?}");
+    assert_asked_in_order(&w, &[0, 1, 2, 3, 4, 9]);
 }
 
 #[test]
