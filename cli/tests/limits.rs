@@ -301,13 +301,18 @@ fn start_with_nofile(
     })
 }
 
-/// The first line the server sends on a new connection.
-fn greeting(server: &ServerProc) -> String {
+/// The first line the server sends on a new connection, and the connection, still open.
+fn greeted(server: &ServerProc) -> (String, TcpStream) {
     let s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut line = String::new();
-    let _ = BufReader::new(s).read_line(&mut line);
-    line
+    let _ = BufReader::new(s.try_clone().unwrap()).read_line(&mut line);
+    (line, s)
+}
+
+/// The first line the server sends on a new connection.
+fn greeting(server: &ServerProc) -> String {
+    greeted(server).0
 }
 
 #[test]
@@ -340,17 +345,22 @@ fn a_connection_the_server_cannot_take_is_told_so_not_left_hanging() {
         // Out of descriptors altogether (a limit set higher than there are): still a line.
         let dir = data_dir();
         let server = start_with_nofile(rt, dir.path(), 100, &["--max-connections", "1000"]);
+        // Each connection is held only once it read its greeting, so the server has accepted
+        // it: when the descriptors run out, the one connection waiting is the one that reads.
+        // (Holding connections the server had not accepted yet let the turn-away line go to a
+        // held one nobody read, while the reading one took the descriptor that freed.)
         let mut held = Vec::new();
         let mut told = None;
         let mut seen = Vec::new();
         for _ in 0..200 {
-            let line = greeting(&server);
+            let (line, stream) = greeted(&server);
             if line.starts_with("421 ") {
                 told = Some(line);
                 break;
             }
+            assert!(line.starts_with("331 "), "{rt}: a connection got {line:?}");
             seen.push(line);
-            held.push(TcpStream::connect(server.addr).unwrap());
+            held.push(stream);
         }
         let line = told.unwrap_or_else(|| {
             panic!(
