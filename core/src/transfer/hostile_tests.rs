@@ -831,3 +831,86 @@ fn a_datagram_dropped_for_want_of_memory_is_not_acknowledged_so_it_comes_again()
     assert!(r.handle_datagram(SENDER_ADDR, &again, tests::START).is_ok());
     assert_eq!(r.stats().over_memory, 1, "{:?}", r.stats());
 }
+
+#[test]
+fn a_flood_of_authentic_aborts_at_a_lingering_receiver_gets_bounded_answers_and_ends_at_its_linger()
+{
+    // Worst case of a straggler: a sender (or whoever holds its keys) that, once the file
+    // was kept, sends ten authentic `Abort`s every millisecond, each with a new packet
+    // number, for twice the receiver's linger.
+    let len = 300_000;
+    let config = TransferConfig::default();
+    let mut p = Pair::new(len, config.clone(), net(211), net(212));
+    let limit = p.now.plus_millis(60_000);
+    while !p.receiver.is_lingering() && p.now < limit {
+        p.run_for(1);
+    }
+    assert!(p.receiver.is_lingering(), "{:?}", p.receiver_outcome);
+    assert_eq!(p.disk.saved.as_deref(), Some(&p.file[..]));
+    let mut as_sender = Forger::sender(ID);
+    as_sender.agree_with_pair(len as u64, &config);
+    let began = p.now;
+    let mut now = began;
+    let mut pn = 10_000_000;
+    let mut answers = 0u64;
+    let mut finished_at = None;
+    let peak_before = p.receiver.stats().peak_buffered;
+    for _ in 0..2 * config.linger_ms {
+        now = now.plus_millis(1);
+        for _ in 0..10 {
+            pn += 1;
+            let abort = as_sender.seal_pn(
+                pn,
+                Body::Abort {
+                    reason: PeerReason::Cancelled,
+                },
+            );
+            let _ = p.receiver.handle_datagram(SENDER_ADDR, &abort, now);
+        }
+        p.receiver.handle_timeout(now);
+        while let Some(t) = p.receiver.poll_transmit(now) {
+            answers += 1;
+            assert_eq!(t.to, SENDER_ADDR, "answers go to the presenter only");
+            assert!(
+                matches!(
+                    as_sender.open(&t.contents).map(|d| d.body),
+                    Ok(Body::Done { file_size }) if file_size == len as u64
+                ),
+                "a lingering receiver answers an Abort with Done: it has the file; got {:?}",
+                as_sender.open(&t.contents)
+            );
+        }
+        while let Some(ev) = p.receiver.poll_event() {
+            panic!("the flood made the receiver act: {ev:?}");
+        }
+        if p.receiver.is_finished() {
+            finished_at.get_or_insert(now);
+        }
+    }
+    let finished_at = finished_at.expect("the receiver ends despite the flood");
+    assert!(
+        finished_at.millis_since(began) <= config.linger_ms,
+        "it stays no longer than its linger: {} ms",
+        finished_at.millis_since(began)
+    );
+    // One answer per 10 ms at most, and at least one: the sender that missed the first `Done`
+    // still hears that the file arrived.
+    assert!(answers >= 1);
+    assert!(
+        answers <= config.linger_ms / 10 + 1,
+        "{answers} answers to 20,000 Aborts"
+    );
+    assert_eq!(
+        p.receiver.poll_timeout(),
+        None,
+        "nothing left to wake it for"
+    );
+    assert_eq!(
+        p.disk.saved.as_deref(),
+        Some(&p.file[..]),
+        "the file is untouched"
+    );
+    assert!(p.disk.part.is_none());
+    assert_eq!(p.receiver.stats().peak_buffered, peak_before);
+    assert_eq!(p.receiver.stats().buffered, 0);
+}
