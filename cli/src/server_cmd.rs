@@ -106,22 +106,22 @@ fn defaults() -> ServerConfig {
 #[command(next_help_heading = "Limits")]
 struct LimitArgs {
     /// Seconds a connection may take to log in before it is closed.
-    #[arg(long, default_value_t = defaults().login_timeout_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().login_timeout_millis as f64 / 1000.0, value_parser = seconds)]
     login_timeout_secs: f64,
     /// Seconds without a byte from a logged-in client before the server sends it a keepalive
     /// ping (0: no keepalive).
-    #[arg(long, default_value_t = defaults().keepalive_idle_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().keepalive_idle_millis as f64 / 1000.0, value_parser = seconds)]
     keepalive_idle_secs: f64,
     /// Seconds after a keepalive ping within which the client must send something, or it is
     /// disconnected and its user logged out.
-    #[arg(long, default_value_t = defaults().keepalive_timeout_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().keepalive_timeout_millis as f64 / 1000.0, value_parser = seconds)]
     keepalive_timeout_secs: f64,
     /// While the data folder cannot be written (full disk, read-only mount), try a write
     /// this often, in seconds; the first that succeeds ends read-only mode.
-    #[arg(long, default_value_t = defaults().store_probe_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().store_probe_millis as f64 / 1000.0, value_parser = seconds)]
     store_probe_secs: f64,
     /// Seconds a client's output may make no progress before it is cut off.
-    #[arg(long, default_value_t = defaults().write_timeout_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().write_timeout_millis as f64 / 1000.0, value_parser = seconds)]
     write_timeout_secs: f64,
     /// Unsent bytes above which a client's requests wait (backpressure).
     #[arg(long, default_value_t = defaults().output_high_water)]
@@ -163,7 +163,7 @@ struct LimitArgs {
     #[arg(long, default_value_t = defaults().post_rate_per_sec)]
     post_rate: u32,
     /// Seconds over the rate after which such commands are refused (450).
-    #[arg(long, default_value_t = defaults().throttle_refuse_after_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().throttle_refuse_after_millis as f64 / 1000.0, value_parser = seconds)]
     throttle_refuse_after_secs: f64,
     /// Sign-ups an address may make a minute.
     #[arg(long, default_value_t = defaults().signups_per_ip_per_minute)]
@@ -187,13 +187,13 @@ struct LimitArgs {
     guess_free_failures: u32,
     /// Seconds the next password from such an address waits; doubles with each further
     /// failure.
-    #[arg(long, default_value_t = defaults().guess_delay_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().guess_delay_millis as f64 / 1000.0, value_parser = seconds)]
     guess_delay_secs: f64,
     /// The longest such wait, in seconds.
-    #[arg(long, default_value_t = defaults().guess_max_delay_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().guess_max_delay_millis as f64 / 1000.0, value_parser = seconds)]
     guess_max_delay_secs: f64,
     /// Seconds after its last failed login an address starts afresh.
-    #[arg(long, default_value_t = defaults().guess_forget_millis as f64 / 1000.0)]
+    #[arg(long, default_value_t = defaults().guess_forget_millis as f64 / 1000.0, value_parser = seconds)]
     guess_forget_secs: f64,
     /// Threads hashing passwords.
     #[arg(long, default_value_t = defaults().hash_workers)]
@@ -220,21 +220,21 @@ impl LimitArgs {
         config.login_timeout_millis = millis(self.login_timeout_secs);
         config.write_timeout_millis = millis(self.write_timeout_secs);
         config.keepalive_idle_millis = millis(self.keepalive_idle_secs);
-        config.keepalive_timeout_millis = millis(self.keepalive_timeout_secs).max(1);
-        config.store_probe_millis = millis(self.store_probe_secs).max(1);
+        config.keepalive_timeout_millis = millis(self.keepalive_timeout_secs);
+        config.store_probe_millis = millis(self.store_probe_secs);
         config.output_high_water = self.output_high_water;
-        config.output_low_water = self.output_low_water.min(self.output_high_water);
+        config.output_low_water = self.output_low_water;
         config.max_unsent_bytes = self.max_unsent_bytes;
         config.max_input_buffer = self.max_input_buffer;
         config.read_chunk_bytes = self.read_chunk_bytes;
         config.runaway_line_bytes = self.runaway_line_bytes;
         config.tcp_send_buffer_bytes = self.tcp_send_buffer_bytes;
-        config.max_batch_inputs = self.max_batch_inputs.max(1);
-        config.max_batch_lines = self.max_batch_lines.max(1);
-        config.max_batch_fanout_bytes = self.max_batch_fanout_bytes.max(1);
-        config.lines_per_turn = self.lines_per_turn.max(1);
-        config.post_burst = self.post_burst.max(1);
-        config.post_rate_per_sec = self.post_rate.max(1);
+        config.max_batch_inputs = self.max_batch_inputs;
+        config.max_batch_lines = self.max_batch_lines;
+        config.max_batch_fanout_bytes = self.max_batch_fanout_bytes;
+        config.lines_per_turn = self.lines_per_turn;
+        config.post_burst = self.post_burst;
+        config.post_rate_per_sec = self.post_rate;
         config.throttle_refuse_after_millis = millis(self.throttle_refuse_after_secs);
         config.signups_per_ip_per_minute = self.signups_per_minute;
         config.max_unauthenticated_per_ip = self.max_unauthenticated_per_ip;
@@ -253,7 +253,7 @@ impl LimitArgs {
         config.guess_delay_millis = millis(self.guess_delay_secs);
         config.guess_max_delay_millis = millis(self.guess_max_delay_secs);
         config.guess_forget_millis = millis(self.guess_forget_secs);
-        config.hash_workers = self.hash_workers.max(1);
+        config.hash_workers = self.hash_workers;
         config.hash_memory_kib = self.hash_memory_kib;
         config.backlog_limit = self.backlog_limit;
     }
@@ -261,6 +261,12 @@ impl LimitArgs {
 
 fn parse_attempts(s: &str) -> Result<Attempts, String> {
     Attempts::parse(s).map_err(|e| e.to_string())
+}
+
+/// A number of seconds, 0 or more (fractions allowed): a negative or endless time is a typing
+/// error, never a setting.
+fn seconds(s: &str) -> Result<f64, String> {
+    parse_secs(s).map(|d| d.as_secs_f64())
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

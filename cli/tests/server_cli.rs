@@ -100,3 +100,71 @@ fn attempts_outside_one_to_five_is_refused_naming_the_range() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("from 1 to 5"), "{stderr}");
 }
+
+#[test]
+fn a_setting_the_server_cannot_work_with_is_refused_before_anything_is_created() {
+    for runtime in ["std", "smol"] {
+        for (flags, says) in [
+            (
+                &["--post-rate", "0"][..],
+                "the post rate (a second) must be at least 1, not 0",
+            ),
+            (
+                &[
+                    "--output-low-water",
+                    "300000",
+                    "--output-high-water",
+                    "200000",
+                ][..],
+                "low-water mark (300000 bytes) must not be above the high-water mark",
+            ),
+            (
+                &["--hash-workers", "0"][..],
+                "hashing threads must be at least 1",
+            ),
+            (
+                &["--max-input-buffer", "100"][..],
+                "must hold at least one whole line",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new(HUDDLE)
+                .args([
+                    "server",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--runtime",
+                    runtime,
+                    "--dir",
+                ])
+                .arg(dir.path())
+                .args(flags)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{runtime} {flags:?}: {stderr}");
+            assert!(
+                stderr.contains("invalid setting"),
+                "{runtime} {flags:?}: {stderr}"
+            );
+            assert!(stderr.contains(says), "{runtime} {flags:?}: {stderr}");
+            let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert!(made.is_empty(), "{runtime} {flags:?}: it created {made:?}");
+        }
+        // A negative time is refused by the command line itself.
+        let out = Command::new(HUDDLE)
+            .args([
+                "server",
+                "0",
+                "--runtime",
+                runtime,
+                "--login-timeout-secs=-5",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("is not a number of seconds"), "{stderr}");
+    }
+}

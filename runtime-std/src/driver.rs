@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use huddle_core::UnixMillis;
-use huddle_core::server::{ConnId, HashDone, Input, Output, Server};
+use huddle_core::server::{ConnId, HashDone, Input, Output, Server, StartError};
 use huddle_core::store::Persist;
 
 use crate::clock;
@@ -123,6 +123,8 @@ pub struct Loaded {
 /// Open and read the data folder named in `opts` (creating it if missing) and build the core
 /// from it; a folder with damaged lines is refused here, before anything listens.
 pub fn load(opts: &ServerOptions) -> Result<Loaded, ServerError> {
+    // Before anything is created (a certificate, a lock): `Server::new` checks again.
+    opts.config.check()?;
     let console = Console {
         sink: opts.log.clone(),
         zone: opts.config.zone,
@@ -133,7 +135,10 @@ pub fn load(opts: &ServerOptions) -> Result<Loaded, ServerError> {
     if config.tls.is_none() {
         config.tls = load_tls(opts, &console)?;
     }
-    let core = Server::new(config, &files, clock::now()).map_err(|e| dir.damaged(e))?;
+    let core = Server::new(config, &files, clock::now()).map_err(|e| match e {
+        StartError::Damaged(damage) => ServerError::from(dir.damaged(damage)),
+        StartError::Config(e) => ServerError::Config(e),
+    })?;
     Ok(Loaded { console, dir, core })
 }
 

@@ -86,6 +86,9 @@ impl ServerOptions {
 /// Why the server could not start, or why it stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A setting the server cannot work with (checked by the core before anything starts).
+    #[error("invalid setting: {0}")]
+    Config(#[from] huddle_core::server::ConfigError),
     /// The data folder could not be read or written. When this stops a running server, the
     /// replies of the failed batch were not sent: nothing unsaved was acknowledged.
     #[error(transparent)]

@@ -246,10 +246,10 @@ impl ServerHost {
         }
         let mut server = match Server::new(config, &files, clock::now()) {
             Ok(server) => server,
-            Err(damage) => {
+            Err(refusal) => {
                 self.trace
-                    .record(&self.name, "refused to start: damaged data files");
-                return Err(damage.into());
+                    .record(&self.name, format!("refused to start: {refusal}"));
+                return Err(refusal.into());
             }
         };
         self.trace.record(&self.name, "boot");

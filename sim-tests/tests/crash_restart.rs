@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use huddle_core::client::ExitStatus;
 use huddle_core::proto::event::Event;
-use huddle_core::server::{OnDamage, Server};
+use huddle_core::server::{OnDamage, Server, StartError};
 use huddle_core::store::DataFile;
 use huddle_sim_tests::client_host::{SimClient, Step, Turn};
 use huddle_sim_tests::clock;
@@ -329,9 +329,9 @@ fn run_one(seed: u64, damage: bool) {
         // Without a repair the server refuses, naming every damaged line.
         let files = disk.boot();
         let now = huddle_core::UnixMillis(clock::EPOCH_MILLIS);
-        let refusal = Server::new(sim_config(seed), &files, now)
-            .err()
-            .expect("a damaged folder is refused");
+        let Err(StartError::Damaged(refusal)) = Server::new(sim_config(seed), &files, now) else {
+            panic!("seed {seed}: a damaged folder is refused for its damage");
+        };
         let named: Vec<(DataFile, usize)> =
             refusal.lines.iter().map(|w| (w.file, w.line)).collect();
         for (file, _) in DAMAGE {

@@ -291,6 +291,162 @@ impl ServerConfig {
     pub fn read_chunk(&self) -> usize {
         self.read_chunk_bytes.clamp(1, MAX_READ_CHUNK)
     }
+
+    /// Refuse settings under which the server would not work as documented, rather than
+    /// quietly serve with a different value than the operator asked for: a zero that would
+    /// stall a loop or refuse every post, a low-water mark above its high-water mark, an input
+    /// buffer too small for one whole line (the connection would pause for ever). [`Server::new`]
+    /// calls it, so every runtime and the simulations refuse the same settings.
+    ///
+    /// [`Server::new`]: super::Server::new
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let at_least_one: [(&'static str, u64); 11] = [
+            ("the most inputs in one batch", self.max_batch_inputs as u64),
+            (
+                "the most request lines in one batch",
+                self.max_batch_lines as u64,
+            ),
+            (
+                "the most event bytes per client in one batch",
+                self.max_batch_fanout_bytes as u64,
+            ),
+            (
+                "the request lines per connection's turn",
+                self.lines_per_turn as u64,
+            ),
+            ("the post burst", u64::from(self.post_burst)),
+            (
+                "the post rate (a second)",
+                u64::from(self.post_rate_per_sec),
+            ),
+            ("the password-hashing threads", self.hash_workers as u64),
+            ("the keepalive timeout", self.keepalive_timeout_millis),
+            ("the storage probe interval", self.store_probe_millis),
+            ("the most connections", self.max_connections as u64),
+            ("the socket read size", self.read_chunk_bytes as u64),
+        ];
+        if let Some((setting, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero { setting });
+        }
+        if self.read_chunk_bytes > MAX_READ_CHUNK {
+            return Err(ConfigError::ReadChunkTooLarge {
+                asked: self.read_chunk_bytes,
+            });
+        }
+        if self.output_low_water > self.output_high_water {
+            return Err(ConfigError::LowWaterAboveHighWater {
+                low: self.output_low_water,
+                high: self.output_high_water,
+            });
+        }
+        if self.output_high_water > self.max_unsent_bytes {
+            return Err(ConfigError::HighWaterAboveCutOff {
+                high: self.output_high_water,
+                cut: self.max_unsent_bytes,
+            });
+        }
+        let line = crate::proto::MAX_LINE + 1;
+        if self.max_input_buffer < line {
+            return Err(ConfigError::InputBufferBelowLine {
+                asked: self.max_input_buffer,
+                line,
+            });
+        }
+        if self.runaway_line_bytes < line as u64 {
+            return Err(ConfigError::RunawayBelowLine {
+                asked: self.runaway_line_bytes,
+                line,
+            });
+        }
+        if self.guess_delay_millis > self.guess_max_delay_millis {
+            return Err(ConfigError::GuessDelayAboveMax {
+                first: self.guess_delay_millis,
+                max: self.guess_max_delay_millis,
+            });
+        }
+        let memory = argon2::Params::MIN_M_COST..=super::passwords::MAX_HASH_MEMORY_KIB;
+        if !memory.contains(&self.hash_memory_kib) {
+            return Err(ConfigError::HashMemory {
+                asked: self.hash_memory_kib,
+                min: *memory.start(),
+                max: *memory.end(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A server setting outside what the server can work with ([`ServerConfig::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A count or a time that must be at least 1 was 0.
+    #[error("{setting} must be at least 1, not 0")]
+    Zero {
+        /// Which setting, in words.
+        setting: &'static str,
+    },
+    /// A socket read larger than the runtimes' read buffer.
+    #[error("the socket read size is at most {MAX_READ_CHUNK} bytes, not {asked}")]
+    ReadChunkTooLarge {
+        /// What was asked for.
+        asked: usize,
+    },
+    /// Reading would resume above the mark where it pauses.
+    #[error(
+        "the output low-water mark ({low} bytes) must not be above the high-water mark ({high} bytes)"
+    )]
+    LowWaterAboveHighWater {
+        /// The low-water mark.
+        low: usize,
+        /// The high-water mark.
+        high: usize,
+    },
+    /// A connection would be cut off for the output of its own requests.
+    #[error(
+        "the output high-water mark ({high} bytes) must not be above the unsent bytes that cut a connection off ({cut})"
+    )]
+    HighWaterAboveCutOff {
+        /// The high-water mark.
+        high: usize,
+        /// The cut-off.
+        cut: usize,
+    },
+    /// A connection's input buffer cannot hold one whole line: it would pause for ever.
+    #[error("the input buffer ({asked} bytes) must hold at least one whole line ({line} bytes)")]
+    InputBufferBelowLine {
+        /// What was asked for.
+        asked: usize,
+        /// The longest line with its newline.
+        line: usize,
+    },
+    /// Every line longer than this closes the connection, even one the server allows.
+    #[error(
+        "the runaway-line limit ({asked} bytes) must be at least one whole line ({line} bytes)"
+    )]
+    RunawayBelowLine {
+        /// What was asked for.
+        asked: u64,
+        /// The longest line with its newline.
+        line: usize,
+    },
+    /// The first guessing delay is longer than the longest.
+    #[error("the first guessing delay ({first} ms) must not be longer than the longest ({max} ms)")]
+    GuessDelayAboveMax {
+        /// The first delay.
+        first: u64,
+        /// The longest delay.
+        max: u64,
+    },
+    /// Argon2 memory outside what the server creates and accepts.
+    #[error("the password-hash memory must be from {min} to {max} KiB, not {asked}")]
+    HashMemory {
+        /// What was asked for.
+        asked: u32,
+        /// The least Argon2 takes.
+        min: u32,
+        /// The most the server accepts in a stored hash.
+        max: u32,
+    },
 }
 
 #[cfg(test)]
@@ -306,5 +462,43 @@ mod read_chunk_tests {
         assert_eq!(with(0).read_chunk(), 1);
         assert_eq!(with(16 * 1024).read_chunk(), 16 * 1024);
         assert_eq!(with(usize::MAX).read_chunk(), MAX_READ_CHUNK);
+    }
+
+    #[test]
+    fn the_defaults_pass_and_each_unworkable_setting_is_refused_with_its_reason() {
+        assert_eq!(ServerConfig::default().check(), Ok(()));
+        let refused = |change: fn(&mut ServerConfig)| {
+            let mut c = ServerConfig::default();
+            change(&mut c);
+            c.check().err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        assert_eq!(
+            refused(|c| c.post_rate_per_sec = 0),
+            "the post rate (a second) must be at least 1, not 0"
+        );
+        assert!(refused(|c| c.max_batch_lines = 0).contains("batch"));
+        assert!(refused(|c| c.lines_per_turn = 0).contains("turn"));
+        assert!(refused(|c| c.hash_workers = 0).contains("hashing threads"));
+        assert!(refused(|c| c.keepalive_timeout_millis = 0).contains("keepalive"));
+        assert!(refused(|c| c.max_connections = 0).contains("connections"));
+        assert!(refused(|c| c.read_chunk_bytes = MAX_READ_CHUNK + 1).contains("at most"));
+        assert!(refused(|c| c.output_low_water = c.output_high_water + 1).contains("low-water"));
+        assert!(refused(|c| c.max_unsent_bytes = c.output_high_water - 1).contains("cut"));
+        assert!(refused(|c| c.max_input_buffer = crate::proto::MAX_LINE).contains("whole line"));
+        assert!(refused(|c| c.runaway_line_bytes = 100).contains("runaway"));
+        assert!(
+            refused(|c| c.guess_delay_millis = c.guess_max_delay_millis + 1).contains("guessing")
+        );
+        assert!(refused(|c| c.hash_memory_kib = 0).contains("from 8 to"));
+        // The edges themselves are allowed.
+        let mut c = ServerConfig::default();
+        c.output_low_water = c.output_high_water;
+        c.max_unsent_bytes = c.output_high_water;
+        c.max_input_buffer = crate::proto::MAX_LINE + 1;
+        c.runaway_line_bytes = crate::proto::MAX_LINE as u64 + 1;
+        c.guess_delay_millis = c.guess_max_delay_millis;
+        c.hash_memory_kib = 8;
+        c.read_chunk_bytes = MAX_READ_CHUNK;
+        assert_eq!(c.check(), Ok(()));
     }
 }

@@ -81,7 +81,9 @@ use rand_core::{RngCore, SeedableRng};
 pub use crate::store::{DamagedFiles, DataFiles};
 pub use accounts::{MAX_PASSWORD, PasswordError, check_new_password};
 pub use admission::OUT_OF_RESOURCES_LINE;
-pub use config::{Attempts, AttemptsError, MAX_READ_CHUNK, OnDamage, PlaintextLogin, ServerConfig};
+pub use config::{
+    Attempts, AttemptsError, ConfigError, MAX_READ_CHUNK, OnDamage, PlaintextLogin, ServerConfig,
+};
 pub use input::Input;
 pub use output::{Audience, ConnId, Output};
 pub use passwords::{HashDone, HashJob, HashMemory, HashResult, JobId, MAX_HASH_MEMORY_KIB};
@@ -179,10 +181,22 @@ pub struct Server {
     health: storage_health::StorageHealth,
 }
 
+/// Why a server did not start ([`Server::new`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting the server cannot work with.
+    #[error("invalid setting: {0}")]
+    Config(#[from] ConfigError),
+    /// Damaged lines in the data files, and no repair asked for.
+    #[error(transparent)]
+    Damaged(#[from] DamagedFiles),
+}
+
 impl Server {
     /// A server restored from the data folder.
     ///
-    /// Refuses ([`DamagedFiles`]) when a data file has damaged lines, unless the config says
+    /// Refuses settings it cannot work with ([`ServerConfig::check`]), and
+    /// ([`DamagedFiles`]) a folder whose data files have damaged lines, unless the config says
     /// [`OnDamage::Repair`]. Before any other output it emits what the start must write: each
     /// line it could not load goes to `<file>.rejected` (a torn last line always; a damaged
     /// one with a repair, after a backup copy of its file), then the files are rewritten
@@ -192,13 +206,14 @@ impl Server {
         config: ServerConfig,
         files: &DataFiles,
         now: UnixMillis,
-    ) -> Result<Self, DamagedFiles> {
+    ) -> Result<Self, StartError> {
+        config.check()?;
         let zone = config.zone;
         let folder = Folder::read(files, zone);
         if config.on_damage == OnDamage::Refuse
             && let Some(damage) = folder.damage()
         {
-            return Err(damage);
+            return Err(damage.into());
         }
         let cleaned_credentials = folder.without_rejected(files, DataFile::Credentials);
         let Folder {

@@ -62,7 +62,11 @@ pub struct Run {
 impl Run {
     /// Start on `folder`; every output is applied to it.
     pub fn start(folder: &mut Folder, on_damage: OnDamage) -> Result<Run, DamagedFiles> {
-        let server = Server::new(config(on_damage), &folder.data_files(), UnixMillis(T0))?;
+        let server = match Server::new(config(on_damage), &folder.data_files(), UnixMillis(T0)) {
+            Ok(server) => server,
+            Err(super::StartError::Damaged(damage)) => return Err(damage),
+            Err(e) => panic!("the tests' settings are valid: {e}"),
+        };
         let mut run = Run {
             server,
             logs: Vec::new(),
