@@ -601,7 +601,7 @@ impl Server {
         }
         match c.phase {
             Phase::LoggedIn(user) => {
-                self.logout(conn, &user);
+                self.logout_presenting(conn, &user, &c.uploads.audiences());
                 self.log(format!(
                     "{user} disconnected from {} without logging out",
                     c.peer
@@ -609,7 +609,7 @@ impl Server {
             }
             Phase::Closed => {
                 if let Some(online) = self.sessions.on(conn).map(|o| o.user.clone()) {
-                    self.logout(conn, &online);
+                    self.logout_presenting(conn, &online, &c.uploads.audiences());
                 }
             }
             _ => self.log(format!("{} disconnected before logging in", c.peer)),
@@ -1217,6 +1217,17 @@ impl Server {
 
     /// Remove `user`'s session on `conn`: record the logout, rewrite the user log, tell others.
     fn logout(&mut self, conn: ConnId, user: &UserName) {
+        let presented = self
+            .conns
+            .get(conn)
+            .map(|c| c.uploads.audiences())
+            .unwrap_or_default();
+        self.logout_presenting(conn, user, &presented);
+    }
+
+    /// [`Server::logout`] of a connection already gone, whose unreported uploads went to
+    /// `presented`.
+    fn logout_presenting(&mut self, conn: ConnId, user: &UserName, presented: &[UserName]) {
         if self.sessions.remove(conn).is_none() {
             return;
         }
@@ -1224,7 +1235,11 @@ impl Server {
         self.logins.logout(user, now);
         self.persist_whole(DataFile::Logins);
         self.persist_whole(DataFile::UserLog);
-        self.broadcast(None, user, &Event::Offline { user: user.clone() });
+        let offline = Event::Offline { user: user.clone() };
+        self.broadcast(None, user, &offline);
+        for peer in self.blockers_in_uploads_with(user, presented) {
+            self.send_event(peer, &offline, None);
+        }
     }
 }
 

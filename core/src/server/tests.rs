@@ -1046,6 +1046,55 @@ fn upd_introduces_presenter_and_audience_with_one_transfer_id_and_secret() {
 }
 
 #[test]
+fn a_blocker_in_an_upload_with_a_user_who_vanishes_still_hears_it_went_offline() {
+    // yoda blocked luke and sends him a file; leia blocked luke and sends him nothing.
+    let mut h = Harness::new();
+    let y = login_with_udp(&mut h, "yoda", "jedi", 6001);
+    let l = login_with_udp(&mut h, "luke", "r2d2", 6002);
+    let leia = login_with_udp(&mut h, "leia", "alderaan", 6003);
+    assert!(h.say(y, "BLK luke").starts_with("250 "));
+    assert!(h.say(leia, "BLK luke").starts_with("250 "));
+    let r = h.say(y, "UPD luke 12345 clip.mp4");
+    let first = crate::proto::upload::parse_upload_grant(r[4..].trim_end())
+        .map(|g| g.id)
+        .unwrap_or_else(|| panic!("{r}"));
+    h.take(l);
+    // luke's client dies mid-upload: yoda's upload has lost its peer, and only the server
+    // can say so; leia's block still keeps luke's presence from her.
+    h.server.handle_disconnect(l, UnixMillis(h.now));
+    h.drain();
+    assert_eq!(h.take(y), "* OFFLINE luke\n");
+    assert_eq!(h.take(leia), "");
+    let reported = h.say_raw(y, &format!("XFR {first} failed 0"));
+    assert_eq!(reported, "", "the report is taken");
+    // Once yoda's client reported the outcome, the upload is over: the block holds again.
+    let l = login_with_udp(&mut h, "luke", "r2d2", 6002);
+    assert!(
+        h.say(y, "UPD luke 12345 clip.mp4")
+            .starts_with("227 UPLOAD ")
+    );
+    let id = h.take(l);
+    let Some(Event::Upload(intro)) = crate::proto::event::parse_event(id.trim_end()) else {
+        panic!("no upload event: {id}");
+    };
+    let reported = h.say_raw(y, &format!("XFR {} complete 12345", intro.id));
+    assert_eq!(reported, "", "the report is taken");
+    h.server.handle_disconnect(l, UnixMillis(h.now));
+    h.drain();
+    assert_eq!(h.take(y), "");
+    // The other way round: luke presents to leia, who blocked him after it began.
+    let l = login_with_udp(&mut h, "luke", "r2d2", 6002);
+    assert!(h.say(leia, "UNB luke").starts_with("250 "));
+    assert!(h.say(l, "UPD leia 99 talk.mp4").starts_with("227 UPLOAD "));
+    assert!(h.take(leia).starts_with("* UPLOAD "));
+    assert!(h.say(leia, "BLK luke").starts_with("250 "));
+    h.server.handle_disconnect(l, UnixMillis(h.now));
+    h.drain();
+    assert_eq!(h.take(leia), "* OFFLINE luke\n");
+    assert_eq!(h.take(y), "");
+}
+
+#[test]
 fn upd_refuses_yourself_unknown_offline_blocked_and_unsafe_names() {
     let mut h = Harness::new();
     let y = login_with_udp(&mut h, "yoda", "jedi", 6001);

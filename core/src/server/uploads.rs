@@ -56,6 +56,19 @@ impl Introductions {
         self.open.remove(at)
     }
 
+    /// Who receives the uploads that wait for their report (each name once).
+    pub fn audiences(&self) -> Vec<UserName> {
+        let mut names: Vec<UserName> = self.open.iter().map(|i| i.audience.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Whether an upload to `audience` waits for its report.
+    pub fn to(&self, audience: &UserName) -> bool {
+        self.open.iter().any(|i| &i.audience == audience)
+    }
+
     /// How many wait for their report.
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -64,6 +77,30 @@ impl Introductions {
 }
 
 impl Server {
+    /// The connections of users who blocked `user` and are in an upload with it: presenting
+    /// to it, or receiving what it presented (`presented`: its uploads' audiences). A block
+    /// keeps `user`'s `* OFFLINE` from them, yet their client must hear that its peer left,
+    /// or its transfer waits out the idle timeout ("the peer went silent").
+    pub(super) fn blockers_in_uploads_with(
+        &self,
+        user: &UserName,
+        presented: &[UserName],
+    ) -> Vec<ConnId> {
+        let mut conns: Vec<ConnId> = self
+            .blocks
+            .blockers_of(user)
+            .filter_map(|blocker| self.sessions.find(blocker))
+            .filter(|o| {
+                presented.contains(&o.user)
+                    || self.conns.get(o.conn).is_some_and(|c| c.uploads.to(user))
+            })
+            .map(|o| o.conn)
+            .collect();
+        conns.sort();
+        conns.dedup();
+        conns
+    }
+
     /// The presenter's client says how upload `report.id` ended: narrated once, as the end
     /// of the line its approval began. No reply (the report may come while a request waits
     /// for its own); a report that names no upload of this connection gets a notice.
