@@ -118,26 +118,24 @@ fn repair_sets_damaged_lines_aside_byte_for_byte_keeps_the_names_and_serves_the_
         copies.sort();
         assert_eq!(copies, [LOG.to_vec(), CREDS.to_vec()], "{runtime}");
 
-        // luke's name is reserved; the others are served, the odd bytes shown as U+FFFD.
+        // luke's name is reserved: a script that gives it stops there, its password unsent.
+        let (code, out) = run_script(&server, &["luke", "r2d2", "OUT"]);
+        assert_eq!(code, 3, "{runtime}: {out}");
+        assert!(out.contains("luke cannot be used now"), "{runtime}: {out}");
+        // The others are served, the odd bytes shown as U+FFFD.
         let (code, out) = run_script(
             &server,
-            &[
-                "luke",
-                "yoda",
-                "jedi*knight",
-                "RDM 01 Jan 2000 00:00:00",
-                "OUT",
-            ],
+            &["yoda", "jedi*knight", "RDM 01 Jan 2000 00:00:00", "OUT"],
         );
         assert_eq!(code, 0, "{runtime}: {out}");
-        assert!(out.contains("luke cannot be used now"), "{runtime}: {out}");
         assert!(out.contains("caf\u{fffd} \u{fffd}"), "{runtime}: {out}");
         assert!(!out.contains("when?"), "{runtime}: {out}");
         server.kill();
 
         // It starts again without --repair, and luke is still reserved.
         let server = ServerProc::start(runtime, dir.path(), &[]);
-        let (_, out) = run_script(&server, &["luke", "yoda", "jedi*knight", "OUT"]);
+        let (code, out) = run_script(&server, &["luke", "r2d2", "OUT"]);
+        assert_eq!(code, 3, "{runtime}: {out}");
         assert!(out.contains("luke cannot be used now"), "{runtime}: {out}");
     }
 }

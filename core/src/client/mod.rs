@@ -172,6 +172,9 @@ enum State {
     ConfirmPassword(String),
     /// Sent the new password; waiting for the server.
     SentNewPassword,
+    /// Sent an empty new password, which cancels the sign-up: the server asks for a name
+    /// again, and the next line is one (the user or the script chose to go back).
+    CancelledSignUp,
     /// Logged in as `0`, waiting for a command.
     Ready,
     /// Checking the file of an upload before asking the server.
@@ -713,7 +716,10 @@ impl Client {
             State::AskNewPassword => {
                 // An empty line goes back to the user name (a mistyped name leads here): the
                 // server cancels the sign-up and asks for a name again.
-                if self.config.interactive && !line.is_empty() {
+                if line.is_empty() {
+                    self.send_line(line);
+                    self.state = State::CancelledSignUp;
+                } else if self.config.interactive {
                     self.state = State::ConfirmPassword(line.to_string());
                     self.prompt(Prompt::ConfirmPassword);
                 } else {
@@ -741,6 +747,7 @@ impl Client {
             | State::SentUser
             | State::SentPassword
             | State::SentNewPassword
+            | State::CancelledSignUp
             | State::Inspecting
             | State::Draining
             | State::Waiting(_) => {
@@ -770,6 +777,18 @@ impl Client {
                 self.exit(ExitStatus::LoginFailed);
             }
         }
+    }
+
+    /// A piped login the server refused: the input was written for one name and one
+    /// password, so its next line is not the `what` the server asks for. Exit 3.
+    fn give_up_login(&mut self, what: &str) {
+        self.show(
+            Tone::Error,
+            format!(
+                "Login failed: the input's next line is not {what} (input that is not a terminal gives one user name, one password, then commands)."
+            ),
+        );
+        self.exit(ExitStatus::LoginFailed);
     }
 
     // ----- internals -----
@@ -956,6 +975,10 @@ impl Client {
                 }
                 self.ask_user();
             }
+            State::CancelledSignUp => {
+                self.show(tone, reply.text());
+                self.ask_user();
+            }
             State::SentUser | State::SentPassword | State::SentNewPassword => match code {
                 Code::ASK_PASSWORD => {
                     self.state = State::AskPassword;
@@ -971,6 +994,12 @@ impl Client {
                     );
                     self.state = State::AskNewPassword;
                     self.prompt(Prompt::NewPassword);
+                }
+                // Piped, the next line is a command, not another password: stop rather than
+                // sign up with it.
+                Code::NEW_PASSWORD_REFUSED if !self.config.interactive => {
+                    self.show(Tone::Error, reply.text());
+                    self.give_up_login("another password");
                 }
                 Code::ASK_NEW_PASSWORD | Code::NEW_PASSWORD_REFUSED => {
                     self.show(tone, reply.text());
@@ -999,6 +1028,14 @@ impl Client {
                 Code::TLS_REQUIRED => {
                     self.show(Tone::Error, reply.text());
                     self.exit(ExitStatus::LoginFailed);
+                }
+                // The name was refused (taken, logged in already, reserved, unknown without
+                // sign-up). A person types another; a script's next lines are its password
+                // and commands, which must never be sent as user names (a password would
+                // reach the server's log, a command could become an account).
+                _ if !self.config.interactive => {
+                    self.show(Tone::Error, reply.text());
+                    self.give_up_login("another user name");
                 }
                 _ => {
                     self.show(tone, reply.text());

@@ -20,6 +20,8 @@ struct Pair {
     users: Vec<KnownUser>,
     /// `messagelog.txt` as the server wrote it.
     messagelog: String,
+    /// Every line the client sent, in order.
+    sent: String,
 }
 
 fn server() -> Server {
@@ -50,6 +52,7 @@ impl Pair {
             exit: None,
             users: vec![],
             messagelog: String::new(),
+            sent: String::new(),
         };
         p.pump();
         p
@@ -99,7 +102,10 @@ impl Pair {
             while let Some(o) = self.client.poll_output() {
                 moved = true;
                 match o {
-                    ClientOutput::Send(b) => self.server.handle_bytes(self.conn, &b, T0),
+                    ClientOutput::Send(b) => {
+                        self.sent.push_str(&String::from_utf8_lossy(&b));
+                        self.server.handle_bytes(self.conn, &b, T0)
+                    }
                     ClientOutput::Show(d) => self.shown.push(d),
                     ClientOutput::Prompt(p) => self.prompts.push(p),
                     ClientOutput::Exit(s) => self.exit = Some(s),
@@ -230,6 +236,48 @@ fn piped_sign_up_takes_the_password_once() {
     p.type_line("rey");
     p.type_line("jakku");
     assert_eq!(p.last_prompt(), Some(&Prompt::Command("rey".into())));
+}
+
+#[test]
+fn a_piped_login_whose_name_is_refused_stops_instead_of_sending_the_next_lines_as_names() {
+    let no_signup = || {
+        let mut files = DataFiles::new();
+        files.insert(DataFile::Credentials, "yoda jedi\n");
+        let config = ServerConfig {
+            hash_memory_kib: 64,
+            allow_signup: false,
+            ..ServerConfig::default()
+        };
+        Server::new(config, &files, T0).expect("the folder is clean")
+    };
+    // A script written for one name, one password, then commands.
+    let mut p = Pair::new(no_signup(), ClientConfig::default());
+    for line in ["stranger", "s3cret-password", "ATU", "MSG hello", "OUT"] {
+        p.type_line(line);
+    }
+    assert_eq!(p.exit, Some(ExitStatus::LoginFailed));
+    assert_eq!(ExitStatus::LoginFailed.code(), 3);
+    assert_eq!(p.sent, "stranger\n", "only the name went to the server");
+    let said: Vec<&str> = p.shown.iter().map(|d| d.text.as_str()).collect();
+    assert!(
+        said.iter()
+            .any(|t| t.starts_with("Login failed: the input's next line is not another user name")),
+        "{said:?}"
+    );
+    // A person at a terminal is asked for another name.
+    let mut q = Pair::new(
+        no_signup(),
+        ClientConfig {
+            interactive: true,
+            ..ClientConfig::default()
+        },
+    );
+    q.type_line("stranger");
+    assert_eq!(q.last_prompt(), Some(&Prompt::UserName));
+    q.type_line("yoda");
+    q.type_line("jedi");
+    assert_eq!(q.last_prompt(), Some(&Prompt::Command("yoda".into())));
+    assert_eq!(q.exit, None);
 }
 
 #[test]
