@@ -233,6 +233,16 @@ pub fn run(args: ClientArgs) -> anyhow::Result<i32> {
     if args.max_uploads == 0 || args.max_downloads == 0 {
         anyhow::bail!("--max-uploads and --max-downloads must be at least 1");
     }
+    // A folder that does not exist yet is created at the first download; anything else that
+    // is not a folder would fail every download, so say so now.
+    if let Ok(meta) = std::fs::metadata(&args.downloads)
+        && !meta.is_dir()
+    {
+        anyhow::bail!(
+            "--dir {} is not a folder: downloads need a folder to be saved in",
+            args.downloads.display()
+        );
+    }
     let transfer = huddle_core::transfer::TransferConfig {
         max_datagram: args.datagram_size,
         max_outgoing: args.max_uploads,

@@ -168,3 +168,22 @@ fn a_setting_the_server_cannot_work_with_is_refused_before_anything_is_created()
         assert!(stderr.contains("is not a number of seconds"), "{stderr}");
     }
 }
+
+#[test]
+fn a_client_whose_download_folder_is_a_file_refuses_to_start_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, "x").unwrap();
+    for runtime in ["std", "smol"] {
+        let out = Command::new(HUDDLE)
+            .args(["client", "--runtime", runtime, "--dir"])
+            .arg(&file)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{runtime}: {stderr}");
+        assert!(stderr.contains("is not a folder"), "{runtime}: {stderr}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"x", "the file is untouched");
+    }
+}

@@ -158,7 +158,7 @@ pub(super) fn upload_failure(to: &UserName, reason: AbortReason) -> String {
             format!("{to} cancelled it (or logged out); sending it again resumes where it stopped")
         }
         AbortReason::PeerLeft => format!(
-            "{to} went offline (its client stopped); sending it again once {to} is back resumes where it stopped"
+            "{to} went offline (its client stopped); it stopped without ending the transfer, so it keeps nothing of it: sending it again once {to} is back starts over"
         ),
         other => other.to_string(),
     }

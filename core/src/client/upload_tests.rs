@@ -415,8 +415,9 @@ fn a_new_upload_works_right_after_one_that_was_refused_aborted_or_failed() {
         w.shown(yoda)
     );
     assert!(
-        w.shown(luke)
-            .contains("Upload of broken.mp4 from yoda failed"),
+        w.shown(luke).contains(
+            "Upload of broken.mp4 from yoda failed: yoda's client could not read the file on"
+        ),
         "{}",
         w.shown(luke)
     );
@@ -1006,6 +1007,8 @@ fn a_peer_whose_client_dies_ends_its_transfers_when_the_server_says_it_went_offl
         yoda,
         "Upload of 0.mp4 to luke failed: luke went offline (its client stopped)",
     );
+    // A client that died keeps nothing (its next start removes the part): no resume promised.
+    w.assert_shown(yoda, "sending it again once luke is back starts over");
     assert_eq!(w.now, died, "at once, not after the idle timeout");
     assert!(!w.peers[yoda].client.is_transferring());
 

@@ -1232,6 +1232,15 @@ fn download_ended(
         AbortReason::PeerAborted(PeerReason::Cancelled) => {
             format!("{} cancelled {} (or left){}", d.from, d.name, fate())
         }
+        // A presenter's `LocalIo` is a file it could not read on: it shrank, moved or
+        // became unreadable while it was sent (its own client says which).
+        AbortReason::PeerAborted(PeerReason::LocalIo) => format!(
+            "Upload of {} from {} failed: {}'s client could not read the file on (it changed, shrank or became unreadable during the upload){}",
+            d.name,
+            d.from,
+            d.from,
+            fate()
+        ),
         AbortReason::Cancelled if d.cancelled => format!(
             "Cancelled {} from {}; {} was told{}",
             d.name,
