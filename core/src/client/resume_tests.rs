@@ -383,3 +383,51 @@ fn cancel_then_send_again_then_accept_when_asked() {
         "one file, resumed, never a second copy"
     );
 }
+
+#[test]
+fn a_download_cancelled_while_its_kept_part_is_checked_keeps_the_part() {
+    // Found by hand: luke kept a part, yoda sent the file again, and luke logged out (or
+    // cancelled) while the kept part was still being checked with yoda: the part, whose
+    // bytes had not been counted as received yet, was removed.
+    let mut w = paced_world();
+    let yoda = w.join("yoda", "jedi");
+    let luke = w.join("luke", "r2d2");
+    let file = video(8 * MIB + 4321);
+    w.peers[yoda]
+        .sources
+        .insert("clip.mp4".into(), file.clone());
+    w.type_line(yoda, "UPD luke clip.mp4");
+    run_until_received(&mut w, luke, 3 * MIB);
+    w.type_line(luke, "CANCEL");
+    w.run_transfers();
+    let (part, _) = w.peers[luke].kept.values().next().unwrap().clone();
+    assert!(part.len() >= 3 * MIB);
+
+    w.type_line(yoda, "UPD luke clip.mp4");
+    w.run_until(w.now + 5_000, |w| {
+        w.shown(luke).contains("checking them with yoda")
+    });
+    assert!(w.peers[luke].client.is_transferring(), "{}", w.shown(luke));
+    w.type_line(luke, "CANCEL");
+    w.run_transfers();
+    assert!(
+        !w.shown(luke).contains("the partial file was removed"),
+        "{}",
+        w.shown(luke)
+    );
+    assert_eq!(w.peers[luke].kept.len(), 1, "{}", w.shown(luke));
+    let (again, _) = w.peers[luke].kept.values().next().unwrap().clone();
+    assert_eq!(again, part, "kept as it was");
+
+    // And the next upload still resumes from it.
+    w.type_line(yoda, "UPD luke clip.mp4");
+    w.run_transfers();
+    assert_eq!(w.peers[luke].saved.get("yoda_clip.mp4"), Some(&file));
+    let held = crate::client::human_bytes(part.len() as u64 / BLOCK * BLOCK);
+    assert!(
+        w.shown(luke)
+            .contains(&format!("; {held} of it was already here")),
+        "{}",
+        w.shown(luke)
+    );
+}

@@ -965,7 +965,10 @@ impl Transfers {
                 let Some(d) = self.downloads.remove(&id) else {
                     return;
                 };
+                // A kept part still being checked has counted none of its bytes as received
+                // yet; ended now, it stays what it was (checked again next time), not lost.
                 let held = match self.set.get(id) {
+                    Some(Role::Receive(r)) if !r.has_started() => d.resuming,
                     Some(Role::Receive(r)) => r.stats().bytes_received,
                     _ => 0,
                 };

@@ -227,6 +227,9 @@ pub struct Receiver {
     last_answer: Option<UnixMillis>,
     /// Why we gave up, to repeat it.
     abort_reason: Option<AbortReason>,
+    /// The sender said where the data starts (`Start`): until then a kept part is only being
+    /// checked, and none of it counts as received.
+    started: bool,
     // Resuming.
     check: Option<PartCheck>,
     /// The hashing-block CVs of the partial file, and what we offered from them.
@@ -313,6 +316,7 @@ impl Receiver {
             last_heard: now,
             last_answer: None,
             abort_reason: None,
+            started: false,
             check: None,
             part_cvs: Vec::new(),
             offer: Offer::default(),
@@ -395,6 +399,12 @@ impl Receiver {
     pub fn is_checking(&self) -> bool {
         matches!(self.state, State::Checking | State::AwaitingStart) && !self.offer.is_empty()
             || self.state == State::Checking
+    }
+
+    /// Whether the data began (the sender said where it starts): before that, a kept part is
+    /// still as it was kept, whatever the outcome, and may be kept again as it is.
+    pub fn has_started(&self) -> bool {
+        self.started
     }
 
     /// Whether the file is not accepted yet: the audience decides, or its client gets the file
@@ -821,6 +831,7 @@ impl Receiver {
         self.offer = Offer::default();
         self.held.start(self.payload, offset);
         self.stats.resumed_from = offset;
+        self.started = true;
         self.state = State::Receiving;
         self.ack_now = true;
     }
