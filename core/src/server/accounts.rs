@@ -46,6 +46,28 @@ pub fn check_new_password(p: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
+/// Why a user name cannot be taken by a new account (on top of [`UserName`]'s own rules,
+/// which every name, old or new, obeys).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NewNameError {
+    /// A leading `.` or `-` (so `.` and `..` too): a user's uploads are saved as
+    /// `<name>_<file>`, and such a prefix would make them hidden files or option-like names,
+    /// which the file-name rule of transfers refuses. Accounts made before this rule keep
+    /// working: it is checked at sign-up only.
+    #[error(
+        "a new user name may not start with '.' or '-' (files it sends are saved as <name>_<file>)"
+    )]
+    LeadingDotOrDash,
+}
+
+/// Check a user name chosen at sign-up.
+pub fn check_new_name(name: &UserName) -> Result<(), NewNameError> {
+    if name.as_str().starts_with(['.', '-']) {
+        return Err(NewNameError::LeadingDotOrDash);
+    }
+    Ok(())
+}
+
 /// Every account the server knows, and the names nobody may take.
 #[derive(Debug, Default)]
 pub struct Accounts {

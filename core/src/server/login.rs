@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::accounts::check_new_password;
+use super::accounts::{check_new_name, check_new_password};
 use super::listing::Listing;
 use super::lockout::Failure;
 use super::passwords::{HashDone, HashJob, HashResult};
@@ -129,6 +129,18 @@ impl Server {
             self.set_phase(conn, Phase::AwaitPassword(name));
         } else if self.config.allow_signup {
             if self.refuse_if_read_only(conn, "a sign-up") {
+                return;
+            }
+            if let Err(e) = check_new_name(&name) {
+                let peer = self.peer(conn);
+                self.log(format!("{peer}: sign-up as {name} refused: {e}"));
+                self.reply(
+                    conn,
+                    Reply::new(
+                        Code::USER_REFUSED,
+                        format!("{name} cannot be a new user name: {e}. Try another user name."),
+                    ),
+                );
                 return;
             }
             if self.refuse_lookalike(conn, &name) {
