@@ -1,12 +1,12 @@
 //! Accounts: who exists, checking passwords, creating accounts at sign-up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use super::passwords::nfc;
-use crate::store::{Credential, Secret};
+use crate::store::{Credential, Reason, Reserved, Secret};
 use crate::types::UserName;
 
 /// Longest password accepted at sign-up.
@@ -72,9 +72,10 @@ pub fn check_new_name(name: &UserName) -> Result<(), NewNameError> {
 #[derive(Debug, Default)]
 pub struct Accounts {
     secrets: HashMap<UserName, Secret>,
-    /// Names whose credentials line is damaged: the account may exist, with posts and private
-    /// messages, so the name is neither usable nor free until the operator restores the line.
-    reserved: HashSet<UserName>,
+    /// Names without an account that are not free: their credentials line is damaged (the
+    /// account may exist, with posts and private messages), or they wrote posts or have
+    /// private messages waiting. Neither usable nor free until the operator restores the line.
+    reserved: HashMap<UserName, Reason>,
     /// Every account's and reserved name's [`UserName::lookalike_key`], to refuse look-alikes
     /// at sign-up without recomputing the skeletons each time.
     looks: HashMap<String, UserName>,
@@ -82,9 +83,13 @@ pub struct Accounts {
 
 impl Accounts {
     /// Accounts from `credentials.txt`, and the names kept `reserved`.
-    pub fn new(credentials: Vec<Credential>, reserved: Vec<UserName>) -> Self {
+    pub fn new(credentials: Vec<Credential>, reserved: Vec<Reserved>) -> Self {
         let mut looks = HashMap::new();
-        for name in credentials.iter().map(|c| &c.name).chain(&reserved) {
+        for name in credentials
+            .iter()
+            .map(|c| &c.name)
+            .chain(reserved.iter().map(|r| &r.name))
+        {
             looks
                 .entry(name.lookalike_key())
                 .or_insert_with(|| name.clone());
@@ -94,7 +99,7 @@ impl Accounts {
                 .into_iter()
                 .map(|c| (c.name, c.secret))
                 .collect(),
-            reserved: reserved.into_iter().collect(),
+            reserved: reserved.into_iter().map(|r| (r.name, r.why)).collect(),
             looks,
         }
     }
@@ -110,9 +115,12 @@ impl Accounts {
         self.looks.get(&name.lookalike_key())
     }
 
-    /// Whether `name` is reserved: no account can be used or created under it.
-    pub fn is_reserved(&self, name: &UserName) -> bool {
-        self.reserved.contains(name) && !self.secrets.contains_key(name)
+    /// Why `name` is reserved, if it is: no account can be used or created under it.
+    pub fn reserved(&self, name: &UserName) -> Option<Reason> {
+        if self.secrets.contains_key(name) {
+            return None;
+        }
+        self.reserved.get(name).copied()
     }
 
     /// Whether `name` has an account.
@@ -220,7 +228,10 @@ mod tests {
                 name: n("leia"),
                 secret: Secret::Plain("x".into()),
             }],
-            vec![n("han")],
+            vec![Reserved {
+                name: n("han"),
+                why: Reason::DamagedLine,
+            }],
         );
         assert_eq!(a.canonical(&n("LEIA")).map(UserName::as_str), Some("leia"));
         assert!(a.exists(&n("Leia")));

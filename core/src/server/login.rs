@@ -11,7 +11,7 @@ use super::{ConnId, PendingHash, Phase, Server};
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
 use crate::proto::starttls::is_starttls;
-use crate::store::{Credential, DataFile, Persist, Secret, render_credential};
+use crate::store::{Credential, DataFile, Persist, Reason, Secret, render_credential};
 use crate::time::{Timestamp, UnixMillis};
 use crate::types::UserName;
 
@@ -107,17 +107,25 @@ impl Server {
             self.refuse_blocked(conn, &name, until);
             return;
         }
-        if self.accounts.is_reserved(&name) {
+        if let Some(why) = self.accounts.reserved(&name) {
             let peer = self.peer(conn);
-            self.log(format!(
-                "{peer} tried user name {name}, reserved: its line in credentials.txt is damaged"
-            ));
+            let (log, record) = match why {
+                Reason::DamagedLine => (
+                    "its line in credentials.txt is damaged",
+                    "its account record on the server is damaged",
+                ),
+                Reason::Authored { .. } => (
+                    "it wrote posts or has private messages but no line in credentials.txt",
+                    "it has posts or private messages on the server but its account record is missing",
+                ),
+            };
+            self.log(format!("{peer} tried user name {name}, reserved: {log}"));
             self.reply(
                 conn,
                 Reply::new(
                     Code::USER_REFUSED,
                     format!(
-                        "The user name {name} cannot be used now: its account record on the server is damaged. Please ask the server's operator to restore it, or try another user name."
+                        "The user name {name} cannot be used now: {record}. Please ask the server's operator to restore it, or try another user name."
                     ),
                 ),
             );

@@ -92,7 +92,7 @@ use crate::proto::event::Event;
 use crate::proto::framing::{Frame, LineFramer};
 use crate::proto::reply::{Code, Reply};
 use crate::proto::starttls::{GREETING, GREETING_OFFER};
-use crate::store::{DataFile, Folder, Persist};
+use crate::store::{DataFile, Folder, Persist, Reason};
 use crate::time::{Clock, Timestamp, UnixMillis};
 use crate::types::UserName;
 
@@ -284,6 +284,29 @@ impl Server {
                 None => "kept; the file is rewritten".to_string(),
             };
             server.log(format!("warning: {w} ({what})"));
+        }
+        for r in &folder.reserved {
+            if let Reason::Authored { posts, letters } = r.why {
+                let plural =
+                    |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+                let what: Vec<String> = [
+                    (posts > 0).then(|| format!("{} on the board", plural(posts, "post"))),
+                    (letters > 0).then(|| {
+                        format!(
+                            "{} waiting (sent or received)",
+                            plural(letters, "private message")
+                        )
+                    }),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                server.log(format!(
+                    "warning: {} has {} but no account in credentials.txt: the name is reserved (nobody can sign up as it) until its line is restored",
+                    r.name,
+                    what.join(" and "),
+                ));
+            }
         }
         if let Some(note) = &post_ids.note {
             server.log(format!("warning: {note}"));
