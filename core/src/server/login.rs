@@ -556,7 +556,7 @@ impl Server {
         ));
 
         let mut welcome = vec![
-            format!("Welcome to huddle, {name}!"),
+            crate::proto::reply::welcome_line(&name),
             crate::proto::request::HELP_HEADER.to_string(),
         ];
         welcome.extend(crate::proto::request::help_rows());
