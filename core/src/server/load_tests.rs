@@ -15,6 +15,11 @@ fn damage_of_each_file() -> Vec<(DataFile, &'static [u8], &'static str)> {
         (DataFile::Credentials, b"han\tsolo", "tab"),
         (DataFile::Credentials, b"obiwan", "no space"),
         (DataFile::Credentials, b"rey $", "hash"),
+        (
+            DataFile::Credentials,
+            b"lando  calrissian",
+            "more than one space",
+        ),
         (DataFile::Credentials, b"l\xffando x", "not UTF-8"),
         (
             DataFile::MessageLog,
