@@ -70,6 +70,7 @@ mod storage_health;
 mod throttle;
 mod timers;
 mod uploads;
+mod wording;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -678,15 +679,15 @@ impl Server {
                 let Some(peer) = self.conns.get(conn).map(|c| c.peer) else {
                     return;
                 };
-                let secs = self.config.login_timeout_millis / 1000;
+                let after = wording::seconds(self.config.login_timeout_millis);
                 self.log(format!(
-                    "{peer} did not log in within {secs} s; connection closed"
+                    "{peer} did not log in within {after}; connection closed"
                 ));
                 self.reply(
                     conn,
                     Reply::new(
                         Code::CLOSING,
-                        format!("Login timed out after {secs} seconds. Goodbye."),
+                        format!("Login timed out after {after}. Goodbye."),
                     ),
                 );
                 self.close(conn);
