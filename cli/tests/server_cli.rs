@@ -126,6 +126,14 @@ fn a_setting_the_server_cannot_work_with_is_refused_before_anything_is_created()
                 &["--max-input-buffer", "100"][..],
                 "must hold at least one whole line",
             ),
+            (
+                &["--login-timeout-secs", "0"][..],
+                "the login timeout must be at least 1",
+            ),
+            (
+                &["--signups-per-minute", "0"][..],
+                "sign-ups an address may make a minute must be at least 1",
+            ),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let out = Command::new(HUDDLE)

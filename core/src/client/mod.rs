@@ -73,7 +73,7 @@ use uploads::Transfers;
 
 use crate::proto::event::{is_event_line, parse_event};
 use crate::proto::framing::{Frame, LineFramer};
-use crate::proto::reply::{Code, Reply, ReplyAssembler};
+use crate::proto::reply::{Code, Reply, ReplyAssembler, welcomed_user};
 use crate::proto::request::{Command, Request, parse_request_str};
 use crate::time::UnixMillis;
 
@@ -1013,6 +1013,10 @@ impl Client {
                 }
                 Code::LOGGED_IN => {
                     self.show(Tone::Success, reply.text());
+                    // The account's own spelling (`leia` when `LEIA` was typed).
+                    if let Some(name) = reply.lines.first().and_then(|l| welcomed_user(l)) {
+                        self.user = Some(name.to_string());
+                    }
                     if let Some(user) = &self.user {
                         self.transfers.set_user(user);
                     }

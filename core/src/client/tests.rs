@@ -152,6 +152,23 @@ fn asks_for_user_name_then_password_then_commands() {
 }
 
 #[test]
+fn the_prompt_shows_the_name_as_the_account_spells_it_not_as_typed() {
+    let mut p = Pair::new(server(), ClientConfig::default());
+    p.type_line("YODA");
+    p.type_line("jedi");
+    assert_eq!(p.last_prompt(), Some(&Prompt::Command("yoda".into())));
+    assert_eq!(p.client.user(), Some("yoda"));
+    // Its own posts are its own whatever the case it typed.
+    p.type_line("MSG hello");
+    assert!(p.texts().contains("Message #1 posted at"), "{}", p.texts());
+    assert!(
+        p.messagelog.contains("; yoda; hello; no"),
+        "{}",
+        p.messagelog
+    );
+}
+
+#[test]
 fn declares_its_udp_port_before_login() {
     let mut p = Pair::new(
         server(),

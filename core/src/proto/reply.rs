@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::types::UserName;
+
 use nom::{
     IResult, Parser,
     bytes::complete::take_while_m_n,
@@ -255,9 +257,42 @@ impl ReplyAssembler {
     }
 }
 
+/// The first line of the `230` welcome, naming the account as it was created (the user may
+/// have typed it in another case: `LEIA` logs in to `leia`).
+pub fn welcome_line(user: &UserName) -> String {
+    format!("{WELCOME}{user}!")
+}
+
+/// The user a [`welcome_line`] names: the client takes its user's own spelling from it.
+pub fn welcomed_user(line: &str) -> Option<UserName> {
+    let name = line.strip_prefix(WELCOME)?.strip_suffix('!')?;
+    UserName::new(name).ok()
+}
+
+const WELCOME: &str = "Welcome to huddle, ";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_welcome_names_its_user_and_nothing_else_is_taken_for_one() {
+        let leia = UserName::new("leia").unwrap();
+        let line = welcome_line(&leia);
+        assert_eq!(line, "Welcome to huddle, leia!");
+        assert_eq!(
+            welcomed_user(&line).map(|u| u.as_str().to_owned()),
+            Some("leia".into())
+        );
+        for other in [
+            "Welcome to huddle, !",
+            "Welcome to huddle, a b!",
+            "Welcome to huddle, leia",
+            "Welcome, leia!",
+        ] {
+            assert_eq!(welcomed_user(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn renders_single_and_multi_line_replies() {

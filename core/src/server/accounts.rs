@@ -1,12 +1,12 @@
 //! Accounts: who exists, checking passwords, creating accounts at sign-up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use super::passwords::nfc;
-use crate::store::{Credential, Secret};
+use crate::store::{Credential, Reason, Reserved, Secret};
 use crate::types::UserName;
 
 /// Longest password accepted at sign-up.
@@ -46,13 +46,36 @@ pub fn check_new_password(p: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
+/// Why a user name cannot be taken by a new account (on top of [`UserName`]'s own rules,
+/// which every name, old or new, obeys).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NewNameError {
+    /// A leading `.` or `-` (so `.` and `..` too): a user's uploads are saved as
+    /// `<name>_<file>`, and such a prefix would make them hidden files or option-like names,
+    /// which the file-name rule of transfers refuses. Accounts made before this rule keep
+    /// working: it is checked at sign-up only.
+    #[error(
+        "a new user name may not start with '.' or '-' (files it sends are saved as <name>_<file>)"
+    )]
+    LeadingDotOrDash,
+}
+
+/// Check a user name chosen at sign-up.
+pub fn check_new_name(name: &UserName) -> Result<(), NewNameError> {
+    if name.as_str().starts_with(['.', '-']) {
+        return Err(NewNameError::LeadingDotOrDash);
+    }
+    Ok(())
+}
+
 /// Every account the server knows, and the names nobody may take.
 #[derive(Debug, Default)]
 pub struct Accounts {
     secrets: HashMap<UserName, Secret>,
-    /// Names whose credentials line is damaged: the account may exist, with posts and private
-    /// messages, so the name is neither usable nor free until the operator restores the line.
-    reserved: HashSet<UserName>,
+    /// Names without an account that are not free: their credentials line is damaged (the
+    /// account may exist, with posts and private messages), or they wrote posts or have
+    /// private messages waiting. Neither usable nor free until the operator restores the line.
+    reserved: HashMap<UserName, Reason>,
     /// Every account's and reserved name's [`UserName::lookalike_key`], to refuse look-alikes
     /// at sign-up without recomputing the skeletons each time.
     looks: HashMap<String, UserName>,
@@ -60,9 +83,13 @@ pub struct Accounts {
 
 impl Accounts {
     /// Accounts from `credentials.txt`, and the names kept `reserved`.
-    pub fn new(credentials: Vec<Credential>, reserved: Vec<UserName>) -> Self {
+    pub fn new(credentials: Vec<Credential>, reserved: Vec<Reserved>) -> Self {
         let mut looks = HashMap::new();
-        for name in credentials.iter().map(|c| &c.name).chain(&reserved) {
+        for name in credentials
+            .iter()
+            .map(|c| &c.name)
+            .chain(reserved.iter().map(|r| &r.name))
+        {
             looks
                 .entry(name.lookalike_key())
                 .or_insert_with(|| name.clone());
@@ -72,7 +99,7 @@ impl Accounts {
                 .into_iter()
                 .map(|c| (c.name, c.secret))
                 .collect(),
-            reserved: reserved.into_iter().collect(),
+            reserved: reserved.into_iter().map(|r| (r.name, r.why)).collect(),
             looks,
         }
     }
@@ -88,9 +115,12 @@ impl Accounts {
         self.looks.get(&name.lookalike_key())
     }
 
-    /// Whether `name` is reserved: no account can be used or created under it.
-    pub fn is_reserved(&self, name: &UserName) -> bool {
-        self.reserved.contains(name) && !self.secrets.contains_key(name)
+    /// Why `name` is reserved, if it is: no account can be used or created under it.
+    pub fn reserved(&self, name: &UserName) -> Option<Reason> {
+        if self.secrets.contains_key(name) {
+            return None;
+        }
+        self.reserved.get(name).copied()
     }
 
     /// Whether `name` has an account.
@@ -198,7 +228,10 @@ mod tests {
                 name: n("leia"),
                 secret: Secret::Plain("x".into()),
             }],
-            vec![n("han")],
+            vec![Reserved {
+                name: n("han"),
+                why: Reason::DamagedLine,
+            }],
         );
         assert_eq!(a.canonical(&n("LEIA")).map(UserName::as_str), Some("leia"));
         assert!(a.exists(&n("Leia")));

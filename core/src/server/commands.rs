@@ -100,15 +100,27 @@ impl Server {
         let mark = self.outputs.len();
         let answer: Answer = match request {
             Request::Msg { text } => self.cmd_msg(conn, &user, text).into(),
-            Request::Pvt { to, text } => self.cmd_pvt(&user, to, text).into(),
+            Request::Pvt { to, text } => {
+                let to = self.account_name(to);
+                self.cmd_pvt(&user, to, text).into()
+            }
             Request::Dlt { target, at } => self.cmd_dlt(conn, &user, target, at).into(),
             Request::Edt { target, at, text } => self.cmd_edt(conn, &user, target, at, text).into(),
             Request::Rdm { since } => self.cmd_rdm(&user, since),
             Request::Atu => self.cmd_atu(&user),
             Request::Rcu { minutes } => self.cmd_rcu(minutes.unwrap_or(DEFAULT_RCU_MINUTES)),
-            Request::Blk { user: target } => self.cmd_blk(&user, target).into(),
-            Request::Unb { user: target } => self.cmd_unb(&user, target).into(),
-            Request::Upd { to, size, name } => self.cmd_upd(conn, &user, to, size, name).into(),
+            Request::Blk { user: target } => {
+                let target = self.account_name(target);
+                self.cmd_blk(&user, target).into()
+            }
+            Request::Unb { user: target } => {
+                let target = self.account_name(target);
+                self.cmd_unb(&user, target).into()
+            }
+            Request::Upd { to, size, name } => {
+                let to = self.account_name(to);
+                self.cmd_upd(conn, &user, to, size, name).into()
+            }
             Request::Help => help().into(),
             Request::Out => {
                 self.log(format!("{user} logged out"));
@@ -276,6 +288,12 @@ impl Server {
         };
         self.broadcast(Some(conn), user, &event);
         Reply::new(Code::OK, format!("Message #{number} posted at {at}"))
+    }
+
+    /// The name as its account spells it (`YODA` typed means `yoda`), or as typed if there is
+    /// no such account: replies, events, logs and files then show names as they were created.
+    fn account_name(&self, typed: UserName) -> UserName {
+        self.accounts.canonical(&typed).cloned().unwrap_or(typed)
     }
 
     fn cmd_pvt(&mut self, user: &UserName, to: UserName, text: String) -> Reply {

@@ -300,7 +300,7 @@ impl ServerConfig {
     ///
     /// [`Server::new`]: super::Server::new
     pub fn check(&self) -> Result<(), ConfigError> {
-        let at_least_one: [(&'static str, u64); 11] = [
+        let at_least_one: [(&'static str, u64); 13] = [
             ("the most inputs in one batch", self.max_batch_inputs as u64),
             (
                 "the most request lines in one batch",
@@ -324,6 +324,14 @@ impl ServerConfig {
             ("the storage probe interval", self.store_probe_millis),
             ("the most connections", self.max_connections as u64),
             ("the socket read size", self.read_chunk_bytes as u64),
+            // 0 would close every connection at once, before anyone could log in.
+            ("the login timeout", self.login_timeout_millis),
+            // 0 would refuse every sign-up with a wait that never ends (`--no-signup` is
+            // the way to turn sign-up off).
+            (
+                "the sign-ups an address may make a minute",
+                u64::from(self.signups_per_ip_per_minute),
+            ),
         ];
         if let Some((setting, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Zero { setting });
@@ -481,6 +489,11 @@ mod read_chunk_tests {
         assert!(refused(|c| c.hash_workers = 0).contains("hashing threads"));
         assert!(refused(|c| c.keepalive_timeout_millis = 0).contains("keepalive"));
         assert!(refused(|c| c.max_connections = 0).contains("connections"));
+        assert_eq!(
+            refused(|c| c.login_timeout_millis = 0),
+            "the login timeout must be at least 1, not 0"
+        );
+        assert!(refused(|c| c.signups_per_ip_per_minute = 0).contains("sign-ups"));
         assert!(refused(|c| c.read_chunk_bytes = MAX_READ_CHUNK + 1).contains("at most"));
         assert!(refused(|c| c.output_low_water = c.output_high_water + 1).contains("low-water"));
         assert!(refused(|c| c.max_unsent_bytes = c.output_high_water - 1).contains("cut"));

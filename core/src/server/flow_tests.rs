@@ -597,18 +597,30 @@ fn sign_ups_are_capped_per_address_per_minute() {
     net.send(c, "new5\n");
     let r = net.take(c);
     assert!(
-        r.contains("431 Too many new accounts from your address (at most 5 a minute)"),
+        r.contains("431 Too many new accounts from your address (a burst of 5, then one every 12 seconds): new5 was not created. Try again in 12 seconds, or log in"),
         "{r}"
     );
     // The same connection may still log in to an existing account.
     net.send(c, "luke\nr2d2\n");
     assert!(net.take(c).contains("230-"));
-    // A minute's share later, one more.
-    net.advance(12_000);
+    // The wait it names is the one there is: 7 s later, 5 s to go, and then one more.
+    net.advance(7_000);
     let d = net.connect_from("127.0.0.2");
     net.eager.insert(d);
+    net.send(d, "new5\n");
+    let r = net.take(d);
+    assert!(r.contains("Try again in 5 seconds,"), "{r}");
+    net.advance(4_999);
+    net.send(d, "new5\n");
+    assert!(net.take(d).contains("Try again in 1 second,"));
+    net.advance(1);
     net.send(d, "new5\npassword5\n");
     assert!(net.take(d).contains("230-"));
+    // Then again one every 12 s, not 5 a minute: the next is 12 s away.
+    let e = net.connect_from("127.0.0.2");
+    net.eager.insert(e);
+    net.send(e, "new6\n");
+    assert!(net.take(e).contains("Try again in 12 seconds,"));
     // Loopback signs up without limit.
     for i in 0..10 {
         let c = net.connect_from("127.0.0.1");

@@ -15,6 +15,11 @@ fn damage_of_each_file() -> Vec<(DataFile, &'static [u8], &'static str)> {
         (DataFile::Credentials, b"han\tsolo", "tab"),
         (DataFile::Credentials, b"obiwan", "no space"),
         (DataFile::Credentials, b"rey $", "hash"),
+        (
+            DataFile::Credentials,
+            b"lando  calrissian",
+            "more than one space",
+        ),
         (DataFile::Credentials, b"l\xffando x", "not UTF-8"),
         (
             DataFile::MessageLog,
@@ -283,4 +288,64 @@ fn many_damaged_files_at_once_are_listed_together_and_repaired_together() {
     );
     assert!(again.is_ok());
     let _ = Problem::Torn { raw: Vec::new() };
+}
+
+#[test]
+fn a_name_with_posts_or_private_messages_but_no_account_is_reserved_until_its_line_is_back() {
+    let mut log = POST1.to_vec();
+    log.extend_from_slice(b"2; 21 Nov 2026 10:00:01; ghost; boo; no\n");
+    log.extend_from_slice(b"3; 21 Nov 2026 10:00:02; GHOST; boo again; no\n");
+    let mut folder = Folder::with(&[
+        (DataFile::Credentials, CREDS),
+        (DataFile::MessageLog, &log),
+        (
+            DataFile::Inbox,
+            b"leia; 21 Nov 2026 10:00:00; wraith; from nobody\nspecter; 21 Nov 2026 10:00:00; yoda; for nobody\n",
+        ),
+    ]);
+    let mut run = Run::start(&mut folder, OnDamage::Refuse).expect("not damage");
+    let warned = |who: &str, what: &str| {
+        run.logs.iter().any(|l| {
+            l.contains(&format!(
+                "warning: {who} has {what} but no account in credentials.txt: the name is reserved"
+            ))
+        })
+    };
+    assert!(warned("ghost", "2 posts on the board"), "{:?}", run.logs);
+    let letter = "1 private message waiting (sent or received)";
+    assert!(warned("wraith", letter), "{:?}", run.logs);
+    assert!(warned("specter", letter), "{:?}", run.logs);
+    for name in ["ghost", "Ghost", "GHOST", "wraith", "specter"] {
+        let (_, r) = run.login(&mut folder, name, "taken");
+        assert!(
+            r.starts_with(&format!(
+                "431 The user name {name} cannot be used now: it has posts or private messages on the server but its account record is missing."
+            )),
+            "{name}: {r}"
+        );
+    }
+    // Look-alikes of a reserved name are refused too.
+    let (_, r) = run.login(&mut folder, "gh0st", "taken");
+    assert!(r.starts_with("431 gh0st looks too much like"), "{r}");
+    assert_eq!(folder.file(DataFile::Credentials), CREDS, "no account made");
+    // Nobody got to ghost's posts.
+    let (yoda, _) = run.login(&mut folder, "yoda", "jedi");
+    let r = run.say(&mut folder, yoda, "RDM 01 Jan 2000 00:00:00");
+    assert!(r.contains("boo again"), "{r}");
+    // The operator restores ghost's line: ghost can log in, and delete its own post.
+    folder
+        .files
+        .get_mut(&DataFile::Credentials)
+        .unwrap()
+        .extend_from_slice(b"ghost boo\n");
+    let mut run = Run::start(&mut folder, OnDamage::Refuse).unwrap();
+    assert!(
+        !run.logs.iter().any(|l| l.contains("warning: ghost ")),
+        "{:?}",
+        run.logs
+    );
+    let (ghost, r) = run.login(&mut folder, "ghost", "boo");
+    assert!(r.starts_with("230-Welcome to huddle, ghost!"), "{r}");
+    let r = run.say(&mut folder, ghost, "DLT 2 21 Nov 2026 10:00:01");
+    assert!(r.starts_with("250"), "{r}");
 }

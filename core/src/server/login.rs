@@ -2,16 +2,17 @@
 
 use std::collections::VecDeque;
 
-use super::accounts::check_new_password;
+use super::accounts::{check_new_name, check_new_password};
 use super::listing::Listing;
 use super::lockout::Failure;
 use super::passwords::{HashDone, HashJob, HashResult};
 use super::sessions::Online;
+use super::wording::{count, seconds};
 use super::{ConnId, PendingHash, Phase, Server};
 use crate::proto::event::Event;
 use crate::proto::reply::{Code, Reply};
 use crate::proto::starttls::is_starttls;
-use crate::store::{Credential, DataFile, Persist, Secret, render_credential};
+use crate::store::{Credential, DataFile, Persist, Reason, Secret, render_credential};
 use crate::time::{Timestamp, UnixMillis};
 use crate::types::UserName;
 
@@ -107,17 +108,25 @@ impl Server {
             self.refuse_blocked(conn, &name, until);
             return;
         }
-        if self.accounts.is_reserved(&name) {
+        if let Some(why) = self.accounts.reserved(&name) {
             let peer = self.peer(conn);
-            self.log(format!(
-                "{peer} tried user name {name}, reserved: its line in credentials.txt is damaged"
-            ));
+            let (log, record) = match why {
+                Reason::DamagedLine => (
+                    "its line in credentials.txt is damaged",
+                    "its account record on the server is damaged",
+                ),
+                Reason::Authored { .. } => (
+                    "it wrote posts or has private messages but no line in credentials.txt",
+                    "it has posts or private messages on the server but its account record is missing",
+                ),
+            };
+            self.log(format!("{peer} tried user name {name}, reserved: {log}"));
             self.reply(
                 conn,
                 Reply::new(
                     Code::USER_REFUSED,
                     format!(
-                        "The user name {name} cannot be used now: its account record on the server is damaged. Please ask the server's operator to restore it, or try another user name."
+                        "The user name {name} cannot be used now: {record}. Please ask the server's operator to restore it, or try another user name."
                     ),
                 ),
             );
@@ -129,6 +138,18 @@ impl Server {
             self.set_phase(conn, Phase::AwaitPassword(name));
         } else if self.config.allow_signup {
             if self.refuse_if_read_only(conn, "a sign-up") {
+                return;
+            }
+            if let Err(e) = check_new_name(&name) {
+                let peer = self.peer(conn);
+                self.log(format!("{peer}: sign-up as {name} refused: {e}"));
+                self.reply(
+                    conn,
+                    Reply::new(
+                        Code::USER_REFUSED,
+                        format!("{name} cannot be a new user name: {e}. Try another user name."),
+                    ),
+                );
                 return;
             }
             if self.refuse_lookalike(conn, &name) {
@@ -219,8 +240,8 @@ impl Server {
                         Reply::new(
                             Code::WRONG_PASSWORD,
                             format!(
-                                "Invalid password. Please try again ({left} attempt{} left).{slowed}",
-                                if left == 1 { "" } else { "s" }
+                                "Invalid password. Please try again ({} left).{slowed}",
+                                count(u64::from(left), "attempt")
                             ),
                         ),
                     );
@@ -236,9 +257,9 @@ impl Server {
                         Reply::new(
                             Code::LOCKED_OUT,
                             format!(
-                                "Invalid password. Your account has been blocked. Please try again later ({name} is blocked for {secs} seconds after {} failed attempt{}).",
-                                self.config.attempts.get(),
-                                if self.config.attempts.get() == 1 { "" } else { "s" }
+                                "Invalid password. Your account has been blocked. Please try again later ({name} is blocked for {} after {}).",
+                                count(secs, "second"),
+                                count(u64::from(self.config.attempts.get()), "failed attempt")
                             ),
                         ),
                     );
@@ -266,10 +287,10 @@ impl Server {
 
     fn refuse_signup(&mut self, conn: ConnId, name: &UserName, wait_ms: u64) {
         let peer = self.peer(conn);
-        let n = self.config.signups_per_ip_per_minute;
-        let secs = wait_ms.div_ceil(1000).max(1);
+        let rule = signup_rule(self.config.signups_per_ip_per_minute);
+        let wait = count(wait_ms.div_ceil(1000).max(1), "second");
         self.log(format!(
-            "{peer}: sign-up of {name} refused (more than {n} a minute from this address)"
+            "{peer}: sign-up of {name} refused (the limit is {rule}); next one in {wait}"
         ));
         self.set_phase(conn, Phase::AwaitUser);
         self.reply(
@@ -277,7 +298,7 @@ impl Server {
             Reply::new(
                 Code::USER_REFUSED,
                 format!(
-                    "Too many new accounts from your address (at most {n} a minute): {name} was not created. Try again in {secs} s, or log in with an existing user name."
+                    "Too many new accounts from your address ({rule}): {name} was not created. Try again in {wait}, or log in with an existing user name."
                 ),
             ),
         );
@@ -536,7 +557,7 @@ impl Server {
         ));
 
         let mut welcome = vec![
-            format!("Welcome to huddle, {name}!"),
+            crate::proto::reply::welcome_line(&name),
             crate::proto::request::HELP_HEADER.to_string(),
         ];
         welcome.extend(crate::proto::request::help_rows());
@@ -557,6 +578,15 @@ impl Server {
             );
         }
     }
+}
+
+/// What the sign-up limit of one address is, in words: its bucket holds `per_minute` sign-ups
+/// and gains one every `60 / per_minute` seconds (`a burst of 5, then one every 12 seconds`).
+fn signup_rule(per_minute: u32) -> String {
+    format!(
+        "a burst of {per_minute}, then one every {}",
+        seconds(60_000 / u64::from(per_minute.max(1)))
+    )
 }
 
 /// The welcome's last line when a catch-up follows it: the header of what the user missed,

@@ -70,6 +70,7 @@ mod storage_health;
 mod throttle;
 mod timers;
 mod uploads;
+mod wording;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -92,7 +93,7 @@ use crate::proto::event::Event;
 use crate::proto::framing::{Frame, LineFramer};
 use crate::proto::reply::{Code, Reply};
 use crate::proto::starttls::{GREETING, GREETING_OFFER};
-use crate::store::{DataFile, Folder, Persist};
+use crate::store::{DataFile, Folder, Persist, Reason};
 use crate::time::{Clock, Timestamp, UnixMillis};
 use crate::types::UserName;
 
@@ -284,6 +285,29 @@ impl Server {
                 None => "kept; the file is rewritten".to_string(),
             };
             server.log(format!("warning: {w} ({what})"));
+        }
+        for r in &folder.reserved {
+            if let Reason::Authored { posts, letters } = r.why {
+                let plural =
+                    |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+                let what: Vec<String> = [
+                    (posts > 0).then(|| format!("{} on the board", plural(posts, "post"))),
+                    (letters > 0).then(|| {
+                        format!(
+                            "{} waiting (sent or received)",
+                            plural(letters, "private message")
+                        )
+                    }),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                server.log(format!(
+                    "warning: {} has {} but no account in credentials.txt: the name is reserved (nobody can sign up as it) until its line is restored",
+                    r.name,
+                    what.join(" and "),
+                ));
+            }
         }
         if let Some(note) = &post_ids.note {
             server.log(format!("warning: {note}"));
@@ -655,15 +679,15 @@ impl Server {
                 let Some(peer) = self.conns.get(conn).map(|c| c.peer) else {
                     return;
                 };
-                let secs = self.config.login_timeout_millis / 1000;
+                let after = wording::seconds(self.config.login_timeout_millis);
                 self.log(format!(
-                    "{peer} did not log in within {secs} s; connection closed"
+                    "{peer} did not log in within {after}; connection closed"
                 ));
                 self.reply(
                     conn,
                     Reply::new(
                         Code::CLOSING,
-                        format!("Login timed out after {secs} seconds. Goodbye."),
+                        format!("Login timed out after {after}. Goodbye."),
                     ),
                 );
                 self.close(conn);

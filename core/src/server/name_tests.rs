@@ -151,3 +151,86 @@ fn two_accounts_differing_only_in_case_are_damage() {
     assert_eq!(refusal.lines.len(), 1);
     assert_eq!(refusal.lines[0].line, 2);
 }
+
+#[test]
+fn sign_up_refuses_names_that_would_make_hidden_or_dash_leading_downloads() {
+    let (mut folder, mut run) = start();
+    for typed in [".", "..", ".hidden", "-rf", "-", ".Yoda", "--help"] {
+        let c = run.connect(&mut folder);
+        let r = run.say(&mut folder, c, typed);
+        assert_eq!(
+            r,
+            format!(
+                "431 {typed} cannot be a new user name: a new user name may not start with '.' or '-' (files it sends are saved as <name>_<file>). Try another user name.\n"
+            ),
+            "{typed}"
+        );
+        // The dialogue goes on: another name works.
+        let r = run.say(&mut folder, c, "rey");
+        assert!(r.starts_with("333 "), "{typed}: {r}");
+    }
+    assert_eq!(folder.file(DataFile::Credentials), CREDS);
+    // A dot or a dash inside or at the end is fine.
+    for name in ["r2.d2", "obi-wan", "han.", "c-"] {
+        let (_, r) = run.login(&mut folder, name, "secret");
+        assert!(r.starts_with("230-Welcome to huddle, "), "{name}: {r}");
+    }
+}
+
+#[test]
+fn accounts_made_before_the_rule_with_a_leading_dot_or_dash_keep_working() {
+    let mut folder = Folder::with(&[
+        (DataFile::Credentials, b".hidden shh\n-rf gone\n"),
+        (
+            DataFile::MessageLog,
+            b"1; 21 Nov 2026 10:00:00; .hidden; boo; no\n",
+        ),
+    ]);
+    let mut run = Run::start(&mut folder, OnDamage::Refuse).expect("not damage");
+    let (hidden, r) = run.login(&mut folder, ".hidden", "shh");
+    assert!(r.starts_with("230-Welcome to huddle, .hidden!"), "{r}");
+    let r = run.say(&mut folder, hidden, "DLT 1 21 Nov 2026 10:00:00");
+    assert!(r.starts_with("250"), "{r}");
+    let (_, r) = run.login(&mut folder, "-RF", "gone");
+    assert!(r.starts_with("230-Welcome to huddle, -rf!"), "{r}");
+}
+
+#[test]
+fn replies_events_and_files_show_names_as_created_whatever_case_was_typed() {
+    let (mut folder, mut run) = start();
+    let (luke, r) = run.login(&mut folder, "LUKE", "r2d2");
+    assert!(r.starts_with("230-Welcome to huddle, luke!"), "{r}");
+    let (yoda, _) = run.login(&mut folder, "yoda", "jedi");
+    assert!(run.say(&mut folder, luke, "RCU").contains("luke"));
+    let r = run.say(&mut folder, luke, "BLK YODA");
+    assert!(r.starts_with("250 yoda is now blocked:"), "{r}");
+    assert_eq!(
+        run.say(&mut folder, luke, "BLK Yoda"),
+        "250 yoda was already blocked\n"
+    );
+    assert_eq!(folder.file(DataFile::Blocks), b"luke; yoda\n");
+    assert_eq!(
+        run.say(&mut folder, luke, "UNB yODA"),
+        "250 yoda is unblocked\n"
+    );
+    assert_eq!(
+        run.say(&mut folder, luke, "UNB YODA"),
+        "550 yoda was not blocked\n"
+    );
+    let r = run.say(&mut folder, luke, "PVT LEIA hi");
+    assert!(r.starts_with("250 leia is offline;"), "{r}");
+    assert!(
+        String::from_utf8_lossy(folder.file(DataFile::Inbox)).starts_with("leia; "),
+        "{}",
+        String::from_utf8_lossy(folder.file(DataFile::Inbox))
+    );
+    let r = run.say(&mut folder, luke, "PVT Yoda psst");
+    assert!(r.starts_with("250 Private message sent to yoda at"), "{r}");
+    let r = run.say(&mut folder, luke, "UPD MACE 10 clip.mp4");
+    assert!(r.starts_with("554 mace is offline;"), "{r}");
+    // A name nobody has is shown as typed.
+    let r = run.say(&mut folder, luke, "PVT Nobody hi");
+    assert_eq!(r, "550 There is no user named Nobody\n");
+    let r = run.say(&mut folder, yoda, "OUT");
+    assert!(r.contains("Goodbye, yoda!"), "{r}");
+}

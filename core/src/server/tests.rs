@@ -232,6 +232,52 @@ fn a_wrong_password_asks_again_with_the_attempts_left() {
 }
 
 #[test]
+fn a_lockout_of_one_second_after_one_attempt_is_worded_in_the_singular() {
+    let config = ServerConfig {
+        attempts: Attempts::new(1).unwrap(),
+        block_millis: 1_000,
+        ..fast_config()
+    };
+    let mut h = Harness::with(config, files_with_demo_users());
+    let c = h.connect();
+    h.say(c, "luke");
+    assert_eq!(
+        h.say(c, "wrong"),
+        "435 Invalid password. Your account has been blocked. Please try again later (luke is blocked for 1 second after 1 failed attempt).\n"
+    );
+    let config = ServerConfig {
+        attempts: Attempts::new(2).unwrap(),
+        block_millis: 2_000,
+        ..fast_config()
+    };
+    let mut h = Harness::with(config, files_with_demo_users());
+    let c = h.connect();
+    h.say(c, "luke");
+    assert!(h.say(c, "wrong").contains("(1 attempt left)"));
+    assert!(
+        h.say(c, "wrong")
+            .contains("(luke is blocked for 2 seconds after 2 failed attempts)")
+    );
+}
+
+#[test]
+fn a_login_timeout_of_part_of_a_second_says_so() {
+    let config = ServerConfig {
+        login_timeout_millis: 1_500,
+        keepalive_idle_millis: 0,
+        ..fast_config()
+    };
+    let mut h = Harness::with(config, files_with_demo_users());
+    let idle = h.connect();
+    h.advance(1_500);
+    h.drain();
+    assert_eq!(
+        h.take(idle),
+        "421 Login timed out after 1.5 seconds. Goodbye.\n"
+    );
+}
+
+#[test]
 fn attempts_failures_block_the_name_from_every_address_even_with_the_right_password() {
     let mut h = Harness::new();
     let c = h.connect();

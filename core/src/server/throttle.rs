@@ -21,12 +21,15 @@ pub struct Rate {
     pub per_minute: u32,
 }
 
-/// Thousandths of a token, so refills are exact integer arithmetic.
-const MILLI: u64 = 1000;
+/// One token, in the units a bucket counts: a bucket of `per_minute` gains `per_minute` units
+/// a millisecond, so a refill is exact integer arithmetic and no remainder is lost however
+/// often it is looked at (at 5 a minute, a bucket checked every few milliseconds still fills).
+const TOKEN: u64 = 60_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
-    milli_tokens: u64,
+    /// In [`TOKEN`]ths of a token.
+    units: u64,
     updated: UnixMillis,
     /// Since when the owner has been sending faster than the rate without a break.
     throttled_since: Option<UnixMillis>,
@@ -35,7 +38,7 @@ struct Bucket {
 impl Bucket {
     fn full(rate: Rate, now: UnixMillis) -> Self {
         Self {
-            milli_tokens: u64::from(rate.burst) * MILLI,
+            units: u64::from(rate.burst) * TOKEN,
             updated: now,
             throttled_since: None,
         }
@@ -43,23 +46,22 @@ impl Bucket {
 
     fn refill(&mut self, rate: Rate, now: UnixMillis) {
         let elapsed = now.millis_since(self.updated);
-        // per_minute tokens a minute = per_minute milli-tokens every 60 ms.
-        let add = elapsed.saturating_mul(u64::from(rate.per_minute)) / 60;
-        let cap = u64::from(rate.burst) * MILLI;
-        self.milli_tokens = self.milli_tokens.saturating_add(add).min(cap);
+        let add = elapsed.saturating_mul(u64::from(rate.per_minute));
+        let cap = u64::from(rate.burst) * TOKEN;
+        self.units = self.units.saturating_add(add).min(cap);
         self.updated = now;
-        if self.milli_tokens >= cap {
+        if self.units >= cap {
             self.throttled_since = None;
         }
     }
 
     /// Milliseconds until one whole token is there.
     fn wait_millis(&self, rate: Rate) -> u64 {
-        let missing = MILLI.saturating_sub(self.milli_tokens);
+        let missing = TOKEN.saturating_sub(self.units);
         if rate.per_minute == 0 {
             return u64::MAX;
         }
-        (missing * 60).div_ceil(u64::from(rate.per_minute)).max(1)
+        missing.div_ceil(u64::from(rate.per_minute)).max(1)
     }
 }
 
@@ -107,13 +109,14 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         if let (Some(limit), Some(since)) = (self.refuse_after_millis, bucket.throttled_since)
             && now.millis_since(since) >= limit
         {
-            let cap = u64::from(rate.burst) * MILLI;
-            let to_full = (cap.saturating_sub(bucket.milli_tokens) * 60)
+            let cap = u64::from(rate.burst) * TOKEN;
+            let to_full = cap
+                .saturating_sub(bucket.units)
                 .div_ceil(u64::from(rate.per_minute.max(1)));
             return Verdict::Refuse(to_full.max(1));
         }
-        if bucket.milli_tokens >= MILLI {
-            bucket.milli_tokens -= MILLI;
+        if bucket.units >= TOKEN {
+            bucket.units -= TOKEN;
             return Verdict::Go;
         }
         bucket.throttled_since.get_or_insert(now);
@@ -127,7 +130,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             None => Ok(()),
             Some(b) => {
                 b.refill(rate, now);
-                if b.milli_tokens >= MILLI {
+                if b.units >= TOKEN {
                     Ok(())
                 } else {
                     Err(b.wait_millis(rate))
@@ -139,10 +142,10 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Forget the buckets that are full again at `now`.
     pub fn forget_full(&mut self, now: UnixMillis) {
         let rate = self.rate;
-        let cap = u64::from(rate.burst) * MILLI;
+        let cap = u64::from(rate.burst) * TOKEN;
         self.buckets.retain(|_, b| {
             b.refill(rate, now);
-            b.milli_tokens < cap
+            b.units < cap
         });
     }
 
@@ -201,6 +204,30 @@ mod tests {
         // Slowing down until the bucket is full again ends it.
         t = t.plus_millis(retry);
         assert_eq!(b.take(&"spam", t), Verdict::Go);
+    }
+
+    #[test]
+    fn a_slow_bucket_looked_at_every_few_milliseconds_fills_on_time() {
+        // 5 a minute: one token every 12 s, whether or not anyone looks in between.
+        let rate = Rate {
+            burst: 5,
+            per_minute: 5,
+        };
+        let mut b = Buckets::new(rate, None);
+        let t = UnixMillis(0);
+        for _ in 0..5 {
+            assert_eq!(b.take(&"addr", t), Verdict::Go);
+        }
+        assert_eq!(b.allows(&"addr", t), Err(12_000));
+        let mut now = t;
+        while now.0 < 7_000 {
+            now = now.plus_millis(7);
+            assert!(b.allows(&"addr", now).is_err());
+        }
+        assert_eq!(b.allows(&"addr", UnixMillis(7_000)), Err(5_000));
+        assert_eq!(b.allows(&"addr", UnixMillis(11_999)), Err(1));
+        assert_eq!(b.take(&"addr", UnixMillis(12_000)), Verdict::Go);
+        assert_eq!(b.take(&"addr", UnixMillis(12_000)), Verdict::Wait(12_000));
     }
 
     #[test]

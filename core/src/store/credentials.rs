@@ -100,6 +100,18 @@ fn parse_line(line: &[u8]) -> Result<Credential, String> {
     }
     let password = std::str::from_utf8(password)
         .map_err(|_| format!("the password of {name} is not UTF-8 text, so nobody can type it"))?;
+    // `luke  r2d2` would make the password ` r2d2`, which nobody means: sign-up never allows
+    // a space at either end of a password, so one here is a slip of the hand.
+    if password.starts_with(' ') {
+        return Err(format!(
+            "more than one space after the name {name}: the password would start with a space; remove the extra space"
+        ));
+    }
+    if password.ends_with(' ') {
+        return Err(format!(
+            "a space at the end of the password of {name}, which nobody would type; remove it"
+        ));
+    }
     let secret = if looks_hashed(password) {
         if !is_whole_hash(password) {
             return Err(format!(
@@ -234,6 +246,37 @@ mod tests {
             panic!("{w:?}")
         };
         assert_eq!(raw.as_slice(), b"l\xffia x");
+    }
+
+    #[test]
+    fn a_space_at_either_end_of_a_password_is_damage_not_part_of_it() {
+        for (line, says) in [
+            ("luke  r2d2", "more than one space after the name luke"),
+            ("luke   r2d2", "more than one space after the name luke"),
+            ("luke r2d2 ", "a space at the end of the password of luke"),
+            ("luke  ", "more than one space after the name luke"),
+        ] {
+            let mut w = Vec::new();
+            let c = parse_credentials(format!("yoda jedi\n{line}\n"), &mut w);
+            assert_eq!(c.len(), 1, "{line:?}: {c:?}");
+            let d = damage(&w);
+            assert_eq!(d.len(), 1, "{line:?}: {w:?}");
+            assert_eq!(d[0].0, 2);
+            assert!(d[0].1.starts_with(says), "{line:?}: {}", d[0].1);
+            let Problem::Damaged { raw, .. } = &w[0].problem else {
+                panic!("{w:?}")
+            };
+            assert_eq!(raw.as_slice(), line.as_bytes());
+            assert_eq!(
+                intended_name(raw).map(|n| n.to_string()).as_deref(),
+                Some("luke")
+            );
+        }
+        // A space inside a password is the user's own.
+        let mut w = Vec::new();
+        let c = parse_credentials("luke r2 d2\n", &mut w);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c[0].secret, Secret::Plain("r2 d2".into()));
     }
 
     #[test]

@@ -61,14 +61,41 @@ impl DataFiles {
     }
 }
 
+/// A name without an account that nobody may take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    /// The name, as the file that keeps it reserved spells it.
+    pub name: UserName,
+    /// Why it is kept.
+    pub why: Reason,
+}
+
+/// Why a name without an account is reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Its credentials line is damaged (now, or in an earlier start: see [`super::rejected`]):
+    /// the account may exist and its line come back.
+    DamagedLine,
+    /// It wrote posts or private messages, or has private messages waiting, but
+    /// `credentials.txt` has no line for it (removed by hand, or lost): whoever signed up as it
+    /// could edit and delete those posts and read those messages.
+    Authored {
+        /// Its posts on the board.
+        posts: usize,
+        /// Private messages waiting that it sent or that are for it.
+        letters: usize,
+    },
+}
+
 /// Everything the data folder holds, parsed, and what the loader found wrong.
 #[derive(Debug, Clone, Default)]
 pub struct Folder {
     /// Accounts, in file order.
     pub credentials: Vec<Credential>,
     /// Names without an account that nobody may take: their credentials line is damaged (now
-    /// or in an earlier start, see [`super::rejected`]).
-    pub reserved: Vec<UserName>,
+    /// or in an earlier start, see [`super::rejected`]), or they wrote posts or have private
+    /// messages; each name once.
+    pub reserved: Vec<Reserved>,
     /// The board.
     pub posts: Vec<PostRecord>,
     /// Private messages waiting.
@@ -94,19 +121,54 @@ impl Folder {
         let logins = parse_logins(files.get(DataFile::Logins), zone, &mut warnings);
         let post_ids = super::postids::assign(&posts, files.get(DataFile::PostIds));
         let has_account: BTreeSet<&UserName> = credentials.iter().map(|c| &c.name).collect();
-        let mut reserved: Vec<UserName> = Vec::new();
+        let mut reserved: Vec<Reserved> = Vec::new();
         let damaged_now = warnings.iter().filter_map(|w| match &w.problem {
             Problem::Damaged { raw, .. } if w.file == DataFile::Credentials => intended_name(raw),
             _ => None,
         });
+        let mut damaged: BTreeSet<UserName> = BTreeSet::new();
         for name in reserved_names(files.rejected(DataFile::Credentials))
             .into_iter()
             .chain(damaged_now)
         {
-            if !has_account.contains(&name) && !reserved.contains(&name) {
-                reserved.push(name);
+            if !has_account.contains(&name) && damaged.insert(name.clone()) {
+                reserved.push(Reserved {
+                    name,
+                    why: Reason::DamagedLine,
+                });
             }
         }
+        // Authors without an account, in the order they first appear: (first seen, posts,
+        // letters) each. A map, since a hostile file may name a new author on every line.
+        let mut authored: BTreeMap<UserName, (usize, usize, usize)> = BTreeMap::new();
+        let mut count = |name: &UserName, post: usize, letter: usize| {
+            if has_account.contains(name) || damaged.contains(name) {
+                return;
+            }
+            let seen = authored.len();
+            let entry = authored.entry(name.clone()).or_insert((seen, 0, 0));
+            entry.1 += post;
+            entry.2 += letter;
+        };
+        for p in &posts {
+            count(&p.author, 1, 0);
+        }
+        for r in &inbox {
+            count(&r.from, 0, 1);
+            if r.to != r.from {
+                count(&r.to, 0, 1);
+            }
+        }
+        let mut authored: Vec<_> = authored.into_iter().collect();
+        authored.sort_by_key(|(_, (seen, _, _))| *seen);
+        reserved.extend(
+            authored
+                .into_iter()
+                .map(|(name, (_, posts, letters))| Reserved {
+                    name,
+                    why: Reason::Authored { posts, letters },
+                }),
+        );
         Self {
             credentials,
             reserved,
@@ -305,12 +367,77 @@ mod tests {
     #[test]
     fn a_damaged_credentials_line_reserves_its_name() {
         let (_, f) = folder(b"yoda jedi\nluke\tr2d2\nobiwan\nyoda other\n", b"");
-        let reserved: Vec<&str> = f.reserved.iter().map(|n| n.as_str()).collect();
+        let reserved: Vec<&str> = f.reserved.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             reserved,
             ["luke", "obiwan"],
             "yoda has an account: not reserved"
         );
+    }
+
+    #[test]
+    fn authors_without_an_account_are_reserved_once_each_in_order_with_their_counts() {
+        let mut files = DataFiles::new();
+        files.insert(DataFile::Credentials, b"yoda jedi\nluke\tr2d2\n".as_slice());
+        files.insert(
+            DataFile::MessageLog,
+            b"1; 21 Nov 2026 10:00:00; ghost; a; no\n\
+              2; 21 Nov 2026 10:00:01; YODA; b; no\n\
+              3; 21 Nov 2026 10:00:02; Ghost; c; no\n\
+              4; 21 Nov 2026 10:00:03; luke; d; no\n"
+                .as_slice(),
+        );
+        files.insert(
+            DataFile::Inbox,
+            b"wraith; 21 Nov 2026 10:00:00; ghost; x\nyoda; 21 Nov 2026 10:00:00; luke; y\n"
+                .as_slice(),
+        );
+        let f = Folder::read(&files, Zone::UTC);
+        let n = |s: &str| UserName::new(s).unwrap();
+        assert_eq!(
+            f.reserved,
+            [
+                Reserved {
+                    name: n("luke"),
+                    why: Reason::DamagedLine
+                },
+                Reserved {
+                    name: n("ghost"),
+                    why: Reason::Authored {
+                        posts: 2,
+                        letters: 1
+                    }
+                },
+                Reserved {
+                    name: n("wraith"),
+                    why: Reason::Authored {
+                        posts: 0,
+                        letters: 1
+                    }
+                },
+            ],
+            "yoda has an account; luke's line is damaged, which says more"
+        );
+    }
+
+    #[test]
+    fn a_log_naming_a_new_author_on_every_line_reserves_each_once() {
+        let mut log = Vec::new();
+        for i in 1..=20_000 {
+            log.extend_from_slice(
+                format!("{i}; 21 Nov 2026 10:00:00; u{}; x; no\n", i % 5_000).as_bytes(),
+            );
+        }
+        let mut files = DataFiles::new();
+        files.insert(DataFile::MessageLog, log);
+        let f = Folder::read(&files, Zone::UTC);
+        assert_eq!(f.reserved.len(), 5_000);
+        assert_eq!(f.reserved[0].name.as_str(), "u1");
+        assert!(f.reserved.iter().all(|r| r.why
+            == Reason::Authored {
+                posts: 4,
+                letters: 0
+            }));
     }
 
     #[test]

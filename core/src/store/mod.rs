@@ -27,7 +27,7 @@ mod state;
 mod userlog;
 
 pub use credentials::{Credential, Secret, parse_credentials, render_credential};
-pub use folder::{DamagedFiles, DataFiles, Folder};
+pub use folder::{DamagedFiles, DataFiles, Folder, Reason, Reserved};
 pub use messagelog::{PostRecord, parse_messagelog, render_post};
 pub use state::{
     BlockRecord, InboxRecord, LoginRecord, parse_blocks, parse_inbox, parse_logins, render_block,

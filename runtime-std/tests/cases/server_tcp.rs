@@ -570,7 +570,9 @@ fn sign_ups_from_one_address_are_capped_per_minute() {
     first_line(&s);
     let r = say(&s, "new5");
     assert!(
-        r.starts_with("431 Too many new accounts from your address (at most 5 a minute)"),
+        r.starts_with(
+            "431 Too many new accounts from your address (a burst of 5, then one every 12 seconds)"
+        ),
         "{r}"
     );
     // Existing accounts still log in from there.
