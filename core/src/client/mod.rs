@@ -598,11 +598,11 @@ impl Client {
                 ..
             } => {
                 self.seen.saw(*number, *id);
-                self.times.saw(number.get(), author.clone(), *at);
+                self.times.saw(number.get(), author.clone(), *at, Some(*id));
                 self.learn_user(author, None);
             }
-            Event::Deleted { number, author, .. } => {
-                self.times.deleted(number.get());
+            Event::Deleted { number, id, author } => {
+                self.times.deleted(number.get(), Some(*id));
                 self.learn_user(author, None);
             }
             Event::Private { from, .. } => self.learn_user(from, None),
@@ -885,6 +885,7 @@ impl Client {
                 Some(Event::Posted { number, id }) => {
                     // Our own post's id: remembered, not shown (the reply that follows is).
                     self.seen.saw(number, id);
+                    self.times.posted(number, id);
                     return;
                 }
                 Some(Event::Ping { token }) => {
@@ -1251,15 +1252,16 @@ impl Client {
         self.state = State::Waiting(command);
     }
 
-    /// `DLT n` / `EDT n text`: sent as DESIGN §2's request with the timestamp this client last
-    /// saw for post n, so the server's check still catches a post that changed meanwhile. A
-    /// post never seen is said so, not guessed.
+    /// `DLT n` / `EDT n text`: sent as DESIGN §2's request for the post numbered n now (as
+    /// this client followed the board's renumbering, `seen_posts`), with its id and the
+    /// timestamp this client last saw for it, so the server's checks still catch a post that
+    /// changed or moved meanwhile. A post never seen is said so, not guessed.
     fn on_shortcut(&mut self, shortcut: shortcuts::Shortcut) {
         let (n, command) = match &shortcut {
             shortcuts::Shortcut::Dlt(n) => (*n, Command::Dlt),
             shortcuts::Shortcut::Edt(n, _) => (*n, Command::Edt),
         };
-        let Some(at) = self.times.get(n).map(|s| s.at) else {
+        let Some((at, id)) = self.times.get(n).map(|s| (s.at, s.id)) else {
             self.show(
                 Tone::Error,
                 format!(
@@ -1270,9 +1272,15 @@ impl Client {
             self.command_prompt();
             return;
         };
+        // The id of the post now numbered n, not the one `post_ids` shows under n: this view
+        // followed the renumbering the user was told of.
+        let target = match id {
+            Some(id) => format!("{n}@{id}"),
+            None => n.to_string(),
+        };
         let full = match &shortcut {
-            shortcuts::Shortcut::Dlt(_) => format!("DLT {n} {at}"),
-            shortcuts::Shortcut::Edt(_, text) => format!("EDT {n} {at} {text}"),
+            shortcuts::Shortcut::Dlt(_) => format!("DLT {target} {at}"),
+            shortcuts::Shortcut::Edt(_, text) => format!("EDT {target} {at} {text}"),
         };
         match parse_request_str(&full) {
             Ok(request) => self.send_request(request),
