@@ -705,6 +705,22 @@ fn ctrl_c_on_an_empty_line_while_uploading_offers_cancel_and_enter_cancels() {
 }
 
 #[test]
+fn a_cancel_offered_for_an_upload_that_then_finishes_is_taken_back() {
+    let room = Room::open("std");
+    let (luke, mut yoda, _src) = uploading(&room, 2 << 20, "1M");
+    yoda.wait_cursor_row("yoda> ");
+    yoda.keys(CTRL_C);
+    yoda.wait_cursor_row("yoda> CANCEL");
+    // Not taken: the upload finishes, and the offer goes with it.
+    yoda.wait_for("clip.mp4 has been uploaded to luke");
+    luke.out.wait_for("Received clip.mp4 from yoda, saved as");
+    yoda.wait_cursor_row("yoda> ");
+    // So OUT is OUT, not CANCELOUT.
+    yoda.line("OUT");
+    assert_eq!(yoda.wait_exit(), 0);
+}
+
+#[test]
 fn quitting_with_ctrl_c_while_uploading_tells_the_audience_at_once() {
     let room = Room::open("std");
     let (luke, mut yoda, _src) = uploading(&room, 8 << 20, "1M");
