@@ -74,7 +74,9 @@ use uploads::Transfers;
 use crate::proto::event::{is_event_line, parse_event};
 use crate::proto::framing::{Frame, LineFramer};
 use crate::proto::reply::{Code, Reply, ReplyAssembler};
-use crate::proto::request::{Command, Request, parse_request_str};
+use crate::proto::request::{
+    Command, Request, RequestError, parse_request_str, unknown_command_text,
+};
 use crate::time::UnixMillis;
 
 /// Client settings.
@@ -1200,7 +1202,14 @@ impl Client {
             Err(e) => match shortcuts::parse(line).filter(|_| self.config.interactive) {
                 Some(shortcut) => self.on_shortcut(shortcut),
                 None => {
-                    self.show(Tone::Error, e.to_string());
+                    let text = match &e {
+                        // This client's own commands are commands too (HELP shows them).
+                        RequestError::UnknownCommand(word) => {
+                            unknown_command_text(word, &local::words())
+                        }
+                        other => other.to_string(),
+                    };
+                    self.show(Tone::Error, text);
                     self.command_prompt();
                 }
             },

@@ -844,3 +844,49 @@ fn posts_caught_up_at_login_and_listed_by_rdm_follow_a_delete_the_client_never_s
     );
     assert_eq!(board(&q.server), ["while away", "bee"]);
 }
+
+#[test]
+fn the_unknown_command_error_lists_this_clients_own_commands_and_an_extra_space_is_named() {
+    for interactive in [false, true] {
+        let mut p = Pair::new(
+            server(),
+            ClientConfig {
+                interactive,
+                ..ClientConfig::default()
+            },
+        );
+        p.type_line("yoda");
+        p.type_line("jedi");
+        p.type_line("FOO bar");
+        let last = p.shown.last().unwrap();
+        assert_eq!(last.tone, Tone::Error);
+        assert!(
+            last.text
+                .starts_with("unknown command \"FOO\"; commands are MSG, PVT, ")
+                && last.text.ends_with(", HELP, ACCEPT, DECLINE, CANCEL"),
+            "{}",
+            last.text
+        );
+        // HELP shows the same commands.
+        p.type_line("HELP");
+        for word in local::words() {
+            assert!(p.last_text().contains(&format!("\n  {word} ")), "{word}");
+        }
+        p.type_line(" MSG x");
+        assert!(
+            p.last_text()
+                .starts_with("extra space at the start of the line: begin with the command;"),
+            "{}",
+            p.texts()
+        );
+        p.type_line("PVT  luke hi");
+        assert!(
+            p.last_text()
+                .starts_with("extra space before the user name"),
+            "{}",
+            p.texts()
+        );
+        assert_eq!(p.last_prompt(), Some(&Prompt::Command("yoda".into())));
+        assert!(p.messagelog.is_empty(), "nothing was posted");
+    }
+}
