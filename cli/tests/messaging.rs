@@ -190,6 +190,8 @@ fn bad_input_gets_a_clear_error_and_the_session_goes_on() {
                 "yoda",
                 "jedi*knight",
                 "FLY to dagobah",
+                " MSG x",
+                "PVT  luke hi",
                 "MSG",
                 "DLT x 21 Nov 2026 22:30:01",
                 "RDM yesterday",
@@ -202,6 +204,17 @@ fn bad_input_gets_a_clear_error_and_the_session_goes_on() {
         );
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("unknown command \"FLY\""), "{out}");
+        // The client's own commands are listed with the server's, as HELP shows them.
+        assert!(out.contains(", HELP, ACCEPT, DECLINE, CANCEL\n"), "{out}");
+        assert!(
+            out.contains("extra space at the start of the line: begin with the command;"),
+            "{out}"
+        );
+        assert!(
+            out.contains("extra space before the user name (arguments are separated by single spaces). Usage: PVT user message"),
+            "{out}"
+        );
+        assert!(!out.contains("unknown command \"\""), "{out}");
         assert!(out.contains("Usage: MSG message"), "{out}");
         assert!(out.contains("\"x\" is not a message number"), "{out}");
         assert!(out.contains("malformed timestamp"), "{out}");

@@ -229,6 +229,49 @@ fn a_person_catches_up_completes_names_and_edits_and_deletes_by_number_alone() {
 }
 
 #[test]
+fn after_someone_deletes_an_earlier_post_dlt_n_and_edt_n_mean_the_new_numbers() {
+    let room = Room::open("std");
+    let mut luke = LiveClient::login(&room.server, "luke", "r2d2");
+    let mut p = room.client(80, &[], &[]);
+    p.login("yoda", "jedi*knight");
+    let first = luke.command("MSG first", "Message #1 posted at");
+    p.wait_for("#1@1 luke, ");
+    for (n, text) in [(2, "a"), (3, "b"), (4, "c")] {
+        p.line(&format!("MSG {text}"));
+        p.wait_for(&format!("Message #{n} posted at"));
+        p.wait_cursor_row("yoda> ");
+    }
+    // luke deletes his #1: a, b, c are #1, #2, #3 now, and yoda's client says so.
+    luke.command(
+        &format!("DLT 1 {}", common::timestamp_in(&first)),
+        "Message #1 deleted",
+    );
+    p.wait_for("luke deleted message #1@1; later messages moved up one number");
+    p.line("DLT 2");
+    p.wait_for("Message #2 deleted at");
+    p.wait_cursor_row("yoda> ");
+    p.line("EDT 2 see");
+    p.wait_for("Message #2 edited at");
+    p.wait_cursor_row("yoda> ");
+    let log = room.server.file("messagelog.txt");
+    assert!(
+        log.contains("1; ")
+            && log.contains("; yoda; a; no\n")
+            && log.contains("; yoda; see; yes\n"),
+        "{log}"
+    );
+    assert!(!log.contains("; b; "), "{log}");
+    assert!(
+        !p.transcript().contains("is now #"),
+        "no post was refused for having moved:\n{}",
+        p.transcript()
+    );
+    p.line("OUT");
+    assert_eq!(p.wait_exit(), 0);
+    luke.command("OUT", "Goodbye, luke!");
+}
+
+#[test]
 fn ctrl_d_at_the_password_prompt_ends_the_client_as_a_failed_login() {
     let room = Room::open("std");
     let mut p = room.client(80, &[], &[]);
@@ -659,6 +702,22 @@ fn ctrl_c_on_an_empty_line_while_uploading_offers_cancel_and_enter_cancels() {
     assert!(yoda.is_running(), "cancelling is not quitting");
     // A second Ctrl-C clears the offered command instead.
     yoda.wait_cursor_row("yoda> ");
+}
+
+#[test]
+fn a_cancel_offered_for_an_upload_that_then_finishes_is_taken_back() {
+    let room = Room::open("std");
+    let (luke, mut yoda, _src) = uploading(&room, 2 << 20, "1M");
+    yoda.wait_cursor_row("yoda> ");
+    yoda.keys(CTRL_C);
+    yoda.wait_cursor_row("yoda> CANCEL");
+    // Not taken: the upload finishes, and the offer goes with it.
+    yoda.wait_for("clip.mp4 has been uploaded to luke");
+    luke.out.wait_for("Received clip.mp4 from yoda, saved as");
+    yoda.wait_cursor_row("yoda> ");
+    // So OUT is OUT, not CANCELOUT.
+    yoda.line("OUT");
+    assert_eq!(yoda.wait_exit(), 0);
 }
 
 #[test]

@@ -120,6 +120,10 @@ struct Open {
     browsing: Option<usize>,
     /// What was typed before browsing started, given back at its end.
     draft: String,
+    /// The `CANCEL` (or `CANCEL ALL`) a Ctrl-C typed for the user while transfers ran, as long
+    /// as the line is still just that: it is taken back when the last transfer ends, so that
+    /// it does not stay to be sent with the next command (`CANCELOUT`).
+    offered: Option<&'static str>,
 }
 
 /// The interactive terminal's state and decisions.
@@ -221,10 +225,23 @@ impl<W: Write> Session<W> {
         }
     }
 
-    /// A transfer's progress: its status line is added, updated or removed.
+    /// A transfer's progress: its status line is added, updated or removed. When the last one
+    /// ends, a `CANCEL` offered for it and left as it was is taken back.
     pub fn handle_progress(&mut self, p: &Progress, size: Size, _now: Instant) {
         self.board.handle_progress(p);
+        let mut taken_back = false;
+        if self.board.is_empty()
+            && let Some(open) = &mut self.open
+            && let Some(offer) = open.offered.take()
+            && open.editor.text() == offer
+        {
+            open.editor.set_text("");
+            taken_back = true;
+        }
         self.redraw_status(size);
+        if taken_back {
+            self.redraw_input(size);
+        }
     }
 
     /// The core asks for a line.
@@ -239,6 +256,7 @@ impl<W: Write> Session<W> {
             editor: LineEditor::new(self.config.max_line_bytes),
             browsing: None,
             draft: String::new(),
+            offered: None,
         });
         self.screen.reset_scroll();
         if let Some(w) = self.warning.take() {
@@ -332,7 +350,12 @@ impl<W: Write> Session<W> {
         let Some(open) = &mut self.open else {
             return KeyOutcome::Pending;
         };
-        match open.editor.handle_key(key) {
+        let action = open.editor.handle_key(key);
+        if !matches!(action, Action::Interrupt { had_text: false }) {
+            // Anything else the user does to the line makes it theirs.
+            open.offered = None;
+        }
+        match action {
             Action::Edited => self.redraw_input(size),
             Action::Submit(line) => return self.submit(line, size, now),
             Action::Interrupt { had_text: true } => {
@@ -350,6 +373,7 @@ impl<W: Write> Session<W> {
                     "CANCEL"
                 };
                 open.editor.set_text(offer);
+                open.offered = Some(offer);
                 self.print_hint(CANCEL_OFFER, size, now);
             }
             Action::Interrupt { had_text: false } => {

@@ -43,6 +43,15 @@ pub const USAGE: &[(&str, &str)] = &[
     ),
 ];
 
+/// The local commands' words (`ACCEPT`, …), for the unknown-command error: HELP lists them
+/// beside the server's.
+pub fn words() -> Vec<&'static str> {
+    USAGE
+        .iter()
+        .map(|(usage, _)| usage.split(' ').next().unwrap_or(usage))
+        .collect()
+}
+
 /// The local command `line` is, if it is one. `pending` says whether a question is open, the
 /// only time a bare `y` or `n` means something.
 pub fn parse(line: &str, pending: bool) -> Option<Local> {

@@ -74,7 +74,9 @@ use uploads::Transfers;
 use crate::proto::event::{is_event_line, parse_event};
 use crate::proto::framing::{Frame, LineFramer};
 use crate::proto::reply::{Code, Reply, ReplyAssembler, welcomed_user};
-use crate::proto::request::{Command, Request, parse_request_str};
+use crate::proto::request::{
+    Command, Request, RequestError, parse_request_str, unknown_command_text,
+};
 use crate::time::UnixMillis;
 
 /// Client settings.
@@ -601,11 +603,11 @@ impl Client {
                 ..
             } => {
                 self.seen.saw(*number, *id);
-                self.times.saw(number.get(), author.clone(), *at);
+                self.times.saw(number.get(), author.clone(), *at, Some(*id));
                 self.learn_user(author, None);
             }
-            Event::Deleted { number, author, .. } => {
-                self.times.deleted(number.get());
+            Event::Deleted { number, id, author } => {
+                self.times.deleted(number.get(), Some(*id));
                 self.learn_user(author, None);
             }
             Event::Private { from, .. } => self.learn_user(from, None),
@@ -904,6 +906,7 @@ impl Client {
                 Some(Event::Posted { number, id }) => {
                     // Our own post's id: remembered, not shown (the reply that follows is).
                     self.seen.saw(number, id);
+                    self.times.posted(number, id);
                     return;
                 }
                 Some(Event::Ping { token }) => {
@@ -1240,7 +1243,14 @@ impl Client {
             Err(e) => match shortcuts::parse(line).filter(|_| self.config.interactive) {
                 Some(shortcut) => self.on_shortcut(shortcut),
                 None => {
-                    self.show(Tone::Error, e.to_string());
+                    let text = match &e {
+                        // This client's own commands are commands too (HELP shows them).
+                        RequestError::UnknownCommand(word) => {
+                            unknown_command_text(word, &local::words())
+                        }
+                        other => other.to_string(),
+                    };
+                    self.show(Tone::Error, text);
                     self.command_prompt();
                 }
             },
@@ -1292,15 +1302,16 @@ impl Client {
         self.state = State::Waiting(command);
     }
 
-    /// `DLT n` / `EDT n text`: sent as DESIGN §2's request with the timestamp this client last
-    /// saw for post n, so the server's check still catches a post that changed meanwhile. A
-    /// post never seen is said so, not guessed.
+    /// `DLT n` / `EDT n text`: sent as DESIGN §2's request for the post numbered n now (as
+    /// this client followed the board's renumbering, `seen_posts`), with its id and the
+    /// timestamp this client last saw for it, so the server's checks still catch a post that
+    /// changed or moved meanwhile. A post never seen is said so, not guessed.
     fn on_shortcut(&mut self, shortcut: shortcuts::Shortcut) {
         let (n, command) = match &shortcut {
             shortcuts::Shortcut::Dlt(n) => (*n, Command::Dlt),
             shortcuts::Shortcut::Edt(n, _) => (*n, Command::Edt),
         };
-        let Some(at) = self.times.get(n).map(|s| s.at) else {
+        let Some((at, id)) = self.times.get(n).map(|s| (s.at, s.id)) else {
             self.show(
                 Tone::Error,
                 format!(
@@ -1311,9 +1322,15 @@ impl Client {
             self.command_prompt();
             return;
         };
+        // The id of the post now numbered n, not the one `post_ids` shows under n: this view
+        // followed the renumbering the user was told of.
+        let target = match id {
+            Some(id) => format!("{n}@{id}"),
+            None => n.to_string(),
+        };
         let full = match &shortcut {
-            shortcuts::Shortcut::Dlt(_) => format!("DLT {n} {at}"),
-            shortcuts::Shortcut::Edt(_, text) => format!("EDT {n} {at} {text}"),
+            shortcuts::Shortcut::Dlt(_) => format!("DLT {target} {at}"),
+            shortcuts::Shortcut::Edt(_, text) => format!("EDT {target} {at} {text}"),
         };
         match parse_request_str(&full) {
             Ok(request) => self.send_request(request),

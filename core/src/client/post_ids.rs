@@ -4,11 +4,13 @@
 //! hits the post the user saw as number 3, or is refused because it moved (an earlier post was
 //! deleted meanwhile) — never the post that merely moved into number 3.
 //!
-//! Numbers are kept as they were shown: a later delete does not shift them. That is the safe
-//! choice either way: a user who meant the old #3 sends `3@17` and is told it moved; one who
-//! read the delete notice and meant the new #2 sends `2@16` and is told the same. Shifting
-//! instead would turn the first case into `3@18`, the post that moved in, which is exactly the
-//! wrong delete this prevents.
+//! This memory is for the full forms, `DLT n timestamp` and `EDT n timestamp text`, which a
+//! person copies from a line on the screen: numbers are kept as they were shown, and a later
+//! delete does not shift them. A user who copied the old #3 sends `3@17` and is told it moved;
+//! shifting would turn that into `3@18`, the post that moved in, which is exactly the wrong
+//! delete this prevents (the timestamp typed need not tell them apart: two posts of the same
+//! second). The shortcuts `DLT n` / `EDT n text`, where the client fills in the timestamp,
+//! follow the board's renumbering instead (`seen_posts`) and carry that view's id.
 
 use std::collections::HashMap;
 

@@ -22,6 +22,8 @@ struct Pair {
     messagelog: String,
     /// Every line the client sent, in order.
     sent: String,
+    /// The time both machines are handed.
+    now: UnixMillis,
 }
 
 fn server() -> Server {
@@ -53,6 +55,7 @@ impl Pair {
             users: vec![],
             messagelog: String::new(),
             sent: String::new(),
+            now: T0,
         };
         p.pump();
         p
@@ -70,12 +73,12 @@ impl Pair {
                     .map(|(_, b)| b.to_vec())
                     .collect();
                 for bytes in mine {
-                    self.client.handle_server_bytes(&bytes, T0);
+                    self.client.handle_server_bytes(&bytes, self.now);
                     moved = true;
                 }
                 match o {
                     Output::Close { conn } if conn == self.conn => {
-                        self.client.handle_server_closed(T0);
+                        self.client.handle_server_closed(self.now);
                         moved = true;
                     }
                     Output::Persist(crate::store::Persist::Append {
@@ -93,7 +96,7 @@ impl Pair {
                     Output::Hash(job) => {
                         let done = job.run(&mut crate::server::HashMemory::new());
                         self.server
-                            .handle_input(crate::server::Input::Hashed(done), T0);
+                            .handle_input(crate::server::Input::Hashed(done), self.now);
                         moved = true;
                     }
                     _ => {}
@@ -104,7 +107,7 @@ impl Pair {
                 match o {
                     ClientOutput::Send(b) => {
                         self.sent.push_str(&String::from_utf8_lossy(&b));
-                        self.server.handle_bytes(self.conn, &b, T0)
+                        self.server.handle_bytes(self.conn, &b, self.now)
                     }
                     ClientOutput::Show(d) => self.shown.push(d),
                     ClientOutput::Prompt(p) => self.prompts.push(p),
@@ -122,7 +125,7 @@ impl Pair {
     }
 
     fn type_line(&mut self, line: &str) {
-        self.client.handle_user_line(line, T0);
+        self.client.handle_user_line(line, self.now);
         self.pump();
     }
 
@@ -462,12 +465,16 @@ fn dlt_n_and_edt_n_fill_in_the_timestamp_the_client_saw_and_the_server_still_che
         "{}",
         p.texts()
     );
-    // Numbers mean the posts as they were shown (their ids go along): "two", shown as #2, is
-    // #1 now, and the server says so instead of deleting "three", which moved into #2.
+    // Numbers follow the board's, as the server renumbers it: "two, again" is #1 now, and
+    // "three" #2.
     p.type_line("DLT 2");
-    assert!(p.last_text().contains("is now #1, not #2"), "{}", p.texts());
     assert!(
-        p.messagelog.contains("; two, again; yes") && p.messagelog.contains("; three; no"),
+        p.last_text().starts_with("Message #2 deleted at "),
+        "{}",
+        p.texts()
+    );
+    assert!(
+        p.messagelog.contains("; two, again; yes") && !p.messagelog.contains("; three; no"),
         "{}",
         p.messagelog
     );
@@ -726,4 +733,225 @@ fn a_person_at_a_terminal_sees_each_posts_id_beside_its_number() {
         "{}",
         p.texts()
     );
+}
+
+// The shortcuts after the board was renumbered: the client follows DESIGN §2's renumbering
+// as it hears of it, so `DLT n` / `EDT n text` mean the post numbered n now.
+
+impl Pair {
+    /// Another user, logged in on a connection of their own from `port`.
+    fn other(&mut self, name: &str, password: &str, port: u16) -> ConnId {
+        let peer: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let conn = self.server.handle_connect(peer, self.now);
+        self.other_says(conn, name);
+        self.other_says(conn, password);
+        conn
+    }
+
+    /// `conn` sends `line` (its replies are not this client's business).
+    fn other_says(&mut self, conn: ConnId, line: &str) {
+        self.server
+            .handle_bytes(conn, format!("{line}\n").as_bytes(), self.now);
+        self.pump();
+    }
+
+    /// A second later, so every post and edit has a timestamp of its own.
+    fn tick(&mut self) {
+        self.now = UnixMillis(self.now.0 + 1000);
+    }
+
+    /// The current time as the server writes it.
+    fn ts(&self) -> String {
+        crate::time::Zone::UTC.render(self.now.timestamp())
+    }
+}
+
+#[test]
+fn after_a_delete_announced_live_dlt_n_and_edt_n_mean_the_posts_now_numbered_n() {
+    let mut p = Pair::interactive();
+    let luke = p.other("luke", "r2d2", 6666);
+    p.type_line("yoda");
+    p.type_line("jedi");
+    let first = p.ts();
+    p.other_says(luke, "MSG first");
+    for text in ["a", "b", "c"] {
+        p.tick();
+        p.type_line(&format!("MSG {text}"));
+    }
+    // luke deletes his #1: a is #1 now, b #2, c #3, and yoda's client is told so.
+    p.other_says(luke, &format!("DLT 1 {first}"));
+    assert!(
+        p.last_text()
+            .contains("luke deleted message #1@1; later messages moved up one number"),
+        "{}",
+        p.texts()
+    );
+    p.type_line("DLT 2");
+    assert!(
+        p.last_text().starts_with("Message #2 deleted at "),
+        "{}",
+        p.texts()
+    );
+    assert_eq!(board(&p.server), ["a", "c"]);
+    // yoda's own delete renumbers too: c is #2.
+    p.tick();
+    p.type_line("EDT 2 see");
+    assert!(
+        p.last_text().starts_with("Message #2 edited at "),
+        "{}",
+        p.texts()
+    );
+    // The edit's new timestamp is the one filled in next.
+    p.tick();
+    p.type_line("EDT 2 sea");
+    assert!(
+        p.last_text().starts_with("Message #2 edited at "),
+        "{}",
+        p.texts()
+    );
+    p.type_line("EDT 1 aa");
+    assert!(
+        p.last_text().starts_with("Message #1 edited at "),
+        "{}",
+        p.texts()
+    );
+    assert_eq!(board(&p.server), ["aa", "sea"]);
+}
+
+#[test]
+fn a_live_edit_then_a_delete_leave_the_edited_timestamp_under_the_new_number() {
+    let mut p = Pair::interactive();
+    let luke = p.other("luke", "r2d2", 6666);
+    p.type_line("yoda");
+    p.type_line("jedi");
+    let first = p.ts();
+    p.other_says(luke, "MSG first");
+    p.tick();
+    p.other_says(luke, "MSG second");
+    let second = p.ts();
+    p.tick();
+    p.other_says(luke, &format!("EDT 2 {second} second, edited"));
+    let edited = p.ts();
+    p.tick();
+    p.other_says(luke, &format!("DLT 1 {first}"));
+    let now_first = p.client.times.get(1).expect("luke's #2 is #1 now");
+    assert_eq!(now_first.at.to_string(), edited);
+    assert_eq!(now_first.id, Some(crate::types::PostId(2)));
+    assert_eq!(p.client.times.get(2), None);
+    // The server has the last word on whose it is.
+    p.type_line("DLT 1");
+    assert!(
+        p.last_text()
+            .starts_with("Message #1 was posted by luke; you can only delete your own messages"),
+        "{}",
+        p.texts()
+    );
+}
+
+#[test]
+fn posts_caught_up_at_login_and_listed_by_rdm_follow_a_delete_the_client_never_saw_the_post_of() {
+    let mut p = Pair::interactive();
+    let luke = p.other("luke", "r2d2", 6666);
+    let first = p.ts();
+    p.other_says(luke, "MSG first");
+    p.tick();
+    p.type_line("yoda");
+    p.type_line("jedi");
+    p.type_line("MSG a");
+    p.type_line("OUT");
+    // While yoda is away luke posts #3; yoda's next session catches it up, and nothing else.
+    p.tick();
+    p.other_says(luke, "MSG while away");
+    let mut q = Pair::new(std::mem::replace(&mut p.server, server()), {
+        ClientConfig {
+            interactive: true,
+            ..ClientConfig::default()
+        }
+    });
+    q.now = p.now;
+    q.tick();
+    q.type_line("yoda");
+    q.type_line("jedi");
+    assert!(q.texts().contains("#3@3 luke, "), "{}", q.texts());
+    // luke deletes #1, a post this session never saw: "while away" is #2, "a" #1.
+    q.tick();
+    q.other_says(luke, &format!("DLT 1 {first}"));
+    q.type_line("DLT 2");
+    assert!(
+        q.last_text()
+            .starts_with("Message #2 was posted by luke; you can only delete your own messages"),
+        "{}",
+        q.texts()
+    );
+    q.type_line("DLT 1");
+    assert!(
+        q.last_text()
+            .starts_with("This client has not seen message #1"),
+        "{}",
+        q.texts()
+    );
+    // An RDM listing names "a"; a delete after it moves the listed numbers too.
+    q.type_line("RDM 01 Jan 2000 00:00:00");
+    q.tick();
+    q.type_line("MSG b");
+    q.tick();
+    q.type_line("DLT 1");
+    assert!(
+        q.last_text().starts_with("Message #1 deleted at "),
+        "{}",
+        q.texts()
+    );
+    q.type_line("EDT 2 bee");
+    assert!(
+        q.last_text().starts_with("Message #2 edited at "),
+        "{}",
+        q.texts()
+    );
+    assert_eq!(board(&q.server), ["while away", "bee"]);
+}
+
+#[test]
+fn the_unknown_command_error_lists_this_clients_own_commands_and_an_extra_space_is_named() {
+    for interactive in [false, true] {
+        let mut p = Pair::new(
+            server(),
+            ClientConfig {
+                interactive,
+                ..ClientConfig::default()
+            },
+        );
+        p.type_line("yoda");
+        p.type_line("jedi");
+        p.type_line("FOO bar");
+        let last = p.shown.last().unwrap();
+        assert_eq!(last.tone, Tone::Error);
+        assert!(
+            last.text
+                .starts_with("unknown command \"FOO\"; commands are MSG, PVT, ")
+                && last.text.ends_with(", HELP, ACCEPT, DECLINE, CANCEL"),
+            "{}",
+            last.text
+        );
+        // HELP shows the same commands.
+        p.type_line("HELP");
+        for word in local::words() {
+            assert!(p.last_text().contains(&format!("\n  {word} ")), "{word}");
+        }
+        p.type_line(" MSG x");
+        assert!(
+            p.last_text()
+                .starts_with("extra space at the start of the line: begin with the command;"),
+            "{}",
+            p.texts()
+        );
+        p.type_line("PVT  luke hi");
+        assert!(
+            p.last_text()
+                .starts_with("extra space before the user name"),
+            "{}",
+            p.texts()
+        );
+        assert_eq!(p.last_prompt(), Some(&Prompt::Command("yoda".into())));
+        assert!(p.messagelog.is_empty(), "nothing was posted");
+    }
 }

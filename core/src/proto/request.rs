@@ -187,6 +187,23 @@ fn command_words() -> String {
     COMMANDS.map(|c| c.word).join(", ")
 }
 
+/// The unknown-command error for `word`, listing the server's commands and then `more` (a
+/// client's own, which its HELP shows too). An empty word is a line that starts with a space.
+pub fn unknown_command_text(word: &str, more: &[&str]) -> String {
+    let mut words = command_words();
+    for w in more {
+        words.push_str(", ");
+        words.push_str(w);
+    }
+    if word.is_empty() {
+        format!(
+            "extra space at the start of the line: begin with the command; commands are {words}"
+        )
+    } else {
+        format!("unknown command {word:?}; commands are {words}")
+    }
+}
+
 impl Command {
     /// Every command, in the order help lists them (the table's order).
     pub const ALL: [Command; COMMANDS.len()] = {
@@ -332,7 +349,7 @@ pub fn parse_user_upload(line: &str) -> Result<(UserName, String), RequestError>
     let command = Command::Upd;
     let (_, args) = split_word(line);
     let (user, file) = split_word(args.unwrap_or(""));
-    let to = parse_user(command, user)?;
+    let to = parse_user(command, user, file)?;
     let file = file.unwrap_or("");
     if file.is_empty() {
         return Err(RequestError::args(command, "missing file name"));
@@ -363,8 +380,8 @@ pub enum RequestError {
     /// The bytes are not UTF-8.
     #[error("the line is not valid UTF-8 text")]
     NotUtf8,
-    /// The first word names no command.
-    #[error("unknown command {0:?}; commands are {words}", words = command_words())]
+    /// The first word names no command (empty: the line starts with a space).
+    #[error("{}", unknown_command_text(.0, &[]))]
     UnknownCommand(String),
     /// The arguments do not fit the command.
     #[error("{reason}. Usage: {}", command.usage_line())]
@@ -383,15 +400,33 @@ impl RequestError {
             reason: reason.into(),
         }
     }
+
+    /// `what` came out empty. With more on the line after it, that is two spaces where one
+    /// separates (`PVT  luke hi`): said so, rather than that `what` is missing.
+    fn missing(command: Command, what: &str, after: Option<&str>) -> Self {
+        if after.is_some_and(|a| !a.trim().is_empty()) {
+            Self::args(
+                command,
+                format!("extra space before the {what} (arguments are separated by single spaces)"),
+            )
+        } else {
+            Self::args(command, format!("missing {what}"))
+        }
+    }
+
+    /// Spaces at the end of a line whose arguments are otherwise right.
+    fn trailing_space(command: Command) -> Self {
+        Self::args(command, "extra space at the end of the line")
+    }
 }
 
 fn user_name(i: &str) -> IResult<&str, &str> {
     take_while1(|c: char| c.is_ascii() && is_name_byte(c as u8)).parse(i)
 }
 
-fn parse_user(command: Command, s: &str) -> Result<UserName, RequestError> {
+fn parse_user(command: Command, s: &str, after: Option<&str>) -> Result<UserName, RequestError> {
     if s.is_empty() {
-        return Err(RequestError::args(command, "missing user name"));
+        return Err(RequestError::missing(command, "user name", after));
     }
     UserName::new(s)
         .map_err(|e| RequestError::args(command, format!("invalid user name {s:?}: {e}")))
@@ -425,7 +460,7 @@ fn number_and_time(
 ) -> Result<(PostRef, CivilTime, &str), RequestError> {
     let (first, more) = split_word(args);
     if first.is_empty() {
-        return Err(RequestError::args(command, "missing message number"));
+        return Err(RequestError::missing(command, "message number", more));
     }
     let target = post_ref(first).ok_or_else(|| {
         RequestError::args(
@@ -437,6 +472,9 @@ fn number_and_time(
     let Some(more) = more else {
         return Err(RequestError::args(command, "missing timestamp"));
     };
+    if more.starts_with(' ') && !more.trim().is_empty() {
+        return Err(RequestError::missing(command, "timestamp", Some(more)));
+    }
     let parsed: IResult<&str, CivilTime> = civil_time.parse(more);
     let (rest, at) = parsed.map_err(|_| {
         RequestError::args(command, "malformed timestamp (write DD Mon YYYY HH:MM:SS)")
@@ -493,6 +531,7 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
         return Err(RequestError::Empty);
     }
     let (word, args) = split_word(line);
+    // A leading space leaves the word empty: `UnknownCommand("")` says it is an extra space.
     let command = Command::from_word(word)
         .ok_or_else(|| RequestError::UnknownCommand(word.chars().take(40).collect()))?;
     match command {
@@ -501,12 +540,15 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
         }),
         Command::Pvt => {
             let (user, text) = split_word(args.unwrap_or(""));
-            let to = parse_user(command, user)?;
+            let to = parse_user(command, user, text)?;
             let text = parse_text(command, text.unwrap_or(""))?;
             Ok(Request::Pvt { to, text })
         }
         Command::Dlt => {
             let (number, at, rest) = number_and_time(command, args.unwrap_or(""))?;
+            if !rest.is_empty() && rest.trim().is_empty() {
+                return Err(RequestError::trailing_space(command));
+            }
             if !rest.is_empty() {
                 return Err(RequestError::args(
                     command,
@@ -535,6 +577,9 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
                 text,
             })
         }
+        Command::Rdm if args.is_some_and(|a| a.starts_with(' ') && !a.trim().is_empty()) => {
+            Err(RequestError::missing(command, "time", args))
+        }
         Command::Rdm => Ok(Request::Rdm {
             since: parse_since(args).map_err(|e| RequestError::args(command, e.to_string()))?,
         }),
@@ -554,6 +599,12 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
                         command,
                         format!("minutes must be between 1 and {MAX_RCU_MINUTES}"),
                     )),
+                    Err(_) if a.starts_with(' ') && !a.trim().is_empty() => {
+                        Err(RequestError::missing(command, "minutes", Some(a)))
+                    }
+                    Err(_) if a.ends_with(' ') && !a.trim().is_empty() => {
+                        Err(RequestError::trailing_space(command))
+                    }
                     Err(_) => Err(RequestError::args(
                         command,
                         format!("{a:?} is not a number of minutes"),
@@ -565,9 +616,15 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
             let a = args.unwrap_or("");
             let parsed: IResult<&str, &str> = all_consuming(user_name).parse(a);
             let user = match parsed {
-                Ok((_, u)) => parse_user(command, u)?,
+                Ok((_, u)) => parse_user(command, u, None)?,
                 Err(_) if a.is_empty() => {
                     return Err(RequestError::args(command, "missing user name"));
+                }
+                Err(_) if a.starts_with(' ') && !a.trim().is_empty() => {
+                    return Err(RequestError::missing(command, "user name", Some(a)));
+                }
+                Err(_) if a.ends_with(' ') && !a.trim().is_empty() => {
+                    return Err(RequestError::trailing_space(command));
                 }
                 Err(_) => {
                     return Err(RequestError::args(
@@ -584,7 +641,7 @@ pub fn parse_request_str(line: &str) -> Result<Request, RequestError> {
         }
         Command::Upd => {
             let (user, rest) = split_word(args.unwrap_or(""));
-            let to = parse_user(command, user)?;
+            let to = parse_user(command, user, rest)?;
             let (size, name) = split_word(rest.unwrap_or(""));
             let size = size.parse::<u64>().map_err(|_| {
                 RequestError::args(
@@ -765,6 +822,78 @@ mod tests {
         ));
         assert_eq!(p(""), Err(RequestError::Empty));
         assert_eq!(parse_request(b"MSG \xff"), Err(RequestError::NotUtf8));
+    }
+
+    #[test]
+    fn an_extra_space_is_named_as_the_problem_not_a_missing_word_or_an_empty_command() {
+        let ts = "21 Nov 2026 22:30:01";
+        let said = |line: &str| p(line).unwrap_err().to_string();
+        let start = said(" MSG x");
+        assert!(
+            start.starts_with("extra space at the start of the line: begin with the command;"),
+            "{start}"
+        );
+        assert!(
+            start.contains("MSG, PVT"),
+            "the commands are listed: {start}"
+        );
+        assert!(matches!(p(" MSG x"), Err(RequestError::UnknownCommand(w)) if w.is_empty()));
+        for (line, what) in [
+            ("PVT  luke hi", "PVT user message"),
+            ("DLT  3 {ts}", "DLT n timestamp"),
+            ("EDT  3 {ts} text", "EDT n timestamp message"),
+            ("UPD  luke 10 clip.mp4", "UPD user"),
+        ] {
+            let line = line.replace("{ts}", ts);
+            let e = said(&line);
+            assert!(
+                e.starts_with("extra space before the ")
+                    && e.contains("(arguments are separated by single spaces)")
+                    && e.contains(&format!("Usage: {what}")),
+                "{line:?}: {e}"
+            );
+        }
+        for (line, what) in [
+            ("PVT  luke hi", "user name"),
+            ("BLK  luke", "user name"),
+            ("UNB  luke", "user name"),
+            ("DLT  3 {ts}", "message number"),
+            ("DLT 3  {ts}", "timestamp"),
+            ("EDT 3  {ts} text", "timestamp"),
+            ("RCU  5", "minutes"),
+            ("RDM  today", "time"),
+        ] {
+            let line = line.replace("{ts}", ts);
+            assert!(
+                said(&line).starts_with(&format!("extra space before the {what} ")),
+                "{line:?}: {}",
+                said(&line)
+            );
+        }
+        for line in ["DLT 3 {ts} ", "BLK luke ", "UNB luke  ", "RCU 5 "] {
+            let line = line.replace("{ts}", ts);
+            assert!(
+                said(&line).starts_with("extra space at the end of the line. Usage: "),
+                "{line:?}: {}",
+                said(&line)
+            );
+        }
+        // What is truly missing or wrong is still said so.
+        assert!(said("PVT").starts_with("missing user name"));
+        assert!(said("PVT  ").starts_with("missing user name"));
+        assert!(said("BLK").starts_with("missing user name"));
+        assert!(said("DLT ").starts_with("missing message number"));
+        assert!(said("BLK luke x").starts_with("invalid user name \"luke x\""));
+        assert!(said("RCU five").starts_with("\"five\" is not a number of minutes"));
+        assert!(said(&format!("DLT 3 {ts} x")).starts_with("unexpected text after the timestamp"));
+        assert!(said("FOO").starts_with("unknown command \"FOO\"; commands are MSG, "));
+        // A message is the rest of the line: its spaces are its own.
+        assert_eq!(
+            p("MSG  two spaces").unwrap(),
+            Request::Msg {
+                text: " two spaces".into()
+            }
+        );
     }
 
     #[test]

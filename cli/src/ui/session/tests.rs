@@ -604,3 +604,53 @@ fn enter_on_an_empty_new_password_reaches_the_core_as_an_empty_line() {
         "and stays in the scrollback"
     );
 }
+
+#[test]
+fn a_cancel_offered_for_transfers_that_then_end_is_taken_back_unless_the_user_made_it_theirs() {
+    const MIB: u64 = 1 << 20;
+    let mut h = Harness::new(WIDE);
+    h.prompt(yoda());
+    h.progress(1, MIB, 10 * MIB, false);
+    assert_eq!(h.ctrl('c'), KeyOutcome::Pending);
+    assert_eq!(h.last_row(), "yoda> CANCEL");
+    // The upload ends on its own: the offer goes with it, and what is typed next is sent as
+    // typed, not `CANCELOUT`.
+    h.progress(1, 10 * MIB, 10 * MIB, true);
+    assert_eq!(h.last_row(), "yoda> ");
+    h.typed("OUT");
+    assert_eq!(h.enter(), KeyOutcome::Line("OUT".into()));
+
+    // Two transfers: `CANCEL ALL` stays while one still runs, and goes when both are done.
+    h.prompt(yoda());
+    h.progress(2, MIB, 10 * MIB, false);
+    h.progress(3, MIB, 10 * MIB, false);
+    h.ctrl('c');
+    assert_eq!(h.last_row(), "yoda> CANCEL ALL");
+    h.progress(2, 10 * MIB, 10 * MIB, true);
+    assert_eq!(h.last_row(), "yoda> CANCEL ALL");
+    h.progress(3, 10 * MIB, 10 * MIB, true);
+    assert_eq!(h.last_row(), "yoda> ");
+
+    // A line the user edited after the offer is theirs: it stays.
+    h.progress(4, MIB, 10 * MIB, false);
+    h.ctrl('c');
+    h.typed(" clip.mp4");
+    h.progress(4, 10 * MIB, 10 * MIB, true);
+    assert_eq!(h.last_row(), "yoda> CANCEL clip.mp4");
+    assert_eq!(h.enter(), KeyOutcome::Line("CANCEL clip.mp4".into()));
+
+    // Edited back to the very offer is still theirs; and a line cleared with Ctrl-C and
+    // typed anew is never touched.
+    h.prompt(yoda());
+    h.progress(5, MIB, 10 * MIB, false);
+    h.ctrl('c');
+    h.key(KeyCode::Backspace, KeyModifiers::NONE);
+    h.typed("L");
+    h.progress(5, 10 * MIB, 10 * MIB, true);
+    assert_eq!(h.last_row(), "yoda> CANCEL");
+    h.ctrl('c');
+    h.progress(6, MIB, 10 * MIB, false);
+    h.typed("MSG hi");
+    h.progress(6, 10 * MIB, 10 * MIB, true);
+    assert_eq!(h.last_row(), "yoda> MSG hi");
+}
