@@ -58,8 +58,8 @@ pub struct ClientArgs {
     /// the file.
     #[arg(long, hide = true)]
     pub bench_clear_transfers: bool,
-    /// Cap the rate each upload sends at, per second (e.g. 5M, 500K): to leave room on a
-    /// slow uplink. No cap by default.
+    /// Cap the rate all uploads together send at, per second (e.g. 5M, 500K), shared
+    /// equally by those running: to leave room on a slow uplink. No cap by default.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_rate: Option<u64>,
     /// Most uploads this client runs at once; another UPD waits its turn (up to 256 wait).

@@ -215,7 +215,9 @@ pub struct TransferConfig {
     /// Longest probe timeout after backoff (ms): keeps probing often enough that a healed
     /// cut is noticed quickly.
     pub max_probe_timeout_ms: u64,
-    /// Optional cap on the sending rate, bytes per second.
+    /// Optional cap on the sending rate, bytes per second, of all this client's uploads
+    /// together (shared equally by those running; [`TransferSet`] hands out the shares), so
+    /// that a person can leave room on a slow uplink whatever the number of uploads.
     pub max_rate: Option<u64>,
     /// How many bytes the sender asks its driver for at a time.
     pub read_size: usize,

@@ -202,6 +202,12 @@ impl RateController {
         }
     }
 
+    /// Cap the pacing rate at `cap` bytes per second from now on (a share of the client's
+    /// cap that changes as uploads start and end).
+    pub fn set_max_rate(&mut self, cap: u64) {
+        self.max_rate = Some(cap);
+    }
+
     /// Most bytes that may be in flight.
     pub fn cwnd(&self) -> u64 {
         self.cwnd

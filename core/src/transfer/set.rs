@@ -74,6 +74,9 @@ pub struct TransferSet {
     early: VecDeque<(TransferId, SocketAddr, Bytes, UnixMillis)>,
     early_max: usize,
     early_ms: u64,
+    /// [`TransferConfig::max_rate`]: the cap on all uploads together, shared equally by the
+    /// senders still running.
+    max_rate: Option<u64>,
 }
 
 impl Default for TransferSet {
@@ -93,6 +96,26 @@ impl TransferSet {
             early: VecDeque::new(),
             early_max: config.early_hellos,
             early_ms: config.early_hello_ms,
+            max_rate: config.max_rate,
+        }
+    }
+
+    /// Give every running sender its equal share of the rate cap, so that uploads together
+    /// stay within it (a person caps the uplink, not each file).
+    fn share_rate(&mut self) {
+        let Some(total) = self.max_rate else {
+            return;
+        };
+        let running = self
+            .entries
+            .values()
+            .filter(|e| matches!(e, Role::Send(s) if !s.is_finished()))
+            .count() as u64;
+        let share = (total / running.max(1)).max(1);
+        for e in self.entries.values_mut() {
+            if let Role::Send(s) = e {
+                s.set_rate_cap(share);
+            }
         }
     }
 
@@ -100,6 +123,7 @@ impl TransferSet {
     pub fn add_sender(&mut self, sender: Sender) {
         self.entries
             .insert(sender.id(), Role::Send(Box::new(sender)));
+        self.share_rate();
     }
 
     /// Expect a file with `receiver` (which knows the presenter's address); the `Hello`s
@@ -288,7 +312,11 @@ impl TransferSet {
     pub fn remove_finished(&mut self) -> usize {
         let before = self.entries.len();
         self.entries.retain(|_, e| !e.is_finished());
-        before - self.entries.len()
+        let removed = before - self.entries.len();
+        if removed > 0 {
+            self.share_rate();
+        }
+        removed
     }
 
     /// The earliest timer of any transfer.

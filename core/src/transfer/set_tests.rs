@@ -791,3 +791,42 @@ fn a_flood_of_early_hellos_is_bounded_forgeries_are_rejected_and_old_ones_expire
     set.handle_datagram(addr(9), &newcomer, late);
     assert_eq!(set.early_hellos(), 1, "the old ones expired");
 }
+
+#[test]
+fn the_rate_cap_holds_for_all_uploads_together_and_a_lone_one_gets_all_of_it() {
+    // 4 MB/s for the client's uploads: four 1 MB files at once take about a second, not a
+    // quarter of one (each capped alone, they went at 4 MB/s apiece); then one file alone
+    // gets the whole cap again.
+    let config = TransferConfig {
+        max_rate: Some(4_000_000),
+        ..TransferConfig::default()
+    };
+    let mut m = Mesh::lossless(2);
+    m.nodes[0].set = TransferSet::new(&config);
+    let began = m.now;
+    let ids: Vec<TransferId> = (1..=4)
+        .map(|id| m.start_with(id, 0, 1, 1_000_000, config.clone()))
+        .collect();
+    m.run_until(120_000, |m| {
+        ids.iter().all(|id| m.nodes[1].outcomes.contains_key(id))
+    });
+    let together = m.now.millis_since(began);
+    for &id in &ids {
+        m.finish(id, 0, 1);
+        m.assert_delivered(id, 0, 1);
+    }
+    assert!(
+        together >= 900,
+        "4 MB under a 4 MB/s cap took {together} ms"
+    );
+    let began = m.now;
+    let id = m.start_with(5, 0, 1, 1_000_000, config.clone());
+    m.run_until(120_000, |m| m.nodes[1].outcomes.contains_key(&id));
+    let alone = m.now.millis_since(began);
+    m.finish(id, 0, 1);
+    m.assert_delivered(id, 0, 1);
+    assert!(
+        alone < together / 2,
+        "a lone upload gets the whole cap: {alone} ms against {together} ms for four"
+    );
+}

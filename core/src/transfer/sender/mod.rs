@@ -297,6 +297,12 @@ impl Sender {
         self.id
     }
 
+    /// Send at most `cap` bytes per second from now on: this upload's share of the client's
+    /// cap on all its uploads (see [`TransferSet`](super::TransferSet)).
+    pub fn set_rate_cap(&mut self, cap: u64) {
+        self.rate.set_max_rate(cap);
+    }
+
     /// Whether the machine has nothing more to do and can be dropped.
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Complete | State::Aborted)
