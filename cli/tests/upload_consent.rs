@@ -41,7 +41,7 @@ fn a_piped_client_declines_by_policy_and_the_presenter_is_told_at_once() {
         );
         leia.command(
             &format!("UPD luke {big}"),
-            "luke declined clip.mp4; nothing was sent",
+            "luke's client declined clip.mp4 without asking: it is larger than luke takes (its --max-upload); nothing was sent",
         );
         luke.out
             .wait_for("Declined clip.mp4 from leia: it is larger than the 1.0 MiB this client takes (--max-upload)");

@@ -160,7 +160,13 @@ fn the_policy_decides_without_asking_trusted_too_large_and_never() {
         luke_saw.contains("Declined small.mp4 from leia: this client takes uploads only from trusted presenters (--accept never)"),
         "{luke_saw}"
     );
-    assert!(w.shown(yoda).contains("luke declined big.mp4"));
+    // The presenter hears why when it was the size (and only "declined" for a policy of
+    // trust, which is luke's business).
+    assert!(
+        w.shown(yoda).contains("luke's client declined big.mp4 without asking: it is larger than luke takes (its --max-upload); nothing was sent"),
+        "{}",
+        w.shown(yoda)
+    );
     assert!(w.shown(leia).contains("luke declined small.mp4"));
 }
 

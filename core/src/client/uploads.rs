@@ -20,7 +20,7 @@ use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::consent::{ConsentPolicy, Verdict};
+use super::consent::{ConsentPolicy, Declined, Verdict};
 use super::local::Target;
 use super::narration::{duration, part_fate, rate, upload_failure};
 use super::output::{
@@ -598,8 +598,11 @@ impl Transfers {
                     grant.name, grant.user, grant.user
                 ),
             );
-            self.set
-                .add_receiver(refuse(AbortReason::Declined, config, key));
+            let reason = match why {
+                Declined::TooLarge(_) => AbortReason::TooLarge,
+                Declined::NotTrusted => AbortReason::Declined,
+            };
+            self.set.add_receiver(refuse(reason, config, key));
             return;
         }
         let receiver = Receiver::new(
@@ -1157,9 +1160,10 @@ fn outcome_of(reason: AbortReason) -> Outcome {
     match reason {
         AbortReason::Declined
         | AbortReason::NoAnswer
-        | AbortReason::PeerAborted(PeerReason::Declined | PeerReason::NoAnswer) => {
-            Outcome::Declined
-        }
+        | AbortReason::TooLarge
+        | AbortReason::PeerAborted(
+            PeerReason::Declined | PeerReason::NoAnswer | PeerReason::TooLarge,
+        ) => Outcome::Declined,
         AbortReason::Cancelled | AbortReason::PeerAborted(PeerReason::Cancelled) => {
             Outcome::Cancelled
         }
@@ -1173,6 +1177,10 @@ fn upload_ended(u: &Upload, reason: AbortReason) -> String {
         AbortReason::PeerAborted(PeerReason::Declined) => {
             format!("{} declined {}; nothing was sent", u.to, u.name)
         }
+        AbortReason::PeerAborted(PeerReason::TooLarge) => format!(
+            "{}'s client declined {} without asking: it is larger than {} takes (its --max-upload); nothing was sent",
+            u.to, u.name, u.to
+        ),
         AbortReason::PeerAborted(PeerReason::NoAnswer) | AbortReason::NoAnswer => format!(
             "{} did not answer whether to take {}; nothing was sent",
             u.to, u.name

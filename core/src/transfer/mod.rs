@@ -345,6 +345,10 @@ pub enum AbortReason {
     /// The audience did not decide in time ([`TransferConfig::decision_timeout_ms`]).
     #[error("no answer came in time")]
     NoAnswer,
+    /// The file is larger than the audience's client takes (its `--max-upload`): declined
+    /// without asking, and the presenter is told so rather than just "declined".
+    #[error("the file is larger than this client takes")]
+    TooLarge,
 }
 
 /// The reason code carried in an `Abort` datagram: the peer's view, coarse on purpose.
@@ -380,6 +384,9 @@ pub enum PeerReason {
     /// The audience did not answer in time.
     #[error("the audience did not answer in time")]
     NoAnswer,
+    /// The file is larger than the audience's client takes.
+    #[error("the file is larger than the audience takes")]
+    TooLarge,
     /// A code this version does not know.
     #[error("unknown reason {0}")]
     Other(u8),
@@ -399,6 +406,7 @@ impl PeerReason {
             PeerReason::Refused => 8,
             PeerReason::Declined => 9,
             PeerReason::NoAnswer => 10,
+            PeerReason::TooLarge => 11,
             PeerReason::Other(c) => c,
         }
     }
@@ -416,6 +424,7 @@ impl PeerReason {
             8 => PeerReason::Refused,
             9 => PeerReason::Declined,
             10 => PeerReason::NoAnswer,
+            11 => PeerReason::TooLarge,
             c => PeerReason::Other(c),
         }
     }
@@ -436,6 +445,7 @@ impl AbortReason {
             AbortReason::Refused => PeerReason::Refused,
             AbortReason::Declined => PeerReason::Declined,
             AbortReason::NoAnswer => PeerReason::NoAnswer,
+            AbortReason::TooLarge => PeerReason::TooLarge,
         }
     }
 }
