@@ -3,6 +3,8 @@
 //! Kept apart from the bookkeeping (`uploads`) so that the words can change without touching
 //! the rules, and the rules without the words.
 
+use std::net::SocketAddr;
+
 use super::output::FileProblem;
 use super::render::human_bytes;
 use super::upload_queue::PendingUpload;
@@ -162,6 +164,21 @@ pub(super) fn upload_failure(to: &UserName, reason: AbortReason) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// An upload that gave up without one answer from the audience's client: not "went silent"
+/// but probably unreachable, which a person can do something about.
+pub(super) fn upload_never_answered(name: &str, to: &UserName, at: SocketAddr) -> String {
+    format!(
+        "Upload of {name} to {to} failed: no answer at all came from {to}'s client at {at}: its UDP port may not be reachable from here (a firewall or a NAT on the way), or its client stopped"
+    )
+}
+
+/// A download that gave up before anything came from the presenter's client.
+pub(super) fn download_never_arrived(name: &str, from: &UserName, at: SocketAddr) -> String {
+    format!(
+        "Upload of {name} from {from} failed: nothing at all arrived from {from}'s client at {at}: its datagrams may not get through to this client (a firewall or a NAT on the way), or its client stopped"
+    )
 }
 
 /// The problem to report for an upload source that is not a readable regular file.

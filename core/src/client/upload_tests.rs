@@ -428,10 +428,21 @@ fn a_new_upload_works_right_after_one_that_was_refused_aborted_or_failed() {
     // Failed: the path loses everything until both sides give up; then it heals.
     w.drop_every = 1;
     w.upload(yoda, "luke", "a.mp4");
+    // Nothing ever got through: each side says the other may be unreachable, not that it
+    // "went silent".
     assert!(
-        w.shown(yoda).contains("Upload of a.mp4 to luke failed"),
+        w.shown(yoda).contains(
+            "Upload of a.mp4 to luke failed: no answer at all came from luke's client at "
+        ),
         "{}",
         w.shown(yoda)
+    );
+    assert!(
+        w.shown(luke).contains(
+            "Upload of a.mp4 from yoda failed: nothing at all arrived from yoda's client at "
+        ),
+        "{}",
+        w.shown(luke)
     );
     w.drop_every = 0;
     w.upload(yoda, "luke", "a.mp4");

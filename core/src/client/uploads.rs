@@ -22,7 +22,9 @@ use rand_core::{RngCore, SeedableRng};
 
 use super::consent::{ConsentPolicy, Declined, Verdict};
 use super::local::Target;
-use super::narration::{duration, part_fate, rate, upload_failure};
+use super::narration::{
+    download_never_arrived, duration, part_fate, rate, upload_failure, upload_never_answered,
+};
 use super::output::{
     ClientOutput, Direction, Display, FileOp, FileResult, KeptPart, Outcome, Phase, Progress, Tone,
 };
@@ -921,7 +923,15 @@ impl Transfers {
                     let done = self.bytes_done(id);
                     let outcome = outcome_of(reason);
                     self.progress_done(id, Direction::Upload, label, done, u.size, outcome, out);
-                    show(out, Tone::Error, upload_ended(&u, reason));
+                    let text = match self.set.get(id) {
+                        Some(Role::Send(s))
+                            if reason == AbortReason::PeerSilent && !s.has_heard_from_peer() =>
+                        {
+                            upload_never_answered(&u.name, &u.to, s.peer())
+                        }
+                        _ => upload_ended(&u, reason),
+                    };
+                    show(out, Tone::Error, text);
                     // Its `Abort` may yet meet a receiver that already has the whole file.
                     if matches!(self.set.get(id), Some(Role::Send(s)) if s.hash_sent()) {
                         self.given_up.insert(id, (u.name, u.to));
@@ -999,11 +1009,15 @@ impl Transfers {
                 let label = format!("{} ← {}", d.name, d.from);
                 let outcome = outcome_of(reason);
                 self.progress_done(id, Direction::Download, label, held, d.size, outcome, out);
-                show(
-                    out,
-                    Tone::Error,
-                    download_ended(&d, reason, kept.map(|k| k.0), &self.config),
-                );
+                let text = match self.set.get(id) {
+                    Some(Role::Receive(r))
+                        if reason == AbortReason::PeerSilent && !r.has_heard_from_peer() =>
+                    {
+                        download_never_arrived(&d.name, &d.from, r.peer())
+                    }
+                    _ => download_ended(&d, reason, kept.map(|k| k.0), &self.config),
+                };
+                show(out, Tone::Error, text);
             }
         }
     }

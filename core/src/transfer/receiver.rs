@@ -224,6 +224,9 @@ pub struct Receiver {
     challenge: Option<Challenge>,
     next_token: u64,
     last_heard: UnixMillis,
+    /// Whether anything authentic came from the peer at all: a peer never heard is
+    /// probably unreachable (a firewall, a NAT), not just gone quiet.
+    heard_any: bool,
     last_answer: Option<UnixMillis>,
     /// Why we gave up, to repeat it.
     abort_reason: Option<AbortReason>,
@@ -314,6 +317,7 @@ impl Receiver {
             challenge: None,
             next_token: config.seed ^ id.0.rotate_left(17),
             last_heard: now,
+            heard_any: false,
             last_answer: None,
             abort_reason: None,
             started: false,
@@ -399,6 +403,12 @@ impl Receiver {
     pub fn is_checking(&self) -> bool {
         matches!(self.state, State::Checking | State::AwaitingStart) && !self.offer.is_empty()
             || self.state == State::Checking
+    }
+
+    /// Whether anything authentic ever came from the presenter: if not, when it gives up,
+    /// the presenter's datagrams probably cannot reach it (a firewall, a NAT).
+    pub fn has_heard_from_peer(&self) -> bool {
+        self.heard_any
     }
 
     /// Whether the data began (the sender said where it starts): before that, a kept part is
@@ -748,6 +758,7 @@ impl Receiver {
     /// Something authentic arrived from the sender.
     fn heard(&mut self, now: UnixMillis) {
         self.last_heard = now;
+        self.heard_any = true;
         self.timers
             .set(Timer::Idle, now.plus_millis(self.config.idle_timeout_ms));
     }

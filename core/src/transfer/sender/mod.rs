@@ -194,6 +194,9 @@ pub struct Sender {
     pto_count: u32,
     last_sent: UnixMillis,
     last_heard: UnixMillis,
+    /// Whether anything authentic came from the peer at all: a peer never heard is
+    /// probably unreachable (a firewall, a NAT), not just gone quiet.
+    heard_any: bool,
     last_answer: Option<UnixMillis>,
     /// Gap before the next `Abort` of a transfer given up after its hash went out.
     closing_probe_ms: u64,
@@ -268,6 +271,7 @@ impl Sender {
             pto_count: 0,
             last_sent: now,
             last_heard: now,
+            heard_any: false,
             last_answer: None,
             closing_probe_ms: CLOSING_PROBE_MS,
             abort_reason: None,
@@ -295,6 +299,17 @@ impl Sender {
     /// The transfer this machine sends.
     pub fn id(&self) -> TransferId {
         self.id
+    }
+
+    /// Whether anything authentic ever came from the audience (a `Welcome`, a `Hold`, an
+    /// ACK): if not, when it gives up, the audience was probably unreachable.
+    pub fn has_heard_from_peer(&self) -> bool {
+        self.heard_any
+    }
+
+    /// The audience's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
     }
 
     /// Send at most `cap` bytes per second from now on: this upload's share of the client's
@@ -489,6 +504,7 @@ impl Sender {
             State::Hello | State::Checking | State::Sending => {}
         }
         self.last_heard = now;
+        self.heard_any = true;
         self.timers
             .set(Timer::Idle, now.plus_millis(self.config.idle_timeout_ms));
         match d.body {
