@@ -498,6 +498,7 @@ impl Server {
                 since: since_ts,
                 next: 0,
                 end: self.board.len(),
+                deleted: Vec::new(),
             },
             lines: Some(count + 1),
         }

@@ -795,3 +795,66 @@ fn a_paused_connection_that_is_closed_is_read_again_so_its_end_is_seen() {
         "reading resumed to see the peer go"
     );
 }
+
+#[test]
+fn a_listing_numbers_its_lines_as_at_its_start_and_the_deletes_during_it_follow() {
+    // 3,000 posts by yoda; luke asks for them all and reads slowly. Meanwhile yoda deletes
+    // an early post and then a later one: the listing goes on numbering as when it began, and
+    // the two `* DELETE` events come after it, in order, so a client that applies them ends
+    // with the board's numbers (before, the lines after the first delete came with the new
+    // numbers, ahead of the event that explains them).
+    let mut files = users();
+    board(&mut files, 3_000);
+    let mut net = Net::new(unthrottled(), files);
+    let yoda = net.login("127.0.0.1", "yoda", "jedi");
+    let luke = net.login_lazy("luke", "r2d2");
+    // The catch-up at login (the last 100 posts) first.
+    while net.read(luke, 64 * 1024) > 0 {
+        net.step();
+    }
+    net.take(luke);
+    net.send(luke, "RDM 01 Jan 2000 00:00:00\n");
+    net.read(luke, 16 * 1024);
+    net.step();
+    let first = net.take(luke);
+    assert!(first.contains("250-#1@"), "the listing began");
+    let stamp = |n: usize| {
+        let at = Timestamp::from_unix_secs((T0 / 1000) as i64 - 3_000 + n as i64 - 1);
+        Zone::UTC.civil(at).to_string()
+    };
+    net.send(yoda, &format!("DLT 5 {}\n", stamp(5)));
+    assert!(net.take(yoda).contains("250 Message #5 deleted"));
+    net.send(yoda, &format!("DLT 2500 {}\n", stamp(2501)));
+    assert!(net.take(yoda).contains("250 Message #2500 deleted"));
+    while net.read(luke, 8 * 1024) > 0 {
+        net.step();
+    }
+    let text = first + &net.take(luke);
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with("250 "))
+        .expect("the listing ended");
+    // Every line carries the number its post had when the listing began: post i is #i+1.
+    let mut listed = 0;
+    for l in &lines[1..=end] {
+        let body = l[4..].to_string();
+        let (number, rest) = body[1..].split_once('@').expect("#n@id");
+        let n: usize = number.parse().unwrap_or_else(|_| panic!("a number: {l}"));
+        let text = rest.split_once(": ").map(|(_, t)| t).unwrap_or_default();
+        assert!(
+            text.starts_with(&format!("post {} ", n - 1)),
+            "line numbered as at the start: {l}"
+        );
+        listed += 1;
+    }
+    // Post 5 had been listed already; post 2501 was deleted before its turn.
+    assert_eq!(listed, 3_000 - 1);
+    let after: Vec<&&str> = lines[end + 1..]
+        .iter()
+        .filter(|l| l.starts_with("* DELETE "))
+        .collect();
+    assert_eq!(after.len(), 2, "{:?}", &lines[end + 1..]);
+    assert!(after[0].starts_with("* DELETE 5@"), "{after:?}");
+    assert!(after[1].starts_with("* DELETE 2500@"), "{after:?}");
+}

@@ -41,6 +41,8 @@ pub enum Source {
         next: usize,
         /// One past the last board index in the listing.
         end: usize,
+        /// Posts deleted since the listing began, each as the board index it had then.
+        deleted: Vec<usize>,
     },
     /// Users who logged in at or after `since`, after `cursor`.
     Rcu {
@@ -79,7 +81,21 @@ pub enum Listing {
         backlog: Option<Event>,
         /// Board indices of the posts still to send.
         posts: VecDeque<usize>,
+        /// Posts deleted since the catch-up began, each as the board index it had then.
+        deleted: Vec<usize>,
     },
+}
+
+/// The number a post at board index `index` had when a listing began, given the posts
+/// `deleted` since (in order, each as its index then). A listing numbers every line as at its
+/// start: the `* DELETE` events held back during it follow it, and a client that applies them
+/// in order after the listing ends up with the board's numbers (lines numbered after a delete
+/// with the new numbers, before the event that explains them, would be off by one).
+fn index_at_start(index: usize, deleted: &[usize]) -> usize {
+    deleted
+        .iter()
+        .rev()
+        .fold(index, |i, &d| if i >= d { i + 1 } else { i })
 }
 
 impl Listing {
@@ -87,7 +103,9 @@ impl Listing {
     pub fn post_deleted(&mut self, index: usize) {
         match self {
             Listing::Reply {
-                source: Source::Rdm { next, end, .. },
+                source: Source::Rdm {
+                    next, end, deleted, ..
+                },
                 ..
             } => {
                 if index < *next {
@@ -96,8 +114,10 @@ impl Listing {
                 if index < *end {
                     *end -= 1;
                 }
+                deleted.push(index);
             }
-            Listing::CatchUp { posts, .. } => {
+            Listing::CatchUp { posts, deleted, .. } => {
+                deleted.push(index);
                 posts.retain(|&i| i != index);
                 for i in posts.iter_mut() {
                     if *i > index {
@@ -203,6 +223,7 @@ impl Server {
                 letters,
                 backlog,
                 posts,
+                deleted,
             } => {
                 let zone = self.config.zone;
                 while let Some(id) = letters.pop_front() {
@@ -221,7 +242,9 @@ impl Server {
                 while let Some(i) = posts.pop_front() {
                     if let Some(p) = self.board.at(i) {
                         let e = Event::Post {
-                            number: crate::types::MessageNumber::from_index(i),
+                            number: crate::types::MessageNumber::from_index(index_at_start(
+                                i, deleted,
+                            )),
                             id: p.id,
                             at: zone.civil(p.at),
                             author: p.author.clone(),
@@ -244,13 +267,14 @@ impl Server {
                 since,
                 next,
                 end,
+                deleted,
             } => {
                 while *next < *end {
                     let i = *next;
                     *next += 1;
                     let p = self.board.at(i)?;
                     if p.at > *since && !self.blocks.blocks(reader, &p.author) {
-                        return Some(self.rdm_line(i, p));
+                        return Some(self.rdm_line(index_at_start(i, deleted), p));
                     }
                 }
                 None
@@ -321,4 +345,21 @@ enum Piece {
     Text(String),
     /// One stored private message's event line.
     Letter(LetterId, String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_at_start;
+
+    #[test]
+    fn an_index_after_deletes_maps_back_to_the_one_it_had_at_the_start() {
+        // Board A B C D; B (index 1) deleted, then A (index 0): D is at index 1 now, was 3.
+        assert_eq!(index_at_start(1, &[1]), 2);
+        assert_eq!(index_at_start(0, &[1]), 0);
+        assert_eq!(index_at_start(1, &[1, 0]), 3);
+        assert_eq!(index_at_start(0, &[1, 0]), 2);
+        // Nothing deleted, or only later posts: unchanged.
+        assert_eq!(index_at_start(7, &[]), 7);
+        assert_eq!(index_at_start(2, &[5, 9]), 2);
+    }
 }

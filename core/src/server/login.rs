@@ -574,6 +574,7 @@ impl Server {
                     letters: letters.into(),
                     backlog,
                     posts,
+                    deleted: Vec::new(),
                 },
             );
         }
