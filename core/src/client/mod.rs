@@ -627,6 +627,20 @@ impl Client {
             return;
         }
         match command {
+            Command::Blk => {
+                let blocked = reply
+                    .lines
+                    .first()
+                    .and_then(|l| l.split_once(" is now blocked"))
+                    .and_then(|(name, _)| UserName::new(name).ok());
+                if let Some(user) = blocked {
+                    let mut out = Vec::new();
+                    self.transfers
+                        .presenter_blocked(&user, self.clock.now(), &mut out);
+                    self.queue_transfer_outputs(out);
+                    self.pump();
+                }
+            }
             Command::Msg | Command::Edt | Command::Dlt => {
                 if let (Some(me), Some(first)) = (
                     self.user.as_deref().and_then(|u| UserName::new(u).ok()),

@@ -1210,3 +1210,28 @@ fn an_upload_whose_done_is_lost_after_backed_off_probes_still_completes() {
         );
     }
 }
+
+#[test]
+fn blocking_a_presenter_stops_its_download_and_its_question_at_once() {
+    // yoda sends luke a file on a slow path; luke blocks yoda half-way.
+    let (mut w, yoda, luke) = limited_world(4, 1, 4_000_000);
+    w.type_line(yoda, "UPD luke 0.mp4");
+    w.run_until(w.now + 60_000, |w| !w.peers[luke].parts.is_empty());
+    w.run_until(w.now + 1_000, |_| false);
+    w.type_line(luke, "BLK yoda");
+    w.assert_shown(
+        luke,
+        "Stopped 0.mp4 from yoda: you blocked yoda; yoda was told; the partial file was removed",
+    );
+    w.run_transfers();
+    w.assert_shown(
+        yoda,
+        "Upload of 0.mp4 to luke failed: luke's client refused the file",
+    );
+    assert!(w.peers[luke].parts.is_empty() && w.peers[luke].kept.is_empty());
+    assert!(w.peers[luke].saved.is_empty());
+    assert!(!w.peers[luke].client.is_transferring());
+    // And the server refuses the next one: the block holds.
+    w.type_line(yoda, "UPD luke 0.mp4");
+    w.assert_shown(yoda, "luke has blocked you");
+}

@@ -97,6 +97,8 @@ struct Download {
     attempt: u32,
     /// The local user cancelled it.
     cancelled: bool,
+    /// The local user blocked its presenter meanwhile.
+    blocked: bool,
 }
 
 /// Every transfer of one client and what to say about it.
@@ -365,6 +367,35 @@ impl Transfers {
                     .then(|| (k.part.clone(), held))
             })
             .max_by_key(|(_, held)| *held)
+    }
+
+    /// The local user blocked `user`: its downloads from `user` stop now (DESIGN: a blocked
+    /// user cannot reach you by `UPD`), the question about one is declined, and their parts
+    /// are removed (nothing from `user` can resume them while it is blocked). Uploads to
+    /// `user` go on: the block is about what reaches this user.
+    pub fn presenter_blocked(
+        &mut self,
+        user: &UserName,
+        now: UnixMillis,
+        out: &mut Vec<ClientOutput>,
+    ) {
+        let ids: Vec<TransferId> = self
+            .downloads
+            .iter()
+            .filter(|(_, d)| &d.from == user && d.stage != Stage::Finishing)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(d) = self.downloads.get_mut(&id) else {
+                continue;
+            };
+            d.blocked = true;
+            if d.stage == Stage::Asking {
+                self.decide_id(id, false, now, out);
+            } else {
+                self.set.abort(id, AbortReason::Refused, now);
+            }
+        }
     }
 
     /// Cancel the running transfer `target` names (the only one when implied, or all): the
@@ -652,6 +683,7 @@ impl Transfers {
                 resuming: 0,
                 attempt: 0,
                 cancelled: false,
+                blocked: false,
             },
         );
         if !asking {
@@ -1228,6 +1260,14 @@ fn download_ended(
         }
     };
     match reason {
+        _ if d.blocked => format!(
+            "Stopped {} from {}: you blocked {}; {} was told{}",
+            d.name,
+            d.from,
+            d.from,
+            d.from,
+            fate()
+        ),
         AbortReason::Declined => {
             format!("Declined {} from {}; {} was told", d.name, d.from, d.from)
         }
