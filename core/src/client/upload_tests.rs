@@ -959,11 +959,14 @@ fn a_queued_upload_the_server_refuses_says_which_it_was_and_the_next_is_still_as
     for n in 0..3 {
         w.type_line(yoda, &format!("UPD luke {n}.mp4"));
     }
-    // luke blocks yoda while 1.mp4 and 2.mp4 wait.
+    // luke blocks yoda while 0.mp4 runs and 1.mp4 and 2.mp4 wait: the block stops 0.mp4 too.
     w.type_line(luke, "BLK yoda");
     w.run_transfers();
     let out = w.shown(yoda);
-    assert!(out.contains("0.mp4 has been uploaded to luke"), "{out}");
+    assert!(
+        out.contains("Upload of 0.mp4 to luke failed: luke's client refused the file"),
+        "{out}"
+    );
     for n in [1, 2] {
         assert!(
             out.contains(&format!(
