@@ -47,7 +47,11 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("huddle: {}", describe(&e));
+            // Never a panic, even with standard error closed: the exit code must stay 1.
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("huddle: {}\n", describe(&e)),
+            );
             std::process::exit(1);
         }
     }

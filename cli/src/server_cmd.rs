@@ -337,8 +337,17 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     drop(out);
     stop_on_signals(handle.stopper())?;
     handle.join().context("the server stopped")?;
-    println!("huddle server stopped");
+    say("huddle server stopped");
     Ok(())
+}
+
+/// A line on standard output that never panics: a closed pipe (`| head`, a log collector that
+/// died) or a full disk must not kill the thread that prints it, least of all the one that
+/// stops the server on a signal.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM stop the server gracefully: it says so, tells every client
@@ -353,16 +362,17 @@ fn stop_on_signals(stopper: huddle_runtime_std::Stopper) -> anyhow::Result<()> {
         .spawn(move || {
             let mut forever = signals.forever();
             if let Some(sig) = forever.next() {
-                println!("huddle server: {}: shutting down", signal_name(sig));
-                let _ = std::io::stdout().flush();
+                say(&format!(
+                    "huddle server: {}: shutting down",
+                    signal_name(sig)
+                ));
                 stopper.stop();
             }
             if let Some(sig) = forever.next() {
-                println!(
+                say(&format!(
                     "huddle server: {} again: stopping at once",
                     signal_name(sig)
-                );
-                let _ = std::io::stdout().flush();
+                ));
                 std::process::exit(130);
             }
         })
@@ -383,7 +393,10 @@ fn local_zone() -> Zone {
     match time::UtcOffset::current_local_offset() {
         Ok(offset) => Zone::from_offset_seconds(offset.whole_seconds()),
         Err(e) => {
-            eprintln!("huddle: cannot read the local time zone ({e}); timestamps will be in UTC");
+            let _ = writeln!(
+                std::io::stderr(),
+                "huddle: cannot read the local time zone ({e}); timestamps will be in UTC"
+            );
             Zone::UTC
         }
     }

@@ -89,3 +89,55 @@ fn sigterm_tells_every_client_and_exits_0_on_both_runtimes() {
 fn sigint_does_the_same() {
     stop_while_clients_are_connected("smol", libc::SIGINT, "SIGINT");
 }
+
+#[test]
+fn a_server_whose_output_pipe_closed_still_stops_on_sigterm() {
+    // Found by hand: `huddle server | head -1`, then SIGTERM: the signal thread panicked
+    // printing "shutting down" into the closed pipe, and the server ran on until kill -9.
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for runtime in RUNTIMES {
+        let dir = data_dir();
+        let mut child = huddle()
+            .args([
+                "server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--runtime",
+                runtime,
+                "--dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("listening on") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "{runtime}: no start line"
+            );
+        }
+        drop(out); // the reader goes away, as `head -1` does
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{runtime}: the server did not stop on SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+        assert!(!err.contains("panicked"), "{runtime}: {err}");
+        assert_eq!(status.code(), Some(0), "{runtime}: {err}");
+    }
+}
