@@ -898,7 +898,25 @@ impl Client {
             self.show(Tone::Error, narration::queue_dropped(&dropped));
         }
         // Tell the peers of running transfers that we are leaving, so they stop at once
-        // instead of waiting for their timeout.
+        // instead of waiting for their timeout; and say first why they stop (each then ends
+        // with "cancelled", which nobody typed).
+        let why = match status {
+            ExitStatus::ServerClosed => Some("the server closed the connection"),
+            ExitStatus::ConnectionLost => Some("the connection to the server was lost"),
+            ExitStatus::ProtocolError => Some("the server broke the protocol"),
+            ExitStatus::Interrupted => Some("it was interrupted"),
+            _ => None,
+        };
+        if let Some(why) = why
+            && self.transfers.is_busy()
+        {
+            self.show(
+                Tone::Error,
+                format!(
+                    "The running transfers stop now: this client exits because {why} (their peers are told; what a download received is kept for resuming)."
+                ),
+            );
+        }
         self.transfers.cancel_all(self.clock.now());
         self.pump();
         self.close_tls();

@@ -1238,3 +1238,30 @@ fn blocking_a_presenter_stops_its_download_and_its_question_at_once() {
     w.type_line(yoda, "UPD luke 0.mp4");
     w.assert_shown(yoda, "luke has blocked you");
 }
+
+#[test]
+fn a_server_shutdown_mid_upload_says_why_the_transfers_stop_and_never_that_a_client_died() {
+    let (mut w, yoda, luke) = limited_world(4, 1, 4_000_000);
+    w.type_line(yoda, "UPD luke 0.mp4");
+    w.run_until(w.now + 60_000, |w| !w.peers[luke].parts.is_empty());
+    w.run_until(w.now + 1_000, |_| false);
+    w.server.shutdown(UnixMillis(w.now));
+    w.settle();
+    w.run_transfers();
+    for (me, other) in [(yoda, "luke"), (luke, "yoda")] {
+        w.assert_shown(
+            me,
+            "Disconnected by the server: The server is shutting down",
+        );
+        w.assert_shown(
+            me,
+            "The running transfers stop now: this client exits because the server closed the connection",
+        );
+        assert!(
+            !w.shown(me).contains(&format!("{other} went offline")),
+            "{}",
+            w.shown(me)
+        );
+        assert_eq!(w.peers[me].exit, Some(ExitStatus::ServerClosed));
+    }
+}

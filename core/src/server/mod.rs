@@ -1259,6 +1259,11 @@ impl Server {
         self.logins.logout(user, now);
         self.persist_whole(DataFile::Logins);
         self.persist_whole(DataFile::UserLog);
+        // At a shutdown nobody's client went offline: everyone is told the server stops, and
+        // an `* OFFLINE` now would end their peer-to-peer transfers as if a client had died.
+        if self.stopping {
+            return;
+        }
         let offline = Event::Offline { user: user.clone() };
         self.broadcast(None, user, &offline);
         for peer in self.blockers_in_uploads_with(user, presented) {

@@ -1244,14 +1244,27 @@ fn a_post_made_in_the_same_second_as_the_logout_is_still_caught_up() {
 fn shutdown_logs_everyone_out_and_says_goodbye() {
     let mut h = Harness::new();
     let y = h.login("yoda", "jedi");
+    let l = h.login("luke", "r2d2");
+    h.take(y);
     h.server.shutdown(UnixMillis(h.now));
     h.drain();
-    assert!(h.take(y).contains("421 The server is shutting down"));
+    // Only the goodbye: an `* OFFLINE luke` would tell yoda's client that luke's client died
+    // and end their transfers as if it had.
+    for conn in [y, l] {
+        let said = h.take(conn);
+        assert!(
+            said.starts_with("421 The server is shutting down"),
+            "{said}"
+        );
+        assert!(!said.contains("OFFLINE"), "{said}");
+    }
     assert_eq!(h.file(DataFile::UserLog), "");
+    let logins = h.file(DataFile::Logins);
     assert!(
-        h.file(DataFile::Logins).starts_with("yoda; ")
-            && !h.file(DataFile::Logins).ends_with("; -\n")
+        logins.contains("yoda; ") && logins.contains("luke; "),
+        "{logins}"
     );
+    assert!(logins.lines().all(|l| !l.ends_with("; -")), "{logins}");
 }
 
 #[test]
