@@ -230,6 +230,16 @@ impl Verifier {
             Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
                 return self.by_pin(fingerprint).map(trusted);
             }
+            // A self-signed certificate marked as a CA (`openssl req -x509` makes them so):
+            // no authority vouches for it either, and the pin is what trusts it.
+            Error::InvalidCertificate(CertificateError::Other(other))
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
+            {
+                return self.by_pin(fingerprint).map(trusted);
+            }
             // webpki checks the dates before it looks for an issuer, so whether an authority
             // vouches for a certificate out of its dates is asked again inside them.
             Error::InvalidCertificate(CertificateError::ExpiredContext { time, not_after }) => {

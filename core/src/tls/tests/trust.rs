@@ -415,3 +415,55 @@ fn a_root_that_is_not_a_certificate_is_a_clear_error() {
     // Mozilla's roots load.
     assert!(ClientTls::with_mozilla_roots(TlsLimits::default()).is_ok());
 }
+
+#[test]
+fn a_self_signed_certificate_marked_as_a_ca_is_pinned_on_first_use_like_any_other() {
+    // `openssl req -x509 -newkey …` makes a self-signed certificate with CA:TRUE; webpki
+    // refuses it as an end entity (CaUsedAsEndEntity), which left every checking client
+    // unable to connect to a server that uses one. No authority vouches for it: the pin does.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["203.0.113.5".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let c = params.self_signed(&key).unwrap();
+    let cert = Cert {
+        der: c.der().to_vec(),
+        key_der: key.serialize_der(),
+        cert_pem: c.pem(),
+        key_pem: key.serialize_pem(),
+    };
+    // A client with authorities, as a real one has (the web's roots): webpki then looks.
+    let authority = Authority::new();
+    let server = HostPort::new("203.0.113.5", 4000).unwrap();
+    let connect = |cert: &Cert, known: &KnownHosts| {
+        let mut pair = Pair::new(
+            &server_tls(cert),
+            &with_authority(&authority),
+            (&server, remote_ip()),
+            known,
+            ([1; 32], [2; 32]),
+            NOW,
+        );
+        pair.run();
+        pair
+    };
+    let (mut known, _) = KnownHosts::parse("kh", "");
+    let pair = connect(&cert, &known);
+    let trusted = pair.trusted().expect("accepted on first use").clone();
+    assert_eq!(trusted.basis, Basis::FirstUse);
+    assert_eq!(trusted.fingerprint, cert.fingerprint());
+    // Pinned, the next connection is trusted by the pin; another such certificate is not.
+    let (text, _) = known.pin(trusted.pin_to_record().unwrap());
+    let (known, _) = KnownHosts::parse("kh", &text);
+    let pair = connect(&cert, &known);
+    assert!(matches!(
+        pair.trusted().map(|t| &t.basis),
+        Some(Basis::Pinned { .. })
+    ));
+    let other = self_signed(&["203.0.113.5"]);
+    let pair = connect(&other, &known);
+    assert!(
+        matches!(refusal(&pair), Refusal::CertificateChanged { .. }),
+        "{:?}",
+        refusal(&pair)
+    );
+}
