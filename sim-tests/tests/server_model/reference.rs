@@ -396,10 +396,12 @@ impl RefState {
                 }
             }
             Transition::Shutdown => {
-                // Everyone is logged out first, in login order, each leaving the rest.
+                // Everyone is logged out (their logout times recorded) and told the server
+                // stops; nobody is told of the others going offline: their clients did not.
                 self.expect.stopped = self.online.clone();
-                for u in self.online.clone() {
-                    self.leave(u);
+                let now = self.now_sec();
+                for u in std::mem::take(&mut self.online) {
+                    self.last_logout[u] = Some(now);
                 }
                 self.uncarry();
                 self.expect.timed_out = std::mem::take(&mut self.stalled);
