@@ -114,6 +114,10 @@ pub struct ClientConfig {
     pub max_seen_posts: usize,
     /// User names the client remembers for completion (10,000; offline ones forgotten first).
     pub max_known_users: usize,
+    /// How long a server that accepted the connection may stay silent before its greeting
+    /// (ms; 10 s): a wrong port (another service that waits for its client to speak) or a
+    /// stuck server is said so, instead of a client that waits for ever with nothing shown.
+    pub greeting_timeout_ms: u64,
 }
 
 impl Default for ClientConfig {
@@ -131,6 +135,7 @@ impl Default for ClientConfig {
             keep_received: false,
             max_seen_posts: 10_000,
             max_known_users: 10_000,
+            greeting_timeout_ms: 10_000,
         }
     }
 }
@@ -193,6 +198,8 @@ enum State {
 pub struct Client {
     config: ClientConfig,
     state: State,
+    /// Until the server's first byte: when to give up on a silent one.
+    greeting_deadline: Option<UnixMillis>,
     user: Option<String>,
     framer: LineFramer,
     /// In clear, or through TLS after `STARTTLS`.
@@ -263,6 +270,7 @@ impl Client {
             times: SeenPosts::new(config.max_seen_posts),
             known: KnownUsers::new(config.max_known_users),
             timeline: render::Timeline::new(config.interactive),
+            greeting_deadline: Some(now.plus_millis(config.greeting_timeout_ms)),
             config,
             state: State::Greeting,
             user: None,
@@ -328,6 +336,7 @@ impl Client {
             self.transfers.poll_timeout(),
             emulated,
             self.tls_poll_timeout(),
+            self.greeting_deadline,
         ]
         .into_iter()
         .flatten()
@@ -368,6 +377,18 @@ impl Client {
     /// Time passed; a spurious call is harmless.
     pub(crate) fn handle_timeout(&mut self, now: UnixMillis) {
         let now = self.clock.advance(now);
+        if self.greeting_deadline.is_some_and(|t| t <= now) {
+            self.greeting_deadline = None;
+            self.show(
+                Tone::Error,
+                format!(
+                    "The server accepted the connection but said nothing for {}: is this the port of a huddle server? (A huddle server greets at once.)",
+                    narration::duration(self.config.greeting_timeout_ms)
+                ),
+            );
+            self.exit(ExitStatus::ConnectionLost);
+            return;
+        }
         self.tls_timeout(now);
         self.transfers.handle_timeout(now);
         self.pump();
@@ -539,6 +560,9 @@ impl Client {
         let now = self.clock.advance(now);
         if self.state == State::Done {
             return;
+        }
+        if !bytes.is_empty() {
+            self.greeting_deadline = None;
         }
         match self.link {
             Link::Clear => self.received(bytes),

@@ -955,3 +955,37 @@ fn the_unknown_command_error_lists_this_clients_own_commands_and_an_extra_space_
         assert!(p.messagelog.is_empty(), "nothing was posted");
     }
 }
+
+#[test]
+fn a_server_that_accepts_but_never_greets_is_said_so_after_the_greeting_timeout() {
+    // Found by hand: `huddle client` against a port whose service waits for its client to
+    // speak (an HTTP server) waited for ever and showed nothing.
+    let exit_of = |c: &mut Client| {
+        std::iter::from_fn(|| c.poll_output())
+            .filter_map(|o| match o {
+                ClientOutput::Exit(s) => Some(s),
+                ClientOutput::Show(d) => {
+                    assert!(d.text.contains("said nothing for 10 s"), "{}", d.text);
+                    None
+                }
+                _ => None,
+            })
+            .last()
+    };
+    let mut c = Client::new(ClientConfig::default(), T0);
+    assert_eq!(c.poll_timeout(), Some(T0.plus_millis(10_000)));
+    c.handle_input(Input::Timeout, T0.plus_millis(9_999));
+    assert_eq!(exit_of(&mut c), None);
+    c.handle_input(Input::Timeout, T0.plus_millis(10_000));
+    assert_eq!(exit_of(&mut c), Some(ExitStatus::ConnectionLost));
+    assert_eq!(ExitStatus::ConnectionLost.code(), 5);
+    // A server that greets, however late its later replies, is not timed out.
+    let mut c = Client::new(ClientConfig::default(), T0);
+    c.handle_input(
+        Input::ServerBytes(Bytes::from_static(b"331 hi\n")),
+        T0.plus_millis(5),
+    );
+    assert_eq!(c.poll_timeout(), None);
+    c.handle_input(Input::Timeout, T0.plus_millis(60_000));
+    assert!(!c.is_done());
+}
