@@ -131,6 +131,11 @@ pub fn load(opts: &ServerOptions) -> Result<Loaded, ServerError> {
     };
     let dir = DataDir::open(&opts.dir)?;
     let files = dir.load()?;
+    // A folder the core refuses gets nothing new in it, not even a certificate.
+    huddle_core::server::check_start(&opts.config, &files).map_err(|e| match e {
+        StartError::Damaged(damage) => ServerError::from(dir.damaged(damage)),
+        StartError::Config(e) => ServerError::Config(e),
+    })?;
     let mut config = opts.config.clone();
     if config.tls.is_none() {
         config.tls = load_tls(opts, &console)?;

@@ -182,6 +182,19 @@ pub struct Server {
     health: storage_health::StorageHealth,
 }
 
+/// Whether a server would start on `files` with `config` ([`Server::new`]'s refusals, nothing
+/// built): a runtime asks before it creates anything (a certificate) in a folder it would
+/// then refuse.
+pub fn check_start(config: &ServerConfig, files: &DataFiles) -> Result<(), StartError> {
+    config.check()?;
+    if config.on_damage == OnDamage::Refuse
+        && let Some(damage) = Folder::read(files, config.zone).damage()
+    {
+        return Err(damage.into());
+    }
+    Ok(())
+}
+
 /// Why a server did not start ([`Server::new`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
