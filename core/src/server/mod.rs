@@ -343,12 +343,13 @@ impl Server {
             };
             server.persist(Persist::Replace { file, text });
         }
+        let count = |n: usize, what| wording::count(n as u64, what);
         server.log(format!(
-            "data loaded: {} accounts, {} messages, {} private messages waiting, {} blocks",
-            server.accounts.len(),
-            server.board.len(),
-            server.inbox.len(),
-            server.blocks.render().lines().count()
+            "data loaded: {}, {}, {} waiting, {}",
+            count(server.accounts.len(), "account"),
+            count(server.board.len(), "message"),
+            count(server.inbox.len(), "private message"),
+            count(server.blocks.render().lines().count(), "block")
         ));
         Ok(server)
     }

@@ -1312,3 +1312,20 @@ fn a_posts_reply_leaves_after_its_record_but_before_the_fan_out() {
     // The id's journal line and the post, then the reply, then everyone else.
     assert_eq!(kinds, vec!["persist", "persist", "reply", "event"]);
 }
+
+#[test]
+fn the_start_line_counts_in_the_singular_for_one() {
+    let mut files = DataFiles::new();
+    files.insert(DataFile::Credentials, "yoda jedi\n");
+    files.insert(
+        DataFile::MessageLog,
+        "1; 21 Nov 2026 22:30:01; yoda; do or do not; no\n",
+    );
+    let h = Harness::with(fast_config(), files);
+    assert!(
+        h.logs.iter().any(|l| l
+            .contains("data loaded: 1 account, 1 message, 0 private messages waiting, 0 blocks")),
+        "{:?}",
+        h.logs
+    );
+}
