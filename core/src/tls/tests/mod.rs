@@ -50,6 +50,16 @@ pub(super) struct Cert {
 }
 
 impl Cert {
+    /// What rcgen made, as the server would load it.
+    pub fn from_rcgen(cert: &rcgen::Certificate, key: &KeyPair) -> Self {
+        Cert {
+            der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
     pub fn identity(&self) -> ServerIdentity {
         ServerIdentity::from_der(vec![self.der.clone()], self.key_der.clone()).unwrap()
     }
@@ -64,13 +74,7 @@ pub(super) fn self_signed(names: &[&str]) -> Cert {
     let key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
     let params =
         CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Cert {
-        der: cert.der().to_vec(),
-        key_der: key.serialize_der(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
+    Cert::from_rcgen(&params.self_signed(&key).unwrap(), &key)
 }
 
 /// A test certificate authority.

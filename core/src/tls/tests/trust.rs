@@ -333,13 +333,7 @@ fn a_self_signed_certificate_is_judged_by_its_pin_not_its_dates() {
     let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     params.not_before = date(2020, 1, 1);
     params.not_after = date(2021, 1, 1);
-    let c = params.self_signed(&key).unwrap();
-    let cert = Cert {
-        der: c.der().to_vec(),
-        key_der: key.serialize_der(),
-        cert_pem: c.pem(),
-        key_pem: key.serialize_pem(),
-    };
+    let cert = Cert::from_rcgen(&params.self_signed(&key).unwrap(), &key);
     let (known, _) = KnownHosts::parse("kh", "");
     let mut pair = Pair::new(
         &server_tls(&cert),
@@ -424,13 +418,7 @@ fn a_self_signed_certificate_marked_as_a_ca_is_pinned_on_first_use_like_any_othe
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["203.0.113.5".to_string()]).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let c = params.self_signed(&key).unwrap();
-    let cert = Cert {
-        der: c.der().to_vec(),
-        key_der: key.serialize_der(),
-        cert_pem: c.pem(),
-        key_pem: key.serialize_pem(),
-    };
+    let cert = Cert::from_rcgen(&params.self_signed(&key).unwrap(), &key);
     // A client with authorities, as a real one has (the web's roots): webpki then looks.
     let authority = Authority::new();
     let server = HostPort::new("203.0.113.5", 4000).unwrap();
