@@ -825,7 +825,7 @@ impl Client {
         self.show(
             Tone::Error,
             format!(
-                "Login failed: the input's next line is not {what} (input that is not a terminal gives one user name, one password, then commands)."
+                "Login failed: input that is not a terminal gives one user name, one password, then commands, so this client does not try {what}; correct the input's first lines and run it again."
             ),
         );
         self.exit(ExitStatus::LoginFailed);

@@ -281,7 +281,7 @@ fn a_piped_login_whose_name_is_refused_stops_instead_of_sending_the_next_lines_a
     let said: Vec<&str> = p.shown.iter().map(|d| d.text.as_str()).collect();
     assert!(
         said.iter()
-            .any(|t| t.starts_with("Login failed: the input's next line is not another user name")),
+            .any(|t| t.starts_with("Login failed: input that is not a terminal gives one user name, one password, then commands, so this client does not try another user name")),
         "{said:?}"
     );
     // A person at a terminal is asked for another name.
