@@ -316,6 +316,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         crate::Runtime::Smol => huddle_runtime_smol::spawn_server(opts),
     }
     .context("the server could not start")?;
+    // Before the line that says it listens: whoever waits for that line (a script, a test, a
+    // supervisor) may signal the server at once, and must find the graceful stop in place.
+    stop_on_signals(handle.stopper())?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -335,7 +338,6 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let _ = out.flush();
     drop(out);
-    stop_on_signals(handle.stopper())?;
     handle.join().context("the server stopped")?;
     say("huddle server stopped");
     Ok(())
