@@ -48,6 +48,9 @@ struct Upload {
     name: String,
     size: u64,
     started: UnixMillis,
+    /// When the file's bytes began to go (its first read): the speed is of that, not of the
+    /// time the audience took to decide.
+    sending_since: Option<UnixMillis>,
     /// Whether the presenter was told that the audience is being asked.
     told_waiting: bool,
     /// Whether the presenter was told that the audience resumes.
@@ -547,6 +550,7 @@ impl Transfers {
                 name: grant.name,
                 size: grant.size,
                 started: now,
+                sending_since: None,
                 told_waiting: false,
                 told_resume: false,
                 cancelled: false,
@@ -914,6 +918,9 @@ impl Transfers {
     ) {
         match event {
             SetEvent::Sender(SenderEvent::Read { offset, len }) => {
+                if let Some(u) = self.uploads.get_mut(&id) {
+                    u.sending_since.get_or_insert(now);
+                }
                 out.push(ClientOutput::File(FileOp::Read { id, offset, len }))
             }
             SetEvent::Sender(SenderEvent::Complete) => {
@@ -943,7 +950,12 @@ impl Transfers {
                             "{} has been uploaded to {} ({}{had}){stats}",
                             u.name,
                             u.to,
-                            rate(u.size, u.size.saturating_sub(kept), u.started, now)
+                            rate(
+                                u.size,
+                                u.size.saturating_sub(kept),
+                                u.sending_since.unwrap_or(u.started),
+                                now
+                            )
                         ),
                     );
                 }
