@@ -5,6 +5,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 const HUDDLE: &str = env!("CARGO_BIN_EXE_huddle");
 
 /// Kills the server even when the test fails halfway.
@@ -136,17 +138,7 @@ fn a_setting_the_server_cannot_work_with_is_refused_before_anything_is_created()
             ),
         ] {
             let dir = tempfile::tempdir().unwrap();
-            let out = Command::new(HUDDLE)
-                .args([
-                    "server",
-                    "0",
-                    "--bind",
-                    "127.0.0.1",
-                    "--runtime",
-                    runtime,
-                    "--dir",
-                ])
-                .arg(dir.path())
+            let out = common::server_command(runtime, dir.path())
                 .args(flags)
                 .output()
                 .unwrap();

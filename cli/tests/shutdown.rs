@@ -98,17 +98,7 @@ fn a_server_whose_output_pipe_closed_still_stops_on_sigterm() {
     use std::process::Stdio;
     for runtime in RUNTIMES {
         let dir = data_dir();
-        let mut child = huddle()
-            .args([
-                "server",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--runtime",
-                runtime,
-                "--dir",
-            ])
-            .arg(dir.path())
+        let mut child = server_command(runtime, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

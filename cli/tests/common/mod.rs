@@ -21,6 +21,23 @@ pub fn huddle() -> Command {
     Command::new(env!("CARGO_BIN_EXE_huddle"))
 }
 
+/// `huddle server` on a free loopback port with `runtime` and the data folder `dir`, not
+/// started: for tests that watch the process itself (its exit, its signals, its files).
+pub fn server_command(runtime: &str, dir: &Path) -> Command {
+    let mut cmd = huddle();
+    cmd.args([
+        "server",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--runtime",
+        runtime,
+        "--dir",
+    ])
+    .arg(dir);
+    cmd
+}
+
 /// Lines a child printed, collected by a background thread.
 #[derive(Clone, Default)]
 pub struct Transcript(Arc<Mutex<Vec<String>>>);

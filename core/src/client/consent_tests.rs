@@ -54,12 +54,7 @@ fn an_asked_upload_holds_the_presenter_past_its_idle_timeout_until_accepted() {
     assert_eq!(w.peers[luke].saved.get("yoda_clip.mp4"), Some(&file));
     assert!(w.shown(luke).contains("Accepted clip.mp4 from yoda"));
     // The time and speed are of the bytes going, not of the 30 s luke thought.
-    let line = w
-        .shown(yoda)
-        .lines()
-        .find(|l| l.contains("clip.mp4 has been uploaded to luke"))
-        .expect("the upload's line")
-        .to_string();
+    let line = w.line_with(yoda, "clip.mp4 has been uploaded to luke");
     let took = line
         .split(" in ")
         .nth(1)

@@ -103,12 +103,7 @@ fn the_audience_cancels_keeps_the_part_and_the_next_upload_resumes_from_it() {
         w.shown(yoda)
     );
     // The speed is of what travelled: never above the 20 MB/s path, kept bytes or not.
-    let line = w
-        .shown(yoda)
-        .lines()
-        .rfind(|l| l.contains("has been uploaded to luke"))
-        .expect("the resumed upload's line")
-        .to_string();
+    let line = w.line_with(yoda, "has been uploaded to luke");
     let speed = line
         .split(", ")
         .nth(1)

@@ -499,6 +499,16 @@ impl World {
 
     /// Fail, showing everything peer `i` was shown, unless some of it contains `needle`.
     #[track_caller]
+    /// The last line peer `i` was shown that contains `needle` (the test fails without one).
+    #[track_caller]
+    pub(super) fn line_with(&self, i: usize, needle: &str) -> String {
+        self.shown(i)
+            .lines()
+            .rfind(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", self.shown(i)))
+            .to_string()
+    }
+
     pub(super) fn assert_shown(&self, i: usize, needle: &str) {
         let shown = self.shown(i);
         assert!(shown.contains(needle), "no {needle:?} in:\n{shown}");

@@ -436,6 +436,12 @@ impl Pair {
     fn last_text(&self) -> &str {
         self.shown.last().map_or("", |d| d.text.as_str())
     }
+
+    /// The last line shown starts with `prefix` (else the test fails, showing every line).
+    #[track_caller]
+    fn assert_last_starts_with(&self, prefix: &str) {
+        assert!(self.last_text().starts_with(prefix), "{}", self.texts());
+    }
 }
 
 #[test]
@@ -447,32 +453,16 @@ fn dlt_n_and_edt_n_fill_in_the_timestamp_the_client_saw_and_the_server_still_che
     p.type_line("MSG two");
     p.type_line("MSG three");
     p.type_line("EDT 2 two, edited");
-    assert!(
-        p.last_text().starts_with("Message #2 edited at "),
-        "{}",
-        p.texts()
-    );
+    p.assert_last_starts_with("Message #2 edited at ");
     // The edit's new timestamp is the one used next.
     p.type_line("EDT #2 two, again");
-    assert!(
-        p.last_text().starts_with("Message #2 edited at "),
-        "{}",
-        p.texts()
-    );
+    p.assert_last_starts_with("Message #2 edited at ");
     p.type_line("DLT 1");
-    assert!(
-        p.last_text().starts_with("Message #1 deleted at "),
-        "{}",
-        p.texts()
-    );
+    p.assert_last_starts_with("Message #1 deleted at ");
     // Numbers follow the board's, as the server renumbers it: "two, again" is #1 now, and
     // "three" #2.
     p.type_line("DLT 2");
-    assert!(
-        p.last_text().starts_with("Message #2 deleted at "),
-        "{}",
-        p.texts()
-    );
+    p.assert_last_starts_with("Message #2 deleted at ");
     assert!(
         p.messagelog.contains("; two, again; yes") && !p.messagelog.contains("; three; no"),
         "{}",
@@ -787,34 +777,18 @@ fn after_a_delete_announced_live_dlt_n_and_edt_n_mean_the_posts_now_numbered_n()
         p.texts()
     );
     p.type_line("DLT 2");
-    assert!(
-        p.last_text().starts_with("Message #2 deleted at "),
-        "{}",
-        p.texts()
-    );
+    p.assert_last_starts_with("Message #2 deleted at ");
     assert_eq!(board(&p.server), ["a", "c"]);
     // yoda's own delete renumbers too: c is #2.
     p.tick();
     p.type_line("EDT 2 see");
-    assert!(
-        p.last_text().starts_with("Message #2 edited at "),
-        "{}",
-        p.texts()
-    );
+    p.assert_last_starts_with("Message #2 edited at ");
     // The edit's new timestamp is the one filled in next.
     p.tick();
     p.type_line("EDT 2 sea");
-    assert!(
-        p.last_text().starts_with("Message #2 edited at "),
-        "{}",
-        p.texts()
-    );
+    p.assert_last_starts_with("Message #2 edited at ");
     p.type_line("EDT 1 aa");
-    assert!(
-        p.last_text().starts_with("Message #1 edited at "),
-        "{}",
-        p.texts()
-    );
+    p.assert_last_starts_with("Message #1 edited at ");
     assert_eq!(board(&p.server), ["aa", "sea"]);
 }
 
@@ -896,17 +870,9 @@ fn posts_caught_up_at_login_and_listed_by_rdm_follow_a_delete_the_client_never_s
     q.type_line("MSG b");
     q.tick();
     q.type_line("DLT 1");
-    assert!(
-        q.last_text().starts_with("Message #1 deleted at "),
-        "{}",
-        q.texts()
-    );
+    q.assert_last_starts_with("Message #1 deleted at ");
     q.type_line("EDT 2 bee");
-    assert!(
-        q.last_text().starts_with("Message #2 edited at "),
-        "{}",
-        q.texts()
-    );
+    q.assert_last_starts_with("Message #2 edited at ");
     assert_eq!(board(&q.server), ["while away", "bee"]);
 }
 

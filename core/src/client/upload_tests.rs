@@ -595,6 +595,15 @@ fn a_presenter_is_told_at_once_when_the_audience_cannot_create_or_write_the_file
 
 /// A presenter limited to `max` uploads at once, and luke; `files` sources of `len` bytes
 /// (`0.mp4`, `1.mp4`, …) each different.
+/// yoda's upload of a 4 MB `0.mp4` to luke over a 1 MB/s path, a second into its data.
+fn upload_under_way() -> (World, usize, usize) {
+    let (mut w, yoda, luke) = limited_world(4, 1, 4_000_000);
+    w.type_line(yoda, "UPD luke 0.mp4");
+    w.run_until(w.now + 60_000, |w| !w.peers[luke].parts.is_empty());
+    w.run_until(w.now + 1_000, |_| false);
+    (w, yoda, luke)
+}
+
 fn limited_world(max: usize, files: usize, len: usize) -> (World, usize, usize) {
     let mut w = World::new();
     let limited = TransferConfig {
@@ -1010,10 +1019,7 @@ fn an_upload_asked_for_while_others_wait_goes_behind_them_even_when_slots_are_fr
 #[test]
 fn a_peer_whose_client_dies_ends_its_transfers_when_the_server_says_it_went_offline() {
     // luke's client dies in the middle of yoda's upload.
-    let (mut w, yoda, luke) = limited_world(4, 1, 4_000_000);
-    w.type_line(yoda, "UPD luke 0.mp4");
-    w.run_until(w.now + 60_000, |w| !w.peers[luke].parts.is_empty());
-    w.run_until(w.now + 1_000, |_| false);
+    let (mut w, yoda, luke) = upload_under_way();
     let died = w.now;
     w.crash(luke);
     w.assert_shown(yoda, "luke went offline");
@@ -1217,10 +1223,7 @@ fn an_upload_whose_done_is_lost_after_backed_off_probes_still_completes() {
 #[test]
 fn blocking_a_presenter_stops_its_download_and_its_question_at_once() {
     // yoda sends luke a file on a slow path; luke blocks yoda half-way.
-    let (mut w, yoda, luke) = limited_world(4, 1, 4_000_000);
-    w.type_line(yoda, "UPD luke 0.mp4");
-    w.run_until(w.now + 60_000, |w| !w.peers[luke].parts.is_empty());
-    w.run_until(w.now + 1_000, |_| false);
+    let (mut w, yoda, luke) = upload_under_way();
     w.type_line(luke, "BLK yoda");
     w.assert_shown(
         luke,
@@ -1241,10 +1244,7 @@ fn blocking_a_presenter_stops_its_download_and_its_question_at_once() {
 
 #[test]
 fn a_server_shutdown_mid_upload_says_why_the_transfers_stop_and_never_that_a_client_died() {
-    let (mut w, yoda, luke) = limited_world(4, 1, 4_000_000);
-    w.type_line(yoda, "UPD luke 0.mp4");
-    w.run_until(w.now + 60_000, |w| !w.peers[luke].parts.is_empty());
-    w.run_until(w.now + 1_000, |_| false);
+    let (mut w, yoda, luke) = upload_under_way();
     w.server.shutdown(UnixMillis(w.now));
     w.settle();
     w.run_transfers();
