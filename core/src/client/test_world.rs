@@ -497,8 +497,6 @@ impl World {
         self.peers[i].shown.join("\n")
     }
 
-    /// Fail, showing everything peer `i` was shown, unless some of it contains `needle`.
-    #[track_caller]
     /// The last line peer `i` was shown that contains `needle` (the test fails without one).
     #[track_caller]
     pub(super) fn line_with(&self, i: usize, needle: &str) -> String {
@@ -509,6 +507,8 @@ impl World {
             .to_string()
     }
 
+    /// Fail, showing everything peer `i` was shown, unless some of it contains `needle`.
+    #[track_caller]
     pub(super) fn assert_shown(&self, i: usize, needle: &str) {
         let shown = self.shown(i);
         assert!(shown.contains(needle), "no {needle:?} in:\n{shown}");
